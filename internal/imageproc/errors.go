@@ -1,0 +1,23 @@
+package imageproc
+
+import "errors"
+
+// The failures of image work. Each is wrapped with detail; callers test with
+// errors.Is and map them to HTTP status in one place (internal/httpapi).
+var (
+	// ErrBadOption: an option is unknown, repeated, malformed or out of range.
+	ErrBadOption = errors.New("bad option")
+	// ErrUnsupported: the bytes are not an image in an enabled input format.
+	ErrUnsupported = errors.New("unsupported image format")
+	// ErrUndecodable: the bytes claim a supported format but cannot be
+	// decoded (truncated, corrupt, inconsistent header).
+	ErrUndecodable = errors.New("undecodable image")
+	// ErrTooLarge: the image, or the output asked for, is over a pixel or
+	// dimension limit.
+	ErrTooLarge = errors.New("image too large")
+	// ErrBusy: the gate's queue is full or the wait for a slot ran out. The
+	// request may be retried.
+	ErrBusy = errors.New("image processing busy")
+	// ErrTimeout: processing took longer than the configured timeout.
+	ErrTimeout = errors.New("image processing timed out")
+)

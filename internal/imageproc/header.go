@@ -1,0 +1,270 @@
+package imageproc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+)
+
+var pngSignature = []byte("\x89PNG\r\n\x1a\n")
+
+// Header is what the service reads from an image's bytes before any pixel
+// is decoded.
+type Header struct {
+	Format Format
+	// Width and Height bound the canvas the decoder will allocate for the
+	// first frame. Where a format has several candidate sizes (a GIF's
+	// logical screen and its first frame, a HEIF's items) they are the
+	// largest, so that the pixel limit is never checked against a smaller
+	// number than libvips will use.
+	Width, Height int
+}
+
+// Pixels returns Width*Height.
+func (h Header) Pixels() int64 { return int64(h.Width) * int64(h.Height) }
+
+// readHeader parses the dimensions of the formats the service reads itself,
+// and checks that the file is complete: a truncated file is refused here,
+// since libvips would otherwise decode it leniently into a grey-filled
+// picture. For the other formats ok is false and libvips reads the header.
+// The error wraps ErrUndecodable.
+func readHeader(f Format, b []byte) (h Header, ok bool, err error) {
+	h.Format = f
+	switch f {
+	case FormatJPEG:
+		h.Width, h.Height, err = jpegHeader(b)
+	case FormatPNG:
+		h.Width, h.Height, err = pngHeader(b)
+	case FormatGIF:
+		h.Width, h.Height, err = gifHeader(b)
+	case FormatWebP:
+		h.Width, h.Height, err = webpHeader(b)
+	case FormatAVIF, FormatHEIF:
+		h.Width, h.Height, err = heifHeader(b)
+	default:
+		return h, false, nil
+	}
+	if err == nil && (h.Width <= 0 || h.Height <= 0) {
+		err = fmt.Errorf("zero image size %dx%d", h.Width, h.Height)
+	}
+	if err != nil {
+		return h, false, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
+	}
+	return h, true, nil
+}
+
+// jpegHeader walks the marker segments up to the first frame header (SOFn)
+// and checks that an end-of-image marker follows the first scan.
+func jpegHeader(b []byte) (w, h int, err error) {
+	i := 2
+	for {
+		for i < len(b) && b[i] == 0xFF && i+1 < len(b) && b[i+1] == 0xFF {
+			i++ // fill bytes
+		}
+		if i+4 > len(b) {
+			return 0, 0, fmt.Errorf("truncated before the frame header")
+		}
+		if b[i] != 0xFF {
+			return 0, 0, fmt.Errorf("bad marker at byte %d", i)
+		}
+		m := b[i+1]
+		if m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7) {
+			i += 2 // markers without a length
+			continue
+		}
+		if m == 0xD9 || m == 0xDA {
+			return 0, 0, fmt.Errorf("no frame header before the first scan")
+		}
+		n := int(binary.BigEndian.Uint16(b[i+2:]))
+		if n < 2 || i+2+n > len(b) {
+			return 0, 0, fmt.Errorf("truncated segment at byte %d", i)
+		}
+		seg := b[i+4 : i+2+n]
+		if m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC {
+			if len(seg) < 6 {
+				return 0, 0, fmt.Errorf("short frame header")
+			}
+			h = int(binary.BigEndian.Uint16(seg[1:]))
+			w = int(binary.BigEndian.Uint16(seg[3:]))
+			// Entropy-coded data never holds 0xFF 0xD9 (0xFF is stuffed or
+			// starts a restart marker), so an EOI after the frame header
+			// belongs to this image, not to an embedded thumbnail.
+			if bytes.LastIndex(b, []byte{0xFF, 0xD9}) < i {
+				return 0, 0, fmt.Errorf("truncated: no end-of-image marker")
+			}
+			return w, h, nil
+		}
+		i += 2 + n
+	}
+}
+
+// pngHeader reads IHDR and checks for IEND.
+func pngHeader(b []byte) (w, h int, err error) {
+	if len(b) < 33 || string(b[12:16]) != "IHDR" {
+		return 0, 0, fmt.Errorf("no IHDR chunk")
+	}
+	wu, hu := binary.BigEndian.Uint32(b[16:]), binary.BigEndian.Uint32(b[20:])
+	if wu > 1<<31-1 || hu > 1<<31-1 {
+		return 0, 0, fmt.Errorf("size %dx%d out of range", wu, hu)
+	}
+	if i := bytes.LastIndex(b, []byte("IEND")); i < 33 || i+8 > len(b) {
+		return 0, 0, fmt.Errorf("truncated: no complete IEND chunk")
+	}
+	return int(wu), int(hu), nil
+}
+
+// gifHeader takes the larger of the logical screen and the first frame's
+// extent, and checks that the first frame's data is complete (only the
+// first frame is ever decoded).
+func gifHeader(b []byte) (w, h int, err error) {
+	if len(b) < 13 {
+		return 0, 0, fmt.Errorf("truncated logical screen descriptor")
+	}
+	w, h = int(binary.LittleEndian.Uint16(b[6:])), int(binary.LittleEndian.Uint16(b[8:]))
+	i := 13
+	if b[10]&0x80 != 0 {
+		i += 3 << (int(b[10]&7) + 1)
+	}
+	for i < len(b) {
+		switch b[i] {
+		case 0x21: // extension: label, then sub-blocks
+			j, err := skipSubBlocks(b, i+2)
+			if err != nil {
+				return 0, 0, err
+			}
+			i = j
+		case 0x2C: // image descriptor
+			if i+10 > len(b) {
+				return 0, 0, fmt.Errorf("truncated image descriptor")
+			}
+			left, top := int(binary.LittleEndian.Uint16(b[i+1:])), int(binary.LittleEndian.Uint16(b[i+3:]))
+			fw, fh := int(binary.LittleEndian.Uint16(b[i+5:])), int(binary.LittleEndian.Uint16(b[i+7:]))
+			w, h = max(w, left+fw), max(h, top+fh)
+			j := i + 10
+			if b[i+9]&0x80 != 0 {
+				j += 3 << (int(b[i+9]&7) + 1)
+			}
+			if _, err := skipSubBlocks(b, j+1); err != nil { // +1: LZW minimum code size
+				return 0, 0, err
+			}
+			return w, h, nil
+		default:
+			return 0, 0, fmt.Errorf("bad block 0x%02x at byte %d", b[i], i)
+		}
+	}
+	return 0, 0, fmt.Errorf("truncated: no image")
+}
+
+func skipSubBlocks(b []byte, i int) (int, error) {
+	for {
+		if i >= len(b) {
+			return 0, fmt.Errorf("truncated data sub-blocks")
+		}
+		n := int(b[i])
+		i++
+		if n == 0 {
+			return i, nil
+		}
+		i += n
+	}
+}
+
+// webpHeader reads the size from the first chunk (VP8, VP8L or VP8X) and
+// checks that the RIFF container is complete.
+func webpHeader(b []byte) (w, h int, err error) {
+	if len(b) < 30 {
+		return 0, 0, fmt.Errorf("truncated header")
+	}
+	if riff := int64(binary.LittleEndian.Uint32(b[4:])) + 8; riff > int64(len(b)) {
+		return 0, 0, fmt.Errorf("truncated: RIFF says %d bytes, have %d", riff, len(b))
+	}
+	c := b[20:]
+	switch string(b[12:16]) {
+	case "VP8 ":
+		if c[3] != 0x9d || c[4] != 0x01 || c[5] != 0x2a {
+			return 0, 0, fmt.Errorf("bad VP8 start code")
+		}
+		return int(binary.LittleEndian.Uint16(c[6:]) & 0x3fff), int(binary.LittleEndian.Uint16(c[8:]) & 0x3fff), nil
+	case "VP8L":
+		if c[0] != 0x2f {
+			return 0, 0, fmt.Errorf("bad VP8L signature")
+		}
+		v := binary.LittleEndian.Uint32(c[1:])
+		return int(v&0x3fff) + 1, int(v>>14&0x3fff) + 1, nil
+	case "VP8X":
+		u24 := func(p []byte) int { return int(p[0]) | int(p[1])<<8 | int(p[2])<<16 }
+		return u24(c[4:]) + 1, u24(c[7:]) + 1, nil
+	}
+	return 0, 0, fmt.Errorf("unknown first chunk %q", b[12:16])
+}
+
+// heifHeader finds every image spatial extent ('ispe') property in
+// meta/iprp/ipco and returns the largest width and height among them: the
+// primary item of a grid image is the grid's full size.
+func heifHeader(b []byte) (w, h int, err error) {
+	meta, ok := findBox(b, "meta")
+	if !ok || len(meta) < 4 {
+		return 0, 0, fmt.Errorf("no meta box")
+	}
+	iprp, ok := findBox(meta[4:], "iprp") // meta is a full box: skip version and flags
+	if !ok {
+		return 0, 0, fmt.Errorf("no iprp box")
+	}
+	ipco, ok := findBox(iprp, "ipco")
+	if !ok {
+		return 0, 0, fmt.Errorf("no ipco box")
+	}
+	found := false
+	err = eachBox(ipco, func(typ string, body []byte) bool {
+		if typ == "ispe" && len(body) >= 12 {
+			bw, bh := binary.BigEndian.Uint32(body[4:]), binary.BigEndian.Uint32(body[8:])
+			w, h = max(w, int(min(bw, 1<<31-1))), max(h, int(min(bh, 1<<31-1)))
+			found = true
+		}
+		return true
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if !found {
+		return 0, 0, fmt.Errorf("no ispe property")
+	}
+	return w, h, nil
+}
+
+// findBox returns the body of the first box of the given type in b.
+func findBox(b []byte, want string) (body []byte, ok bool) {
+	_ = eachBox(b, func(typ string, bb []byte) bool {
+		if typ == want {
+			body, ok = bb, true
+			return false
+		}
+		return true
+	})
+	return body, ok
+}
+
+// eachBox calls fn for each ISO BMFF box in b until fn returns false.
+func eachBox(b []byte, fn func(typ string, body []byte) bool) error {
+	for len(b) >= 8 {
+		size := uint64(binary.BigEndian.Uint32(b))
+		typ, hdr := string(b[4:8]), uint64(8)
+		switch size {
+		case 0:
+			size = uint64(len(b))
+		case 1:
+			if len(b) < 16 {
+				return fmt.Errorf("truncated box %q", typ)
+			}
+			size, hdr = binary.BigEndian.Uint64(b[8:]), 16
+		}
+		if size < hdr || size > uint64(len(b)) {
+			return fmt.Errorf("box %q: size %d out of range", typ, size)
+		}
+		if !fn(typ, b[hdr:size]) {
+			return nil
+		}
+		b = b[size:]
+	}
+	return nil
+}

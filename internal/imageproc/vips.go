@@ -1,0 +1,139 @@
+package imageproc
+
+/*
+#cgo pkg-config: vips
+#include <stdlib.h>
+#include <vips/vips.h>
+
+static void discard_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data) {}
+
+// quiet_warnings drops libvips' warnings, which GLib would print as
+// free-form lines on stderr between the JSON log lines. A hostile file can
+// produce thousands; the failures that matter come back as errors.
+// vips_image_new_from_buffer is variadic, which cgo cannot call.
+static VipsImage *vips_image_new_from_buffer_bridge(const void *buf, size_t len, const char *options) {
+	return vips_image_new_from_buffer(buf, len, options, NULL);
+}
+
+static void quiet_warnings(void) {
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, discard_log, NULL);
+}
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/h2non/bimg"
+)
+
+var vipsOnce sync.Once
+
+// startVips finishes libvips' one-time set-up. bimg calls vips_init when it
+// is imported; this turns its operation cache off: the cache keys decoded
+// pixels by operation arguments, and a resize service almost never sees the
+// same arguments twice, so bimg's default (100 MB, 500 operations) would be
+// memory held for no hits. libvips' own thread pool stays at bimg's one
+// thread per operation: the Gate runs one operation per core instead, which
+// keeps every core busy without threads fighting over them.
+func startVips() {
+	vipsOnce.Do(func() {
+		bimg.VipsCacheSetMax(0)
+		bimg.VipsCacheSetMaxMem(0)
+		// Untrusted loaders (ImageMagick, matrix, FITS, ...) are never
+		// wanted from the network; blockLoaders narrows further.
+		C.vips_block_untrusted_set(C.TRUE)
+		C.quiet_warnings()
+	})
+}
+
+// vipsLoaders maps input formats to their libvips loader class; blocking a
+// class blocks its file, buffer and source variants.
+var vipsLoaders = map[Format]string{
+	FormatJPEG: "VipsForeignLoadJpeg",
+	FormatPNG:  "VipsForeignLoadPng",
+	FormatWebP: "VipsForeignLoadWebp",
+	FormatGIF:  "VipsForeignLoadNsgif",
+	FormatAVIF: "VipsForeignLoadHeif",
+	FormatHEIF: "VipsForeignLoadHeif",
+	FormatTIFF: "VipsForeignLoadTiff",
+	FormatSVG:  "VipsForeignLoadSvg",
+	FormatPDF:  "VipsForeignLoadPdf",
+}
+
+// blockLoaders blocks every libvips loader, then unblocks those of the
+// allowed formats. The untrusted flag alone is not enough: libvips does not
+// mark some loaders (its native format, matrix, CSV, PPM) untrusted. The
+// block list is process-wide libvips state; the last Processor built sets it.
+// PNG stays open for the service's own intermediates; the sniffer still
+// refuses PNG input when it is not allowed.
+func blockLoaders(allowed []Format) {
+	setBlock("VipsForeignLoad", true)
+	setBlock(vipsLoaders[FormatPNG], false) // the intermediate of two-pass resizes
+	for _, f := range allowed {
+		setBlock(vipsLoaders[f], false)
+	}
+}
+
+func setBlock(class string, blocked bool) {
+	cs := C.CString(class)
+	defer C.free(unsafe.Pointer(cs))
+	b := C.gboolean(C.FALSE)
+	if blocked {
+		b = C.TRUE
+	}
+	C.vips_operation_block_set(cs, b)
+}
+
+// vipsLoad opens b the way libvips does when nobody names a loader (the
+// path bimg takes for bytes it does not recognise) and returns the loader
+// used. It fails for unknown bytes and for blocked loaders.
+func vipsLoad(b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", errors.New("empty")
+	}
+	empty := C.CString("")
+	defer C.free(unsafe.Pointer(empty))
+	img := C.vips_image_new_from_buffer_bridge(unsafe.Pointer(&b[0]), C.size_t(len(b)), empty)
+	defer runtime.KeepAlive(b)
+	if img == nil {
+		msg := C.GoString(C.vips_error_buffer())
+		C.vips_error_clear()
+		return "", errors.New(strings.TrimSpace(msg))
+	}
+	defer C.g_object_unref(C.gpointer(img))
+	field := C.CString("vips-loader")
+	defer C.free(unsafe.Pointer(field))
+	var loader *C.char
+	if C.vips_image_get_string(img, field, &loader) != 0 {
+		C.vips_error_clear()
+		return "", errors.New("no vips-loader field")
+	}
+	return C.GoString(loader), nil
+}
+
+// VipsVersion returns the version of the libvips library in use.
+func VipsVersion() string { return bimg.VipsVersion }
+
+// Shutdown stops libvips. libvips cannot be started again in the same
+// process, so only the process's last act calls it.
+func Shutdown() { bimg.Shutdown() }
+
+// Check reports whether libvips is up and able to write JPEG, for the
+// readiness probe. It takes no gate slot: a busy server is still ready.
+func Check(ctx context.Context) error {
+	suffix := C.CString(".jpg")
+	defer C.free(unsafe.Pointer(suffix))
+	if C.vips_foreign_find_save_buffer(suffix) == nil {
+		msg := C.GoString(C.vips_error_buffer())
+		C.vips_error_clear()
+		return fmt.Errorf("libvips cannot write JPEG: %s", strings.TrimSpace(msg))
+	}
+	return nil
+}
