@@ -1,0 +1,214 @@
+// Package config reads the service's configuration from environment
+// variables, once, into a typed Config. Every variable has a default that
+// works on a laptop; every bad value is reported, all at once, naming the
+// variable.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole configuration of cmd/server.
+type Config struct {
+	Addr            string
+	APIKeys         []string
+	AllowAnonymous  bool
+	InputFormats    []string
+	MaxBodyBytes    int64
+	MaxPixels       int64
+	MaxDimension    int
+	Concurrency     int
+	QueueSize       int
+	QueueTimeout    time.Duration
+	ProcessTimeout  time.Duration
+	ReadTimeout     time.Duration
+	ShutdownTimeout time.Duration
+	LogLevel        string
+	LogFormat       string
+}
+
+// A variable is one environment variable: its name, default, meaning, and
+// how it is read into Config.
+type variable struct {
+	name, def, help string
+	set             func(c *Config, v string) error
+}
+
+// vars lists every variable, in the order --help prints them. Defaults that
+// depend on other values are computed in Load and described in help.
+var vars = []variable{
+	{"ADDR", "127.0.0.1:8080", "listen address (the container image sets 0.0.0.0:8080)",
+		func(c *Config, v string) error { c.Addr = v; return nonEmpty(v) }},
+	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>'; empty: no keys",
+		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
+	{"ALLOW_ANONYMOUS", "true", "serve requests without an API key when API_KEYS is empty",
+		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
+	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg and pdf may be added",
+		func(c *Config, v string) error { c.InputFormats = splitList(v); return checkFormats(c.InputFormats) }},
+	{"MAX_BODY_BYTES", "32MiB", "largest request body (bytes; KiB, MiB, GiB suffixes)",
+		func(c *Config, v string) (err error) { c.MaxBodyBytes, err = parseBytes(v); return err }},
+	{"MAX_PIXELS", "50000000", "largest input, width x height, read from the header before decoding",
+		func(c *Config, v string) (err error) { c.MaxPixels, err = positiveInt64(v); return err }},
+	{"MAX_DIMENSION", "8192", "largest width or height that may be asked for",
+		func(c *Config, v string) (err error) { c.MaxDimension, err = positiveInt(v); return err }},
+	{"CONCURRENCY", "", "images processed at once (default: the CPUs available, GOMAXPROCS)",
+		func(c *Config, v string) (err error) { c.Concurrency, err = positiveInt(v); return err }},
+	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503 (default: 8 x CONCURRENCY)",
+		func(c *Config, v string) (err error) { c.QueueSize, err = nonNegativeInt(v); return err }},
+	{"QUEUE_TIMEOUT", "5s", "longest wait for a slot before 503",
+		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
+	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503",
+		func(c *Config, v string) (err error) { c.ProcessTimeout, err = positiveDuration(v); return err }},
+	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body",
+		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
+	{"SHUTDOWN_TIMEOUT", "25s", "time given to in-flight requests after SIGTERM (ECS waits 30s)",
+		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
+	{"LOG_LEVEL", "info", "debug, info, warn or error",
+		func(c *Config, v string) error { c.LogLevel = v; return oneOf(v, "debug", "info", "warn", "error") }},
+	{"LOG_FORMAT", "json", "json, or console for humans",
+		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "console") }},
+}
+
+// Load reads the configuration through getenv. The error lists every
+// variable that is wrong.
+func Load(getenv func(string) string) (Config, error) {
+	var c Config
+	var errs []error
+	for _, v := range vars {
+		val := strings.TrimSpace(getenv(v.name))
+		if val == "" {
+			val = v.def
+		}
+		if val == "" {
+			continue // a computed default, below
+		}
+		if err := v.set(&c, val); err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", v.name, val, err))
+		}
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = runtime.GOMAXPROCS(0) // follows the container's CPU quota
+	}
+	if strings.TrimSpace(getenv("QUEUE_SIZE")) == "" {
+		c.QueueSize = 8 * c.Concurrency
+	}
+	if !c.AllowAnonymous && len(c.APIKeys) == 0 {
+		errs = append(errs, errors.New("ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key"))
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// Usage returns the help text: every variable with its default.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("resizer: an image resizing service.\n\nUsage: server [-h|--help]\n\nConfiguration comes from environment variables:\n\n")
+	for _, v := range vars {
+		def := v.def
+		if def == "" {
+			def = "-"
+		}
+		fmt.Fprintf(&b, "  %-17s %-29s %s\n", v.name, def, v.help)
+	}
+	return b.String()
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+var knownFormats = []string{"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "pdf"}
+
+func checkFormats(fs []string) error {
+	if len(fs) == 0 {
+		return errors.New("at least one format is needed")
+	}
+	for _, f := range fs {
+		if err := oneOf(f, knownFormats...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func oneOf(v string, allowed ...string) error {
+	for _, a := range allowed {
+		if v == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+}
+
+func positiveInt(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, errors.New("must be a positive integer")
+	}
+	return n, nil
+}
+
+func nonNegativeInt(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, errors.New("must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func positiveInt64(v string) (int64, error) {
+	n, err := strconv.ParseInt(strings.ReplaceAll(v, "_", ""), 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("must be a positive integer")
+	}
+	return n, nil
+}
+
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New("must be a positive duration such as 5s or 250ms")
+	}
+	return d, nil
+}
+
+// parseBytes reads a byte count: a plain number, or one with a KiB, MiB or
+// GiB suffix (KB, MB and GB are taken as the same powers of 1024).
+func parseBytes(v string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSpace(strings.TrimSuffix(v, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return 0, errors.New("must be a positive size such as 33554432 or 32MiB")
+	}
+	return n * mult, nil
+}
