@@ -1,0 +1,103 @@
+// Package contract checks real HTTP exchanges against openapi.yaml, for the
+// tests of every package that serves HTTP. It is imported by tests only.
+package contract
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+var (
+	once   sync.Once
+	doc    *openapi3.T
+	router routers.Router
+	err    error
+)
+
+// Doc returns the parsed and validated openapi.yaml of the repository.
+func Doc(t testing.TB) *openapi3.T {
+	t.Helper()
+	load()
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+	}
+	return doc
+}
+
+// SpecPath returns the path of openapi.yaml.
+func SpecPath() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "openapi.yaml")
+}
+
+func load() {
+	once.Do(func() {
+		for _, t := range []string{"image/jpeg", "image/png", "image/webp", "image/avif", "image/gif"} {
+			openapi3filter.RegisterBodyDecoder(t, openapi3filter.FileBodyDecoder)
+		}
+		var b []byte
+		if b, err = os.ReadFile(SpecPath()); err != nil {
+			return
+		}
+		doc, err = openapi3.NewLoader().LoadFromData(b)
+		if err != nil {
+			return
+		}
+		if err = doc.Validate(context.Background()); err != nil {
+			return
+		}
+		// The router matches request paths only; the server it is given
+		// is any host, since tests listen on random ports.
+		doc.Servers = openapi3.Servers{{URL: "/"}}
+		router, err = gorillamux.NewRouter(doc)
+	})
+}
+
+// Check fails the test unless the response to req, with the given body, is
+// one that openapi.yaml documents for req's route: status, headers, content
+// type and body schema.
+func Check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
+	t.Helper()
+	load()
+	if err != nil {
+		t.Fatalf("openapi.yaml: %v", err)
+		return
+	}
+	r := req.Clone(context.Background())
+	r.URL = &url.URL{Path: req.URL.Path, RawQuery: req.URL.RawQuery}
+	route, params, ferr := router.FindRoute(r)
+	if ferr != nil {
+		t.Fatalf("%s %s: not in openapi.yaml: %v", req.Method, req.URL.Path, ferr)
+		return
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{
+			Request: r, PathParams: params, Route: route,
+			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
+		},
+		Status: resp.StatusCode,
+		Header: resp.Header,
+		Body:   io.NopCloser(bytes.NewReader(body)),
+		Options: &openapi3filter.Options{
+			IncludeResponseStatus: true,
+			MultiError:            true,
+		},
+	}
+	if verr := openapi3filter.ValidateResponse(context.Background(), in); verr != nil {
+		t.Errorf("%s %s -> %d %s does not match openapi.yaml: %v", req.Method, req.URL.Path,
+			resp.StatusCode, resp.Header.Get("Content-Type"), verr)
+	}
+}

@@ -1,0 +1,52 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/rs/zerolog"
+)
+
+// withLogging attaches a logger carrying the request id to the request's
+// context, for handlers and writeError, and writes one access line per
+// request when it ends. Only the path is logged, never the query string,
+// which may carry signatures.
+func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
+			l := log.With().Str("req_id", requestID(r.Context())).Logger()
+			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			next.ServeHTTP(ww, r.WithContext(l.WithContext(r.Context())))
+			l.Info().
+				Str("method", r.Method).
+				Str("path", r.URL.Path).
+				Str("route", routePattern(r)).
+				Int("status", status(ww)).
+				Int64("bytes_in", r.ContentLength).
+				Int("bytes_out", ww.BytesWritten()).
+				Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
+				Str("remote", r.RemoteAddr).
+				Msg("request")
+		})
+	}
+}
+
+// routePattern is the chi route that matched, or "unmatched"; a fixed set
+// of values, fit for a metric label.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		return rc.RoutePattern()
+	}
+	return "unmatched"
+}
+
+// status is the status written, 200 when the handler wrote none.
+func status(ww middleware.WrapResponseWriter) int {
+	if s := ww.Status(); s != 0 {
+		return s
+	}
+	return http.StatusOK
+}

@@ -1,0 +1,108 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/api"
+	"github.com/resizer/resizer/internal/imageproc"
+)
+
+// The failures that belong to the HTTP layer itself.
+var (
+	errBadRequest       = errors.New("bad request")
+	errTooLarge         = errors.New("request body too large")
+	errUnauthorized     = errors.New("unauthorized")
+	errNotFound         = errors.New("not found")
+	errMethodNotAllowed = errors.New("method not allowed")
+)
+
+// statusRow maps one kind of error to the status and problem type it gets.
+type statusRow struct {
+	err    error
+	status int
+	slug   string // the problem type is urn:resizer:problem:<slug>
+	title  string
+}
+
+// statusTable is the one place errors become HTTP statuses. It is checked
+// in order with errors.Is; anything not listed is a 500.
+var statusTable = []statusRow{
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "Missing or wrong API key"},
+	{errNotFound, http.StatusNotFound, "not-found", "No such route"},
+	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
+	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
+	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
+	{imageproc.ErrTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Image too large"},
+	{imageproc.ErrUnsupported, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image"},
+	{imageproc.ErrUndecodable, http.StatusUnprocessableEntity, "undecodable", "Image cannot be decoded"},
+	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
+	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},
+	// The client went away: nothing reaches it, but the log says so.
+	{context.Canceled, 499, "client-closed-request", "Client closed request"},
+}
+
+var internalRow = statusRow{nil, http.StatusInternalServerError, "internal", "Internal error"}
+
+// retryAfterSeconds is the Retry-After of a 503. A second is a few images'
+// worth of work for every slot; a longer wait would idle the server.
+const retryAfterSeconds = "1"
+
+func lookup(err error) statusRow {
+	var maxBytes *http.MaxBytesError
+	if errors.As(err, &maxBytes) {
+		return statusRow{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"}
+	}
+	for _, row := range statusTable {
+		if errors.Is(err, row.err) {
+			return row
+		}
+	}
+	return internalRow
+}
+
+// writeError answers a failed request with an RFC 9457 problem document,
+// and is the one place a failure is logged: at error level for a fault of
+// the service, warn for load shedding (503), info for the client's
+// mistakes. A 500 body says only "internal error".
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	row := lookup(err)
+	log := zerolog.Ctx(r.Context())
+	ev := log.Info()
+	detail := err.Error()
+	switch {
+	case row.status == http.StatusServiceUnavailable:
+		ev = log.Warn()
+	case row.status >= 500:
+		ev = log.Error()
+		detail = "internal error"
+	}
+	ev.Err(err).Int("status", row.status).Msg("request failed")
+
+	h := w.Header()
+	if row.status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", retryAfterSeconds)
+	}
+	if row.status == http.StatusUnauthorized {
+		h.Set("WWW-Authenticate", `Bearer realm="resizer"`)
+	}
+	h.Del("Content-Length")
+	h.Del("Vary")
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(row.status)
+	path := r.URL.Path
+	_ = json.NewEncoder(w).Encode(api.Problem{
+		Type:      "urn:resizer:problem:" + row.slug,
+		Title:     row.title,
+		Status:    row.status,
+		Detail:    detail,
+		Instance:  &path,
+		RequestId: requestID(r.Context()),
+	})
+}

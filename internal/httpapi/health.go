@@ -1,0 +1,69 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/resizer/resizer/api"
+)
+
+// A Check reports whether one dependency works.
+type Check func(ctx context.Context) error
+
+// checkTimeout bounds each readiness check: a load balancer's probe must
+// get an answer before its own timeout.
+const checkTimeout = 2 * time.Second
+
+func handleHealth() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, api.Health{Status: api.Ok})
+	})
+}
+
+// handleReady runs every check; any failure, or draining, answers 503 so
+// that the load balancer sends new requests elsewhere.
+func handleReady(checks map[string]Check, draining *atomic.Bool) http.Handler {
+	names := make([]string, 0, len(checks))
+	for n := range checks {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), checkTimeout)
+		defer cancel()
+		res := api.Readiness{Status: api.Ready, Checks: map[string]string{}}
+		for _, n := range names {
+			res.Checks[n] = "ok"
+			if err := checks[n](ctx); err != nil {
+				res.Checks[n] = err.Error()
+				res.Status = api.NotReady
+			}
+		}
+		if draining.Load() {
+			res.Status = api.Draining
+		}
+		code := http.StatusOK
+		if res.Status != api.Ready {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, res)
+	})
+}
+
+func handleOpenAPI(spec []byte) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(spec)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,20 @@
+package httpapi
+
+import (
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// addRoutes lists the whole API. openapi.yaml documents the same routes; a
+// test keeps the two equal.
+func addRoutes(r chi.Router, cfg Config, d Deps) {
+	r.Get("/healthz", handleHealth().ServeHTTP)
+	r.Get("/readyz", handleReady(d.Checks, d.Draining).ServeHTTP)
+	r.Get("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
+	r.Get("/openapi.yaml", handleOpenAPI(d.Spec).ServeHTTP)
+
+	r.Group(func(r chi.Router) {
+		r.Use(requireAPIKey(cfg.APIKeys))
+		r.Method("POST", "/resize", handleResize(d.Processor, cfg.MaxBodyBytes, cfg.MaxDimension))
+	})
+}

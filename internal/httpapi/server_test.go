@@ -1,0 +1,144 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/jpeg"
+	_ "image/png" // DecodeConfig of PNG responses
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/internal/contract"
+	"github.com/resizer/resizer/internal/imageproc"
+)
+
+// testServer is the real handler, on real libvips, behind a real listener.
+type testServer struct {
+	*httptest.Server
+	logs     *syncBuffer
+	draining *atomic.Bool
+	proc     *imageproc.Processor
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testServer {
+	t.Helper()
+	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192}
+	pcfg := imageproc.DefaultConfig()
+	if edit != nil {
+		edit(&cfg, &pcfg)
+	}
+	reg := prometheus.NewRegistry()
+	proc, err := imageproc.New(pcfg, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	var draining atomic.Bool
+	spec, err := os.ReadFile(contract.SpecPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(cfg, Deps{
+		Logger:    zerolog.New(logs),
+		Processor: proc,
+		Registry:  reg,
+		Spec:      spec,
+		Checks:    map[string]Check{"libvips": imageproc.Check},
+		Draining:  &draining,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := httptest.NewServer(h)
+	t.Cleanup(s.Close)
+	return &testServer{Server: s, logs: logs, draining: &draining, proc: proc}
+}
+
+// do sends a request, reads the whole response, and checks it against
+// openapi.yaml.
+func (s *testServer) do(t *testing.T, method, path string, body []byte, header http.Header) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, s.URL+path, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
+		contract.Check(t, req, resp, b)
+	}
+	return resp, b
+}
+
+func testJPEG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 128, 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func testdata(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func imageSize(t *testing.T, b []byte) (int, int, string) {
+	t.Helper()
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("response is not an image: %v", err)
+	}
+	return cfg.Width, cfg.Height, format
+}
+
+func zerologFor(s *testServer) zerolog.Logger { return zerolog.New(s.logs) }
