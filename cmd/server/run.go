@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/resizer/resizer"
+	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/httpapi"
+	"github.com/resizer/resizer/internal/imageproc"
+)
+
+// run wires the service together, serves until ctx ends or SIGINT/SIGTERM
+// arrives, then drains in-flight requests for at most SHUTDOWN_TIMEOUT.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	for _, a := range args[1:] {
+		switch a {
+		case "-h", "-help", "--help":
+			_, err := io.WriteString(stdout, config.Usage())
+			return err
+		default:
+			return fmt.Errorf("unknown argument %q (try --help)", a)
+		}
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stdout)
+
+	formats := make([]imageproc.Format, len(cfg.InputFormats))
+	for i, name := range cfg.InputFormats {
+		if formats[i], err = imageproc.ParseFormat(name); err != nil {
+			return err
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	proc, err := imageproc.New(imageproc.Config{
+		Formats:      formats,
+		MaxPixels:    cfg.MaxPixels,
+		MaxDimension: cfg.MaxDimension,
+		Concurrency:  cfg.Concurrency,
+		QueueSize:    cfg.QueueSize,
+		QueueTimeout: cfg.QueueTimeout,
+		Timeout:      cfg.ProcessTimeout,
+	}, reg)
+	if err != nil {
+		return err
+	}
+	var draining atomic.Bool
+	handler, err := httpapi.New(httpapi.Config{
+		APIKeys:      cfg.APIKeys,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		MaxDimension: cfg.MaxDimension,
+	}, httpapi.Deps{
+		Logger:    log,
+		Processor: proc,
+		Registry:  reg,
+		Spec:      resizer.OpenAPI,
+		Checks:    map[string]httpapi.Check{"libvips": imageproc.Check},
+		Draining:  &draining,
+	})
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       cfg.ReadTimeout,
+		// A response may follow the whole body, a wait at the gate and the
+		// processing; past that the connection is cut.
+		WriteTimeout:   cfg.ReadTimeout + cfg.QueueTimeout + cfg.ProcessTimeout + 10*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       newStdLogger(log),
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info().Str("addr", ln.Addr().String()).Str("libvips", imageproc.VipsVersion()).
+		Int("concurrency", cfg.Concurrency).Bool("api_keys", len(cfg.APIKeys) > 0).Msg("listening")
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	draining.Store(true)
+	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	log.Info().Msg("stopped")
+	return nil
+}

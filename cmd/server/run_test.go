@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"image"
+	_ "image/jpeg"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/resizer/resizer/internal/contract"
+)
+
+// started is a run() in the background, on a random port.
+type started struct {
+	url    string
+	done   chan error
+	cancel context.CancelFunc
+	logs   *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start calls run as main does, with env as the whole environment and
+// ADDR on port 0, and waits for its "listening" log line.
+func start(t *testing.T, env map[string]string) *started {
+	t.Helper()
+	env["ADDR"] = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	s := &started{done: make(chan error, 1), cancel: cancel, logs: &lockedBuffer{}}
+	go func() {
+		err := run(ctx, []string{"server"}, func(k string) string { return env[k] }, pw)
+		pw.Close()
+		s.done <- err
+	}()
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			s.logs.Write(append(sc.Bytes(), '\n'))
+			var line struct{ Message, Addr string }
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message == "listening" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		s.url = "http://" + a
+	case err := <-s.done:
+		t.Fatalf("run returned before listening: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no listening line within 10s")
+	}
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(30 * time.Second):
+			t.Error("run did not return after cancel")
+		}
+	})
+	return s
+}
+
+func post(t *testing.T, url string, body []byte) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	contract.Check(t, req, resp, b)
+	return resp, b
+}
+
+func photo(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/ladybird.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The whole service, through run and real HTTP: the README's curl example.
+func TestRunResizes(t *testing.T) {
+	s := start(t, map[string]string{})
+	resp, body := post(t, s.url+"/resize?width=800", photo(t))
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	cfg, format, err := image.DecodeConfig(bytes.NewReader(body))
+	if err != nil || format != "jpeg" || cfg.Width != 800 || cfg.Height != 500 {
+		t.Fatalf("got %s %dx%d (%v)", format, cfg.Width, cfg.Height, err)
+	}
+	resp, body = post(t, s.url+"/resize?width=800", []byte("not an image"))
+	if resp.StatusCode != 415 || !strings.Contains(string(body), "unsupported-format") {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	for _, p := range []string{"/healthz", "/readyz", "/metrics", "/openapi.yaml"} {
+		r, err := http.Get(s.url + p)
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("%s: %v %v", p, r, err)
+		}
+		r.Body.Close()
+	}
+}
+
+func TestRunRequiresKeysWhenConfigured(t *testing.T) {
+	s := start(t, map[string]string{"API_KEYS": "secret-one,secret-two"})
+	resp, _ := post(t, s.url+"/resize?width=10", photo(t))
+	if resp.StatusCode != 401 {
+		t.Fatalf("without a key: %d", resp.StatusCode)
+	}
+	req, _ := http.NewRequest("POST", s.url+"/resize?width=10", bytes.NewReader(photo(t)))
+	req.Header.Set("Authorization", "Bearer secret-two")
+	r, err := http.DefaultClient.Do(req)
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("with a key: %v %v", r, err)
+	}
+	r.Body.Close()
+	if strings.Contains(s.logs.String(), "secret-") {
+		t.Fatal("a key reached the log")
+	}
+}
+
+// On shutdown the server stops accepting, but a request in flight
+// finishes with its answer.
+func TestRunDrainsOnShutdown(t *testing.T) {
+	s := start(t, map[string]string{})
+	got := make(chan int, 1)
+	go func() {
+		// An AVIF of a 4 MP photo takes a moment: long enough to be in
+		// flight when the shutdown starts.
+		resp, err := http.Post(s.url+"/resize?format=avif&quality=90", "image/jpeg", bytes.NewReader(photo(t)))
+		if err != nil {
+			got <- -1
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got <- resp.StatusCode
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !inFlight(t, s.url) {
+		if time.Now().After(deadline) {
+			t.Fatal("request never in flight")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := <-got; code != 200 {
+		t.Fatalf("in-flight request got %d", code)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after SIGTERM")
+	}
+	s.done <- nil // for the cleanup
+	if _, err := http.Get(s.url + "/healthz"); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+	if !strings.Contains(s.logs.String(), `"shutting down"`) || !strings.Contains(s.logs.String(), `"stopped"`) {
+		t.Fatalf("shutdown not logged: %s", s.logs.String())
+	}
+}
+
+// inFlight reads the gate gauge: 1 once the request holds a slot.
+func inFlight(t *testing.T, url string) bool {
+	t.Helper()
+	r, err := http.Get(url + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return strings.Contains(string(b), "resizer_gate_working 1")
+}
+
+func TestRunHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"server", "--help"}, func(string) string { return "" }, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"ADDR", "MAX_BODY_BYTES", "CONCURRENCY", "32MiB"} {
+		if !strings.Contains(out.String(), v) {
+			t.Errorf("help lacks %s", v)
+		}
+	}
+}
+
+func TestRunRefusesBadConfig(t *testing.T) {
+	env := map[string]string{"MAX_PIXELS": "lots", "LOG_FORMAT": "xml"}
+	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "MAX_PIXELS") || !strings.Contains(err.Error(), "LOG_FORMAT") {
+		t.Fatalf("err = %v", err)
+	}
+	err = run(context.Background(), []string{"server", "--bogus"}, func(string) string { return "" }, io.Discard)
+	if err == nil {
+		t.Fatal("unknown argument accepted")
+	}
+	env = map[string]string{"ALLOW_ANONYMOUS": "false"}
+	if err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard); err == nil ||
+		!strings.Contains(err.Error(), "API_KEYS") {
+		t.Fatalf("anonymous refused without keys: err = %v", err)
+	}
+	if err := run(context.Background(), []string{"server"}, func(k string) string {
+		return map[string]string{"ADDR": "256.0.0.1:1"}[k]
+	}, io.Discard); err == nil || !strings.Contains(err.Error(), "listen") {
+		t.Fatalf("bad address: err = %v", err)
+	}
+}
