@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -39,6 +40,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	if getenv("GOGC") == "" {
+		// Request bodies are large (MiBs), short-lived and pointer-free.
+		// At the default of 100 the heap grows to twice the bodies in
+		// flight before a collection; 50 takes a sixth off peak RSS under
+		// load for GC work that is cheap on pointer-free memory.
+		debug.SetGCPercent(50)
+	}
 
 	formats := make([]imageproc.Format, len(cfg.InputFormats))
 	for i, name := range cfg.InputFormats {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"sync"
 
 	"github.com/resizer/resizer/internal/imageproc"
 )
@@ -37,8 +38,10 @@ func handleResize(p *imageproc.Processor, maxBody int64, maxDimension int) http.
 			return
 		}
 		defer done()
-		body, err := readImage(w, r, maxBody)
+		buf := getBuffer()
+		body, err := readImage(w, r, maxBody, buf)
 		if err != nil {
+			putBuffer(buf)
 			writeError(w, r, err)
 			return
 		}
@@ -47,6 +50,9 @@ func handleResize(p *imageproc.Processor, maxBody int64, maxDimension int) http.
 			w.Header().Set("Vary", "Accept")
 		}
 		res, err := p.Process(r.Context(), body, opts)
+		if !imageproc.MayStillRead(err) {
+			putBuffer(buf)
+		}
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -63,7 +69,7 @@ func handleResize(p *imageproc.Processor, maxBody int64, maxDimension int) http.
 // field "file" of a multipart/form-data body. The body is read whole, at
 // most maxBody bytes (errTooLarge past that); an empty image or a form
 // without the file is errBadRequest.
-func readImage(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, error) {
+func readImage(w http.ResponseWriter, r *http.Request, maxBody int64, buf *bytes.Buffer) ([]byte, error) {
 	if r.ContentLength > maxBody {
 		return nil, fmt.Errorf("%w: %d bytes, over the limit of %d", errTooLarge, r.ContentLength, maxBody)
 	}
@@ -72,9 +78,9 @@ func readImage(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, e
 	var data []byte
 	var err error
 	if mt == "multipart/form-data" {
-		data, err = readFilePart(body, params["boundary"])
+		data, err = readFilePart(body, params["boundary"], buf)
 	} else {
-		data, err = readAll(body, r.ContentLength)
+		data, err = readAll(body, r.ContentLength, buf)
 	}
 	if err != nil {
 		return nil, err
@@ -85,9 +91,8 @@ func readImage(w http.ResponseWriter, r *http.Request, maxBody int64) ([]byte, e
 	return data, nil
 }
 
-// readAll reads r whole, sized up front when the length is known.
-func readAll(r io.Reader, size int64) ([]byte, error) {
-	var b bytes.Buffer
+// readAll reads r whole into b, sized up front when the length is known.
+func readAll(r io.Reader, size int64, b *bytes.Buffer) ([]byte, error) {
 	if size > 0 {
 		b.Grow(int(size) + bytes.MinRead)
 	}
@@ -97,10 +102,22 @@ func readAll(r io.Reader, size int64) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// bodies recycles request-body buffers. Bodies are MiBs each: a fresh one
+// per request costs page faults and zeroing of every page, and garbage
+// that grows the heap, before any image work starts.
+var bodies = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func getBuffer() *bytes.Buffer { return bodies.Get().(*bytes.Buffer) }
+
+func putBuffer(b *bytes.Buffer) {
+	b.Reset()
+	bodies.Put(b)
+}
+
 // readFilePart reads a multipart body whose first part must be the field
 // "file": options belong in the query string, so any other field is a
 // mistake worth reporting, and nothing past the file is read.
-func readFilePart(body io.Reader, boundary string) ([]byte, error) {
+func readFilePart(body io.Reader, boundary string, buf *bytes.Buffer) ([]byte, error) {
 	if boundary == "" {
 		return nil, fmt.Errorf("%w: multipart body without a boundary", errBadRequest)
 	}
@@ -118,5 +135,5 @@ func readFilePart(body io.Reader, boundary string) ([]byte, error) {
 	if part.FormName() != "file" {
 		return nil, fmt.Errorf("%w: unexpected form field %q before \"file\": options go in the query string", errBadRequest, part.FormName())
 	}
-	return readAll(part, 0)
+	return readAll(part, 0, buf)
 }

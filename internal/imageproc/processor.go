@@ -152,9 +152,13 @@ func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, 
 	case <-t.C:
 		return nil, fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("process: %w", context.Cause(ctx))
+		return nil, fmt.Errorf("process: %w: %w", errAbandoned, context.Cause(ctx))
 	}
 }
+
+// errAbandoned marks a Process that stopped waiting for libvips because its
+// context ended (see MayStillRead).
+var errAbandoned = errors.New("abandoned")
 
 // resize runs libvips; it is called holding a gate slot.
 func (p *Processor) resize(b []byte, o Options) (*Result, error) {
@@ -197,6 +201,14 @@ func decodeError(err error) error {
 		}
 	}
 	return fmt.Errorf("%w: %s", ErrUndecodable, strings.TrimSpace(msg))
+}
+
+// MayStillRead reports whether, after Process returned err, libvips may
+// still be reading the input: Process gives up waiting on a timeout or a
+// cancelled context, but the work it started runs to its end. The caller
+// must not reuse the input's memory then.
+func MayStillRead(err error) bool {
+	return errors.Is(err, ErrTimeout) || errors.Is(err, errAbandoned)
 }
 
 // IsRetryable reports whether err is a passing condition (busy, timed out)

@@ -406,8 +406,22 @@ func TestBusyAndTimeout(t *testing.T) {
 	release()
 
 	p = newTestProcessor(t, func(c *Config) { c.Timeout = time.Millisecond })
-	if _, err := p.Process(t.Context(), in, Options{Width: 2000, Format: FormatAVIF}); !errors.Is(err, ErrTimeout) || !IsRetryable(err) {
-		t.Fatalf("err = %v, want ErrTimeout", err)
+	_, err = p.Process(t.Context(), in, Options{Width: 2000, Format: FormatAVIF})
+	if !errors.Is(err, ErrTimeout) || !IsRetryable(err) || !MayStillRead(err) {
+		t.Fatalf("err = %v, want ErrTimeout, with libvips still at work", err)
+	}
+
+	// A caller that goes away stops waiting too; libvips finishes alone.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { time.Sleep(5 * time.Millisecond); cancel() }()
+	p = newTestProcessor(t, nil)
+	_, err = p.Process(ctx, in, Options{Width: 2000, Format: FormatAVIF})
+	if !errors.Is(err, context.Canceled) || !MayStillRead(err) || IsRetryable(err) {
+		t.Fatalf("err = %v, want context.Canceled, with libvips still at work", err)
+	}
+	// Every other outcome leaves the input free.
+	if MayStillRead(nil) || MayStillRead(ErrUndecodable) || MayStillRead(ErrBusy) {
+		t.Fatal("MayStillRead true for an outcome that waited for libvips")
 	}
 }
 
@@ -483,27 +497,4 @@ func bmp2x2() []byte {
 	binary.LittleEndian.PutUint16(b[28:], 24) // bits per pixel
 	binary.LittleEndian.PutUint32(b[34:], 16) // image size
 	return b
-}
-
-func BenchmarkProcess(b *testing.B) {
-	p := newTestProcessor(b, nil)
-	in := readTestdata(b, "ladybird.jpg")
-	for _, o := range []Options{{Width: 800}, {Width: 300, Height: 300, Fit: FitCover}, {Width: 800, Format: FormatWebP}, {Width: 800, Format: FormatAVIF}} {
-		b.Run(strings.ReplaceAll(o.Fit.String()+"-"+OutputFormatFor(o.Format, false).String(), " ", ""), func(b *testing.B) {
-			b.SetBytes(int64(len(in)))
-			for b.Loop() {
-				if _, err := p.Process(context.Background(), in, o); err != nil {
-					b.Fatal(err)
-				}
-			}
-		})
-	}
-	b.Run("reject-flood", func(b *testing.B) {
-		flood := readTestdata(b, "flood.png")
-		for b.Loop() {
-			if _, err := p.Process(context.Background(), flood, Options{Width: 100}); !errors.Is(err, ErrTooLarge) {
-				b.Fatal(err)
-			}
-		}
-	})
 }
