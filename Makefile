@@ -1,0 +1,43 @@
+# The two commands of the README: `make run` sets up and serves on
+# 127.0.0.1:8080; `make test` sets up and runs every test.
+
+GO ?= go
+export CGO_ENABLED = 1
+
+.PHONY: run build test check fuzz bench setup generate clean
+
+run: setup build
+	LOG_FORMAT=$${LOG_FORMAT:-console} ./bin/server
+
+build:
+	$(GO) build -trimpath -o bin/server ./cmd/server
+
+setup:
+	@./scripts/setup.sh
+
+test: setup
+	$(GO) test -race -count=1 ./...
+
+# Static checks, and that api/ is what openapi.yaml generates.
+check: setup
+	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
+	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
+	$(GO) generate ./...
+	git diff --exit-code -- api/ || { echo "api/ is stale: run go generate ./... and commit"; exit 1; }
+
+# Each fuzz target for a short, fixed time (FUZZTIME), as CI runs them.
+FUZZTIME ?= 15s
+fuzz: setup
+	$(GO) test ./internal/imageproc -run '^$$' -fuzz '^FuzzParseOptions$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./internal/imageproc -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZTIME)
+
+# The load run of docs/benchmarks.md (needs wrk: apt-get install wrk).
+bench: setup build
+	./scripts/bench.sh
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf bin

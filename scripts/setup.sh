@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs what building and testing resizer needs, when it is missing:
+# Go (checked, not installed) and libvips with its headers. On Debian and
+# Ubuntu it uses apt-get (through sudo when not root); on macOS Homebrew;
+# elsewhere it says what to install.
+set -euo pipefail
+
+need_go="1.26"
+if ! command -v go >/dev/null 2>&1; then
+  echo "setup: Go $need_go or newer is needed: https://go.dev/dl/" >&2
+  exit 1
+fi
+have_go=$(go env GOVERSION | sed 's/^go//')
+if [ "$(printf '%s\n%s\n' "$need_go" "$have_go" | sort -V | head -1)" != "$need_go" ]; then
+  echo "setup: Go $need_go or newer is needed, found $have_go" >&2
+  exit 1
+fi
+
+# libvips 8.13 or newer: the service blocks libvips' untrusted loaders,
+# which older versions cannot do.
+if pkg-config --atleast-version=8.13 vips 2>/dev/null; then
+  exit 0
+fi
+echo "setup: installing libvips (libvips-dev 8.13 or newer is needed)" >&2
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+if command -v apt-get >/dev/null 2>&1; then
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends libvips-dev pkg-config gcc libc6-dev >/dev/null
+elif command -v brew >/dev/null 2>&1; then
+  brew install vips pkg-config
+else
+  echo "setup: install libvips 8.13+ with its development headers and pkg-config, then run this again" >&2
+  echo "       (Fedora: dnf install vips-devel; Arch: pacman -S libvips; Alpine: apk add vips-dev)" >&2
+  exit 1
+fi
+pkg-config --atleast-version=8.13 vips || { echo "setup: libvips is still missing or older than 8.13" >&2; exit 1; }

@@ -1,0 +1,16 @@
+-- wrk script: POST the file named by the BODY environment variable, and
+-- print the latency percentiles in a form bench.sh can read. wrk itself
+-- reports any non-2xx answers.
+local f = assert(io.open(os.getenv("BODY"), "rb"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "image/jpeg"
+
+function done(summary, latency, requests)
+  io.write(string.format("RESULT requests=%d errors=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
+    summary.requests, summary.errors.status + summary.errors.timeout + summary.errors.connect +
+    summary.errors.read + summary.errors.write,
+    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
+    latency:percentile(99) / 1000, latency.max / 1000))
+end
