@@ -24,7 +24,7 @@ CACHE=${CACHE:-.cache/bench}
 URL="http://127.0.0.1:$PORT/resize?width=800&quality=80"
 mkdir -p "$CACHE"
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
-[ -x bin/server ] || go build -trimpath -o bin/server ./cmd/server
+go build -trimpath -o bin/server ./cmd/server   # always the current code
 
 server_pid=""
 start_server() {

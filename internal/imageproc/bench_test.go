@@ -86,19 +86,37 @@ func BenchmarkFormats(b *testing.B) {
 }
 
 // BenchmarkRotated compares an EXIF-rotated JPEG (two passes) with the same
-// pixels stored upright.
+// pixels stored upright, and with bimg left to rotate it itself (one pass:
+// rotate at full size, re-encode, then resize).
 func BenchmarkRotated(b *testing.B) {
 	p := newTestProcessor(b, nil)
 	in := benchImage(b)
-	for name, data := range map[string][]byte{"upright": in, "orientation6": withOrientation(in, 6)} {
+	rotated := withOrientation(in, 6)
+	o := Options{Width: 800, Height: 800}
+	for name, data := range map[string][]byte{"upright": in, "orientation6": rotated} {
 		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := p.Process(context.Background(), data, Options{Width: 800, Height: 800}); err != nil {
+				if _, err := p.Process(context.Background(), data, o); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+	b.Run("orientation6-bimg-autorotate", func(b *testing.B) {
+		md, err := bimg.Metadata(rotated)
+		if err != nil {
+			b.Fatal(err)
+		}
+		bo, _, err := planUpright(source{width: md.Size.Width, height: md.Size.Height, orientation: 6, format: FormatJPEG}, o, 8192)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := bimg.Resize(rotated, bo); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
 
 // BenchmarkRejectFlood is the refusal of a 20000x20000 PNG from its header.
