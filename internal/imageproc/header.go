@@ -20,9 +20,6 @@ type Header struct {
 	Width, Height int
 }
 
-// Pixels returns Width*Height.
-func (h Header) Pixels() int64 { return int64(h.Width) * int64(h.Height) }
-
 // readHeader parses the dimensions of the formats the service reads itself,
 // and checks that the file is complete: a truncated file is refused here,
 // since libvips would otherwise decode it leniently into a grey-filled

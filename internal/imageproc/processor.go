@@ -127,7 +127,8 @@ type Result struct {
 // and keeps its slot until it finishes. A decoder failure is
 // ErrUndecodable, an output over the limits ErrTooLarge.
 func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, error) {
-	if _, err := p.Probe(b); err != nil {
+	h, err := p.Probe(b)
+	if err != nil {
 		return nil, err
 	}
 	release, err := p.gate.Acquire(ctx)
@@ -141,7 +142,7 @@ func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, 
 	done := make(chan outcome, 1)
 	go func() {
 		defer release()
-		r, err := p.resize(b, o)
+		r, err := p.resize(b, h.Format, o)
 		done <- outcome{r, err}
 	}()
 	t := time.NewTimer(p.cfg.Timeout)
@@ -161,14 +162,14 @@ func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, 
 var errAbandoned = errors.New("abandoned")
 
 // resize runs libvips; it is called holding a gate slot.
-func (p *Processor) resize(b []byte, o Options) (*Result, error) {
+func (p *Processor) resize(b []byte, f Format, o Options) (*Result, error) {
 	start := time.Now()
 	md, err := bimg.Metadata(b)
 	if err != nil {
 		return nil, decodeError(err)
 	}
 	src := source{width: md.Size.Width, height: md.Size.Height, orientation: md.Orientation,
-		alpha: md.Alpha, format: Sniff(b)}
+		alpha: md.Alpha, format: f}
 	if err := p.checkPixels(src.width, src.height); err != nil {
 		return nil, err // libvips saw a larger canvas than the header parser
 	}
@@ -182,12 +183,12 @@ func (p *Processor) resize(b []byte, o Options) (*Result, error) {
 			return nil, decodeError(err)
 		}
 	}
-	h, _, err := readHeader(pl.format, out)
+	oh, _, err := readHeader(pl.format, out)
 	if err != nil {
-		return nil, fmt.Errorf("read own output: %v", err) // not a client error
+		return nil, fmt.Errorf("read own output: %v", err) // %v: not the client's ErrUndecodable
 	}
 	p.metrics.processed(pl.format, time.Since(start), len(b), len(out))
-	return &Result{Data: out, Format: pl.format, Width: h.Width, Height: h.Height}, nil
+	return &Result{Data: out, Format: pl.format, Width: oh.Width, Height: oh.Height}, nil
 }
 
 // decodeError classifies a bimg error. The input was sniffed and its header
