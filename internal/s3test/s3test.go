@@ -1,0 +1,206 @@
+// Package s3test runs a real MinIO server on 127.0.0.1 for the tests of
+// every package that talks S3. It is imported by tests only; MinIO itself
+// is a separate binary (scripts/minio.sh builds it), never linked into
+// resizer.
+package s3test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Version is the MinIO module version scripts/minio.sh builds.
+const Version = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
+// Server is a running MinIO.
+type Server struct {
+	Endpoint  string // http://127.0.0.1:port
+	AccessKey string
+	SecretKey string
+	Region    string
+	cmd       *exec.Cmd
+	dir       string
+	logs      *os.File
+}
+
+var (
+	mu      sync.Mutex
+	running *Server
+)
+
+// Binary returns the MinIO binary: $MINIO_BIN, else the one
+// scripts/minio.sh builds into the cache, else "minio" on PATH.
+func Binary() (string, error) {
+	if p := os.Getenv("MINIO_BIN"); p != "" {
+		return p, nil
+	}
+	cache := os.Getenv("RESIZER_CACHE")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err == nil {
+			cache = filepath.Join(base, "resizer")
+		}
+	}
+	if p := filepath.Join(cache, "minio-"+Version, "minio"); cache != "" {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("minio"); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("no MinIO binary: run scripts/minio.sh (make test does) or set MINIO_BIN")
+}
+
+// Start returns the test process's MinIO, starting it on first use with
+// extra environment (MinIO's MINIO_* settings) when given. A missing binary
+// fails the test: S3 code is never tested against less than a real server.
+// Stop it from TestMain with Stop.
+func Start(t testing.TB, env ...string) *Server {
+	t.Helper()
+	mu.Lock()
+	defer mu.Unlock()
+	if running != nil {
+		return running
+	}
+	s, err := start(env)
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	running = s
+	return s
+}
+
+// Stop stops the MinIO started by Start, if any, and removes its data.
+func Stop() {
+	mu.Lock()
+	defer mu.Unlock()
+	if running == nil {
+		return
+	}
+	running.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { running.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		running.cmd.Process.Kill()
+		<-done
+	}
+	running.logs.Close()
+	os.RemoveAll(running.dir)
+	running = nil
+}
+
+func start(env []string) (*Server, error) {
+	bin, err := Binary()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "s3test-")
+	if err != nil {
+		return nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	console, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{Endpoint: "http://" + addr, AccessKey: "resizer-test", SecretKey: "resizer-test-secret", Region: "us-east-1", dir: dir}
+	s.logs, err = os.Create(filepath.Join(dir, "minio.log"))
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(bin, "server", filepath.Join(dir, "data"), "--address", addr, "--console-address", console, "--quiet")
+	s.cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
+		"MINIO_UPDATE=off", "MINIO_BROWSER=off", "MINIO_REGION="+s.Region, "MINIO_CI_CD=1")
+	s.cmd.Env = append(s.cmd.Env, env...)
+	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
+	if runtime.GOOS == "linux" {
+		// Dies with the test process, even when that crashes.
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", bin, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.Endpoint + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.cmd.Process.Kill()
+			b, _ := os.ReadFile(filepath.Join(dir, "minio.log"))
+			return nil, fmt.Errorf("MinIO not ready within 30s: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// AWSConfig returns SDK configuration with the server's credentials.
+func (s *Server) AWSConfig() aws.Config {
+	return aws.Config{
+		Region:      s.Region,
+		Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+	}
+}
+
+// Client returns an S3 client for the server.
+func (s *Server) Client() *s3.Client {
+	return s3.NewFromConfig(s.AWSConfig(), func(o *s3.Options) {
+		o.BaseEndpoint = aws.String(s.Endpoint)
+		o.UsePathStyle = true
+	})
+}
+
+// Bucket creates a bucket with a fresh name for one test.
+func (s *Server) Bucket(t testing.TB) string {
+	t.Helper()
+	b := make([]byte, 6)
+	rand.Read(b)
+	name := strings.ToLower(fmt.Sprintf("test-%x", b))
+	_, err := s.Client().CreateBucket(context.Background(), &s3.CreateBucketInput{Bucket: aws.String(name)})
+	if err != nil {
+		t.Fatalf("create bucket: %v", err)
+	}
+	return name
+}
+
+// Logs returns what MinIO has printed so far.
+func (s *Server) Logs() string {
+	b, _ := os.ReadFile(filepath.Join(s.dir, "minio.log"))
+	return string(b)
+}

@@ -1,0 +1,262 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+)
+
+// S3Config says where a bucket is and how to reach it.
+type S3Config struct {
+	Bucket string
+	// Endpoint, when set, replaces AWS's (MinIO and other S3-compatible
+	// stores); PathStyle addresses the bucket in the path, as they need.
+	Endpoint  string
+	PathStyle bool
+}
+
+// S3 is a store in one S3 bucket.
+type S3 struct {
+	client  *s3.Client
+	presign *s3.PresignClient
+	bucket  string
+}
+
+// NewS3 returns a store for cfg.Bucket. aws holds the region and
+// credentials, from the SDK's default chain (environment, shared files, the
+// ECS task role). Nothing is sent until the first call.
+func NewS3(cfg S3Config, awsCfg aws.Config) (*S3, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("storage: S3 bucket not set")
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+		}
+		o.UsePathStyle = cfg.PathStyle
+		// Checksums only when an operation requires them: S3-compatible
+		// stores do not all accept the SDK's default CRC trailers.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	return &S3{client: client, presign: s3.NewPresignClient(client), bucket: cfg.Bucket}, nil
+}
+
+// Bucket returns the bucket's name.
+func (s *S3) Bucket() string { return s.bucket }
+
+// Put writes the object.
+func (s *S3) Put(ctx context.Context, key string, data []byte, o PutOptions) (Object, error) {
+	if err := ValidateKey(key); err != nil {
+		return Object{}, err
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.bucket),
+		Key:           aws.String(key),
+		Body:          bytes.NewReader(data),
+		ContentLength: aws.Int64(int64(len(data))),
+		Metadata:      lowerKeys(o.Metadata),
+	}
+	if o.ContentType != "" {
+		in.ContentType = aws.String(o.ContentType)
+	}
+	if o.CacheControl != "" {
+		in.CacheControl = aws.String(o.CacheControl)
+	}
+	out, err := s.client.PutObject(ctx, in)
+	if err != nil {
+		return Object{}, fmt.Errorf("put %q: %w", key, translate(err))
+	}
+	return Object{Key: key, Size: int64(len(data)), ETag: aws.ToString(out.ETag), ContentType: o.ContentType,
+		CacheControl: o.CacheControl, Metadata: in.Metadata, LastModified: time.Now()}, nil
+}
+
+// Head returns the object's description.
+func (s *S3) Head(ctx context.Context, key string) (Object, error) {
+	if err := ValidateKey(key); err != nil {
+		return Object{}, err
+	}
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil {
+		return Object{}, fmt.Errorf("head %q: %w", key, translate(err))
+	}
+	return Object{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag),
+		ContentType: aws.ToString(out.ContentType), CacheControl: aws.ToString(out.CacheControl),
+		Metadata: lowerKeys(out.Metadata), LastModified: aws.ToTime(out.LastModified)}, nil
+}
+
+// Get reads the object whole.
+func (s *S3) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object, error) {
+	if err := ValidateKey(key); err != nil {
+		return nil, Object{}, err
+	}
+	in := &s3.GetObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)}
+	if o.IfMatch != "" {
+		in.IfMatch = aws.String(o.IfMatch)
+	}
+	out, err := s.client.GetObject(ctx, in)
+	if err != nil {
+		return nil, Object{}, fmt.Errorf("get %q: %w", key, translate(err))
+	}
+	defer out.Body.Close()
+	size := aws.ToInt64(out.ContentLength)
+	if o.MaxBytes > 0 && size > o.MaxBytes {
+		return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, size, ErrTooLarge)
+	}
+	var buf bytes.Buffer
+	if size > 0 {
+		buf.Grow(int(size))
+	}
+	limit := o.MaxBytes
+	if limit <= 0 {
+		limit = 1<<62 - 1
+	}
+	if _, err := buf.ReadFrom(io.LimitReader(out.Body, limit+1)); err != nil {
+		return nil, Object{}, fmt.Errorf("get %q: %w", key, translate(err))
+	}
+	if int64(buf.Len()) > limit {
+		return nil, Object{}, fmt.Errorf("get %q: %w", key, ErrTooLarge)
+	}
+	obj := Object{Key: key, Size: int64(buf.Len()), ETag: aws.ToString(out.ETag),
+		ContentType: aws.ToString(out.ContentType), CacheControl: aws.ToString(out.CacheControl),
+		Metadata: lowerKeys(out.Metadata), LastModified: aws.ToTime(out.LastModified)}
+	return buf.Bytes(), obj, nil
+}
+
+// Delete removes the object; a missing one is not an error.
+func (s *S3) Delete(ctx context.Context, key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
+	if err != nil && !errors.Is(translate(err), ErrNotFound) {
+		return fmt.Errorf("delete %q: %w", key, translate(err))
+	}
+	return nil
+}
+
+// List returns up to limit objects whose keys start with prefix, in key
+// order (limit <= 0: all).
+func (s *S3) List(ctx context.Context, prefix string, limit int) ([]Object, error) {
+	var out []Object
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list %q: %w", prefix, translate(err))
+		}
+		for _, o := range page.Contents {
+			out = append(out, Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag),
+				LastModified: aws.ToTime(o.LastModified)})
+			if limit > 0 && len(out) == limit {
+				return out, nil
+			}
+		}
+	}
+	return out, nil
+}
+
+// Check reports whether the bucket answers, for readiness.
+func (s *S3) Check(ctx context.Context) error {
+	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
+	if err != nil {
+		return fmt.Errorf("bucket %s: %w", s.bucket, translate(err))
+	}
+	return nil
+}
+
+// PresignPost returns a form upload of key that S3 itself holds to
+// contentType and to 1..maxBytes bytes, valid for ttl.
+func (s *S3) PresignPost(ctx context.Context, key, contentType string, maxBytes int64, ttl time.Duration) (Presigned, error) {
+	if err := ValidateKey(key); err != nil {
+		return Presigned{}, err
+	}
+	req, err := s.presign.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)},
+		func(o *s3.PresignPostOptions) {
+			o.Expires = ttl
+			o.Conditions = []any{
+				[]any{"content-length-range", 1, maxBytes},
+				map[string]string{"Content-Type": contentType},
+			}
+		})
+	if err != nil {
+		return Presigned{}, fmt.Errorf("presign post %q: %w", key, translate(err))
+	}
+	fields := make(map[string]string, len(req.Values)+1)
+	for k, v := range req.Values {
+		fields[k] = v
+	}
+	fields["Content-Type"] = contentType
+	return Presigned{Method: http.MethodPost, URL: req.URL, Fields: fields, ExpiresAt: time.Now().Add(ttl)}, nil
+}
+
+// PresignPut returns a PUT of key with exactly size bytes of contentType,
+// both part of the signature, valid for ttl.
+func (s *S3) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (Presigned, error) {
+	if err := ValidateKey(key); err != nil {
+		return Presigned{}, err
+	}
+	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(key),
+		ContentType: aws.String(contentType), ContentLength: aws.Int64(size),
+	}, s3.WithPresignExpires(ttl))
+	if err != nil {
+		return Presigned{}, fmt.Errorf("presign put %q: %w", key, translate(err))
+	}
+	headers := map[string]string{}
+	for k, vs := range req.SignedHeader {
+		if !strings.EqualFold(k, "Host") && len(vs) > 0 {
+			headers[http.CanonicalHeaderKey(k)] = vs[0]
+		}
+	}
+	return Presigned{Method: http.MethodPut, URL: req.URL, Headers: headers, ExpiresAt: time.Now().Add(ttl)}, nil
+}
+
+// translate maps SDK errors to this package's. What it does not know keeps
+// its text but is reported as unavailable only when it is a network or
+// server failure.
+func translate(err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode() {
+		case "NoSuchKey", "NotFound", "NoSuchBucket":
+			return fmt.Errorf("%w: %s", ErrNotFound, apiErr.ErrorCode())
+		case "PreconditionFailed":
+			return fmt.Errorf("%w: %s", ErrPreconditionFailed, apiErr.ErrorCode())
+		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled":
+			return fmt.Errorf("%w: %s", ErrAccessDenied, apiErr.ErrorCode())
+		case "SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "RequestTimeTooSkewed",
+			"InternalError", "ServiceUnavailable", "XMinioServerNotInitialized":
+			return fmt.Errorf("%w: %s", ErrUnavailable, apiErr.ErrorCode())
+		}
+	}
+	var respErr *awshttp.ResponseError
+	if errors.As(err, &respErr) {
+		switch code := respErr.HTTPStatusCode(); {
+		case code == http.StatusNotFound:
+			return fmt.Errorf("%w: HTTP 404", ErrNotFound)
+		case code == http.StatusPreconditionFailed:
+			return fmt.Errorf("%w: HTTP 412", ErrPreconditionFailed)
+		case code == http.StatusForbidden:
+			return fmt.Errorf("%w: HTTP 403", ErrAccessDenied)
+		case code == http.StatusTooManyRequests || code >= 500:
+			return fmt.Errorf("%w: HTTP %d", ErrUnavailable, code)
+		}
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return err
+}

@@ -1,0 +1,112 @@
+// Package storage keeps objects: in S3 (or any S3-compatible store) through
+// aws-sdk-go-v2, or in a local directory, the embedded default. Both offer
+// the same small set of operations and the same errors, so that callers
+// never see an AWS or filesystem type; each caller declares the interface it
+// needs.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// The failures of storage, translated from S3 and filesystem errors.
+var (
+	// ErrNotFound: no object has that key.
+	ErrNotFound = errors.New("object not found")
+	// ErrPreconditionFailed: the object's ETag is not the one required.
+	ErrPreconditionFailed = errors.New("object changed")
+	// ErrTooLarge: the object is larger than the caller accepts.
+	ErrTooLarge = errors.New("object too large")
+	// ErrInvalidKey: the key is empty, too long, or could escape its place.
+	ErrInvalidKey = errors.New("invalid object key")
+	// ErrAccessDenied: the store refuses this operation to these
+	// credentials; retrying will not help.
+	ErrAccessDenied = errors.New("storage access denied")
+	// ErrUnavailable: the store is unreachable, throttling or failing;
+	// the same call may succeed later.
+	ErrUnavailable = errors.New("storage unavailable")
+	// ErrBadSignature: a presigned URL of the local store is forged,
+	// altered, expired, or used beyond what it allows.
+	ErrBadSignature = errors.New("invalid or expired upload URL")
+)
+
+// Object describes a stored object.
+type Object struct {
+	Key          string
+	Size         int64
+	ETag         string // as S3 gives it, quoted
+	ContentType  string
+	CacheControl string
+	// Metadata are the user metadata (x-amz-meta-*), keys in lower case.
+	Metadata     map[string]string
+	LastModified time.Time
+}
+
+// PutOptions are the headers and metadata written with an object.
+type PutOptions struct {
+	ContentType  string
+	CacheControl string
+	Metadata     map[string]string
+}
+
+// GetOptions constrain a read.
+type GetOptions struct {
+	// IfMatch, when set, makes the read fail with ErrPreconditionFailed
+	// unless the object's ETag is this one.
+	IfMatch string
+	// MaxBytes, when positive, makes the read fail with ErrTooLarge for a
+	// larger object, before its body is read.
+	MaxBytes int64
+}
+
+// Presigned is what a client needs to upload one object straight to the
+// store.
+type Presigned struct {
+	Method string // POST (a form) or PUT
+	URL    string
+	// Fields are the form fields of a POST, to send before the file.
+	Fields map[string]string
+	// Headers must be sent as they are with a PUT.
+	Headers   map[string]string
+	ExpiresAt time.Time
+}
+
+// maxKeyBytes is S3's limit on a key's length.
+const maxKeyBytes = 1024
+
+// ValidateKey checks that key is safe for every store: not empty, at most
+// 1024 bytes of valid UTF-8, no control characters or backslashes, no
+// leading slash, and no empty, ".", ".." or hidden (".x") path segment, so
+// that a key can never name a place outside the store's directory or a
+// file the store keeps for itself. The error wraps ErrInvalidKey.
+func ValidateKey(key string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidKey, key, why) }
+	switch {
+	case key == "":
+		return bad("empty")
+	case len(key) > maxKeyBytes:
+		return bad("longer than 1024 bytes")
+	case !utf8.ValidString(key):
+		return bad("not UTF-8")
+	case strings.HasPrefix(key, "/"):
+		return bad("absolute")
+	case strings.ContainsRune(key, '\\'):
+		return bad("backslash")
+	}
+	for _, r := range key {
+		if unicode.IsControl(r) {
+			return bad("control character")
+		}
+	}
+	for _, seg := range strings.Split(key, "/") {
+		if seg == "" || strings.HasPrefix(seg, ".") {
+			return bad("empty, dot or hidden path segment")
+		}
+	}
+	return nil
+}

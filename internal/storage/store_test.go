@@ -1,0 +1,160 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/resizer/resizer/internal/s3test"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.Stop()
+	os.Exit(code)
+}
+
+// store is what both implementations offer; the suite runs on each.
+type store interface {
+	Put(ctx context.Context, key string, data []byte, o PutOptions) (Object, error)
+	Get(ctx context.Context, key string, o GetOptions) ([]byte, Object, error)
+	Head(ctx context.Context, key string) (Object, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string, limit int) ([]Object, error)
+	Check(ctx context.Context) error
+}
+
+func newS3(t *testing.T) *S3 {
+	t.Helper()
+	srv := s3test.Start(t)
+	s, err := NewS3(S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func newDir(t *testing.T) *Dir {
+	t.Helper()
+	d, err := NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func stores(t *testing.T) map[string]store {
+	return map[string]store{"dir": newDir(t), "s3": newS3(t)}
+}
+
+func TestStores(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			data := []byte("\xFF\xD8\xFFpretend jpeg")
+			put, err := s.Put(ctx, "uploads/a/b c+d.jpg", data, PutOptions{
+				ContentType: "image/jpeg", CacheControl: "public, max-age=60",
+				Metadata: map[string]string{"Source-ETag": `"abc"`, "variant": "thumb"},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if put.ETag == "" || put.Size != int64(len(data)) {
+				t.Fatalf("put returned %+v", put)
+			}
+			head, err := s.Head(ctx, "uploads/a/b c+d.jpg")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if head.ETag != put.ETag || head.Size != int64(len(data)) || head.ContentType != "image/jpeg" ||
+				head.CacheControl != "public, max-age=60" || head.Metadata["source-etag"] != `"abc"` || head.Metadata["variant"] != "thumb" {
+				t.Fatalf("head %+v", head)
+			}
+			got, obj, err := s.Get(ctx, "uploads/a/b c+d.jpg", GetOptions{IfMatch: put.ETag, MaxBytes: 100})
+			if err != nil || !bytes.Equal(got, data) || obj.ETag != put.ETag || obj.Metadata["variant"] != "thumb" {
+				t.Fatalf("get: %q %+v %v", got, obj, err)
+			}
+			if _, _, err := s.Get(ctx, "uploads/a/b c+d.jpg", GetOptions{IfMatch: `"0123456789abcdef0123456789abcdef"`}); !errors.Is(err, ErrPreconditionFailed) {
+				t.Fatalf("get with a stale ETag: err = %v, want ErrPreconditionFailed", err)
+			}
+			if _, _, err := s.Get(ctx, "uploads/a/b c+d.jpg", GetOptions{MaxBytes: 5}); !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("get over MaxBytes: err = %v, want ErrTooLarge", err)
+			}
+			for _, f := range []func() error{
+				func() error { _, err := s.Head(ctx, "uploads/missing.jpg"); return err },
+				func() error { _, _, err := s.Get(ctx, "uploads/missing.jpg", GetOptions{}); return err },
+			} {
+				if err := f(); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("missing object: err = %v, want ErrNotFound", err)
+				}
+			}
+			// A second put replaces the object and its ETag.
+			put2, err := s.Put(ctx, "uploads/a/b c+d.jpg", []byte("other"), PutOptions{ContentType: "image/png"})
+			if err != nil || put2.ETag == put.ETag {
+				t.Fatalf("overwrite: %+v %v", put2, err)
+			}
+			if h, _ := s.Head(ctx, "uploads/a/b c+d.jpg"); h.ContentType != "image/png" || len(h.Metadata) != 0 {
+				t.Fatalf("after overwrite head %+v", h)
+			}
+			for _, k := range []string{"uploads/a/x.png", "uploads/b.png", "resized/thumb/b.png"} {
+				if _, err := s.Put(ctx, k, []byte("x"), PutOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list, err := s.List(ctx, "uploads/a/", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if keys := objKeys(list); keys != "uploads/a/b c+d.jpg,uploads/a/x.png" {
+				t.Fatalf("list uploads/a/ = %s", keys)
+			}
+			if list, _ := s.List(ctx, "uploads/", 2); len(list) != 2 {
+				t.Fatalf("list with limit 2 gave %d", len(list))
+			}
+			if list, _ := s.List(ctx, "upl", 0); objKeys(list) != "uploads/a/b c+d.jpg,uploads/a/x.png,uploads/b.png" {
+				t.Fatalf("list by partial prefix = %s", objKeys(list))
+			}
+			if err := s.Delete(ctx, "uploads/a/x.png"); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Delete(ctx, "uploads/a/x.png"); err != nil {
+				t.Fatalf("deleting a missing object: %v", err)
+			}
+			if _, err := s.Head(ctx, "uploads/a/x.png"); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("after delete: %v", err)
+			}
+			for _, bad := range []string{"", "/etc/passwd", "../x", "a/../../x", "a//b", "a/./b", ".meta/x", "a/.hidden", "a\\b", "a\x00b", "a\nb", strings.Repeat("k", 1025)} {
+				if _, err := s.Put(ctx, bad, []byte("x"), PutOptions{}); !errors.Is(err, ErrInvalidKey) {
+					t.Errorf("put %q: err = %v, want ErrInvalidKey", bad, err)
+				}
+			}
+			if err := s.Check(ctx); err != nil {
+				t.Fatalf("check: %v", err)
+			}
+		})
+	}
+}
+
+func objKeys(objs []Object) string {
+	var ks []string
+	for _, o := range objs {
+		ks = append(ks, o.Key)
+	}
+	return strings.Join(ks, ",")
+}
+
+func TestValidateKey(t *testing.T) {
+	for _, ok := range []string{"a", "uploads/2026/11/x.jpg", "with space/ümlaut+plus.png", "a.b/c..d"} {
+		if err := ValidateKey(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "/a", "a/", "../a", "a/..", "..", ".", "a/./b", ".git/config", "a\\..\\b", "a\tb", "a\x7fb", "\xff"} {
+		if err := ValidateKey(bad); !errors.Is(err, ErrInvalidKey) {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
