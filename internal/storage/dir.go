@@ -54,8 +54,10 @@ func NewDir(dir string) (*Dir, error) {
 	return &Dir{root: root, signKey: key}, nil
 }
 
-func (d *Dir) path(key string) string     { return filepath.Join(d.root, filepath.FromSlash(key)) }
-func (d *Dir) metaPath(key string) string { return filepath.Join(d.root, ".meta", filepath.FromSlash(key)+".json") }
+func (d *Dir) path(key string) string { return filepath.Join(d.root, filepath.FromSlash(key)) }
+func (d *Dir) metaPath(key string) string {
+	return filepath.Join(d.root, ".meta", filepath.FromSlash(key)+".json")
+}
 
 // Put writes the object atomically: to a temporary file, synced, then
 // renamed into place, so a reader or a crash never sees part of it. The
@@ -244,4 +246,3 @@ func lowerKeys(m map[string]string) map[string]string {
 	}
 	return out
 }
-
