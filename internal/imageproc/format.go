@@ -71,6 +71,62 @@ func (f Format) ContentType() string {
 	return "application/octet-stream"
 }
 
+// Ext returns the usual file extension of the format, without the dot.
+func (f Format) Ext() string {
+	switch f {
+	case FormatJPEG:
+		return "jpg"
+	case FormatHEIF:
+		return "heic"
+	}
+	return f.String()
+}
+
+// FormatOfType returns the format of a media type such as "image/jpeg"
+// (parameters ignored), or FormatUnknown.
+func FormatOfType(mediaType string) Format {
+	t, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(mediaType)), ";")
+	t = strings.TrimSpace(t)
+	if t == "image/jpg" || t == "image/pjpeg" {
+		return FormatJPEG
+	}
+	if t == "image/heic" {
+		return FormatHEIF
+	}
+	for f, ct := range formatTypes {
+		if ct == t {
+			return f
+		}
+	}
+	return FormatUnknown
+}
+
+// FormatOfExt returns the format a file extension (without the dot, any
+// case) names, or FormatUnknown.
+func FormatOfExt(ext string) Format {
+	switch strings.ToLower(ext) {
+	case "jpg", "jpeg", "jpe":
+		return FormatJPEG
+	case "png":
+		return FormatPNG
+	case "webp":
+		return FormatWebP
+	case "gif":
+		return FormatGIF
+	case "avif":
+		return FormatAVIF
+	case "heic", "heif":
+		return FormatHEIF
+	case "tif", "tiff":
+		return FormatTIFF
+	case "svg":
+		return FormatSVG
+	case "pdf":
+		return FormatPDF
+	}
+	return FormatUnknown
+}
+
 // ParseFormat returns the format with the given name ("jpg" is taken for
 // "jpeg"). It returns an error for a name it does not know.
 func ParseFormat(name string) (Format, error) {

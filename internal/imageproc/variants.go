@@ -1,0 +1,134 @@
+package imageproc
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/h2non/bimg"
+)
+
+// reuseBelow is the scale under which several outputs are made from one
+// intermediate rather than each from the source: decoding an 18 MP JPEG
+// costs ten times more than decoding the same picture at 1600 pixels, but
+// an intermediate close to the source's size saves nothing.
+const reuseBelow = 0.8
+
+// intermediateQuality keeps a JPEG intermediate visually identical to the
+// source at its size: the outputs are all smaller and lossy themselves.
+const intermediateQuality = 95
+
+// Variants makes one output per element of opts from the image b, holding
+// a single gate slot for all of them, and decodes the full-size source only
+// once: it first scales the source, upright and in sRGB, to the largest
+// size any output needs (a JPEG at quality 95, or a PNG when the image has
+// alpha), then makes every output from that. Errors are Process's.
+func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) ([]*Result, error) {
+	h, err := p.Probe(b)
+	if err != nil {
+		return nil, err
+	}
+	release, err := p.gate.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	type outcome struct {
+		r   []*Result
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer release()
+		r, err := p.variants(b, h.Format, opts)
+		done <- outcome{r, err}
+	}()
+	t := time.NewTimer(p.cfg.Timeout)
+	defer t.Stop()
+	select {
+	case out := <-done:
+		return out.r, out.err
+	case <-t.C:
+		return nil, fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("variants: %w: %w", errAbandoned, context.Cause(ctx))
+	}
+}
+
+func (p *Processor) variants(b []byte, f Format, opts []Options) ([]*Result, error) {
+	md, err := bimg.Metadata(b)
+	if err != nil {
+		return nil, decodeError(err)
+	}
+	src := source{width: md.Size.Width, height: md.Size.Height, orientation: md.Orientation, alpha: md.Alpha, format: f}
+	if err := p.checkPixels(src.width, src.height); err != nil {
+		return nil, err
+	}
+	// Each output keeps the format of the source, not of the intermediate.
+	resolved := make([]Options, len(opts))
+	scale := 0.0
+	for i, o := range opts {
+		if o.Format == FormatUnknown {
+			o.Format = OutputFormatFor(f, src.alpha)
+		}
+		resolved[i] = o
+		scale = math.Max(scale, neededScale(src, o))
+	}
+	if len(opts) < 2 || scale >= reuseBelow {
+		out := make([]*Result, len(resolved))
+		for i, o := range resolved {
+			if out[i], err = p.resize(b, f, o); err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}
+
+	uw, uh := src.upright()
+	mid := Options{Width: roundSide(float64(uw) * scale), Height: roundSide(float64(uh) * scale),
+		Fit: FitFill, Format: FormatJPEG, Quality: intermediateQuality}
+	if src.alpha {
+		mid.Format = FormatPNG
+	}
+	im, err := p.resize(b, f, mid)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Result, len(resolved))
+	for i, o := range resolved {
+		// Every output needs at most the intermediate's size, so enlarge
+		// only decides, as it did against the source, that contain pads.
+		o.Enlarge = true
+		if out[i], err = p.resize(im.Data, mid.Format, o); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// neededScale is the scale of the source (upright) that the output o is
+// cut or padded from: the largest of its two axes.
+func neededScale(src source, o Options) float64 {
+	uw, uh := src.upright()
+	sw, sh := float64(uw), float64(uh)
+	W, H := float64(o.Width), float64(o.Height)
+	var s float64
+	switch {
+	case o.Width == 0 && o.Height == 0:
+		return 1
+	case o.Height == 0:
+		s = W / sw
+	case o.Width == 0:
+		s = H / sh
+	case o.Fit == FitCover:
+		s = math.Max(W/sw, H/sh)
+	case o.Fit == FitFill:
+		s = math.Max(W/sw, H/sh)
+	default: // inside, contain
+		s = math.Min(W/sw, H/sh)
+	}
+	if !o.Enlarge {
+		s = math.Min(s, 1)
+	}
+	return s
+}

@@ -1,0 +1,290 @@
+// Package pipeline turns a stored original into its variants: it reads the
+// source, makes every configured variant in one pass through imageproc, and
+// writes each under the output prefix with metadata that names the
+// source's ETag. Work is idempotent (deterministic keys, skipped when every
+// output is current) and guarded against loops (outputs never lie under the
+// input prefix of the same store).
+package pipeline
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// Store is what the pipeline needs of a store.
+type Store interface {
+	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
+	Head(ctx context.Context, key string) (storage.Object, error)
+	Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error)
+}
+
+// Config is the pipeline's part of the configuration.
+type Config struct {
+	InputPrefix  string
+	OutputPrefix string
+	// SameStore is true when inputs and outputs share one bucket or
+	// directory; the prefixes must then keep them apart.
+	SameStore bool
+	Variants  []Variant
+	// CacheControl is written on every output.
+	CacheControl string
+	// MaxSourceBytes bounds the originals read back from the store.
+	MaxSourceBytes int64
+}
+
+// ErrLoop is a configuration under which outputs would be taken for inputs.
+var ErrLoop = errors.New("outputs would land among inputs")
+
+// The outcomes of one source.
+const (
+	StatusProcessed  = "processed"
+	StatusUpToDate   = "skipped_up_to_date"
+	StatusLoopGuard  = "skipped_loop_guard"
+	StatusSuperseded = "superseded"
+)
+
+// Metadata keys written on every output.
+const (
+	MetaSourceETag = "source-etag"
+	MetaSourceKey  = "source-key"
+	MetaVariant    = "variant"
+)
+
+// Output is one variant as written.
+type Output struct {
+	Variant       string
+	Key           string
+	Format        imageproc.Format
+	Width, Height int
+	Bytes         int64
+	ETag          string
+}
+
+// Result is what became of one source.
+type Result struct {
+	Status        string
+	Key           string
+	ETag          string
+	Format        imageproc.Format
+	Width, Height int
+	Bytes         int64
+	Outputs       []Output
+}
+
+// Pipeline makes and stores the variants of originals.
+type Pipeline struct {
+	cfg     Config
+	in, out Store
+	proc    *imageproc.Processor
+}
+
+// New returns a pipeline reading from in and writing to out. It fails with
+// ErrLoop when, in one store, either prefix contains the other (an empty
+// input prefix contains everything), and when there are no variants.
+func New(cfg Config, in, out Store, proc *imageproc.Processor) (*Pipeline, error) {
+	if err := CheckPrefixes(cfg.InputPrefix, cfg.OutputPrefix, cfg.SameStore); err != nil {
+		return nil, err
+	}
+	if len(cfg.Variants) == 0 || in == nil || out == nil || proc == nil {
+		return nil, errors.New("pipeline: incomplete configuration")
+	}
+	return &Pipeline{cfg: cfg, in: in, out: out, proc: proc}, nil
+}
+
+// CheckPrefixes refuses, with ErrLoop, prefixes under which the pipeline
+// would read its own outputs as new sources: the fault that the system
+// resizer replaces had to be fixed by hand.
+func CheckPrefixes(input, output string, sameStore bool) error {
+	if !sameStore {
+		return nil
+	}
+	switch {
+	case strings.HasPrefix(output, input):
+		return fmt.Errorf("%w: output prefix %q lies inside input prefix %q of the same bucket", ErrLoop, output, input)
+	case strings.HasPrefix(input, output):
+		return fmt.Errorf("%w: input prefix %q lies inside output prefix %q of the same bucket", ErrLoop, input, output)
+	}
+	return nil
+}
+
+// IsInput reports whether key is a source the pipeline processes: under
+// the input prefix and, in a shared store, not under the output prefix.
+func (p *Pipeline) IsInput(key string) bool {
+	return strings.HasPrefix(key, p.cfg.InputPrefix) &&
+		!(p.cfg.SameStore && strings.HasPrefix(key, p.cfg.OutputPrefix))
+}
+
+// InputKey returns the key for a name a client chose, under the input
+// prefix. The error wraps storage.ErrInvalidKey.
+func (p *Pipeline) InputKey(name string) (string, error) {
+	key := p.cfg.InputPrefix + name
+	if err := storage.ValidateKey(name); err != nil {
+		return "", err
+	}
+	return key, storage.ValidateKey(key)
+}
+
+// NewKey returns a fresh key under the input prefix for an upload of
+// format f: the date, a random id and the format's extension.
+func (p *Pipeline) NewKey(f imageproc.Format, now time.Time) string {
+	return p.cfg.InputPrefix + now.UTC().Format("2006/01/02/") + strings.ToLower(rand.Text()[:20]) + "." + f.Ext()
+}
+
+// OutputKey is where variant v of the source key is written in format f:
+// the output prefix, the variant's name, the key without the input prefix,
+// and f's extension when the key's own does not already say f.
+func (p *Pipeline) OutputKey(key string, v Variant, f imageproc.Format) string {
+	rel := strings.TrimPrefix(key, p.cfg.InputPrefix)
+	k := p.cfg.OutputPrefix + v.Name + "/" + rel
+	if ext := strings.TrimPrefix(path.Ext(rel), "."); imageproc.FormatOfExt(ext) != f {
+		k += "." + f.Ext()
+	}
+	return k
+}
+
+// Upload stores data as the original at key and makes its variants. The
+// bytes are checked first (format, header, limits: imageproc's errors), so
+// that nothing is stored for an image that would be refused.
+func (p *Pipeline) Upload(ctx context.Context, key string, data []byte) (Result, error) {
+	h, err := p.proc.Probe(data)
+	if err != nil {
+		return Result{}, err
+	}
+	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: h.Format.ContentType()})
+	if err != nil {
+		return Result{}, fmt.Errorf("store original: %w", err)
+	}
+	return p.make(ctx, obj, data, h)
+}
+
+// Run makes the variants of the stored source key at ETag etag (the
+// current one when etag is empty). A source outside the inputs is skipped
+// (StatusLoopGuard); one whose outputs all carry etag already is skipped
+// without being read (StatusUpToDate); one that has changed or gone since
+// the event was sent is StatusSuperseded, and its successor's own event
+// does the work.
+func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
+	if !p.IsInput(key) {
+		return Result{Status: StatusLoopGuard, Key: key}, nil
+	}
+	if etag == "" {
+		obj, err := p.in.Head(ctx, key)
+		if errors.Is(err, storage.ErrNotFound) {
+			return Result{Status: StatusSuperseded, Key: key}, nil
+		}
+		if err != nil {
+			return Result{}, err
+		}
+		etag = obj.ETag
+	}
+	if p.upToDate(ctx, key, etag) {
+		return Result{Status: StatusUpToDate, Key: key, ETag: etag}, nil
+	}
+	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{IfMatch: etag, MaxBytes: p.cfg.MaxSourceBytes})
+	switch {
+	case errors.Is(err, storage.ErrPreconditionFailed), errors.Is(err, storage.ErrNotFound):
+		return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
+	case errors.Is(err, storage.ErrTooLarge):
+		return Result{}, fmt.Errorf("%w: source %s", imageproc.ErrTooLarge, err)
+	case err != nil:
+		return Result{}, err
+	}
+	h, err := p.proc.Probe(data)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.make(ctx, obj, data, h)
+}
+
+// upToDate reports whether every output of key, as the key's extension
+// predicts their formats, carries etag. A wrong prediction only costs
+// the work of remaking them.
+func (p *Pipeline) upToDate(ctx context.Context, key, etag string) bool {
+	src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
+	if src == imageproc.FormatUnknown {
+		return false
+	}
+	keys := make([]string, len(p.cfg.Variants))
+	for i, v := range p.cfg.Variants {
+		f := v.Options.Format
+		if f == imageproc.FormatUnknown {
+			f = imageproc.OutputFormatFor(src, false)
+		}
+		keys[i] = p.OutputKey(key, v, f)
+	}
+	current := make([]bool, len(keys))
+	parallel(len(keys), func(i int) error {
+		obj, err := p.out.Head(ctx, keys[i])
+		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag)
+		return nil
+	})
+	for _, c := range current {
+		if !c {
+			return false
+		}
+	}
+	return true
+}
+
+// make processes the source and writes every output.
+func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte, h imageproc.Header) (Result, error) {
+	opts := make([]imageproc.Options, len(p.cfg.Variants))
+	for i, v := range p.cfg.Variants {
+		opts[i] = v.Options
+	}
+	results, err := p.proc.Variants(ctx, data, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: h.Format,
+		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Outputs: make([]Output, len(results))}
+	err = parallel(len(results), func(i int) error {
+		r, v := results[i], p.cfg.Variants[i]
+		key := p.OutputKey(src.Key, v, r.Format)
+		obj, err := p.out.Put(ctx, key, r.Data, storage.PutOptions{
+			ContentType:  r.Format.ContentType(),
+			CacheControl: p.cfg.CacheControl,
+			Metadata: map[string]string{
+				MetaSourceETag: trimETag(src.ETag),
+				MetaSourceKey:  src.Key,
+				MetaVariant:    v.Name,
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("store variant %s: %w", v.Name, err)
+		}
+		res.Outputs[i] = Output{Variant: v.Name, Key: key, Format: r.Format, Width: r.Width, Height: r.Height,
+			Bytes: int64(len(r.Data)), ETag: obj.ETag}
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return res, nil
+}
+
+func trimETag(e string) string { return strings.Trim(e, `"`) }
+
+// parallel runs fn(0..n-1) at once and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = fn(i)
+		}(i)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

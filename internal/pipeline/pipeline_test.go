@@ -1,0 +1,287 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/jpeg"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.Stop()
+	os.Exit(code)
+}
+
+func photo(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/ladybird.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func proc(t *testing.T) *imageproc.Processor {
+	t.Helper()
+	p, err := imageproc.New(imageproc.DefaultConfig(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func testConfig(t *testing.T) Config {
+	t.Helper()
+	vs, err := ParseVariants("thumb:200x200:cover,medium:800x0,large:1600x0:webp", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true, Variants: vs,
+		CacheControl: "public, max-age=60", MaxSourceBytes: 32 << 20}
+}
+
+// stores returns the pipeline's stores to test on: a directory, and a
+// bucket of a real MinIO.
+func stores(t *testing.T) map[string]Store {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := s3test.Start(t)
+	s, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]Store{"dir": d, "s3": s}
+}
+
+// counting counts the reads of a store, to see work that was skipped.
+type counting struct {
+	Store
+	gets atomic.Int32
+}
+
+func (c *counting) Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error) {
+	c.gets.Add(1)
+	return c.Store.Get(ctx, key, o)
+}
+
+func TestUploadAndRun(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			cs := &counting{Store: st}
+			p, err := New(testConfig(t), cs, cs, proc(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := p.NewKey(imageproc.FormatJPEG, time.Date(2026, 11, 26, 0, 0, 0, 0, time.UTC))
+			if !strings.HasPrefix(key, "uploads/2026/11/26/") || !strings.HasSuffix(key, ".jpg") {
+				t.Fatalf("new key %q", key)
+			}
+			res, err := p.Upload(ctx, key, photo(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != StatusProcessed || res.Width != 2560 || res.Height != 1600 || res.ETag == "" || len(res.Outputs) != 3 {
+				t.Fatalf("result %+v", res)
+			}
+			rel := strings.TrimPrefix(key, "uploads/")
+			want := []struct {
+				key, ctype string
+				w, h       int
+			}{
+				{"resized/thumb/" + rel, "image/jpeg", 200, 200},
+				{"resized/medium/" + rel, "image/jpeg", 800, 500},
+				{"resized/large/" + rel + ".webp", "image/webp", 1600, 1000},
+			}
+			for i, w := range want {
+				o := res.Outputs[i]
+				if o.Key != w.key || o.Width != w.w || o.Height != w.h {
+					t.Errorf("output %d: %+v, want %s %dx%d", i, o, w.key, w.w, w.h)
+				}
+				obj, err := st.Head(ctx, w.key)
+				if err != nil {
+					t.Fatalf("%s: %v", w.key, err)
+				}
+				if obj.ContentType != w.ctype || obj.CacheControl != "public, max-age=60" || obj.Size != o.Bytes ||
+					obj.Metadata[MetaSourceETag] != strings.Trim(res.ETag, `"`) || obj.Metadata[MetaSourceKey] != key ||
+					obj.Metadata[MetaVariant] != p.cfg.Variants[i].Name {
+					t.Errorf("%s stored as %+v", w.key, obj)
+				}
+			}
+			// A second run finds every output current and reads nothing.
+			res2, err := p.Run(ctx, key, res.ETag)
+			if err != nil || res2.Status != StatusUpToDate || cs.gets.Load() != 0 {
+				t.Fatalf("rerun: %+v %v, %d reads", res2, err, cs.gets.Load())
+			}
+			// A new version of the source is processed again.
+			obj, err := st.Put(ctx, key, grey(t, 1000, 500), storage.PutOptions{ContentType: "image/jpeg"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			r, err := p.Run(ctx, key, obj.ETag)
+			if err != nil || r.Status != StatusProcessed || r.Outputs[1].Width != 800 || r.Outputs[1].Height != 400 {
+				t.Fatalf("run for the new ETag: %+v %v", r, err)
+			}
+			if h, _ := st.Head(ctx, want[1].key); h.Metadata[MetaSourceETag] != strings.Trim(obj.ETag, `"`) {
+				t.Fatalf("output not rewritten for the new version: %+v", h)
+			}
+			// Outputs are never taken for sources.
+			if r, err := p.Run(ctx, want[0].key, ""); err != nil || r.Status != StatusLoopGuard {
+				t.Fatalf("run on an output: %+v %v", r, err)
+			}
+			if r, err := p.Run(ctx, "uploads/gone.jpg", ""); err != nil || r.Status != StatusSuperseded {
+				t.Fatalf("run on a deleted source: %+v %v", r, err)
+			}
+			// An event for a version that has since been replaced is not
+			// processed under the newer version's name.
+			first, _ := st.Put(ctx, "uploads/v.jpg", grey(t, 300, 300), storage.PutOptions{})
+			if _, err := st.Put(ctx, "uploads/v.jpg", photo(t), storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := p.Run(ctx, "uploads/v.jpg", first.ETag); err != nil || r.Status != StatusSuperseded {
+				t.Fatalf("run for a replaced version: %+v %v", r, err)
+			}
+			if _, err := st.Head(ctx, "resized/thumb/v.jpg"); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("a superseded version wrote outputs: %v", err)
+			}
+		})
+	}
+}
+
+func grey(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewGray(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i)
+	}
+	var b bytes.Buffer
+	jpeg.Encode(&b, img, nil)
+	return b.Bytes()
+}
+
+// Nothing is stored for bytes that would be refused.
+func TestUploadRefusesBeforeStoring(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			p, _ := New(testConfig(t), st, st, proc(t))
+			ph := photo(t)
+			for _, tt := range []struct {
+				data []byte
+				want error
+			}{
+				{[]byte("<html>not an image</html>"), imageproc.ErrUnsupported},
+				{ph[:len(ph)/2], imageproc.ErrUndecodable},
+			} {
+				if _, err := p.Upload(t.Context(), "uploads/x.jpg", tt.data); !errors.Is(err, tt.want) {
+					t.Errorf("err = %v, want %v", err, tt.want)
+				}
+				if _, err := st.Head(t.Context(), "uploads/x.jpg"); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("refused upload was stored: %v", err)
+				}
+			}
+		})
+	}
+}
+
+// failing is a store whose writes under a prefix fail: the only way to
+// see what a half-failed write does.
+type failing struct {
+	Store
+	prefix string
+}
+
+func (f failing) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
+	if strings.HasPrefix(key, f.prefix) {
+		return storage.Object{}, errors.New("disk full")
+	}
+	return f.Store.Put(ctx, key, data, o)
+}
+
+func TestFailedOutputIsAnError(t *testing.T) {
+	d, _ := storage.NewDir(t.TempDir())
+	p, _ := New(testConfig(t), d, failing{Store: d, prefix: "resized/large/"}, proc(t))
+	_, err := p.Upload(t.Context(), "uploads/x.jpg", photo(t))
+	if err == nil || !strings.Contains(err.Error(), "store variant large") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCheckPrefixes(t *testing.T) {
+	for _, tt := range []struct {
+		in, out string
+		same    bool
+		loop    bool
+	}{
+		{"uploads/", "resized/", true, false},
+		{"uploads/", "uploads/resized/", true, true},
+		{"", "resized/", true, true},
+		{"uploads/", "", true, true},
+		{"uploads/", "uploads/", true, true},
+		{"img", "img-small/", true, true},
+		{"uploads/", "uploads/resized/", false, false},
+		{"", "", false, false},
+	} {
+		err := CheckPrefixes(tt.in, tt.out, tt.same)
+		if errors.Is(err, ErrLoop) != tt.loop {
+			t.Errorf("input %q output %q same store %v: err = %v, loop %v", tt.in, tt.out, tt.same, err, tt.loop)
+		}
+	}
+	cfg := testConfig(t)
+	cfg.OutputPrefix = "uploads/small/"
+	if _, err := New(cfg, nil, nil, nil); !errors.Is(err, ErrLoop) {
+		t.Fatalf("New accepted a looping configuration: %v", err)
+	}
+}
+
+func TestOutputKey(t *testing.T) {
+	p := &Pipeline{cfg: Config{InputPrefix: "uploads/", OutputPrefix: "resized/"}}
+	v := Variant{Name: "thumb"}
+	for _, tt := range []struct {
+		key  string
+		f    imageproc.Format
+		want string
+	}{
+		{"uploads/a/b.jpg", imageproc.FormatJPEG, "resized/thumb/a/b.jpg"},
+		{"uploads/a/b.JPEG", imageproc.FormatJPEG, "resized/thumb/a/b.JPEG"},
+		{"uploads/a/b.jpg", imageproc.FormatWebP, "resized/thumb/a/b.jpg.webp"},
+		{"uploads/a/b.heic", imageproc.FormatJPEG, "resized/thumb/a/b.heic.jpg"},
+		{"uploads/noext", imageproc.FormatPNG, "resized/thumb/noext.png"},
+		{"uploads/with space+plus.png", imageproc.FormatPNG, "resized/thumb/with space+plus.png"},
+	} {
+		if got := p.OutputKey(tt.key, v, tt.f); got != tt.want {
+			t.Errorf("OutputKey(%q, %v) = %q, want %q", tt.key, tt.f, got, tt.want)
+		}
+	}
+}
+
+func TestParseVariants(t *testing.T) {
+	vs, err := ParseVariants(DefaultVariants, 8192)
+	if err != nil || len(vs) != 3 || vs[0].Name != "thumb" || vs[0].Options.Fit != imageproc.FitCover ||
+		vs[0].Options.Width != 200 || vs[1].Options.Height != 0 || vs[2].Options.Width != 1600 {
+		t.Fatalf("%+v %v", vs, err)
+	}
+	vs, err = ParseVariants(" a:10x0:webp:contain , b:0x20 ", 100)
+	if err != nil || vs[0].Options.Format != imageproc.FormatWebP || vs[0].Options.Fit != imageproc.FitContain || vs[1].Options.Height != 20 {
+		t.Fatalf("%+v %v", vs, err)
+	}
+	for _, bad := range []string{"", "thumb", "thumb:200", "thumb:0x0", "thumb:200x200:crop", "Thumb:1x1", "a:1x1,a:2x2",
+		"a:101x1", "a:-1x1", "a:1x1:auto", "a:1x1:webp:cover:extra", "a b:1x1"} {
+		if _, err := ParseVariants(bad, 100); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
