@@ -284,4 +284,3 @@ func TestParseVariants(t *testing.T) {
 		}
 	}
 }
-
