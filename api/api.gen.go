@@ -4,6 +4,8 @@
 package api
 
 import (
+	"time"
+
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
@@ -16,6 +18,42 @@ const (
 func (e HealthStatus) Valid() bool {
 	switch e {
 	case Ok:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PresignRequestMethod.
+const (
+	PresignRequestMethodPOST PresignRequestMethod = "POST"
+	PresignRequestMethodPUT  PresignRequestMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the PresignRequestMethod enum.
+func (e PresignRequestMethod) Valid() bool {
+	switch e {
+	case PresignRequestMethodPOST:
+		return true
+	case PresignRequestMethodPUT:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for PresignedMethod.
+const (
+	PresignedMethodPOST PresignedMethod = "POST"
+	PresignedMethodPUT  PresignedMethod = "PUT"
+)
+
+// Valid indicates whether the value is a known member of the PresignedMethod enum.
+func (e PresignedMethod) Valid() bool {
+	switch e {
+	case PresignedMethodPOST:
+		return true
+	case PresignedMethodPUT:
 		return true
 	default:
 		return false
@@ -37,6 +75,72 @@ func (e ReadinessStatus) Valid() bool {
 	case NotReady:
 		return true
 	case Ready:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadFormat.
+const (
+	UploadFormatAvif UploadFormat = "avif"
+	UploadFormatGif  UploadFormat = "gif"
+	UploadFormatHeif UploadFormat = "heif"
+	UploadFormatJpeg UploadFormat = "jpeg"
+	UploadFormatPdf  UploadFormat = "pdf"
+	UploadFormatPng  UploadFormat = "png"
+	UploadFormatSvg  UploadFormat = "svg"
+	UploadFormatTiff UploadFormat = "tiff"
+	UploadFormatWebp UploadFormat = "webp"
+)
+
+// Valid indicates whether the value is a known member of the UploadFormat enum.
+func (e UploadFormat) Valid() bool {
+	switch e {
+	case UploadFormatAvif:
+		return true
+	case UploadFormatGif:
+		return true
+	case UploadFormatHeif:
+		return true
+	case UploadFormatJpeg:
+		return true
+	case UploadFormatPdf:
+		return true
+	case UploadFormatPng:
+		return true
+	case UploadFormatSvg:
+		return true
+	case UploadFormatTiff:
+		return true
+	case UploadFormatWebp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for UploadVariantFormat.
+const (
+	UploadVariantFormatAvif UploadVariantFormat = "avif"
+	UploadVariantFormatGif  UploadVariantFormat = "gif"
+	UploadVariantFormatJpeg UploadVariantFormat = "jpeg"
+	UploadVariantFormatPng  UploadVariantFormat = "png"
+	UploadVariantFormatWebp UploadVariantFormat = "webp"
+)
+
+// Valid indicates whether the value is a known member of the UploadVariantFormat enum.
+func (e UploadVariantFormat) Valid() bool {
+	switch e {
+	case UploadVariantFormatAvif:
+		return true
+	case UploadVariantFormatGif:
+		return true
+	case UploadVariantFormatJpeg:
+		return true
+	case UploadVariantFormatPng:
+		return true
+	case UploadVariantFormatWebp:
 		return true
 	default:
 		return false
@@ -99,28 +203,28 @@ func (e ResizeImageParamsGravity) Valid() bool {
 
 // Defines values for ResizeImageParamsFormat.
 const (
-	Auto     ResizeImageParamsFormat = "auto"
-	Avif     ResizeImageParamsFormat = "avif"
-	Jpeg     ResizeImageParamsFormat = "jpeg"
-	Original ResizeImageParamsFormat = "original"
-	Png      ResizeImageParamsFormat = "png"
-	Webp     ResizeImageParamsFormat = "webp"
+	ResizeImageParamsFormatAuto     ResizeImageParamsFormat = "auto"
+	ResizeImageParamsFormatAvif     ResizeImageParamsFormat = "avif"
+	ResizeImageParamsFormatJpeg     ResizeImageParamsFormat = "jpeg"
+	ResizeImageParamsFormatOriginal ResizeImageParamsFormat = "original"
+	ResizeImageParamsFormatPng      ResizeImageParamsFormat = "png"
+	ResizeImageParamsFormatWebp     ResizeImageParamsFormat = "webp"
 )
 
 // Valid indicates whether the value is a known member of the ResizeImageParamsFormat enum.
 func (e ResizeImageParamsFormat) Valid() bool {
 	switch e {
-	case Auto:
+	case ResizeImageParamsFormatAuto:
 		return true
-	case Avif:
+	case ResizeImageParamsFormatAvif:
 		return true
-	case Jpeg:
+	case ResizeImageParamsFormatJpeg:
 		return true
-	case Original:
+	case ResizeImageParamsFormatOriginal:
 		return true
-	case Png:
+	case ResizeImageParamsFormatPng:
 		return true
-	case Webp:
+	case ResizeImageParamsFormatWebp:
 		return true
 	default:
 		return false
@@ -134,6 +238,45 @@ type Health struct {
 
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
+
+// PresignRequest defines model for PresignRequest.
+type PresignRequest struct {
+	// ContentType One of the media types of `INPUT_FORMATS` (image/jpeg, image/png, ...).
+	ContentType string `json:"content_type"`
+
+	// Filename The client's file name; informative only, the key comes from `key` or is generated.
+	Filename *string `json:"filename,omitempty"`
+
+	// Key The key below `INPUT_PREFIX` (default a new one).
+	Key *string `json:"key,omitempty"`
+
+	// Method POST (a form; the default with S3) or PUT (the only one with local storage).
+	Method *PresignRequestMethod `json:"method,omitempty"`
+
+	// Size Size in bytes; at most `MAX_BODY_BYTES`. A PUT must send exactly this many.
+	Size int64 `json:"size"`
+}
+
+// PresignRequestMethod POST (a form; the default with S3) or PUT (the only one with local storage).
+type PresignRequestMethod string
+
+// Presigned defines model for Presigned.
+type Presigned struct {
+	ExpiresAt time.Time `json:"expires_at"`
+
+	// Fields For POST, the form fields to send before the file field (`file`), as they are.
+	Fields *map[string]string `json:"fields,omitempty"`
+
+	// Headers For PUT, the headers to send as they are.
+	Headers  *map[string]string `json:"headers,omitempty"`
+	Key      string             `json:"key"`
+	MaxBytes *int64             `json:"max_bytes,omitempty"`
+	Method   PresignedMethod    `json:"method"`
+	Url      string             `json:"url"`
+}
+
+// PresignedMethod defines model for Presigned.Method.
+type PresignedMethod string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
@@ -166,14 +309,54 @@ type Readiness struct {
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
+// Upload defines model for Upload.
+type Upload struct {
+	Bytes int64 `json:"bytes"`
+
+	// Etag The original's ETag, as the store gives it.
+	Etag   string       `json:"etag"`
+	Format UploadFormat `json:"format"`
+	Height int          `json:"height"`
+
+	// Key The original's key.
+	Key      string          `json:"key"`
+	Variants []UploadVariant `json:"variants"`
+	Width    int             `json:"width"`
+}
+
+// UploadFormat defines model for Upload.Format.
+type UploadFormat string
+
+// UploadVariant defines model for UploadVariant.
+type UploadVariant struct {
+	Bytes  int64               `json:"bytes"`
+	Format UploadVariantFormat `json:"format"`
+	Height int                 `json:"height"`
+	Key    string              `json:"key"`
+	Name   string              `json:"name"`
+	Width  int                 `json:"width"`
+}
+
+// UploadVariantFormat defines model for UploadVariant.Format.
+type UploadVariantFormat string
+
+// Key defines model for Key.
+type Key = string
+
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
 
 // Busy An RFC 9457 problem document.
 type Busy = Problem
 
+// Forbidden An RFC 9457 problem document.
+type Forbidden = Problem
+
 // Internal An RFC 9457 problem document.
 type Internal = Problem
+
+// NotFound An RFC 9457 problem document.
+type NotFound = Problem
 
 // TooLarge An RFC 9457 problem document.
 type TooLarge = Problem
@@ -239,5 +422,30 @@ type ResizeImageParamsGravity string
 // ResizeImageParamsFormat defines parameters for ResizeImage.
 type ResizeImageParamsFormat string
 
+// UploadImageMultipartBody defines parameters for UploadImage.
+type UploadImageMultipartBody struct {
+	File openapi_types.File `json:"file"`
+}
+
+// UploadImageParams defines parameters for UploadImage.
+type UploadImageParams struct {
+	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`).
+	Key *string `form:"key,omitempty" json:"key,omitempty"`
+}
+
+// PutUploadParams defines parameters for PutUpload.
+type PutUploadParams struct {
+	Expires int    `form:"expires" json:"expires"`
+	Size    int    `form:"size" json:"size"`
+	Type    string `form:"type" json:"type"`
+	Sig     string `form:"sig" json:"sig"`
+}
+
 // ResizeImageMultipartRequestBody defines body for ResizeImage for multipart/form-data ContentType.
 type ResizeImageMultipartRequestBody ResizeImageMultipartBody
+
+// UploadImageMultipartRequestBody defines body for UploadImage for multipart/form-data ContentType.
+type UploadImageMultipartRequestBody UploadImageMultipartBody
+
+// PresignUploadJSONRequestBody defines body for PresignUpload for application/json ContentType.
+type PresignUploadJSONRequestBody = PresignRequest

@@ -68,18 +68,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	st, err := wireStorage(ctx, cfg, proc)
+	if err != nil {
+		return err
+	}
+	st.checks["libvips"] = imageproc.Check
+	uploadTypes := []string{}
+	for _, f := range formats {
+		uploadTypes = append(uploadTypes, f.ContentType())
+		if f == imageproc.FormatHEIF {
+			uploadTypes = append(uploadTypes, "image/heic")
+		}
+	}
 	var draining atomic.Bool
 	handler, err := httpapi.New(httpapi.Config{
-		APIKeys:      cfg.APIKeys,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		MaxDimension: cfg.MaxDimension,
+		APIKeys:       cfg.APIKeys,
+		MaxBodyBytes:  cfg.MaxBodyBytes,
+		MaxDimension:  cfg.MaxDimension,
+		UploadTypes:   uploadTypes,
+		PresignExpiry: cfg.PresignExpiry,
+		PublicURL:     cfg.PublicURL,
 	}, httpapi.Deps{
 		Logger:    log,
 		Processor: proc,
 		Registry:  reg,
 		Spec:      resizer.OpenAPI,
-		Checks:    map[string]httpapi.Check{"libvips": imageproc.Check},
+		Checks:    st.checks,
 		Draining:  &draining,
+		Pipeline:  st.pipeline,
+		S3:        st.s3,
+		Local:     st.local,
+		ObjectURL: st.objectURL,
 	})
 	if err != nil {
 		return err
@@ -104,8 +123,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer stop()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	storageDesc := "dir:" + cfg.DataDir
+	if cfg.S3Mode() {
+		storageDesc = "s3:" + cfg.S3Bucket
+	}
 	log.Info().Str("addr", ln.Addr().String()).Str("libvips", imageproc.VipsVersion()).
-		Int("concurrency", cfg.Concurrency).Bool("api_keys", len(cfg.APIKeys) > 0).Msg("listening")
+		Int("concurrency", cfg.Concurrency).Bool("api_keys", len(cfg.APIKeys) > 0).
+		Str("storage", storageDesc).Msg("listening")
 
 	select {
 	case err := <-serveErr:

@@ -49,6 +49,9 @@ func (l *lockedBuffer) String() string {
 func start(t *testing.T, env map[string]string) *started {
 	t.Helper()
 	env["ADDR"] = "127.0.0.1:0"
+	if env["DATA_DIR"] == "" {
+		env["DATA_DIR"] = t.TempDir()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &started{done: make(chan error, 1), cancel: cancel, logs: &lockedBuffer{}}

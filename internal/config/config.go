@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -30,7 +31,27 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	LogLevel        string
 	LogFormat       string
+
+	// Storage: a local directory, or S3 when S3Bucket is set.
+	DataDir       string
+	S3Bucket      string
+	OutputBucket  string // = S3Bucket when not set
+	S3Endpoint    string
+	S3PathStyle   bool
+	InputPrefix   string
+	OutputPrefix  string
+	Variants      string
+	CacheControl  string
+	PresignExpiry time.Duration
+	PublicURL     string
+	// The AWS SDK's own variables, read here too so that tests can give
+	// them; unset ones leave the SDK's default chain (on ECS, the task
+	// role) in charge.
+	AWSRegion, AWSAccessKeyID, AWSSecretAccessKey, AWSSessionToken string
 }
+
+// S3Mode reports whether objects live in S3 rather than in DataDir.
+func (c Config) S3Mode() bool { return c.S3Bucket != "" }
 
 // A variable is one environment variable: its name, default, meaning, and
 // how it is read into Config.
@@ -46,7 +67,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.Addr = v; return nonEmpty(v) }},
 	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>'; empty: no keys",
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
-	{"ALLOW_ANONYMOUS", "true", "serve requests without an API key when API_KEYS is empty",
+	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
 	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg and pdf may be added",
 		func(c *Config, v string) error { c.InputFormats = splitList(v); return checkFormats(c.InputFormats) }},
@@ -72,6 +93,36 @@ var vars = []variable{
 		func(c *Config, v string) error { c.LogLevel = v; return oneOf(v, "debug", "info", "warn", "error") }},
 	{"LOG_FORMAT", "json", "json, or console for humans",
 		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "console") }},
+	{"DATA_DIR", "./data", "local-directory store, used when S3_BUCKET is empty",
+		func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"S3_BUCKET", "", "S3 bucket of the originals (and of the outputs); S3 mode when set",
+		func(c *Config, v string) error { c.S3Bucket = v; return nil }},
+	{"OUTPUT_BUCKET", "", "S3 bucket of the outputs (default: S3_BUCKET)",
+		func(c *Config, v string) error { c.OutputBucket = v; return nil }},
+	{"S3_ENDPOINT", "", "S3 endpoint URL for MinIO and other S3-compatible stores (default: AWS)",
+		func(c *Config, v string) error { c.S3Endpoint = v; return checkURL(v) }},
+	{"S3_FORCE_PATH_STYLE", "false", "address buckets in the path, as MinIO needs",
+		func(c *Config, v string) (err error) { c.S3PathStyle, err = strconv.ParseBool(v); return err }},
+	{"INPUT_PREFIX", "uploads/", "key prefix of originals; only keys under it are processed ('/' for the whole bucket)",
+		func(c *Config, v string) error { c.InputPrefix = strings.TrimPrefix(v, "/"); return nil }},
+	{"OUTPUT_PREFIX", "resized/", "key prefix of the variants; never inside INPUT_PREFIX in one bucket",
+		func(c *Config, v string) error { c.OutputPrefix = v; return nonEmpty(v) }},
+	{"VARIANTS", "thumb:200x200:cover,medium:800x0,large:1600x0", "variants of every original: name:WIDTHxHEIGHT[:fit][:format], comma-separated",
+		func(c *Config, v string) error { c.Variants = v; return nil }},
+	{"CACHE_CONTROL", "public, max-age=86400", "Cache-Control written on every variant",
+		func(c *Config, v string) error { c.CacheControl = v; return nil }},
+	{"PRESIGN_EXPIRY", "15m", "how long a presigned upload URL stays valid",
+		func(c *Config, v string) (err error) { c.PresignExpiry, err = positiveDuration(v); return err }},
+	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs (local storage; default: the request's host)",
+		func(c *Config, v string) error { c.PublicURL = strings.TrimSuffix(v, "/"); return checkURL(v) }},
+	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
+		func(c *Config, v string) error { c.AWSRegion = v; return nil }},
+	{"AWS_ACCESS_KEY_ID", "", "static credentials (default: the SDK's chain, e.g. the ECS task role)",
+		func(c *Config, v string) error { c.AWSAccessKeyID = v; return nil }},
+	{"AWS_SECRET_ACCESS_KEY", "", "with AWS_ACCESS_KEY_ID",
+		func(c *Config, v string) error { c.AWSSecretAccessKey = v; return nil }},
+	{"AWS_SESSION_TOKEN", "", "with AWS_ACCESS_KEY_ID, for temporary credentials",
+		func(c *Config, v string) error { c.AWSSessionToken = v; return nil }},
 }
 
 // Load reads the configuration through getenv. The error lists every
@@ -97,8 +148,24 @@ func Load(getenv func(string) string) (Config, error) {
 	if strings.TrimSpace(getenv("QUEUE_SIZE")) == "" {
 		c.QueueSize = 8 * c.Concurrency
 	}
+	if strings.TrimSpace(getenv("ALLOW_ANONYMOUS")) == "" {
+		c.AllowAnonymous = !c.S3Mode()
+	}
+	if c.OutputBucket == "" {
+		c.OutputBucket = c.S3Bucket
+	}
+	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
+		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
+	}
+	if (c.AWSAccessKeyID == "") != (c.AWSSecretAccessKey == "") {
+		errs = append(errs, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"))
+	}
 	if !c.AllowAnonymous && len(c.APIKeys) == 0 {
-		errs = append(errs, errors.New("ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key"))
+		if c.S3Mode() {
+			errs = append(errs, errors.New("S3 mode needs API_KEYS, or ALLOW_ANONYMOUS=true to serve without keys on purpose"))
+		} else {
+			errs = append(errs, errors.New("ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key"))
+		}
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("configuration: %w", errors.Join(errs...))
@@ -115,7 +182,7 @@ func Usage() string {
 		if def == "" {
 			def = "-"
 		}
-		fmt.Fprintf(&b, "  %-17s %-29s %s\n", v.name, def, v.help)
+		fmt.Fprintf(&b, "  %-22s %-29s %s\n", v.name, def, v.help)
 	}
 	return b.String()
 }
@@ -140,6 +207,17 @@ func checkFormats(fs []string) error {
 		if err := oneOf(f, knownFormats...); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func checkURL(v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http or https URL")
 	}
 	return nil
 }

@@ -25,6 +25,9 @@ func TestDefaults(t *testing.T) {
 		Concurrency: n, QueueSize: 8 * n, QueueTimeout: 5 * time.Second,
 		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second,
 		LogLevel: "info", LogFormat: "json",
+		DataDir: "./data", InputPrefix: "uploads/", OutputPrefix: "resized/",
+		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
+		PresignExpiry: 15 * time.Minute,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -89,6 +92,40 @@ func TestUsageListsEveryVariable(t *testing.T) {
 	for _, v := range vars {
 		if !strings.Contains(u, v.name) {
 			t.Errorf("usage lacks %s", v.name)
+		}
+	}
+}
+
+func TestS3Mode(t *testing.T) {
+	c, err := Load(env(map[string]string{"S3_BUCKET": "photos", "API_KEYS": "k"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.S3Mode() || c.OutputBucket != "photos" || c.AllowAnonymous {
+		t.Fatalf("%+v", c)
+	}
+	// Without keys, S3 mode refuses to start unless anonymous access is
+	// asked for by name.
+	if _, err := Load(env(map[string]string{"S3_BUCKET": "photos"})); err == nil || !strings.Contains(err.Error(), "API_KEYS") {
+		t.Fatalf("S3 without keys: %v", err)
+	}
+	if c, err := Load(env(map[string]string{"S3_BUCKET": "photos", "ALLOW_ANONYMOUS": "true"})); err != nil || !c.AllowAnonymous {
+		t.Fatalf("explicitly anonymous: %v", err)
+	}
+	c, err = Load(env(map[string]string{"S3_BUCKET": "in", "OUTPUT_BUCKET": "out", "INPUT_PREFIX": "/", "API_KEYS": "k",
+		"S3_ENDPOINT": "http://127.0.0.1:9000", "S3_FORCE_PATH_STYLE": "true"}))
+	if err != nil || c.OutputBucket != "out" || c.InputPrefix != "" || !c.S3PathStyle || c.S3Endpoint != "http://127.0.0.1:9000" {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{"OUTPUT_BUCKET": "out"},
+		{"S3_BUCKET": "b", "API_KEYS": "k", "S3_ENDPOINT": "minio:9000"},
+		{"S3_BUCKET": "b", "API_KEYS": "k", "AWS_ACCESS_KEY_ID": "id"},
+		{"PUBLIC_URL": "ftp://x"},
+		{"PRESIGN_EXPIRY": "forever"},
+	} {
+		if _, err := Load(env(bad)); err == nil {
+			t.Errorf("%v accepted", bad)
 		}
 	}
 }

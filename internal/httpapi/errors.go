@@ -10,6 +10,7 @@ import (
 
 	"github.com/resizer/resizer/api"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // The failures that belong to the HTTP layer itself.
@@ -19,6 +20,7 @@ var (
 	errUnauthorized     = errors.New("unauthorized")
 	errNotFound         = errors.New("not found")
 	errMethodNotAllowed = errors.New("method not allowed")
+	errUnsupportedType  = errors.New("unsupported media type")
 )
 
 // statusRow maps one kind of error to the status and problem type it gets.
@@ -35,14 +37,20 @@ var statusTable = []statusRow{
 	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "Missing or wrong API key"},
 	{errNotFound, http.StatusNotFound, "not-found", "No such route"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
+	{storage.ErrBadSignature, http.StatusForbidden, "bad-signature", "Upload URL invalid or expired"},
+	{storage.ErrNotFound, http.StatusNotFound, "not-found", "No such object"},
 	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
+	{storage.ErrInvalidKey, http.StatusBadRequest, "bad-key", "Invalid object key"},
 	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
 	{imageproc.ErrTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Image too large"},
+	{storage.ErrTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Object too large"},
 	{imageproc.ErrUnsupported, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image"},
+	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image type"},
 	{imageproc.ErrUndecodable, http.StatusUnprocessableEntity, "undecodable", "Image cannot be decoded"},
 	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
 	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},
+	{storage.ErrUnavailable, http.StatusServiceUnavailable, "storage-unavailable", "Storage unavailable, retry later"},
 	// The client went away: nothing reaches it, but the log says so.
 	{context.Canceled, 499, "client-closed-request", "Client closed request"},
 }

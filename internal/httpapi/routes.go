@@ -7,7 +7,7 @@ import (
 
 // addRoutes lists the whole API. openapi.yaml documents the same routes; a
 // test keeps the two equal.
-func addRoutes(r chi.Router, cfg Config, d Deps) {
+func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps) {
 	r.Get("/healthz", handleHealth().ServeHTTP)
 	r.Get("/readyz", handleReady(d.Checks, d.Draining).ServeHTTP)
 	r.Get("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
@@ -16,5 +16,10 @@ func addRoutes(r chi.Router, cfg Config, d Deps) {
 	r.Group(func(r chi.Router) {
 		r.Use(requireAPIKey(cfg.APIKeys))
 		r.Method("POST", "/resize", handleResize(d.Processor, cfg.MaxBodyBytes, cfg.MaxDimension))
+		r.Method("POST", "/uploads", handleUpload(u))
+		r.Method("POST", "/uploads/presign", handlePresign(u))
+		r.Method("GET", "/objects/{key}", handleGetObject(u.local))
 	})
+	// Authorized by the signature in its query, not by a key.
+	r.Method("PUT", "/uploads/{key}", handlePutUpload(u))
 }

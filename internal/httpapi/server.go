@@ -8,12 +8,15 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // Config is what the HTTP layer needs to know of the configuration.
@@ -22,6 +25,13 @@ type Config struct {
 	APIKeys      []string
 	MaxBodyBytes int64
 	MaxDimension int
+	// UploadTypes are the media types a presigned upload may declare.
+	UploadTypes []string
+	// PresignExpiry is how long an upload URL stays valid.
+	PresignExpiry time.Duration
+	// PublicURL is this server's base URL in its own upload URLs; empty:
+	// the request's scheme and host.
+	PublicURL string
 }
 
 // Deps are the parts the handlers use.
@@ -37,12 +47,20 @@ type Deps struct {
 	// Draining is set once the server is shutting down; /readyz then
 	// answers 503.
 	Draining *atomic.Bool
+	// Pipeline stores originals and makes their variants.
+	Pipeline *pipeline.Pipeline
+	// Exactly one of S3 and Local is set: where originals are uploaded.
+	S3    *storage.S3
+	Local *storage.Dir
+	// ObjectURL is the Location of a stored original.
+	ObjectURL func(key string) string
 }
 
 // New returns the service's handler. It fails when a dependency is missing
 // or the metrics cannot be registered.
 func New(cfg Config, d Deps) (http.Handler, error) {
-	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 {
+	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
+		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
 	m, err := newHTTPMetrics(d.Registry)
@@ -58,7 +76,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		w.Header().Set("Allow", strings.Join(allowed(r, req.URL.Path), ", "))
 		writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, req.URL.Path))
 	})
-	addRoutes(r, cfg, d)
+	addRoutes(r, cfg, d, newUploadDeps(cfg, d))
 	return r, nil
 }
 
@@ -72,4 +90,24 @@ func allowed(r chi.Routes, path string) []string {
 		}
 	}
 	return ms
+}
+
+func newUploadDeps(cfg Config, d Deps) uploadDeps {
+	u := uploadDeps{
+		pipeline: d.Pipeline, gate: d.Processor.Gate(), objectURL: d.ObjectURL,
+		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, publicURL: cfg.PublicURL,
+		types: map[string]bool{},
+	}
+	// A nil pointer in an interface is not a nil interface: set only the
+	// store that is there.
+	if d.S3 != nil {
+		u.s3 = d.S3
+	}
+	if d.Local != nil {
+		u.local = d.Local
+	}
+	for _, t := range cfg.UploadTypes {
+		u.types[t] = true
+	}
+	return u
 }

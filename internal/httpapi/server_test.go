@@ -10,18 +10,29 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/storage"
 )
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.Stop()
+	os.Exit(code)
+}
 
 // testServer is the real handler, on real libvips, behind a real listener.
 type testServer struct {
@@ -29,6 +40,7 @@ type testServer struct {
 	logs     *syncBuffer
 	draining *atomic.Bool
 	proc     *imageproc.Processor
+	deps     Deps
 }
 
 type syncBuffer struct {
@@ -50,7 +62,15 @@ func (s *syncBuffer) String() string {
 
 func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testServer {
 	t.Helper()
-	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192}
+	return newTestServerOn(t, nil, edit)
+}
+
+// newTestServerOn serves with the given S3 store, or with a local
+// directory when s3 is nil.
+func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc.Config)) *testServer {
+	t.Helper()
+	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
+		UploadTypes: []string{"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heif"}}
 	pcfg := imageproc.DefaultConfig()
 	if edit != nil {
 		edit(&cfg, &pcfg)
@@ -60,26 +80,42 @@ func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testSer
 	if err != nil {
 		t.Fatal(err)
 	}
+	variants, err := pipeline.ParseVariants("thumb:100x100:cover,medium:400x0:webp", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Deps{}
+	var st pipeline.Store
+	if s3 != nil {
+		st, d.S3, d.ObjectURL = s3, s3, s3.URL
+	} else {
+		local, err := storage.NewDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, d.Local = local, local
+		d.ObjectURL = func(k string) string { return "/objects/" + url.PathEscape(k) }
+	}
+	d.Pipeline, err = pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+		Variants: variants, CacheControl: "public, max-age=60", MaxSourceBytes: cfg.MaxBodyBytes}, st, st, proc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	logs := &syncBuffer{}
 	var draining atomic.Bool
 	spec, err := os.ReadFile(contract.SpecPath())
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(cfg, Deps{
-		Logger:    zerolog.New(logs),
-		Processor: proc,
-		Registry:  reg,
-		Spec:      spec,
-		Checks:    map[string]Check{"libvips": imageproc.Check},
-		Draining:  &draining,
-	})
+	d.Logger, d.Processor, d.Registry, d.Spec, d.Draining = zerolog.New(logs), proc, reg, spec, &draining
+	d.Checks = map[string]Check{"libvips": imageproc.Check}
+	h, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := httptest.NewServer(h)
 	t.Cleanup(s.Close)
-	return &testServer{Server: s, logs: logs, draining: &draining, proc: proc}
+	return &testServer{Server: s, logs: logs, draining: &draining, proc: proc, deps: d}
 }
 
 // do sends a request, reads the whole response, and checks it against

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -28,9 +29,12 @@ type S3Config struct {
 
 // S3 is a store in one S3 bucket.
 type S3 struct {
-	client  *s3.Client
-	presign *s3.PresignClient
-	bucket  string
+	client    *s3.Client
+	presign   *s3.PresignClient
+	bucket    string
+	endpoint  string
+	pathStyle bool
+	region    string
 }
 
 // NewS3 returns a store for cfg.Bucket. aws holds the region and
@@ -50,7 +54,28 @@ func NewS3(cfg S3Config, awsCfg aws.Config) (*S3, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3{client: client, presign: s3.NewPresignClient(client), bucket: cfg.Bucket}, nil
+	return &S3{client: client, presign: s3.NewPresignClient(client), bucket: cfg.Bucket,
+		endpoint: strings.TrimSuffix(cfg.Endpoint, "/"), pathStyle: cfg.PathStyle, region: awsCfg.Region}, nil
+}
+
+// URL returns the object's https (or endpoint) URL. Reading it needs the
+// bucket's permission, or a CDN in front of it.
+func (s *S3) URL(key string) string {
+	k := (&url.URL{Path: key}).EscapedPath()
+	switch {
+	case s.endpoint != "" && s.pathStyle:
+		return s.endpoint + "/" + s.bucket + "/" + k
+	case s.endpoint != "":
+		u, err := url.Parse(s.endpoint)
+		if err != nil {
+			return s.endpoint + "/" + s.bucket + "/" + k
+		}
+		u.Host = s.bucket + "." + u.Host
+		return u.String() + "/" + k
+	case s.region != "":
+		return "https://" + s.bucket + ".s3." + s.region + ".amazonaws.com/" + k
+	}
+	return "https://" + s.bucket + ".s3.amazonaws.com/" + k
 }
 
 // Bucket returns the bucket's name.
@@ -170,8 +195,11 @@ func (s *S3) List(ctx context.Context, prefix string, limit int) ([]Object, erro
 // Check reports whether the bucket answers, for readiness.
 func (s *S3) Check(ctx context.Context) error {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", s.bucket, translate(err))
+	switch err = translate(err); {
+	case errors.Is(err, ErrNotFound): // a HEAD's 404 carries no code
+		return fmt.Errorf("bucket %s does not exist", s.bucket)
+	case err != nil:
+		return fmt.Errorf("bucket %s: %w", s.bucket, err)
 	}
 	return nil
 }
@@ -227,11 +255,16 @@ func (s *S3) PresignPut(ctx context.Context, key, contentType string, size int64
 // its text but is reported as unavailable only when it is a network or
 // server failure.
 func translate(err error) error {
+	if err == nil {
+		return nil
+	}
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode() {
-		case "NoSuchKey", "NotFound", "NoSuchBucket":
+		case "NoSuchKey", "NotFound":
 			return fmt.Errorf("%w: %s", ErrNotFound, apiErr.ErrorCode())
+		case "NoSuchBucket": // the configuration's fault, not a missing object
+			return fmt.Errorf("bucket does not exist: %w", err)
 		case "PreconditionFailed":
 			return fmt.Errorf("%w: %s", ErrPreconditionFailed, apiErr.ErrorCode())
 		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled":

@@ -115,7 +115,7 @@ func TestS3Errors(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := t.Context()
 	missing, _ := NewS3(S3Config{Bucket: "no-such-bucket", Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
-	if err := missing.Check(ctx); !errors.Is(err, ErrNotFound) {
+	if err := missing.Check(ctx); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing bucket: %v", err)
 	}
 	cfg := srv.AWSConfig()

@@ -1,0 +1,269 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/resizer/resizer/api"
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// uploader is what the upload routes need of the pipeline.
+type uploader interface {
+	Upload(ctx context.Context, key string, data []byte) (pipeline.Result, error)
+	InputKey(name string) (string, error)
+	NewKey(f imageproc.Format, now time.Time) string
+}
+
+// s3Presigner issues S3's own upload URLs.
+type s3Presigner interface {
+	PresignPost(ctx context.Context, key, contentType string, maxBytes int64, ttl time.Duration) (storage.Presigned, error)
+	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (storage.Presigned, error)
+}
+
+// localStore is the local directory: it signs and checks its own upload
+// URLs and serves its objects.
+type localStore interface {
+	SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error)
+	VerifyUpload(key string, q url.Values, contentType string, size int64, now time.Time) error
+	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
+}
+
+// uploadDeps are the parts of the upload routes.
+type uploadDeps struct {
+	pipeline  uploader
+	gate      *imageproc.Gate
+	s3        s3Presigner // nil with local storage
+	local     localStore  // nil with S3
+	objectURL func(key string) string
+	maxBody   int64
+	types     map[string]bool // media types a presigned upload may have
+	expiry    time.Duration
+	publicURL string
+}
+
+// handleUpload serves POST /uploads: the original in the body, stored with
+// its variants.
+func handleUpload(d uploadDeps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err == nil {
+			for k := range q {
+				if k != "key" {
+					err = fmt.Errorf("unknown parameter %q (known: key)", k)
+				}
+			}
+		}
+		if err != nil {
+			writeError(w, r, fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+		d.store(w, r, q.Get("key"), true)
+	})
+}
+
+// store reads the image in the body and uploads it under name (below the
+// input prefix; empty: a new key), or under the whole key when relative is
+// false.
+func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, relative bool) {
+	done, err := d.gate.Admit()
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	defer done()
+	buf := getBuffer()
+	data, err := readImage(w, r, d.maxBody, buf)
+	if err != nil {
+		putBuffer(buf)
+		writeError(w, r, err)
+		return
+	}
+	key := name
+	switch {
+	case name == "":
+		key = d.pipeline.NewKey(imageproc.Sniff(data), time.Now())
+	case relative:
+		key, err = d.pipeline.InputKey(name)
+	}
+	var res pipeline.Result
+	if err == nil {
+		res, err = d.pipeline.Upload(r.Context(), key, data)
+	}
+	if !imageproc.MayStillRead(err) {
+		putBuffer(buf)
+	}
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", d.objectURL(res.Key))
+	writeJSON(w, http.StatusCreated, uploadJSON(res))
+}
+
+func uploadJSON(res pipeline.Result) api.Upload {
+	out := api.Upload{Key: res.Key, Etag: res.ETag, Bytes: res.Bytes, Width: res.Width, Height: res.Height,
+		Format: api.UploadFormat(res.Format.String()), Variants: make([]api.UploadVariant, len(res.Outputs))}
+	for i, o := range res.Outputs {
+		out.Variants[i] = api.UploadVariant{Name: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height,
+			Bytes: o.Bytes, Format: api.UploadVariantFormat(o.Format.String())}
+	}
+	return out
+}
+
+// maxPresignBody bounds the JSON of a presign request.
+const maxPresignBody = 16 << 10
+
+// handlePresign serves POST /uploads/presign: a URL to upload one original
+// straight to storage, refused before it is issued when the type or size
+// is not allowed.
+func handlePresign(d uploadDeps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req api.PresignRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPresignBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeError(w, r, fmt.Errorf("%w: presign request: %v", errBadRequest, err))
+			return
+		}
+		ct := req.ContentType
+		switch {
+		case !d.types[ct]:
+			writeError(w, r, fmt.Errorf("%w: content type %q is not an accepted image type", errUnsupportedType, ct))
+			return
+		case req.Size <= 0:
+			writeError(w, r, fmt.Errorf("%w: size must be positive", errBadRequest))
+			return
+		case req.Size > d.maxBody:
+			writeError(w, r, fmt.Errorf("%w: %d bytes, over the limit of %d", errTooLarge, req.Size, d.maxBody))
+			return
+		}
+		key := d.pipeline.NewKey(imageproc.FormatOfType(ct), time.Now())
+		if req.Key != nil {
+			var err error
+			if key, err = d.pipeline.InputKey(*req.Key); err != nil {
+				writeError(w, r, err)
+				return
+			}
+		}
+		method := "POST"
+		if req.Method != nil {
+			method = string(*req.Method)
+		}
+		if d.local != nil {
+			if req.Method != nil && method != "PUT" {
+				writeError(w, r, fmt.Errorf("%w: local storage takes PUT uploads only", errBadRequest))
+				return
+			}
+			method = "PUT"
+		}
+		var p storage.Presigned
+		var err error
+		switch {
+		case d.local != nil:
+			p, err = d.presignLocal(r, key, ct, req.Size)
+		case method == "PUT":
+			p, err = d.s3.PresignPut(r.Context(), key, ct, req.Size, d.expiry)
+		default:
+			p, err = d.s3.PresignPost(r.Context(), key, ct, req.Size, d.expiry)
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		out := api.Presigned{Method: api.PresignedMethod(p.Method), Url: p.URL, Key: key, ExpiresAt: p.ExpiresAt.UTC(),
+			MaxBytes: &req.Size}
+		if p.Fields != nil {
+			out.Fields = &p.Fields
+		}
+		if p.Headers != nil {
+			out.Headers = &p.Headers
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// presignLocal issues the server's own URL for PUT /uploads/{key}.
+func (d uploadDeps) presignLocal(r *http.Request, key, ct string, size int64) (storage.Presigned, error) {
+	exp := time.Now().Add(d.expiry)
+	q, err := d.local.SignUpload(key, ct, size, exp)
+	if err != nil {
+		return storage.Presigned{}, err
+	}
+	base := d.publicURL
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return storage.Presigned{
+		Method:    http.MethodPut,
+		URL:       base + "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
+		Headers:   map[string]string{"Content-Type": ct, "Content-Length": strconv.FormatInt(size, 10)},
+		ExpiresAt: exp,
+	}, nil
+}
+
+// handlePutUpload serves PUT /uploads/{key}, the target of the local
+// store's presigned URLs.
+func handlePutUpload(d uploadDeps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := pathKey(r)
+		if err != nil || d.local == nil {
+			writeError(w, r, fmt.Errorf("%w: uploads go to S3", errNotFound))
+			return
+		}
+		err = d.local.VerifyUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		d.store(w, r, key, false)
+	})
+}
+
+// handleGetObject serves GET /objects/{key} from the local store.
+func handleGetObject(local localStore) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key, err := pathKey(r)
+		if err != nil || local == nil {
+			writeError(w, r, fmt.Errorf("%w: objects are read from S3", errNotFound))
+			return
+		}
+		data, obj, err := local.Get(r.Context(), key, storage.GetOptions{})
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Type", imageproc.Sniff(data).ContentType())
+		h.Set("Content-Length", strconv.Itoa(len(data)))
+		h.Set("ETag", obj.ETag)
+		if obj.CacheControl != "" {
+			h.Set("Cache-Control", obj.CacheControl)
+		}
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(data)
+	})
+}
+
+// pathKey is the {key} of the route, percent-decoded: keys hold slashes,
+// which the URL carries as %2F.
+func pathKey(r *http.Request) (string, error) {
+	k, err := url.PathUnescape(chi.URLParam(r, "key"))
+	if err != nil {
+		return "", fmt.Errorf("%w: key: %v", errBadRequest, err)
+	}
+	return k, nil
+}

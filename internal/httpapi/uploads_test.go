@@ -1,0 +1,316 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resizer/resizer/api"
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+func decodeJSON[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return v
+}
+
+func checkUpload(t *testing.T, u api.Upload, keyPrefix string) {
+	t.Helper()
+	if !strings.HasPrefix(u.Key, keyPrefix) || u.Width != 2560 || u.Height != 1600 || u.Format != "jpeg" || u.Etag == "" || len(u.Variants) != 2 {
+		t.Fatalf("upload %+v", u)
+	}
+	rel := strings.TrimPrefix(u.Key, "uploads/")
+	if v := u.Variants[0]; v.Name != "thumb" || v.Key != "resized/thumb/"+rel || v.Width != 100 || v.Height != 100 || v.Format != "jpeg" || v.Bytes <= 0 {
+		t.Fatalf("thumb %+v", v)
+	}
+	if v := u.Variants[1]; v.Key != "resized/medium/"+rel+".webp" || v.Width != 400 || v.Height != 250 || v.Format != "webp" {
+		t.Fatalf("medium %+v", v)
+	}
+}
+
+func TestUploadLocal(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	resp, body := s.do(t, "POST", "/uploads", photo, nil)
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	u := decodeJSON[api.Upload](t, body)
+	checkUpload(t, u, "uploads/"+time.Now().UTC().Format("2006/01/02/"))
+	if loc := resp.Header.Get("Location"); loc != "/objects/"+url.PathEscape(u.Key) {
+		t.Fatalf("Location %q", loc)
+	}
+	// The original and the variants can be read back.
+	resp, got := s.do(t, "GET", resp.Header.Get("Location"), nil, nil)
+	if resp.StatusCode != 200 || !bytes.Equal(got, photo) || resp.Header.Get("ETag") != u.Etag || resp.Header.Get("Content-Type") != "image/jpeg" {
+		t.Fatalf("original: %d %s", resp.StatusCode, resp.Header)
+	}
+	resp, got = s.do(t, "GET", "/objects/"+url.PathEscape(u.Variants[1].Key), nil, nil)
+	if resp.StatusCode != 200 || imageproc.Sniff(got) != imageproc.FormatWebP || resp.Header.Get("Cache-Control") != "public, max-age=60" {
+		t.Fatalf("variant: %d %s", resp.StatusCode, resp.Header)
+	}
+	if resp, _ := s.do(t, "GET", "/objects/"+url.PathEscape("uploads/none.jpg"), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("missing object: %d", resp.StatusCode)
+	}
+
+	// A chosen key, and a multipart form.
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	fw, _ := mw.CreateFormFile("file", "cat.jpg")
+	fw.Write(photo)
+	mw.Close()
+	resp, body = s.do(t, "POST", "/uploads?key=cats/"+url.QueryEscape("tom & jerry.jpg"), form.Bytes(), http.Header{"Content-Type": {mw.FormDataContentType()}})
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	checkUpload(t, decodeJSON[api.Upload](t, body), "uploads/cats/tom & jerry.jpg")
+}
+
+func TestUploadRefusals(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	for _, tt := range []struct {
+		name   string
+		query  string
+		body   []byte
+		status int
+	}{
+		{"not an image", "", []byte("<html>hello</html>"), 415},
+		{"truncated", "", photo[:len(photo)/2], 422},
+		{"escaping key", "key=../../etc/passwd", photo, 400},
+		{"hidden key", "key=.meta/x", photo, 400},
+		{"unknown parameter", "width=10", photo, 400},
+		{"empty body", "", nil, 400},
+	} {
+		resp, body := s.do(t, "POST", "/uploads?"+tt.query, tt.body, nil)
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: %d, want %d: %s", tt.name, resp.StatusCode, tt.status, body)
+		}
+	}
+	if objs, _ := s.deps.Local.List(t.Context(), "", 0); len(objs) != 0 {
+		t.Fatalf("refused uploads left objects: %v", objs)
+	}
+}
+
+func presign(t *testing.T, s *testServer, req map[string]any, h http.Header) (*http.Response, []byte) {
+	t.Helper()
+	b, _ := json.Marshal(req)
+	if h == nil {
+		h = http.Header{}
+	}
+	h.Set("Content-Type", "application/json")
+	return s.do(t, "POST", "/uploads/presign", b, h)
+}
+
+func TestPresignLocal(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	resp, body := presign(t, s, map[string]any{"filename": "me.jpg", "content_type": "image/jpeg", "size": len(photo)}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	p := decodeJSON[api.Presigned](t, body)
+	if p.Method != "PUT" || !strings.HasPrefix(p.Url, s.URL+"/uploads/uploads%2F") || p.Headers == nil ||
+		(*p.Headers)["Content-Length"] != strconv.Itoa(len(photo)) || !strings.HasPrefix(p.Key, "uploads/") ||
+		time.Until(p.ExpiresAt) < 50*time.Second {
+		t.Fatalf("presigned %+v", p)
+	}
+	put := func(u string, body []byte, ctype string) (*http.Response, []byte) {
+		path := strings.TrimPrefix(u, s.URL)
+		return s.do(t, "PUT", path, body, http.Header{"Content-Type": {ctype}})
+	}
+	if resp, body := put(p.Url, photo[:len(photo)-1], "image/jpeg"); resp.StatusCode != 403 {
+		t.Fatalf("other size: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := put(p.Url, photo, "image/png"); resp.StatusCode != 403 {
+		t.Fatalf("other type: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := put(strings.Replace(p.Url, "sig=", "sig=00", 1), photo, "image/jpeg"); resp.StatusCode != 403 {
+		t.Fatalf("forged signature: %d %s", resp.StatusCode, body)
+	}
+	resp, body = put(p.Url, photo, "image/jpeg")
+	if resp.StatusCode != 201 {
+		t.Fatalf("signed upload: %d %s", resp.StatusCode, body)
+	}
+	checkUpload(t, decodeJSON[api.Upload](t, body), p.Key)
+
+	// An expired URL is refused.
+	q, _ := s.deps.Local.SignUpload("uploads/late.jpg", "image/jpeg", int64(len(photo)), time.Now().Add(-time.Second))
+	if resp, body := put(s.URL+"/uploads/"+url.PathEscape("uploads/late.jpg")+"?"+q.Encode(), photo, "image/jpeg"); resp.StatusCode != 403 ||
+		!strings.Contains(string(body), "expired") {
+		t.Fatalf("expired: %d %s", resp.StatusCode, body)
+	}
+	// A signed upload of something that is not an image stores nothing.
+	junk := []byte("just text, 30 bytes long......")
+	resp, body = presign(t, s, map[string]any{"content_type": "image/png", "size": len(junk), "key": "junk.png"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign: %d %s", resp.StatusCode, body)
+	}
+	jp := decodeJSON[api.Presigned](t, body)
+	if resp, body := put(jp.Url, junk, "image/png"); resp.StatusCode != 415 {
+		t.Fatalf("junk: %d %s", resp.StatusCode, body)
+	}
+	if _, _, err := s.deps.Local.Get(t.Context(), "uploads/junk.png", storage.GetOptions{}); err == nil {
+		t.Fatal("junk was stored")
+	}
+	// No signature or query string reaches the log.
+	sig := url.Values(must(url.ParseQuery(strings.SplitN(p.Url, "?", 2)[1]))).Get("sig")
+	if strings.Contains(s.logs.String(), sig) || strings.Contains(s.logs.String(), "sig=") {
+		t.Fatal("a signature reached the log")
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+func TestPresignRefusals(t *testing.T) {
+	s := newTestServer(t, nil)
+	for _, tt := range []struct {
+		name   string
+		req    map[string]any
+		status int
+	}{
+		{"html", map[string]any{"content_type": "text/html", "size": 10}, 415},
+		{"svg not enabled", map[string]any{"content_type": "image/svg+xml", "size": 10}, 415},
+		{"too large", map[string]any{"content_type": "image/jpeg", "size": 4<<20 + 1}, 413},
+		{"zero size", map[string]any{"content_type": "image/jpeg", "size": 0}, 400},
+		{"unknown field", map[string]any{"content_type": "image/jpeg", "size": 10, "acl": "public-read"}, 400},
+		{"escaping key", map[string]any{"content_type": "image/jpeg", "size": 10, "key": "../x.jpg"}, 400},
+		{"POST with local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "method": "POST"}, 400},
+	} {
+		resp, body := presign(t, s, tt.req, nil)
+		if resp.StatusCode != tt.status {
+			t.Errorf("%s: %d, want %d: %s", tt.name, resp.StatusCode, tt.status, body)
+		}
+	}
+	if resp, body := s.do(t, "POST", "/uploads/presign", []byte("{not json"), http.Header{"Content-Type": {"application/json"}}); resp.StatusCode != 400 {
+		t.Errorf("bad json: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestUploadsNeedKeys(t *testing.T) {
+	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.APIKeys = []string{"upload-key-1"} })
+	photo := testdata(t, "ladybird.jpg")
+	if resp, _ := s.do(t, "POST", "/uploads", photo, nil); resp.StatusCode != 401 {
+		t.Fatalf("upload without key: %d", resp.StatusCode)
+	}
+	if resp, _ := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": 10}, nil); resp.StatusCode != 401 {
+		t.Fatalf("presign without key: %d", resp.StatusCode)
+	}
+	if resp, _ := s.do(t, "GET", "/objects/x", nil, nil); resp.StatusCode != 401 {
+		t.Fatalf("object without key: %d", resp.StatusCode)
+	}
+	auth := http.Header{"Authorization": {"Bearer upload-key-1"}}
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo)}, auth)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign with key: %d %s", resp.StatusCode, body)
+	}
+	// The signed URL is the authorization of the upload itself.
+	p := decodeJSON[api.Presigned](t, body)
+	if resp, body := s.do(t, "PUT", strings.TrimPrefix(p.Url, s.URL), photo, http.Header{"Content-Type": {"image/jpeg"}}); resp.StatusCode != 201 {
+		t.Fatalf("signed upload without key: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(s.logs.String(), "upload-key-1") {
+		t.Fatal("the key reached the log")
+	}
+}
+
+func newS3TestServer(t *testing.T) (*testServer, *s3test.Server, *storage.S3) {
+	t.Helper()
+	srv := s3test.Start(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newTestServerOn(t, st, nil), srv, st
+}
+
+func TestUploadS3(t *testing.T) {
+	s, srv, st := newS3TestServer(t)
+	photo := testdata(t, "ladybird.jpg")
+	resp, body := s.do(t, "POST", "/uploads?key=a/b.jpg", photo, nil)
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	u := decodeJSON[api.Upload](t, body)
+	checkUpload(t, u, "uploads/a/b.jpg")
+	if loc := resp.Header.Get("Location"); loc != srv.Endpoint+"/"+st.Bucket()+"/uploads/a/b.jpg" {
+		t.Fatalf("Location %q", loc)
+	}
+	for _, k := range []string{u.Key, u.Variants[0].Key, u.Variants[1].Key} {
+		if _, err := st.Head(t.Context(), k); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	// Local-only routes are not there with S3.
+	if resp, _ := s.do(t, "PUT", "/uploads/"+url.PathEscape("uploads/x.jpg")+"?expires=1&size=1&type=image/jpeg&sig=00", photo, nil); resp.StatusCode != 404 {
+		t.Fatalf("PUT /uploads with S3: %d", resp.StatusCode)
+	}
+	if resp, _ := s.do(t, "GET", "/objects/"+url.PathEscape(u.Key), nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("GET /objects with S3: %d", resp.StatusCode)
+	}
+}
+
+func TestPresignS3(t *testing.T) {
+	s, _, st := newS3TestServer(t)
+	photo := testdata(t, "ladybird.jpg")
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "key": "post.jpg"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	p := decodeJSON[api.Presigned](t, body)
+	if p.Method != "POST" || p.Fields == nil || (*p.Fields)["key"] != "uploads/post.jpg" || p.Key != "uploads/post.jpg" {
+		t.Fatalf("presigned %+v", p)
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	for k, v := range *p.Fields {
+		mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", "post.jpg")
+	fw.Write(photo)
+	mw.Close()
+	r, err := http.Post(p.Url, mw.FormDataContentType(), &form)
+	if err != nil || r.StatusCode/100 != 2 {
+		t.Fatalf("form upload to S3: %v %v", r, err)
+	}
+	r.Body.Close()
+	if h, err := st.Head(t.Context(), "uploads/post.jpg"); err != nil || h.Size != int64(len(photo)) {
+		t.Fatalf("uploaded: %+v %v", h, err)
+	}
+
+	resp, body = presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "method": "PUT"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign PUT: %d %s", resp.StatusCode, body)
+	}
+	p = decodeJSON[api.Presigned](t, body)
+	req, _ := http.NewRequest("PUT", p.Url, bytes.NewReader(photo))
+	for k, v := range *p.Headers {
+		req.Header.Set(k, v)
+	}
+	if r, err := http.DefaultClient.Do(req); err != nil || r.StatusCode != 200 {
+		t.Fatalf("PUT to S3: %v %v", r, err)
+	}
+	if _, err := st.Head(t.Context(), p.Key); err != nil {
+		t.Fatalf("uploaded: %v", err)
+	}
+	if strings.Contains(s.logs.String(), "X-Amz-Signature") || strings.Contains(s.logs.String(), "policy") {
+		t.Fatal("a presigned query or policy reached the log")
+	}
+}
