@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` sets up and serves on
-# 127.0.0.1:8080; `make test` sets up and runs every test.
+# 127.0.0.1:8080 with a local ./data store; `make test` sets up and runs
+# every test.
 
 GO ?= go
 export CGO_ENABLED = 1
@@ -15,8 +16,10 @@ build:
 setup:
 	@./scripts/setup.sh
 
+# The S3 tests run against a real MinIO server, which scripts/minio.sh
+# builds once (a few minutes) into ~/.cache/resizer.
 test: setup
-	$(GO) test -race -count=1 ./...
+	MINIO_BIN=$$(./scripts/minio.sh) $(GO) test -race -count=1 ./...
 
 # Static checks, and that api/ is what openapi.yaml generates.
 check: setup

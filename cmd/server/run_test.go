@@ -16,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
 	"github.com/resizer/resizer/internal/contract"
+	"github.com/resizer/resizer/internal/s3test"
 )
 
 // started is a run() in the background, on a random port.
@@ -245,4 +248,57 @@ func TestRunRefusesBadConfig(t *testing.T) {
 	}, io.Discard); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("bad address: err = %v", err)
 	}
+}
+
+// The S3 mode end to end: run against a real MinIO, an upload through HTTP
+// leaves the original and its variants in the bucket.
+func TestRunWithS3(t *testing.T) {
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t)
+	s := start(t, map[string]string{
+		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
+		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
+		"API_KEYS": "e2e-key", "VARIANTS": "small:300x0,square:100x100:cover:webp",
+	})
+	req, _ := http.NewRequest("POST", s.url+"/uploads?key=e2e/photo.jpg", bytes.NewReader(photo(t)))
+	req.Header.Set("Authorization", "Bearer e2e-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	contract.Check(t, req, resp, body)
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	for _, k := range []string{"uploads/e2e/photo.jpg", "resized/small/e2e/photo.jpg", "resized/square/e2e/photo.jpg.webp"} {
+		if _, err := srv.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &bucket, Key: &k}); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
+	r, err := http.Get(s.url + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r.Body)
+	r.Body.Close()
+	if r.StatusCode != 200 || !strings.Contains(string(b), `"storage":"ok"`) {
+		t.Fatalf("readyz: %d %s", r.StatusCode, b)
+	}
+}
+
+// The loop the original system had to fix by hand does not start.
+func TestRunRefusesLoopingPrefixes(t *testing.T) {
+	env := map[string]string{"DATA_DIR": t.TempDir(), "INPUT_PREFIX": "images/", "OUTPUT_PREFIX": "images/small/"}
+	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "OUTPUT_PREFIX") || !strings.Contains(err.Error(), "inside") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	s3test.Stop()
+	os.Exit(code)
 }
