@@ -41,7 +41,7 @@ const avifSpeed = 8
 
 var bimgTypes = map[Format]bimg.ImageType{
 	FormatJPEG: bimg.JPEG, FormatPNG: bimg.PNG, FormatWebP: bimg.WEBP,
-	FormatAVIF: bimg.AVIF, FormatGIF: bimg.GIF,
+	FormatAVIF: bimg.AVIF, FormatGIF: bimg.GIF, FormatTIFF: bimg.TIFF,
 }
 
 var bimgGravity = map[Gravity]bimg.Gravity{

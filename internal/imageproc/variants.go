@@ -15,15 +15,12 @@ import (
 // an intermediate close to the source's size saves nothing.
 const reuseBelow = 0.8
 
-// intermediateQuality keeps a JPEG intermediate visually identical to the
-// source at its size: the outputs are all smaller and lossy themselves.
-const intermediateQuality = 95
-
 // Variants makes one output per element of opts from the image b, holding
 // a single gate slot for all of them, and decodes the full-size source only
 // once: it first scales the source, upright and in sRGB, to the largest
-// size any output needs (a JPEG at quality 95, or a PNG when the image has
-// alpha), then makes every output from that. Errors are Process's.
+// size any output needs, kept as an uncompressed TIFF (lossless, and
+// written and read at the speed of a copy), then makes every output from
+// that. Errors are Process's.
 func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) ([]*Result, error) {
 	h, err := p.Probe(b)
 	if err != nil {
@@ -86,10 +83,7 @@ func (p *Processor) variants(b []byte, f Format, opts []Options) ([]*Result, err
 
 	uw, uh := src.upright()
 	mid := Options{Width: roundSide(float64(uw) * scale), Height: roundSide(float64(uh) * scale),
-		Fit: FitFill, Format: FormatJPEG, Quality: intermediateQuality}
-	if src.alpha {
-		mid.Format = FormatPNG
-	}
+		Fit: FitFill, Format: FormatTIFF}
 	im, err := p.resize(b, f, mid)
 	if err != nil {
 		return nil, err

@@ -93,32 +93,47 @@ func abs(n int) int {
 }
 
 // BenchmarkVariants compares three variants made by Variants (one decode of
-// the source) with three Process calls (one decode each), and with a single
-// Process to the largest variant's size.
+// the source) with three Process calls (one decode each), and with single
+// resizes: to the largest variant, and to width 800. "mixed" is the set of
+// the VARIANTS example (the largest in WebP); "defaults" is the default
+// set, all JPEG.
 func BenchmarkVariants(b *testing.B) {
 	p := newTestProcessor(b, nil)
 	in := benchImage(b)
-	b.Run("single-largest", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := p.Process(context.Background(), in, threeVariants[2]); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("naive-three", func(b *testing.B) {
-		for b.Loop() {
-			for _, o := range threeVariants {
-				if _, err := p.Process(context.Background(), in, o); err != nil {
+	sets := map[string][]Options{
+		"mixed":    threeVariants,
+		"defaults": {{Width: 200, Height: 200, Fit: FitCover}, {Width: 800}, {Width: 1600}},
+	}
+	for name, set := range sets {
+		b.Run(name+"/single-800", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := p.Process(context.Background(), in, Options{Width: 800}); err != nil {
 					b.Fatal(err)
 				}
 			}
-		}
-	})
-	b.Run("variants-three", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := p.Variants(context.Background(), in, threeVariants); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(name+"/single-largest", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := p.Process(context.Background(), in, set[2]); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+		b.Run(name+"/naive-three", func(b *testing.B) {
+			for b.Loop() {
+				for _, o := range set {
+					if _, err := p.Process(context.Background(), in, o); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.Run(name+"/variants-three", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := p.Variants(context.Background(), in, set); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

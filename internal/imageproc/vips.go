@@ -89,11 +89,12 @@ var vipsLoaders = map[Format]string{
 // allowed formats. The untrusted flag alone is not enough: libvips does not
 // mark some loaders (its native format, matrix, CSV, PPM) untrusted. The
 // block list is process-wide libvips state; the last Processor built sets it.
-// PNG stays open for the service's own intermediates; the sniffer still
-// refuses PNG input when it is not allowed.
+// PNG and TIFF stay open for the service's own intermediates; the sniffer
+// still refuses them as input when they are not allowed.
 func blockLoaders(allowed []Format) {
 	setBlock("VipsForeignLoad", true)
-	setBlock(vipsLoaders[FormatPNG], false) // the intermediate of two-pass resizes
+	setBlock(vipsLoaders[FormatPNG], false)  // the intermediate of two-pass resizes
+	setBlock(vipsLoaders[FormatTIFF], false) // the intermediate of variants
 	for _, f := range allowed {
 		setBlock(vipsLoaders[f], false)
 	}
