@@ -463,7 +463,6 @@ func TestLoadersBlocked(t *testing.T) {
 		"psd":      append([]byte("8BPS\x00\x01"), make([]byte, 64)...),
 		"svg":      []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="1" height="1"/>`),
 		"pdf":      []byte("%PDF-1.4\n"),
-		"tiff":     []byte("II*\x00\x08\x00\x00\x00\x00\x00"),
 		"fits":     []byte("SIMPLE  =                    T"),
 		"radiance": []byte("#?RADIANCE\n"),
 		"csv-ish":  []byte("1,2,3\n4,5,6\n"),
