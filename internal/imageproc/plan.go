@@ -83,12 +83,12 @@ func plan(src source, o Options, maxDimension int) (resizePlan, error) {
 // and re-encode it as a JPEG at quality 100 to keep shrink-on-load, which
 // costs about nine times a plain resize of a 20 MP photo. Instead the first
 // pass resizes the image as stored (the box turned to match, gravity
-// mapped) into a lossless PNG, and the second turns that small image
+// mapped) into an uncompressed TIFF, and the second turns that small image
 // upright and encodes it.
 func rotateLast(bo bimg.Options, orientation int) []bimg.Options {
 	first := bo
 	first.NoAutoRotate = true
-	first.Type, first.Compression = bimg.PNG, 1 // fast, lossless intermediate
+	first.Type = bimg.TIFF // uncompressed: lossless, and copied rather than coded
 	if orientation >= 5 {
 		first.Width, first.Height = bo.Height, bo.Width
 	}

@@ -89,12 +89,11 @@ var vipsLoaders = map[Format]string{
 // allowed formats. The untrusted flag alone is not enough: libvips does not
 // mark some loaders (its native format, matrix, CSV, PPM) untrusted. The
 // block list is process-wide libvips state; the last Processor built sets it.
-// PNG and TIFF stay open for the service's own intermediates; the sniffer
-// still refuses them as input when they are not allowed.
+// TIFF stays open for the service's own intermediates; the sniffer still
+// refuses TIFF input unless it is allowed.
 func blockLoaders(allowed []Format) {
 	setBlock("VipsForeignLoad", true)
-	setBlock(vipsLoaders[FormatPNG], false)  // the intermediate of two-pass resizes
-	setBlock(vipsLoaders[FormatTIFF], false) // the intermediate of variants
+	setBlock(vipsLoaders[FormatTIFF], false) // the service's own intermediates
 	for _, f := range allowed {
 		setBlock(vipsLoaders[f], false)
 	}
