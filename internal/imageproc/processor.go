@@ -127,22 +127,31 @@ type Result struct {
 // and keeps its slot until it finishes. A decoder failure is
 // ErrUndecodable, an output over the limits ErrTooLarge.
 func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, error) {
+	return withSlot(ctx, p, b, func(f Format) (*Result, error) { return p.resize(b, f, o) })
+}
+
+// withSlot probes b, then runs work(b's format) holding a gate slot, and
+// waits for it at most the configured timeout or until ctx ends. The work
+// runs on, keeping its slot, after an early return: libvips cannot be
+// interrupted (see MayStillRead).
+func withSlot[T any](ctx context.Context, p *Processor, b []byte, work func(Format) (T, error)) (T, error) {
+	var zero T
 	h, err := p.Probe(b)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	release, err := p.gate.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
 	type outcome struct {
-		r   *Result
+		r   T
 		err error
 	}
 	done := make(chan outcome, 1)
 	go func() {
 		defer release()
-		r, err := p.resize(b, h.Format, o)
+		r, err := work(h.Format)
 		done <- outcome{r, err}
 	}()
 	t := time.NewTimer(p.cfg.Timeout)
@@ -151,9 +160,9 @@ func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, 
 	case out := <-done:
 		return out.r, out.err
 	case <-t.C:
-		return nil, fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
+		return zero, fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
 	case <-ctx.Done():
-		return nil, fmt.Errorf("process: %w: %w", errAbandoned, context.Cause(ctx))
+		return zero, fmt.Errorf("%w: %w", errAbandoned, context.Cause(ctx))
 	}
 }
 

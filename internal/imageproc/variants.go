@@ -2,9 +2,7 @@ package imageproc
 
 import (
 	"context"
-	"fmt"
 	"math"
-	"time"
 
 	"github.com/h2non/bimg"
 )
@@ -22,34 +20,7 @@ const reuseBelow = 0.8
 // written and read at the speed of a copy), then makes every output from
 // that. Errors are Process's.
 func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) ([]*Result, error) {
-	h, err := p.Probe(b)
-	if err != nil {
-		return nil, err
-	}
-	release, err := p.gate.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	type outcome struct {
-		r   []*Result
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer release()
-		r, err := p.variants(b, h.Format, opts)
-		done <- outcome{r, err}
-	}()
-	t := time.NewTimer(p.cfg.Timeout)
-	defer t.Stop()
-	select {
-	case out := <-done:
-		return out.r, out.err
-	case <-t.C:
-		return nil, fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
-	case <-ctx.Done():
-		return nil, fmt.Errorf("variants: %w: %w", errAbandoned, context.Cause(ctx))
-	}
+	return withSlot(ctx, p, b, func(f Format) ([]*Result, error) { return p.variants(b, f, opts) })
 }
 
 func (p *Processor) variants(b []byte, f Format, opts []Options) ([]*Result, error) {
