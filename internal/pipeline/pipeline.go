@@ -12,9 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/storage"
@@ -25,6 +28,7 @@ type Store interface {
 	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
 	Head(ctx context.Context, key string) (storage.Object, error)
 	Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error)
+	Delete(ctx context.Context, key string) error
 }
 
 // Config is the pipeline's part of the configuration.
@@ -39,6 +43,9 @@ type Config struct {
 	CacheControl string
 	// MaxSourceBytes bounds the originals read back from the store.
 	MaxSourceBytes int64
+	// RejectedPrefix, when set, is where Run moves an original it can
+	// never process (not an image, too large), out of the input prefix.
+	RejectedPrefix string
 }
 
 // ErrLoop is a configuration under which outputs would be taken for inputs.
@@ -50,6 +57,8 @@ const (
 	StatusUpToDate   = "skipped_up_to_date"
 	StatusLoopGuard  = "skipped_loop_guard"
 	StatusSuperseded = "superseded"
+	StatusRejected   = "rejected"
+	StatusDeleted    = "deleted"
 )
 
 // Metadata keys written on every output.
@@ -71,7 +80,9 @@ type Output struct {
 
 // Result is what became of one source.
 type Result struct {
-	Status        string
+	Status string
+	// Reason says why a source was rejected.
+	Reason        string
 	Key           string
 	ETag          string
 	Format        imageproc.Format
@@ -85,6 +96,9 @@ type Pipeline struct {
 	cfg     Config
 	in, out Store
 	proc    *imageproc.Processor
+	// flights makes concurrent runs for one version of one source (a
+	// duplicate delivery) share the first one's work.
+	flights singleflight.Group
 }
 
 // New returns a pipeline reading from in and writing to out. It fails with
@@ -93,6 +107,9 @@ type Pipeline struct {
 func New(cfg Config, in, out Store, proc *imageproc.Processor) (*Pipeline, error) {
 	if err := CheckPrefixes(cfg.InputPrefix, cfg.OutputPrefix, cfg.SameStore); err != nil {
 		return nil, err
+	}
+	if r := cfg.RejectedPrefix; r != "" && (strings.HasPrefix(r, cfg.InputPrefix) || strings.HasPrefix(cfg.InputPrefix, r)) {
+		return nil, fmt.Errorf("%w: rejected prefix %q and input prefix %q overlap", ErrLoop, r, cfg.InputPrefix)
 	}
 	if len(cfg.Variants) == 0 || in == nil || out == nil || proc == nil {
 		return nil, errors.New("pipeline: incomplete configuration")
@@ -171,11 +188,107 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte) (Result,
 // (StatusLoopGuard); one whose outputs all carry etag already is skipped
 // without being read (StatusUpToDate); one that has changed or gone since
 // the event was sent is StatusSuperseded, and its successor's own event
-// does the work.
+// does the work. A source that can never be processed (IsPermanent) is
+// StatusRejected with a nil error, and moved under RejectedPrefix when
+// that is set. Concurrent runs for the same key and ETag do the work once.
 func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	if !p.IsInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
 	}
+	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) {
+		res, err := p.run(ctx, key, etag)
+		if err != nil && IsPermanent(err) {
+			return p.reject(ctx, key, err), nil
+		}
+		return res, err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	return v.(Result), nil
+}
+
+// IsPermanent reports whether err means that the source can never be
+// processed, however often it is tried: it is not an image, or too large,
+// or its key is not one the stores accept.
+func IsPermanent(err error) bool {
+	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, storage.ErrInvalidKey} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// reject reports a source that cannot be processed and, with a rejected
+// prefix, moves it there, so that it neither sits among the inputs nor is
+// tried again. The move is best effort: the rejection stands either way.
+func (p *Pipeline) reject(ctx context.Context, key string, cause error) Result {
+	res := Result{Status: StatusRejected, Key: key, Reason: cause.Error()}
+	if p.cfg.RejectedPrefix == "" || errors.Is(cause, storage.ErrInvalidKey) {
+		return res
+	}
+	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes})
+	if err == nil {
+		to := p.cfg.RejectedPrefix + strings.TrimPrefix(key, p.cfg.InputPrefix)
+		if _, err = p.in.Put(ctx, to, data, storage.PutOptions{ContentType: obj.ContentType,
+			Metadata: map[string]string{MetaSourceKey: key, "rejected": truncate(cause.Error(), 200)}}); err == nil {
+			err = p.in.Delete(ctx, key)
+		}
+	}
+	if err != nil {
+		res.Reason += " (not moved: " + err.Error() + ")"
+	}
+	return res
+}
+
+// truncate keeps metadata values within what S3 allows (ASCII, short).
+func truncate(s string, n int) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c > 0x7e {
+			b[i] = '?'
+		}
+	}
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// Remove deletes the variants of a source that was deleted. A source that
+// exists again (re-created after the deletion the event reports) keeps its
+// variants: StatusSuperseded.
+func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
+	if !p.IsInput(key) {
+		return Result{Status: StatusLoopGuard, Key: key}, nil
+	}
+	if _, err := p.in.Head(ctx, key); err == nil {
+		return Result{Status: StatusSuperseded, Key: key}, nil
+	} else if !errors.Is(err, storage.ErrNotFound) {
+		return Result{}, err
+	}
+	// A variant kept the source's format, which is gone with it: every
+	// format it could have had is deleted (deleting nothing is no error).
+	var keys []string
+	for _, v := range p.cfg.Variants {
+		formats := imageproc.OutputFormats
+		if v.Options.Format != imageproc.FormatUnknown {
+			formats = []imageproc.Format{v.Options.Format}
+		}
+		for _, f := range formats {
+			if k := p.OutputKey(key, v, f); !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+	}
+	if err := parallel(len(keys), func(i int) error { return p.out.Delete(ctx, keys[i]) }); err != nil {
+		return Result{}, fmt.Errorf("delete variants: %w", err)
+	}
+	return Result{Status: StatusDeleted, Key: key}, nil
+}
+
+func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	if etag == "" {
 		obj, err := p.in.Head(ctx, key)
 		if errors.Is(err, storage.ErrNotFound) {

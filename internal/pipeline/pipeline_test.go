@@ -284,3 +284,105 @@ func TestParseVariants(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoveDeletesVariants(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			p, _ := New(testConfig(t), st, st, proc(t))
+			res, err := p.Upload(ctx, "uploads/gone.jpg", photo(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// While the source exists, a stale removal event leaves it alone.
+			if r, err := p.Remove(ctx, "uploads/gone.jpg"); err != nil || r.Status != StatusSuperseded {
+				t.Fatalf("remove of an existing source: %+v %v", r, err)
+			}
+			if err := st.Delete(ctx, "uploads/gone.jpg"); err != nil {
+				t.Fatal(err)
+			}
+			if r, err := p.Remove(ctx, "uploads/gone.jpg"); err != nil || r.Status != StatusDeleted {
+				t.Fatalf("remove: %+v %v", r, err)
+			}
+			for _, o := range res.Outputs {
+				if _, err := st.Head(ctx, o.Key); !errors.Is(err, storage.ErrNotFound) {
+					t.Errorf("%s survived: %v", o.Key, err)
+				}
+			}
+			if r, _ := p.Remove(ctx, "resized/thumb/x.jpg"); r.Status != StatusLoopGuard {
+				t.Errorf("remove of an output: %+v", r)
+			}
+		})
+	}
+}
+
+func TestRunRejects(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			cfg := testConfig(t)
+			cfg.RejectedPrefix = "rejected/"
+			p, err := New(cfg, st, st, proc(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := []byte("this is a text file named like a photo")
+			if _, err := st.Put(ctx, "uploads/a/fake.jpg", text, storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+				t.Fatal(err)
+			}
+			r, err := p.Run(ctx, "uploads/a/fake.jpg", "")
+			if err != nil || r.Status != StatusRejected || !strings.Contains(r.Reason, "unsupported") {
+				t.Fatalf("run: %+v %v", r, err)
+			}
+			if _, err := st.Head(ctx, "uploads/a/fake.jpg"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("the rejected original is still among the inputs: %v", err)
+			}
+			got, obj, err := st.Get(ctx, "rejected/a/fake.jpg", storage.GetOptions{})
+			if err != nil || !bytes.Equal(got, text) || obj.Metadata[MetaSourceKey] != "uploads/a/fake.jpg" {
+				t.Errorf("moved object: %+v %v", obj, err)
+			}
+		})
+	}
+	cfg := testConfig(t)
+	cfg.RejectedPrefix = "uploads/bad/"
+	if _, err := New(cfg, nil, nil, nil); !errors.Is(err, ErrLoop) {
+		t.Fatalf("a rejected prefix inside the inputs: %v", err)
+	}
+}
+
+// Concurrent deliveries of one event read and decode the source once.
+func TestRunOnceForDuplicates(t *testing.T) {
+	d, _ := storage.NewDir(t.TempDir())
+	obj, err := d.Put(t.Context(), "uploads/dup.jpg", photo(t), storage.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &counting{Store: slow{d}}
+	p, _ := New(testConfig(t), cs, d, proc(t))
+	results := make(chan Result, 4)
+	for i := 0; i < 4; i++ {
+		go func() {
+			r, err := p.Run(context.Background(), "uploads/dup.jpg", obj.ETag)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- r
+		}()
+	}
+	for i := 0; i < 4; i++ {
+		if r := <-results; r.Status != StatusProcessed {
+			t.Errorf("result %+v", r)
+		}
+	}
+	if n := cs.gets.Load(); n != 1 {
+		t.Fatalf("%d reads of the source, want 1", n)
+	}
+}
+
+// slow makes a read take long enough for duplicates to overlap.
+type slow struct{ Store }
+
+func (s slow) Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error) {
+	time.Sleep(100 * time.Millisecond)
+	return s.Store.Get(ctx, key, o)
+}
