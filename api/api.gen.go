@@ -147,6 +147,39 @@ func (e UploadVariantFormat) Valid() bool {
 	}
 }
 
+// Defines values for WebhookResultRecordsStatus.
+const (
+	Deleted          WebhookResultRecordsStatus = "deleted"
+	Ignored          WebhookResultRecordsStatus = "ignored"
+	Processed        WebhookResultRecordsStatus = "processed"
+	Rejected         WebhookResultRecordsStatus = "rejected"
+	SkippedLoopGuard WebhookResultRecordsStatus = "skipped_loop_guard"
+	SkippedUpToDate  WebhookResultRecordsStatus = "skipped_up_to_date"
+	Superseded       WebhookResultRecordsStatus = "superseded"
+)
+
+// Valid indicates whether the value is a known member of the WebhookResultRecordsStatus enum.
+func (e WebhookResultRecordsStatus) Valid() bool {
+	switch e {
+	case Deleted:
+		return true
+	case Ignored:
+		return true
+	case Processed:
+		return true
+	case Rejected:
+		return true
+	case SkippedLoopGuard:
+		return true
+	case SkippedUpToDate:
+		return true
+	case Superseded:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResizeImageParamsFit.
 const (
 	Contain ResizeImageParamsFit = "contain"
@@ -309,6 +342,30 @@ type Readiness struct {
 // ReadinessStatus defines model for Readiness.Status.
 type ReadinessStatus string
 
+// S3Event An S3 event notification (AWS's shape; MinIO's is the same). Fields not listed are accepted and ignored; S3's test event has no Records.
+type S3Event struct {
+	Records *[]struct {
+		// EventName ObjectCreated:Put (AWS) or s3:ObjectCreated:Put (MinIO), ...
+		EventName *string `json:"eventName,omitempty"`
+
+		// EventSource aws:s3 or minio:s3
+		EventSource *string    `json:"eventSource,omitempty"`
+		EventTime   *time.Time `json:"eventTime,omitempty"`
+		S3          *struct {
+			Bucket *struct {
+				Name *string `json:"name,omitempty"`
+			} `json:"bucket,omitempty"`
+			Object *struct {
+				ETag *string `json:"eTag,omitempty"`
+
+				// Key URL-encoded, + for spaces
+				Key  *string `json:"key,omitempty"`
+				Size *int64  `json:"size,omitempty"`
+			} `json:"object,omitempty"`
+		} `json:"s3,omitempty"`
+	} `json:"Records,omitempty"`
+}
+
 // Upload defines model for Upload.
 type Upload struct {
 	Bytes int64 `json:"bytes"`
@@ -339,6 +396,31 @@ type UploadVariant struct {
 
 // UploadVariantFormat defines model for UploadVariant.Format.
 type UploadVariantFormat string
+
+// WebhookResult defines model for WebhookResult.
+type WebhookResult struct {
+	Records []struct {
+		Bucket string `json:"bucket"`
+		Event  string `json:"event"`
+
+		// Key The decoded key.
+		Key     string `json:"key"`
+		Outputs *[]struct {
+			Bytes   int64  `json:"bytes"`
+			Height  int    `json:"height"`
+			Key     string `json:"key"`
+			Variant string `json:"variant"`
+			Width   int    `json:"width"`
+		} `json:"outputs,omitempty"`
+
+		// Reason Why a source was rejected.
+		Reason *string                    `json:"reason,omitempty"`
+		Status WebhookResultRecordsStatus `json:"status"`
+	} `json:"records"`
+}
+
+// WebhookResultRecordsStatus defines model for WebhookResult.Records.Status.
+type WebhookResultRecordsStatus string
 
 // Key defines model for Key.
 type Key = string
@@ -449,3 +531,6 @@ type UploadImageMultipartRequestBody UploadImageMultipartBody
 
 // PresignUploadJSONRequestBody defines body for PresignUpload for application/json ContentType.
 type PresignUploadJSONRequestBody = PresignRequest
+
+// ReceiveS3EventJSONRequestBody defines body for ReceiveS3Event for application/json ContentType.
+type ReceiveS3EventJSONRequestBody = S3Event

@@ -88,6 +88,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		UploadTypes:   uploadTypes,
 		PresignExpiry: cfg.PresignExpiry,
 		PublicURL:     cfg.PublicURL,
+
+		WebhookSecrets:    cfg.WebhookSecrets,
+		WebhookMaxBytes:   cfg.WebhookMaxBytes,
+		WebhookMaxRecords: cfg.WebhookMaxRecords,
+		InputBucket:       cfg.S3Bucket,
 	}, httpapi.Deps{
 		Logger:    log,
 		Processor: proc,

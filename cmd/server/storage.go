@@ -36,6 +36,7 @@ func wireStorage(ctx context.Context, cfg config.Config, proc *imageproc.Process
 		InputPrefix: cfg.InputPrefix, OutputPrefix: cfg.OutputPrefix,
 		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,
 		Variants:  variants, CacheControl: cfg.CacheControl, MaxSourceBytes: cfg.MaxBodyBytes,
+		RejectedPrefix: cfg.RejectedPrefix,
 	}
 	w := &wired{checks: map[string]httpapi.Check{}}
 	var in, out pipeline.Store

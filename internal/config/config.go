@@ -44,6 +44,11 @@ type Config struct {
 	CacheControl  string
 	PresignExpiry time.Duration
 	PublicURL     string
+	// The S3-triggered webhook.
+	WebhookSecrets    []string
+	WebhookMaxBytes   int64
+	WebhookMaxRecords int
+	RejectedPrefix    string
 	// The AWS SDK's own variables, read here too so that tests can give
 	// them; unset ones leave the SDK's default chain (on ECS, the task
 	// role) in charge.
@@ -115,6 +120,14 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.PresignExpiry, err = positiveDuration(v); return err }},
 	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs (local storage; default: the request's host)",
 		func(c *Config, v string) error { c.PublicURL = strings.TrimSuffix(v, "/"); return checkURL(v) }},
+	{"WEBHOOK_SECRETS", "", "comma-separated secrets of POST /webhooks/s3 (signature or bearer token); empty: it answers 503",
+		func(c *Config, v string) error { c.WebhookSecrets = splitList(v); return nil }},
+	{"WEBHOOK_MAX_BYTES", "1MiB", "largest webhook request body",
+		func(c *Config, v string) (err error) { c.WebhookMaxBytes, err = parseBytes(v); return err }},
+	{"WEBHOOK_MAX_RECORDS", "100", "most records in one webhook request",
+		func(c *Config, v string) (err error) { c.WebhookMaxRecords, err = positiveInt(v); return err }},
+	{"REJECTED_PREFIX", "", "where originals that can never be processed are moved (default: left in place)",
+		func(c *Config, v string) error { c.RejectedPrefix = v; return nil }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
 		func(c *Config, v string) error { c.AWSRegion = v; return nil }},
 	{"AWS_ACCESS_KEY_ID", "", "static credentials (default: the SDK's chain, e.g. the ECS task role)",

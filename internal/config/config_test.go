@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "json",
 		DataDir: "./data", InputPrefix: "uploads/", OutputPrefix: "resized/",
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
-		PresignExpiry: 15 * time.Minute,
+		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)

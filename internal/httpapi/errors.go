@@ -51,6 +51,7 @@ var statusTable = []statusRow{
 	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
 	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},
 	{storage.ErrUnavailable, http.StatusServiceUnavailable, "storage-unavailable", "Storage unavailable, retry later"},
+	{errNotConfigured, http.StatusServiceUnavailable, "not-configured", "Webhook not configured"},
 	// The client went away: nothing reaches it, but the log says so.
 	{context.Canceled, 499, "client-closed-request", "Client closed request"},
 }

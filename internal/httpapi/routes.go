@@ -7,7 +7,7 @@ import (
 
 // addRoutes lists the whole API. openapi.yaml documents the same routes; a
 // test keeps the two equal.
-func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps) {
+func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
 	r.Get("/healthz", handleHealth().ServeHTTP)
 	r.Get("/readyz", handleReady(d.Checks, d.Draining).ServeHTTP)
 	r.Get("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
@@ -22,4 +22,6 @@ func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps) {
 	})
 	// Authorized by the signature in its query, not by a key.
 	r.Method("PUT", "/uploads/{key}", handlePutUpload(u))
+	// Authorized by Resizer-Signature or the webhook secret.
+	r.Method("POST", "/webhooks/s3", handleWebhook(wd))
 }

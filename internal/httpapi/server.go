@@ -32,6 +32,14 @@ type Config struct {
 	// PublicURL is this server's base URL in its own upload URLs; empty:
 	// the request's scheme and host.
 	PublicURL string
+	// WebhookSecrets sign and authorize POST /webhooks/s3; empty: the
+	// webhook answers 503 and accepts nothing.
+	WebhookSecrets []string
+	// WebhookMaxBytes and WebhookMaxRecords bound one webhook request.
+	WebhookMaxBytes   int64
+	WebhookMaxRecords int
+	// InputBucket is the bucket whose events are processed (S3 storage).
+	InputBucket string
 }
 
 // Deps are the parts the handlers use.
@@ -60,7 +68,8 @@ type Deps struct {
 // or the metrics cannot be registered.
 func New(cfg Config, d Deps) (http.Handler, error) {
 	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
-		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil {
+		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil ||
+		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
 	m, err := newHTTPMetrics(d.Registry)
@@ -76,7 +85,16 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		w.Header().Set("Allow", strings.Join(allowed(r, req.URL.Path), ", "))
 		writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, req.URL.Path))
 	})
-	addRoutes(r, cfg, d, newUploadDeps(cfg, d))
+	wm, err := newWebhookMetrics(d.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: metrics: %w", err)
+	}
+	wd := webhookDeps{pipeline: d.Pipeline, bucket: cfg.InputBucket, maxBytes: cfg.WebhookMaxBytes,
+		maxRecords: cfg.WebhookMaxRecords, metrics: wm}
+	for _, s := range cfg.WebhookSecrets {
+		wd.secrets = append(wd.secrets, []byte(s))
+	}
+	addRoutes(r, cfg, d, newUploadDeps(cfg, d), wd)
 	return r, nil
 }
 

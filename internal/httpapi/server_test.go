@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -70,7 +72,11 @@ func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testSer
 func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc.Config)) *testServer {
 	t.Helper()
 	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
+		WebhookSecrets: []string{"webhook-secret-old", "webhook-secret"}, WebhookMaxBytes: 64 << 10, WebhookMaxRecords: 10,
 		UploadTypes: []string{"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heif"}}
+	if s3 != nil {
+		cfg.InputBucket = s3.Bucket()
+	}
 	pcfg := imageproc.DefaultConfig()
 	if edit != nil {
 		edit(&cfg, &pcfg)
@@ -178,3 +184,9 @@ func imageSize(t *testing.T, b []byte) (int, int, string) {
 }
 
 func zerologFor(s *testServer) zerolog.Logger { return zerolog.New(s.logs) }
+
+// s3AWSConfigForTests is SDK configuration with throwaway credentials, for
+// stores that are never reached.
+func s3AWSConfigForTests() aws.Config {
+	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
+}

@@ -1,0 +1,196 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/webhook"
+)
+
+var errNotConfigured = errors.New("webhook not configured: WEBHOOK_SECRETS is empty")
+
+// runner is what the webhook needs of the pipeline.
+type runner interface {
+	Run(ctx context.Context, key, etag string) (pipeline.Result, error)
+	Remove(ctx context.Context, key string) (pipeline.Result, error)
+}
+
+// webhookDeps are the parts of POST /webhooks/s3.
+type webhookDeps struct {
+	secrets    [][]byte
+	pipeline   runner
+	bucket     string // the input bucket; empty with local storage
+	maxBytes   int64
+	maxRecords int
+	metrics    *webhookMetrics
+}
+
+// recordResult is what became of one record, in the 200 answer.
+type recordResult struct {
+	Event   string         `json:"event"`
+	Bucket  string         `json:"bucket"`
+	Key     string         `json:"key"`
+	Status  string         `json:"status"`
+	Reason  string         `json:"reason,omitempty"`
+	Outputs []outputResult `json:"outputs,omitempty"`
+}
+
+type outputResult struct {
+	Variant string `json:"variant"`
+	Key     string `json:"key"`
+	Width   int    `json:"width"`
+	Height  int    `json:"height"`
+	Bytes   int64  `json:"bytes"`
+}
+
+// statusIgnored is a record that neither creates nor removes an object.
+const statusIgnored = "ignored"
+
+// handleWebhook serves POST /webhooks/s3. It answers only once every
+// record is done: 200 with each record's outcome, where a source that can
+// never be processed is "rejected" and not an error, so that the sender
+// does not retry it forever; a passing failure (storage down, busy, timed
+// out) makes the whole request 503 or 500 so that the sender retries, and
+// redoing the records already done is harmless.
+func handleWebhook(d webhookDeps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(d.secrets) == 0 {
+			writeError(w, r, errNotConfigured)
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBytes))
+		if err != nil {
+			writeError(w, r, fmt.Errorf("read event: %w", err))
+			return
+		}
+		if err := d.authorize(r, body); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		ev, err := webhook.Parse(body)
+		if err != nil {
+			writeError(w, r, fmt.Errorf("%w: %v", errBadRequest, err))
+			return
+		}
+		if len(ev.Records) > d.maxRecords {
+			writeError(w, r, fmt.Errorf("%w: %d records, over the limit of %d", errTooLarge, len(ev.Records), d.maxRecords))
+			return
+		}
+		out := struct {
+			Records []recordResult `json:"records"`
+		}{Records: []recordResult{}}
+		for _, rec := range ev.Records {
+			res, err := d.record(r.Context(), rec)
+			if err != nil {
+				writeError(w, r, fmt.Errorf("%s %s: %w", rec.Name(), rec.Key(), err))
+				return
+			}
+			if res.Status == pipeline.StatusRejected {
+				zerolog.Ctx(r.Context()).Warn().Str("key", res.Key).Str("reason", res.Reason).Msg("source rejected")
+			}
+			out.Records = append(out.Records, res)
+		}
+		writeJSON(w, http.StatusOK, out)
+	})
+}
+
+// authorize accepts a Resizer-Signature (the forwarder), or a bearer token
+// equal to one of the secrets (MinIO's webhook target sends its auth_token
+// that way). Anything else is errUnauthorized.
+func (d webhookDeps) authorize(r *http.Request, body []byte) error {
+	if sig := r.Header.Get(webhook.Header); sig != "" {
+		if err := webhook.Verify(sig, body, d.secrets, time.Now()); err != nil {
+			return fmt.Errorf("%w: %v", errUnauthorized, err)
+		}
+		return nil
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return fmt.Errorf("%w: neither %s nor a bearer token", errUnauthorized, webhook.Header)
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	match := 0
+	for _, s := range d.secrets {
+		want := sha256.Sum256(s)
+		match |= subtle.ConstantTimeCompare(got[:], want[:])
+	}
+	if match != 1 {
+		return fmt.Errorf("%w: wrong token", errUnauthorized)
+	}
+	return nil
+}
+
+// record handles one record. Only a failure that may pass is an error.
+func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (recordResult, error) {
+	out := recordResult{Event: rec.Name(), Bucket: rec.S3.Bucket.Name, Key: rec.Key()}
+	kind := rec.Kind()
+	var res pipeline.Result
+	var err error
+	switch {
+	case kind == webhook.Other:
+		res.Status = statusIgnored
+	case d.bucket != "" && rec.S3.Bucket.Name != d.bucket:
+		res.Status = pipeline.StatusLoopGuard // the output bucket, or one not ours
+	case kind == webhook.Created:
+		res, err = d.pipeline.Run(ctx, out.Key, rec.ETag())
+	default:
+		res, err = d.pipeline.Remove(ctx, out.Key)
+	}
+	if err != nil {
+		d.metrics.record(kind, "error")
+		return out, err
+	}
+	d.metrics.record(kind, res.Status)
+	if res.Status == pipeline.StatusProcessed && !rec.EventTime.IsZero() {
+		d.metrics.lag.Observe(time.Since(rec.EventTime).Seconds())
+	}
+	out.Status, out.Reason = res.Status, res.Reason
+	for _, o := range res.Outputs {
+		out.Outputs = append(out.Outputs, outputResult{Variant: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height, Bytes: o.Bytes})
+	}
+	return out, nil
+}
+
+// webhookMetrics count records by kind and outcome, and the time from an
+// event to its outputs.
+type webhookMetrics struct {
+	records *prometheus.CounterVec
+	lag     prometheus.Histogram
+}
+
+func newWebhookMetrics(reg prometheus.Registerer) (*webhookMetrics, error) {
+	m := &webhookMetrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "resizer_webhook_records_total",
+			Help: "S3 event records by event (created, removed, other) and outcome.",
+		}, []string{"event", "outcome"}),
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "resizer_webhook_lag_seconds",
+			Help:    "Time from an S3 event to its variants written.",
+			Buckets: []float64{.1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900},
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.records, m.lag} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+var kindNames = map[webhook.Kind]string{webhook.Created: "created", webhook.Removed: "removed", webhook.Other: "other"}
+
+func (m *webhookMetrics) record(k webhook.Kind, outcome string) {
+	m.records.WithLabelValues(kindNames[k], outcome).Inc()
+}

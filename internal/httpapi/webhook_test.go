@@ -1,0 +1,217 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
+	"github.com/resizer/resizer/internal/webhook"
+)
+
+// s3Event returns an event notification for one object, its key encoded
+// the way S3 encodes keys in events.
+func s3Event(name, bucket, key, etag string) []byte {
+	rec := map[string]any{
+		"eventVersion": "2.1", "eventSource": "aws:s3", "eventTime": time.Now().UTC().Format(time.RFC3339Nano),
+		"eventName": name,
+		"s3": map[string]any{"bucket": map[string]any{"name": bucket},
+			"object": map[string]any{"key": url.QueryEscape(key), "eTag": strings.Trim(etag, `"`), "size": 1}},
+	}
+	b, _ := json.Marshal(map[string]any{"Records": []any{rec}})
+	return b
+}
+
+type webhookReply struct {
+	Records []recordResult `json:"records"`
+}
+
+func (s *testServer) event(t *testing.T, body []byte, h http.Header) (*http.Response, webhookReply) {
+	t.Helper()
+	if h == nil {
+		h = http.Header{webhook.Header: {webhook.Sign([]byte("webhook-secret"), body, time.Now())}}
+	}
+	h.Set("Content-Type", "application/json")
+	resp, b := s.do(t, "POST", "/webhooks/s3", body, h)
+	var r webhookReply
+	if resp.StatusCode == 200 {
+		r = decodeJSON[webhookReply](t, b)
+	}
+	return resp, r
+}
+
+func TestWebhookAuth(t *testing.T) {
+	s, _, st := newS3TestServer(t)
+	obj, err := st.Put(t.Context(), "uploads/auth.jpg", testdata(t, "ladybird.jpg"), storage.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := s3Event("ObjectCreated:Put", st.Bucket(), "uploads/auth.jpg", obj.ETag)
+	now := time.Now()
+	for _, tt := range []struct {
+		name string
+		h    http.Header
+	}{
+		{"unsigned", http.Header{}},
+		{"wrong secret", http.Header{webhook.Header: {webhook.Sign([]byte("guess"), body, now)}}},
+		{"stale", http.Header{webhook.Header: {webhook.Sign([]byte("webhook-secret"), body, now.Add(-10*time.Minute))}}},
+		{"other body", http.Header{webhook.Header: {webhook.Sign([]byte("webhook-secret"), append([]byte(" "), body...), now)}}},
+		{"wrong token", http.Header{"Authorization": {"Bearer nope"}}},
+		{"API-key style", http.Header{"Authorization": {"Basic webhook-secret"}}},
+	} {
+		resp, _ := s.event(t, body, tt.h)
+		if resp.StatusCode != 401 {
+			t.Errorf("%s: %d, want 401", tt.name, resp.StatusCode)
+		}
+	}
+	if _, err := st.Head(t.Context(), "resized/thumb/auth.jpg"); err == nil {
+		t.Fatal("an unauthorized event was processed")
+	}
+	// MinIO's way: the secret as a bearer token; the old secret still works.
+	resp, r := s.event(t, body, http.Header{"Authorization": {"Bearer webhook-secret-old"}})
+	if resp.StatusCode != 200 || r.Records[0].Status != "processed" {
+		t.Fatalf("bearer: %d %+v", resp.StatusCode, r)
+	}
+	if strings.Contains(s.logs.String(), "webhook-secret") {
+		t.Fatal("a secret reached the log")
+	}
+}
+
+func TestWebhookRecords(t *testing.T) {
+	s, _, st := newS3TestServer(t)
+	ctx := t.Context()
+	photo := testdata(t, "ladybird.jpg")
+	key := "uploads/trip/beach day+été.jpg"
+	obj, err := st.Put(ctx, key, photo, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, r := s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), key, obj.ETag), nil)
+	if resp.StatusCode != 200 || len(r.Records) != 1 {
+		t.Fatalf("%d %+v", resp.StatusCode, r)
+	}
+	rec := r.Records[0]
+	if rec.Status != "processed" || rec.Key != key || len(rec.Outputs) != 2 || rec.Outputs[0].Key != "resized/thumb/trip/beach day+été.jpg" ||
+		rec.Outputs[0].Width != 100 || rec.Outputs[1].Key != "resized/medium/trip/beach day+été.jpg.webp" {
+		t.Fatalf("record %+v", rec)
+	}
+	for _, o := range rec.Outputs {
+		if _, err := st.Head(ctx, o.Key); err != nil {
+			t.Fatalf("%s: %v", o.Key, err)
+		}
+	}
+	// The same event again does nothing: the outputs carry its ETag.
+	processed := processCount(t, s)
+	if _, r := s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), key, obj.ETag), nil); r.Records[0].Status != "skipped_up_to_date" {
+		t.Fatalf("redelivery: %+v", r)
+	}
+	if processCount(t, s) != processed {
+		t.Fatal("a redelivery decoded the image again")
+	}
+
+	cases := []struct {
+		name, event, bucket, key, etag, want string
+	}{
+		{"an output", "ObjectCreated:Put", st.Bucket(), "resized/thumb/trip/x.jpg", "", "skipped_loop_guard"},
+		{"outside the inputs", "ObjectCreated:Put", st.Bucket(), "elsewhere/x.jpg", "", "skipped_loop_guard"},
+		{"another bucket", "ObjectCreated:Put", "other-bucket", key, obj.ETag, "skipped_loop_guard"},
+		{"not a change", "ObjectAccessed:Get", st.Bucket(), key, "", "ignored"},
+		{"an old version", "ObjectCreated:Put", st.Bucket(), "uploads/never.jpg", `"0123456789abcdef0123456789abcdef"`, "superseded"},
+	}
+	for _, c := range cases {
+		if _, r := s.event(t, s3Event(c.event, c.bucket, c.key, c.etag), nil); len(r.Records) != 1 || r.Records[0].Status != c.want {
+			t.Errorf("%s: %+v, want %s", c.name, r, c.want)
+		}
+	}
+
+	// Not an image: rejected in a 200, so that nobody retries it.
+	fake, _ := st.Put(ctx, "uploads/fake.jpg", []byte("plain text, not a jpeg"), storage.PutOptions{})
+	resp, r = s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), "uploads/fake.jpg", fake.ETag), nil)
+	if resp.StatusCode != 200 || r.Records[0].Status != "rejected" || !strings.Contains(r.Records[0].Reason, "unsupported") {
+		t.Fatalf("text file: %d %+v", resp.StatusCode, r)
+	}
+
+	// A deletion removes the variants.
+	if err := st.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := s.event(t, s3Event("ObjectRemoved:Delete", st.Bucket(), key, ""), nil); r.Records[0].Status != "deleted" {
+		t.Fatalf("delete: %+v", r)
+	}
+	for _, o := range rec.Outputs {
+		if _, err := st.Head(ctx, o.Key); err == nil {
+			t.Errorf("%s survived its source", o.Key)
+		}
+	}
+	// S3's test event, sent when a notification is set up.
+	test := []byte(`{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"x"}`)
+	if resp, r := s.event(t, test, nil); resp.StatusCode != 200 || len(r.Records) != 0 {
+		t.Fatalf("test event: %d %+v", resp.StatusCode, r)
+	}
+	_, metrics := s.do(t, "GET", "/metrics", nil, nil)
+	for _, want := range []string{
+		`resizer_webhook_records_total{event="created",outcome="processed"} 1`,
+		`resizer_webhook_records_total{event="created",outcome="rejected"} 1`,
+		`resizer_webhook_records_total{event="removed",outcome="deleted"} 1`,
+		`resizer_webhook_lag_seconds_count 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}
+
+// processCount is how many images libvips has processed so far.
+func processCount(t *testing.T, s *testServer) string {
+	t.Helper()
+	_, b := s.do(t, "GET", "/metrics", nil, nil)
+	var n []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "resizer_image_process_seconds_count") {
+			n = append(n, l)
+		}
+	}
+	return strings.Join(n, ";")
+}
+
+func TestWebhookLimitsAndFailures(t *testing.T) {
+	s := newTestServer(t, nil)
+	many := map[string]any{"Records": make([]map[string]any, 11)}
+	for i := range many["Records"].([]map[string]any) {
+		many["Records"].([]map[string]any)[i] = map[string]any{"eventName": "ObjectAccessed:Get"}
+	}
+	b, _ := json.Marshal(many)
+	if resp, _ := s.event(t, b, nil); resp.StatusCode != 413 {
+		t.Errorf("11 records: %d", resp.StatusCode)
+	}
+	big := []byte(fmt.Sprintf(`{"Records":[],"pad":"%s"}`, strings.Repeat("x", 70<<10)))
+	if resp, _ := s.event(t, big, nil); resp.StatusCode != 413 {
+		t.Errorf("70 KiB: %d", resp.StatusCode)
+	}
+	if resp, _ := s.event(t, []byte("{not json"), nil); resp.StatusCode != 400 {
+		t.Errorf("bad json: %d", resp.StatusCode)
+	}
+
+	// No secrets: the webhook is closed.
+	closed := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.WebhookSecrets = nil })
+	if resp, _ := closed.event(t, []byte(`{"Records":[]}`), nil); resp.StatusCode != 503 {
+		t.Errorf("not configured: %d", resp.StatusCode)
+	}
+
+	// Storage down: the whole request fails with 503 and Retry-After, so
+	// the sender tries again later.
+	down, err := storage.NewS3(storage.S3Config{Bucket: "b", Endpoint: "http://127.0.0.1:1", PathStyle: true}, s3AWSConfigForTests())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := newTestServerOn(t, down, nil)
+	resp, _ := ds.event(t, s3Event("ObjectCreated:Put", "b", "uploads/x.jpg", `"abc"`), nil)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("storage down: %d %v", resp.StatusCode, resp.Header)
+	}
+}
