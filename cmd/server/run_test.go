@@ -51,7 +51,9 @@ func (l *lockedBuffer) String() string {
 // ADDR on port 0, and waits for its "listening" log line.
 func start(t *testing.T, env map[string]string) *started {
 	t.Helper()
-	env["ADDR"] = "127.0.0.1:0"
+	if env["ADDR"] == "" {
+		env["ADDR"] = "127.0.0.1:0"
+	}
 	if env["DATA_DIR"] == "" {
 		env["DATA_DIR"] = t.TempDir()
 	}

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/url"
 	"path"
 	"slices"
 	"strings"
@@ -61,12 +62,16 @@ const (
 	StatusDeleted    = "deleted"
 )
 
-// Metadata keys written on every output.
+// Metadata keys written on every output. S3 metadata must be ASCII, so
+// the source key is percent-encoded as a URL path (EscapeKey).
 const (
 	MetaSourceETag = "source-etag"
 	MetaSourceKey  = "source-key"
 	MetaVariant    = "variant"
 )
+
+// EscapeKey percent-encodes a key as a URL path ("/" kept), for metadata.
+func EscapeKey(key string) string { return (&url.URL{Path: key}).EscapedPath() }
 
 // Output is one variant as written.
 type Output struct {
@@ -232,7 +237,7 @@ func (p *Pipeline) reject(ctx context.Context, key string, cause error) Result {
 	if err == nil {
 		to := p.cfg.RejectedPrefix + strings.TrimPrefix(key, p.cfg.InputPrefix)
 		if _, err = p.in.Put(ctx, to, data, storage.PutOptions{ContentType: obj.ContentType,
-			Metadata: map[string]string{MetaSourceKey: key, "rejected": truncate(cause.Error(), 200)}}); err == nil {
+			Metadata: map[string]string{MetaSourceKey: EscapeKey(key), "rejected": truncate(cause.Error(), 200)}}); err == nil {
 			err = p.in.Delete(ctx, key)
 		}
 	}
@@ -368,7 +373,7 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte, h 
 			CacheControl: p.cfg.CacheControl,
 			Metadata: map[string]string{
 				MetaSourceETag: trimETag(src.ETag),
-				MetaSourceKey:  src.Key,
+				MetaSourceKey:  EscapeKey(src.Key),
 				MetaVariant:    v.Name,
 			},
 		})

@@ -28,12 +28,21 @@ import (
 // Version is the MinIO module version scripts/minio.sh builds.
 const Version = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
+// The credentials and region of every test server.
+const (
+	AccessKey = "resizer-test"
+	SecretKey = "resizer-test-secret"
+	Region    = "us-east-1"
+)
+
 // Server is a running MinIO.
 type Server struct {
 	Endpoint  string // http://127.0.0.1:port
 	AccessKey string
 	SecretKey string
 	Region    string
+	addr      string
+	env       []string
 	cmd       *exec.Cmd
 	dir       string
 	logs      *os.File
@@ -79,12 +88,58 @@ func Start(t testing.TB, env ...string) *Server {
 	if running != nil {
 		return running
 	}
-	s, err := start(env)
+	addr, err := FreeAddr()
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	s, err := start(addr, env)
 	if err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
 	running = s
 	return s
+}
+
+// New starts a MinIO of the test's own on addr (see FreeAddr), with extra
+// environment, and stops it when the test ends. Its data outlive Stop, so
+// that Restart brings back the same server.
+func New(t testing.TB, addr string, env ...string) *Server {
+	t.Helper()
+	s, err := start(addr, env)
+	if err != nil {
+		t.Fatalf("s3test: %v", err)
+	}
+	t.Cleanup(func() {
+		s.Stop()
+		os.RemoveAll(s.dir)
+	})
+	return s
+}
+
+// Stop stops this server, keeping its data.
+func (s *Server) Stop() {
+	if s.cmd == nil {
+		return
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+	s.logs.Close()
+	s.cmd = nil
+}
+
+// Restart starts a stopped server again, on the same address and data.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	if err := s.run(); err != nil {
+		t.Fatalf("s3test: restart: %v", err)
+	}
 }
 
 // Stop stops the MinIO started by Start, if any, and removes its data.
@@ -94,54 +149,46 @@ func Stop() {
 	if running == nil {
 		return
 	}
-	running.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { running.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		running.cmd.Process.Kill()
-		<-done
-	}
-	running.logs.Close()
+	running.Stop()
 	os.RemoveAll(running.dir)
 	running = nil
 }
 
-func start(env []string) (*Server, error) {
-	bin, err := Binary()
-	if err != nil {
-		return nil, err
-	}
+func start(addr string, env []string) (*Server, error) {
 	dir, err := os.MkdirTemp("", "s3test-")
 	if err != nil {
 		return nil, err
 	}
-	addr, err := freeAddr()
+	s := &Server{Endpoint: "http://" + addr, AccessKey: AccessKey, SecretKey: SecretKey,
+		Region: Region, addr: addr, env: env, dir: dir}
+	return s, s.run()
+}
+
+func (s *Server) run() error {
+	bin, err := Binary()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	console, err := freeAddr()
+	console, err := FreeAddr()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s := &Server{Endpoint: "http://" + addr, AccessKey: "resizer-test", SecretKey: "resizer-test-secret", Region: "us-east-1", dir: dir}
-	s.logs, err = os.Create(filepath.Join(dir, "minio.log"))
+	s.logs, err = os.OpenFile(filepath.Join(s.dir, "minio.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	s.cmd = exec.Command(bin, "server", filepath.Join(dir, "data"), "--address", addr, "--console-address", console, "--quiet")
+	s.cmd = exec.Command(bin, "server", filepath.Join(s.dir, "data"), "--address", s.addr, "--console-address", console, "--quiet")
 	s.cmd.Env = append(os.Environ(),
 		"MINIO_ROOT_USER="+s.AccessKey, "MINIO_ROOT_PASSWORD="+s.SecretKey,
 		"MINIO_UPDATE=off", "MINIO_BROWSER=off", "MINIO_REGION="+s.Region, "MINIO_CI_CD=1")
-	s.cmd.Env = append(s.cmd.Env, env...)
+	s.cmd.Env = append(s.cmd.Env, s.env...)
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
 	if runtime.GOOS == "linux" {
 		// Dies with the test process, even when that crashes.
 		s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	}
 	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", bin, err)
+		return fmt.Errorf("start %s: %w", bin, err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -149,19 +196,23 @@ func start(env []string) (*Server, error) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s, nil
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
 			s.cmd.Process.Kill()
-			b, _ := os.ReadFile(filepath.Join(dir, "minio.log"))
-			return nil, fmt.Errorf("MinIO not ready within 30s: %s", b)
+			return fmt.Errorf("MinIO not ready within 30s: %s", s.Logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func freeAddr() (string, error) {
+// Dir is where the server keeps its data and log, for tests that need a
+// place of their own beside it.
+func (s *Server) Dir() string { return s.dir }
+
+// FreeAddr returns a 127.0.0.1 address with a port free at the time.
+func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err

@@ -1,0 +1,321 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/url"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/webhook"
+)
+
+const (
+	e2eBucket = "photos"
+	e2eSecret = "e2e-webhook-secret"
+	e2eKey    = "e2e-api-key"
+)
+
+// eventually retries check until it passes or the time is up.
+func eventually(t *testing.T, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s: %v", what, within, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// e2e is the service and a MinIO whose bucket notifications go to it.
+type e2e struct {
+	t      *testing.T
+	env    map[string]string
+	server *started
+	minio  *s3test.Server
+	s3     *s3.Client
+}
+
+// The whole S3-triggered flow with nothing faked: the service starts
+// first, then MinIO with a webhook target pointing at it (with a queue
+// directory, so that events sent while the service is down wait), and a
+// notification on the bucket's input prefix. Dropping images into the
+// bucket makes their variants, with no other call.
+func TestS3EventsEndToEnd(t *testing.T) {
+	minioAddr, err := s3test.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	serverAddr, err := s3test.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &e2e{t: t, env: map[string]string{
+		"ADDR": serverAddr, "S3_BUCKET": e2eBucket, "S3_ENDPOINT": "http://" + minioAddr, "S3_FORCE_PATH_STYLE": "true",
+		"AWS_REGION": s3test.Region, "AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
+		"API_KEYS": e2eKey, "WEBHOOK_SECRETS": e2eSecret, "VARIANTS": "thumb:200x200:cover,medium:800x0",
+	}}
+	e.server = start(t, e.env)
+	e.minio = s3test.New(t, minioAddr,
+		"MINIO_NOTIFY_WEBHOOK_ENABLE_RESIZER=on",
+		"MINIO_NOTIFY_WEBHOOK_ENDPOINT_RESIZER=http://"+serverAddr+"/webhooks/s3",
+		"MINIO_NOTIFY_WEBHOOK_AUTH_TOKEN_RESIZER="+e2eSecret,
+		"MINIO_NOTIFY_WEBHOOK_QUEUE_DIR_RESIZER="+t.TempDir(),
+	)
+	e.s3 = e.minio.Client()
+	ctx := t.Context()
+	if _, err := e.s3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(e2eBucket)}); err != nil {
+		t.Fatal(err)
+	}
+	// MinIO brings its notification targets up after it answers ready: the
+	// target's ARN can be unknown for a moment.
+	eventually(t, 30*time.Second, "bucket notification", func() error {
+		_, err := e.s3.PutBucketNotificationConfiguration(ctx, &s3.PutBucketNotificationConfigurationInput{
+			Bucket: aws.String(e2eBucket),
+			NotificationConfiguration: &types.NotificationConfiguration{QueueConfigurations: []types.QueueConfiguration{{
+				QueueArn: aws.String("arn:minio:sqs::RESIZER:webhook"),
+				Events:   []types.Event{"s3:ObjectCreated:*", "s3:ObjectRemoved:*"},
+				Filter: &types.NotificationConfigurationFilter{Key: &types.S3KeyFilter{FilterRules: []types.FilterRule{
+					{Name: types.FilterRuleNamePrefix, Value: aws.String("uploads/")},
+				}}},
+			}}},
+		})
+		return err
+	})
+
+	t.Run("presigned upload makes its variants", func(t *testing.T) {
+		key := e.presignedUpload("holiday/beach.jpg")
+		e.waitVariants(key, "holiday/beach.jpg", 60*time.Second)
+		// The outputs trigger nothing more: the object count settles and
+		// exactly one record was processed.
+		before := e.keys()
+		time.Sleep(3 * time.Second)
+		if after := e.keys(); strings.Join(before, ",") != strings.Join(after, ",") {
+			t.Fatalf("objects kept changing: %v then %v", before, after)
+		}
+		if n := e.metric(`resizer_webhook_records_total{event="created",outcome="processed"}`); n != 1 {
+			t.Fatalf("%v records processed, want 1", n)
+		}
+	})
+
+	t.Run("a redelivered event changes nothing and decodes nothing", func(t *testing.T) {
+		head, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String("uploads/holiday/beach.jpg")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		thumb := e.etag("resized/thumb/holiday/beach.jpg")
+		decodes := e.metric(`resizer_image_process_seconds_count{format="jpeg"}`)
+		for i := 0; i < 2; i++ {
+			code, body := e.signedEvent("ObjectCreated:Put", "uploads/holiday/beach.jpg", aws.ToString(head.ETag))
+			if code != 200 || !strings.Contains(body, `"skipped_up_to_date"`) {
+				t.Fatalf("redelivery %d: %d %s", i, code, body)
+			}
+		}
+		if e.etag("resized/thumb/holiday/beach.jpg") != thumb || e.metric(`resizer_image_process_seconds_count{format="jpeg"}`) != decodes {
+			t.Fatal("a redelivery rewrote or decoded")
+		}
+	})
+
+	t.Run("keys with spaces, + and non-ASCII", func(t *testing.T) {
+		rel := "trip/a b+c ünï 写真.jpg"
+		key := e.presignedUpload(rel)
+		e.waitVariants(key, rel, 60*time.Second)
+	})
+
+	t.Run("deleting the original deletes its variants", func(t *testing.T) {
+		if _, err := e.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String("uploads/holiday/beach.jpg")}); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 30*time.Second, "variants deleted", func() error {
+			for _, k := range []string{"resized/thumb/holiday/beach.jpg", "resized/medium/holiday/beach.jpg"} {
+				if _, err := e.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(k)}); err == nil {
+					return fmt.Errorf("%s still there", k)
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("a text file named .jpg is rejected once, not retried", func(t *testing.T) {
+		e.put("uploads/fake.jpg", []byte("this is text, not a photo"))
+		eventually(t, 30*time.Second, "rejection", func() error {
+			if n := e.metric(`resizer_webhook_records_total{event="created",outcome="rejected"}`); n != 1 {
+				return fmt.Errorf("%v rejections", n)
+			}
+			return nil
+		})
+		time.Sleep(3 * time.Second)
+		if n := e.metric(`resizer_webhook_records_total{event="created",outcome="rejected"}`); n != 1 {
+			t.Fatalf("%v rejections: the sender retried", n)
+		}
+	})
+
+	t.Run("nothing is lost while the service or MinIO is down", func(t *testing.T) {
+		// The service goes away; an image arrives; MinIO keeps its event.
+		e.server.cancel()
+		if err := <-e.server.done; err != nil {
+			t.Fatal(err)
+		}
+		e.server.done <- nil // for start's cleanup
+		etag := e.put("uploads/late.jpg", photo(t))
+		// Then MinIO goes down too, and the service comes back: an event
+		// for an object it cannot read now is a 503, to be retried.
+		e.minio.Stop()
+		e.server = start(t, e.env)
+		code, body := e.signedEvent("ObjectCreated:Put", "uploads/late.jpg", etag)
+		if code != 503 || !strings.Contains(body, "storage-unavailable") {
+			t.Fatalf("with MinIO down: %d %s", code, body)
+		}
+		// MinIO returns and delivers what it kept: the work completes.
+		e.minio.Restart(t)
+		e.waitVariants("uploads/late.jpg", "late.jpg", 90*time.Second)
+	})
+}
+
+// presignedUpload uploads the test photo as a client would: ask the
+// service for a presigned POST, then send the form to MinIO.
+func (e *e2e) presignedUpload(rel string) string {
+	t := e.t
+	data := photo(t)
+	req, _ := json.Marshal(map[string]any{"content_type": "image/jpeg", "size": len(data), "key": rel})
+	r, _ := http.NewRequest("POST", e.server.url+"/uploads/presign", bytes.NewReader(req))
+	r.Header.Set("Authorization", "Bearer "+e2eKey)
+	r.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		URL    string            `json:"url"`
+		Fields map[string]string `json:"fields"`
+		Key    string            `json:"key"`
+	}
+	json.NewDecoder(resp.Body).Decode(&p)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || p.Fields == nil {
+		t.Fatalf("presign: %d %+v", resp.StatusCode, p)
+	}
+	var form bytes.Buffer
+	mw := multipart.NewWriter(&form)
+	for k, v := range p.Fields {
+		mw.WriteField(k, v)
+	}
+	fw, _ := mw.CreateFormFile("file", "photo.jpg")
+	fw.Write(data)
+	mw.Close()
+	up, err := http.Post(p.URL, mw.FormDataContentType(), &form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(up.Body)
+	up.Body.Close()
+	if up.StatusCode/100 != 2 {
+		t.Fatalf("form upload: %d %s", up.StatusCode, b)
+	}
+	return p.Key
+}
+
+// waitVariants waits until both variants of key exist at their sizes.
+func (e *e2e) waitVariants(key, rel string, within time.Duration) {
+	e.t.Helper()
+	want := map[string][2]int{"resized/thumb/" + rel: {200, 200}, "resized/medium/" + rel: {800, 500}}
+	eventually(e.t, within, "variants of "+key, func() error {
+		for k, wh := range want {
+			out, err := e.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(k)})
+			if err != nil {
+				return fmt.Errorf("%s: %v", k, err)
+			}
+			cfg, _, err := image.DecodeConfig(out.Body)
+			out.Body.Close()
+			if err != nil || cfg.Width != wh[0] || cfg.Height != wh[1] {
+				return fmt.Errorf("%s: %dx%d %v", k, cfg.Width, cfg.Height, err)
+			}
+			if src, _ := url.PathUnescape(out.Metadata["source-key"]); src != key {
+				return fmt.Errorf("%s: source-key %q", k, out.Metadata["source-key"])
+			}
+		}
+		return nil
+	})
+}
+
+func (e *e2e) put(key string, data []byte) string {
+	out, err := e.s3.PutObject(context.Background(), &s3.PutObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(key), Body: bytes.NewReader(data)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return aws.ToString(out.ETag)
+}
+
+func (e *e2e) etag(key string) string {
+	out, err := e.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(key)})
+	if err != nil {
+		e.t.Fatalf("%s: %v", key, err)
+	}
+	return aws.ToString(out.ETag)
+}
+
+func (e *e2e) keys() []string {
+	out, err := e.s3.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String(e2eBucket)})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var ks []string
+	for _, o := range out.Contents {
+		ks = append(ks, aws.ToString(o.Key)+"@"+aws.ToString(o.ETag))
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// signedEvent posts an event as the Lambda forwarder would.
+func (e *e2e) signedEvent(name, key, etag string) (int, string) {
+	rec := map[string]any{"eventSource": "aws:s3", "eventName": name, "eventTime": time.Now().UTC(),
+		"s3": map[string]any{"bucket": map[string]any{"name": e2eBucket},
+			"object": map[string]any{"key": url.QueryEscape(key), "eTag": strings.Trim(etag, `"`)}}}
+	body, _ := json.Marshal(map[string]any{"Records": []any{rec}})
+	r, _ := http.NewRequest("POST", e.server.url+"/webhooks/s3", bytes.NewReader(body))
+	r.Header.Set(webhook.Header, webhook.Sign([]byte(e2eSecret), body, time.Now()))
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b)
+}
+
+// metric reads one series of the service's /metrics; 0 when absent.
+func (e *e2e) metric(series string) float64 {
+	resp, err := http.Get(e.server.url + "/metrics")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(b)
+	if m == nil {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(string(m[1]), 64)
+	return v
+}
