@@ -31,9 +31,13 @@ check: setup
 
 # Each fuzz target for a short, fixed time (FUZZTIME), as CI runs them.
 FUZZTIME ?= 15s
+FUZZ_TARGETS = imageproc:FuzzParseOptions imageproc:FuzzProcess \
+	webhook:FuzzParse webhook:FuzzDecodeKey webhook:FuzzVerify
 fuzz: setup
-	$(GO) test ./internal/imageproc -run '^$$' -fuzz '^FuzzParseOptions$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./internal/imageproc -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZTIME)
+	@for t in $(FUZZ_TARGETS); do \
+		echo "== fuzz $$t"; \
+		$(GO) test ./internal/$${t%%:*} -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	done
 
 # The load run of docs/benchmarks.md (needs wrk: apt-get install wrk).
 bench: setup build
