@@ -5,7 +5,7 @@
 GO ?= go
 export CGO_ENABLED = 1
 
-.PHONY: run build test check fuzz bench setup generate clean
+.PHONY: run build test check fuzz bench setup generate clean forwarder
 
 run: setup build
 	LOG_FORMAT=$${LOG_FORMAT:-console} ./bin/server
@@ -16,10 +16,11 @@ build:
 setup:
 	@./scripts/setup.sh
 
-# The S3 tests run against a real MinIO server, which scripts/minio.sh
-# builds once (a few minutes) into ~/.cache/resizer.
+# The S3 tests run against a real MinIO server, and the forwarder's under
+# AWS's Lambda emulator; scripts/tools.sh builds both once (a few minutes)
+# into ~/.cache/resizer.
 test: setup
-	MINIO_BIN=$$(./scripts/minio.sh) $(GO) test -race -count=1 ./...
+	MINIO_BIN=$$(./scripts/tools.sh minio) RIE_BIN=$$(./scripts/tools.sh rie) $(GO) test -race -count=1 ./...
 
 # Static checks, and that api/ is what openapi.yaml generates.
 check: setup
@@ -46,5 +47,16 @@ bench: setup build
 generate:
 	$(GO) generate ./...
 
+# The Lambda forwarder: a static "bootstrap" for runtime provided.al2023,
+# zipped for arm64 (Graviton, the template's default) and amd64.
+forwarder:
+	@for arch in arm64 amd64; do \
+		mkdir -p dist/forwarder-$$arch && \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -tags lambda.norpc -trimpath -ldflags='-s -w' \
+			-o dist/forwarder-$$arch/bootstrap ./cmd/forwarder && \
+		rm -f dist/forwarder-$$arch.zip && (cd dist/forwarder-$$arch && zip -q -X ../forwarder-$$arch.zip bootstrap) && \
+		echo "dist/forwarder-$$arch.zip" || exit 1; \
+	done
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -1,6 +1,6 @@
 // Package s3test runs a real MinIO server on 127.0.0.1 for the tests of
 // every package that talks S3. It is imported by tests only; MinIO itself
-// is a separate binary (scripts/minio.sh builds it), never linked into
+// is a separate binary (scripts/tools.sh builds it), never linked into
 // resizer.
 package s3test
 
@@ -25,7 +25,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// Version is the MinIO module version scripts/minio.sh builds.
+// Version is the MinIO module version scripts/tools.sh builds.
 const Version = "v0.0.0-20260212201848-7aac2a2c5b7c"
 
 // The credentials and region of every test server.
@@ -54,7 +54,7 @@ var (
 )
 
 // Binary returns the MinIO binary: $MINIO_BIN, else the one
-// scripts/minio.sh builds into the cache, else "minio" on PATH.
+// scripts/tools.sh builds into the cache, else "minio" on PATH.
 func Binary() (string, error) {
 	if p := os.Getenv("MINIO_BIN"); p != "" {
 		return p, nil
@@ -74,7 +74,7 @@ func Binary() (string, error) {
 	if p, err := exec.LookPath("minio"); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("no MinIO binary: run scripts/minio.sh (make test does) or set MINIO_BIN")
+	return "", fmt.Errorf("no MinIO binary: run scripts/tools.sh (make test does) or set MINIO_BIN")
 }
 
 // Start returns the test process's MinIO, starting it on first use with

@@ -1,0 +1,252 @@
+package forwarder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/internal/webhook"
+)
+
+const secret = "forwarder-test-secret"
+
+// receiver is a stand-in service that checks signatures with the server's
+// own verifier and answers as told.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	bodies   [][]byte
+	answers  []int // statuses to answer in turn; then 200
+	retryHdr string
+	badSigs  int
+}
+
+func newReceiver(t *testing.T, answers ...int) *receiver {
+	r := &receiver{answers: answers}
+	r.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if err := webhook.Verify(req.Header.Get(webhook.Header), body, [][]byte{[]byte(secret)}, time.Now()); err != nil {
+			r.badSigs++
+			w.WriteHeader(401)
+			return
+		}
+		r.bodies = append(r.bodies, body)
+		code := 200
+		if len(r.answers) > 0 {
+			code, r.answers = r.answers[0], r.answers[1:]
+		}
+		if code == 503 && r.retryHdr != "" {
+			w.Header().Set("Retry-After", r.retryHdr)
+		}
+		w.WriteHeader(code)
+		io.WriteString(w, `{"records":[]}`)
+	}))
+	t.Cleanup(r.Close)
+	return r
+}
+
+func (r *receiver) received() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.bodies...)
+}
+
+func newForwarder(t *testing.T, url string, logs io.Writer) *Forwarder {
+	t.Helper()
+	if logs == nil {
+		logs = io.Discard
+	}
+	f, err := New(Config{URL: url, Secret: []byte(secret), InputPrefix: "uploads/", OutputPrefix: "resized/",
+		Margin: 500 * time.Millisecond, BaseDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
+		RequestTimeout: 2 * time.Second}, nil, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func s3Event(keys ...string) json.RawMessage {
+	var recs []any
+	for _, k := range keys {
+		recs = append(recs, map[string]any{"eventVersion": "2.1", "eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+			"eventTime": "2026-11-26T10:00:00Z",
+			"s3":        map[string]any{"bucket": map[string]any{"name": "photos"}, "object": map[string]any{"key": k, "eTag": "abc"}}})
+	}
+	b, _ := json.Marshal(map[string]any{"Records": recs})
+	return b
+}
+
+func lambdaCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestForwardsSigned(t *testing.T) {
+	r := newReceiver(t)
+	var logs strings.Builder
+	f := newForwarder(t, r.URL, &logs)
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("uploads/a+b.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	got := r.received()
+	if len(got) != 1 || r.badSigs != 0 {
+		t.Fatalf("%d requests, %d bad signatures", len(got), r.badSigs)
+	}
+	ev, err := webhook.Parse(got[0])
+	if err != nil || len(ev.Records) != 1 || ev.Records[0].Key() != "uploads/a b.jpg" || ev.Records[0].ETag() != `"abc"` {
+		t.Fatalf("forwarded %s (%v)", got[0], err)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatal("the secret reached the log")
+	}
+	if !strings.Contains(logs.String(), `"forwarded":1`) || !strings.Contains(logs.String(), `"key":"uploads/a b.jpg"`) {
+		t.Fatalf("log lacks the summary or the key: %s", logs.String())
+	}
+}
+
+func TestRetriesHonouringRetryAfter(t *testing.T) {
+	r := newReceiver(t, 503, 502)
+	r.retryHdr = "1"
+	f := newForwarder(t, r.URL, nil)
+	start := time.Now()
+	if _, err := f.Handle(lambdaCtx(t, 10*time.Second), s3Event("uploads/x.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.received()); n != 3 {
+		t.Fatalf("%d attempts, want 3", n)
+	}
+	if d := time.Since(start); d < time.Second {
+		t.Fatalf("took %v: Retry-After: 1 not honoured", d)
+	}
+}
+
+func TestPermanentRefusal(t *testing.T) {
+	r := newReceiver(t, 400)
+	f := newForwarder(t, r.URL, nil)
+	_, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("uploads/x.jpg"))
+	if !errors.Is(err, ErrPermanent) || len(r.received()) != 1 {
+		t.Fatalf("err = %v after %d attempts; want ErrPermanent after 1", err, len(r.received()))
+	}
+}
+
+// With the service down, the handler keeps trying until the margin before
+// the deadline, then returns an error: it never hangs past the deadline.
+func TestGivesUpBeforeTheDeadline(t *testing.T) {
+	dead := httptest.NewServer(http.NotFoundHandler())
+	url := dead.URL
+	dead.Close()
+	f := newForwarder(t, url, nil)
+	start := time.Now()
+	_, err := f.Handle(lambdaCtx(t, 2*time.Second), s3Event("uploads/x.jpg"))
+	took := time.Since(start)
+	if err == nil || took > 2*time.Second || took < time.Second {
+		t.Fatalf("err = %v after %v; want an error between 1 s and the 2 s deadline", err, took)
+	}
+}
+
+func TestLoopGuardAndTestEvent(t *testing.T) {
+	r := newReceiver(t)
+	f := newForwarder(t, r.URL, nil)
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("resized/thumb/x.jpg", "elsewhere/y.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	test := json.RawMessage(`{"Service":"Amazon S3","Event":"s3:TestEvent","Time":"2026-11-26T10:00:00Z","Bucket":"photos"}`)
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), test); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.received()); n != 0 {
+		t.Fatalf("%d requests for events that must be dropped", n)
+	}
+	// A mixed event sends only the input record.
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("resized/thumb/x.jpg", "uploads/z.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := webhook.Parse(r.received()[0])
+	if len(ev.Records) != 1 || ev.Records[0].Key() != "uploads/z.jpg" {
+		t.Fatalf("forwarded %+v", ev.Records)
+	}
+}
+
+func sqsBatch(bodies map[string]string) json.RawMessage {
+	var recs []events.SQSMessage
+	for id, b := range bodies {
+		recs = append(recs, events.SQSMessage{MessageId: id, Body: b, EventSource: "aws:sqs"})
+	}
+	b, _ := json.Marshal(events.SQSEvent{Records: recs})
+	return b
+}
+
+// In an SQS batch only the poison message is reported, so that SQS
+// retries it alone.
+func TestSQSBatchReportsOnlyTheFailure(t *testing.T) {
+	r := newReceiver(t)
+	f := newForwarder(t, r.URL, nil)
+	out, err := f.Handle(lambdaCtx(t, 5*time.Second), sqsBatch(map[string]string{
+		"m1":     string(s3Event("uploads/1.jpg")),
+		"poison": "this is not an S3 event",
+		"m3":     string(s3Event("uploads/3.jpg")),
+		"test":   `{"Event":"s3:TestEvent"}`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, ok := out.(events.SQSEventResponse)
+	if !ok || len(resp.BatchItemFailures) != 1 || resp.BatchItemFailures[0].ItemIdentifier != "poison" {
+		t.Fatalf("response %+v", out)
+	}
+	if n := len(r.received()); n != 2 {
+		t.Fatalf("%d requests, want 2", n)
+	}
+	b, _ := json.Marshal(resp)
+	if string(b) != `{"batchItemFailures":[{"itemIdentifier":"poison"}]}` {
+		t.Fatalf("wire form %s", b)
+	}
+}
+
+func TestEventBridge(t *testing.T) {
+	r := newReceiver(t)
+	f := newForwarder(t, r.URL, nil)
+	eb := json.RawMessage(`{"version":"0","id":"17793124-05d4-b198-2fde-7ededc63b103","detail-type":"Object Created",
+		"source":"aws.s3","account":"111122223333","time":"2026-11-26T10:00:00Z","region":"eu-west-1",
+		"resources":["arn:aws:s3:::photos"],
+		"detail":{"version":"0","bucket":{"name":"photos"},"object":{"key":"uploads/a b+c é.jpg","size":5,
+		"etag":"b1946ac92492d2347c6235b4d2611184","sequencer":"00617F08299329D189"},"request-id":"N4N7GDK58NMKJ12R",
+		"requester":"123456789012","source-ip-address":"1.2.3.4","reason":"PutObject"}}`)
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), eb); err != nil {
+		t.Fatal(err)
+	}
+	got := r.received()
+	if len(got) != 1 {
+		t.Fatalf("%d requests", len(got))
+	}
+	ev, _ := webhook.Parse(got[0])
+	rec := ev.Records[0]
+	if rec.Kind() != webhook.Created || rec.Name() != "ObjectCreated:PutObject" || rec.Key() != "uploads/a b+c é.jpg" ||
+		rec.ETag() != `"b1946ac92492d2347c6235b4d2611184"` || rec.S3.Bucket.Name != "photos" || rec.EventTime.Year() != 2026 {
+		t.Fatalf("converted %+v", rec)
+	}
+	del := strings.Replace(strings.Replace(string(eb), "Object Created", "Object Deleted", 1), "PutObject", "DeleteObject", 1)
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), json.RawMessage(del)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _ := webhook.Parse(r.received()[1]); ev.Records[0].Kind() != webhook.Removed {
+		t.Fatalf("deletion converted to %+v", ev.Records[0])
+	}
+	other := strings.Replace(string(eb), "Object Created", "Object Tags Added", 1)
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), json.RawMessage(other)); err != nil || len(r.received()) != 2 {
+		t.Fatalf("other detail type: %v, %d requests", err, len(r.received()))
+	}
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Builds a program the tests or the README's walk-throughs run beside
+# resizer, once per version, into a cache outside the repository, and
+# prints its path:
+#   minio  the S3 server the tests run against (a few minutes, once)
+#   mc     MinIO's client, for trying the S3 flow by hand (about a minute)
+#   rie    AWS's Lambda Runtime Interface Emulator, to run the forwarder
+#          as Lambda runs it (about 20 s)
+# None of them is ever imported by resizer; MinIO (archived upstream,
+# AGPL) is a test and local-development dependency only.
+set -euo pipefail
+what=${1:-minio}
+case "$what" in
+  minio) module=github.com/minio/minio pkg=github.com/minio/minio version=v0.0.0-20260212201848-7aac2a2c5b7c ;;  # keep in step with internal/s3test
+  mc)    module=github.com/minio/mc pkg=github.com/minio/mc version=v0.0.0-20250313080218-cf909e1063a9 ;;
+  rie)   module=github.com/aws/aws-lambda-runtime-interface-emulator
+         pkg=$module/cmd/aws-lambda-rie version=v0.0.0-20261030222936-bef5c4ba774d ;;
+  *) echo "usage: $0 minio|mc|rie" >&2; exit 2 ;;
+esac
+cache=${RESIZER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/resizer}
+dir="$cache/$what-$version"
+bin="$dir/$(basename "$pkg")"
+if [ ! -x "$bin" ]; then
+  echo "$what: building $pkg@$version into $cache (once)" >&2
+  mkdir -p "$dir"
+  GOBIN="$dir" go install -ldflags='-s -w' "$pkg@$version" >&2
+fi
+echo "$bin"
