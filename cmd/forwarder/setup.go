@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,6 +35,10 @@ func setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (f
 			return nil, err
 		}
 	}
+	// The secret may hold "new,old" while it rotates, as the service's
+	// WEBHOOK_SECRETS does: the first signs.
+	secret, _, _ = strings.Cut(secret, ",")
+	secret = strings.TrimSpace(secret)
 	f, err := forwarder.New(forwarder.Config{
 		URL:            cfg.URL + "/webhooks/s3",
 		Secret:         []byte(secret),

@@ -26,16 +26,21 @@ import (
 // run wires the service together, serves until ctx ends or SIGINT/SIGTERM
 // arrives, then drains in-flight requests for at most SHUTDOWN_TIMEOUT.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := config.Load(getenv)
 	for _, a := range args[1:] {
 		switch a {
 		case "-h", "-help", "--help":
 			_, err := io.WriteString(stdout, config.Usage())
 			return err
+		case "healthcheck":
+			if err != nil {
+				return err
+			}
+			return healthcheck(ctx, cfg.Addr)
 		default:
-			return fmt.Errorf("unknown argument %q (try --help)", a)
+			return fmt.Errorf("unknown argument %q (try --help or healthcheck)", a)
 		}
 	}
-	cfg, err := config.Load(getenv)
 	if err != nil {
 		return err
 	}

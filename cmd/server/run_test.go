@@ -304,3 +304,21 @@ func TestMain(m *testing.M) {
 	s3test.Stop()
 	os.Exit(code)
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	s := start(t, map[string]string{})
+	addr := strings.TrimPrefix(s.url, "http://")
+	env := map[string]string{"ADDR": addr}
+	if err := run(context.Background(), []string{"server", "healthcheck"}, func(k string) string { return env[k] }, io.Discard); err != nil {
+		t.Fatalf("healthy server: %v", err)
+	}
+	_, port, _ := strings.Cut(addr, ":")
+	env["ADDR"] = "0.0.0.0:" + port // as in the container
+	if err := run(context.Background(), []string{"server", "healthcheck"}, func(k string) string { return env[k] }, io.Discard); err != nil {
+		t.Fatalf("0.0.0.0 address: %v", err)
+	}
+	env["ADDR"] = "127.0.0.1:1"
+	if err := run(context.Background(), []string{"server", "healthcheck"}, func(k string) string { return env[k] }, io.Discard); err == nil {
+		t.Fatal("no server, yet healthy")
+	}
+}

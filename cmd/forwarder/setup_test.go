@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/resizer/resizer/internal/webhook"
+)
+
+// During a rotation the secret holds "new,old": the function signs with
+// the new one, which the service accepts alongside the old.
+func TestSetupSignsWithTheFirstSecret(t *testing.T) {
+	var verified error = io.EOF
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		verified = webhook.Verify(r.Header.Get(webhook.Header), b, [][]byte{[]byte("new-secret")}, time.Now())
+	}))
+	defer srv.Close()
+	env := map[string]string{"RESIZER_URL": srv.URL, "WEBHOOK_SECRET": "new-secret, old-secret"}
+	var logs strings.Builder
+	h, err := setup(context.Background(), func(k string) string { return env[k] }, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+		"s3": map[string]any{"bucket": map[string]any{"name": "b"}, "object": map[string]any{"key": "uploads/x.jpg"}}}}})
+	if _, err := h(context.Background(), ev); err != nil || verified != nil {
+		t.Fatalf("handler: %v; signature: %v", err, verified)
+	}
+	if strings.Contains(logs.String(), "secret") && strings.Contains(logs.String(), "new-secret") {
+		t.Fatal("the secret reached the log")
+	}
+}
+
+func TestSetupRefusesBadConfig(t *testing.T) {
+	_, err := setup(context.Background(), func(string) string { return "" }, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "RESIZER_URL") {
+		t.Fatalf("err = %v", err)
+	}
+}
