@@ -181,7 +181,9 @@ func sniffISOBMFF(brand []byte) Format {
 }
 
 // looksLikeSVG accepts a document whose first element, after an optional
-// BOM, XML declaration, comments and doctype, is <svg.
+// BOM, XML declaration, comments and doctype, is <svg. A doctype with an
+// internal subset ("[...]") is refused: that is where entities, and the
+// XML attacks built on them, are declared.
 func looksLikeSVG(b []byte) bool {
 	if len(b) > 4096 {
 		b = b[:4096]
@@ -194,7 +196,7 @@ func looksLikeSVG(b []byte) bool {
 			return true
 		case bytes.HasPrefix(b, []byte("<?xml")), bytes.HasPrefix(b, []byte("<!DOCTYPE")):
 			i := bytes.IndexByte(b, '>')
-			if i < 0 {
+			if i < 0 || bytes.IndexByte(b[:i], '[') >= 0 {
 				return false
 			}
 			b = b[i+1:]

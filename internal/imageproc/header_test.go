@@ -29,6 +29,7 @@ func TestSniff(t *testing.T) {
 		{"svg", []byte("<svg xmlns='http://www.w3.org/2000/svg'/>"), FormatSVG},
 		{"svg with prolog", []byte("\xEF\xBB\xBF<?xml version='1.0'?>\n<!-- c -->\n<!DOCTYPE svg>\n<svg>"), FormatSVG},
 		{"html", []byte("<html><svg></svg></html>"), FormatUnknown},
+		{"svg with an internal DTD subset", []byte("<?xml version='1.0'?><!DOCTYPE svg [<!ENTITY e 'x'>]><svg>"), FormatUnknown},
 		{"text named .jpg", []byte("hello, I am a photo"), FormatUnknown},
 		{"empty", nil, FormatUnknown},
 		{"bmp", []byte("BM\x36\x00\x00\x00"), FormatUnknown},
