@@ -2,6 +2,8 @@ package imageproc
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -24,6 +26,13 @@ func FuzzProcess(f *testing.F) {
 	}
 	f.Add([]byte("GIF89a"))
 	f.Add([]byte("\xFF\xD8\xFF"))
+	// The hostile corpus (testdata/hostile) seeds the fuzzer too.
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "hostile", "*-*"))
+	for _, name := range files {
+		if b, err := os.ReadFile(name); err == nil && len(b) < 1<<20 {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := p.Process(t.Context(), b, Options{Width: 8, Format: FormatPNG})
 		if err != nil {
