@@ -19,16 +19,18 @@ setup:
 # The S3 tests run against a real MinIO server, and the forwarder's under
 # AWS's Lambda emulator; scripts/tools.sh builds both once (a few minutes)
 # into ~/.cache/resizer.
-test: setup
+test:
+	@./scripts/setup.sh test
 	MINIO_BIN=$$(./scripts/tools.sh minio) RIE_BIN=$$(./scripts/tools.sh rie) $(GO) test -race -count=1 ./...
 
-# Static checks, and that api/ is what openapi.yaml generates.
+# Static checks, and that the generated files are up to date: api/ from
+# openapi.yaml, Swagger UI's files from npm at their pinned version.
 check: setup
 	test -z "$$(gofmt -l .)" || { gofmt -l .; exit 1; }
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 	$(GO) generate ./...
-	git diff --exit-code -- api/ || { echo "api/ is stale: run go generate ./... and commit"; exit 1; }
+	git diff --exit-code -- api/ internal/httpapi/web/swagger/ || { echo "generated files are stale: run go generate ./... and commit"; exit 1; }
 
 # Each fuzz target for a short, fixed time (FUZZTIME), as CI runs them.
 FUZZTIME ?= 15s

@@ -1,9 +1,24 @@
 #!/usr/bin/env bash
 # Installs what building and testing resizer needs, when it is missing:
-# Go (checked, not installed) and libvips with its headers. On Debian and
+# Go (checked, not installed) and libvips with its headers; with the
+# argument "test", also Chromium for the browser tests. On Debian and
 # Ubuntu it uses apt-get (through sudo when not root); on macOS Homebrew;
 # elsewhere it says what to install.
 set -euo pipefail
+mode=${1:-build}
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+
+if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium (for the browser tests)" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  else
+    echo "setup: the browser tests need Chromium as 'chromium' on PATH" >&2
+    exit 1
+  fi
+fi
 
 need_go="1.26"
 if ! command -v go >/dev/null 2>&1; then
@@ -22,8 +37,6 @@ if pkg-config --atleast-version=8.13 vips 2>/dev/null; then
   exit 0
 fi
 echo "setup: installing libvips (libvips-dev 8.13 or newer is needed)" >&2
-sudo=""
-[ "$(id -u)" -ne 0 ] && sudo="sudo"
 if command -v apt-get >/dev/null 2>&1; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends libvips-dev pkg-config gcc libc6-dev >/dev/null

@@ -98,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WebhookMaxBytes:   cfg.WebhookMaxBytes,
 		WebhookMaxRecords: cfg.WebhookMaxRecords,
 		InputBucket:       cfg.S3Bucket,
+		UI:                cfg.UI,
 	}, httpapi.Deps{
 		Logger:    log,
 		Processor: proc,

@@ -49,6 +49,8 @@ type Config struct {
 	WebhookMaxBytes   int64
 	WebhookMaxRecords int
 	RejectedPrefix    string
+	// UI serves the pages at / and /docs.
+	UI bool
 	// The AWS SDK's own variables, read here too so that tests can give
 	// them; unset ones leave the SDK's default chain (on ECS, the task
 	// role) in charge.
@@ -128,6 +130,8 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.WebhookMaxRecords, err = positiveInt(v); return err }},
 	{"REJECTED_PREFIX", "", "where originals that can never be processed are moved (default: left in place)",
 		func(c *Config, v string) error { c.RejectedPrefix = v; return nil }},
+	{"UI", "", "serve the pages at / and /docs: on or off (default: on with local storage, off with S3)",
+		func(c *Config, v string) (err error) { c.UI, err = parseOnOff(v); return err }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
 		func(c *Config, v string) error { c.AWSRegion = v; return nil }},
 	{"AWS_ACCESS_KEY_ID", "", "static credentials (default: the SDK's chain, e.g. the ECS task role)",
@@ -166,6 +170,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.OutputBucket == "" {
 		c.OutputBucket = c.S3Bucket
+	}
+	if strings.TrimSpace(getenv("UI")) == "" {
+		c.UI = !c.S3Mode()
 	}
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
@@ -222,6 +229,16 @@ func checkFormats(fs []string) error {
 		}
 	}
 	return nil
+}
+
+func parseOnOff(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "true", "1":
+		return true, nil
+	case "off", "false", "0":
+		return false, nil
+	}
+	return false, errors.New("must be on or off")
 }
 
 func checkURL(v string) error {

@@ -27,7 +27,7 @@ func TestDefaults(t *testing.T) {
 		LogLevel: "info", LogFormat: "json",
 		DataDir: "./data", InputPrefix: "uploads/", OutputPrefix: "resized/",
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
-		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100,
+		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100, UI: true,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -101,7 +101,7 @@ func TestS3Mode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !c.S3Mode() || c.OutputBucket != "photos" || c.AllowAnonymous {
+	if !c.S3Mode() || c.OutputBucket != "photos" || c.AllowAnonymous || c.UI {
 		t.Fatalf("%+v", c)
 	}
 	// Without keys, S3 mode refuses to start unless anonymous access is
@@ -123,6 +123,7 @@ func TestS3Mode(t *testing.T) {
 		{"S3_BUCKET": "b", "API_KEYS": "k", "AWS_ACCESS_KEY_ID": "id"},
 		{"PUBLIC_URL": "ftp://x"},
 		{"PRESIGN_EXPIRY": "forever"},
+		{"UI": "maybe"},
 	} {
 		if _, err := Load(env(bad)); err == nil {
 			t.Errorf("%v accepted", bad)

@@ -48,6 +48,9 @@ func load() {
 		for _, t := range []string{"image/jpeg", "image/png", "image/webp", "image/avif", "image/gif"} {
 			openapi3filter.RegisterBodyDecoder(t, openapi3filter.FileBodyDecoder)
 		}
+		for _, t := range []string{"text/html", "text/css", "text/javascript"} {
+			openapi3filter.RegisterBodyDecoder(t, openapi3filter.PlainBodyDecoder)
+		}
 		var b []byte
 		if b, err = os.ReadFile(SpecPath()); err != nil {
 			return

@@ -12,6 +12,11 @@ func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
 	r.Get("/readyz", handleReady(d.Checks, d.Draining).ServeHTTP)
 	r.Get("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
 	r.Get("/openapi.yaml", handleOpenAPI(d.Spec).ServeHTTP)
+	if cfg.UI {
+		r.Method("GET", "/", handlePage("index.html", cspIndex))
+		r.Method("GET", "/docs", handlePage("docs.html", cspDocs))
+		r.Method("GET", "/ui/{file}", handleAsset())
+	}
 
 	r.Group(func(r chi.Router) {
 		r.Use(requireAPIKey(cfg.APIKeys))

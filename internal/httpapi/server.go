@@ -40,6 +40,8 @@ type Config struct {
 	WebhookMaxRecords int
 	// InputBucket is the bucket whose events are processed (S3 storage).
 	InputBucket string
+	// UI serves the pages at / and /docs.
+	UI bool
 }
 
 // Deps are the parts the handlers use.

@@ -73,6 +73,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	t.Helper()
 	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
 		WebhookSecrets: []string{"webhook-secret-old", "webhook-secret"}, WebhookMaxBytes: 64 << 10, WebhookMaxRecords: 10,
+		UI:          true,
 		UploadTypes: []string{"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heif"}}
 	if s3 != nil {
 		cfg.InputBucket = s3.Bucket()
