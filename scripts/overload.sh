@@ -34,6 +34,7 @@ echo "== overload: $CONNECTIONS connections for ${DURATION}s ($(nproc) CPUs)"
 start_server
 BODY="$photo" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s -s scripts/wrk-post.lua "$URL" >"$CACHE/wrk-overload.txt"
 grep -E "Requests/sec|Non-2xx|Socket errors|RESULT" "$CACHE/wrk-overload.txt" || true
+kill -0 "$server" 2>/dev/null || { echo "FAIL: the server died"; tail -30 "$CACHE/server.log"; exit 1; }
 ok=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="200"}')
 shed=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="503"}')
 fivehundred=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="500"}')
@@ -54,6 +55,7 @@ wrk_pid=$!
 echo "seconds,rss_kib,requests" >"$CACHE/soak.csv"
 t=0
 while kill -0 "$wrk_pid" 2>/dev/null; do
+  kill -0 "$server" 2>/dev/null || { echo "FAIL: the server died at ${t}s"; grep -v '^{' "$CACHE/server.log" | head -20; exit 1; }
   echo "$t,$(awk '/VmRSS/ {print $2}' /proc/$server/status),$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="200"}')" >>"$CACHE/soak.csv"
   sleep 10; t=$((t + 10))
 done

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/h2non/bimg"
@@ -44,6 +45,8 @@ func BenchmarkCeiling(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
+		runtime.LockOSThread() // as the service does: libvips wants a thread per image
+		defer runtime.UnlockOSThread()
 		for pb.Next() {
 			if _, err := bimg.Resize(in, pl.passes[0]); err != nil {
 				b.Error(err)

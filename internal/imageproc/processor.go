@@ -98,7 +98,9 @@ func (p *Processor) Probe(b []byte) (Header, error) {
 		return h, err
 	}
 	if !ok { // formats whose header libvips reads (lazily: no pixels yet)
+		runtime.LockOSThread() // see withSlot
 		size, err := bimg.Size(b)
+		runtime.UnlockOSThread()
 		if err != nil {
 			return h, fmt.Errorf("%w: %s header: %v", ErrUndecodable, f, err)
 		}
@@ -151,6 +153,14 @@ func withSlot[T any](ctx context.Context, p *Processor, b []byte, work func(Form
 	done := make(chan outcome, 1)
 	go func() {
 		defer release()
+		// libvips keeps buffers per OS thread, and a region must stay on
+		// the thread that made it; Go moves goroutines between threads at
+		// will. Every libvips call of one image therefore runs on one
+		// locked thread, which runs nothing else meanwhile: without this,
+		// an image freed on another thread corrupted the heap under load
+		// (free(): invalid pointer, seen once in a soak).
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
 		r, err := work(h.Format)
 		done <- outcome{r, err}
 	}()
