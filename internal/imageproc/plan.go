@@ -72,19 +72,20 @@ func plan(src source, o Options, maxDimension int) (resizePlan, error) {
 	if err != nil {
 		return resizePlan{}, err
 	}
-	if src.format != FormatJPEG || src.orientation < 2 || src.orientation > 8 {
+	if src.orientation < 2 || src.orientation > 8 {
 		return resizePlan{passes: []bimg.Options{bo}, format: out}, nil
 	}
 	return resizePlan{passes: rotateLast(bo, src.orientation), format: out}, nil
 }
 
-// rotateLast turns the plan for an upright image into two passes for a JPEG
-// stored sideways or mirrored. bimg would rotate the full-size image first
-// and re-encode it as a JPEG at quality 100 to keep shrink-on-load, which
-// costs about nine times a plain resize of a 20 MP photo. Instead the first
-// pass resizes the image as stored (the box turned to match, gravity
-// mapped) into an uncompressed TIFF, and the second turns that small image
-// upright and encodes it.
+// rotateLast turns the plan for an upright image into two passes for an
+// image stored sideways or mirrored. bimg would rotate the full-size image
+// first (and, for a JPEG, re-encode it at quality 100 to keep
+// shrink-on-load, about nine times the cost of a plain resize of a 20 MP
+// photo; for a WebP it would lose the rotation when it reloads to shrink).
+// Instead the first pass resizes the image as stored (the box turned to
+// match, gravity mapped) into an uncompressed TIFF, and the second turns
+// that small image upright and encodes it.
 func rotateLast(bo bimg.Options, orientation int) []bimg.Options {
 	first := bo
 	first.NoAutoRotate = true
@@ -159,6 +160,9 @@ func planUpright(src source, o Options, maxDimension int) (bimg.Options, Format,
 		OutputICC:     "srgb", // libvips' built-in sRGB profile
 		Enlarge:       true,
 		Speed:         avifSpeed,
+		// Orientation is the plan's business (rotateLast); bimg's own
+		// lookup of the EXIF tag also leaks a C string per call.
+		NoAutoRotate: true,
 	}
 	if bo.Quality == 0 {
 		bo.Quality = defaultQuality[out]

@@ -99,12 +99,12 @@ func (p *Processor) Probe(b []byte) (Header, error) {
 	}
 	if !ok { // formats whose header libvips reads (lazily: no pixels yet)
 		runtime.LockOSThread() // see withSlot
-		size, err := bimg.Size(b)
+		info, err := vipsHeader(b)
 		runtime.UnlockOSThread()
 		if err != nil {
 			return h, fmt.Errorf("%w: %s header: %v", ErrUndecodable, f, err)
 		}
-		h.Width, h.Height = size.Width, size.Height
+		h.Width, h.Height = info.width, info.height
 	}
 	return h, p.checkPixels(h.Width, h.Height)
 }
@@ -182,16 +182,19 @@ var errAbandoned = errors.New("abandoned")
 
 // resize runs libvips; it is called holding a gate slot.
 func (p *Processor) resize(b []byte, f Format, o Options) (*Result, error) {
-	start := time.Now()
-	md, err := bimg.Metadata(b)
+	src, err := readSource(b, f)
 	if err != nil {
-		return nil, decodeError(err)
+		return nil, err
 	}
-	src := source{width: md.Size.Width, height: md.Size.Height, orientation: md.Orientation,
-		alpha: md.Alpha, format: f}
 	if err := p.checkPixels(src.width, src.height); err != nil {
 		return nil, err // libvips saw a larger canvas than the header parser
 	}
+	return p.resizeFrom(b, src, o)
+}
+
+// resizeFrom runs the plan for b, whose header src describes.
+func (p *Processor) resizeFrom(b []byte, src source, o Options) (*Result, error) {
+	start := time.Now()
 	pl, err := plan(src, o, p.cfg.MaxDimension)
 	if err != nil {
 		return nil, err
@@ -208,6 +211,15 @@ func (p *Processor) resize(b []byte, f Format, o Options) (*Result, error) {
 	}
 	p.metrics.processed(pl.format, time.Since(start), len(b), len(out))
 	return &Result{Data: out, Format: pl.format, Width: oh.Width, Height: oh.Height}, nil
+}
+
+// readSource reads what planning needs from libvips' view of the header.
+func readSource(b []byte, f Format) (source, error) {
+	info, err := vipsHeader(b)
+	if err != nil {
+		return source{}, decodeError(err)
+	}
+	return source{width: info.width, height: info.height, orientation: info.orientation, alpha: info.alpha, format: f}, nil
 }
 
 // decodeError classifies a bimg error. The input was sniffed and its header

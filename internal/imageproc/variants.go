@@ -3,8 +3,6 @@ package imageproc
 import (
 	"context"
 	"math"
-
-	"github.com/h2non/bimg"
 )
 
 // reuseBelow is the scale under which several outputs are made from one
@@ -24,11 +22,10 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) ([]*
 }
 
 func (p *Processor) variants(b []byte, f Format, opts []Options) ([]*Result, error) {
-	md, err := bimg.Metadata(b)
+	src, err := readSource(b, f)
 	if err != nil {
-		return nil, decodeError(err)
+		return nil, err
 	}
-	src := source{width: md.Size.Width, height: md.Size.Height, orientation: md.Orientation, alpha: md.Alpha, format: f}
 	if err := p.checkPixels(src.width, src.height); err != nil {
 		return nil, err
 	}
@@ -45,7 +42,7 @@ func (p *Processor) variants(b []byte, f Format, opts []Options) ([]*Result, err
 	if len(opts) < 2 || scale >= reuseBelow {
 		out := make([]*Result, len(resolved))
 		for i, o := range resolved {
-			if out[i], err = p.resize(b, f, o); err != nil {
+			if out[i], err = p.resizeFrom(b, src, o); err != nil {
 				return nil, err
 			}
 		}
@@ -55,16 +52,19 @@ func (p *Processor) variants(b []byte, f Format, opts []Options) ([]*Result, err
 	uw, uh := src.upright()
 	mid := Options{Width: roundSide(float64(uw) * scale), Height: roundSide(float64(uh) * scale),
 		Fit: FitFill, Format: FormatTIFF}
-	im, err := p.resize(b, f, mid)
+	im, err := p.resizeFrom(b, src, mid)
 	if err != nil {
 		return nil, err
 	}
+	// The intermediate is upright, whatever orientation tag its TIFF
+	// carries over, and exactly the size asked for.
+	imSrc := source{width: mid.Width, height: mid.Height, orientation: 1, alpha: src.alpha, format: FormatTIFF}
 	out := make([]*Result, len(resolved))
 	for i, o := range resolved {
 		// Every output needs at most the intermediate's size, so enlarge
 		// only decides, as it did against the source, that contain pads.
 		o.Enlarge = true
-		if out[i], err = p.resize(im.Data, mid.Format, o); err != nil {
+		if out[i], err = p.resizeFrom(im.Data, imSrc, o); err != nil {
 			return nil, err
 		}
 	}
