@@ -60,3 +60,16 @@ func TestNoCLeakPerImage(t *testing.T) {
 		t.Errorf("bimg.Metadata grew the C heap by only %.0f bytes a call: the measure is blind", g)
 	}
 }
+
+// No libvips operation is ever cached, so two requests can never share
+// the images of an operation with equal arguments.
+func TestOperationCacheOff(t *testing.T) {
+	newTestProcessor(t, nil)
+	for _, op := range []string{"jpegload_buffer", "pngload_buffer", "webpload_buffer", "tiffload_buffer",
+		"reduce", "shrink", "resize", "embed", "extract_area", "smartcrop", "colourspace", "icc_transform", "flatten",
+		"rot", "flip", "affine", "jpegsave_buffer", "pngsave_buffer", "webpsave_buffer", "heifsave_buffer"} {
+		if operationCached(op) {
+			t.Errorf("%s is cacheable", op)
+		}
+	}
+}

@@ -24,6 +24,35 @@ static void discard_log(const gchar *domain, GLogLevelFlags level, const gchar *
 // quiet_warnings drops libvips' warnings, which GLib would print as
 // free-form lines on stderr between the JSON log lines. A hostile file can
 // produce thousands; the failures that matter come back as errors.
+static void *set_nocache(GType type, void *a) {
+	VipsOperationClass *class = VIPS_OPERATION_CLASS(g_type_class_ref(type));
+	class->flags |= VIPS_OPERATION_NOCACHE;
+	return NULL; // classes live as long as the process: the ref is kept
+}
+
+// disable_operation_cache marks every operation class uncacheable. A cache
+// limited to zero entries still inserts each operation and trims it a
+// moment later, outside its lock; in that moment another thread asking for
+// an operation with the same arguments (the same bytes at the same address
+// reused from a buffer pool, the same options) gets the first thread's
+// images, and two threads then compute and free the same images: a heap
+// corruption seen twice in soaks. Operations marked no-cache are never
+// inserted, so nothing is ever shared.
+static void disable_operation_cache(void) {
+	vips_type_map_all(VIPS_TYPE_OPERATION, set_nocache, NULL);
+}
+
+static int operation_nocache(const char *nickname) {
+	GType type = vips_type_find("VipsOperation", nickname);
+	if (!type) {
+		return -1;
+	}
+	VipsOperationClass *class = VIPS_OPERATION_CLASS(g_type_class_ref(type));
+	int nocache = (class->flags & VIPS_OPERATION_NOCACHE) != 0;
+	g_type_class_unref(class);
+	return nocache;
+}
+
 // vips_image_new_from_buffer is variadic, which cgo cannot call.
 static VipsImage *vips_image_new_from_buffer_bridge(const void *buf, size_t len, const char *options) {
 	return vips_image_new_from_buffer(buf, len, options, NULL);
@@ -87,7 +116,8 @@ var vipsOnce sync.Once
 // is imported; this turns its operation cache off: the cache keys decoded
 // pixels by operation arguments, and a resize service almost never sees the
 // same arguments twice, so bimg's default (100 MB, 500 operations) would be
-// memory held for no hits. libvips' own thread pool stays at bimg's one
+// memory held for no hits. Setting its size to zero is not enough (see
+// disable_operation_cache). libvips' own thread pool stays at bimg's one
 // thread per operation: the Gate runs one operation per core instead, which
 // keeps every core busy without threads fighting over them.
 func startVips() {
@@ -97,6 +127,7 @@ func startVips() {
 		}
 		bimg.VipsCacheSetMax(0)
 		bimg.VipsCacheSetMaxMem(0)
+		C.disable_operation_cache()
 		// Untrusted loaders (ImageMagick, matrix, FITS, ...) are never
 		// wanted from the network; blockLoaders narrows further.
 		C.vips_block_untrusted_set(C.TRUE)
@@ -191,6 +222,14 @@ func vipsHeader(b []byte) (vipsInfo, error) {
 		return vipsInfo{}, errors.New(strings.TrimSpace(msg))
 	}
 	return vipsInfo{width: int(w), height: int(h), alpha: a != 0, orientation: int(o)}, nil
+}
+
+// operationCached reports whether libvips would cache the operation with
+// this nickname (for tests).
+func operationCached(nickname string) bool {
+	cs := C.CString(nickname)
+	defer C.free(unsafe.Pointer(cs))
+	return C.operation_nocache(cs) == 0
 }
 
 // mallocInUse is glibc's count of heap bytes in use, or -1.
