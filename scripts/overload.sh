@@ -28,7 +28,7 @@ start_server() {
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
   echo "overload: server did not start" >&2; exit 1
 }
-trap '[ -n "${server:-}" ] && kill "$server" 2>/dev/null; true' EXIT
+trap '[ -n "${wrk_pid:-}" ] && kill "$wrk_pid" 2>/dev/null; [ -n "${server:-}" ] && kill "$server" 2>/dev/null; true' EXIT
 
 echo "== overload: $CONNECTIONS connections for ${DURATION}s ($(nproc) CPUs)"
 start_server
