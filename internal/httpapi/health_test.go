@@ -37,7 +37,7 @@ func TestReadinessReportsFailedCheck(t *testing.T) {
 		"libvips": func(context.Context) error { return nil },
 		"storage": func(context.Context) error { return errors.New("bucket unreachable") },
 	}, s.draining)
-	s.Config.Handler = h
+	s = &testServer{Server: serveWith(t, h, nil), logs: s.logs}
 	resp, body := s.do(t, "GET", "/readyz", nil, nil)
 	var r api.Readiness
 	_ = json.Unmarshal(body, &r)

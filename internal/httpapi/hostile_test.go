@@ -319,8 +319,9 @@ func TestHostileRequests(t *testing.T) {
 // A body that never ends is cut off by READ_TIMEOUT, and the server goes
 // on serving others meanwhile.
 func TestSlowLoris(t *testing.T) {
-	s := newTestServer(t, nil)
-	s.Config.ReadTimeout = time.Second
+	base := newTestServer(t, nil)
+	slow := serveWith(t, base.Config.Handler, func(c *http.Server) { c.ReadTimeout = time.Second })
+	s := &testServer{Server: slow, logs: base.logs}
 	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
 	if err != nil {
 		t.Fatal(err)

@@ -79,9 +79,9 @@ func TestAccessLog(t *testing.T) {
 
 func TestPanicBecomesProblem(t *testing.T) {
 	s := newTestServer(t, nil)
-	s.Config.Handler = withRequestID(withLogging(zerologFor(s))(withRecover(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	s = &testServer{Server: serveWith(t, withRequestID(withLogging(zerologFor(s))(withRecover(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("boom")
-	}))))
+	})))), nil), logs: s.logs}
 	req, _ := http.NewRequest("GET", s.URL+"/healthz", nil)
 	resp, err := s.Client().Do(req)
 	if err != nil {

@@ -191,3 +191,17 @@ func zerologFor(s *testServer) zerolog.Logger { return zerolog.New(s.logs) }
 func s3AWSConfigForTests() aws.Config {
 	return aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
 }
+
+// serveWith returns a running server, closed at the end of the test, for a
+// handler of the test's own, configured before it starts (changing a
+// running server's fields races with its goroutines).
+func serveWith(t *testing.T, h http.Handler, configure func(*http.Server)) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(h)
+	if configure != nil {
+		configure(srv.Config)
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return srv
+}
