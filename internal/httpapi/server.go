@@ -92,7 +92,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
 	wd := webhookDeps{pipeline: d.Pipeline, bucket: cfg.InputBucket, maxBytes: cfg.WebhookMaxBytes,
-		maxRecords: cfg.WebhookMaxRecords, metrics: wm}
+		maxRecords: cfg.WebhookMaxRecords, metrics: wm, tokens: newKeyring(cfg.WebhookSecrets)}
 	for _, s := range cfg.WebhookSecrets {
 		wd.secrets = append(wd.secrets, []byte(s))
 	}

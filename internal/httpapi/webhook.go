@@ -2,13 +2,10 @@ package httpapi
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -28,7 +25,8 @@ type runner interface {
 
 // webhookDeps are the parts of POST /webhooks/s3.
 type webhookDeps struct {
-	secrets    [][]byte
+	secrets    [][]byte // for signatures
+	tokens     keyring  // the same secrets, for bearer tokens
 	pipeline   runner
 	bucket     string // the input bucket; empty with local storage
 	maxBytes   int64
@@ -115,17 +113,11 @@ func (d webhookDeps) authorize(r *http.Request, body []byte) error {
 		}
 		return nil
 	}
-	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
+	token, ok := bearerToken(r)
+	if !ok {
 		return fmt.Errorf("%w: neither %s nor a bearer token", errUnauthorized, webhook.Header)
 	}
-	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for _, s := range d.secrets {
-		want := sha256.Sum256(s)
-		match |= subtle.ConstantTimeCompare(got[:], want[:])
-	}
-	if match != 1 {
+	if !d.tokens.matches(token) {
 		return fmt.Errorf("%w: wrong token", errUnauthorized)
 	}
 	return nil
