@@ -11,11 +11,9 @@ import (
 )
 
 func main() {
-	err := run(context.Background(), os.Args, os.Getenv, os.Stdout)
-	// libvips cannot be restarted in a process, so it is stopped here, at
-	// the very end, rather than in run, which tests call many times.
-	imageproc.Shutdown()
-	if err != nil {
+	// The server runs its image work in copies of itself (see imageproc).
+	imageproc.ServeWorkerIfAsked()
+	if err := run(context.Background(), os.Args, os.Getenv, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "resizer:", err)
 		os.Exit(1)
 	}

@@ -62,22 +62,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	proc, err := imageproc.New(imageproc.Config{
-		Formats:      formats,
-		MaxPixels:    cfg.MaxPixels,
-		MaxDimension: cfg.MaxDimension,
-		Concurrency:  cfg.Concurrency,
-		QueueSize:    cfg.QueueSize,
-		QueueTimeout: cfg.QueueTimeout,
-		Timeout:      cfg.ProcessTimeout,
+		Formats:         formats,
+		MaxPixels:       cfg.MaxPixels,
+		MaxOutputPixels: cfg.MaxOutputPixels,
+		MaxDimension:    cfg.MaxDimension,
+		MaxJPEGScans:    cfg.MaxJPEGScans,
+		Concurrency:     cfg.Concurrency,
+		QueueSize:       cfg.QueueSize,
+		QueueTimeout:    cfg.QueueTimeout,
+		Timeout:         cfg.ProcessTimeout,
 	}, reg)
 	if err != nil {
 		return err
 	}
+	// Whatever libvips is doing when run returns, its workers are killed:
+	// the process never waits on an image to exit.
+	defer proc.Close()
 	st, err := wireStorage(ctx, cfg, proc)
 	if err != nil {
 		return err
 	}
-	st.checks["libvips"] = imageproc.Check
+	st.checks["libvips"] = proc.Check
 	uploadTypes := []string{}
 	for _, f := range formats {
 		uploadTypes = append(uploadTypes, f.ContentType())
@@ -138,7 +143,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cfg.S3Mode() {
 		storageDesc = "s3:" + cfg.S3Bucket
 	}
-	log.Info().Str("addr", ln.Addr().String()).Str("libvips", imageproc.VipsVersion()).
+	log.Info().Str("addr", ln.Addr().String()).Str("libvips", proc.Version()).
 		Int("concurrency", cfg.Concurrency).Bool("api_keys", len(cfg.APIKeys) > 0).
 		Str("storage", storageDesc).Msg("listening")
 

@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/resizer/resizer/internal/contract"
+	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/s3test"
 )
 
@@ -300,6 +301,7 @@ func TestRunRefusesLoopingPrefixes(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
+	imageproc.ServeWorkerIfAsked()
 	code := m.Run()
 	s3test.Stop()
 	os.Exit(code)

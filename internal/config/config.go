@@ -23,6 +23,8 @@ type Config struct {
 	MaxBodyBytes    int64
 	MaxPixels       int64
 	MaxDimension    int
+	MaxOutputPixels int64
+	MaxJPEGScans    int
 	Concurrency     int
 	QueueSize       int
 	QueueTimeout    time.Duration
@@ -84,6 +86,10 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxPixels, err = positiveInt64(v); return err }},
 	{"MAX_DIMENSION", "8192", "largest width or height that may be asked for",
 		func(c *Config, v string) (err error) { c.MaxDimension, err = positiveInt(v); return err }},
+	{"MAX_OUTPUT_PIXELS", "", "largest output, width x height, padding and enlarging included (default: MAX_PIXELS)",
+		func(c *Config, v string) (err error) { c.MaxOutputPixels, err = positiveInt64(v); return err }},
+	{"MAX_JPEG_SCANS", "64", "most scans in a progressive JPEG, counted before decoding (real encoders write about 10)",
+		func(c *Config, v string) (err error) { c.MaxJPEGScans, err = positiveInt(v); return err }},
 	{"CONCURRENCY", "", "images processed at once (default: the CPUs available, GOMAXPROCS)",
 		func(c *Config, v string) (err error) { c.Concurrency, err = positiveInt(v); return err }},
 	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503 (default: 8 x CONCURRENCY)",
@@ -161,6 +167,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = runtime.GOMAXPROCS(0) // follows the container's CPU quota
+	}
+	if c.MaxOutputPixels == 0 {
+		c.MaxOutputPixels = c.MaxPixels
 	}
 	if strings.TrimSpace(getenv("QUEUE_SIZE")) == "" {
 		c.QueueSize = 8 * c.Concurrency

@@ -31,6 +31,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	imageproc.ServeWorkerIfAsked()
 	code := m.Run()
 	s3test.Stop()
 	os.Exit(code)
@@ -87,6 +88,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(proc.Close)
 	variants, err := pipeline.ParseVariants("thumb:100x100:cover,medium:400x0:webp", 8192)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +117,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 		t.Fatal(err)
 	}
 	d.Logger, d.Processor, d.Registry, d.Spec, d.Draining = zerolog.New(logs), proc, reg, spec, &draining
-	d.Checks = map[string]Check{"libvips": imageproc.Check}
+	d.Checks = map[string]Check{"libvips": proc.Check}
 	h, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)

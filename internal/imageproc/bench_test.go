@@ -27,31 +27,56 @@ func benchImage(b *testing.B) []byte {
 var benchOptions = Options{Width: 800, Quality: 80}
 
 // BenchmarkCeiling is the ceiling the service is measured against: bimg
-// called directly on the same bytes with the same bimg options the service
-// derives, from as many goroutines as there are CPUs, with no gate, no
-// header checks and no HTTP.
+// called directly on the same bytes for the same output (800 wide, quality
+// 80, metadata stripped), from as many goroutines as there are CPUs, with
+// no gate, no header checks, no worker processes and no HTTP.
 func BenchmarkCeiling(b *testing.B) {
-	p := newTestProcessor(b, nil)
 	in := benchImage(b)
-	md, err := bimg.Metadata(in)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pl, err := plan(source{width: md.Size.Width, height: md.Size.Height, orientation: md.Orientation,
-		alpha: md.Alpha, format: Sniff(in)}, benchOptions, p.cfg.MaxDimension)
-	if err != nil || len(pl.passes) != 1 {
-		b.Fatalf("plan: %v %d passes", err, len(pl.passes))
-	}
+	bo := bimg.Options{Width: benchOptions.Width, Quality: benchOptions.Quality, StripMetadata: true,
+		NoAutoRotate: true, Type: bimg.JPEG}
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		runtime.LockOSThread() // as the service does: libvips wants a thread per image
 		defer runtime.UnlockOSThread()
 		for pb.Next() {
-			if _, err := bimg.Resize(in, pl.passes[0]); err != nil {
+			if _, err := bimg.Resize(in, bo); err != nil {
 				b.Error(err)
 				return
 			}
+		}
+	})
+}
+
+// BenchmarkInProcess is the service's own libvips steps (render) on the
+// same work, run in this process: the cost of everything but the worker
+// processes, to set against BenchmarkProcess.
+func BenchmarkInProcess(b *testing.B) {
+	in := benchImage(b)
+	if err := vipsInit(AllFormats, 0); err != nil {
+		b.Fatal(err)
+	}
+	w, h, _, err := readHeader(FormatJPEG, in)
+	if err != nil {
+		b.Fatal(err)
+	}
+	j := job{Header: Header{Format: FormatJPEG, Width: w, Height: h, Orientation: 1}, Outputs: []Options{benchOptions},
+		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}}
+	b.SetBytes(int64(len(in)))
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		buf := newCbuf(len(in))
+		defer buf.free()
+		copy(buf.bytes(), in)
+		for pb.Next() {
+			_, outs, err := render(buf, j)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			freeC(outs[0].data)
 		}
 	})
 }
@@ -88,9 +113,8 @@ func BenchmarkFormats(b *testing.B) {
 	}
 }
 
-// BenchmarkRotated compares an EXIF-rotated JPEG (two passes) with the same
-// pixels stored upright, and with bimg left to rotate it itself (one pass:
-// rotate at full size, re-encode, then resize).
+// BenchmarkRotated compares an EXIF-rotated JPEG with the same pixels
+// stored upright: the rotation is done on the small output.
 func BenchmarkRotated(b *testing.B) {
 	p := newTestProcessor(b, nil)
 	in := benchImage(b)
@@ -105,21 +129,6 @@ func BenchmarkRotated(b *testing.B) {
 			}
 		})
 	}
-	b.Run("orientation6-bimg-autorotate", func(b *testing.B) {
-		md, err := bimg.Metadata(rotated)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bo, _, err := planUpright(source{width: md.Size.Width, height: md.Size.Height, orientation: 6, format: FormatJPEG}, o, 8192)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for b.Loop() {
-			if _, err := bimg.Resize(rotated, bo); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
 }
 
 // BenchmarkRejectFlood is the refusal of a 20000x20000 PNG from its header.

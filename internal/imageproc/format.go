@@ -1,7 +1,6 @@
 package imageproc
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 )
@@ -21,43 +20,84 @@ const (
 	FormatTIFF
 	FormatSVG
 	FormatPDF
+	numFormats
 )
 
-var formatNames = map[Format]string{
-	FormatJPEG: "jpeg",
-	FormatPNG:  "png",
-	FormatWebP: "webp",
-	FormatGIF:  "gif",
-	FormatAVIF: "avif",
-	FormatHEIF: "heif",
-	FormatTIFF: "tiff",
-	FormatSVG:  "svg",
-	FormatPDF:  "pdf",
+// formatInfo is everything the service knows of one format. Every other
+// list of formats (names, media types, extensions, loaders, what can be
+// written, default qualities) is derived from formatTable.
+type formatInfo struct {
+	name string
+	// names are further names ParseFormat accepts.
+	names []string
+	// types are its media types, the canonical one first.
+	types []string
+	// exts are its file extensions, the usual one first.
+	exts []string
+	// loader is libvips' loader class; blocking it blocks its file, buffer
+	// and source variants.
+	loader string
+	// write: the service can write it. alpha: it can hold transparency.
+	write, alpha bool
+	// quality is the default for lossy output: visually transparent for
+	// photographs at web sizes (AVIF reaches the same look at a lower
+	// number); 0 where quality means nothing.
+	quality int
+	// byDefault: accepted as input when INPUT_FORMATS is not set: the
+	// formats browsers and cameras produce, each decoded by a library built
+	// for untrusted input. TIFF, SVG and PDF must be asked for.
+	byDefault bool
 }
 
-var formatTypes = map[Format]string{
-	FormatJPEG: "image/jpeg",
-	FormatPNG:  "image/png",
-	FormatWebP: "image/webp",
-	FormatGIF:  "image/gif",
-	FormatAVIF: "image/avif",
-	FormatHEIF: "image/heif",
-	FormatTIFF: "image/tiff",
-	FormatSVG:  "image/svg+xml",
-	FormatPDF:  "application/pdf",
+var formatTable = [numFormats]formatInfo{
+	FormatJPEG: {name: "jpeg", names: []string{"jpg"}, types: []string{"image/jpeg", "image/jpg", "image/pjpeg"},
+		exts: []string{"jpg", "jpeg", "jpe"}, loader: "VipsForeignLoadJpeg", write: true, quality: 80, byDefault: true},
+	FormatPNG: {name: "png", types: []string{"image/png"}, exts: []string{"png"},
+		loader: "VipsForeignLoadPng", write: true, alpha: true, byDefault: true},
+	FormatWebP: {name: "webp", types: []string{"image/webp"}, exts: []string{"webp"},
+		loader: "VipsForeignLoadWebp", write: true, alpha: true, quality: 80, byDefault: true},
+	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
+		loader: "VipsForeignLoadNsgif", write: true, alpha: true, byDefault: true},
+	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
+		loader: "VipsForeignLoadHeif", write: true, alpha: true, quality: 60, byDefault: true},
+	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
+		exts: []string{"heic", "heif"}, loader: "VipsForeignLoadHeif", byDefault: true},
+	FormatTIFF: {name: "tiff", names: []string{"tif"}, types: []string{"image/tiff"}, exts: []string{"tif", "tiff"},
+		loader: "VipsForeignLoadTiff"},
+	FormatSVG: {name: "svg", types: []string{"image/svg+xml"}, exts: []string{"svg"}, loader: "VipsForeignLoadSvg"},
+	FormatPDF: {name: "pdf", types: []string{"application/pdf"}, exts: []string{"pdf"}, loader: "VipsForeignLoadPdf"},
 }
 
-// DefaultInputFormats are the formats accepted when INPUT_FORMATS is not set:
-// the ones browsers and cameras produce, each decoded by a library built for
-// untrusted input. TIFF, SVG and PDF must be asked for.
-var DefaultInputFormats = []Format{FormatJPEG, FormatPNG, FormatWebP, FormatGIF, FormatAVIF, FormatHEIF}
+func (f Format) info() formatInfo {
+	if f <= FormatUnknown || f >= numFormats {
+		return formatInfo{}
+	}
+	return formatTable[f]
+}
+
+// formatsWhere lists the formats, in table order, for which keep is true.
+func formatsWhere(keep func(formatInfo) bool) []Format {
+	var fs []Format
+	for f := FormatUnknown + 1; f < numFormats; f++ {
+		if keep(formatTable[f]) {
+			fs = append(fs, f)
+		}
+	}
+	return fs
+}
+
+// DefaultInputFormats are the formats accepted when INPUT_FORMATS is not set.
+var DefaultInputFormats = formatsWhere(func(i formatInfo) bool { return i.byDefault })
 
 // OutputFormats are the formats the service can write.
-var OutputFormats = []Format{FormatJPEG, FormatPNG, FormatWebP, FormatAVIF, FormatGIF}
+var OutputFormats = formatsWhere(func(i formatInfo) bool { return i.write })
+
+// AllFormats are every format the service knows, as input.
+var AllFormats = formatsWhere(func(formatInfo) bool { return true })
 
 // String returns the lower-case name used in options and configuration.
 func (f Format) String() string {
-	if n, ok := formatNames[f]; ok {
+	if n := f.info().name; n != "" {
 		return n
 	}
 	return "unknown"
@@ -65,21 +105,50 @@ func (f Format) String() string {
 
 // ContentType returns the media type of the format.
 func (f Format) ContentType() string {
-	if t, ok := formatTypes[f]; ok {
-		return t
+	if ts := f.info().types; len(ts) > 0 {
+		return ts[0]
 	}
 	return "application/octet-stream"
 }
 
+// ContentTypes returns every media type the format is known by.
+func (f Format) ContentTypes() []string { return append([]string(nil), f.info().types...) }
+
 // Ext returns the usual file extension of the format, without the dot.
 func (f Format) Ext() string {
-	switch f {
-	case FormatJPEG:
-		return "jpg"
-	case FormatHEIF:
-		return "heic"
+	if es := f.info().exts; len(es) > 0 {
+		return es[0]
 	}
 	return f.String()
+}
+
+// CanWrite reports whether the service can write the format.
+func (f Format) CanWrite() bool { return f.info().write }
+
+// HasAlpha reports whether the format can hold transparency.
+func (f Format) HasAlpha() bool { return f.info().alpha }
+
+// DefaultQuality is the quality written when none is asked for; 0 for
+// formats without one.
+func (f Format) DefaultQuality() int { return f.info().quality }
+
+// find returns the first format for which match is true, or FormatUnknown.
+func find(match func(formatInfo) bool) Format {
+	for f := FormatUnknown + 1; f < numFormats; f++ {
+		if match(formatTable[f]) {
+			return f
+		}
+	}
+	return FormatUnknown
+}
+
+func has(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // FormatOfType returns the format of a media type such as "image/jpeg"
@@ -87,127 +156,35 @@ func (f Format) Ext() string {
 func FormatOfType(mediaType string) Format {
 	t, _, _ := strings.Cut(strings.ToLower(strings.TrimSpace(mediaType)), ";")
 	t = strings.TrimSpace(t)
-	if t == "image/jpg" || t == "image/pjpeg" {
-		return FormatJPEG
-	}
-	if t == "image/heic" {
-		return FormatHEIF
-	}
-	for f, ct := range formatTypes {
-		if ct == t {
-			return f
-		}
-	}
-	return FormatUnknown
+	return find(func(i formatInfo) bool { return has(i.types, t) })
 }
 
 // FormatOfExt returns the format a file extension (without the dot, any
 // case) names, or FormatUnknown.
 func FormatOfExt(ext string) Format {
-	switch strings.ToLower(ext) {
-	case "jpg", "jpeg", "jpe":
-		return FormatJPEG
-	case "png":
-		return FormatPNG
-	case "webp":
-		return FormatWebP
-	case "gif":
-		return FormatGIF
-	case "avif":
-		return FormatAVIF
-	case "heic", "heif":
-		return FormatHEIF
-	case "tif", "tiff":
-		return FormatTIFF
-	case "svg":
-		return FormatSVG
-	case "pdf":
-		return FormatPDF
-	}
-	return FormatUnknown
+	e := strings.ToLower(ext)
+	return find(func(i formatInfo) bool { return has(i.exts, e) })
 }
 
-// ParseFormat returns the format with the given name ("jpg" is taken for
+// ParseFormat returns the format with the given name or alias ("jpg" for
 // "jpeg"). It returns an error for a name it does not know.
 func ParseFormat(name string) (Format, error) {
 	n := strings.ToLower(strings.TrimSpace(name))
-	if n == "jpg" {
-		n = "jpeg"
-	}
-	for f, s := range formatNames {
-		if s == n {
-			return f, nil
-		}
+	if f := find(func(i formatInfo) bool { return i.name == n || has(i.names, n) }); f != FormatUnknown {
+		return f, nil
 	}
 	return FormatUnknown, fmt.Errorf("unknown image format %q", name)
 }
 
-// Sniff names the format of b from its leading bytes alone, the way the
-// service decides what to hand to libvips; it never trusts a declared
-// Content-Type or file name. It returns FormatUnknown for anything else.
-func Sniff(b []byte) Format {
+// OutputFormatFor returns the format written for input format in when the
+// caller keeps the original: the same where the service can write it, else
+// PNG for images with alpha and JPEG for the rest (HEIF, TIFF, SVG, PDF).
+func OutputFormatFor(in Format, alpha bool) Format {
 	switch {
-	case len(b) >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF:
-		return FormatJPEG
-	case bytes.HasPrefix(b, pngSignature):
+	case in.CanWrite():
+		return in
+	case alpha:
 		return FormatPNG
-	case bytes.HasPrefix(b, []byte("GIF87a")), bytes.HasPrefix(b, []byte("GIF89a")):
-		return FormatGIF
-	case len(b) >= 12 && bytes.Equal(b[0:4], []byte("RIFF")) && bytes.Equal(b[8:12], []byte("WEBP")):
-		return FormatWebP
-	case len(b) >= 12 && bytes.Equal(b[4:8], []byte("ftyp")):
-		return sniffISOBMFF(b[8:12])
-	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
-		return FormatTIFF
-	case bytes.HasPrefix(b, []byte("%PDF-")):
-		return FormatPDF
-	case looksLikeSVG(b):
-		return FormatSVG
 	}
-	return FormatUnknown
-}
-
-// sniffISOBMFF maps the major brand of an ISO base media file to AVIF or
-// HEIF. Only the brands that bimg routes to libheif are accepted, so that the
-// sniffer and the decoder never disagree about a file.
-func sniffISOBMFF(brand []byte) Format {
-	switch string(brand) {
-	case "avif":
-		return FormatAVIF
-	case "heic", "heis", "hevc", "mif1", "msf1":
-		return FormatHEIF
-	}
-	return FormatUnknown
-}
-
-// looksLikeSVG accepts a document whose first element, after an optional
-// BOM, XML declaration, comments and doctype, is <svg. A doctype with an
-// internal subset ("[...]") is refused: that is where entities, and the
-// XML attacks built on them, are declared.
-func looksLikeSVG(b []byte) bool {
-	if len(b) > 4096 {
-		b = b[:4096]
-	}
-	b = bytes.TrimPrefix(b, []byte("\xEF\xBB\xBF"))
-	for {
-		b = bytes.TrimLeft(b, " \t\r\n")
-		switch {
-		case bytes.HasPrefix(b, []byte("<svg")):
-			return true
-		case bytes.HasPrefix(b, []byte("<?xml")), bytes.HasPrefix(b, []byte("<!DOCTYPE")):
-			i := bytes.IndexByte(b, '>')
-			if i < 0 || bytes.IndexByte(b[:i], '[') >= 0 {
-				return false
-			}
-			b = b[i+1:]
-		case bytes.HasPrefix(b, []byte("<!--")):
-			i := bytes.Index(b, []byte("-->"))
-			if i < 0 {
-				return false
-			}
-			b = b[i+3:]
-		default:
-			return false
-		}
-	}
+	return FormatJPEG
 }

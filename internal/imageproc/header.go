@@ -8,46 +8,61 @@ import (
 
 var pngSignature = []byte("\x89PNG\r\n\x1a\n")
 
-// Header is what the service reads from an image's bytes before any pixel
-// is decoded.
+// Header is what the service knows of an image before it makes any
+// output: read in Go from the bytes before any slot is taken, and settled
+// by the worker from libvips' own view (see confirm).
 type Header struct {
 	Format Format
-	// Width and Height bound the canvas the decoder will allocate for the
-	// first frame. Where a format has several candidate sizes (a GIF's
-	// logical screen and its first frame, a HEIF's items) they are the
-	// largest, so that the pixel limit is never checked against a smaller
-	// number than libvips will use.
+	// Width and Height are the size of the image upright, as it is shown
+	// (after its EXIF orientation).
 	Width, Height int
+	// Orientation is the EXIF orientation (1..8) the service applies to
+	// make the image upright; 0 while not known (the formats whose header
+	// only libvips reads).
+	Orientation int
+	// Pages is the number of pages or frames, once libvips has read them.
+	Pages int
 }
 
-// readHeader parses the dimensions of the formats the service reads itself,
-// and checks that the file is complete: a truncated file is refused here,
-// since libvips would otherwise decode it leniently into a grey-filled
-// picture. For the other formats ok is false and libvips reads the header.
+// upright returns the size of an image stored as w x h once orientation o
+// is applied.
+func upright(w, h, o int) (int, int) {
+	if o >= 5 && o <= 8 {
+		return h, w
+	}
+	return w, h
+}
+
+// readHeader parses the stored size (before any orientation) of the
+// formats the service reads itself, and checks that the file is complete:
+// a fast first filter (libvips' fail_on=truncated is the real check). For
+// the other formats ok is false and libvips reads the header, in a worker.
+// Where a format has several candidate sizes (a GIF's logical screen and
+// its first frame, a HEIF's items) the largest is taken, so that the pixel
+// limit is never checked against a smaller number than libvips will use.
 // The error wraps ErrUndecodable.
-func readHeader(f Format, b []byte) (h Header, ok bool, err error) {
-	h.Format = f
+func readHeader(f Format, b []byte) (w, h int, ok bool, err error) {
 	switch f {
 	case FormatJPEG:
-		h.Width, h.Height, err = jpegHeader(b)
+		w, h, err = jpegHeader(b)
 	case FormatPNG:
-		h.Width, h.Height, err = pngHeader(b)
+		w, h, err = pngHeader(b)
 	case FormatGIF:
-		h.Width, h.Height, err = gifHeader(b)
+		w, h, err = gifHeader(b)
 	case FormatWebP:
-		h.Width, h.Height, err = webpHeader(b)
+		w, h, err = webpHeader(b)
 	case FormatAVIF, FormatHEIF:
-		h.Width, h.Height, err = heifHeader(b)
+		w, h, err = heifHeader(b)
 	default:
-		return h, false, nil
+		return 0, 0, false, nil
 	}
-	if err == nil && (h.Width <= 0 || h.Height <= 0) {
-		err = fmt.Errorf("zero image size %dx%d", h.Width, h.Height)
+	if err == nil && (w <= 0 || h <= 0) {
+		err = fmt.Errorf("zero image size %dx%d", w, h)
 	}
 	if err != nil {
-		return h, false, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
+		return 0, 0, false, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
 	}
-	return h, true, nil
+	return w, h, true, nil
 }
 
 // jpegHeader walks the marker segments up to the first frame header (SOFn)

@@ -130,6 +130,11 @@ func meanRGB(img image.Image) [3]float64 {
 	return [3]float64{s[0] / n, s[1] / n, s[2] / n}
 }
 
+func TestMain(m *testing.M) {
+	ServeWorkerIfAsked()
+	os.Exit(m.Run())
+}
+
 func newTestProcessor(t testing.TB, edit func(*Config)) *Processor {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -141,5 +146,6 @@ func newTestProcessor(t testing.TB, edit func(*Config)) *Processor {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
 	return p
 }

@@ -1,19 +1,22 @@
-// Package imageproc is everything the service does with libvips: its
-// one-time set-up, format sniffing and header limits before any decode, the
-// resize options and their vocabulary, and the Gate that bounds concurrent
-// work. It knows nothing of HTTP; its errors are the sentinels in errors.go.
+// Package imageproc is everything the service does with images: format
+// sniffing and header limits before any decode, metadata removal, the
+// options and the geometry they mean, the Gate that bounds concurrent
+// work, and the worker processes that run libvips. It knows nothing of
+// HTTP; its errors are the sentinels in errors.go.
+//
+// One request reads top to bottom in Variants (this file), then render
+// (render.go, in a worker).
 package imageproc
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
-	"strings"
 	"time"
 
-	"github.com/h2non/bimg"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,16 +26,28 @@ type Config struct {
 	Formats []Format
 	// MaxPixels bounds width*height of an input, read from its header.
 	MaxPixels int64
+	// MaxOutputPixels bounds width*height of an output, padding and
+	// enlarging included; 0 means MaxPixels.
+	MaxOutputPixels int64
 	// MaxDimension bounds a requested width or height, and any side the
 	// service would enlarge an image to.
 	MaxDimension int
-	// Concurrency is the number of images processed at once; QueueSize the
-	// number of further requests that may wait, each at most QueueTimeout.
+	// MaxJPEGScans bounds the scans of a progressive JPEG: libjpeg decodes
+	// every scan over the whole image, and neither it nor libvips has a
+	// limit (2,000 empty scans in 248 KB took 33 s).
+	MaxJPEGScans int
+	// Concurrency is the number of images processed at once, each in its
+	// own worker process; QueueSize the number of further requests that
+	// may wait, each at most QueueTimeout.
 	Concurrency  int
 	QueueSize    int
 	QueueTimeout time.Duration
-	// Timeout bounds the processing of one image once it has a slot.
+	// Timeout bounds the processing of one image once it has a slot; when
+	// it passes, the image's worker is killed and the slot is free.
 	Timeout time.Duration
+	// Executable is the program run as an image worker, with workerArg:
+	// this very binary (os.Executable) when empty.
+	Executable string
 }
 
 // DefaultConfig returns the limits used when nothing is configured.
@@ -42,6 +57,7 @@ func DefaultConfig() Config {
 		Formats:      DefaultInputFormats,
 		MaxPixels:    50_000_000,
 		MaxDimension: 8192,
+		MaxJPEGScans: 64,
 		Concurrency:  n,
 		QueueSize:    8 * n,
 		QueueTimeout: 5 * time.Second,
@@ -49,19 +65,25 @@ func DefaultConfig() Config {
 	}
 }
 
-// Processor resizes images within the configured limits.
+// Processor makes images within the configured limits.
 type Processor struct {
 	cfg     Config
 	gate    *Gate
+	pool    *pool
 	metrics *metrics
 }
 
-// New returns a Processor. It starts libvips on first use and restricts
-// libvips' loaders to cfg.Formats. It fails when a limit is not positive or
-// when the registry refuses the metrics (reg may be nil).
+// New starts cfg.Concurrency worker processes and returns a Processor that
+// sends them images. It fails when a limit is not positive, when a worker
+// cannot start (libvips missing, or a test binary whose TestMain does not
+// call ServeWorkerIfAsked), or when the registry refuses the metrics (reg
+// may be nil). Close stops the workers.
 func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
-	if cfg.MaxPixels <= 0 || cfg.MaxDimension <= 0 || cfg.Concurrency <= 0 || cfg.QueueSize < 0 ||
-		cfg.QueueTimeout < 0 || cfg.Timeout <= 0 || len(cfg.Formats) == 0 {
+	if cfg.MaxOutputPixels == 0 {
+		cfg.MaxOutputPixels = cfg.MaxPixels
+	}
+	if cfg.MaxPixels <= 0 || cfg.MaxOutputPixels <= 0 || cfg.MaxDimension <= 0 || cfg.MaxJPEGScans <= 0 ||
+		cfg.Concurrency <= 0 || cfg.QueueSize < 0 || cfg.QueueTimeout < 0 || cfg.Timeout <= 0 || len(cfg.Formats) == 0 {
 		return nil, fmt.Errorf("imageproc: invalid config %+v", cfg)
 	}
 	var m *metrics
@@ -71,49 +93,44 @@ func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
 			return nil, fmt.Errorf("imageproc: metrics: %w", err)
 		}
 	}
-	startVips()
-	blockLoaders(cfg.Formats)
+	exe := cfg.Executable
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return nil, fmt.Errorf("imageproc: find own binary: %w", err)
+		}
+	}
+	// Two arenas hold a worker's RSS flat for a small cost in lock
+	// contention (see rz_init); an explicit MALLOC_ARENA_MAX wins.
+	arenas := 2
+	if os.Getenv("MALLOC_ARENA_MAX") != "" {
+		arenas = 0
+	}
+	pl, err := newPool(exe, workerInit{Formats: cfg.Formats, Arenas: arenas}, cfg.Concurrency)
+	if err != nil {
+		return nil, fmt.Errorf("imageproc: %w", err)
+	}
 	g := NewGate(cfg.Concurrency, cfg.QueueSize, cfg.QueueTimeout)
 	g.metrics = m
-	return &Processor{cfg: cfg, gate: g, metrics: m}, nil
+	return &Processor{cfg: cfg, gate: g, pool: pl, metrics: m}, nil
 }
+
+// Close kills the workers, whatever they are doing; images in flight fail.
+func (p *Processor) Close() { p.pool.close() }
 
 // Gate returns the processor's gate, for callers that admit a request
 // before reading its body.
 func (p *Processor) Gate() *Gate { return p.gate }
 
-// Probe sniffs b and reads its header without decoding pixels. It returns
-// ErrUnsupported for bytes that are not an enabled format, ErrUndecodable
-// for a truncated or inconsistent header, ErrTooLarge over MaxPixels.
-func (p *Processor) Probe(b []byte) (Header, error) {
-	f := Sniff(b)
-	if f == FormatUnknown {
-		return Header{}, fmt.Errorf("%w: not a known image format", ErrUnsupported)
-	}
-	if !slices.Contains(p.cfg.Formats, f) {
-		return Header{}, fmt.Errorf("%w: %s input is disabled", ErrUnsupported, f)
-	}
-	h, ok, err := readHeader(f, b)
-	if err != nil {
-		return h, err
-	}
-	if !ok { // formats whose header libvips reads (lazily: no pixels yet)
-		runtime.LockOSThread() // see withSlot
-		info, err := vipsHeader(b)
-		runtime.UnlockOSThread()
-		if err != nil {
-			return h, fmt.Errorf("%w: %s header: %v", ErrUndecodable, f, err)
-		}
-		h.Width, h.Height = info.width, info.height
-	}
-	return h, p.checkPixels(h.Width, h.Height)
-}
+// Check reports whether image workers can run, for the readiness probe.
+// It takes no slot: a busy server is still ready.
+func (p *Processor) Check(context.Context) error { return p.pool.check() }
 
-func (p *Processor) checkPixels(w, h int) error {
-	if px := int64(w) * int64(h); px > p.cfg.MaxPixels {
-		return fmt.Errorf("%w: %dx%d is %d pixels, over the limit of %d", ErrTooLarge, w, h, px, p.cfg.MaxPixels)
-	}
-	return nil
+// Version is the version of libvips the workers run.
+func (p *Processor) Version() string {
+	p.pool.mu.Lock()
+	defer p.pool.mu.Unlock()
+	return p.pool.version
 }
 
 // Result is a processed image.
@@ -123,125 +140,136 @@ type Result struct {
 	Width, Height int
 }
 
-// Process resizes b as o asks. It probes b first (see Probe), waits for a
-// slot at the gate (ErrBusy), and gives up after the configured timeout
-// (ErrTimeout) or when ctx ends; the libvips work itself cannot be stopped
-// and keeps its slot until it finishes. A decoder failure is
-// ErrUndecodable, an output over the limits ErrTooLarge.
+// Process makes one image of b as o asks; see Variants.
 func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, error) {
-	return withSlot(ctx, p, b, func(f Format) (*Result, error) { return p.resize(b, f, o) })
+	_, rs, err := p.Variants(ctx, b, []Options{o})
+	if err != nil {
+		return nil, err
+	}
+	return rs[0], nil
 }
 
-// withSlot probes b, then runs work(b's format) holding a gate slot, and
-// waits for it at most the configured timeout or until ctx ends. The work
-// runs on, keeping its slot, after an early return: libvips cannot be
-// interrupted (see MayStillRead).
-func withSlot[T any](ctx context.Context, p *Processor, b []byte, work func(Format) (T, error)) (T, error) {
-	var zero T
-	h, err := p.Probe(b)
+// Variants makes one output per element of opts from the image b, in one
+// slot and one worker, decoding the source once where the outputs allow.
+// It returns the source's Header as settled by the worker.
+//
+// Errors: ErrUnsupported (not an enabled format), ErrUndecodable (a
+// broken or truncated file, or one the decoder crashed on twice),
+// ErrTooLarge (over a pixel, dimension or scan limit), ErrBusy (no slot in
+// time), ErrTimeout (the work took longer than Timeout: its worker was
+// killed), or ctx's error. When Variants returns, no worker reads b any
+// more: the caller may reuse its memory.
+func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Header, []*Result, error) {
+	start := time.Now()
+	in, err := p.prepare(b, opts)
 	if err != nil {
-		return zero, err
+		return in.header, nil, err
 	}
 	release, err := p.gate.Acquire(ctx)
 	if err != nil {
-		return zero, err
+		return in.header, nil, err
 	}
-	type outcome struct {
-		r   T
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		defer release()
-		// libvips keeps buffers per OS thread, and a region must stay on
-		// the thread that made it; Go moves goroutines between threads at
-		// will. Every libvips call of one image therefore runs on one
-		// locked thread, which runs nothing else meanwhile: without this,
-		// an image freed on another thread corrupted the heap under load
-		// (free(): invalid pointer, seen once in a soak).
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		r, err := work(h.Format)
-		done <- outcome{r, err}
-	}()
-	t := time.NewTimer(p.cfg.Timeout)
-	defer t.Stop()
-	select {
-	case out := <-done:
-		return out.r, out.err
-	case <-t.C:
-		return zero, fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
-	case <-ctx.Done():
-		return zero, fmt.Errorf("%w: %w", errAbandoned, context.Cause(ctx))
-	}
-}
-
-// errAbandoned marks a Process that stopped waiting for libvips because its
-// context ended (see MayStillRead).
-var errAbandoned = errors.New("abandoned")
-
-// resize runs libvips; it is called holding a gate slot.
-func (p *Processor) resize(b []byte, f Format, o Options) (*Result, error) {
-	src, err := readSource(b, f)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.checkPixels(src.width, src.height); err != nil {
-		return nil, err // libvips saw a larger canvas than the header parser
-	}
-	return p.resizeFrom(b, src, o)
-}
-
-// resizeFrom runs the plan for b, whose header src describes.
-func (p *Processor) resizeFrom(b []byte, src source, o Options) (*Result, error) {
-	start := time.Now()
-	pl, err := plan(src, o, p.cfg.MaxDimension)
-	if err != nil {
-		return nil, err
-	}
-	out := b
-	for _, pass := range pl.passes {
-		if out, err = bimg.Resize(out, pass); err != nil {
-			return nil, decodeError(err)
+	defer release()
+	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
+		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension}}
+	deadline := time.Now().Add(p.cfg.Timeout)
+	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
+	if errors.Is(err, errWorkerDied) {
+		// Once may be bad luck (memory pressure); twice is the image.
+		if rep, outs, err = p.pool.do(ctx, deadline, j, in.parts); errors.Is(err, errWorkerDied) {
+			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
 		}
 	}
-	oh, _, err := readHeader(pl.format, out)
-	if err != nil {
-		return nil, fmt.Errorf("read own output: %v", err) // %v: not the client's ErrUndecodable
+	if errors.Is(err, ErrTimeout) {
+		err = fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
 	}
-	p.metrics.processed(pl.format, time.Since(start), len(b), len(out))
-	return &Result{Data: out, Format: pl.format, Width: oh.Width, Height: oh.Height}, nil
+	if err != nil {
+		return in.header, nil, err
+	}
+	if rep.Err != nil {
+		return rep.Header, nil, rep.Err.err()
+	}
+	res := make([]*Result, len(outs))
+	total := 0
+	for i, o := range rep.Outputs {
+		res[i] = &Result{Data: outs[i], Format: o.Format, Width: o.Width, Height: o.Height}
+		total += len(outs[i])
+	}
+	if len(res) > 0 {
+		p.metrics.processed(res[0].Format, time.Since(start), len(b), total)
+	}
+	return rep.Header, res, nil
 }
 
-// readSource reads what planning needs from libvips' view of the header.
-func readSource(b []byte, f Format) (source, error) {
-	info, err := vipsHeader(b)
-	if err != nil {
-		return source{}, decodeError(err)
-	}
-	return source{width: info.width, height: info.height, orientation: info.orientation, alpha: info.alpha, format: f}, nil
+// input is an image checked in Go and ready for a worker.
+type input struct {
+	header Header
+	parts  [][]byte // the file to send, metadata removed
+	size   int
 }
 
-// decodeError classifies a bimg error. The input was sniffed and its header
-// read, so a failure is the decoder's (ErrUndecodable) unless libvips says it
-// failed while writing, which is the service's own fault.
-func decodeError(err error) error {
-	msg := err.Error()
-	for _, s := range []string{"save", "Save", "output type"} {
-		if strings.Contains(msg, s) {
-			return fmt.Errorf("libvips: %w", err)
+// prepare does, in Go and before any slot is taken, every check the bytes
+// allow: the format is known and enabled; the header is whole and within
+// the pixel limit; a JPEG's scans are within theirs; every output fits the
+// output limits. It removes the metadata (the decoder never sees it, and
+// no encoder can write it back) and learns the EXIF orientation on the way.
+func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
+	f := Sniff(b)
+	in := input{header: Header{Format: f}}
+	if f == FormatUnknown {
+		return in, fmt.Errorf("%w: not a known image format", ErrUnsupported)
+	}
+	if !slices.Contains(p.cfg.Formats, f) {
+		return in, fmt.Errorf("%w: %s input is disabled", ErrUnsupported, f)
+	}
+	w, h, known, err := readHeader(f, b)
+	if err != nil {
+		return in, err
+	}
+	if px := int64(w) * int64(h); px > p.cfg.MaxPixels {
+		return in, fmt.Errorf("%w: %dx%d is %d pixels, over the limit of %d", ErrTooLarge, w, h, px, p.cfg.MaxPixels)
+	}
+	c, err := clean(f, b)
+	if err != nil {
+		return in, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
+	}
+	if c.scans > p.cfg.MaxJPEGScans {
+		return in, fmt.Errorf("%w: %d progressive scans, over the limit of %d", ErrTooLarge, c.scans, p.cfg.MaxJPEGScans)
+	}
+	in.parts, in.size = c.parts, c.size
+	in.header.Orientation = c.orientation
+	if f == FormatAVIF || f == FormatHEIF {
+		in.header.Orientation = 1 // libheif turns the image upright itself
+	}
+	if !known {
+		return in, nil
+	}
+	in.header.Width, in.header.Height = upright(w, h, max(in.header.Orientation, 1))
+	for _, o := range opts {
+		if _, err := fitGeometry(in.header.Width, in.header.Height, o, p.cfg.MaxDimension, p.cfg.MaxOutputPixels); err != nil {
+			return in, err
 		}
 	}
-	return fmt.Errorf("%w: %s", ErrUndecodable, strings.TrimSpace(msg))
+	return in, nil
 }
 
-// MayStillRead reports whether, after Process returned err, libvips may
-// still be reading the input: Process gives up waiting on a timeout or a
-// cancelled context, but the work it started runs to its end. The caller
-// must not reuse the input's memory then.
-func MayStillRead(err error) bool {
-	return errors.Is(err, ErrTimeout) || errors.Is(err, errAbandoned)
+// clean removes the metadata of the formats that carry it in blocks the
+// service can drop in Go (see clean_*.go); other formats pass unchanged.
+func clean(f Format, b []byte) (cleaned, error) {
+	switch f {
+	case FormatJPEG:
+		return cleanJPEG(b)
+	case FormatPNG:
+		return cleanPNG(b)
+	case FormatWebP:
+		return cleanWebP(b)
+	}
+	return cleaned{parts: [][]byte{b}, size: len(b)}, nil
 }
+
+// MayStillRead is always false: Variants returns only once no worker reads
+// its input. It stays until its callers drop it.
+func MayStillRead(error) bool { return false }
 
 // IsRetryable reports whether err is a passing condition (busy, timed out)
 // after which the same request may succeed.

@@ -3,46 +3,64 @@ package imageproc
 /*
 #cgo pkg-config: vips
 #include <stdlib.h>
+#include <string.h>
 #ifdef __linux__
 #include <malloc.h>
 #endif
 #include <vips/vips.h>
 
-// limit_arenas caps glibc's malloc arenas. glibc gives each thread that
-// meets contention its own arena, up to 8 per core, and libvips' worker
-// threads allocate large pixel buffers from all of them; freed memory is
-// then stranded across arenas and RSS creeps up. Two arenas hold it flat
-// for a small cost in lock contention.
-static void limit_arenas(int n) {
-#if defined(__GLIBC__) && defined(M_ARENA_MAX)
-	mallopt(M_ARENA_MAX, n);
-#endif
-}
-
 static void discard_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data) {}
 
-// quiet_warnings drops libvips' warnings, which GLib would print as
-// free-form lines on stderr between the JSON log lines. A hostile file can
-// produce thousands; the failures that matter come back as errors.
 static void *set_nocache(GType type, void *a) {
 	VipsOperationClass *class = VIPS_OPERATION_CLASS(g_type_class_ref(type));
 	class->flags |= VIPS_OPERATION_NOCACHE;
 	return NULL; // classes live as long as the process: the ref is kept
 }
 
-// disable_operation_cache marks every operation class uncacheable. A cache
+// rz_init starts libvips for a worker process.
+//
+// glibc's malloc arenas are capped first: glibc gives each thread that meets
+// contention its own arena, up to 8 per core, and freed pixel buffers are
+// then stranded across them and RSS creeps up.
+//
+// The operation cache is turned off, and every operation class is marked
+// no-cache besides: the cache keys decoded pixels by operation arguments, a
+// resize service almost never sees the same arguments twice, and a cache
 // limited to zero entries still inserts each operation and trims it a
-// moment later, outside its lock; in that moment another thread asking for
-// an operation with the same arguments (the same bytes at the same address
-// reused from a buffer pool, the same options) gets the first thread's
-// images, and two threads then compute and free the same images: a heap
-// corruption seen twice in soaks. Operations marked no-cache are never
-// inserted, so nothing is ever shared.
-static void disable_operation_cache(void) {
+// moment later, outside its lock (two threads then shared and freed the
+// same images: a heap corruption seen twice in soaks).
+//
+// libvips' own thread pool is one thread per operation: a worker runs one
+// image at a time and the service runs one worker per core.
+//
+// Untrusted loaders (ImageMagick, matrix, FITS, ...) are blocked;
+// rz_block_loaders narrows further.
+static int rz_init(int arenas) {
+#if defined(__GLIBC__) && defined(M_ARENA_MAX)
+	if (arenas > 0) {
+		mallopt(M_ARENA_MAX, arenas);
+	}
+#endif
+	if (VIPS_INIT("resizer")) {
+		return -1;
+	}
+	vips_cache_set_max(0);
+	vips_cache_set_max_mem(0);
+	vips_cache_set_max_files(0);
 	vips_type_map_all(VIPS_TYPE_OPERATION, set_nocache, NULL);
+	vips_concurrency_set(1);
+	vips_block_untrusted_set(TRUE);
+	// libvips' warnings would be free-form lines on stderr; a hostile file
+	// can produce thousands, and the failures that matter are errors.
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, discard_log, NULL);
+	return 0;
 }
 
-static int operation_nocache(const char *nickname) {
+static void rz_block(const char *class, int blocked) {
+	vips_operation_block_set(class, blocked ? TRUE : FALSE);
+}
+
+static int rz_operation_nocache(const char *nickname) {
 	GType type = vips_type_find("VipsOperation", nickname);
 	if (!type) {
 		return -1;
@@ -53,36 +71,214 @@ static int operation_nocache(const char *nickname) {
 	return nocache;
 }
 
-// vips_image_new_from_buffer is variadic, which cgo cannot call.
-static VipsImage *vips_image_new_from_buffer_bridge(const void *buf, size_t len, const char *options) {
-	return vips_image_new_from_buffer(buf, len, options, NULL);
-}
-
-// header_info opens buf lazily (no pixels are decoded) and reads what
-// planning needs. It frees all it allocates; bimg's Metadata leaks a C
-// string for each of the fifty EXIF tags it looks up.
-static int header_info(const void *buf, size_t len, int *width, int *height, int *alpha, int *orientation) {
+// rz_header opens buf lazily (no pixels are decoded) and reads what the
+// plan needs. It frees all it allocates.
+static int rz_header(const void *buf, size_t len, int *width, int *height, int *bands, int *alpha,
+		int *orientation, int *pages, char *loader, size_t loader_len) {
 	VipsImage *img = vips_image_new_from_buffer(buf, len, "", NULL);
 	if (img == NULL) {
 		return -1;
 	}
 	*width = vips_image_get_width(img);
 	*height = vips_image_get_height(img);
+	*bands = vips_image_get_bands(img);
 	*alpha = vips_image_hasalpha(img);
-	*orientation = 1;
-	if (vips_image_get_typeof(img, VIPS_META_ORIENTATION)) {
-		int o;
-		if (vips_image_get_int(img, VIPS_META_ORIENTATION, &o) == 0 && o >= 1 && o <= 8) {
-			*orientation = o;
-		}
+	*orientation = vips_image_get_orientation(img);
+	*pages = vips_image_get_n_pages(img);
+	const char *l = NULL;
+	loader[0] = 0;
+	if (vips_image_get_typeof(img, VIPS_META_LOADER) && vips_image_get_string(img, VIPS_META_LOADER, &l) == 0) {
+		g_strlcpy(loader, l, loader_len);
 	}
 	g_object_unref(img);
 	return 0;
 }
 
-// malloc_in_use is the heap memory malloc has handed out and not had back,
-// for the leak test; -1 where glibc's mallinfo2 is missing.
-static long long malloc_in_use(void) {
+// rz_thumbnail decodes buf straight to exactly width x height (as stored,
+// no orientation applied), shrinking on load where the format can (JPEG,
+// WebP, HEIF, SVG). loadopts go to the loader (fail_on).
+static int rz_thumbnail(const void *buf, size_t len, int width, int height, const char *loadopts, VipsImage **out) {
+	return vips_thumbnail_buffer((void *)buf, len, out, width, "height", height, "size", VIPS_SIZE_FORCE,
+		"no_rotate", TRUE, "option_string", loadopts, NULL);
+}
+
+// rz_decodes reports whether buf decodes whole (0) or not (-1, the
+// decoder's message in the error buffer): the test that tells a broken
+// input from a failure of the service's own when libvips, which decodes
+// lazily, fails in a later step.
+static int rz_decodes(const void *buf, size_t len) {
+	VipsImage *img = vips_image_new_from_buffer(buf, len, "fail_on=truncated", "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+	if (img == NULL) {
+		return -1;
+	}
+	double avg;
+	int rc = vips_avg(img, &avg, NULL);
+	g_object_unref(img);
+	return rc;
+}
+
+// rz_thumbnail_image scales an image already decoded to exactly width x
+// height.
+static int rz_thumbnail_image(VipsImage *in, int width, int height, VipsImage **out) {
+	return vips_thumbnail_image(in, out, width, "height", height, "size", VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL);
+}
+
+static int rz_to_8bit_untagged(VipsImage *in, VipsImage **out);
+
+// rz_to_8bit converts any interpretation and depth to 8-bit sRGB, or to
+// 8-bit grey for grey images, keeping an alpha band. Pixels with an
+// embedded profile are converted through it (relative intent, as browsers
+// do); untagged pixels are taken as sRGB already, and CMYK without a
+// profile goes through libvips' built-in CMYK profile.
+static int rz_to_8bit(VipsImage *in, VipsImage **out) {
+	if (vips_image_get_typeof(in, VIPS_META_ICC_NAME)) {
+		VipsImage *t;
+		if (vips_icc_transform(in, &t, "srgb", "embedded", TRUE, "intent", VIPS_INTENT_RELATIVE, NULL) == 0) {
+			int rc = rz_to_8bit_untagged(t, out);
+			g_object_unref(t);
+			return rc;
+		}
+		vips_error_clear(); // a broken profile: go on as if there were none
+	}
+	return rz_to_8bit_untagged(in, out);
+}
+
+static int rz_to_8bit_untagged(VipsImage *in, VipsImage **out) {
+	VipsInterpretation i = vips_image_guess_interpretation(in);
+	int grey = i == VIPS_INTERPRETATION_B_W || i == VIPS_INTERPRETATION_GREY16;
+	VipsInterpretation want = grey ? VIPS_INTERPRETATION_B_W : VIPS_INTERPRETATION_sRGB;
+	if (i == want && in->BandFmt == VIPS_FORMAT_UCHAR) {
+		return vips_copy(in, out, NULL);
+	}
+	VipsImage *t;
+	if (vips_colourspace(in, &t, want, NULL)) {
+		return -1;
+	}
+	if (t->BandFmt == VIPS_FORMAT_UCHAR) {
+		*out = t;
+		return 0;
+	}
+	int rc = vips_cast_uchar(t, out, NULL);
+	g_object_unref(t);
+	return rc;
+}
+
+static int rz_to_srgb(VipsImage *in, VipsImage **out) {
+	return vips_colourspace(in, out, VIPS_INTERPRETATION_sRGB, NULL);
+}
+
+static int rz_rot(VipsImage *in, int angle, VipsImage **out) {
+	VipsAngle a = angle == 90 ? VIPS_ANGLE_D90 : angle == 180 ? VIPS_ANGLE_D180 : VIPS_ANGLE_D270;
+	return vips_rot(in, out, a, NULL);
+}
+
+static int rz_flip_horizontal(VipsImage *in, VipsImage **out) {
+	return vips_flip(in, out, VIPS_DIRECTION_HORIZONTAL, NULL);
+}
+
+static int rz_crop(VipsImage *in, int left, int top, int width, int height, VipsImage **out) {
+	return vips_extract_area(in, out, left, top, width, height, NULL);
+}
+
+static int rz_smartcrop(VipsImage *in, int width, int height, VipsImage **out) {
+	return vips_smartcrop(in, out, width, height, "interesting", VIPS_INTERESTING_ATTENTION, NULL);
+}
+
+static int rz_embed(VipsImage *in, int x, int y, int width, int height, double *bg, int n, VipsImage **out) {
+	VipsArrayDouble *a = vips_array_double_new(bg, n);
+	int rc = vips_embed(in, out, x, y, width, height, "extend", VIPS_EXTEND_BACKGROUND, "background", a, NULL);
+	vips_area_unref(VIPS_AREA(a));
+	return rc;
+}
+
+static int rz_flatten(VipsImage *in, double *bg, int n, VipsImage **out) {
+	VipsArrayDouble *a = vips_array_double_new(bg, n);
+	int rc = vips_flatten(in, out, "background", a, NULL);
+	vips_area_unref(VIPS_AREA(a));
+	return rc;
+}
+
+static int rz_addalpha(VipsImage *in, VipsImage **out) {
+	return vips_addalpha(in, out, NULL);
+}
+
+static int rz_copy_memory(VipsImage *in, VipsImage **out) {
+	*out = vips_image_copy_memory(in);
+	return *out == NULL ? -1 : 0;
+}
+
+// rz_keep_field lists the fields that carry no information about the
+// picture's origin and that savers need: the layout of multi-page images.
+static int rz_keep_field(const char *name) {
+	return strcmp(name, "page-height") == 0 || strcmp(name, "n-pages") == 0 ||
+		strcmp(name, "delay") == 0 || strcmp(name, "loop") == 0;
+}
+
+// rz_strip returns a copy of in without any metadata item: EXIF, XMP,
+// IPTC, the ICC profile, the orientation, comments and every
+// loader-specific field. Savers are also told to strip, but libvips 8.14.1
+// ignores that in its WebP saver and writes whatever fields are left.
+static int rz_strip(VipsImage *in, VipsImage **out) {
+	if (vips_copy(in, out, NULL)) {
+		return -1;
+	}
+	gchar **fields = vips_image_get_fields(*out);
+	for (int i = 0; fields[i] != NULL; i++) {
+		if (!rz_keep_field(fields[i])) {
+			vips_image_remove(*out, fields[i]);
+		}
+	}
+	g_strfreev(fields);
+	return 0;
+}
+
+// rz_count_fields counts the metadata items left on an image (for tests).
+static int rz_count_fields(VipsImage *in) {
+	gchar **fields = vips_image_get_fields(in);
+	int n = 0;
+	for (int i = 0; fields[i] != NULL; i++) {
+		if (vips_image_get_typeof(in, fields[i]) && !rz_keep_field(fields[i]) &&
+				strcmp(fields[i], "width") && strcmp(fields[i], "height") && strcmp(fields[i], "bands") &&
+				strcmp(fields[i], "format") && strcmp(fields[i], "coding") && strcmp(fields[i], "interpretation") &&
+				strcmp(fields[i], "xoffset") && strcmp(fields[i], "yoffset") && strcmp(fields[i], "xres") &&
+				strcmp(fields[i], "yres") && strcmp(fields[i], "filename")) {
+			n++;
+		}
+	}
+	g_strfreev(fields);
+	return n;
+}
+
+enum { RZ_JPEG = 1, RZ_PNG, RZ_WEBP, RZ_GIF, RZ_AVIF };
+
+// rz_save encodes in. AVIF's effort is low: libvips' default (4 of 9)
+// takes seconds per image, and effort 1 costs a few per cent in size.
+static int rz_save(VipsImage *in, int format, int quality, void **buf, size_t *len) {
+	switch (format) {
+	case RZ_JPEG:
+		return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", TRUE, "optimize_coding", TRUE, NULL);
+	case RZ_PNG:
+		return vips_pngsave_buffer(in, buf, len, "strip", TRUE, "compression", 6,
+			"filter", VIPS_FOREIGN_PNG_FILTER_ALL, NULL);
+	case RZ_WEBP:
+		return vips_webpsave_buffer(in, buf, len, "Q", quality, "strip", TRUE, NULL);
+	case RZ_GIF:
+		return vips_gifsave_buffer(in, buf, len, "strip", TRUE, NULL);
+	case RZ_AVIF:
+		return vips_heifsave_buffer(in, buf, len, "Q", quality, "strip", TRUE,
+			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "effort", 1, NULL);
+	}
+	vips_error("resizer", "no saver for format %d", format);
+	return -1;
+}
+
+static int rz_can_save_jpeg(void) {
+	return vips_foreign_find_save_buffer(".jpg") != NULL;
+}
+
+// rz_malloc_in_use is the heap memory malloc has handed out and not had
+// back, for the leak test; -1 where glibc's mallinfo2 is missing.
+static long long rz_malloc_in_use(void) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 	struct mallinfo2 m = mallinfo2();
 	return (long long)(m.uordblks + m.hblkhd);
@@ -90,167 +286,243 @@ static long long malloc_in_use(void) {
 	return -1;
 #endif
 }
-
-static void quiet_warnings(void) {
-	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING, discard_log, NULL);
-}
 */
 import "C"
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"os"
-	"runtime"
 	"strings"
-	"sync"
 	"unsafe"
-
-	"github.com/h2non/bimg"
 )
 
-var vipsOnce sync.Once
+// This file is the cgo layer: the only code that calls libvips, and the one
+// way images enter it (rz_thumbnail, with fail_on) and leave it (stripped,
+// then rz_save). It runs in worker processes only (worker.go), one image
+// at a time on one locked OS thread: libvips keeps buffers per thread and a
+// region must stay on the thread that made it.
 
-// startVips finishes libvips' one-time set-up. bimg calls vips_init when it
-// is imported; this turns its operation cache off: the cache keys decoded
-// pixels by operation arguments, and a resize service almost never sees the
-// same arguments twice, so bimg's default (100 MB, 500 operations) would be
-// memory held for no hits. Setting its size to zero is not enough (see
-// disable_operation_cache). libvips' own thread pool stays at bimg's one
-// thread per operation: the Gate runs one operation per core instead, which
-// keeps every core busy without threads fighting over them.
-func startVips() {
-	vipsOnce.Do(func() {
-		if os.Getenv("MALLOC_ARENA_MAX") == "" { // an explicit setting wins
-			C.limit_arenas(2)
-		}
-		bimg.VipsCacheSetMax(0)
-		bimg.VipsCacheSetMaxMem(0)
-		C.disable_operation_cache()
-		// Untrusted loaders (ImageMagick, matrix, FITS, ...) are never
-		// wanted from the network; blockLoaders narrows further.
-		C.vips_block_untrusted_set(C.TRUE)
-		C.quiet_warnings()
-	})
-}
-
-// vipsLoaders maps input formats to their libvips loader class; blocking a
-// class blocks its file, buffer and source variants.
-var vipsLoaders = map[Format]string{
-	FormatJPEG: "VipsForeignLoadJpeg",
-	FormatPNG:  "VipsForeignLoadPng",
-	FormatWebP: "VipsForeignLoadWebp",
-	FormatGIF:  "VipsForeignLoadNsgif",
-	FormatAVIF: "VipsForeignLoadHeif",
-	FormatHEIF: "VipsForeignLoadHeif",
-	FormatTIFF: "VipsForeignLoadTiff",
-	FormatSVG:  "VipsForeignLoadSvg",
-	FormatPDF:  "VipsForeignLoadPdf",
-}
-
-// blockLoaders blocks every libvips loader, then unblocks those of the
-// allowed formats. The untrusted flag alone is not enough: libvips does not
-// mark some loaders (its native format, matrix, CSV, PPM) untrusted. The
-// block list is process-wide libvips state; the last Processor built sets it.
-// TIFF stays open for the service's own intermediates; the sniffer still
-// refuses TIFF input unless it is allowed.
-func blockLoaders(allowed []Format) {
-	setBlock("VipsForeignLoad", true)
-	setBlock(vipsLoaders[FormatTIFF], false) // the service's own intermediates
-	for _, f := range allowed {
-		setBlock(vipsLoaders[f], false)
+// vipsInit starts libvips in a worker and blocks every loader but those of
+// the allowed formats (and TIFF, which the service's own tests use; the
+// sniffer refuses TIFF input unless it is allowed). It must run once, first.
+func vipsInit(allowed []Format, arenas int) error {
+	if C.rz_init(C.int(arenas)) != 0 {
+		return fmt.Errorf("start libvips: %w", vipsError())
 	}
+	setBlock("VipsForeignLoad", true)
+	for _, f := range allowed {
+		if l := formatTable[f].loader; l != "" {
+			setBlock(l, false)
+		}
+	}
+	return nil
 }
 
 func setBlock(class string, blocked bool) {
 	cs := C.CString(class)
 	defer C.free(unsafe.Pointer(cs))
-	b := C.gboolean(C.FALSE)
+	b := C.int(0)
 	if blocked {
-		b = C.TRUE
+		b = 1
 	}
-	C.vips_operation_block_set(cs, b)
+	C.rz_block(cs, b)
 }
 
-// vipsLoad opens b the way libvips does when nobody names a loader (the
-// path bimg takes for bytes it does not recognise) and returns the loader
-// used. It fails for unknown bytes and for blocked loaders.
-func vipsLoad(b []byte) (string, error) {
-	if len(b) == 0 {
-		return "", errors.New("empty")
+// vipsError takes libvips' error buffer as an error, and clears it.
+func vipsError() error {
+	msg := strings.TrimSpace(C.GoString(C.vips_error_buffer()))
+	C.vips_error_clear()
+	if msg == "" {
+		msg = "libvips failed without a message"
 	}
-	empty := C.CString("")
-	defer C.free(unsafe.Pointer(empty))
-	img := C.vips_image_new_from_buffer_bridge(unsafe.Pointer(&b[0]), C.size_t(len(b)), empty)
-	defer runtime.KeepAlive(b)
-	if img == nil {
-		msg := C.GoString(C.vips_error_buffer())
-		C.vips_error_clear()
-		return "", errors.New(strings.TrimSpace(msg))
-	}
-	defer C.g_object_unref(C.gpointer(img))
-	field := C.CString("vips-loader")
-	defer C.free(unsafe.Pointer(field))
-	var loader *C.char
-	if C.vips_image_get_string(img, field, &loader) != 0 {
-		C.vips_error_clear()
-		return "", errors.New("no vips-loader field")
-	}
-	return C.GoString(loader), nil
+	return errors.New(msg)
 }
 
-// vipsInfo is what libvips reads of an image's header.
-type vipsInfo struct {
-	width, height int
-	alpha         bool
-	orientation   int
+// vipsVersion is the version of the libvips library linked in. It needs no
+// initialisation.
+func vipsVersion() string { return C.GoString(C.vips_version_string()) }
+
+// cbuf is memory allocated by C that holds an input image: libvips keeps a
+// pointer to its input for lazy decoding, which Go memory must not be
+// handed out for.
+type cbuf struct {
+	p unsafe.Pointer
+	n int
 }
 
-// vipsHeader reads an image's header through libvips, without decoding
-// pixels; only unblocked loaders open it. Call it from a locked thread.
-func vipsHeader(b []byte) (vipsInfo, error) {
-	if len(b) == 0 {
-		return vipsInfo{}, errors.New("empty")
+func newCbuf(n int) cbuf {
+	if n <= 0 {
+		n = 1
 	}
-	var w, h, a, o C.int
-	rc := C.header_info(unsafe.Pointer(&b[0]), C.size_t(len(b)), &w, &h, &a, &o)
-	runtime.KeepAlive(b)
+	return cbuf{p: C.malloc(C.size_t(n)), n: n}
+}
+
+func (b cbuf) bytes() []byte { return unsafe.Slice((*byte)(b.p), b.n) }
+func (b cbuf) free()         { C.free(b.p) }
+
+// vheader is libvips' view of an image's header.
+type vheader struct {
+	width, height, bands int
+	alpha                bool
+	orientation, pages   int
+	loader               string
+}
+
+func vipsHeader(in cbuf) (vheader, error) {
+	var w, h, bands, a, o, pages C.int
+	var loader [64]C.char
+	if C.rz_header(in.p, C.size_t(in.n), &w, &h, &bands, &a, &o, &pages, &loader[0], C.size_t(len(loader))) != 0 {
+		return vheader{}, vipsError()
+	}
+	return vheader{width: int(w), height: int(h), bands: int(bands), alpha: a != 0,
+		orientation: int(o), pages: int(pages), loader: C.GoString(&loader[0])}, nil
+}
+
+// vimage is a libvips image held by Go; free releases it.
+type vimage struct{ p *C.VipsImage }
+
+func (im vimage) free() {
+	if im.p != nil {
+		C.g_object_unref(C.gpointer(im.p))
+	}
+}
+
+func (im vimage) width() int  { return int(C.vips_image_get_width(im.p)) }
+func (im vimage) height() int { return int(C.vips_image_get_height(im.p)) }
+func (im vimage) bands() int  { return int(C.vips_image_get_bands(im.p)) }
+func (im vimage) alpha() bool { return C.vips_image_hasalpha(im.p) != 0 }
+
+// metadataCount is the number of metadata items on the image (for tests).
+func (im vimage) metadataCount() int { return int(C.rz_count_fields(im.p)) }
+
+// then runs op on im and frees im, so that a step reads as im = im.then(...).
+// libvips keeps what it needs of im through the new image's references.
+func (im vimage) then(op func(in *C.VipsImage, out **C.VipsImage) C.int) (vimage, error) {
+	var out *C.VipsImage
+	rc := op(im.p, &out)
+	im.free()
 	if rc != 0 {
-		msg := C.GoString(C.vips_error_buffer())
-		C.vips_error_clear()
-		return vipsInfo{}, errors.New(strings.TrimSpace(msg))
+		return vimage{}, vipsError()
 	}
-	return vipsInfo{width: int(w), height: int(h), alpha: a != 0, orientation: int(o)}, nil
+	return vimage{out}, nil
 }
+
+var failOnTruncated = C.CString("fail_on=truncated") // never freed: one per process
+
+// vipsDecodes reports whether in decodes whole; the error is the decoder's.
+func vipsDecodes(in cbuf) error {
+	if C.rz_decodes(in.p, C.size_t(in.n)) != 0 {
+		return vipsError()
+	}
+	return nil
+}
+
+// vipsThumbnail decodes in to exactly w x h (in stored orientation), refusing
+// truncated files.
+func vipsThumbnail(in cbuf, w, h int) (vimage, error) {
+	var out *C.VipsImage
+	if C.rz_thumbnail(in.p, C.size_t(in.n), C.int(w), C.int(h), failOnTruncated, &out) != 0 {
+		return vimage{}, vipsError()
+	}
+	return vimage{out}, nil
+}
+
+func (im vimage) thumbnail(w, h int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_thumbnail_image(in, C.int(w), C.int(h), out)
+	})
+}
+
+func (im vimage) to8bit() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_to_8bit(in, out) })
+}
+
+func (im vimage) toSRGB() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_to_srgb(in, out) })
+}
+
+func (im vimage) rotate(angle int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_rot(in, C.int(angle), out) })
+}
+
+func (im vimage) mirror() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_flip_horizontal(in, out) })
+}
+
+func (im vimage) crop(left, top, w, h int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_crop(in, C.int(left), C.int(top), C.int(w), C.int(h), out)
+	})
+}
+
+func (im vimage) smartcrop(w, h int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_smartcrop(in, C.int(w), C.int(h), out)
+	})
+}
+
+func (im vimage) embed(x, y, w, h int, bg []float64) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_embed(in, C.int(x), C.int(y), C.int(w), C.int(h), (*C.double)(&bg[0]), C.int(len(bg)), out)
+	})
+}
+
+func (im vimage) flatten(bg []float64) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_flatten(in, (*C.double)(&bg[0]), C.int(len(bg)), out)
+	})
+}
+
+func (im vimage) addAlpha() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_addalpha(in, out) })
+}
+
+func (im vimage) inMemory() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_copy_memory(in, out) })
+}
+
+func (im vimage) strip() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_strip(in, out) })
+}
+
+// vipsSaveFormats are the output formats rz_save knows.
+var vipsSaveFormats = map[Format]C.int{
+	FormatJPEG: C.RZ_JPEG, FormatPNG: C.RZ_PNG, FormatWebP: C.RZ_WEBP, FormatGIF: C.RZ_GIF, FormatAVIF: C.RZ_AVIF,
+}
+
+// save encodes im, which it does not free. The bytes are C memory: the
+// caller frees them with freeC once written out.
+func (im vimage) save(f Format, quality int) ([]byte, error) {
+	code, ok := vipsSaveFormats[f]
+	if !ok {
+		return nil, fmt.Errorf("cannot write %s", f)
+	}
+	var buf unsafe.Pointer
+	var n C.size_t
+	if C.rz_save(im.p, code, C.int(quality), &buf, &n) != 0 {
+		return nil, vipsError()
+	}
+	return unsafe.Slice((*byte)(buf), int(n)), nil
+}
+
+// freeC releases memory that libvips allocated (save's output).
+func freeC(b []byte) {
+	if len(b) > 0 {
+		C.g_free(C.gpointer(unsafe.Pointer(&b[0])))
+	}
+}
+
+// vipsCanSaveJPEG reports whether libvips can write JPEG: the readiness
+// check a worker answers when it starts.
+func vipsCanSaveJPEG() bool { return C.rz_can_save_jpeg() != 0 }
 
 // operationCached reports whether libvips would cache the operation with
 // this nickname (for tests).
 func operationCached(nickname string) bool {
 	cs := C.CString(nickname)
 	defer C.free(unsafe.Pointer(cs))
-	return C.operation_nocache(cs) == 0
+	return C.rz_operation_nocache(cs) == 0
 }
 
 // mallocInUse is glibc's count of heap bytes in use, or -1.
-func mallocInUse() int64 { return int64(C.malloc_in_use()) }
-
-// VipsVersion returns the version of the libvips library in use.
-func VipsVersion() string { return bimg.VipsVersion }
-
-// Shutdown stops libvips. libvips cannot be started again in the same
-// process, so only the process's last act calls it.
-func Shutdown() { bimg.Shutdown() }
-
-// Check reports whether libvips is up and able to write JPEG, for the
-// readiness probe. It takes no gate slot: a busy server is still ready.
-func Check(ctx context.Context) error {
-	suffix := C.CString(".jpg")
-	defer C.free(unsafe.Pointer(suffix))
-	if C.vips_foreign_find_save_buffer(suffix) == nil {
-		msg := C.GoString(C.vips_error_buffer())
-		C.vips_error_clear()
-		return fmt.Errorf("libvips cannot write JPEG: %s", strings.TrimSpace(msg))
-	}
-	return nil
-}
+func mallocInUse() int64 { return int64(C.rz_malloc_in_use()) }

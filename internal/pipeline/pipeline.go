@@ -173,11 +173,16 @@ func (p *Pipeline) OutputKey(key string, v Variant, f imageproc.Format) string {
 	return k
 }
 
-// Upload stores data as the original at key and makes its variants. The
-// bytes are checked first (format, header, limits: imageproc's errors), so
-// that nothing is stored for an image that would be refused.
+// Upload stores data as the original at key with its variants, all or
+// nothing: the variants are made first (so that nothing is stored for an
+// image that is refused: imageproc's errors), every key is checked, and
+// when a write fails, what was written is deleted again.
 func (p *Pipeline) Upload(ctx context.Context, key string, data []byte) (Result, error) {
-	h, err := p.proc.Probe(data)
+	h, results, err := p.proc.Variants(ctx, data, p.options())
+	if err != nil {
+		return Result{}, err
+	}
+	keys, err := p.outputKeys(key, results)
 	if err != nil {
 		return Result{}, err
 	}
@@ -185,7 +190,50 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte) (Result,
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
 	}
-	return p.make(ctx, obj, data, h)
+	res, err := p.store(ctx, obj, data, h, results, keys)
+	if err != nil {
+		p.rollback(ctx, key, keys)
+		return Result{}, err
+	}
+	return res, nil
+}
+
+// rollback deletes what a failed Upload wrote. It runs on even when the
+// request's context has ended (the client gone is no reason to leave half
+// an upload behind), within its own time limit; it is best effort: a
+// deletion that fails too is reported to nobody but the log of the error
+// that caused it, and a retried upload overwrites the same keys.
+func (p *Pipeline) rollback(ctx context.Context, original string, outputs []string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_ = parallel(len(outputs)+1, func(i int) error {
+		if i == len(outputs) {
+			return p.in.Delete(ctx, original)
+		}
+		return p.out.Delete(ctx, outputs[i])
+	})
+}
+
+// options are the variants' options, in order.
+func (p *Pipeline) options() []imageproc.Options {
+	opts := make([]imageproc.Options, len(p.cfg.Variants))
+	for i, v := range p.cfg.Variants {
+		opts[i] = v.Options
+	}
+	return opts
+}
+
+// outputKeys are the keys of the outputs of key, each checked as the
+// stores check keys (a key near the length limit has outputs over it).
+func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string, error) {
+	keys := make([]string, len(results))
+	for i, r := range results {
+		keys[i] = p.OutputKey(key, p.cfg.Variants[i], r.Format)
+		if err := storage.ValidateKey(keys[i]); err != nil {
+			return nil, fmt.Errorf("variant %s: %w", p.cfg.Variants[i].Name, err)
+		}
+	}
+	return keys, nil
 }
 
 // Run makes the variants of the stored source key at ETag etag (the
@@ -316,11 +364,7 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	case err != nil:
 		return Result{}, err
 	}
-	h, err := p.proc.Probe(data)
-	if err != nil {
-		return Result{}, err
-	}
-	return p.make(ctx, obj, data, h)
+	return p.make(ctx, obj, data)
 }
 
 // upToDate reports whether every output of key, as the key's extension
@@ -354,21 +398,26 @@ func (p *Pipeline) upToDate(ctx context.Context, key, etag string) bool {
 }
 
 // make processes the source and writes every output.
-func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte, h imageproc.Header) (Result, error) {
-	opts := make([]imageproc.Options, len(p.cfg.Variants))
-	for i, v := range p.cfg.Variants {
-		opts[i] = v.Options
-	}
-	results, err := p.proc.Variants(ctx, data, opts)
+func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (Result, error) {
+	h, results, err := p.proc.Variants(ctx, data, p.options())
 	if err != nil {
 		return Result{}, err
 	}
+	keys, err := p.outputKeys(src.Key, results)
+	if err != nil {
+		return Result{}, err
+	}
+	return p.store(ctx, src, data, h, results, keys)
+}
+
+// store writes the outputs of src under keys.
+func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h imageproc.Header,
+	results []*imageproc.Result, keys []string) (Result, error) {
 	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: h.Format,
 		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Outputs: make([]Output, len(results))}
-	err = parallel(len(results), func(i int) error {
+	err := parallel(len(results), func(i int) error {
 		r, v := results[i], p.cfg.Variants[i]
-		key := p.OutputKey(src.Key, v, r.Format)
-		obj, err := p.out.Put(ctx, key, r.Data, storage.PutOptions{
+		obj, err := p.out.Put(ctx, keys[i], r.Data, storage.PutOptions{
 			ContentType:  r.Format.ContentType(),
 			CacheControl: p.cfg.CacheControl,
 			Metadata: map[string]string{
@@ -380,7 +429,7 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte, h 
 		if err != nil {
 			return fmt.Errorf("store variant %s: %w", v.Name, err)
 		}
-		res.Outputs[i] = Output{Variant: v.Name, Key: key, Format: r.Format, Width: r.Width, Height: r.Height,
+		res.Outputs[i] = Output{Variant: v.Name, Key: keys[i], Format: r.Format, Width: r.Width, Height: r.Height,
 			Bytes: int64(len(r.Data)), ETag: obj.ETag}
 		return nil
 	})

@@ -18,6 +18,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	imageproc.ServeWorkerIfAsked()
 	code := m.Run()
 	s3test.Stop()
 	os.Exit(code)
@@ -38,6 +39,7 @@ func proc(t *testing.T) *imageproc.Processor {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(p.Close)
 	return p
 }
 

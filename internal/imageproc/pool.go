@@ -1,0 +1,322 @@
+package imageproc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// The image work runs in worker processes: the server's own binary, run
+// again with workerArg, one image at a time each. libvips checks its kill
+// flag only between tiles, and the expensive inputs (a progressive JPEG of
+// thousands of scans, a PNG of inflated text, an AV1 decode, the AV1
+// encoder) spend their time inside single codec calls that never look at
+// it; killing the process is the only way to stop them. So when an image's
+// time is up, its worker is killed and replaced, and the slot is free
+// again at once whatever the input; a codec that crashes or hangs costs one
+// worker, never the service; and the server itself never runs libvips, so
+// it stops within its shutdown timeout whatever libvips is doing.
+
+// errWorkerDied is a worker that exited (crashed) while making an image.
+var errWorkerDied = errors.New("image worker died")
+
+// worker is one running worker process.
+type worker struct {
+	cmd     *exec.Cmd
+	jobs    *os.File      // write end
+	replies *bufio.Reader // of the read end
+	rfile   *os.File
+	exited  chan struct{} // closed once the process is reaped
+}
+
+// pool runs the workers: size of them, each in one of the gate's slots.
+type pool struct {
+	exe  string
+	init workerInit
+	size int
+
+	idle    chan *worker
+	spawns  chan spawnRequest
+	quit    chan struct{} // closed by close
+	mu      sync.Mutex
+	all     map[*worker]bool
+	closed  bool
+	healthy error // the last spawn's failure, nil when it worked
+	version string
+}
+
+type spawnRequest struct {
+	reply chan spawnResult
+}
+
+type spawnResult struct {
+	w   *worker
+	err error
+}
+
+// newPool starts size workers of exe. It fails when the first cannot start
+// (libvips missing, the binary not re-runnable).
+func newPool(exe string, init workerInit, size int) (*pool, error) {
+	p := &pool{exe: exe, init: init, size: size, idle: make(chan *worker, size),
+		spawns: make(chan spawnRequest), quit: make(chan struct{}), all: map[*worker]bool{}}
+	go p.spawner()
+	for i := 0; i < size; i++ {
+		w, err := p.spawn()
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.idle <- w
+	}
+	return p, nil
+}
+
+// spawner starts every worker from one goroutine locked to its OS thread.
+// A worker is killed when the server dies (Pdeathsig), and Linux ties that
+// signal to the thread that started the child, not to the process: a
+// thread that Go retired would take its workers with it.
+func (p *pool) spawner() {
+	runtime.LockOSThread()
+	// Unlocked, not left to die with this goroutine: a locked thread whose
+	// goroutine ends is destroyed, and with it any other process that was
+	// started from it with a death signal (a test's MinIO).
+	defer runtime.UnlockOSThread()
+	for {
+		select {
+		case req := <-p.spawns:
+			w, err := p.start()
+			req.reply <- spawnResult{w, err}
+		case <-p.quit:
+			return
+		}
+	}
+}
+
+var errClosed = errors.New("image workers stopped")
+
+func (p *pool) spawn() (*worker, error) {
+	req := spawnRequest{reply: make(chan spawnResult, 1)}
+	select {
+	case p.spawns <- req:
+	case <-p.quit:
+		return nil, errClosed
+	}
+	r := <-req.reply
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.healthy = r.err
+	if r.err != nil {
+		return nil, r.err
+	}
+	if p.closed {
+		r.w.kill()
+		return nil, errClosed
+	}
+	p.all[r.w] = true
+	return r.w, nil
+}
+
+// start runs one worker and waits for its hello.
+func (p *pool) start() (*worker, error) {
+	jobsR, jobsW, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	repR, repW, err := os.Pipe()
+	if err != nil {
+		jobsR.Close()
+		jobsW.Close()
+		return nil, err
+	}
+	growPipe(jobsW)
+	growPipe(repW)
+	cmd := exec.Command(p.exe, workerArg)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stderr, os.Stderr
+	cmd.ExtraFiles = []*os.File{jobsR, repW} // fds 3 and 4
+	cmd.SysProcAttr = workerProcAttr()
+	err = cmd.Start()
+	jobsR.Close()
+	repW.Close()
+	if err != nil {
+		jobsW.Close()
+		repR.Close()
+		return nil, fmt.Errorf("start image worker: %w", err)
+	}
+	w := &worker{cmd: cmd, jobs: jobsW, rfile: repR, replies: bufio.NewReaderSize(repR, 64<<10), exited: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		close(w.exited)
+	}()
+	hello := make(chan error, 1)
+	go func() {
+		var h workerHello
+		err := writeFrame(w.jobs, p.init)
+		if err == nil {
+			err = readMessage(w.replies, &h)
+		}
+		if err == nil && h.Err != "" {
+			err = errors.New(h.Err)
+		}
+		if err == nil {
+			p.mu.Lock()
+			p.version = h.Version
+			p.mu.Unlock()
+		}
+		hello <- err
+	}()
+	select {
+	case err = <-hello:
+	case <-time.After(30 * time.Second):
+		err = errors.New("no answer in 30s")
+	}
+	if err != nil {
+		w.kill()
+		return nil, fmt.Errorf("start image worker: %w", err)
+	}
+	return w, nil
+}
+
+// kill stops the worker at once and waits until it is gone.
+func (w *worker) kill() {
+	_ = w.cmd.Process.Kill()
+	<-w.exited
+	w.jobs.Close()
+	w.rfile.Close()
+}
+
+// roundTrip sends one job with its image and reads the reply and outputs.
+func (w *worker) roundTrip(j job, image [][]byte) (reply, [][]byte, error) {
+	if err := writeFrame(w.jobs, j, image...); err != nil {
+		return reply{}, nil, err
+	}
+	var rep reply
+	if err := readMessage(w.replies, &rep); err != nil {
+		return reply{}, nil, err
+	}
+	outs := make([][]byte, len(rep.Outputs))
+	for i, o := range rep.Outputs {
+		outs[i] = make([]byte, o.Size)
+		if _, err := io.ReadFull(w.replies, outs[i]); err != nil {
+			return reply{}, nil, err
+		}
+	}
+	return rep, outs, nil
+}
+
+// errStopped is a job cut short because its time was up or its context
+// ended; the cause says which.
+type stopped struct{ cause error }
+
+func (s stopped) Error() string { return s.cause.Error() }
+func (s stopped) Unwrap() error { return s.cause }
+
+// do runs j on an idle worker and returns once the worker has answered or
+// been killed: either way the worker no longer reads image, so the caller
+// may reuse its memory. deadline bounds the whole of it (waiting for a
+// worker that is being replaced included); when it passes or ctx ends, the
+// worker is killed and a fresh one started in the background.
+func (p *pool) do(ctx context.Context, deadline time.Time, j job, image [][]byte) (reply, [][]byte, error) {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	var w *worker
+	select {
+	case w = <-p.idle:
+	case <-t.C:
+		return reply{}, nil, stopped{ErrTimeout}
+	case <-ctx.Done():
+		return reply{}, nil, stopped{context.Cause(ctx)}
+	}
+	type result struct {
+		rep  reply
+		outs [][]byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rep, outs, err := w.roundTrip(j, image)
+		done <- result{rep, outs, err}
+	}()
+	select {
+	case r := <-done:
+		if r.err != nil {
+			p.replace(w)
+			return reply{}, nil, fmt.Errorf("%w: %v", errWorkerDied, r.err)
+		}
+		p.idle <- w
+		return r.rep, r.outs, nil
+	case <-t.C:
+		p.replace(w)
+		<-done
+		return reply{}, nil, stopped{ErrTimeout}
+	case <-ctx.Done():
+		p.replace(w)
+		<-done
+		return reply{}, nil, stopped{context.Cause(ctx)}
+	}
+}
+
+// replace kills w (its pipes close, so a round trip in flight returns at
+// once) and starts a worker in its place, retrying until one starts or the
+// pool is closed.
+func (p *pool) replace(w *worker) {
+	p.mu.Lock()
+	delete(p.all, w)
+	p.mu.Unlock()
+	w.kill()
+	go func() {
+		backoff := 50 * time.Millisecond
+		for {
+			nw, err := p.spawn()
+			if err == nil {
+				p.idle <- nw
+				return
+			}
+			p.mu.Lock()
+			closed := p.closed
+			p.mu.Unlock()
+			if closed {
+				return
+			}
+			time.Sleep(backoff)
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}()
+}
+
+// check reports whether the last worker started; a worker that cannot
+// start means no image can be made.
+func (p *pool) check() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.healthy != nil {
+		return fmt.Errorf("image workers: %w", p.healthy)
+	}
+	return nil
+}
+
+// close kills every worker and starts no more.
+func (p *pool) close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	close(p.quit)
+	ws := make([]*worker, 0, len(p.all))
+	for w := range p.all {
+		ws = append(ws, w)
+	}
+	p.all = map[*worker]bool{}
+	p.mu.Unlock()
+	for _, w := range ws {
+		w.kill()
+	}
+}

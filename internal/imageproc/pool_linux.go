@@ -1,0 +1,22 @@
+package imageproc
+
+import (
+	"os"
+	"syscall"
+)
+
+// workerProcAttr has the kernel kill a worker when the server dies, even
+// while the worker is deep in a codec and not reading its pipe.
+func workerProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+}
+
+// growPipe raises a pipe's buffer from 64 KiB to 1 MiB (Linux's default
+// limit for unprivileged processes), so that a body of several MiB crosses
+// in a few large writes rather than a hundred small ones.
+func growPipe(f *os.File) {
+	const fSetPipeSize = 1031 // F_SETPIPE_SZ
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _, _ = syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSize, 1<<20) })
+	}
+}

@@ -1,0 +1,327 @@
+package imageproc
+
+/*
+#include <vips/vips.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// reuseBelow is the scale under which several outputs are made from one
+// decoded intermediate rather than each from the source: decoding an 18 MP
+// JPEG costs ten times more than decoding the same picture at 1600 pixels,
+// but an intermediate close to the source's size saves nothing.
+const reuseBelow = 0.8
+
+// rendered is one output made in a worker; data is C memory.
+type rendered struct {
+	data          []byte
+	format        Format
+	width, height int
+}
+
+// render is a worker's whole work on one image, in steps:
+//
+//  1. read libvips' view of the header and settle the Header (confirm);
+//  2. plan every output: its format and geometry (fitGeometry);
+//  3. when several outputs are all much smaller than the source, decode
+//     the source once, upright, scaled to the largest of them (source);
+//  4. make each output: scale, cut, flatten, pad, strip, encode (output).
+func render(in cbuf, j job) (Header, []rendered, error) {
+	vh, err := vipsHeader(in)
+	if err != nil {
+		return j.Header, nil, fmt.Errorf("%w: %s header: %v", ErrUndecodable, j.Header.Format, err)
+	}
+	h, err := confirm(j.Header, vh, j.Limits)
+	if err != nil {
+		return h, nil, err
+	}
+	plans := make([]plan, len(j.Outputs))
+	for i, o := range j.Outputs {
+		if plans[i], err = planOutput(h, vh.alpha, o, j.Limits); err != nil {
+			return h, nil, err
+		}
+	}
+	src := &source{in: in, h: h}
+	defer src.free()
+	if err := src.shareDecode(plans); err != nil {
+		return h, nil, err
+	}
+	outs := make([]rendered, 0, len(plans))
+	for _, p := range plans {
+		r, err := src.output(p)
+		if err != nil {
+			return h, outs, classify(in, err)
+		}
+		outs = append(outs, r)
+	}
+	return h, outs, nil
+}
+
+// confirm settles the header from the server's (read in Go, before any
+// slot) and libvips' view of it. For formats whose header only libvips
+// reads (TIFF, SVG, PDF) this is the first look at their size, so the pixel
+// limit is checked here, inside the slot and under the timer. Where libvips
+// sees another size than the server's parser (a GIF frame larger than its
+// screen), libvips' is the one it will decode, and is checked again.
+func confirm(h Header, vh vheader, l limits) (Header, error) {
+	if h.Orientation == 0 {
+		h.Orientation = vh.orientation
+	}
+	if h.Orientation < 1 || h.Orientation > 8 {
+		h.Orientation = 1
+	}
+	h.Pages = max(1, vh.pages)
+	h.Width, h.Height = upright(vh.width, vh.height, h.Orientation)
+	if vh.width <= 0 || vh.height <= 0 {
+		return h, fmt.Errorf("%w: %s: zero image size", ErrUndecodable, h.Format)
+	}
+	if px := int64(vh.width) * int64(vh.height); px > l.MaxPixels {
+		return h, fmt.Errorf("%w: %dx%d is %d pixels, over the limit of %d", ErrTooLarge, vh.width, vh.height, px, l.MaxPixels)
+	}
+	return h, nil
+}
+
+// plan is one output, planned.
+type plan struct {
+	geometry
+	format     Format
+	quality    int
+	background *Color
+}
+
+func planOutput(h Header, alpha bool, o Options, l limits) (plan, error) {
+	g, err := fitGeometry(h.Width, h.Height, o, l.MaxDimension, l.MaxOutputPixels)
+	if err != nil {
+		return plan{}, err
+	}
+	p := plan{geometry: g, format: o.Format, quality: o.Quality, background: o.Background}
+	if p.format == FormatUnknown {
+		p.format = OutputFormatFor(h.Format, alpha)
+	}
+	if p.quality == 0 {
+		p.quality = p.format.DefaultQuality()
+	}
+	return p, nil
+}
+
+// source is the image being rendered: the encoded input and, when outputs
+// share a decode, that decode.
+type source struct {
+	in cbuf
+	h  Header
+	// mid, when set, is the source upright, in 8 bits, decoded in memory
+	// at midW x midH.
+	mid        vimage
+	midW, midH int
+}
+
+func (s *source) free() { s.mid.free() }
+
+// shareDecode decodes the source once for all outputs when there are
+// several and none needs more than reuseBelow of the source's scale.
+func (s *source) shareDecode(plans []plan) error {
+	if len(plans) < 2 {
+		return nil
+	}
+	scale := 0.0
+	for _, p := range plans {
+		if !p.regionIsWhole {
+			return nil // a cut before the scale needs the full-size source
+		}
+		scale = math.Max(scale, p.scale())
+	}
+	if scale >= reuseBelow {
+		return nil
+	}
+	w, h := side(float64(s.h.Width)*scale), side(float64(s.h.Height)*scale)
+	im, err := s.decode(w, h)
+	if err != nil {
+		return err
+	}
+	if im, err = im.inMemory(); err != nil {
+		return fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	s.mid, s.midW, s.midH = im, w, h
+	return nil
+}
+
+// decode reads the whole source scaled to w x h (upright), in 8 bits.
+// libvips decodes lazily: decoding errors (a truncated file) may show only
+// when the pixels are written, in output.
+func (s *source) decode(w, h int) (vimage, error) {
+	sw, sh := w, h
+	if s.h.Orientation >= 5 {
+		sw, sh = h, w // libvips scales the image as stored
+	}
+	im, err := vipsThumbnail(s.in, sw, sh)
+	if err != nil {
+		return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	if im, err = im.to8bit(); err != nil {
+		return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
+	}
+	return upright8(im, s.h.Orientation)
+}
+
+// upright8 turns an image stored with EXIF orientation o upright: a
+// clockwise rotation, then a left-right mirror. Decoding is sequential (top
+// to bottom, once), which turning does not follow: the image, at its
+// output size by now, is put in memory first.
+func upright8(im vimage, o int) (vimage, error) {
+	if o <= 1 || o > 8 {
+		return im, nil
+	}
+	im, err := im.inMemory()
+	if err != nil {
+		return vimage{}, err
+	}
+	angle := map[int]int{3: 180, 4: 180, 5: 90, 6: 90, 7: 270, 8: 270}[o]
+	if angle != 0 {
+		if im, err = im.rotate(angle); err != nil {
+			return vimage{}, err
+		}
+	}
+	if o == 2 || o == 4 || o == 5 || o == 7 {
+		if im, err = im.mirror(); err != nil {
+			return vimage{}, err
+		}
+	}
+	return im, nil
+}
+
+// scaled is step one of an output: its region of the source, scaled.
+func (s *source) scaled(p plan) (vimage, error) {
+	if p.regionIsWhole {
+		if s.mid.p == nil {
+			return s.decode(p.scaleW, p.scaleH)
+		}
+		C.g_object_ref(C.gpointer(s.mid.p))
+		return s.mid.thumbnail(p.scaleW, p.scaleH)
+	}
+	im, err := s.decode(s.h.Width, s.h.Height)
+	if err != nil {
+		return vimage{}, err
+	}
+	r := p.region
+	if p.smart {
+		im, err = smartcrop(im, r.w, r.h)
+	} else {
+		im, err = im.crop(r.x, r.y, r.w, r.h)
+	}
+	if err != nil {
+		return vimage{}, err
+	}
+	return im.thumbnail(p.scaleW, p.scaleH)
+}
+
+// output makes one output from the source.
+func (s *source) output(p plan) (rendered, error) {
+	im, err := s.scaled(p)
+	if err != nil {
+		return rendered{}, err
+	}
+	defer func() { im.free() }()
+	if c := p.crop; c.w != p.scaleW || c.h != p.scaleH {
+		if p.smart {
+			im, err = smartcrop(im, c.w, c.h)
+		} else {
+			im, err = im.crop(c.x, c.y, c.w, c.h)
+		}
+		if err != nil {
+			return rendered{}, err
+		}
+	}
+	if im, err = fill(im, p); err != nil {
+		return rendered{}, err
+	}
+	if im.width() != p.Width || im.height() != p.Height {
+		return rendered{}, fmt.Errorf("made %dx%d where %dx%d was planned", im.width(), im.height(), p.Width, p.Height)
+	}
+	if im, err = im.strip(); err != nil {
+		return rendered{}, err
+	}
+	data, err := im.save(p.format, p.quality)
+	if err != nil {
+		return rendered{}, err
+	}
+	return rendered{data: data, format: p.format, width: p.Width, height: p.Height}, nil
+}
+
+// smartcrop lets libvips' attention strategy choose a w x h cut. It
+// reads the image more than once, so the image goes to memory first.
+func smartcrop(im vimage, w, h int) (vimage, error) {
+	im, err := im.inMemory()
+	if err != nil {
+		return vimage{}, err
+	}
+	return im.smartcrop(w, h)
+}
+
+// fill deals with transparency and padding. The background, when given,
+// replaces transparency and fills the padding; without one, transparency is
+// kept where the output format can hold it (padding transparent too), and
+// white is used where it cannot.
+func fill(im vimage, p plan) (vimage, error) {
+	var err error
+	keepAlpha := p.format.HasAlpha() && p.background == nil
+	bg := white
+	if p.background != nil {
+		bg = *p.background
+	}
+	if im.bands() <= 2 && (bg.R != bg.G || bg.G != bg.B) {
+		if im, err = im.toSRGB(); err != nil { // grey pixels, coloured background
+			return vimage{}, err
+		}
+	}
+	if im.alpha() && !keepAlpha {
+		if im, err = im.flatten(colourVector(bg, im.bands()-1)); err != nil {
+			return vimage{}, err
+		}
+	}
+	if !p.pad {
+		return im, nil
+	}
+	vec := colourVector(bg, im.bands())
+	if keepAlpha {
+		if !im.alpha() {
+			if im, err = im.addAlpha(); err != nil {
+				return vimage{}, err
+			}
+		}
+		vec = make([]float64, im.bands()) // transparent
+	}
+	return im.embed(p.padX, p.padY, p.Width, p.Height, vec)
+}
+
+// colourVector is c for an image of n bands: grey for one or two, RGB for
+// three or more; a band past the colour's is opaque alpha.
+func colourVector(c Color, n int) []float64 {
+	col := []float64{float64(c.R), float64(c.G), float64(c.B)}
+	if n <= 2 {
+		col = col[:1]
+	}
+	for len(col) < n {
+		col = append(col, 255)
+	}
+	return col[:max(n, 1)]
+}
+
+// classify sorts a failure of the steps after decoding began: libvips
+// decodes lazily, so a broken file (truncated, corrupt) fails in whichever
+// step first needs its pixels, often the encoder. It is the client's
+// (ErrUndecodable, with the decoder's own message) when the input does not
+// decode on its own, and the service's otherwise.
+func classify(in cbuf, err error) error {
+	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) {
+		return err
+	}
+	if derr := vipsDecodes(in); derr != nil {
+		return fmt.Errorf("%w: %v", ErrUndecodable, derr)
+	}
+	return fmt.Errorf("libvips: %w", err)
+}

@@ -1,0 +1,104 @@
+package imageproc
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+)
+
+// workerArg is the argument with which the server runs its own binary as an
+// image worker.
+const workerArg = "__resizer_image_worker"
+
+// The pipes a worker reads jobs from and writes replies to: file
+// descriptors 3 and 4, so that nothing a library prints on stdout or
+// stderr can ever be taken for a reply.
+const (
+	workerJobsFD    = 3
+	workerRepliesFD = 4
+)
+
+// ServeWorkerIfAsked turns this process into an image worker when it was
+// started as one (by a Processor, which runs the server's own binary), and
+// then never returns. Call it first thing in main, and in TestMain of any
+// test binary that makes a Processor.
+func ServeWorkerIfAsked() {
+	if len(os.Args) != 2 || os.Args[1] != workerArg {
+		return
+	}
+	jobs := os.NewFile(workerJobsFD, "jobs")
+	replies := os.NewFile(workerRepliesFD, "replies")
+	err := serveWorker(jobs, replies)
+	if err != nil && !errors.Is(err, io.EOF) {
+		fmt.Fprintln(os.Stderr, "resizer image worker:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// serveWorker starts libvips as the first message says, then makes images
+// one at a time until the server closes the jobs pipe (io.EOF). Every call
+// into libvips runs on this goroutine, locked to its OS thread.
+func serveWorker(jobs io.Reader, replies io.Writer) error {
+	runtime.LockOSThread()
+	r := bufio.NewReaderSize(jobs, 64<<10)
+	var init workerInit
+	if err := readMessage(r, &init); err != nil {
+		return err
+	}
+	hello := workerHello{Version: vipsVersion()}
+	err := vipsInit(init.Formats, init.Arenas)
+	if err == nil && !vipsCanSaveJPEG() {
+		err = errors.New("libvips cannot write JPEG")
+	}
+	if err != nil {
+		hello.Err = err.Error()
+	}
+	if err := writeFrame(replies, hello); err != nil || hello.Err != "" {
+		return errors.Join(err, errors.New(hello.Err))
+	}
+	for {
+		var j job
+		if err := readMessage(r, &j); err != nil {
+			return err
+		}
+		in := newCbuf(j.Size)
+		if _, err := io.ReadFull(r, in.bytes()); err != nil {
+			in.free()
+			return fmt.Errorf("read image: %w", err)
+		}
+		rep, outs := runJob(in, j)
+		in.free()
+		err := writeFrame(replies, rep, outs...)
+		for _, o := range outs {
+			freeC(o)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// runJob makes the outputs of one job; their bytes are C memory.
+func runJob(in cbuf, j job) (reply, [][]byte) {
+	h, outs, err := render(in, j)
+	rep := reply{Header: h}
+	if err != nil {
+		for _, o := range outs {
+			freeC(o.data)
+		}
+		rep.Err = toJobError(err)
+		rep.Heap = mallocInUse()
+		return rep, nil
+	}
+	data := make([][]byte, len(outs))
+	for i, o := range outs {
+		rep.Outputs = append(rep.Outputs, replyOutput{Format: o.format, Width: o.width, Height: o.height, Size: len(o.data)})
+		data[i] = o.data
+	}
+	rep.Heap = mallocInUse()
+	return rep, data
+}
