@@ -273,8 +273,10 @@ func TestFaultsInTheS3Flow(t *testing.T) {
 		var terminated atomic.Bool
 		work(len(b.keys), 8, func(i int) error {
 			if i == 50 {
-				server.cmd.Process.Signal(syscall.SIGTERM)
+				// The flag first: a request refused between the signal and
+				// the flag would be counted as an error before SIGTERM.
 				terminated.Store(true)
+				server.cmd.Process.Signal(syscall.SIGTERM)
 			}
 			body := b.event(b.keys[i])
 			req, _ := http.NewRequest("POST", "http://"+serverAddr+"/webhooks/s3", bytes.NewReader(body))
