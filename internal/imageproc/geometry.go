@@ -49,65 +49,64 @@ type geometry struct {
 // side or past maxPixels in all.
 func fitGeometry(sw, sh int, o Options, maxDimension int, maxPixels int64) (geometry, error) {
 	g := geometry{region: rect{0, 0, sw, sh}, regionIsWhole: true}
-	fw, fh := float64(sw), float64(sh)
-	W, H := float64(o.Width), float64(o.Height)
-	clamp := func(s float64) float64 {
-		if !o.Enlarge {
-			return math.Min(s, 1)
-		}
-		return s
-	}
+	W, H := o.Width, o.Height
 	fit := o.Fit
-	if o.Width == 0 || o.Height == 0 {
+	if W == 0 || H == 0 {
 		fit = FitInside // one side free: every mode keeps the aspect ratio
 	}
+	// Scales are kept as fractions num/den, so that a side that sets the
+	// scale comes out exactly and rounding is the same on every platform.
+	var s ratio
 	switch {
-	case o.Width == 0 && o.Height == 0:
-		g.scaleW, g.scaleH = sw, sh
-	case fit == FitInside, fit == FitContain:
-		s := math.Inf(1)
-		if o.Width > 0 {
-			s = W / fw
-		}
-		if o.Height > 0 {
-			s = math.Min(s, H/fh)
-		}
-		pad := fit == FitContain && (s < 1 || o.Enlarge)
-		s = clamp(s)
-		g.scaleW, g.scaleH = side(fw*s), side(fh*s)
-		if pad {
-			// Rounding keeps each side within the box: the side that set the
-			// scale is the box's exactly, the other is at most the box's.
-			g.scaleW, g.scaleH = min(g.scaleW, o.Width), min(g.scaleH, o.Height)
-			g.pad = true
-			g.padX, g.padY = (o.Width-g.scaleW)/2, (o.Height-g.scaleH)/2
-			g.Width, g.Height = o.Width, o.Height
-		}
+	case W == 0 && H == 0:
+		s = ratio{1, 1}
+	case H == 0:
+		s = ratio{W, sw}
+	case W == 0:
+		s = ratio{H, sh}
 	case fit == FitCover:
-		s := clamp(math.Max(W/fw, H/fh))
-		w, h := min(o.Width, side(fw*s)), min(o.Height, side(fh*s))
-		if s > 1 {
+		s = maxRatio(ratio{W, sw}, ratio{H, sh})
+	default: // inside, contain, fill (fill uses s only to decide padding: never)
+		s = minRatio(ratio{W, sw}, ratio{H, sh})
+	}
+	grows := s.num > s.den
+	if grows && !o.Enlarge {
+		s = ratio{1, 1}
+	}
+	switch {
+	case fit == FitFill && W > 0 && H > 0:
+		g.scaleW, g.scaleH = W, H
+		if !o.Enlarge {
+			g.scaleW, g.scaleH = min(W, sw), min(H, sh)
+		}
+	case fit == FitContain && W > 0 && H > 0 && (!grows || o.Enlarge):
+		// Scale into the box and pad to it. An image already inside the box
+		// is, without enlarge, neither enlarged nor padded.
+		g.scaleW, g.scaleH = s.of(sw), s.of(sh)
+		g.pad = true
+		g.padX, g.padY = (W-g.scaleW)/2, (H-g.scaleH)/2
+		g.Width, g.Height = W, H
+	case fit == FitCover && W > 0 && H > 0:
+		w, h := min(W, s.of(sw)), min(H, s.of(sh))
+		g.smart = o.Gravity == GravitySmart
+		if s.num > s.den {
 			// Enlarging: cut the region from the source first, then scale
 			// only that. Scaling first would build an image as large as the
 			// scale times the source (a 1x10000 strip covering 100x100
 			// would be 100x1000000) to keep a box of it.
-			rw, rh := min(sw, side(float64(w)/s)), min(sh, side(float64(h)/s))
+			inv := ratio{s.den, s.num}
+			rw, rh := min(sw, inv.of(w)), min(sh, inv.of(h))
 			g.region = rect{0, 0, rw, rh}
 			g.region.x, g.region.y = gravityOffset(o.Gravity, sw-rw, sh-rh)
 			g.regionIsWhole = rw == sw && rh == sh
-			g.smart = o.Gravity == GravitySmart
 			g.scaleW, g.scaleH = w, h
 			break
 		}
-		g.scaleW, g.scaleH = side(fw*s), side(fh*s)
+		g.scaleW, g.scaleH = s.of(sw), s.of(sh)
 		g.crop = rect{0, 0, w, h}
 		g.crop.x, g.crop.y = gravityOffset(o.Gravity, g.scaleW-w, g.scaleH-h)
-		g.smart = o.Gravity == GravitySmart
-	case fit == FitFill:
-		g.scaleW, g.scaleH = o.Width, o.Height
-		if !o.Enlarge {
-			g.scaleW, g.scaleH = min(g.scaleW, sw), min(g.scaleH, sh)
-		}
+	default: // inside, or one side given
+		g.scaleW, g.scaleH = s.of(sw), s.of(sh)
 	}
 	if g.crop.w == 0 {
 		g.crop = rect{0, 0, g.scaleW, g.scaleH}
@@ -123,6 +122,32 @@ func fitGeometry(sw, sh int, o Options, maxDimension int, maxPixels int64) (geom
 		return g, fmt.Errorf("%w: output %dx%d is %d pixels, over the limit of %d", ErrTooLarge, g.Width, g.Height, px, maxPixels)
 	}
 	return g, nil
+}
+
+// ratio is a scale factor num/den.
+type ratio struct{ num, den int }
+
+// of scales a length, rounded to the nearest pixel (halves up), never
+// below 1 (a 10000x1 strip at width 100 is 100x1).
+func (r ratio) of(n int) int {
+	v := (2*int64(n)*int64(r.num) + int64(r.den)) / (2 * int64(r.den))
+	return int(max(1, v))
+}
+
+func (r ratio) less(o ratio) bool { return int64(r.num)*int64(o.den) < int64(o.num)*int64(r.den) }
+
+func minRatio(a, b ratio) ratio {
+	if b.less(a) {
+		return b
+	}
+	return a
+}
+
+func maxRatio(a, b ratio) ratio {
+	if a.less(b) {
+		return b
+	}
+	return a
 }
 
 // scale is the largest factor, over both axes, by which the output scales

@@ -11,11 +11,17 @@ import (
 	"math"
 )
 
-// reuseBelow is the scale under which several outputs are made from one
-// decoded intermediate rather than each from the source: decoding an 18 MP
-// JPEG costs ten times more than decoding the same picture at 1600 pixels,
-// but an intermediate close to the source's size saves nothing.
-const reuseBelow = 0.8
+// Several outputs of one source share one decode, kept in memory at the
+// largest size any of them needs, when that decode is much smaller than
+// the source (under reuseBelow of its scale: decoding an 18 MP JPEG costs
+// ten times more than decoding the same picture at 1600 pixels) or small
+// enough to hold (sharedMaxPixels: then each output saves a decode and its
+// colour conversion, which for a CMYK or tagged image costs more than the
+// resize). Otherwise each output is decoded from the source, streaming.
+const (
+	reuseBelow      = 0.8
+	sharedMaxPixels = 8_000_000
+)
 
 // rendered is one output made in a worker; data is C memory.
 type rendered struct {
@@ -123,7 +129,9 @@ type source struct {
 func (s *source) free() { s.mid.free() }
 
 // shareDecode decodes the source once for all outputs when there are
-// several and none needs more than reuseBelow of the source's scale.
+// several and the decode is worth sharing (see sharedMaxPixels). The
+// shared decode is never larger than the source: outputs that enlarge
+// scale up from it.
 func (s *source) shareDecode(plans []plan) error {
 	if len(plans) < 2 {
 		return nil
@@ -131,14 +139,18 @@ func (s *source) shareDecode(plans []plan) error {
 	scale := 0.0
 	for _, p := range plans {
 		if !p.regionIsWhole {
-			return nil // a cut before the scale needs the full-size source
+			scale = 1 // a cut before the scale needs the full-size source
 		}
 		scale = math.Max(scale, p.scale())
 	}
-	if scale >= reuseBelow {
+	scale = math.Min(scale, 1)
+	w, h := side(float64(s.h.Width)*scale), side(float64(s.h.Height)*scale)
+	if scale >= reuseBelow && int64(w)*int64(h) > sharedMaxPixels {
 		return nil
 	}
-	w, h := side(float64(s.h.Width)*scale), side(float64(s.h.Height)*scale)
+	if scale == 1 {
+		w, h = s.h.Width, s.h.Height
+	}
 	im, err := s.decode(w, h)
 	if err != nil {
 		return err
@@ -200,11 +212,13 @@ func (s *source) scaled(p plan) (vimage, error) {
 		if s.mid.p == nil {
 			return s.decode(p.scaleW, p.scaleH)
 		}
-		C.g_object_ref(C.gpointer(s.mid.p))
-		return s.mid.thumbnail(p.scaleW, p.scaleH)
+		return s.shared().thumbnail(p.scaleW, p.scaleH)
 	}
-	im, err := s.decode(s.h.Width, s.h.Height)
-	if err != nil {
+	var im vimage
+	var err error
+	if s.mid.p != nil && s.midW == s.h.Width && s.midH == s.h.Height {
+		im = s.shared()
+	} else if im, err = s.decode(s.h.Width, s.h.Height); err != nil {
 		return vimage{}, err
 	}
 	r := p.region
@@ -217,6 +231,13 @@ func (s *source) scaled(p plan) (vimage, error) {
 		return vimage{}, err
 	}
 	return im.thumbnail(p.scaleW, p.scaleH)
+}
+
+// shared returns a new reference to the shared decode, for a step that
+// consumes it.
+func (s *source) shared() vimage {
+	C.g_object_ref(C.gpointer(s.mid.p))
+	return s.mid
 }
 
 // output makes one output from the source.
