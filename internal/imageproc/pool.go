@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,6 +35,7 @@ type worker struct {
 	replies *bufio.Reader // of the read end
 	rfile   *os.File
 	exited  chan struct{} // closed once the process is reaped
+	busy    atomic.Bool   // making an image (for tests and metrics)
 }
 
 // pool runs the workers: size of them, each in one of the gate's slots.
@@ -239,8 +241,10 @@ func (p *pool) do(ctx context.Context, deadline time.Time, j job, image [][]byte
 		err  error
 	}
 	done := make(chan result, 1)
+	w.busy.Store(true)
 	go func() {
 		rep, outs, err := w.roundTrip(j, image)
+		w.busy.Store(false)
 		done <- result{rep, outs, err}
 	}()
 	select {
@@ -299,6 +303,21 @@ func (p *pool) check() error {
 		return fmt.Errorf("image workers: %w", p.healthy)
 	}
 	return nil
+}
+
+// pids returns the process ids of the running workers, the busy ones
+// first (for tests).
+func (p *pool) pids() (busy, idle []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for w := range p.all {
+		if w.busy.Load() {
+			busy = append(busy, w.cmd.Process.Pid)
+		} else {
+			idle = append(idle, w.cmd.Process.Pid)
+		}
+	}
+	return busy, idle
 }
 
 // close kills every worker and starts no more.

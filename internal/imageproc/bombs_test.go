@@ -1,0 +1,184 @@
+package imageproc
+
+import (
+	"encoding/binary"
+	"errors"
+	"image"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// blurBomb is a small SVG whose rendering costs seconds at a large size,
+// inside librsvg, where libvips' kill flag is never checked.
+var blurBomb = []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="4000" height="4000">` +
+	`<filter id="f" x="0" y="0" width="1" height="1"><feGaussianBlur stdDeviation="300"/></filter>` +
+	`<rect width="4000" height="4000" fill="red" filter="url(#f)"/>` +
+	`<rect width="4000" height="4000" fill="blue" filter="url(#f)" opacity="0.5"/></svg>`)
+
+// waitBusy waits until n workers are making an image.
+func waitBusy(t *testing.T, p *Processor, n int) []int {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		busy, _ := p.pool.pids()
+		if len(busy) >= n {
+			return busy
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers busy, want %d", len(busy), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// When an image's time is up, its worker is killed and the slot is free
+// again at once, whatever the codec is doing: two bombs at once take both
+// slots, and right after their timeout a normal image is served, where a
+// slot still held would make it wait in vain (QueueTimeout) and fail.
+func TestTimeoutFreesTheSlot(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) {
+		c.Formats = append(append([]Format{}, DefaultInputFormats...), FormatSVG)
+		c.Concurrency, c.QueueSize, c.QueueTimeout, c.Timeout = 2, 4, 100*time.Millisecond, time.Second
+	})
+	photo := readTestdata(t, "ladybird.jpg")
+	bombs := []struct {
+		name string
+		in   []byte
+		o    Options
+	}{
+		{"svg blur", blurBomb, Options{Width: 3000, Height: 3000, Fit: FitFill, Enlarge: true}},
+		{"avif encode", photo, Options{Width: 5000, Height: 5000, Fit: FitFill, Enlarge: true, Format: FormatAVIF}},
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(bombs))
+	start := time.Now()
+	for i, b := range bombs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = p.Process(t.Context(), b.in, b.o)
+		}()
+	}
+	wg.Wait()
+	took := time.Since(start)
+	for i, err := range errs {
+		if !errors.Is(err, ErrTimeout) {
+			t.Errorf("%s: err = %v, want ErrTimeout", bombs[i].name, err)
+		}
+	}
+	r, err := p.Process(t.Context(), photo, Options{Width: 100})
+	if err != nil || r.Width != 100 {
+		t.Fatalf("a normal image right after two bombs timed out: %v", err)
+	}
+	if busy, idle := p.pool.pids(); len(busy)+len(idle) != 2 {
+		t.Errorf("%d workers running, want 2", len(busy)+len(idle))
+	}
+	t.Logf("two bombs stopped after %s (timeout 1s); the next image served at once", took)
+}
+
+// A worker that dies mid-image (a crashing codec) costs that worker only:
+// the image is tried once more on a fresh worker, and refused as
+// undecodable if that one dies too.
+func TestCrashingWorker(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) { c.Concurrency, c.Timeout = 1, time.Minute })
+	photo := readTestdata(t, "ladybird.jpg")
+	slow := Options{Width: 2400, Height: 2400, Fit: FitFill, Enlarge: true, Format: FormatAVIF}
+	crash := func(times int) error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := p.Process(t.Context(), photo, slow)
+			done <- err
+		}()
+		for i := 0; i < times; i++ {
+			pid := waitBusy(t, p, 1)[0]
+			syscall.Kill(pid, syscall.SIGSEGV)
+			for busy, _ := p.pool.pids(); len(busy) > 0 && busy[0] == pid; busy, _ = p.pool.pids() {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		return <-done
+	}
+	if err := crash(1); err != nil {
+		t.Fatalf("one crash: err = %v, want the image made on a fresh worker", err)
+	}
+	if err := crash(2); !errors.Is(err, ErrUndecodable) {
+		t.Fatalf("two crashes: err = %v, want ErrUndecodable", err)
+	}
+	if r, err := p.Process(t.Context(), photo, Options{Width: 50}); err != nil || r.Width != 50 {
+		t.Fatalf("after the crashes: %v", err)
+	}
+}
+
+// Outputs are bounded in pixels, enlarging included, before any work: a
+// 1x1 JPEG asked for 8192x8192 AVIF took 19.5 s and 1 GB.
+func TestMaxOutputPixels(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	tiny := encodeJPEG(t, image.NewGray(image.Rect(0, 0, 1, 1)))
+	_, err := p.Process(t.Context(), tiny, Options{Width: 8192, Height: 8192, Fit: FitFill, Enlarge: true, Format: FormatAVIF})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("err = %v, want ErrTooLarge", err)
+	}
+	p = newTestProcessor(t, func(c *Config) { c.MaxOutputPixels = 10_000 })
+	if _, err := p.Process(t.Context(), tiny, Options{Width: 101, Height: 100, Fit: FitFill, Enlarge: true}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("101x100 over 10,000 pixels: err = %v, want ErrTooLarge", err)
+	}
+	if _, err := p.Process(t.Context(), tiny, Options{Width: 100, Height: 100, Fit: FitFill, Enlarge: true}); err != nil {
+		t.Fatalf("100x100 at the limit: %v", err)
+	}
+	// padding counts: contain pads a small image to the box
+	if _, err := p.Process(t.Context(), readTestdata(t, "ladybird.jpg"), Options{Width: 200, Height: 200, Fit: FitContain}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("contain padded to 200x200 over 10,000 pixels: err = %v, want ErrTooLarge", err)
+	}
+}
+
+// manyPages is a TIFF of n 1x1 pages; libtiff counts pages by walking
+// them all, seconds for 100,000.
+func manyPages(n int) []byte {
+	b := []byte("II*\x00")
+	b = binary.LittleEndian.AppendUint32(b, 8)
+	for i := 0; i < n; i++ {
+		entries := [][3]uint32{{256, 3, 1}, {257, 3, 1}, {258, 3, 8}, {259, 3, 1}, {262, 3, 1}, {273, 4, 0}, {277, 3, 1}, {278, 3, 1}, {279, 4, 1}}
+		data := uint32(len(b) + 2 + len(entries)*12 + 4)
+		entries[5][2] = data
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(entries)))
+		for _, e := range entries {
+			b = binary.LittleEndian.AppendUint16(b, uint16(e[0]))
+			b = binary.LittleEndian.AppendUint16(b, uint16(e[1]))
+			b = binary.LittleEndian.AppendUint32(b, 1)
+			b = binary.LittleEndian.AppendUint32(b, e[2])
+		}
+		next := uint32(0)
+		if i < n-1 {
+			next = data + 2
+		}
+		b = binary.LittleEndian.AppendUint32(b, next)
+		b = append(b, 128, 0)
+	}
+	return b
+}
+
+// The header of a format that only libvips reads (a TIFF of 200,000 pages)
+// is read in a worker, holding a slot and under the timer: it ran before
+// any slot and without a limit.
+func TestHeaderReadInsideTheSlot(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) {
+		c.Formats = []Format{FormatTIFF, FormatJPEG}
+		c.Concurrency, c.QueueSize, c.QueueTimeout, c.Timeout = 1, 4, 50*time.Millisecond, time.Second
+	})
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := p.Process(t.Context(), manyPages(200_000), Options{Width: 10})
+		done <- err
+	}()
+	waitBusy(t, p, 1)
+	if _, err := p.Process(t.Context(), encodeJPEG(t, quadrants(8, 8)), Options{}); !errors.Is(err, ErrBusy) {
+		t.Errorf("while the TIFF's header is read: err = %v, want ErrBusy (the read holds the slot)", err)
+	}
+	if err := <-done; !errors.Is(err, ErrTimeout) {
+		t.Errorf("200,000 pages: err = %v, want ErrTimeout", err)
+	}
+	t.Logf("stopped after %s", time.Since(start))
+}
