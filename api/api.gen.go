@@ -431,6 +431,9 @@ type BadRequest = Problem
 // Busy An RFC 9457 problem document.
 type Busy = Problem
 
+// Conflict An RFC 9457 problem document.
+type Conflict = Problem
+
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 

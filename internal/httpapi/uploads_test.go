@@ -91,6 +91,7 @@ func TestUploadRefusals(t *testing.T) {
 		{"truncated", "", photo[:len(photo)/2], 422},
 		{"escaping key", "key=../../etc/passwd", photo, 400},
 		{"hidden key", "key=.meta/x", photo, 400},
+		{"key segment too long for local storage", "key=" + strings.Repeat("s", 248) + ".jpg", photo, 400},
 		{"unknown parameter", "width=10", photo, 400},
 		{"empty body", "", nil, 400},
 	} {
@@ -101,6 +102,37 @@ func TestUploadRefusals(t *testing.T) {
 	}
 	if objs, _ := s.deps.Local.List(t.Context(), "", 0); len(objs) != 0 {
 		t.Fatalf("refused uploads left objects: %v", objs)
+	}
+}
+
+// With local storage, a key that would be a folder of a stored key, or
+// the other way round, is a conflict: nothing replaces the stored object.
+func TestUploadLocalConflicts(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	for _, tt := range []struct{ first, second string }{
+		{"a.jpg", "a.jpg/x.jpg"},
+		{"d/y.jpg", "d"},
+	} {
+		if resp, body := s.do(t, "POST", "/uploads?key="+url.QueryEscape(tt.first), photo, nil); resp.StatusCode != 201 {
+			t.Fatalf("%s: %d %s", tt.first, resp.StatusCode, body)
+		}
+		resp, body := s.do(t, "POST", "/uploads?key="+url.QueryEscape(tt.second), photo, nil)
+		if resp.StatusCode != 409 || !strings.Contains(string(body), "urn:resizer:problem:conflict") {
+			t.Errorf("%s then %s: %d %s", tt.first, tt.second, resp.StatusCode, body)
+		}
+		if resp, _ := s.do(t, "GET", "/objects/"+url.PathEscape("uploads/"+tt.first), nil, nil); resp.StatusCode != 200 {
+			t.Errorf("%s after the conflict: %d", tt.first, resp.StatusCode)
+		}
+	}
+	// The same through a signed upload URL.
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "key": "a.jpg/z.jpg"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign: %d %s", resp.StatusCode, body)
+	}
+	p := decodeJSON[api.Presigned](t, body)
+	if resp, body := s.do(t, "PUT", strings.TrimPrefix(p.Url, s.URL), photo, http.Header{"Content-Type": {"image/jpeg"}}); resp.StatusCode != 409 {
+		t.Errorf("signed upload of a.jpg/z.jpg: %d %s", resp.StatusCode, body)
 	}
 }
 
