@@ -30,11 +30,11 @@ type s3Presigner interface {
 	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (storage.Presigned, error)
 }
 
-// localStore is the local directory: it signs and checks its own upload
-// URLs and serves its objects.
+// localStore is the local directory: it signs its own upload URLs and
+// checks and claims their single use, and serves its objects.
 type localStore interface {
 	SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error)
-	VerifyUpload(key string, q url.Values, contentType string, size int64, now time.Time) error
+	ClaimUpload(key string, q url.Values, contentType string, size int64, now time.Time) (*storage.UploadClaim, error)
 	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
 }
 
@@ -216,7 +216,9 @@ func (d uploadDeps) presignLocal(r *http.Request, key, ct string, size int64) (s
 }
 
 // handlePutUpload serves PUT /uploads/{key}, the target of the local
-// store's presigned URLs.
+// store's presigned URLs. A URL allows one upload: it is claimed for the
+// request (a concurrent one with the same URL gets a 409), used up by a
+// 2xx answer, and given back by any other.
 func handlePutUpload(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := pathKey(r)
@@ -224,12 +226,13 @@ func handlePutUpload(d uploadDeps) http.Handler {
 			writeError(w, r, fmt.Errorf("%w: uploads go to S3", errNotFound))
 			return
 		}
-		err = d.local.VerifyUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
+		claim, err := d.local.ClaimUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		d.store(w, r, key, false)
+		defer claim.Release()
+		d.store(&useOnSuccess{ResponseWriter: w, r: r, use: claim.Use}, r, key, false)
 	})
 }
 

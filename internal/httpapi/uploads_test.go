@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,6 +202,68 @@ func TestPresignLocal(t *testing.T) {
 	sig := url.Values(must(url.ParseQuery(strings.SplitN(p.Url, "?", 2)[1]))).Get("sig")
 	if strings.Contains(s.logs.String(), sig) || strings.Contains(s.logs.String(), "sig=") {
 		t.Fatal("a signature reached the log")
+	}
+}
+
+// A signed upload URL allows one upload: a failure leaves it usable, a
+// success uses it up, and of two requests at once with it, one succeeds.
+func TestSignedUploadURLIsSingleUse(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	signed := func() string {
+		t.Helper()
+		resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo)}, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("presign: %d %s", resp.StatusCode, body)
+		}
+		return strings.TrimPrefix(decodeJSON[api.Presigned](t, body).Url, s.URL)
+	}
+	jpeg := http.Header{"Content-Type": {"image/jpeg"}}
+	u := signed()
+	if resp, body := s.do(t, "PUT", u, bytes.Repeat([]byte("x"), len(photo)), jpeg); resp.StatusCode != 415 {
+		t.Fatalf("not an image: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do(t, "PUT", u, photo, jpeg); resp.StatusCode != 201 {
+		t.Fatalf("retry after a failure: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do(t, "PUT", u, photo, jpeg); resp.StatusCode != 403 || !strings.Contains(string(body), "already used") {
+		t.Fatalf("second use: %d %s", resp.StatusCode, body)
+	}
+
+	u = signed()
+	start := make(chan struct{})
+	codes := make([]int, 4)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PUT", s.URL+u, bytes.NewReader(photo))
+			req.Header.Set("Content-Type", "image/jpeg")
+			<-start
+			resp, err := s.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for _, c := range codes {
+		switch c {
+		case 201:
+			created++
+		case 403, 409:
+		default:
+			t.Errorf("concurrent use: %d", c)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d concurrent uses of one URL succeeded (%v), want 1", created, codes)
 	}
 }
 

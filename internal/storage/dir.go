@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -28,12 +29,18 @@ type Dir struct {
 	dir     string // absolute path, for messages
 	root    *os.Root
 	signKey []byte
+
+	// The single use of signed upload URLs (dir_claim.go).
+	mu       sync.Mutex
+	inflight map[string]bool // markers of URLs whose upload is running
+	swept    time.Time       // when expired markers were last removed
 }
 
 // The store's own directories, beside the keys.
 const (
 	metaDir = ".meta"
 	tmpDir  = ".tmp"
+	usedDir = ".used" // markers of used upload URLs
 	metaExt = ".json"
 )
 
@@ -64,7 +71,7 @@ func NewDir(dir string) (*Dir, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage dir: %w", err)
 	}
-	d := &Dir{dir: abs, root: root}
+	d := &Dir{dir: abs, root: root, inflight: map[string]bool{}}
 	if err := d.init(); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("storage dir %s: %w", abs, err)
@@ -73,7 +80,7 @@ func NewDir(dir string) (*Dir, error) {
 }
 
 func (d *Dir) init() error {
-	for _, sub := range []string{metaDir, tmpDir} {
+	for _, sub := range []string{metaDir, tmpDir, usedDir} {
 		if err := d.root.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}
