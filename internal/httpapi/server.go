@@ -5,6 +5,7 @@ package httpapi
 
 import (
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -30,8 +31,12 @@ type Config struct {
 	// PresignExpiry is how long an upload URL stays valid.
 	PresignExpiry time.Duration
 	// PublicURL is this server's base URL in its own upload URLs; empty:
-	// the request's scheme and host.
+	// http:// and ListenAddr.
 	PublicURL string
+	// ListenAddr is the address the server's listener got (host:port, the
+	// real port when port 0 was asked for). Upload URLs are never built
+	// from a request's Host header, which the client chooses.
+	ListenAddr string
 	// WebhookSecrets sign and authorize POST /webhooks/s3; empty: the
 	// webhook answers 503 and accepts nothing.
 	WebhookSecrets []string
@@ -71,7 +76,8 @@ type Deps struct {
 func New(cfg Config, d Deps) (http.Handler, error) {
 	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
 		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil ||
-		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 {
+		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
+		(d.Local != nil && cfg.PublicURL == "" && cfg.ListenAddr == "") {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
 	m, err := newHTTPMetrics(d.Registry)
@@ -115,7 +121,7 @@ func allowed(r chi.Routes, path string) []string {
 func newUploadDeps(cfg Config, d Deps) uploadDeps {
 	u := uploadDeps{
 		pipeline: d.Pipeline, gate: d.Processor.Gate(), objectURL: d.ObjectURL,
-		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, publicURL: cfg.PublicURL,
+		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, baseURL: baseURL(cfg),
 		types: map[string]bool{},
 	}
 	// A nil pointer in an interface is not a nil interface: set only the
@@ -130,4 +136,25 @@ func newUploadDeps(cfg Config, d Deps) uploadDeps {
 		u.types[t] = true
 	}
 	return u
+}
+
+// baseURL is where clients reach this server in its own upload URLs:
+// PublicURL, or else http:// and the listen address, where an unspecified
+// address (0.0.0.0, [::]: every address) becomes loopback, the one sure to
+// reach this server.
+func baseURL(cfg Config) string {
+	if cfg.PublicURL != "" {
+		return strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return "http://" + cfg.ListenAddr
+	}
+	if ip := net.ParseIP(host); host == "" || ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -48,7 +48,7 @@ type uploadDeps struct {
 	maxBody   int64
 	types     map[string]bool // media types a presigned upload may have
 	expiry    time.Duration
-	publicURL string
+	baseURL   string // of this server, in its own upload URLs
 }
 
 // handleUpload serves POST /uploads: the original in the body, stored with
@@ -170,7 +170,7 @@ func handlePresign(d uploadDeps) http.Handler {
 		var err error
 		switch {
 		case d.local != nil:
-			p, err = d.presignLocal(r, key, ct, req.Size)
+			p, err = d.presignLocal(key, ct, req.Size)
 		case method == "PUT":
 			p, err = d.s3.PresignPut(r.Context(), key, ct, req.Size, d.expiry)
 		default:
@@ -193,23 +193,15 @@ func handlePresign(d uploadDeps) http.Handler {
 }
 
 // presignLocal issues the server's own URL for PUT /uploads/{key}.
-func (d uploadDeps) presignLocal(r *http.Request, key, ct string, size int64) (storage.Presigned, error) {
+func (d uploadDeps) presignLocal(key, ct string, size int64) (storage.Presigned, error) {
 	exp := time.Now().Add(d.expiry)
 	q, err := d.local.SignUpload(key, ct, size, exp)
 	if err != nil {
 		return storage.Presigned{}, err
 	}
-	base := d.publicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
-	}
 	return storage.Presigned{
 		Method:    http.MethodPut,
-		URL:       base + "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
+		URL:       d.baseURL + "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
 		Headers:   map[string]string{"Content-Type": ct, "Content-Length": strconv.FormatInt(size, 10)},
 		ExpiresAt: exp,
 	}, nil

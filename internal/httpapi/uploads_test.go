@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
@@ -264,6 +265,49 @@ func TestSignedUploadURLIsSingleUse(t *testing.T) {
 	}
 	if created != 1 {
 		t.Fatalf("%d concurrent uses of one URL succeeded (%v), want 1", created, codes)
+	}
+}
+
+// The server's own upload URLs lead to PUBLIC_URL or to its listen
+// address, whatever Host header the request that asked for them carried.
+func TestPresignLocalURLIgnoresHost(t *testing.T) {
+	for _, tt := range []struct {
+		name, publicURL, want string
+	}{
+		{"listen address", "", ""}, // the test server's own URL
+		{"PUBLIC_URL", "https://img.example/", "https://img.example/uploads/uploads%2F"},
+	} {
+		s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.PublicURL = tt.publicURL })
+		if tt.want == "" {
+			tt.want = s.URL + "/uploads/uploads%2F"
+		}
+		req, _ := http.NewRequest("POST", s.URL+"/uploads/presign", strings.NewReader(`{"content_type":"image/jpeg","size":10}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Host = "evil.example:666"
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := decodeJSON[api.Presigned](t, must(io.ReadAll(resp.Body)))
+		resp.Body.Close()
+		if !strings.HasPrefix(p.Url, tt.want) {
+			t.Errorf("%s: upload URL %s, want it under %s", tt.name, p.Url, tt.want)
+		}
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for _, tt := range []struct{ publicURL, listen, want string }{
+		{"https://img.example/", "127.0.0.1:8080", "https://img.example"},
+		{"", "127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"", "0.0.0.0:8080", "http://127.0.0.1:8080"},
+		{"", "[::]:8080", "http://[::1]:8080"},
+		{"", ":8080", "http://127.0.0.1:8080"},
+		{"", "[::1]:43210", "http://[::1]:43210"},
+	} {
+		if got := baseURL(Config{PublicURL: tt.publicURL, ListenAddr: tt.listen}); got != tt.want {
+			t.Errorf("PUBLIC_URL %q, listening on %q: %s, want %s", tt.publicURL, tt.listen, got, tt.want)
+		}
 	}
 }
 
