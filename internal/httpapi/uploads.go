@@ -213,9 +213,13 @@ func (d uploadDeps) presignLocal(key, ct string, size int64) (storage.Presigned,
 // 2xx answer, and given back by any other.
 func handlePutUpload(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := pathKey(r)
-		if err != nil || d.local == nil {
+		if d.local == nil {
 			writeError(w, r, fmt.Errorf("%w: uploads go to S3", errNotFound))
+			return
+		}
+		key, err := pathKey(r)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
 		claim, err := d.local.ClaimUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
@@ -231,9 +235,13 @@ func handlePutUpload(d uploadDeps) http.Handler {
 // handleGetObject serves GET /objects/{key} from the local store.
 func handleGetObject(local localStore) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := pathKey(r)
-		if err != nil || local == nil {
+		if local == nil {
 			writeError(w, r, fmt.Errorf("%w: objects are read from S3", errNotFound))
+			return
+		}
+		key, err := pathKey(r)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
 		data, obj, err := local.Get(r.Context(), key, storage.GetOptions{})
@@ -253,10 +261,18 @@ func handleGetObject(local localStore) http.Handler {
 	})
 }
 
-// pathKey is the {key} of the route, percent-decoded: keys hold slashes,
-// which the URL carries as %2F.
+// pathKey is the {key} of the route, percent-decoded exactly once: keys
+// hold slashes, which the URL carries as %2F. chi routes on r.URL.RawPath
+// when the request has one (its path holds an escape that the decoded
+// Path cannot show, such as %2F), and its parameters are then still
+// escaped; otherwise it routes on Path, decoded already, and decoding
+// again would make %252F a slash.
 func pathKey(r *http.Request) (string, error) {
-	k, err := url.PathUnescape(chi.URLParam(r, "key"))
+	k := chi.URLParam(r, "key")
+	if r.URL.RawPath == "" {
+		return k, nil
+	}
+	k, err := url.PathUnescape(k)
 	if err != nil {
 		return "", fmt.Errorf("%w: key: %v", errBadRequest, err)
 	}

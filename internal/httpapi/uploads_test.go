@@ -80,6 +80,34 @@ func TestUploadLocal(t *testing.T) {
 	checkUpload(t, decodeJSON[api.Upload](t, body), "uploads/cats/tom & jerry.jpg")
 }
 
+// A {key} is percent-decoded exactly once: %2F is a slash of the key,
+// %252F the three characters %2F.
+func TestObjectKeysDecodedOnce(t *testing.T) {
+	s := newTestServer(t, nil)
+	keys := []struct{ key, path string }{
+		{"lit%2Fkey.jpg", "/objects/lit%252Fkey.jpg"},
+		{"lit/key.jpg", "/objects/lit%2Fkey.jpg"},
+		{"100%.jpg", "/objects/100%25.jpg"},
+		{"a b.jpg", "/objects/a%20b.jpg"},
+		{"uploads/%41.jpg", "/objects/uploads%2F%2541.jpg"},
+	}
+	for i, k := range keys {
+		if _, err := s.deps.Local.Put(t.Context(), k.key, testJPEG(t, 10+i, 10), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, k := range keys {
+		resp, body := s.do(t, "GET", k.path, nil, nil)
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d %s", k.path, resp.StatusCode, body)
+			continue
+		}
+		if w, _, _ := imageSize(t, body); w != 10+i {
+			t.Errorf("GET %s gave the object of another key (width %d, want %d)", k.path, w, 10+i)
+		}
+	}
+}
+
 func TestUploadRefusals(t *testing.T) {
 	s := newTestServer(t, nil)
 	photo := testdata(t, "ladybird.jpg")
