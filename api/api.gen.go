@@ -413,7 +413,7 @@ type WebhookResult struct {
 			Width   int    `json:"width"`
 		} `json:"outputs,omitempty"`
 
-		// Reason Why a source was rejected.
+		// Reason Why a record was rejected.
 		Reason *string                    `json:"reason,omitempty"`
 		Status WebhookResultRecordsStatus `json:"status"`
 	} `json:"records"`
