@@ -82,6 +82,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if st.local != nil {
+		defer st.local.Close()
+	}
 	st.checks["libvips"] = proc.Check
 	uploadTypes := []string{}
 	for _, f := range formats {
