@@ -359,6 +359,7 @@ func TestPresignRefusals(t *testing.T) {
 		{"zero size", map[string]any{"content_type": "image/jpeg", "size": 0}, 400},
 		{"unknown field", map[string]any{"content_type": "image/jpeg", "size": 10, "acl": "public-read"}, 400},
 		{"escaping key", map[string]any{"content_type": "image/jpeg", "size": 10, "key": "../x.jpg"}, 400},
+		{"key segment too long for local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "key": strings.Repeat("s", 248) + ".jpg"}, 400},
 		{"POST with local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "method": "POST"}, 400},
 	} {
 		resp, body := presign(t, s, tt.req, nil)

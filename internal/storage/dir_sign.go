@@ -42,9 +42,11 @@ func loadSigningKey(root *os.Root) ([]byte, error) {
 }
 
 // SignUpload returns the query parameters that allow one PUT of key with
-// exactly size bytes of contentType until expires.
+// exactly size bytes of contentType until expires. A key that the
+// directory cannot hold is refused now (ErrInvalidKey, see checkKey),
+// rather than when the upload arrives.
 func (d *Dir) SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error) {
-	if err := ValidateKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return nil, err
 	}
 	exp := strconv.FormatInt(expires.Unix(), 10)
