@@ -18,6 +18,10 @@ import (
 // (NAME_MAX: ext4, XFS, btrfs and tmpfs alike).
 const maxNameBytes = 255
 
+// CheckKey reports whether the directory can hold key (see checkKey). The
+// error wraps ErrInvalidKey.
+func (d *Dir) CheckKey(key string) error { return checkKey(key) }
+
 // checkKey is ValidateKey plus what a directory needs: every segment must
 // be a file name the filesystem takes, the last one with room for the
 // metadata file's ".json", so that a key the store cannot hold whole is
