@@ -413,7 +413,7 @@ type WebhookResult struct {
 			Width   int    `json:"width"`
 		} `json:"outputs,omitempty"`
 
-		// Reason Why a source was rejected.
+		// Reason Why a record was rejected.
 		Reason *string                    `json:"reason,omitempty"`
 		Status WebhookResultRecordsStatus `json:"status"`
 	} `json:"records"`
@@ -430,6 +430,9 @@ type BadRequest = Problem
 
 // Busy An RFC 9457 problem document.
 type Busy = Problem
+
+// Conflict An RFC 9457 problem document.
+type Conflict = Problem
 
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem

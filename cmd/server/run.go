@@ -82,6 +82,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	if st.local != nil {
+		defer st.local.Close()
+	}
 	st.checks["libvips"] = proc.Check
 	uploadTypes := []string{}
 	for _, f := range formats {
@@ -90,6 +93,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			uploadTypes = append(uploadTypes, "image/heic")
 		}
 	}
+	// Listen before the handler is made: its upload URLs name the address
+	// the listener got (the real port when ADDR asks for port 0).
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close() // a no-op once served: Shutdown closes it
 	var draining atomic.Bool
 	handler, err := httpapi.New(httpapi.Config{
 		APIKeys:       cfg.APIKeys,
@@ -98,6 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		UploadTypes:   uploadTypes,
 		PresignExpiry: cfg.PresignExpiry,
 		PublicURL:     cfg.PublicURL,
+		ListenAddr:    ln.Addr().String(),
 
 		WebhookSecrets:    cfg.WebhookSecrets,
 		WebhookMaxBytes:   cfg.WebhookMaxBytes,
@@ -118,11 +129,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	})
 	if err != nil {
 		return err
-	}
-
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           handler,

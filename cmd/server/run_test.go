@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	_ "image/jpeg"
 	"io"
@@ -204,6 +205,50 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), `"shutting down"`) || !strings.Contains(s.logs.String(), `"stopped"`) {
 		t.Fatalf("shutdown not logged: %s", s.logs.String())
+	}
+}
+
+// The embedded default's upload URLs lead back to the address the server
+// listens on (its real port, though ADDR asked for port 0), whatever Host
+// header the request for them carried, and the upload through one works.
+func TestRunUploadURLsNameTheListener(t *testing.T) {
+	s := start(t, map[string]string{})
+	img := photo(t)
+	presign := func(url string) string {
+		t.Helper()
+		req, _ := http.NewRequest("POST", url+"/uploads/presign",
+			strings.NewReader(fmt.Sprintf(`{"content_type":"image/jpeg","size":%d}`, len(img))))
+		req.Header.Set("Content-Type", "application/json")
+		req.Host = "evil.example:666"
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var p struct{ URL string }
+		if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("presign: %d %v", resp.StatusCode, err)
+		}
+		return p.URL
+	}
+	u := presign(s.url)
+	if !strings.HasPrefix(u, s.url+"/uploads/") {
+		t.Fatalf("upload URL %s, want it under %s", u, s.url)
+	}
+	req, _ := http.NewRequest("PUT", u, bytes.NewReader(img))
+	req.Header.Set("Content-Type", "image/jpeg")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload through the URL: %d", resp.StatusCode)
+	}
+
+	s = start(t, map[string]string{"PUBLIC_URL": "https://img.example"})
+	if u := presign(s.url); !strings.HasPrefix(u, "https://img.example/uploads/") {
+		t.Fatalf("with PUBLIC_URL: upload URL %s", u)
 	}
 }
 

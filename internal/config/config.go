@@ -126,7 +126,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.CacheControl = v; return nil }},
 	{"PRESIGN_EXPIRY", "15m", "how long a presigned upload URL stays valid",
 		func(c *Config, v string) (err error) { c.PresignExpiry, err = positiveDuration(v); return err }},
-	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs (local storage; default: the request's host)",
+	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs (local storage; default: http:// and the listen address, loopback for 0.0.0.0)",
 		func(c *Config, v string) error { c.PublicURL = strings.TrimSuffix(v, "/"); return checkURL(v) }},
 	{"WEBHOOK_SECRETS", "", "comma-separated secrets of POST /webhooks/s3 (signature or bearer token); empty: it answers 503",
 		func(c *Config, v string) error { c.WebhookSecrets = splitList(v); return nil }},

@@ -41,6 +41,7 @@ var statusTable = []statusRow{
 	{storage.ErrNotFound, http.StatusNotFound, "not-found", "No such object"},
 	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
 	{storage.ErrInvalidKey, http.StatusBadRequest, "bad-key", "Invalid object key"},
+	{storage.ErrConflict, http.StatusConflict, "conflict", "Conflict with a stored key or a running upload"},
 	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
 	{imageproc.ErrTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Image too large"},

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // The router serves exactly the routes openapi.yaml documents.
@@ -34,6 +36,55 @@ func TestRoutesMatchSpec(t *testing.T) {
 	sort.Strings(want)
 	if !slices.Equal(got, want) {
 		t.Fatalf("router:  %v\nopenapi: %v", got, want)
+	}
+}
+
+// Every GET route of openapi.yaml answers HEAD as the document says: the
+// GET's status and headers, and no body.
+func TestHeadAnswersLikeGet(t *testing.T) {
+	s := newTestServer(t, nil)
+	if _, err := s.deps.Local.Put(t.Context(), "uploads/h.jpg", testJPEG(t, 8, 8), storage.PutOptions{CacheControl: "no-cache"}); err != nil {
+		t.Fatal(err)
+	}
+	example := map[string]string{"/objects/{key}": "/objects/uploads%2Fh.jpg", "/ui/{file}": "/ui/app.js"}
+	// A compressed GET would differ in its headers, not in what HEAD owes.
+	identity := func() http.Header { return http.Header{"Accept-Encoding": {"identity"}} }
+	n := 0
+	for path, item := range contract.Doc(t).Paths.Map() {
+		if item.Get == nil {
+			continue
+		}
+		n++
+		if e, ok := example[path]; ok {
+			path = e
+		}
+		get, _ := s.do(t, "GET", path, nil, identity())
+		head, body := s.do(t, "HEAD", path, nil, identity())
+		if head.StatusCode != get.StatusCode || len(body) != 0 {
+			t.Errorf("HEAD %s: %d with %d bytes; GET: %d", path, head.StatusCode, len(body), get.StatusCode)
+		}
+		for _, h := range []http.Header{get.Header, head.Header} {
+			h.Del("Date")
+			h.Del("X-Request-Id")
+			if path == "/metrics" {
+				h.Del("Content-Length") // the metrics count each request: no two bodies are alike
+			}
+		}
+		if !reflect.DeepEqual(head.Header, get.Header) {
+			t.Errorf("HEAD %s headers:\n%v\nGET:\n%v", path, head.Header, get.Header)
+		}
+	}
+	if n < 8 {
+		t.Fatalf("only %d GET routes checked", n)
+	}
+	// HEAD where only another method is routed is still a 405.
+	resp, _ := s.do(t, "HEAD", "/resize", nil, nil)
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("HEAD /resize: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	resp, _ = s.do(t, "POST", "/healthz", nil, nil)
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /healthz: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
 	}
 }
 

@@ -5,12 +5,15 @@ package httpapi
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
@@ -30,8 +33,12 @@ type Config struct {
 	// PresignExpiry is how long an upload URL stays valid.
 	PresignExpiry time.Duration
 	// PublicURL is this server's base URL in its own upload URLs; empty:
-	// the request's scheme and host.
+	// http:// and ListenAddr.
 	PublicURL string
+	// ListenAddr is the address the server's listener got (host:port, the
+	// real port when port 0 was asked for). Upload URLs are never built
+	// from a request's Host header, which the client chooses.
+	ListenAddr string
 	// WebhookSecrets sign and authorize POST /webhooks/s3; empty: the
 	// webhook answers 503 and accepts nothing.
 	WebhookSecrets []string
@@ -71,7 +78,8 @@ type Deps struct {
 func New(cfg Config, d Deps) (http.Handler, error) {
 	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
 		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil ||
-		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 {
+		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
+		(d.Local != nil && cfg.PublicURL == "" && cfg.ListenAddr == "") {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
 	m, err := newHTTPMetrics(d.Registry)
@@ -79,7 +87,10 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
 	r := chi.NewRouter()
-	r.Use(withRequestID, withLogging(d.Logger), m.withMetrics, withRecover, withSecurityHeaders)
+	// GetHead routes HEAD as GET where no HEAD route is listed: every GET
+	// route answers HEAD with its status and headers, and net/http drops
+	// the body. openapi.yaml says so once rather than per route.
+	r.Use(withRequestID, withLogging(d.Logger), m.withMetrics, withRecover, withSecurityHeaders, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, fmt.Errorf("%w: %s", errNotFound, r.URL.Path))
 	})
@@ -101,11 +112,11 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 }
 
 // allowed lists the methods routed for path, for the Allow header that a
-// 405 must carry.
+// 405 must carry: HEAD wherever GET is (GetHead).
 func allowed(r chi.Routes, path string) []string {
 	var ms []string
 	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
-		if r.Match(chi.NewRouteContext(), m, path) {
+		if r.Match(chi.NewRouteContext(), m, path) || m == "HEAD" && slices.Contains(ms, "GET") {
 			ms = append(ms, m)
 		}
 	}
@@ -115,7 +126,7 @@ func allowed(r chi.Routes, path string) []string {
 func newUploadDeps(cfg Config, d Deps) uploadDeps {
 	u := uploadDeps{
 		pipeline: d.Pipeline, gate: d.Processor.Gate(), objectURL: d.ObjectURL,
-		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, publicURL: cfg.PublicURL,
+		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, baseURL: baseURL(cfg),
 		types: map[string]bool{},
 	}
 	// A nil pointer in an interface is not a nil interface: set only the
@@ -130,4 +141,25 @@ func newUploadDeps(cfg Config, d Deps) uploadDeps {
 		u.types[t] = true
 	}
 	return u
+}
+
+// baseURL is where clients reach this server in its own upload URLs:
+// PublicURL, or else http:// and the listen address, where an unspecified
+// address (0.0.0.0, [::]: every address) becomes loopback, the one sure to
+// reach this server.
+func baseURL(cfg Config) string {
+	if cfg.PublicURL != "" {
+		return strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(cfg.ListenAddr)
+	if err != nil {
+		return "http://" + cfg.ListenAddr
+	}
+	if ip := net.ParseIP(host); host == "" || ip.IsUnspecified() {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

@@ -79,6 +79,10 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	if s3 != nil {
 		cfg.InputBucket = s3.Bucket()
 	}
+	// The listener first: the handler is told its address, as run does.
+	srv := httptest.NewUnstartedServer(nil)
+	t.Cleanup(srv.Close)
+	cfg.ListenAddr = srv.Listener.Addr().String()
 	pcfg := imageproc.DefaultConfig()
 	if edit != nil {
 		edit(&cfg, &pcfg)
@@ -122,9 +126,9 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := httptest.NewServer(h)
-	t.Cleanup(s.Close)
-	return &testServer{Server: s, logs: logs, draining: &draining, proc: proc, deps: d}
+	srv.Config.Handler = h
+	srv.Start()
+	return &testServer{Server: srv, logs: logs, draining: &draining, proc: proc, deps: d}
 }
 
 // do sends a request, reads the whole response, and checks it against

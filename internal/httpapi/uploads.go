@@ -30,11 +30,11 @@ type s3Presigner interface {
 	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (storage.Presigned, error)
 }
 
-// localStore is the local directory: it signs and checks its own upload
-// URLs and serves its objects.
+// localStore is the local directory: it signs its own upload URLs and
+// checks and claims their single use, and serves its objects.
 type localStore interface {
 	SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error)
-	VerifyUpload(key string, q url.Values, contentType string, size int64, now time.Time) error
+	ClaimUpload(key string, q url.Values, contentType string, size int64, now time.Time) (*storage.UploadClaim, error)
 	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
 }
 
@@ -48,7 +48,7 @@ type uploadDeps struct {
 	maxBody   int64
 	types     map[string]bool // media types a presigned upload may have
 	expiry    time.Duration
-	publicURL string
+	baseURL   string // of this server, in its own upload URLs
 }
 
 // handleUpload serves POST /uploads: the original in the body, stored with
@@ -170,7 +170,7 @@ func handlePresign(d uploadDeps) http.Handler {
 		var err error
 		switch {
 		case d.local != nil:
-			p, err = d.presignLocal(r, key, ct, req.Size)
+			p, err = d.presignLocal(key, ct, req.Size)
 		case method == "PUT":
 			p, err = d.s3.PresignPut(r.Context(), key, ct, req.Size, d.expiry)
 		default:
@@ -193,52 +193,55 @@ func handlePresign(d uploadDeps) http.Handler {
 }
 
 // presignLocal issues the server's own URL for PUT /uploads/{key}.
-func (d uploadDeps) presignLocal(r *http.Request, key, ct string, size int64) (storage.Presigned, error) {
+func (d uploadDeps) presignLocal(key, ct string, size int64) (storage.Presigned, error) {
 	exp := time.Now().Add(d.expiry)
 	q, err := d.local.SignUpload(key, ct, size, exp)
 	if err != nil {
 		return storage.Presigned{}, err
 	}
-	base := d.publicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
-	}
 	return storage.Presigned{
 		Method:    http.MethodPut,
-		URL:       base + "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
+		URL:       d.baseURL + "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
 		Headers:   map[string]string{"Content-Type": ct, "Content-Length": strconv.FormatInt(size, 10)},
 		ExpiresAt: exp,
 	}, nil
 }
 
 // handlePutUpload serves PUT /uploads/{key}, the target of the local
-// store's presigned URLs.
+// store's presigned URLs. A URL allows one upload: it is claimed for the
+// request (a concurrent one with the same URL gets a 409), used up by a
+// 2xx answer, and given back by any other.
 func handlePutUpload(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := pathKey(r)
-		if err != nil || d.local == nil {
+		if d.local == nil {
 			writeError(w, r, fmt.Errorf("%w: uploads go to S3", errNotFound))
 			return
 		}
-		err = d.local.VerifyUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
+		key, err := pathKey(r)
 		if err != nil {
 			writeError(w, r, err)
 			return
 		}
-		d.store(w, r, key, false)
+		claim, err := d.local.ClaimUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		defer claim.Release()
+		d.store(&useOnSuccess{ResponseWriter: w, r: r, use: claim.Use}, r, key, false)
 	})
 }
 
 // handleGetObject serves GET /objects/{key} from the local store.
 func handleGetObject(local localStore) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		key, err := pathKey(r)
-		if err != nil || local == nil {
+		if local == nil {
 			writeError(w, r, fmt.Errorf("%w: objects are read from S3", errNotFound))
+			return
+		}
+		key, err := pathKey(r)
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
 		data, obj, err := local.Get(r.Context(), key, storage.GetOptions{})
@@ -258,10 +261,18 @@ func handleGetObject(local localStore) http.Handler {
 	})
 }
 
-// pathKey is the {key} of the route, percent-decoded: keys hold slashes,
-// which the URL carries as %2F.
+// pathKey is the {key} of the route, percent-decoded exactly once: keys
+// hold slashes, which the URL carries as %2F. chi routes on r.URL.RawPath
+// when the request has one (its path holds an escape that the decoded
+// Path cannot show, such as %2F), and its parameters are then still
+// escaped; otherwise it routes on Path, decoded already, and decoding
+// again would make %252F a slash.
 func pathKey(r *http.Request) (string, error) {
-	k, err := url.PathUnescape(chi.URLParam(r, "key"))
+	k := chi.URLParam(r, "key")
+	if r.URL.RawPath == "" {
+		return k, nil
+	}
+	k, err := url.PathUnescape(k)
 	if err != nil {
 		return "", fmt.Errorf("%w: key: %v", errBadRequest, err)
 	}

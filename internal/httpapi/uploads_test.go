@@ -3,11 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -78,6 +80,34 @@ func TestUploadLocal(t *testing.T) {
 	checkUpload(t, decodeJSON[api.Upload](t, body), "uploads/cats/tom & jerry.jpg")
 }
 
+// A {key} is percent-decoded exactly once: %2F is a slash of the key,
+// %252F the three characters %2F.
+func TestObjectKeysDecodedOnce(t *testing.T) {
+	s := newTestServer(t, nil)
+	keys := []struct{ key, path string }{
+		{"lit%2Fkey.jpg", "/objects/lit%252Fkey.jpg"},
+		{"lit/key.jpg", "/objects/lit%2Fkey.jpg"},
+		{"100%.jpg", "/objects/100%25.jpg"},
+		{"a b.jpg", "/objects/a%20b.jpg"},
+		{"uploads/%41.jpg", "/objects/uploads%2F%2541.jpg"},
+	}
+	for i, k := range keys {
+		if _, err := s.deps.Local.Put(t.Context(), k.key, testJPEG(t, 10+i, 10), storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, k := range keys {
+		resp, body := s.do(t, "GET", k.path, nil, nil)
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d %s", k.path, resp.StatusCode, body)
+			continue
+		}
+		if w, _, _ := imageSize(t, body); w != 10+i {
+			t.Errorf("GET %s gave the object of another key (width %d, want %d)", k.path, w, 10+i)
+		}
+	}
+}
+
 func TestUploadRefusals(t *testing.T) {
 	s := newTestServer(t, nil)
 	photo := testdata(t, "ladybird.jpg")
@@ -91,6 +121,7 @@ func TestUploadRefusals(t *testing.T) {
 		{"truncated", "", photo[:len(photo)/2], 422},
 		{"escaping key", "key=../../etc/passwd", photo, 400},
 		{"hidden key", "key=.meta/x", photo, 400},
+		{"key segment too long for local storage", "key=" + strings.Repeat("s", 248) + ".jpg", photo, 400},
 		{"unknown parameter", "width=10", photo, 400},
 		{"empty body", "", nil, 400},
 	} {
@@ -101,6 +132,37 @@ func TestUploadRefusals(t *testing.T) {
 	}
 	if objs, _ := s.deps.Local.List(t.Context(), "", 0); len(objs) != 0 {
 		t.Fatalf("refused uploads left objects: %v", objs)
+	}
+}
+
+// With local storage, a key that would be a folder of a stored key, or
+// the other way round, is a conflict: nothing replaces the stored object.
+func TestUploadLocalConflicts(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	for _, tt := range []struct{ first, second string }{
+		{"a.jpg", "a.jpg/x.jpg"},
+		{"d/y.jpg", "d"},
+	} {
+		if resp, body := s.do(t, "POST", "/uploads?key="+url.QueryEscape(tt.first), photo, nil); resp.StatusCode != 201 {
+			t.Fatalf("%s: %d %s", tt.first, resp.StatusCode, body)
+		}
+		resp, body := s.do(t, "POST", "/uploads?key="+url.QueryEscape(tt.second), photo, nil)
+		if resp.StatusCode != 409 || !strings.Contains(string(body), "urn:resizer:problem:conflict") {
+			t.Errorf("%s then %s: %d %s", tt.first, tt.second, resp.StatusCode, body)
+		}
+		if resp, _ := s.do(t, "GET", "/objects/"+url.PathEscape("uploads/"+tt.first), nil, nil); resp.StatusCode != 200 {
+			t.Errorf("%s after the conflict: %d", tt.first, resp.StatusCode)
+		}
+	}
+	// The same through a signed upload URL.
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "key": "a.jpg/z.jpg"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign: %d %s", resp.StatusCode, body)
+	}
+	p := decodeJSON[api.Presigned](t, body)
+	if resp, body := s.do(t, "PUT", strings.TrimPrefix(p.Url, s.URL), photo, http.Header{"Content-Type": {"image/jpeg"}}); resp.StatusCode != 409 {
+		t.Errorf("signed upload of a.jpg/z.jpg: %d %s", resp.StatusCode, body)
 	}
 }
 
@@ -172,6 +234,111 @@ func TestPresignLocal(t *testing.T) {
 	}
 }
 
+// A signed upload URL allows one upload: a failure leaves it usable, a
+// success uses it up, and of two requests at once with it, one succeeds.
+func TestSignedUploadURLIsSingleUse(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	signed := func() string {
+		t.Helper()
+		resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo)}, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("presign: %d %s", resp.StatusCode, body)
+		}
+		return strings.TrimPrefix(decodeJSON[api.Presigned](t, body).Url, s.URL)
+	}
+	jpeg := http.Header{"Content-Type": {"image/jpeg"}}
+	u := signed()
+	if resp, body := s.do(t, "PUT", u, bytes.Repeat([]byte("x"), len(photo)), jpeg); resp.StatusCode != 415 {
+		t.Fatalf("not an image: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do(t, "PUT", u, photo, jpeg); resp.StatusCode != 201 {
+		t.Fatalf("retry after a failure: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do(t, "PUT", u, photo, jpeg); resp.StatusCode != 403 || !strings.Contains(string(body), "already used") {
+		t.Fatalf("second use: %d %s", resp.StatusCode, body)
+	}
+
+	u = signed()
+	start := make(chan struct{})
+	codes := make([]int, 4)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, _ := http.NewRequest("PUT", s.URL+u, bytes.NewReader(photo))
+			req.Header.Set("Content-Type", "image/jpeg")
+			<-start
+			resp, err := s.Client().Do(req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			codes[i] = resp.StatusCode
+		}()
+	}
+	close(start)
+	wg.Wait()
+	created := 0
+	for _, c := range codes {
+		switch c {
+		case 201:
+			created++
+		case 403, 409:
+		default:
+			t.Errorf("concurrent use: %d", c)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d concurrent uses of one URL succeeded (%v), want 1", created, codes)
+	}
+}
+
+// The server's own upload URLs lead to PUBLIC_URL or to its listen
+// address, whatever Host header the request that asked for them carried.
+func TestPresignLocalURLIgnoresHost(t *testing.T) {
+	for _, tt := range []struct {
+		name, publicURL, want string
+	}{
+		{"listen address", "", ""}, // the test server's own URL
+		{"PUBLIC_URL", "https://img.example/", "https://img.example/uploads/uploads%2F"},
+	} {
+		s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.PublicURL = tt.publicURL })
+		if tt.want == "" {
+			tt.want = s.URL + "/uploads/uploads%2F"
+		}
+		req, _ := http.NewRequest("POST", s.URL+"/uploads/presign", strings.NewReader(`{"content_type":"image/jpeg","size":10}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Host = "evil.example:666"
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := decodeJSON[api.Presigned](t, must(io.ReadAll(resp.Body)))
+		resp.Body.Close()
+		if !strings.HasPrefix(p.Url, tt.want) {
+			t.Errorf("%s: upload URL %s, want it under %s", tt.name, p.Url, tt.want)
+		}
+	}
+}
+
+func TestBaseURL(t *testing.T) {
+	for _, tt := range []struct{ publicURL, listen, want string }{
+		{"https://img.example/", "127.0.0.1:8080", "https://img.example"},
+		{"", "127.0.0.1:8080", "http://127.0.0.1:8080"},
+		{"", "0.0.0.0:8080", "http://127.0.0.1:8080"},
+		{"", "[::]:8080", "http://[::1]:8080"},
+		{"", ":8080", "http://127.0.0.1:8080"},
+		{"", "[::1]:43210", "http://[::1]:43210"},
+	} {
+		if got := baseURL(Config{PublicURL: tt.publicURL, ListenAddr: tt.listen}); got != tt.want {
+			t.Errorf("PUBLIC_URL %q, listening on %q: %s, want %s", tt.publicURL, tt.listen, got, tt.want)
+		}
+	}
+}
+
 func must[T any](v T, err error) T {
 	if err != nil {
 		panic(err)
@@ -192,6 +359,7 @@ func TestPresignRefusals(t *testing.T) {
 		{"zero size", map[string]any{"content_type": "image/jpeg", "size": 0}, 400},
 		{"unknown field", map[string]any{"content_type": "image/jpeg", "size": 10, "acl": "public-read"}, 400},
 		{"escaping key", map[string]any{"content_type": "image/jpeg", "size": 10, "key": "../x.jpg"}, 400},
+		{"key segment too long for local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "key": strings.Repeat("s", 248) + ".jpg"}, 400},
 		{"POST with local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "method": "POST"}, 400},
 	} {
 		resp, body := presign(t, s, tt.req, nil)

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
 	"github.com/resizer/resizer/internal/webhook"
 )
 
@@ -56,11 +57,13 @@ type outputResult struct {
 const statusIgnored = "ignored"
 
 // handleWebhook serves POST /webhooks/s3. It answers only once every
-// record is done: 200 with each record's outcome, where a source that can
-// never be processed is "rejected" and not an error, so that the sender
-// does not retry it forever; a passing failure (storage down, busy, timed
-// out) makes the whole request 503 or 500 so that the sender retries, and
-// redoing the records already done is harmless.
+// record is done: 200 with each record's outcome, where a record that can
+// never be processed (not an image, too large, a bad or conflicting key)
+// is "rejected" and not an error, so that neither it nor the records after
+// it are held up, and the sender does not retry it forever; a passing
+// failure (storage down, busy, timed out) makes the whole request 503 or
+// 500 so that the sender retries, and redoing the records already done is
+// harmless.
 func handleWebhook(d webhookDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(d.secrets) == 0 {
@@ -123,7 +126,8 @@ func (d webhookDeps) authorize(r *http.Request, body []byte) error {
 	return nil
 }
 
-// record handles one record. Only a failure that may pass is an error.
+// record handles one record. Only a failure that may pass is an error; one
+// that would recur on every retry is the record's rejection.
 func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (recordResult, error) {
 	out := recordResult{Event: rec.Name(), Bucket: rec.S3.Bucket.Name, Key: rec.Key()}
 	kind := rec.Kind()
@@ -139,6 +143,9 @@ func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (recordResu
 	default:
 		res, err = d.pipeline.Remove(ctx, out.Key)
 	}
+	if err != nil && permanent(err) {
+		res, err = pipeline.Result{Status: pipeline.StatusRejected, Key: out.Key, Reason: err.Error()}, nil
+	}
 	if err != nil {
 		d.metrics.record(kind, "error")
 		return out, err
@@ -152,6 +159,14 @@ func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (recordResu
 		out.Outputs = append(out.Outputs, outputResult{Variant: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height, Bytes: o.Bytes})
 	}
 	return out, nil
+}
+
+// permanent reports whether a record's failure would recur however often
+// it is retried: the pipeline's permanent failures (a bad key, not an
+// image, too large), and a key that conflicts with another in local
+// storage until someone removes one of them.
+func permanent(err error) bool {
+	return pipeline.IsPermanent(err) || errors.Is(err, storage.ErrConflict)
 }
 
 // webhookMetrics count records by kind and outcome, and the time from an

@@ -166,6 +166,96 @@ func TestWebhookRecords(t *testing.T) {
 	}
 }
 
+// batch joins the records of events into one event.
+func batch(t *testing.T, events ...[]byte) []byte {
+	t.Helper()
+	var all []json.RawMessage
+	for _, e := range events {
+		var ev struct{ Records []json.RawMessage }
+		if err := json.Unmarshal(e, &ev); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, ev.Records...)
+	}
+	b, _ := json.Marshal(map[string]any{"Records": all})
+	return b
+}
+
+// A record that can never be processed is rejected on its own, in the
+// 200, logged and counted; the records after it are processed.
+func TestWebhookRejectsPerRecord(t *testing.T) {
+	s, _, st := newS3TestServer(t)
+	ctx := t.Context()
+	obj, err := st.Put(ctx, "uploads/good.jpg", testdata(t, "ladybird.jpg"), storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := st.Bucket()
+	resp, r := s.event(t, batch(t,
+		s3Event("ObjectRemoved:Delete", b, "uploads/../x", ""),
+		s3Event("ObjectCreated:Put", b, "uploads/a//b.jpg", `"abc"`),
+		s3Event("ObjectCreated:Put", b, "uploads/good.jpg", obj.ETag),
+	), nil)
+	if resp.StatusCode != 200 || len(r.Records) != 3 {
+		t.Fatalf("%d %+v", resp.StatusCode, r)
+	}
+	for _, rec := range r.Records[:2] {
+		if rec.Status != "rejected" || !strings.Contains(rec.Reason, "invalid object key") {
+			t.Errorf("%s %s: %+v, want rejected for its key", rec.Event, rec.Key, rec)
+		}
+	}
+	if rec := r.Records[2]; rec.Status != "processed" || len(rec.Outputs) != 2 {
+		t.Fatalf("the good record after them: %+v", rec)
+	}
+	if _, err := st.Head(ctx, "resized/thumb/good.jpg"); err != nil {
+		t.Fatalf("the good record's variant: %v", err)
+	}
+	_, metrics := s.do(t, "GET", "/metrics", nil, nil)
+	for _, want := range []string{
+		`resizer_webhook_records_total{event="removed",outcome="rejected"} 1`,
+		`resizer_webhook_records_total{event="created",outcome="rejected"} 1`,
+		`resizer_webhook_records_total{event="created",outcome="processed"} 1`,
+	} {
+		if !strings.Contains(string(metrics), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if n := strings.Count(s.logs.String(), `"source rejected"`); n != 2 {
+		t.Errorf("%d rejections logged, want 2", n)
+	}
+}
+
+// With local storage, a record whose variants conflict with another key is
+// rejected on its own too; storage down still fails the whole request
+// (TestWebhookLimitsAndFailures).
+func TestWebhookRejectsConflictLocal(t *testing.T) {
+	s := newTestServer(t, nil)
+	ctx := t.Context()
+	photo := testdata(t, "ladybird.jpg")
+	for _, k := range []string{"uploads/p/q.jpg", "uploads/ok.jpg"} {
+		if _, err := s.deps.Local.Put(ctx, k, photo, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An object where the thumb of uploads/p/q.jpg needs a folder.
+	if _, err := s.deps.Local.Put(ctx, "resized/thumb/p", []byte("in the way"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	resp, r := s.event(t, batch(t,
+		s3Event("ObjectCreated:Put", "local", "uploads/p/q.jpg", ""),
+		s3Event("ObjectCreated:Put", "local", "uploads/ok.jpg", ""),
+	), nil)
+	if resp.StatusCode != 200 || len(r.Records) != 2 {
+		t.Fatalf("%d %+v", resp.StatusCode, r)
+	}
+	if rec := r.Records[0]; rec.Status != "rejected" || !strings.Contains(rec.Reason, "conflict") {
+		t.Errorf("conflicting record: %+v", rec)
+	}
+	if rec := r.Records[1]; rec.Status != "processed" {
+		t.Errorf("the record after it: %+v", rec)
+	}
+}
+
 // processCount is how many images libvips has processed so far.
 func processCount(t *testing.T, s *testServer) string {
 	t.Helper()

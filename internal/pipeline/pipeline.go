@@ -224,16 +224,27 @@ func (p *Pipeline) options() []imageproc.Options {
 }
 
 // outputKeys are the keys of the outputs of key, each checked as the
-// stores check keys (a key near the length limit has outputs over it).
+// output store checks keys (a key near the length limit has outputs over
+// it), before anything is written.
 func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string, error) {
+	check := storage.ValidateKey
+	if c, ok := p.out.(keyChecker); ok {
+		check = c.CheckKey
+	}
 	keys := make([]string, len(results))
 	for i, r := range results {
 		keys[i] = p.OutputKey(key, p.cfg.Variants[i], r.Format)
-		if err := storage.ValidateKey(keys[i]); err != nil {
+		if err := check(keys[i]); err != nil {
 			return nil, fmt.Errorf("variant %s: %w", p.cfg.Variants[i].Name, err)
 		}
 	}
 	return keys, nil
+}
+
+// keyChecker is a store that holds fewer keys than storage.ValidateKey
+// allows: a directory, whose file names are bounded in length.
+type keyChecker interface {
+	CheckKey(key string) error
 }
 
 // Run makes the variants of the stored source key at ETag etag (the

@@ -198,6 +198,37 @@ func TestUploadRefusesBeforeStoring(t *testing.T) {
 	}
 }
 
+// puts counts the writes to a directory.
+type puts struct {
+	*storage.Dir
+	n atomic.Int32
+}
+
+func (p *puts) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
+	p.n.Add(1)
+	return p.Dir.Put(ctx, key, data, o)
+}
+
+// A directory's own limit on keys is checked for every output before
+// anything is written, not found by a write that must then be undone: a
+// 248-byte file name is fine for the original, not for its thumb's with
+// ".jpg" and the metadata's ".json" added.
+func TestUploadChecksDirKeysFirst(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &puts{Dir: d}
+	p, _ := New(testConfig(t), st, st, proc(t))
+	key := "uploads/" + strings.Repeat("s", 248)
+	if _, err := p.Upload(t.Context(), key, photo(t)); !errors.Is(err, storage.ErrInvalidKey) {
+		t.Fatalf("err = %v, want ErrInvalidKey", err)
+	}
+	if n := st.n.Load(); n != 0 {
+		t.Fatalf("%d writes before the refusal", n)
+	}
+}
+
 // failing is a store whose writes under a prefix fail: the only way to
 // see what a half-failed write does.
 type failing struct {

@@ -7,21 +7,42 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
 // Dir is a store in a local directory: each object is a plain file at
 // <dir>/<key>, its headers and metadata in <dir>/.meta/<key>.json. Hidden
 // names are the store's own (ValidateKey refuses them as keys).
+//
+// Every file is reached through an os.Root opened on the directory, so
+// that no key, and no symbolic link planted inside, can lead a read, a
+// write or a deletion outside it; writes and deletions do not go through
+// symbolic links at all.
 type Dir struct {
-	root    string
+	dir     string // absolute path, for messages
+	root    *os.Root
 	signKey []byte
+
+	// The single use of signed upload URLs (dir_claim.go).
+	mu       sync.Mutex
+	inflight map[string]bool // markers of URLs whose upload is running
+	swept    time.Time       // when expired markers were last removed
 }
+
+// The store's own directories, beside the keys.
+const (
+	metaDir = ".meta"
+	tmpDir  = ".tmp"
+	usedDir = ".used" // markers of used upload URLs
+	metaExt = ".json"
+)
 
 // dirMeta is what Dir keeps beside an object. Size and ModTime are the
 // file's at the time the metadata was written: a crash between the two
@@ -36,147 +57,218 @@ type dirMeta struct {
 }
 
 // NewDir returns a store in dir, creating it when missing. It fails when
-// dir cannot be created or written.
+// dir cannot be created or opened, or when one of the store's own
+// directories in it is not a directory (a symbolic link, for one).
 func NewDir(dir string) (*Dir, error) {
-	root, err := filepath.Abs(dir)
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage dir %q: %w", dir, err)
 	}
-	for _, d := range []string{root, filepath.Join(root, ".meta"), filepath.Join(root, ".tmp")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("storage dir: %w", err)
-		}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return nil, fmt.Errorf("storage dir: %w", err)
 	}
-	key, err := loadSigningKey(filepath.Join(root, ".signing-key"))
+	root, err := os.OpenRoot(abs)
 	if err != nil {
 		return nil, fmt.Errorf("storage dir: %w", err)
 	}
-	return &Dir{root: root, signKey: key}, nil
+	d := &Dir{dir: abs, root: root, inflight: map[string]bool{}}
+	if err := d.init(); err != nil {
+		root.Close()
+		return nil, fmt.Errorf("storage dir %s: %w", abs, err)
+	}
+	return d, nil
 }
 
-func (d *Dir) path(key string) string { return filepath.Join(d.root, filepath.FromSlash(key)) }
-func (d *Dir) metaPath(key string) string {
-	return filepath.Join(d.root, ".meta", filepath.FromSlash(key)+".json")
+func (d *Dir) init() error {
+	for _, sub := range []string{metaDir, tmpDir, usedDir} {
+		if err := d.root.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+		if st, err := d.root.Lstat(sub); err != nil || !st.IsDir() {
+			return fmt.Errorf("%s is not a directory", sub)
+		}
+	}
+	key, err := loadSigningKey(d.root)
+	if err != nil {
+		return err
+	}
+	d.signKey = key
+	return nil
 }
 
-// Put writes the object atomically: to a temporary file, synced, then
-// renamed into place, so a reader or a crash never sees part of it. The
-// metadata follows the same way.
+// Close releases the directory.
+func (d *Dir) Close() error { return d.root.Close() }
+
+// metaPath is the file of key's metadata, relative to the root; the
+// object's own file is the key itself.
+func (d *Dir) metaPath(key string) string { return metaDir + "/" + key + metaExt }
+
+// Put writes the object and its metadata so that neither is ever seen in
+// part and the object is never left without its metadata: both are
+// written whole to temporary files and synced before either is renamed
+// into place, and the object is taken back out if its metadata's rename
+// fails. A key that cannot be a file here is refused before anything is
+// written: ErrInvalidKey (see checkKey, or a path through a symbolic link)
+// or ErrConflict (a key is in the way); a full or failing disk is
+// ErrUnavailable.
 func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (Object, error) {
-	if err := ValidateKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return Object{}, err
 	}
-	sum := md5.Sum(data)
-	etag := `"` + hex.EncodeToString(sum[:]) + `"`
-	p := d.path(key)
-	if err := d.writeAtomic(p, data); err != nil {
-		return Object{}, fmt.Errorf("put %q: %w", key, err)
+	p, mp := key, d.metaPath(key)
+	for _, rel := range []string{p, mp} {
+		if err := d.place(rel); err != nil {
+			return Object{}, fmt.Errorf("put %q: %w", key, err)
+		}
 	}
-	st, err := os.Stat(p)
+	tmp, st, err := d.writeTemp(data)
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	m := dirMeta{ETag: etag, ContentType: o.ContentType, CacheControl: o.CacheControl,
+	defer d.root.Remove(tmp) // after a successful rename, a no-op
+	sum := md5.Sum(data)
+	m := dirMeta{ETag: `"` + hex.EncodeToString(sum[:]) + `"`, ContentType: o.ContentType, CacheControl: o.CacheControl,
 		Metadata: lowerKeys(o.Metadata), Size: st.Size(), ModTime: st.ModTime()}
 	mb, err := json.Marshal(m)
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	if err := d.writeAtomic(d.metaPath(key), mb); err != nil {
+	mtmp, _, err := d.writeTemp(mb)
+	if err != nil {
+		return Object{}, fmt.Errorf("put %q metadata: %w", key, err)
+	}
+	defer d.root.Remove(mtmp)
+	if err := d.rename(tmp, p); err != nil {
+		d.prune(p)
+		return Object{}, fmt.Errorf("put %q: %w", key, err)
+	}
+	if err := d.rename(mtmp, mp); err != nil {
+		d.root.Remove(p)
+		d.prune(p)
+		d.prune(mp)
 		return Object{}, fmt.Errorf("put %q metadata: %w", key, err)
 	}
 	return m.object(key), nil
 }
 
-func (d *Dir) writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Join(d.root, ".tmp"), "put-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name()) // after a successful rename, a no-op
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
-}
-
 // Head returns the object's description.
 func (d *Dir) Head(ctx context.Context, key string) (Object, error) {
-	if err := ValidateKey(key); err != nil {
-		return Object{}, err
-	}
-	st, err := os.Stat(d.path(key))
-	if err != nil || !st.Mode().IsRegular() {
-		return Object{}, fmt.Errorf("head %q: %w", key, ErrNotFound)
-	}
-	m, err := d.meta(key, st)
+	f, st, err := d.open(key)
 	if err != nil {
 		return Object{}, fmt.Errorf("head %q: %w", key, err)
+	}
+	defer f.Close()
+	m, ok := d.stored(key, st)
+	if !ok {
+		data, err := io.ReadAll(f)
+		if err != nil {
+			return Object{}, fmt.Errorf("head %q: %w", key, fsError(err))
+		}
+		m = fileMeta(data, st)
 	}
 	return m.object(key), nil
 }
 
-// meta reads the metadata of the object whose file is st, or recomputes
-// what it can (size, ETag, time) when the metadata is missing or stale.
-func (d *Dir) meta(key string, st fs.FileInfo) (dirMeta, error) {
-	var m dirMeta
-	b, err := os.ReadFile(d.metaPath(key))
-	if err == nil && json.Unmarshal(b, &m) == nil && m.Size == st.Size() && m.ModTime.Equal(st.ModTime()) {
-		return m, nil
-	}
-	data, err := os.ReadFile(d.path(key))
-	if err != nil {
-		return m, err
-	}
-	sum := md5.Sum(data)
-	return dirMeta{ETag: `"` + hex.EncodeToString(sum[:]) + `"`, Size: st.Size(), ModTime: st.ModTime()}, nil
-}
-
 // Get reads the object whole.
 func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object, error) {
-	obj, err := d.Head(ctx, key)
-	if err != nil {
-		return nil, Object{}, err
-	}
-	if o.IfMatch != "" && o.IfMatch != obj.ETag {
-		return nil, Object{}, fmt.Errorf("get %q: ETag %s, want %s: %w", key, obj.ETag, o.IfMatch, ErrPreconditionFailed)
-	}
-	if o.MaxBytes > 0 && obj.Size > o.MaxBytes {
-		return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, obj.Size, ErrTooLarge)
-	}
-	data, err := os.ReadFile(d.path(key))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, Object{}, fmt.Errorf("get %q: %w", key, ErrNotFound)
-	}
+	f, st, err := d.open(key)
 	if err != nil {
 		return nil, Object{}, fmt.Errorf("get %q: %w", key, err)
 	}
-	return data, obj, nil
+	defer f.Close()
+	tooLarge := o.MaxBytes > 0 && st.Size() > o.MaxBytes
+	var data []byte
+	m, ok := d.stored(key, st)
+	if !ok {
+		if tooLarge {
+			return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
+		}
+		if data, err = io.ReadAll(f); err != nil {
+			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
+		}
+		m = fileMeta(data, st)
+	}
+	if o.IfMatch != "" && o.IfMatch != m.ETag {
+		return nil, Object{}, fmt.Errorf("get %q: ETag %s, want %s: %w", key, m.ETag, o.IfMatch, ErrPreconditionFailed)
+	}
+	if tooLarge {
+		return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
+	}
+	if data == nil {
+		if data, err = io.ReadAll(f); err != nil {
+			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
+		}
+	}
+	return data, m.object(key), nil
+}
+
+// open opens the object's file, or fails with ErrNotFound when there is
+// no regular file at key inside the directory (a symbolic link that leads
+// outside, too), or with ErrUnavailable.
+func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
+	if err := checkKey(key); err != nil {
+		return nil, nil, err
+	}
+	// Stat before opening: opening a FIFO or a device would block or
+	// worse.
+	st, err := d.root.Stat(key)
+	if err == nil && !st.Mode().IsRegular() {
+		err = fs.ErrNotExist
+	}
+	var f *os.File
+	if err == nil {
+		f, err = d.root.Open(key)
+	}
+	if err == nil {
+		if st, err = f.Stat(); err != nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		if err = fsError(err); !errors.Is(err, ErrUnavailable) {
+			err = ErrNotFound
+		}
+		return nil, nil, err
+	}
+	return f, st, nil
+}
+
+// stored returns the metadata kept for the object whose file is st, when
+// they are current.
+func (d *Dir) stored(key string, st fs.FileInfo) (dirMeta, bool) {
+	var m dirMeta
+	b, err := d.root.ReadFile(d.metaPath(key))
+	if err != nil || json.Unmarshal(b, &m) != nil || m.Size != st.Size() || !m.ModTime.Equal(st.ModTime()) {
+		return dirMeta{}, false
+	}
+	return m, true
+}
+
+// fileMeta is what the file itself says when its metadata are missing or
+// stale: its size, time and ETag.
+func fileMeta(data []byte, st fs.FileInfo) dirMeta {
+	sum := md5.Sum(data)
+	return dirMeta{ETag: `"` + hex.EncodeToString(sum[:]) + `"`, Size: st.Size(), ModTime: st.ModTime()}
 }
 
 // Delete removes the object; a missing one is not an error, as in S3.
+// A key whose path goes through a symbolic link is ErrInvalidKey.
 func (d *Dir) Delete(ctx context.Context, key string) error {
-	if err := ValidateKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return err
 	}
-	for _, p := range []string{d.path(key), d.metaPath(key)} {
-		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("delete %q: %w", key, err)
+	for _, p := range []string{key, d.metaPath(key)} {
+		err := d.place(p)
+		if errors.Is(err, ErrConflict) {
+			continue // a folder of other keys, or below an object: no object here
 		}
+		if err == nil {
+			err = d.root.Remove(p)
+		}
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("delete %q: %w", key, fsError(err))
+		}
+		d.prune(p)
 	}
 	return nil
 }
@@ -185,20 +277,18 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 // order.
 func (d *Dir) List(ctx context.Context, prefix string, limit int) ([]Object, error) {
 	var out []Object
-	err := filepath.WalkDir(d.root, func(p string, e fs.DirEntry, err error) error {
+	err := fs.WalkDir(d.root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(d.root, p)
-		key := filepath.ToSlash(rel)
 		if e.IsDir() {
-			if p != d.root && (strings.HasPrefix(e.Name(), ".") || !mayHold(key+"/", prefix)) {
-				return filepath.SkipDir
+			if p != "." && (strings.HasPrefix(e.Name(), ".") || !mayHold(p+"/", prefix)) {
+				return fs.SkipDir
 			}
 			return nil
 		}
-		if strings.HasPrefix(key, prefix) && ValidateKey(key) == nil {
-			obj, err := d.Head(ctx, key)
+		if strings.HasPrefix(p, prefix) && ValidateKey(p) == nil {
+			obj, err := d.Head(ctx, p)
 			if err == nil {
 				out = append(out, obj)
 			}
@@ -206,7 +296,7 @@ func (d *Dir) List(ctx context.Context, prefix string, limit int) ([]Object, err
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list %q: %w", prefix, err)
+		return nil, fmt.Errorf("list %q: %w", prefix, fsError(err))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	if limit > 0 && len(out) > limit {
@@ -221,14 +311,18 @@ func mayHold(dir, prefix string) bool {
 	return strings.HasPrefix(dir, prefix) || strings.HasPrefix(prefix, dir)
 }
 
-// Check reports whether the directory is writable, for readiness.
+// checkBytes is what the readiness check writes: a page, so that a full
+// disk fails it (an empty file needs no space and would still succeed).
+const checkBytes = 4096
+
+// Check reports whether the directory takes writes, for readiness: it
+// fails while the disk is full or failing.
 func (d *Dir) Check(ctx context.Context) error {
-	f, err := os.CreateTemp(filepath.Join(d.root, ".tmp"), "check-*")
+	name, _, err := d.writeTemp(make([]byte, checkBytes))
 	if err != nil {
 		return fmt.Errorf("storage dir not writable: %w", err)
 	}
-	f.Close()
-	return os.Remove(f.Name())
+	return d.root.Remove(name)
 }
 
 func (m dirMeta) object(key string) Object {

@@ -18,9 +18,13 @@ import (
 // HMAC-SHA256 over the key, the expiry, the exact size and the content type,
 // with a key kept in the store's directory so that URLs survive a restart.
 
-// loadSigningKey reads the key at path, creating it on first use.
-func loadSigningKey(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+// signingKeyFile holds the key, in the store's directory.
+const signingKeyFile = ".signing-key"
+
+// loadSigningKey reads the key from the store's root, creating it on first
+// use.
+func loadSigningKey(root *os.Root) ([]byte, error) {
+	b, err := root.ReadFile(signingKeyFile)
 	if err == nil && len(b) == 32 {
 		return b, nil
 	}
@@ -31,16 +35,18 @@ func loadSigningKey(path string) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := root.WriteFile(signingKeyFile, b, 0o600); err != nil {
 		return nil, err
 	}
 	return b, nil
 }
 
 // SignUpload returns the query parameters that allow one PUT of key with
-// exactly size bytes of contentType until expires.
+// exactly size bytes of contentType until expires. A key that the
+// directory cannot hold is refused now (ErrInvalidKey, see checkKey),
+// rather than when the upload arrives.
 func (d *Dir) SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error) {
-	if err := ValidateKey(key); err != nil {
+	if err := checkKey(key); err != nil {
 		return nil, err
 	}
 	exp := strconv.FormatInt(expires.Unix(), 10)

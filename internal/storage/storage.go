@@ -27,9 +27,13 @@ var (
 	// ErrAccessDenied: the store refuses this operation to these
 	// credentials; retrying will not help.
 	ErrAccessDenied = errors.New("storage access denied")
-	// ErrUnavailable: the store is unreachable, throttling or failing;
-	// the same call may succeed later.
+	// ErrUnavailable: the store is unreachable, throttling, failing or
+	// full; the same call may succeed later.
 	ErrUnavailable = errors.New("storage unavailable")
+	// ErrConflict: the key cannot be stored beside the keys already there
+	// (in a directory, "a" and "a/b" cannot both be objects), or the upload
+	// URL is in use by another request.
+	ErrConflict = errors.New("conflict")
 	// ErrBadSignature: a presigned URL of the local store is forged,
 	// altered, expired, or used beyond what it allows.
 	ErrBadSignature = errors.New("invalid or expired upload URL")

@@ -1,0 +1,151 @@
+package storage
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+	"syscall"
+)
+
+// The files under Dir: how keys become paths, how files are written and
+// renamed into place, and how filesystem errors become the store's.
+
+// maxNameBytes is the longest file name that Linux filesystems take
+// (NAME_MAX: ext4, XFS, btrfs and tmpfs alike).
+const maxNameBytes = 255
+
+// CheckKey reports whether the directory can hold key (see checkKey). The
+// error wraps ErrInvalidKey.
+func (d *Dir) CheckKey(key string) error { return checkKey(key) }
+
+// checkKey is ValidateKey plus what a directory needs: every segment must
+// be a file name the filesystem takes, the last one with room for the
+// metadata file's ".json", so that a key the store cannot hold whole is
+// refused before anything is written. The error wraps ErrInvalidKey.
+func checkKey(key string) error {
+	if err := ValidateKey(key); err != nil {
+		return err
+	}
+	segs := strings.Split(key, "/")
+	for i, s := range segs {
+		limit := maxNameBytes
+		if i == len(segs)-1 {
+			limit -= len(metaExt)
+		}
+		if len(s) > limit {
+			return fmt.Errorf("%w %.40q...: a path segment of %d bytes, over the %d of local storage", ErrInvalidKey, key, len(s), limit)
+		}
+	}
+	return nil
+}
+
+// place checks, before anything is written, that the file rel (relative
+// to the root) can be written or removed: each parent that exists must be
+// a real directory, neither an object (ErrConflict: "a" is a file, so
+// "a/b" cannot be one) nor a symbolic link (ErrInvalidKey: the file would
+// not be where the key says, and perhaps outside the store), and rel
+// itself must not be a directory (ErrConflict: "a" holds "a/b"). A
+// symbolic link at rel itself is replaced by the file, never followed.
+func (d *Dir) place(rel string) error {
+	segs := strings.Split(rel, "/")
+	for i := range segs {
+		p := strings.Join(segs[:i+1], "/")
+		st, err := d.root.Lstat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fsError(err)
+		}
+		last := i == len(segs)-1
+		switch mode := st.Mode(); {
+		case last && mode.IsDir():
+			return fmt.Errorf("%w: %s is a folder of other keys", ErrConflict, p)
+		case last:
+			return nil
+		case mode&fs.ModeSymlink != 0:
+			return fmt.Errorf("%w: %s is a symbolic link", ErrInvalidKey, p)
+		case !mode.IsDir():
+			return fmt.Errorf("%w: %s is an object, not a folder", ErrConflict, p)
+		}
+	}
+	return nil
+}
+
+// writeTemp writes data to a new file in the temporary directory, synced,
+// and returns its name and description. The file is removed on failure.
+func (d *Dir) writeTemp(data []byte) (string, fs.FileInfo, error) {
+	name := tmpDir + "/" + strings.ToLower(rand.Text())
+	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return "", nil, fsError(err)
+	}
+	var st fs.FileInfo
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err == nil {
+		err = f.Chmod(0o644) // whatever the umask: objects are for reading
+	}
+	if err == nil {
+		st, err = f.Stat()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		d.root.Remove(name)
+		return "", nil, fsError(err)
+	}
+	return name, st, nil
+}
+
+// rename moves the file from into place at to, creating its parents. A
+// parent removed in between by a concurrent Delete (prune) is made again.
+func (d *Dir) rename(from, to string) error {
+	var err error
+	for range 3 {
+		if err = d.root.MkdirAll(path.Dir(to), 0o755); err == nil {
+			err = d.root.Rename(from, to)
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+	}
+	return fsError(err)
+}
+
+// prune removes the parents of rel that are empty, as a deleted object's
+// folders would vanish in S3, so that they stand in the way of no later
+// key ("a/b" deleted, "a" may be an object).
+func (d *Dir) prune(rel string) {
+	for dir := path.Dir(rel); dir != "." && dir != metaDir; dir = path.Dir(dir) {
+		if d.root.Remove(dir) != nil {
+			return // not empty, or gone already
+		}
+	}
+}
+
+// fsError translates a filesystem error into the store's: a full or
+// failing disk is ErrUnavailable, a file in the way ErrConflict, a name
+// too long ErrInvalidKey; the original error stays wrapped.
+func fsError(err error) error {
+	var errno syscall.Errno
+	if err == nil || !errors.As(err, &errno) {
+		return err
+	}
+	switch errno {
+	case syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM:
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case syscall.ENOTDIR, syscall.EISDIR, syscall.EEXIST, syscall.ENOTEMPTY:
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case syscall.ENAMETOOLONG:
+		return fmt.Errorf("%w: %w", ErrInvalidKey, err)
+	}
+	return err
+}
