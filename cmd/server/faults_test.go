@@ -320,3 +320,70 @@ func TestFaultsInTheS3Flow(t *testing.T) {
 }
 
 func signFor(body []byte) string { return webhook.Sign([]byte(e2eSecret), body, time.Now()) }
+
+// SIGTERM stops the server within SHUTDOWN_TIMEOUT whatever libvips is
+// doing, and its image workers with it: a server busy on an SVG bomb was
+// alive five minutes later (vips_shutdown waits for busy threads).
+func TestShutdownWhileBusy(t *testing.T) {
+	addr, err := s3test.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := startProc(t, map[string]string{"ADDR": addr, "DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn",
+		"INPUT_FORMATS": "jpeg,svg", "PROCESS_TIMEOUT": "5m", "SHUTDOWN_TIMEOUT": "1s"})
+	bomb := `<svg xmlns="http://www.w3.org/2000/svg" width="4000" height="4000">` +
+		`<filter id="f"><feGaussianBlur stdDeviation="400"/></filter>` +
+		`<rect width="4000" height="4000" fill="red" filter="url(#f)"/></svg>`
+	answered := make(chan int, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			resp, err := http.Post("http://"+addr+"/resize?width=4000&height=4000&fit=fill&enlarge=true",
+				"image/svg+xml", strings.NewReader(bomb))
+			if err != nil {
+				answered <- 0
+				return
+			}
+			resp.Body.Close()
+			answered <- resp.StatusCode
+		}()
+	}
+	var pids []string
+	eventually(t, 10*time.Second, "two workers at work", func() error {
+		out, _ := exec.Command("pgrep", "-f", "-P", fmt.Sprint(server.cmd.Process.Pid), "__resizer_image_worker").Output()
+		if pids = strings.Fields(string(out)); len(pids) != 2 {
+			return fmt.Errorf("%d workers", len(pids))
+		}
+		return nil
+	})
+	time.Sleep(500 * time.Millisecond) // both deep in librsvg
+	start := time.Now()
+	server.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-server.done:
+		server.done <- err
+		if err != nil {
+			t.Errorf("exit: %v\n%s", err, server.logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10 s after SIGTERM (SHUTDOWN_TIMEOUT=1s)\n%s", server.logs.String())
+	}
+	took := time.Since(start)
+	if took > 3*time.Second {
+		t.Errorf("exited %s after SIGTERM, SHUTDOWN_TIMEOUT=1s", took)
+	}
+	for i := 0; i < 2; i++ {
+		if code := <-answered; code == http.StatusOK {
+			t.Errorf("a bomb was answered 200: the test's bomb is too weak to prove anything")
+		}
+	}
+	eventually(t, 5*time.Second, "the workers gone", func() error {
+		for _, pid := range pids {
+			b, err := os.ReadFile("/proc/" + pid + "/status")
+			if err == nil && !strings.Contains(string(b), "State:\tZ") {
+				return fmt.Errorf("worker %s outlived its server", pid)
+			}
+		}
+		return nil
+	})
+	t.Logf("exited %s after SIGTERM with two images in libvips", took)
+}

@@ -159,11 +159,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	case <-ctx.Done():
 	}
 	draining.Store(true)
+	if cfg.DrainDelay > 0 {
+		// Still serving, with /readyz at 503, so that a platform that
+		// routes by readiness moves traffic away before the listener closes.
+		log.Info().Dur("delay", cfg.DrainDelay).Msg("draining: readiness off")
+		time.Sleep(cfg.DrainDelay)
+	}
 	log.Info().Dur("timeout", cfg.ShutdownTimeout).Msg("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Requests still in flight at the deadline are cut: their image
+		// work is killed with its workers, so the process exits now,
+		// within ECS' stop timeout, whatever libvips is doing.
+		log.Warn().Err(err).Msg("drain timed out: stopping image work and closing connections")
+		proc.Close()
+		srv.Close()
 	}
 	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve: %w", err)

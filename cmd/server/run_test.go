@@ -369,3 +369,35 @@ func TestHealthcheckCommand(t *testing.T) {
 		t.Fatal("no server, yet healthy")
 	}
 }
+
+// With DRAIN_DELAY, a stopping server goes on serving for that long while
+// /readyz answers 503 "draining", so that a platform routing by readiness
+// can move traffic away before the listener closes.
+func TestDrainDelay(t *testing.T) {
+	s := start(t, map[string]string{"DRAIN_DELAY": "1s"})
+	s.cancel() // as SIGTERM does
+	eventually(t, 5*time.Second, "draining", func() error {
+		resp, err := http.Get(s.url + "/readyz")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"draining"`) {
+			return fmt.Errorf("readyz %d %s", resp.StatusCode, b)
+		}
+		return nil
+	})
+	if resp, _ := post(t, s.url+"/resize?width=10", photo(t)); resp.StatusCode != http.StatusOK {
+		t.Fatalf("resize while draining: %d", resp.StatusCode)
+	}
+	select {
+	case err := <-s.done:
+		s.done <- err
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after the drain delay")
+	}
+}

@@ -31,6 +31,7 @@ type Config struct {
 	ProcessTimeout  time.Duration
 	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
+	DrainDelay      time.Duration
 	LogLevel        string
 	LogFormat       string
 
@@ -102,6 +103,8 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
 	{"SHUTDOWN_TIMEOUT", "25s", "time given to in-flight requests after SIGTERM (ECS waits 30s)",
 		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
+	{"DRAIN_DELAY", "0s", "after SIGTERM, time to go on serving while /readyz answers 503, before the drain; for platforms that stop routing on readiness (ECS deregisters a task from its load balancer before SIGTERM: 0 there)",
+		func(c *Config, v string) (err error) { c.DrainDelay, err = time.ParseDuration(v); return err }},
 	{"LOG_LEVEL", "info", "debug, info, warn or error",
 		func(c *Config, v string) error { c.LogLevel = v; return oneOf(v, "debug", "info", "warn", "error") }},
 	{"LOG_FORMAT", "json", "json, or console for humans",
@@ -167,6 +170,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.Concurrency == 0 {
 		c.Concurrency = runtime.GOMAXPROCS(0) // follows the container's CPU quota
+	}
+	if c.DrainDelay < 0 {
+		errs = append(errs, fmt.Errorf("DRAIN_DELAY=%s: must not be negative", c.DrainDelay))
 	}
 	if c.MaxOutputPixels == 0 {
 		c.MaxOutputPixels = c.MaxPixels

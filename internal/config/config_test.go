@@ -23,7 +23,7 @@ func TestDefaults(t *testing.T) {
 		InputFormats: []string{"jpeg", "png", "webp", "gif", "avif", "heif"},
 		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64,
 		Concurrency: n, QueueSize: 8 * n, QueueTimeout: 5 * time.Second,
-		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second,
+		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second, DrainDelay: 0,
 		LogLevel: "info", LogFormat: "json",
 		DataDir: "./data", InputPrefix: "uploads/", OutputPrefix: "resized/",
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
