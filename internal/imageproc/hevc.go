@@ -131,7 +131,9 @@ func hevcSPSSize(nal []byte) (w, h int, ok bool, err error) {
 	if chroma > 3 {
 		return 0, 0, false, fmt.Errorf("SPS: chroma_format_idc %d", chroma)
 	}
-	separate := chroma == 3 && r.flag()
+	if chroma == 3 {
+		r.skip(1) // separate_colour_plane_flag: 4:4:4 either way, so no scaling
+	}
 	pw, ph := uint64(r.ue()), uint64(r.ue())
 	var left, right, top, bottom uint64
 	if r.flag() { // conformance_window_flag
@@ -140,14 +142,12 @@ func hevcSPSSize(nal []byte) (w, h int, ok bool, err error) {
 	if r.err != nil {
 		return 0, 0, false, fmt.Errorf("SPS: %w", r.err)
 	}
-	subW, subH := uint64(1), uint64(1) // monochrome, 4:4:4, separate planes
-	if !separate {
-		switch chroma {
-		case 1:
-			subW, subH = 2, 2
-		case 2:
-			subW = 2
-		}
+	subW, subH := uint64(1), uint64(1) // monochrome, 4:4:4 (with or without separate planes)
+	switch chroma {
+	case 1:
+		subW, subH = 2, 2
+	case 2:
+		subW = 2
 	}
 	cropW, cropH := subW*(left+right), subH*(top+bottom)
 	if cropW > maxConfWindow || cropH > maxConfWindow {
