@@ -317,3 +317,51 @@ func TestHeifItemsTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestHeifItemsOverlay builds an overlay (iovl) of two HEVC tiles on a
+// canvas larger than both: the canvas is what the decoder allocates, so
+// heifItems reports it as the item's coded size, and libvips decodes it.
+func TestHeifItemsOverlay(t *testing.T) {
+	newTestProcessor(t, nil)
+	tile := specFrom(t, readTestdata(t, "heif/alpha-333x77.heic")).items[0] // hvc1, 334x78
+	for _, wide := range []bool{false, true} {
+		t.Run(fmt.Sprintf("wide=%v", wide), func(t *testing.T) {
+			const w, h = 700, 300
+			data := []byte{0, 0}
+			if wide {
+				data[1] = 1
+			}
+			data = append(data, slices.Repeat(tu16(0xffff), 4)...) // canvas fill colour
+			offsets := [][2]int{{10, 20}, {360, 200}}
+			if wide {
+				data = append(data, slices.Concat(tu32(w), tu32(h))...)
+				for _, o := range offsets {
+					data = append(data, slices.Concat(tu32(uint32(o[0])), tu32(uint32(o[1])))...)
+				}
+			} else {
+				data = append(data, slices.Concat(tu16(w), tu16(h))...)
+				for _, o := range offsets {
+					data = append(data, slices.Concat(tu16(uint16(o[0])), tu16(uint16(o[1])))...)
+				}
+			}
+			s := defaultSpec("heic")
+			s.ilocVersion = 1
+			s.primary = 10
+			a, b := tile, tile
+			a.id, b.id = 1, 2
+			s.items = []specItem{{id: 10, typ: "iovl", data: data, idat: true, props: []specProp{ispeProp(w, h)}}, a, b}
+			s.refs = []specRef{{typ: "dimg", from: 10, to: []uint32{1, 2}}}
+			file := heifBuild(t, s)
+			if header, decoded := vipsSizes(t, file); decoded != [2]int{w, h} || header != decoded {
+				t.Errorf("libvips: header %v, decoded %v", header, decoded)
+			}
+			items, err := heifItems(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p := primaryItem(t, items); p.typ != "iovl" || p.codedW != w || p.codedH != h {
+				t.Errorf("primary %+v", p)
+			}
+		})
+	}
+}

@@ -29,11 +29,13 @@ type heifSpec struct {
 }
 
 type specItem struct {
-	id    uint32
-	typ   string
-	data  []byte
-	idat  bool // store the data in idat (construction method 1)
-	props []specProp
+	id      uint32
+	typ     string
+	data    []byte
+	idat    bool // store the data in idat (construction method 1)
+	method  int  // when not 0, the construction method written (the data is still placed as above)
+	dataRef uint16
+	props   []specProp
 }
 
 type specProp struct {
@@ -102,9 +104,12 @@ func (s heifSpec) meta(start uint64) (meta, mdat []byte) {
 			if it.idat {
 				method = 1
 			}
+			if it.method != 0 {
+				method = it.method
+			}
 			iloc = append(iloc, tu16(uint16(method))...)
 		}
-		iloc = append(iloc, tu16(0)...) // data_reference_index
+		iloc = append(iloc, tu16(it.dataRef)...)
 		parts := split(it.data, s.extents)
 		offs := make([]uint64, len(parts))
 		for i := len(parts) - 1; i >= 0; i-- {
