@@ -13,10 +13,6 @@ const (
 )
 
 const (
-	// maxOBUs bounds the OBUs walked in one item: a still image has a
-	// handful (temporal delimiter, sequence header, frame, tile groups), a
-	// tile group per tile at most, and AV1 allows 4096 tiles.
-	maxOBUs = 1 << 16
 	// Only the start of a header OBU is parsed; these bound the copy a
 	// header spanning two extents needs. A sequence header with 32
 	// operating points and every option is under 400 bytes; a frame header
@@ -57,21 +53,29 @@ const av1Select = 2 // SELECT_SCREEN_CONTENT_TOOLS, SELECT_INTEGER_MV
 // config only when the data has none: the data is what is decoded), and
 // of any larger frame size a frame header declares (frame_size_override).
 // It errs when no sequence header is found, when a frame header comes
-// before one, when an OBU or a header is cut short, and when the stream
-// holds more than maxOBUs OBUs.
-func av1Size(config []byte, data [][]byte) (w, h int, err error) {
+// before one, when an OBU or a header is cut short, and when the budget
+// (shared by the items of a file; nil for a fresh one) runs out.
+func av1Size(config []byte, data [][]byte, budget *heifBudget) (w, h int, err error) {
+	if budget == nil {
+		budget = new(heifBudget)
+	}
 	s := newByteStream(append([][]byte{config}, data...)...)
 	var seq *av1Seq
 	var dataW, dataH, configW, configH, frameW, frameH int
-	for n := 0; s.left > 0; n++ {
-		if n == maxOBUs {
-			return 0, 0, fmt.Errorf("more than %d OBUs", maxOBUs)
+	for s.left > 0 {
+		if err := budget.unit(); err != nil {
+			return 0, 0, err
 		}
 		inData := s.pos() >= uint64(len(config))
 		at := s.pos()
 		typ, tid, sid, size, err := readOBUHeader(s)
 		if err != nil {
 			return 0, 0, fmt.Errorf("OBU at byte %d: %w", at, err)
+		}
+		if typ == obuSequenceHeader || typ == obuFrameHeader || typ == obuFrame {
+			if err := budget.header(); err != nil {
+				return 0, 0, err
+			}
 		}
 		switch typ {
 		case obuSequenceHeader:

@@ -330,7 +330,7 @@ func TestAV1SizeLibaom(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			w, h, err := av1Size(nil, [][]byte{stream})
+			w, h, err := av1Size(nil, [][]byte{stream}, nil)
 			if err != nil || [2]int{w, h} != want {
 				t.Fatalf("av1Size = %dx%d, %v; want %v", w, h, err, want)
 			}
@@ -357,7 +357,7 @@ func TestAV1SizeLibaom(t *testing.T) {
 			covered.resized = covered.resized || !slices.Contains(decoded, want)
 
 			// The same stream split into many extents reads the same.
-			if w, h, err := av1Size(nil, split(stream, 13)); err != nil || [2]int{w, h} != want {
+			if w, h, err := av1Size(nil, split(stream, 13), nil); err != nil || [2]int{w, h} != want {
 				t.Errorf("in 13 extents: %dx%d, %v", w, h, err)
 			}
 		})
@@ -426,10 +426,9 @@ func TestAV1SizeCrafted(t *testing.T) {
 		{"size of 2^32", nil, []byte{0x0a, 0x80, 0x80, 0x80, 0x80, 0x10}, 0, 0, "too large"},
 		{"cut in the size field", nil, []byte{0x0a, 0x80}, 0, 0, "truncated size"},
 		{"cut in the extension header", nil, []byte{0x0e}, 0, 0, "extension"},
-		{"too many OBUs", nil, append(seq(small), slices.Repeat(obu(15, nil, nil), maxOBUs)...), 0, 0, "more than"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w, h, err := av1Size(tt.config, split(tt.data, 3))
+			w, h, err := av1Size(tt.config, split(tt.data, 3), nil)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -440,6 +439,22 @@ func TestAV1SizeCrafted(t *testing.T) {
 				t.Fatalf("got %dx%d, %v; want %dx%d", w, h, err, tt.w, tt.h)
 			}
 		})
+	}
+}
+
+// TestAV1SizeBudget checks that av1Size spends the budget it is given, one
+// unit per OBU and one header per sequence or frame header, and stops when
+// it runs out.
+func TestAV1SizeBudget(t *testing.T) {
+	stream := slices.Concat(obu(2, nil, nil), obu(obuSequenceHeader, nil, seqHeader(seqSpec{reduced: true, wBits: 8, hBits: 8, maxW: 16, maxH: 16})), obu(15, nil, nil))
+	b := new(heifBudget)
+	if _, _, err := av1Size(nil, [][]byte{stream}, b); err != nil || b.units != 3 || b.headers != 1 {
+		t.Fatalf("spent %+v, %v; want 3 units, 1 header", *b, err)
+	}
+	for _, b := range []*heifBudget{{units: maxHeifUnits - 2}, {headers: maxHeifHeaders}} {
+		if _, _, err := av1Size(nil, [][]byte{stream}, b); err == nil || !strings.Contains(err.Error(), "in all") {
+			t.Errorf("budget %+v: err = %v", *b, err)
+		}
 	}
 }
 

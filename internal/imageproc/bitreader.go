@@ -51,16 +51,32 @@ func (r *bitReader) skip(n int) {
 	r.pos += n
 }
 
+// zeros reads zero bits up to and including the next one bit and returns
+// how many there were, passing whole zero bytes at once so that a long run
+// costs little. Running out of bits sets err.
+func (r *bitReader) zeros() int {
+	n := 0
+	for r.err == nil {
+		if r.pos&7 == 0 && r.pos>>3 < len(r.b) && r.b[r.pos>>3] == 0 {
+			r.pos += 8
+			n += 8
+			continue
+		}
+		if r.u(1) == 1 {
+			break
+		}
+		n++
+	}
+	return n
+}
+
 // ue returns an unsigned Exp-Golomb number (H.265 ue(v)). More than 31
 // leading zeros cannot encode a number the syntax allows; that and running
 // out of bits set err.
 func (r *bitReader) ue() uint32 {
-	zeros := 0
-	for r.err == nil && r.u(1) == 0 {
-		zeros++
-		if zeros > 31 {
-			r.err = errors.New("exp-Golomb code longer than 32 bits")
-		}
+	zeros := r.zeros()
+	if zeros > 31 && r.err == nil {
+		r.err = errors.New("exp-Golomb code longer than 32 bits")
 	}
 	if r.err != nil {
 		return 0
@@ -71,10 +87,7 @@ func (r *bitReader) ue() uint32 {
 // uvlc returns an AV1 variable-length number (uvlc()); 32 or more leading
 // zeros stand for 2^32-1, as the AV1 specification says.
 func (r *bitReader) uvlc() uint32 {
-	zeros := 0
-	for r.err == nil && r.u(1) == 0 {
-		zeros++
-	}
+	zeros := r.zeros()
 	if r.err != nil {
 		return 0
 	}

@@ -52,7 +52,9 @@ var heifAlphaURNs = []string{"urn:mpeg:hevc:2015:auxid:1", "urn:mpeg:mpegB:cicp:
 // an ipma index past the properties, more items, properties or extents than
 // the limits allow, or an av01, hvc1, grid or iovl item whose data cannot
 // be located or parsed (data outside the file, in another file, or built
-// from other items; no sequence header or SPS; a header cut short).
+// from other items; no sequence header or SPS; a header cut short), or
+// when the items together hold more OBUs, NAL units or codec headers than
+// heifBudget allows.
 func heifItems(b []byte) ([]heifItem, error) {
 	m, err := readHeifMeta(b)
 	if err != nil {
@@ -66,15 +68,22 @@ func heifItems(b []byte) ([]heifItem, error) {
 		return nil, fmt.Errorf("primary item %d is not declared", m.primary)
 	}
 	items := make([]heifItem, 0, len(m.items))
+	budget := new(heifBudget)
 	for _, info := range m.items {
-		it, err := m.item(b, info)
+		it, err := m.item(b, info, budget)
 		if err != nil {
 			return nil, fmt.Errorf("item %d (%q): %w", info.id, info.typ, err)
 		}
 		items = append(items, it)
 	}
+	alpha := map[uint32]bool{} // isAlpha's answers: many refs may come from one item with many properties
 	for _, ref := range m.auxl {
-		if !m.isAlpha(ref.from) {
+		a, ok := alpha[ref.from]
+		if !ok {
+			a = m.isAlpha(ref.from)
+			alpha[ref.from] = a
+		}
+		if !a {
 			continue
 		}
 		for _, to := range ref.to {
@@ -87,8 +96,8 @@ func heifItems(b []byte) ([]heifItem, error) {
 }
 
 // item builds one heifItem from its properties and, for the types that
-// have one, the size in its data.
-func (m *heifMeta) item(b []byte, info heifInfo) (heifItem, error) {
+// have one, the size in its data, spending budget.
+func (m *heifMeta) item(b []byte, info heifInfo, budget *heifBudget) (heifItem, error) {
 	it := heifItem{id: info.id, typ: info.typ, primary: m.hasPrimary && info.id == m.primary}
 	var av1C, hvcC []byte
 	haveIspe := false
@@ -125,14 +134,14 @@ func (m *heifMeta) item(b []byte, info heifInfo) (heifItem, error) {
 			if av1C != nil {
 				config = av1C[4:] // after the four bytes of av1C's own fields come the configOBUs
 			}
-			it.codedW, it.codedH, err = av1Size(config, data)
+			it.codedW, it.codedH, err = av1Size(config, data, budget)
 		}
 	case "hvc1":
 		var data [][]byte
 		if hvcC == nil {
 			err = errors.New("no hvcC property")
 		} else if data, err = m.itemData(b, info.id); err == nil {
-			it.codedW, it.codedH, err = hevcSize(hvcC, data)
+			it.codedW, it.codedH, err = hevcSize(hvcC, data, budget)
 		}
 	case "grid", "iovl":
 		var data [][]byte

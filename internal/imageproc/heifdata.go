@@ -137,3 +137,31 @@ func (s *byteStream) skip(n uint64) bool {
 
 // pos returns how many bytes have been read from the start.
 func (s *byteStream) pos() uint64 { return s.size - s.left }
+
+// Limits on the work heifItems does over all items together. Extents may
+// overlap, so one stretch of a file can be the data of every item: limits
+// per item alone would let a small file cost items × its size. A grid of
+// 256 tiles needs about a thousand of each.
+const (
+	maxHeifUnits   = 1 << 18 // OBUs and NAL units walked
+	maxHeifHeaders = 1 << 14 // sequence, frame and SPS headers parsed
+)
+
+// heifBudget counts the work spent against those limits.
+type heifBudget struct{ units, headers int }
+
+// unit spends one OBU or NAL unit; it errs once the limit is passed.
+func (b *heifBudget) unit() error {
+	if b.units++; b.units > maxHeifUnits {
+		return fmt.Errorf("more than %d OBUs or NAL units in all", maxHeifUnits)
+	}
+	return nil
+}
+
+// header spends one header parse; it errs once the limit is passed.
+func (b *heifBudget) header() error {
+	if b.headers++; b.headers > maxHeifHeaders {
+		return fmt.Errorf("more than %d codec headers in all", maxHeifHeaders)
+	}
+	return nil
+}

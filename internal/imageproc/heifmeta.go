@@ -353,6 +353,12 @@ func (m *heifMeta) readIref(b []byte) error {
 	err := eachBox(b[4:], func(typ string, body []byte) bool {
 		e := byteReader{b: body}
 		ref := heifRef{from: id(&e)}
+		if typ == "auxl" {
+			if kept++; kept > maxHeifItems {
+				ierr = fmt.Errorf("more than %d auxl references", maxHeifItems)
+				return false
+			}
+		}
 		n := int(e.u16())
 		for range n {
 			to := id(&e)

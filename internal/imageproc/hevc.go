@@ -7,9 +7,6 @@ import (
 
 const (
 	hevcSPS = 33 // SPS_NUT
-	// maxNALs bounds the NAL units walked in one item's data: an image is
-	// one picture, a slice per tile or row at most.
-	maxNALs = 1 << 16
 	// maxSPSBytes bounds the part of an SPS NAL copied to parse it: the
 	// fields up to the conformance window take under 150 bytes even with
 	// seven sub-layers and emulation prevention bytes.
@@ -29,18 +26,26 @@ const (
 // minus the conformance window. It errs when hvcC is malformed or declares
 // NAL lengths other than four bytes (libheif reads four regardless), when a
 // NAL runs past the end, when there is no SPS of the base layer, and when
-// an SPS is malformed or crops more than maxConfWindow.
-func hevcSize(hvcC []byte, data [][]byte) (w, h int, err error) {
+// an SPS is malformed or crops more than maxConfWindow, and when the budget
+// (shared by the items of a file; nil for a fresh one) runs out.
+func hevcSize(hvcC []byte, data [][]byte, budget *heifBudget) (w, h int, err error) {
+	if budget == nil {
+		budget = new(heifBudget)
+	}
 	r := byteReader{b: hvcC}
 	r.skip(21)
 	if n := r.u8()&3 + 1; r.err == nil && n != 4 {
 		return 0, 0, fmt.Errorf("hvcC: %d-byte NAL lengths", n)
 	}
 	arrays := int(r.u8())
-	nals := 0
 	use := func(nal []byte) error {
-		if nals++; nals > maxNALs {
-			return fmt.Errorf("more than %d NAL units", maxNALs)
+		if err := budget.unit(); err != nil {
+			return err
+		}
+		if len(nal) >= 1 && nal[0]>>1&0x3f == hevcSPS {
+			if err := budget.header(); err != nil {
+				return err
+			}
 		}
 		sw, sh, ok, err := hevcSPSSize(nal)
 		if err != nil {

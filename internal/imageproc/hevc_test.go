@@ -197,10 +197,9 @@ func TestHevcSize(t *testing.T) {
 		{"id 16", hvcCBody(4, spsNAL(spsSpec{id: 16, chroma: 1, w: 8, h: 8})), nil, 0, 0, "id 16"},
 		{"seven sub-layers", hvcCBody(4, spsNAL(spsSpec{subLayers: 7, chroma: 1, w: 8, h: 8})), nil, 0, 0, "8 sub-layers"},
 		{"SPS cut short", hvcCBody(4, sps(100, 100)[:10]), nil, 0, 0, "truncated"},
-		{"too many NAL units", hvcCBody(4, sps(100, 100)), bytes.Repeat(lengthPrefixed(pps), maxNALs), 0, 0, "more than"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			w, h, err := hevcSize(tt.hvcC, split(tt.data, 3))
+			w, h, err := hevcSize(tt.hvcC, split(tt.data, 3), nil)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err = %v, want %q", err, tt.err)
@@ -211,6 +210,23 @@ func TestHevcSize(t *testing.T) {
 				t.Fatalf("got %dx%d, %v; want %dx%d", w, h, err, tt.w, tt.h)
 			}
 		})
+	}
+}
+
+// TestHevcSizeBudget checks that hevcSize spends the budget it is given, one
+// unit per NAL unit and one header per SPS, and stops when it runs out.
+func TestHevcSizeBudget(t *testing.T) {
+	sps := spsNAL(spsSpec{chroma: 1, w: 64, h: 64})
+	pps := []byte{34 << 1, 1, 0xc1}
+	hvcC, data := hvcCBody(4, sps, pps), lengthPrefixed(pps, sps, pps)
+	b := new(heifBudget)
+	if _, _, err := hevcSize(hvcC, [][]byte{data}, b); err != nil || b.units != 5 || b.headers != 2 {
+		t.Fatalf("spent %+v, %v; want 5 units, 2 headers", *b, err)
+	}
+	for _, b := range []*heifBudget{{units: maxHeifUnits - 4}, {headers: maxHeifHeaders - 1}} {
+		if _, _, err := hevcSize(hvcC, [][]byte{data}, b); err == nil || !strings.Contains(err.Error(), "in all") {
+			t.Errorf("budget %+v: err = %v", *b, err)
+		}
 	}
 }
 
