@@ -1,0 +1,359 @@
+package imageproc
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	"image/png"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// The helpers the cleaners' tests share: the invariants every result must
+// hold, the hostile-input drivers, and the real tools (exiftool, vips,
+// djpeg) that make and inspect test files.
+
+// cleaner is the shape of cleanJPEG, cleanPNG and cleanWebP.
+type cleaner func([]byte) (cleaned, error)
+
+// maxFreshPart is the longest part a cleaner may write itself rather than
+// slice from its input: a WebP RIFF header (12 bytes).
+const maxFreshPart = 12
+
+// checkCleaned fails unless c holds the invariants of every cleaner result
+// for the input in: size is the parts' total and never more than len(in);
+// the list is no longer than maxParts; every part is a slice of in, in
+// order and not overlapping the one before, except at most fresh parts of
+// up to maxFreshPart bytes that the cleaner wrote (rewritten headers) and
+// the copied tail of a list that reached maxParts; orientation is in 1..8.
+func checkCleaned(t testing.TB, in []byte, c cleaned, fresh int) {
+	t.Helper()
+	total := 0
+	for _, p := range c.parts {
+		total += len(p)
+	}
+	if total != c.size {
+		t.Fatalf("size %d, but the parts hold %d bytes", c.size, total)
+	}
+	if c.size > len(in) {
+		t.Fatalf("cleaned %d bytes into %d", len(in), c.size)
+	}
+	if len(c.parts) > maxParts {
+		t.Fatalf("%d parts, more than %d", len(c.parts), maxParts)
+	}
+	if c.orientation < 1 || c.orientation > 8 {
+		t.Fatalf("orientation %d", c.orientation)
+	}
+	next := 0 // the offset in in where the last sliced part ended
+	for k, p := range c.parts {
+		if len(p) == 0 {
+			t.Fatalf("part %d is empty", k)
+		}
+		off, ok := offsetIn(in, p)
+		switch {
+		case ok && off >= next:
+			next = off + len(p)
+		case ok:
+			t.Fatalf("part %d at input offset %d goes back before %d", k, off, next)
+		case k == maxParts-1:
+			// the copied tail of a long list
+		case fresh > 0 && len(p) <= maxFreshPart:
+			fresh--
+		default:
+			t.Fatalf("part %d (%d bytes) is neither a slice of the input nor an allowed rewritten header", k, len(p))
+		}
+	}
+}
+
+// offsetIn reports where p lies in b when p is a sub-slice of b's memory.
+// Only the test needs this, to prove that the cleaners copy nothing.
+func offsetIn(b, p []byte) (int, bool) {
+	if len(b) == 0 || len(p) == 0 {
+		return 0, false
+	}
+	d := uintptr(unsafe.Pointer(unsafe.SliceData(p))) - uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	if d >= uintptr(len(b)) || uintptr(len(p)) > uintptr(len(b))-d {
+		return 0, false
+	}
+	return int(d), true
+}
+
+// cleanWithin runs clean on b and fails if it panics or runs for more than
+// a few seconds (a loop): hostile inputs must do neither.
+func cleanWithin(t testing.TB, clean cleaner, b []byte) (cleaned, error) {
+	t.Helper()
+	type result struct {
+		c     cleaned
+		err   error
+		panic any
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			r.panic = recover()
+			done <- r
+		}()
+		r.c, r.err = clean(b)
+	}()
+	select {
+	case r := <-done:
+		if r.panic != nil {
+			t.Fatalf("panic on %d input bytes: %v", len(b), r.panic)
+		}
+		return r.c, r.err
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no result after 10 s for %d input bytes", len(b))
+		return cleaned{}, nil
+	}
+}
+
+// checkTruncations cleans every strict prefix of a complete file with no
+// bytes after its end, and each copy of it with one byte overwritten by
+// 0x00, 0xFF and its complement. A prefix must be refused as truncated
+// with ErrUndecodable; a damaged copy may be refused or cleaned, but only
+// within the invariants. Neither may panic or loop.
+func checkTruncations(t *testing.T, clean cleaner, b []byte, fresh int) {
+	t.Helper()
+	if _, err := clean(b); err != nil {
+		t.Fatalf("the whole file: %v", err)
+	}
+	for n := range len(b) {
+		c, err := cleanWithin(t, clean, b[:n:n])
+		if !errors.Is(err, ErrUndecodable) {
+			t.Fatalf("prefix of %d of %d bytes: err = %v, want ErrUndecodable (%d parts, %d bytes)", n, len(b), err, len(c.parts), c.size)
+		}
+	}
+	d := make([]byte, len(b))
+	for i := range b {
+		for _, v := range []byte{0x00, 0xFF, ^b[i]} {
+			copy(d, b)
+			d[i] = v
+			c, err := cleanWithin(t, clean, d)
+			if err != nil {
+				if !errors.Is(err, ErrUndecodable) {
+					t.Fatalf("byte %d set to 0x%02X: error %v does not wrap ErrUndecodable", i, v, err)
+				}
+				continue
+			}
+			checkCleaned(t, d, c, fresh)
+		}
+	}
+}
+
+// needTool returns the path of a command the test needs. Without it the test
+// fails rather than skips: these tests are the proof that no metadata leaks.
+func needTool(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("%s is needed (exiftool: libimage-exiftool-perl; vips: libvips-tools; djpeg: libjpeg-turbo-progs; cwebp: webp): %v", name, err)
+	}
+	return p
+}
+
+// runTool runs a command and returns its standard output and standard
+// error; a failure fails the test.
+func runTool(t testing.TB, name string, args ...string) (stdout, stderr []byte) {
+	t.Helper()
+	cmd := exec.Command(needTool(t, name), args...)
+	var o, e bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &e
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, e.Bytes())
+	}
+	return o.Bytes(), e.Bytes()
+}
+
+func readTestFile(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func encodeTestPNG(t testing.TB, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// writeTestFile writes b to a new file named name in a test's directory.
+func writeTestFile(t testing.TB, dir, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// plantedStrings are the values planted in the metadata of test files. No
+// byte sequence of them may survive cleaning, and exiftool must find none.
+var plantedStrings = []string{
+	"PlantedArtist", "PlantedCopyright", "PlantedDescription", "PlantedModel",
+	"PlantedMakerNote", "PlantedUserComment", "PlantedGPSArea",
+	"PlantedXMPCreator", "PlantedIPTCByline", "PlantedComment",
+}
+
+// plantMetadata has exiftool write, into each file, EXIF (IFD0 with the
+// orientation given for the file, an artist and copyright; a maker note
+// and user comment; a GPS position), XMP and, where the format has them,
+// IPTC, a comment and a modification time. One exiftool process does all
+// the files.
+func plantMetadata(t testing.TB, orientation map[string]int) {
+	t.Helper()
+	var args []string
+	for path, o := range orientation {
+		if len(args) > 0 {
+			args = append(args, "-execute")
+		}
+		args = append(args, "-m", "-q", "-overwrite_original",
+			fmt.Sprintf("-Orientation#=%d", o),
+			"-Artist=PlantedArtist", "-Copyright=PlantedCopyright",
+			"-ImageDescription=PlantedDescription", "-Make=Acme", "-Model=PlantedModel",
+			"-MakerNoteUnknownText=PlantedMakerNote", "-UserComment=PlantedUserComment",
+			"-GPSLatitude=51.5", "-GPSLatitudeRef=N", "-GPSLongitude=0.12", "-GPSLongitudeRef=W",
+			"-GPSAreaInformation=PlantedGPSArea",
+			"-XMP-dc:Creator=PlantedXMPCreator", "-IPTC:By-line=PlantedIPTCByline",
+			"-Comment=PlantedComment", "-PNG:ModifyDate=2020:01:02 03:04:05",
+			path)
+	}
+	argfile := writeTestFile(t, t.TempDir(), "args", []byte(strings.Join(args, "\n")+"\n"))
+	runTool(t, "exiftool", "-@", argfile)
+}
+
+// exifTags returns what exiftool reads from each file, as
+// group:tag -> value by path. One exiftool process reads them all.
+func exifTags(t testing.TB, paths ...string) map[string]map[string]any {
+	t.Helper()
+	var tags []map[string]any
+	out, _ := runTool(t, "exiftool", append([]string{"-j", "-a", "-U", "-G1"}, paths...)...)
+	if err := json.Unmarshal(out, &tags); err != nil || len(tags) != len(paths) {
+		t.Fatalf("exiftool -j: %d results for %d files, %v", len(tags), len(paths), err)
+	}
+	byPath := map[string]map[string]any{}
+	for _, m := range tags {
+		p, _ := m["SourceFile"].(string)
+		byPath[p] = m
+	}
+	return byPath
+}
+
+// metadataGroups are exiftool's groups (-G1) of the metadata the cleaners
+// remove; exiftool must find none of them in a cleaned file.
+var metadataGroups = []string{"IFD0", "IFD1", "ExifIFD", "GPS", "InteropIFD", "MakerNotes", "MakerUnknown", "XMP", "IPTC", "Photoshop", "FlashPix", "MPF"}
+
+// checkStripped fails unless exiftool found the planted values in the
+// input (so that their absence afterwards means something) and finds none
+// of them, and no metadata group, in the cleaned output; and unless none of
+// the planted strings occurs in the output's bytes.
+func checkStripped(t testing.TB, in, out map[string]any, outBytes []byte, want []string) {
+	t.Helper()
+	found := func(tags map[string]any, s string) []string {
+		var keys []string
+		for k, v := range tags {
+			if strings.Contains(fmt.Sprint(v), s) {
+				keys = append(keys, k)
+			}
+		}
+		return keys
+	}
+	for _, s := range want {
+		if len(found(in, s)) == 0 {
+			t.Errorf("exiftool did not plant %s in the input", s)
+		}
+	}
+	for _, s := range plantedStrings {
+		if keys := found(out, s); len(keys) > 0 {
+			t.Errorf("%s survives cleaning in %v", s, keys)
+		}
+		if bytes.Contains(outBytes, []byte(s)) {
+			t.Errorf("%s survives cleaning in the bytes", s)
+		}
+	}
+	for k := range out {
+		for _, g := range metadataGroups {
+			if strings.HasPrefix(k, g) {
+				t.Errorf("exiftool still reads %s = %v", k, out[k])
+			}
+		}
+	}
+}
+
+// diffBytes describes where a cleaned file first differs from the one
+// expected.
+func diffBytes(got, want, in []byte) string {
+	i := 0
+	for i < len(got) && i < len(want) && got[i] == want[i] {
+		i++
+	}
+	from := max(i-16, 0)
+	return fmt.Sprintf("%d bytes, want %d; first difference at %d:\ngot  % x\nwant % x\ninput (%d bytes) % x",
+		len(got), len(want), i, got[from:min(i+32, len(got))], want[from:min(i+32, len(want))], len(in), in[:min(len(in), 4096)])
+}
+
+// samePixels fails unless two images have the same bounds and colours.
+func samePixels(t testing.TB, want, got image.Image) {
+	t.Helper()
+	if want.Bounds() != got.Bounds() {
+		t.Fatalf("bounds %v, want %v", got.Bounds(), want.Bounds())
+	}
+	r := want.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			wr, wg, wb, wa := want.At(x, y).RGBA()
+			gr, gg, gb, ga := got.At(x, y).RGBA()
+			if wr != gr || wg != gg || wb != gb || wa != ga {
+				t.Fatalf("pixel (%d,%d) is %v, want %v", x, y, got.At(x, y), want.At(x, y))
+			}
+		}
+	}
+}
+
+// decodeImage decodes b with the standard library's registered decoders
+// (golang.org/x/image/webp for WebP).
+func decodeImage(t testing.TB, b []byte) image.Image {
+	t.Helper()
+	img, _, err := image.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("decode: %v", err)
+	}
+	return img
+}
+
+// smallImage reports whether b's header, as Go's decoders read it, is of
+// a picture of at most a megapixel.
+func smallImage(b []byte) bool {
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	return err == nil && cfg.Width*cfg.Height <= 1<<20
+}
+
+// testPicture draws a w×h picture with detail in every block, so that
+// encoders produce non-trivial entropy-coded data and any change of
+// pixels shows.
+func testPicture(w, h int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			i := img.PixOffset(x, y)
+			img.Pix[i+0] = uint8(x * 255 / max(w-1, 1))
+			img.Pix[i+1] = uint8(y * 255 / max(h-1, 1))
+			img.Pix[i+2] = uint8((x*7 + y*13) ^ (x * y))
+			img.Pix[i+3] = 255
+		}
+	}
+	return img
+}
