@@ -36,12 +36,15 @@ const (
 // and everything after EOI (appended images, polyglot payloads).
 //
 // It returns an error wrapping ErrUndecodable when b does not start with
-// SOI, when the data ends before EOI (a truncated file), when a marker
-// that libjpeg does not know (DHP, EXP, JPGn, reserved codes) or a second
-// SOI appears, when a segment's length is out of range, when a scan comes
-// before any frame header or EOI before any scan, and when anything but a
-// marker follows a segment before the first scan. After the first scan,
-// stray bytes between segments are dropped, as libjpeg skips them.
+// SOI, when the data ends before EOI (a truncated file: a scan, a segment
+// or a marker runs to the end of b), when a scan comes before any frame
+// header or EOI before any scan, and, before the first scan, when
+// anything but a marker follows a segment, or a marker libjpeg refuses
+// appears (DHP, EXP, JPGn, reserved codes, a second SOI, a length under 2).
+// After the first scan it is as lenient as libvips: stray bytes between
+// segments are dropped, as libjpeg skips them, and a marker libjpeg
+// refuses ends the cleaned file, closed with a fresh 2-byte EOI (the one
+// part that is not a slice of b).
 //
 // Its work is linear in len(b); entropy-coded data is searched with
 // bytes.IndexByte, so counting the scans of a large photograph is cheap.
@@ -91,17 +94,26 @@ func cleanJPEG(b []byte) (cleaned, error) {
 			g.keep(start, i)
 			c.parts, c.size = g.result()
 			return c, nil
-		case m == jpegSOI:
-			return cleaned{}, errBroken(FormatJPEG, "second start-of-image marker at byte %d", start)
 		case m == jpegTEM || m >= 0xD0 && m <= 0xD7:
 			continue // no length; outside a scan they mean nothing
+		case m == jpegSOI || !knownJPEGMarker(m):
+			if c.scans == 0 {
+				return cleaned{}, errBroken(FormatJPEG, "unsupported marker 0x%02X at byte %d", m, start)
+			}
+			return closeJPEG(c, &g), nil
 		}
 		if len(b)-i < 2 {
 			return cleaned{}, errBroken(FormatJPEG, "truncated segment at byte %d", start)
 		}
 		n := int(binary.BigEndian.Uint16(b[i:]))
-		if n < 2 || n > len(b)-i {
-			return cleaned{}, errBroken(FormatJPEG, "segment 0x%02X at byte %d: length %d out of range", m, start, n)
+		if n > len(b)-i {
+			return cleaned{}, errBroken(FormatJPEG, "truncated segment 0x%02X at byte %d", m, start)
+		}
+		if n < 2 {
+			if c.scans == 0 {
+				return cleaned{}, errBroken(FormatJPEG, "segment 0x%02X at byte %d: length %d", m, start, n)
+			}
+			return closeJPEG(c, &g), nil
 		}
 		payload, end := b[i+2:i+n], i+n
 		i = end
@@ -139,12 +151,35 @@ func cleanJPEG(b []byte) (cleaned, error) {
 			if bytes.HasPrefix(payload, []byte("Adobe")) {
 				g.keep(start, end)
 			}
-		case m >= jpegAPP0 && m <= jpegAPPF, m == jpegCOM:
-			// metadata: dropped
 		default:
-			return cleaned{}, errBroken(FormatJPEG, "unsupported marker 0x%02X at byte %d", m, start)
+			// other APPn and COM: metadata, dropped
 		}
 	}
+}
+
+// closeJPEG ends the cleaned file with a fresh EOI where the walk met, after
+// the first scan, a marker libjpeg refuses: an unknown code, a second SOI,
+// a length under 2. libjpeg stops reading a scan's data at any marker and
+// fails when it reads that one, yet libvips has the picture of a
+// single-scan file by then and shows it, so such a file (corrupt pixel
+// data, say) is not refused here; what follows the marker is dropped.
+func closeJPEG(c cleaned, g *gatherer) cleaned {
+	g.add([]byte{0xFF, jpegEOI})
+	c.parts, c.size = g.result()
+	return c
+}
+
+// knownJPEGMarker reports whether libjpeg reads a marker with a length
+// (frames, tables, scans, APPn, COM) rather than failing on it (DHP, EXP,
+// JPG, JPGn and the reserved codes).
+func knownJPEGMarker(m byte) bool {
+	switch {
+	case m >= 0xC0 && m <= 0xCF:
+		return m != 0xC8 // JPG
+	case m >= jpegSOS && m <= jpegDRI, m >= jpegAPP0 && m <= jpegAPPF, m == jpegCOM:
+		return true
+	}
+	return false
 }
 
 // isJPEGSOF reports whether m is a start-of-frame marker, SOF0..SOF15,

@@ -19,14 +19,15 @@ import (
 type jpegCase struct {
 	file, want         []byte
 	scans, orientation int
-	eoiEnd             int // the offset just after EOI: every shorter prefix is truncated
+	eoiEnd             int // the offset just after EOI (or the refused marker): every shorter prefix is truncated
 }
 
 // genJPEG builds a random file of the segments the cleaner keeps and
 // drops, nscans scans with stuffed bytes and restart markers in their
 // data, fill bytes before markers, stray bytes between segments after the
-// first scan, and bytes after EOI, and records what cleaning must give. The
-// generator knows what each piece is; the cleaner has to find out.
+// first scan, and bytes after EOI, or instead of EOI a marker libjpeg
+// refuses and junk; it records what cleaning must give. The generator
+// knows what each piece is; the cleaner has to find out.
 func genJPEG(r *rand.Rand, nscans int) jpegCase {
 	c := jpegCase{orientation: 1}
 	sawExif, lastWasScan := false, false
@@ -79,13 +80,13 @@ func genJPEG(r *rand.Rand, nscans int) jpegCase {
 		case 5:
 			put(segment(jpegAPP2, payload("ICC_PROFILE\x00")), true)
 		case 6:
-			put(segment(jpegAPP2, payload([]string{"MPF\x00", "FPXR\x00", "ICC_PROFILE"}[r.IntN(3)])), false)
+			put(segment(jpegAPP2, payload([]string{"MPF\x00", "FPXR\x00", "ICC_PROFILX"}[r.IntN(3)])), false)
 		case 7:
 			put(segment(byte(0xE3+r.IntN(11)), payload("8BIM PlantedIPTCByline")), false) // APP3..APP13
 		case 8:
 			put(segment(jpegAPPE, payload("Adobe")), true)
 		case 9:
-			put(segment(jpegAPPE, payload("Adob")), false)
+			put(segment(jpegAPPE, payload("Adobf")), false) // not "Adobe", whatever the noise
 		case 10:
 			put(segment(jpegAPPF, payload("")), false)
 		case 11:
@@ -170,6 +171,16 @@ func genJPEG(r *rand.Rand, nscans int) jpegCase {
 	for range r.IntN(3) {
 		other(true)
 	}
+	if r.IntN(6) == 0 {
+		// A marker libjpeg refuses, maybe inside the last scan's data,
+		// ends the cleaned file with a fresh EOI; what follows is junk.
+		bad := [][]byte{{0xFF, 0x03}, {0xFF, 0xF0}, {0xFF, 0xDE}, {0xFF, 0xC8}, {0xFF, jpegSOI}, {0xFF, jpegDQT, 0, 0}, {0xFF, jpegDQT, 0, 1}}
+		put(append(fill(), bad[r.IntN(len(bad))]...), false)
+		c.eoiEnd = len(c.file)
+		c.want = append(c.want, 0xFF, jpegEOI)
+		put(noise(r.IntN(64)), false)
+		return c
+	}
 	put(append(fill(), 0xFF, jpegEOI), true)
 	c.eoiEnd = len(c.file)
 	if r.IntN(3) == 0 {
@@ -193,7 +204,7 @@ func TestCleanJPEGModel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("case %d: %v\n% x", i, err, tc.file)
 		}
-		checkCleaned(t, tc.file, c, 0)
+		checkCleaned(t, tc.file, c, 1)
 		if got := bytes.Join(c.parts, nil); !bytes.Equal(got, tc.want) {
 			t.Fatalf("case %d: %s", i, diffBytes(got, tc.want, tc.file))
 		}
@@ -221,38 +232,45 @@ func TestCleanJPEGHostile(t *testing.T) {
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	sof, sos, eoi := seg(0xC0, 9), seg(jpegSOS, 8), []byte{0xFF, 0xD9}
 	minimal := cat(soi, sof, sos, []byte{1, 2, 3}, eoi)
+	closed := func(parts ...[]byte) []byte { return append(cat(parts...), 0xFF, jpegEOI) }
 	tests := []struct {
 		name  string
 		b     []byte
 		ok    bool
 		scans int
+		want  []byte // when not nil, the cleaned file
 	}{
-		{"empty", nil, false, 0},
-		{"not a JPEG", []byte("GIF89a"), false, 0},
-		{"SOI only", soi, false, 0},
-		{"minimal", minimal, true, 1},
-		{"segment length 0xFFFF past the end", cat(soi, []byte{0xFF, 0xE1, 0xFF, 0xFF, 'E', 'x'}), false, 0},
-		{"segment length 0", cat(soi, []byte{0xFF, 0xE1, 0, 0}, sof, sos, eoi), false, 0},
-		{"segment length 1", cat(soi, []byte{0xFF, 0xDB, 0, 1}, sof, sos, eoi), false, 0},
-		{"length cut in half", cat(soi, []byte{0xFF, 0xDB, 0}), false, 0},
-		{"stray byte before the first scan", cat(soi, []byte{0}, sof, sos, eoi), false, 0},
-		{"0xFF 0x00 before the first scan", cat(soi, []byte{0xFF, 0}, sof, sos, eoi), false, 0},
-		{"second SOI", cat(soi, soi, sof, sos, eoi), false, 0},
-		{"scan before frame", cat(soi, sos, sof, eoi), false, 0},
-		{"EOI before any scan", cat(soi, sof, eoi), false, 0},
-		{"DHP (hierarchical)", cat(soi, seg(0xDE, 4), sof, sos, eoi), false, 0},
-		{"JPG0 extension", cat(soi, sof, sos, seg(0xF0, 4), eoi), false, 0},
-		{"reserved 0x02", cat(soi, seg(0x02, 4), sof, sos, eoi), false, 0},
-		{"no EOI after the scan", cat(soi, sof, sos, []byte{1, 2, 3}), false, 0},
-		{"scan data ends in 0xFF", cat(soi, sof, sos, []byte{1, 0xFF}), false, 0},
-		{"scan data ends in fill bytes", cat(soi, sof, sos, []byte{1, 0xFF, 0xFF, 0xFF}), false, 0},
-		{"a megabyte of fill bytes", cat(soi, bytes.Repeat([]byte{0xFF}, 1<<20), sof[1:], sos, eoi), true, 1},
-		{"a megabyte of fill bytes, then nothing", cat(soi, bytes.Repeat([]byte{0xFF}, 1<<20)), false, 0},
-		{"a megabyte of stuffed bytes", cat(soi, sof, sos, bytes.Repeat([]byte{0xFF, 0}, 1<<19), eoi), true, 1},
-		{"a megabyte of restart markers", cat(soi, sof, sos, bytes.Repeat([]byte{0xFF, 0xD5}, 1<<19), eoi), true, 1},
-		{"a megabyte of stray bytes after a scan", cat(soi, sof, sos, seg(jpegDHT, 4), bytes.Repeat([]byte{0xFF, 0}, 1<<19), eoi), true, 1},
-		{"2000 empty scans", cat(soi, sof, bytes.Repeat(sos, 2000), eoi), true, 2000},
-		{"EOI inside an EXIF segment is not the end", cat(soi, []byte{0xFF, 0xE1, 0, 6, 0xFF, 0xD9, 0xFF, 0xD9}, sof, sos, eoi), true, 1},
+		{"empty", nil, false, 0, nil},
+		{"not a JPEG", []byte("GIF89a"), false, 0, nil},
+		{"SOI only", soi, false, 0, nil},
+		{"minimal", minimal, true, 1, nil},
+		{"segment length 0xFFFF past the end", cat(soi, []byte{0xFF, 0xE1, 0xFF, 0xFF, 'E', 'x'}), false, 0, nil},
+		{"segment length 0", cat(soi, []byte{0xFF, 0xE1, 0, 0}, sof, sos, eoi), false, 0, nil},
+		{"segment length 1", cat(soi, []byte{0xFF, 0xDB, 0, 1}, sof, sos, eoi), false, 0, nil},
+		{"length cut in half", cat(soi, []byte{0xFF, 0xDB, 0}), false, 0, nil},
+		{"stray byte before the first scan", cat(soi, []byte{0}, sof, sos, eoi), false, 0, nil},
+		{"0xFF 0x00 before the first scan", cat(soi, []byte{0xFF, 0}, sof, sos, eoi), false, 0, nil},
+		{"second SOI", cat(soi, soi, sof, sos, eoi), false, 0, nil},
+		{"scan before frame", cat(soi, sos, sof, eoi), false, 0, nil},
+		{"EOI before any scan", cat(soi, sof, eoi), false, 0, nil},
+		{"DHP (hierarchical)", cat(soi, seg(0xDE, 4), sof, sos, eoi), false, 0, nil},
+		{"JPG0 extension", cat(soi, seg(0xF0, 4), sof, sos, eoi), false, 0, nil},
+		{"JPG0 extension after the scan", cat(soi, sof, sos, seg(0xF0, 4), eoi), true, 1, closed(soi, sof, sos)},
+		{"unknown marker in the scan data", cat(soi, sof, sos, []byte{1, 2, 0xFF, 0x03, 0xFF, 0xE1, 0xFF, 0xFF}, eoi), true, 1, closed(soi, sof, sos, []byte{1, 2})},
+		{"second SOI after the scan", cat(soi, sof, sos, soi, sof, sos, eoi), true, 1, closed(soi, sof, sos)},
+		{"DQT of length 0 after the scan", cat(soi, sof, sos, []byte{0xFF, 0xDB, 0, 0}, eoi), true, 1, closed(soi, sof, sos)},
+		{"DQT of length 0xFFFF after the scan", cat(soi, sof, sos, []byte{0xFF, 0xDB, 0xFF, 0xFF}, eoi), false, 0, nil},
+		{"reserved 0x02", cat(soi, seg(0x02, 4), sof, sos, eoi), false, 0, nil},
+		{"no EOI after the scan", cat(soi, sof, sos, []byte{1, 2, 3}), false, 0, nil},
+		{"scan data ends in 0xFF", cat(soi, sof, sos, []byte{1, 0xFF}), false, 0, nil},
+		{"scan data ends in fill bytes", cat(soi, sof, sos, []byte{1, 0xFF, 0xFF, 0xFF}), false, 0, nil},
+		{"a megabyte of fill bytes", cat(soi, bytes.Repeat([]byte{0xFF}, 1<<20), sof[1:], sos, eoi), true, 1, nil},
+		{"a megabyte of fill bytes, then nothing", cat(soi, bytes.Repeat([]byte{0xFF}, 1<<20)), false, 0, nil},
+		{"a megabyte of stuffed bytes", cat(soi, sof, sos, bytes.Repeat([]byte{0xFF, 0}, 1<<19), eoi), true, 1, nil},
+		{"a megabyte of restart markers", cat(soi, sof, sos, bytes.Repeat([]byte{0xFF, 0xD5}, 1<<19), eoi), true, 1, nil},
+		{"a megabyte of stray bytes after a scan", cat(soi, sof, sos, seg(jpegDHT, 4), bytes.Repeat([]byte{0xFF, 0}, 1<<19), eoi), true, 1, nil},
+		{"2000 empty scans", cat(soi, sof, bytes.Repeat(sos, 2000), eoi), true, 2000, nil},
+		{"EOI inside an EXIF segment is not the end", cat(soi, []byte{0xFF, 0xE1, 0, 6, 0xFF, 0xD9, 0xFF, 0xD9}, sof, sos, eoi), true, 1, nil},
 	}
 	for _, tt := range tests {
 		c, err := cleanWithin(t, cleanJPEG, tt.b)
@@ -266,9 +284,12 @@ func TestCleanJPEGHostile(t *testing.T) {
 			}
 			continue
 		}
-		checkCleaned(t, tt.b, c, 0)
+		checkCleaned(t, tt.b, c, 1)
 		if c.scans != tt.scans {
 			t.Errorf("%s: %d scans, want %d", tt.name, c.scans, tt.scans)
+		}
+		if got := bytes.Join(c.parts, nil); tt.want != nil && !bytes.Equal(got, tt.want) {
+			t.Errorf("%s: %s", tt.name, diffBytes(got, tt.want, tt.b))
 		}
 	}
 }
@@ -290,7 +311,7 @@ func TestCleanJPEGManyParts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkCleaned(t, b, c, 0)
+	checkCleaned(t, b, c, 1)
 	if len(c.parts) != maxParts || !bytes.Equal(bytes.Join(c.parts, nil), want) {
 		t.Fatalf("%d parts, %d bytes; want %d parts, %d bytes", len(c.parts), c.size, maxParts, len(want))
 	}
@@ -340,7 +361,7 @@ func TestCleanJPEGMetadata(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		checkCleaned(t, in, c, 0)
+		checkCleaned(t, in, c, 1)
 		if c.orientation != o {
 			t.Errorf("%s: orientation %d, want %d", path, c.orientation, o)
 		}
@@ -380,10 +401,14 @@ func vipsPixels(t testing.TB, path string) []byte {
 		t.Fatalf("%s: short .v file", path)
 	}
 	w, h := binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
-	bands := binary.LittleEndian.Uint32(b[12:])
-	n := int(w) * int(h) * int(bands) // 8-bit formats only
-	if 64+n > len(b) {
-		t.Fatalf("%s: %dx%dx%d does not fit", path, w, h, bands)
+	bands, format := binary.LittleEndian.Uint32(b[12:]), binary.LittleEndian.Uint32(b[20:])
+	sizes := []int{1, 1, 2, 2, 4, 4, 4, 8, 8, 16} // uchar char ushort short uint int float complex double dpcomplex
+	if int(format) >= len(sizes) {
+		t.Fatalf("%s: band format %d", path, format)
+	}
+	n := int(w) * int(h) * int(bands) * sizes[format]
+	if n == 0 || 64+n > len(b) {
+		t.Fatalf("%s: %dx%dx%d of format %d does not fit", path, w, h, bands, format)
 	}
 	return b[64 : 64+n]
 }
@@ -468,7 +493,7 @@ func TestCleanJPEGTruncations(t *testing.T) {
 	}
 	path := writeTestFile(t, dir, "small.jpg", buf.Bytes())
 	plantMetadata(t, map[string]int{path: 6})
-	checkTruncations(t, cleanJPEG, readTestFile(t, path), 0)
+	checkTruncations(t, cleanJPEG, readTestFile(t, path), 1)
 }
 
 // bigJPEG encodes a noisy picture at quality 100: about 7 MB of
@@ -521,7 +546,7 @@ func FuzzCleanJPEG(f *testing.F) {
 			}
 			return
 		}
-		checkCleaned(t, b, c, 0)
+		checkCleaned(t, b, c, 1)
 		out := bytes.Join(c.parts, nil)
 		again, err := cleanJPEG(out)
 		if err != nil || len(again.parts) != 1 || again.scans != c.scans {

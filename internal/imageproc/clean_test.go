@@ -357,3 +357,52 @@ func testPicture(w, h int) *image.NRGBA {
 	}
 	return img
 }
+
+// TestCleanHostileCorpus runs the cleaners over the service's corpus of
+// hostile inputs (testdata/hostile, whose names start with the status the
+// service must answer): a truncated or garbled file (422) is refused, and
+// a file the service shows (200) is cleaned to one that libvips, as
+// lenient as the service, decodes to the same pixels, warnings and all.
+func TestCleanHostileCorpus(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "testdata", "hostile", "*-*"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no hostile corpus: %v", err)
+	}
+	cleaners := map[Format]cleaner{FormatJPEG: cleanJPEG, FormatPNG: cleanPNG, FormatWebP: cleanWebP}
+	dir, seen := t.TempDir(), 0
+	for _, path := range files {
+		b := readTestFile(t, path)
+		clean, ok := cleaners[Sniff(b)]
+		if !ok {
+			continue
+		}
+		seen++
+		name := filepath.Base(path)
+		c, err := cleanWithin(t, clean, b)
+		switch {
+		case strings.HasPrefix(name, "422-"):
+			if !errors.Is(err, ErrUndecodable) {
+				t.Errorf("%s: err = %v, want ErrUndecodable", name, err)
+			}
+			continue
+		case err != nil && strings.HasPrefix(name, "200-"):
+			t.Errorf("%s: %v", name, err)
+			continue
+		case err != nil:
+			continue
+		}
+		checkCleaned(t, b, c, 2)
+		if !strings.HasPrefix(name, "200-") {
+			continue
+		}
+		out := writeTestFile(t, dir, "clean-"+name, bytes.Join(c.parts, nil))
+		runTool(t, "vips", "copy", path, filepath.Join(dir, "in.v"))
+		runTool(t, "vips", "copy", out, filepath.Join(dir, "out.v"))
+		if !bytes.Equal(vipsPixels(t, filepath.Join(dir, "in.v")), vipsPixels(t, filepath.Join(dir, "out.v"))) {
+			t.Errorf("%s: libvips decodes different pixels once it is cleaned", name)
+		}
+	}
+	if seen < 10 {
+		t.Errorf("only %d JPEG, PNG and WebP files in the corpus", seen)
+	}
+}
