@@ -8,8 +8,6 @@ import (
 	"image"
 	"image/jpeg"
 	"math/rand/v2"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -390,40 +388,6 @@ func TestCleanJPEGMetadata(t *testing.T) {
 			}
 		}
 	}
-}
-
-// vipsPixels returns the pixel data of a .v file (libvips' own format: a
-// 64-byte header, then the pixels, then XML metadata).
-func vipsPixels(t testing.TB, path string) []byte {
-	t.Helper()
-	b := readTestFile(t, path)
-	if len(b) < 64 {
-		t.Fatalf("%s: short .v file", path)
-	}
-	w, h := binary.LittleEndian.Uint32(b[4:]), binary.LittleEndian.Uint32(b[8:])
-	bands, format := binary.LittleEndian.Uint32(b[12:]), binary.LittleEndian.Uint32(b[20:])
-	sizes := []int{1, 1, 2, 2, 4, 4, 4, 8, 8, 16} // uchar char ushort short uint int float complex double dpcomplex
-	if int(format) >= len(sizes) {
-		t.Fatalf("%s: band format %d", path, format)
-	}
-	n := int(w) * int(h) * int(bands) * sizes[format]
-	if n == 0 || 64+n > len(b) {
-		t.Fatalf("%s: %dx%dx%d of format %d does not fit", path, w, h, bands, format)
-	}
-	return b[64 : 64+n]
-}
-
-// djpegScans counts the scans libjpeg-turbo's djpeg reports decoding. A
-// warning (exit status 2, as for the empty scans of a crafted file) is
-// not a failure.
-func djpegScans(t testing.TB, path string) int {
-	t.Helper()
-	cmd := exec.Command(needTool(t, "djpeg"), "-verbose", "-verbose", "-outfile", os.DevNull, path)
-	trace, err := cmd.CombinedOutput()
-	if ee := (*exec.ExitError)(nil); err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 2) {
-		t.Fatalf("djpeg %s: %v: %s", path, err, trace)
-	}
-	return strings.Count(string(trace), "Start Of Scan")
 }
 
 func TestCleanJPEGNothingToRemove(t *testing.T) {
