@@ -200,16 +200,25 @@ func jpegScanEnd(b []byte, i int) (end int, ok bool) {
 			return 0, false
 		}
 		p := i + k
-		q := p + 1
-		for q < len(b) && b[q] == 0xFF {
-			q++
+		for {
+			q := p + 1
+			for q < len(b) && b[q] == 0xFF {
+				q++
+			}
+			if q >= len(b) {
+				return 0, false
+			}
+			if m := b[q]; m != 0x00 && (m < 0xD0 || m > 0xD7) {
+				return p, true
+			}
+			// A stuffed byte or restart marker. Another 0xFF right after
+			// it is taken here rather than by a call to IndexByte, so
+			// that data of nothing but stuffed bytes stays cheap.
+			p = q + 1
+			if p >= len(b) || b[p] != 0xFF {
+				break
+			}
 		}
-		if q >= len(b) {
-			return 0, false
-		}
-		if m := b[q]; m != 0x00 && (m < 0xD0 || m > 0xD7) {
-			return p, true
-		}
-		i = q + 1
+		i = p
 	}
 }

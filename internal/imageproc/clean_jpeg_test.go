@@ -476,15 +476,28 @@ func bigJPEG(t testing.TB) []byte {
 	return buf.Bytes()
 }
 
+// BenchmarkCleanJPEG cleans a 7 MB photograph-like file, and the worst
+// case for the scan walk: 7 MB of entropy-coded data that is all stuffed
+// 0xFF bytes, a stop for bytes.IndexByte every two bytes.
 func BenchmarkCleanJPEG(b *testing.B) {
-	in := bigJPEG(b)
-	b.SetBytes(int64(len(in)))
-	b.ReportAllocs()
-	for b.Loop() {
-		c, err := cleanJPEG(in)
-		if err != nil || c.scans != 1 {
-			b.Fatal(c.scans, err)
-		}
+	photo := bigJPEG(b)
+	sos := bytes.Index(photo, []byte{0xFF, jpegSOS})
+	stuffed := append(bytes.Clone(photo[:sos+14]), bytes.Repeat([]byte{0xFF, 0x00}, len(photo)/2)...)
+	stuffed = append(stuffed, 0xFF, jpegEOI)
+	for _, bm := range []struct {
+		name string
+		in   []byte
+	}{{"photo", photo}, {"stuffed", stuffed}} {
+		b.Run(bm.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bm.in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := cleanJPEG(bm.in)
+				if err != nil || c.scans != 1 || c.size != len(bm.in) {
+					b.Fatal(c.scans, c.size, err)
+				}
+			}
+		})
 	}
 }
 
