@@ -10,9 +10,12 @@ import "fmt"
 // to waste a decoder's time. The one item the service needs, the EXIF
 // orientation, is read on the way.
 
-// cleaned is a file with its metadata removed, as a gather list: the parts
-// are mostly sub-slices of the input (no copy), and the caller writes them
-// in order (net.Buffers, writev) to the process that runs libvips.
+// cleaned is a file with its metadata removed, as a gather list that the
+// caller writes in order (net.Buffers, writev) to the process that runs
+// libvips. The parts are sub-slices of the input, so they must not be
+// written to, except a few small ones the cleaners make (a WebP's RIFF
+// header and VP8X flags, a JPEG's closing EOI) and, past maxParts parts,
+// one copied tail.
 type cleaned struct {
 	parts       [][]byte // the cleaned file, in order; concatenated it is a valid file of the same format
 	size        int      // total length of parts

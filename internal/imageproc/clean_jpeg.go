@@ -43,8 +43,7 @@ const (
 // appears (DHP, EXP, JPGn, reserved codes, a second SOI, a length under 2).
 // After the first scan it is as lenient as libvips: stray bytes between
 // segments are dropped, as libjpeg skips them, and a marker libjpeg
-// refuses ends the cleaned file, closed with a fresh 2-byte EOI (the one
-// part that is not a slice of b).
+// refuses ends the cleaned file, closed with a fresh 2-byte EOI.
 //
 // Its work is linear in len(b); entropy-coded data is searched with
 // bytes.IndexByte, so counting the scans of a large photograph is cheap.

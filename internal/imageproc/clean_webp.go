@@ -19,7 +19,7 @@ const (
 // and the bytes after the end the RIFF header gives. When it drops a
 // chunk it writes a fresh RIFF header with the new size, and when the VP8X
 // chunk announces EXIF or XMP a fresh copy of its first 9 bytes with those
-// flags cleared; those are the only parts that are not slices of b.
+// flags cleared.
 //
 // It returns an error wrapping ErrUndecodable when b is not a RIFF WEBP
 // file, when the RIFF size runs past the end of b (a truncated file) or
