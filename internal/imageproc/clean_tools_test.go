@@ -186,6 +186,17 @@ func vipsPixels(t testing.TB, path string) []byte {
 	return b[64 : 64+n]
 }
 
+// vipsDecode has the vips command decode a file into a .v file as the
+// service reads its inputs: failing on truncation, lenient otherwise.
+func vipsDecode(t testing.TB, in, out string) error {
+	t.Helper()
+	cmd := exec.Command(needTool(t, "vips"), "copy", in+"[fail_on=truncated]", out)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("vips copy %s: %v: %s", in, err, msg)
+	}
+	return nil
+}
+
 // djpegScans counts the scans libjpeg-turbo's djpeg reports decoding. A
 // warning (exit status 2, as for the empty scans of a crafted file) is
 // not a failure.
