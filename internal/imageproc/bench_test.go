@@ -56,11 +56,11 @@ func BenchmarkInProcess(b *testing.B) {
 	if err := vipsInit(AllFormats, 0); err != nil {
 		b.Fatal(err)
 	}
-	w, h, _, err := readHeader(FormatJPEG, in)
+	st, _, err := readHeader(FormatJPEG, in)
 	if err != nil {
 		b.Fatal(err)
 	}
-	j := job{Header: Header{Format: FormatJPEG, Width: w, Height: h, Orientation: 1}, Outputs: []Options{benchOptions},
+	j := job{Header: Header{Format: FormatJPEG, Width: st.w, Height: st.h, Orientation: 1}, Outputs: []Options{benchOptions},
 		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}}
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()

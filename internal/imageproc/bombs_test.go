@@ -1,9 +1,13 @@
 package imageproc
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"image"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -72,8 +76,15 @@ func TestTimeoutFreesTheSlot(t *testing.T) {
 	if err != nil || r.Width != 100 {
 		t.Fatalf("a normal image right after two bombs timed out: %v", err)
 	}
-	if busy, idle := p.pool.pids(); len(busy)+len(idle) != 2 {
-		t.Errorf("%d workers running, want 2", len(busy)+len(idle))
+	// The killed workers' replacements start in the background.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		busy, idle := p.pool.pids()
+		if len(busy)+len(idle) == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d workers running, want 2", len(busy)+len(idle))
+		}
 	}
 	t.Logf("two bombs stopped after %s (timeout 1s); the next image served at once", took)
 }
@@ -181,4 +192,59 @@ func TestHeaderReadInsideTheSlot(t *testing.T) {
 		t.Errorf("200,000 pages: err = %v, want ErrTimeout", err)
 	}
 	t.Logf("stopped after %s", time.Since(start))
+}
+
+// The bombs that are refused or defused in Go, before libvips: an AVIF
+// whose container claims 100x100 around an 8192x8192 AV1 image (decoded
+// whole before: 13.5 s, 477 MiB), a progressive JPEG of 2,000 empty scans
+// (33 s in libjpeg), and a PNG of twenty text chunks that inflate to
+// gigabytes (libpng inflates them all: 70 s), which is served at once
+// without them.
+func TestBombsDefusedBeforeLibvips(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) { c.Timeout = 5 * time.Second })
+	for _, name := range []string{"heif/bomb-8192-ispe100.avif", "heif/bomb-8192-ispe100.heic"} {
+		_, err := p.Process(t.Context(), readTestdata(t, name), Options{Width: 100})
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("%s: err = %v, want ErrTooLarge from the codec's own header", name, err)
+		}
+	}
+
+	jpg := encodeJPEG(t, quadrants(64, 64))
+	eoi := bytes.LastIndex(jpg, []byte{0xFF, 0xD9})
+	// An empty progressive scan: DC of the first component, refinement
+	// with no coded data.
+	empty := []byte{0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0, 0x10}
+	scans := append(append([]byte{}, jpg[:eoi]...), bytes.Repeat(empty, 2000)...)
+	scans = append(scans, 0xFF, 0xD9)
+	if _, err := p.Process(t.Context(), scans, Options{Width: 10}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "scans") {
+		t.Errorf("2,001 scans: err = %v, want ErrTooLarge for the scans", err)
+	}
+
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	zeros := make([]byte, 1<<20)
+	for i := 0; i < 256; i++ { // 256 MiB of zeros, about 256 KB deflated
+		zw.Write(zeros)
+	}
+	zw.Close()
+	pngb := encodePNG(t, quadrants(64, 64))
+	bomb := append([]byte{}, pngb[:33]...)
+	for i := 0; i < 20; i++ {
+		bomb = append(bomb, crcChunk("zTXt", append([]byte("Comment\x00\x00"), z.Bytes()...))...)
+	}
+	bomb = append(bomb, pngb[33:]...)
+	start := time.Now()
+	r, err := p.Process(t.Context(), bomb, Options{Width: 32})
+	if err != nil || r.Width != 32 {
+		t.Fatalf("PNG with 5 GiB of text: %v", err)
+	}
+	t.Logf("PNG of %d KB with 20 zTXt chunks inflating to 5 GiB: served in %s", len(bomb)>>10, time.Since(start))
+}
+
+// crcChunk is a PNG chunk with its CRC.
+func crcChunk(typ string, data []byte) []byte {
+	c := binary.BigEndian.AppendUint32(nil, uint32(len(data)))
+	c = append(c, typ...)
+	c = append(c, data...)
+	return binary.BigEndian.AppendUint32(c, crc32.ChecksumIEEE(append([]byte(typ), data...)))
 }

@@ -33,36 +33,77 @@ func upright(w, h, o int) (int, int) {
 	return w, h
 }
 
-// readHeader parses the stored size (before any orientation) of the
-// formats the service reads itself, and checks that the file is complete:
-// a fast first filter (libvips' fail_on=truncated is the real check). For
-// the other formats ok is false and libvips reads the header, in a worker.
-// Where a format has several candidate sizes (a GIF's logical screen and
-// its first frame, a HEIF's items) the largest is taken, so that the pixel
-// limit is never checked against a smaller number than libvips will use.
-// The error wraps ErrUndecodable.
-func readHeader(f Format, b []byte) (w, h int, ok bool, err error) {
+// stored is what readHeader learns of an image: its size as libvips will
+// report it (before any EXIF orientation; a HEIF's after its own irot,
+// which libheif applies), and the most pixels its decoder may allocate for
+// one image, which can be more: a GIF frame beyond its screen, a HEIF item
+// whose codec header is larger than its container claims.
+type stored struct {
+	w, h   int
+	pixels int64
+}
+
+// readHeader parses the stored size of the formats the service reads
+// itself, and checks that the file is complete: a fast first filter (the
+// cleaners check the structure, and libvips' fail_on=truncated is the
+// real check). For the other formats ok is false and libvips reads the
+// header, in a worker. The error wraps ErrUndecodable.
+func readHeader(f Format, b []byte) (s stored, ok bool, err error) {
 	switch f {
 	case FormatJPEG:
-		w, h, err = jpegHeader(b)
+		s.w, s.h, err = jpegHeader(b)
 	case FormatPNG:
-		w, h, err = pngHeader(b)
+		s.w, s.h, err = pngHeader(b)
 	case FormatGIF:
-		w, h, err = gifHeader(b)
+		s.w, s.h, err = gifHeader(b)
 	case FormatWebP:
-		w, h, err = webpHeader(b)
+		s.w, s.h, err = webpHeader(b)
 	case FormatAVIF, FormatHEIF:
-		w, h, err = heifHeader(b)
+		s, err = heifStored(b)
 	default:
-		return 0, 0, false, nil
+		return stored{}, false, nil
 	}
-	if err == nil && (w <= 0 || h <= 0) {
-		err = fmt.Errorf("zero image size %dx%d", w, h)
+	if err == nil && (s.w <= 0 || s.h <= 0) {
+		err = fmt.Errorf("zero image size %dx%d", s.w, s.h)
 	}
 	if err != nil {
-		return 0, 0, false, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
+		return stored{}, false, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
 	}
-	return w, h, true, nil
+	if s.pixels == 0 {
+		s.pixels = int64(s.w) * int64(s.h)
+	}
+	return s, true, nil
+}
+
+// heifStored reads a HEIF or AVIF: the primary item's size as its
+// container gives it, turned by its irot, and, for the limit, the largest
+// image of any item, from the container or, larger where it lies (an ispe
+// of 100x100 around an 8192x8192 AV1 image was decoded whole), from the
+// codec's own header.
+func heifStored(b []byte) (stored, error) {
+	items, err := heifItems(b)
+	if err != nil {
+		return stored{}, err
+	}
+	var s stored
+	found := false
+	for _, it := range items {
+		s.pixels = max(s.pixels, int64(it.ispeW)*int64(it.ispeH), int64(it.codedW)*int64(it.codedH))
+		if it.primary {
+			found = true
+			s.w, s.h = it.ispeW, it.ispeH
+			if s.w == 0 || s.h == 0 {
+				s.w, s.h = it.codedW, it.codedH
+			}
+			if it.rotation == 90 || it.rotation == 270 {
+				s.w, s.h = s.h, s.w
+			}
+		}
+	}
+	if !found {
+		return stored{}, fmt.Errorf("no primary image")
+	}
+	return s, nil
 }
 
 // jpegHeader walks the marker segments up to the first frame header (SOFn)
@@ -208,40 +249,6 @@ func webpHeader(b []byte) (w, h int, err error) {
 		return u24(c[4:]) + 1, u24(c[7:]) + 1, nil
 	}
 	return 0, 0, fmt.Errorf("unknown first chunk %q", b[12:16])
-}
-
-// heifHeader finds every image spatial extent ('ispe') property in
-// meta/iprp/ipco and returns the largest width and height among them: the
-// primary item of a grid image is the grid's full size.
-func heifHeader(b []byte) (w, h int, err error) {
-	meta, ok := findBox(b, "meta")
-	if !ok || len(meta) < 4 {
-		return 0, 0, fmt.Errorf("no meta box")
-	}
-	iprp, ok := findBox(meta[4:], "iprp") // meta is a full box: skip version and flags
-	if !ok {
-		return 0, 0, fmt.Errorf("no iprp box")
-	}
-	ipco, ok := findBox(iprp, "ipco")
-	if !ok {
-		return 0, 0, fmt.Errorf("no ipco box")
-	}
-	found := false
-	err = eachBox(ipco, func(typ string, body []byte) bool {
-		if typ == "ispe" && len(body) >= 12 {
-			bw, bh := binary.BigEndian.Uint32(body[4:]), binary.BigEndian.Uint32(body[8:])
-			w, h = max(w, int(min(bw, 1<<31-1))), max(h, int(min(bh, 1<<31-1)))
-			found = true
-		}
-		return true
-	})
-	if err != nil {
-		return 0, 0, err
-	}
-	if !found {
-		return 0, 0, fmt.Errorf("no ispe property")
-	}
-	return w, h, nil
 }
 
 // findBox returns the body of the first box of the given type in b.

@@ -42,7 +42,7 @@ func cGrowth(t *testing.T, n int, fn func()) float64 {
 func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
 	t.Helper()
 	f := Sniff(b)
-	w, h, _, err := readHeader(f, b)
+	st, _, err := readHeader(f, b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
 	for _, p := range c.parts {
 		n += copy(in.bytes()[n:], p)
 	}
-	j := job{Header: Header{Format: f, Width: w, Height: h, Orientation: c.orientation}, Outputs: opts,
+	j := job{Header: Header{Format: f, Width: st.w, Height: st.h, Orientation: c.orientation}, Outputs: opts,
 		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}}
 	_, outs, err := render(in, j)
 	for _, o := range outs {

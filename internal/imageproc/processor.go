@@ -222,16 +222,16 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	if !slices.Contains(p.cfg.Formats, f) {
 		return in, fmt.Errorf("%w: %s input is disabled", ErrUnsupported, f)
 	}
-	w, h, known, err := readHeader(f, b)
+	st, known, err := readHeader(f, b)
 	if err != nil {
 		return in, err
 	}
-	if px := int64(w) * int64(h); px > p.cfg.MaxPixels {
-		return in, fmt.Errorf("%w: %dx%d is %d pixels, over the limit of %d", ErrTooLarge, w, h, px, p.cfg.MaxPixels)
+	if st.pixels > p.cfg.MaxPixels {
+		return in, fmt.Errorf("%w: %dx%d, decoding %d pixels, over the limit of %d", ErrTooLarge, st.w, st.h, st.pixels, p.cfg.MaxPixels)
 	}
 	c, err := clean(f, b)
 	if err != nil {
-		return in, fmt.Errorf("%w: %s: %v", ErrUndecodable, f, err)
+		return in, err // ErrUndecodable, with the format named
 	}
 	if c.scans > p.cfg.MaxJPEGScans {
 		return in, fmt.Errorf("%w: %d progressive scans, over the limit of %d", ErrTooLarge, c.scans, p.cfg.MaxJPEGScans)
@@ -244,7 +244,7 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	if !known {
 		return in, nil
 	}
-	in.header.Width, in.header.Height = upright(w, h, max(in.header.Orientation, 1))
+	in.header.Width, in.header.Height = upright(st.w, st.h, max(in.header.Orientation, 1))
 	for _, o := range opts {
 		if _, err := fitGeometry(in.header.Width, in.header.Height, o, p.cfg.MaxDimension, p.cfg.MaxOutputPixels); err != nil {
 			return in, err

@@ -70,10 +70,10 @@ func serveWorker(jobs io.Reader, replies io.Writer) error {
 			in.free()
 			return fmt.Errorf("read image: %w", err)
 		}
-		rep, outs := runJob(in, j)
+		rep, payloads, frees := runJob(in, j)
 		in.free()
-		err := writeFrame(replies, rep, outs...)
-		for _, o := range outs {
+		err := writeFrame(replies, rep, payloads...)
+		for _, o := range frees {
 			freeC(o)
 		}
 		if err != nil {
@@ -82,23 +82,38 @@ func serveWorker(jobs io.Reader, replies io.Writer) error {
 	}
 }
 
-// runJob makes the outputs of one job; their bytes are C memory.
-func runJob(in cbuf, j job) (reply, [][]byte) {
+// runJob makes the outputs of one job. The payloads to write are views of
+// C memory, which the caller frees (frees) once they are written.
+func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 	h, outs, err := render(in, j)
-	rep := reply{Header: h}
+	rep.Header = h
+	for _, o := range outs {
+		frees = append(frees, o.data)
+	}
 	if err != nil {
-		for _, o := range outs {
-			freeC(o.data)
-		}
 		rep.Err = toJobError(err)
 		rep.Heap = mallocInUse()
-		return rep, nil
+		return rep, nil, frees
 	}
-	data := make([][]byte, len(outs))
-	for i, o := range outs {
-		rep.Outputs = append(rep.Outputs, replyOutput{Format: o.format, Width: o.width, Height: o.height, Size: len(o.data)})
-		data[i] = o.data
+	for _, o := range outs {
+		parts := [][]byte{o.data}
+		if o.format == FormatWebP {
+			// libvips 8.14.1's WebP saver writes an EXIF block of its own
+			// (orientation, resolution) whatever strip says: the chunks go.
+			c, err := cleanWebP(o.data)
+			if err != nil {
+				rep.Err = toJobError(fmt.Errorf("clean own webp output: %v", err))
+				return rep, nil, frees
+			}
+			parts = c.parts
+		}
+		size := 0
+		for _, p := range parts {
+			size += len(p)
+		}
+		rep.Outputs = append(rep.Outputs, replyOutput{Format: o.format, Width: o.width, Height: o.height, Size: size})
+		payloads = append(payloads, parts...)
 	}
 	rep.Heap = mallocInUse()
-	return rep, data
+	return rep, payloads, frees
 }

@@ -1,0 +1,64 @@
+package imageproc
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/resizer/resizer/internal/imagetest"
+)
+
+// No output, in any format, made alone or as one of several variants,
+// keeps a byte of the input's metadata: EXIF (with GPS, Artist, MakerNote
+// and a thumbnail), XMP, IPTC, the ICC profile, comments and text chunks,
+// unknown chunks, or an orientation tag on pixels already turned upright.
+// (libvips 8.14.1 writes EXIF and XMP into WebP whatever strip says.)
+func TestNoMetadataSurvives(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	icc := imagetest.JPEGICC(readTestdata(t, "p3.jpg"))
+	if len(icc) == 0 {
+		t.Fatal("p3.jpg has no ICC profile")
+	}
+	stored := quadrants(300, 200) // stored sideways: orientation 6 shows it 200x300
+	pngBase := encodePNG(t, stored)
+	webpBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{
+		"jpeg": imagetest.JPEG(encodeJPEG(t, stored), 6, icc),
+		"png":  imagetest.PNG(pngBase, 6, icc),
+		"webp": imagetest.WebP(webpBase.Data, 300, 200, 6, icc),
+	}
+	// The inputs do carry what the outputs must not: the check can see it.
+	for name, tags := range imagetest.Exiftool(t, inputs) {
+		if tags["IFD0:Artist"] == nil || tags["GPS:GPSLatitude"] == nil || tags["XMP-dc:Creator"] == nil {
+			t.Fatalf("%s input: exiftool does not find the planted metadata (%v): the test proves nothing", name, tags)
+		}
+	}
+	outs := map[string][]byte{}
+	for name, in := range inputs {
+		var opts []Options
+		for _, f := range append([]Format{FormatUnknown}, OutputFormats...) {
+			opts = append(opts, Options{Width: 100, Format: f})
+		}
+		for _, o := range opts {
+			r, err := p.Process(t.Context(), in, o)
+			if err != nil {
+				t.Fatalf("%s to %s: %v", name, o.Format, err)
+			}
+			what := fmt.Sprintf("%s to %s", name, r.Format)
+			outs[what] = r.Data
+			if r.Width != 100 || r.Height != 150 {
+				t.Errorf("%s: %dx%d, want 100x150 (upright)", what, r.Width, r.Height)
+			}
+		}
+		_, rs, err := p.Variants(t.Context(), in, opts)
+		if err != nil {
+			t.Fatalf("%s variants: %v", name, err)
+		}
+		for _, r := range rs {
+			outs[fmt.Sprintf("%s variant in %s", name, r.Format)] = r.Data
+		}
+	}
+	imagetest.CheckClean(t, outs)
+}
