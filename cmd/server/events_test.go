@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -73,7 +74,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 	e := &e2e{t: t, env: map[string]string{
 		"ADDR": serverAddr, "S3_BUCKET": e2eBucket, "S3_ENDPOINT": "http://" + minioAddr, "S3_FORCE_PATH_STYLE": "true",
 		"AWS_REGION": s3test.Region, "AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
-		"API_KEYS": e2eKey, "WEBHOOK_SECRETS": e2eSecret, "VARIANTS": "thumb:200x200:cover,medium:800x0",
+		"API_KEYS": e2eKey, "WEBHOOK_SECRETS": e2eSecret, "VARIANTS": "thumb:200x200:cover,medium:800x0,small:120x0:webp",
 	}}
 	e.server = start(t, e.env)
 	e.minio = s3test.New(t, minioAddr,
@@ -116,6 +117,25 @@ func TestS3EventsEndToEnd(t *testing.T) {
 		if n := e.metric(`resizer_webhook_records_total{event="created",outcome="processed"}`); n != 1 {
 			t.Fatalf("%v records processed, want 1", n)
 		}
+	})
+
+	t.Run("variants carry none of the original's metadata", func(t *testing.T) {
+		original := imagetest.JPEG(photo(t), 1, nil)
+		e.put("uploads/privacy/meta.jpg", original)
+		e.waitVariants("uploads/privacy/meta.jpg", "privacy/meta.jpg", 60*time.Second)
+		outs := map[string][]byte{}
+		for _, k := range []string{"resized/thumb/privacy/meta.jpg", "resized/medium/privacy/meta.jpg", "resized/small/privacy/meta.jpg.webp"} {
+			eventually(t, 30*time.Second, k, func() error {
+				out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(k)})
+				if err != nil {
+					return err
+				}
+				defer out.Body.Close()
+				outs[k], err = io.ReadAll(out.Body)
+				return err
+			})
+		}
+		imagetest.CheckClean(t, outs)
 	})
 
 	t.Run("a redelivered event changes nothing and decodes nothing", func(t *testing.T) {

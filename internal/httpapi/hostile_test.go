@@ -85,6 +85,11 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		return cat(binary.BigEndian.AppendUint32(nil, uint32(len(data))), []byte(typ), data,
 			binary.BigEndian.AppendUint32(nil, crc32png(append([]byte(typ), data...))))
 	}
+	// idat is the data of a PNG's first IDAT chunk (Go writes one).
+	idat := func(png []byte) []byte {
+		i := bytes.Index(png, []byte("IDAT"))
+		return png[i+4 : i+4+int(binary.BigEndian.Uint32(png[i-4:]))]
+	}
 	ihdr := func(w, h int, depth, colour byte) []byte {
 		return chunk("IHDR", cat(binary.BigEndian.AppendUint32(nil, uint32(w)), binary.BigEndian.AppendUint32(nil, uint32(h)),
 			[]byte{depth, colour, 0, 0, 0}))
@@ -135,7 +140,12 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"415-wrong-magic.png":         cat([]byte{0x88}, pngb[1:]),
 		"415-text-named.jpg":          []byte("Dear customer, your invoice is attached.\n"),
 		"422-header-then-garbage.jpg": cat([]byte{0xFF, 0xD8}, sof(100, 100), noise(4000)),
-		"422-header-then-garbage.png": cat(pngb[:33], noise(4000)),
+		// Truncated behind a fake end marker: byte checks for IEND or FF D9
+		// pass; libvips, told to fail on truncation, refuses them.
+		"422-truncated-fake-eoi.jpg":         cat(photo[:len(photo)/2], []byte{0xFF, 0xFE, 0, 6, 'e', 'n', 0xFF, 0xD9}),
+		"422-truncated-idat-fake-iend.png":   cat(pngb[:33], chunk("IDAT", idat(pngb)[:len(idat(pngb))/2]), chunk("tEXt", []byte("Comment\x00IEND"))),
+		"422-cut-in-idat-then-fake-iend.png": cat(pngb[:33+8+len(idat(pngb))/2], chunk("tEXt", []byte("Comment\x00IEND"))),
+		"422-header-then-garbage.png":        cat(pngb[:33], noise(4000)),
 		// Whole files whose compressed data is garbage: libvips, told to
 		// fail on truncation, refuses the PNG, whose deflate stream breaks;
 		// libjpeg decodes the JPEG's garbage as (wrong) pixels, as browsers
@@ -147,7 +157,8 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"413-flood-16bit.png":          cat(pngb[:8], ihdr(100000, 100000, 16, 6), chunk("IEND", nil)),
 		"413-flood.webp":               riff("VP8X", cat([]byte{0, 0, 0, 0}, []byte{0xFF, 0x3F, 0}, []byte{0xFF, 0x3F, 0})),
 		"413-flood-screen.gif":         cat([]byte("GIF89a"), le16(65535), le16(65535), gifb[10:]),
-		"413-flood.avif":               cat(box("ftyp", []byte("avif"), []byte{0, 0, 0, 0}, []byte("mif1avif")), fullBox("meta", box("iprp", box("ipco", fullBox("ispe", binary.BigEndian.AppendUint32(nil, 40000), binary.BigEndian.AppendUint32(nil, 40000)))))),
+		"413-flood.avif":               testdata(t, "heif/bomb-8192-ispe100.avif"),
+		"422-meta-without-items.avif":  cat(box("ftyp", []byte("avif"), []byte{0, 0, 0, 0}, []byte("mif1avif")), fullBox("meta", box("iprp", box("ipco", fullBox("ispe", binary.BigEndian.AppendUint32(nil, 40000), binary.BigEndian.AppendUint32(nil, 40000)))))),
 		"413-flood-real.png":           testdata(t, "flood.png"),
 		"200-huge-exif.jpg":            hugeExif,
 		"200-polyglot.jpg":             cat(small.Data, []byte("<html><body><script>alert(document.cookie)</script></body></html>")),
