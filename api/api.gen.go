@@ -443,6 +443,9 @@ type Internal = Problem
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
+// RequestTimeout An RFC 9457 problem document.
+type RequestTimeout = Problem
+
 // TooLarge An RFC 9457 problem document.
 type TooLarge = Problem
 

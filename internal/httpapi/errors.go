@@ -21,6 +21,11 @@ var (
 	errNotFound         = errors.New("not found")
 	errMethodNotAllowed = errors.New("method not allowed")
 	errUnsupportedType  = errors.New("unsupported media type")
+	// errRequestTimeout: a body that did not arrive in time (READ_TIMEOUT)
+	// or fast enough (MIN_BODY_RATE).
+	errRequestTimeout = errors.New("request body timed out")
+	// errBodyMemory: the memory for request bodies (BODY_MEMORY) is taken.
+	errBodyMemory = errors.New("request body memory exhausted")
 )
 
 // statusRow maps one kind of error to the status and problem type it gets.
@@ -40,6 +45,7 @@ var statusTable = []statusRow{
 	{storage.ErrBadSignature, http.StatusForbidden, "bad-signature", "Upload URL invalid or expired"},
 	{storage.ErrNotFound, http.StatusNotFound, "not-found", "No such object"},
 	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
+	{errRequestTimeout, http.StatusRequestTimeout, "request-timeout", "Request body too slow"},
 	{storage.ErrInvalidKey, http.StatusBadRequest, "bad-key", "Invalid object key"},
 	{storage.ErrConflict, http.StatusConflict, "conflict", "Conflict with a stored key or a running upload"},
 	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
@@ -50,6 +56,7 @@ var statusTable = []statusRow{
 	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image type"},
 	{imageproc.ErrUndecodable, http.StatusUnprocessableEntity, "undecodable", "Image cannot be decoded"},
 	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
+	{errBodyMemory, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
 	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},
 	{storage.ErrUnavailable, http.StatusServiceUnavailable, "storage-unavailable", "Storage unavailable, retry later"},
 	{errNotConfigured, http.StatusServiceUnavailable, "not-configured", "Webhook not configured"},
