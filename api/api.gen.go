@@ -449,6 +449,9 @@ type RequestTimeout = Problem
 // TooLarge An RFC 9457 problem document.
 type TooLarge = Problem
 
+// TooManyRequests An RFC 9457 problem document.
+type TooManyRequests = Problem
+
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem
 

@@ -120,6 +120,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ReadTimeout:      cfg.ReadTimeout,
 		MinBodyRate:      cfg.MinBodyRate,
 		MinBodyRateGrace: cfg.MinBodyRateGrace,
+		MaxPerClient:     cfg.MaxPerClient,
+		TrustedProxies:   cfg.TrustedProxies,
 	}, httpapi.Deps{
 		Logger:    log,
 		Processor: proc,

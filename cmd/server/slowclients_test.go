@@ -11,9 +11,11 @@ import (
 // gate has places (CONCURRENCY 2 + QUEUE_SIZE 16), do not shut others out:
 // a body takes a processing place only once it is complete, so a normal
 // request is served at once while they are connected. The slow ones are
-// cut with 408 by MIN_BODY_RATE after their grace.
+// cut with 408 by MIN_BODY_RATE after their grace, and those over
+// MAX_PER_CLIENT (per address, per API key) are refused at once with 429.
 func TestSlowClientsDoNotStarve(t *testing.T) {
 	const slowClients = 24
+	xff := func(i int) string { return fmt.Sprintf("X-Forwarded-For: 203.0.113.%d", i+1) }
 	tests := []struct {
 		name   string
 		env    map[string]string
@@ -23,9 +25,31 @@ func TestSlowClientsDoNotStarve(t *testing.T) {
 		refused, normalStatus int
 	}{
 		{
-			name:         "anonymous",
-			slow:         func(int) []string { return nil },
+			name: "anonymous, behind a load balancer",
+			env:  map[string]string{"TRUSTED_PROXIES": "127.0.0.1/32"},
+			slow: func(i int) []string { return []string{xff(i)} },
+			// The load balancer appends the address it got the request
+			// from; what the client wrote before it is not believed.
+			normal:       []string{"X-Forwarded-For: 203.0.113.1, 198.51.100.7"},
 			normalStatus: 200,
+		},
+		{
+			name: "one API key",
+			env:  map[string]string{"API_KEYS": "key-a,key-b", "TRUSTED_PROXIES": "127.0.0.0/8", "MAX_PER_CLIENT": "8"},
+			slow: func(i int) []string { return []string{xff(i), "Authorization: Bearer key-a"} },
+			// key-a's own slow requests count against key-a only.
+			normal:       []string{"X-Forwarded-For: 198.51.100.7", "Authorization: Bearer key-b"},
+			refused:      slowClients - 8,
+			normalStatus: 200,
+		},
+		{
+			name: "one address, no proxy trusted",
+			env:  map[string]string{"MAX_PER_CLIENT": "8"},
+			// A client cannot spread itself over addresses it makes up.
+			slow:         func(i int) []string { return []string{xff(i)} },
+			normal:       []string{"X-Forwarded-For: 198.51.100.7"},
+			refused:      slowClients - 8,
+			normalStatus: 429,
 		},
 	}
 	img := photo(t)

@@ -31,6 +31,8 @@ import (
 //     costs what it has sent (one small first buffer), and the memory of
 //     bodies stays bounded however many connections are open. The time is
 //     bounded by READ_TIMEOUT and MIN_BODY_RATE (see pacedBody), 408.
+//   - Each client address and each API key may have MAX_PER_CLIENT
+//     requests in flight (see perClient), 429.
 //
 // Buffers grow as bytes arrive, never to a Content-Length that has not
 // arrived (a client declaring 32 MiB and sending a byte a second would
@@ -40,6 +42,7 @@ import (
 // garbage that grows the heap, before any image work starts.
 type intake struct {
 	gate    *imageproc.Gate
+	clients *perClient
 	pacing  pacing
 	maxBody int64
 	budget  int64
@@ -63,6 +66,7 @@ const firstBuffer = 16 << 10
 func newIntake(gate *imageproc.Gate, cfg Config, reg prometheus.Registerer) (*intake, error) {
 	x := &intake{
 		gate:    gate,
+		clients: newPerClient(cfg.MaxPerClient, cfg.TrustedProxies),
 		pacing:  pacing{readTimeout: cfg.ReadTimeout, minRate: cfg.MinBodyRate, grace: cfg.MinBodyRateGrace},
 		maxBody: cfg.MaxBodyBytes,
 		budget:  cfg.BodyMemory,
@@ -85,12 +89,14 @@ func newIntake(gate *imageproc.Gate, cfg Config, reg prometheus.Registerer) (*in
 }
 
 // A body is a request's image, read whole, with what it holds: its
-// buffer's worth of BODY_MEMORY and (once complete) a place at the gate.
+// buffer's worth of BODY_MEMORY, its client's count, and (once complete) a
+// place at the gate.
 type body struct {
 	x      *intake
 	buf    *bytes.Buffer // nil until the first byte is awaited
 	class  int
-	held   int64  // charged to x.held
+	held   int64 // charged to x.held
+	leave  func()
 	done   func() // the gate place; nil until admitted
 	closed bool
 }
@@ -108,7 +114,11 @@ func (x *intake) take(w http.ResponseWriter, r *http.Request) (*body, error) {
 	if err := x.gate.Shed(); err != nil {
 		return nil, refuseUnread(w, err)
 	}
-	b := &body{x: x}
+	leave, err := x.clients.enter(r)
+	if err != nil {
+		return nil, refuseUnread(w, err)
+	}
+	b := &body{x: x, leave: leave}
 	if err := b.readImage(w, r, paced); err != nil {
 		b.close()
 		return nil, err
@@ -151,7 +161,7 @@ func (b *body) free(stillRead bool) {
 }
 
 // close frees the body if free was not called, and gives back its gate
-// place.
+// place and its client's count.
 func (b *body) close() {
 	if b.closed {
 		return
@@ -161,6 +171,7 @@ func (b *body) close() {
 	if b.done != nil {
 		b.done()
 	}
+	b.leave()
 }
 
 // readImage reads the image in r's body: the body itself, or the field

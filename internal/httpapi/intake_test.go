@@ -48,7 +48,7 @@ func TestReadAllSizes(t *testing.T) {
 				}
 				// One byte per read at times, as a network delivers it.
 				r := http.MaxBytesReader(nil, io.NopCloser(&choppy{b: src[:n]}), maxBody)
-				b := &body{x: x}
+				b := &body{x: x, leave: func() {}}
 				err := b.readAll(r, length, nil)
 				if n > maxBody {
 					if !errors.Is(err, errTooLarge) {
@@ -98,7 +98,7 @@ func (c *choppy) Read(p []byte) (int, error) {
 func TestNoBufferForBytesNotSent(t *testing.T) {
 	x := testIntake(t, 32<<20, 64<<20)
 	pr, pw := io.Pipe()
-	b := &body{x: x}
+	b := &body{x: x, leave: func() {}}
 	got := make(chan error, 1)
 	go func() { got <- b.readAll(pr, 32<<20, nil) }()
 	if _, err := pw.Write([]byte("0123456789")); err != nil {

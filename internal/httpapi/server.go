@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -36,6 +37,11 @@ type Config struct {
 	ReadTimeout      time.Duration
 	MinBodyRate      int64
 	MinBodyRateGrace time.Duration
+	// MaxPerClient bounds the image requests in flight per client address
+	// and per API key; 0: no bound. The client address of a request from
+	// one of TrustedProxies is read from X-Forwarded-For.
+	MaxPerClient   int
+	TrustedProxies []netip.Prefix
 	// UploadTypes are the media types a presigned upload may declare.
 	UploadTypes []string
 	// PresignExpiry is how long an upload URL stays valid.
@@ -88,7 +94,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil ||
 		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
 		(d.Local != nil && cfg.PublicURL == "" && cfg.ListenAddr == "") || cfg.BodyMemory < 2*cfg.MaxBodyBytes ||
-		cfg.MinBodyRate < 0 || (cfg.MinBodyRate > 0 && cfg.MinBodyRateGrace <= 0) {
+		cfg.MinBodyRate < 0 || (cfg.MinBodyRate > 0 && cfg.MinBodyRateGrace <= 0) || cfg.MaxPerClient < 0 {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
 	m, err := newHTTPMetrics(d.Registry)
