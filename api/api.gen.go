@@ -443,8 +443,14 @@ type Internal = Problem
 // NotFound An RFC 9457 problem document.
 type NotFound = Problem
 
+// RequestTimeout An RFC 9457 problem document.
+type RequestTimeout = Problem
+
 // TooLarge An RFC 9457 problem document.
 type TooLarge = Problem
+
+// TooManyRequests An RFC 9457 problem document.
+type TooManyRequests = Problem
 
 // Unauthorized An RFC 9457 problem document.
 type Unauthorized = Problem

@@ -2,7 +2,8 @@
 # Overload and soak of docs/reliability.md, on 127.0.0.1 only, bounded in
 # time. Overload: wrk at CONNECTIONS (64) against POST /resize, far above
 # the gate (2 slots, 16 waiting places by default), for DURATION seconds:
-# the service must shed with 503 + Retry-After, never 500, never time out.
+# the service must shed with 503 (or 429: all from one client, over its
+# MAX_PER_CLIENT) + Retry-After, never 500, never time out.
 # Soak: wrk at concurrency 8 for SOAK seconds (600), sampling the server's
 # RSS every 10 s into $CACHE/soak.csv and a plot, $CACHE/soak.svg.
 #
@@ -37,8 +38,9 @@ grep -E "Requests/sec|Non-2xx|Socket errors|RESULT" "$CACHE/wrk-overload.txt" ||
 kill -0 "$server" 2>/dev/null || { echo "FAIL: the server died"; tail -30 "$CACHE/server.log"; exit 1; }
 ok=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="200"}')
 shed=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="503"}')
+shed429=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="429"}')
 fivehundred=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="500"}')
-echo "answered=${ok:-0} shed_503=${shed:-0} status_500=${fivehundred:-0}"
+echo "answered=${ok:-0} shed_503=${shed:-0} shed_429=${shed429:-0} status_500=${fivehundred:-0}"
 # p99 of the answered requests, from the server's histogram: the smallest
 # bucket bound that holds 99 % of them.
 curl -s "http://127.0.0.1:$PORT/metrics" | awk -v total="${ok:-0}" '

@@ -115,6 +115,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		WebhookMaxRecords: cfg.WebhookMaxRecords,
 		InputBucket:       cfg.S3Bucket,
 		UI:                cfg.UI,
+
+		BodyMemory:       cfg.BodyMemory,
+		ReadTimeout:      cfg.ReadTimeout,
+		MinBodyRate:      cfg.MinBodyRate,
+		MinBodyRateGrace: cfg.MinBodyRateGrace,
+		MaxPerClient:     cfg.MaxPerClient,
+		TrustedProxies:   cfg.TrustedProxies,
 	}, httpapi.Deps{
 		Logger:    log,
 		Processor: proc,
@@ -133,7 +140,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       cfg.ReadTimeout,
+		// The image routes replace this deadline with their own while they
+		// read a body (READ_TIMEOUT from the end of its headers, and
+		// MIN_BODY_RATE); it still bounds every other request.
+		ReadTimeout: cfg.ReadTimeout,
 		// A response may follow the whole body, a wait at the gate and the
 		// processing; past that the connection is cut.
 		WriteTimeout:   cfg.ReadTimeout + cfg.QueueTimeout + cfg.ProcessTimeout + 10*time.Second,

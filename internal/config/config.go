@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"runtime"
 	"strconv"
@@ -32,8 +33,14 @@ type Config struct {
 	ReadTimeout     time.Duration
 	ShutdownTimeout time.Duration
 	DrainDelay      time.Duration
-	LogLevel        string
-	LogFormat       string
+	// How image bodies are read (see internal/httpapi's intake).
+	BodyMemory       int64
+	MinBodyRate      int64 // bytes per second; 0: none
+	MinBodyRateGrace time.Duration
+	MaxPerClient     int // 0: no cap
+	TrustedProxies   []netip.Prefix
+	LogLevel         string
+	LogFormat        string
 
 	// Storage: a local directory, or S3 when S3Bucket is set.
 	DataDir       string
@@ -99,8 +106,30 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
 	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503",
 		func(c *Config, v string) (err error) { c.ProcessTimeout, err = positiveDuration(v); return err }},
-	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body",
+	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body (an image body: from the end of its headers; 408)",
 		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
+	// Bodies are read before they take a processing place, so that slow
+	// senders hold none; these bound what reading costs instead. The
+	// default budget is what full processing places and one more body of
+	// the largest size hold, the bound admission used to give.
+	{"BODY_MEMORY", "", "memory for image bodies in flight, counted in bytes buffered; a body that would go over is refused with 503 (default: (CONCURRENCY + QUEUE_SIZE + 1) x MAX_BODY_BYTES; at least 2 x MAX_BODY_BYTES)",
+		func(c *Config, v string) (err error) { c.BodyMemory, err = parseBytes(v); return err }},
+	// Far below a phone's uplink (EDGE sends some 20 KB/s), far above a
+	// trickle; READ_TIMEOUT already asks more of any body over 120 KiB.
+	{"MIN_BODY_RATE", "4KiB", "slowest pace of an image body, bytes per second; a body that falls MIN_BODY_RATE_GRACE behind is cut with 408 (0: no minimum)",
+		func(c *Config, v string) (err error) { c.MinBodyRate, err = parseRate(v); return err }},
+	// Longer than TCP's retransmission back-off over a few lost segments,
+	// so that a lossy link is not taken for a stalled one.
+	{"MIN_BODY_RATE_GRACE", "10s", "slack of MIN_BODY_RATE: the time a body has to start, and the longest it may stall or lag",
+		func(c *Config, v string) (err error) { c.MinBodyRateGrace, err = positiveDuration(v); return err }},
+	// One client may fill the processing places, which a single backend
+	// with one key needs to use the whole server, but no more.
+	{"MAX_PER_CLIENT", "", "image requests in flight per client address (IPv6: per /64) and per API key; beyond, 429 (default: CONCURRENCY + QUEUE_SIZE; 0: no cap)",
+		func(c *Config, v string) (err error) { c.MaxPerClient, err = nonNegativeInt(v); return err }},
+	// Behind a load balancer every peer is the balancer; only proxies
+	// named here are believed about the client's address.
+	{"TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client (behind an ALB: the VPC's CIDR); empty: the peer is the client",
+		func(c *Config, v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return err }},
 	{"SHUTDOWN_TIMEOUT", "25s", "time given to in-flight requests after SIGTERM (ECS waits 30s)",
 		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
 	{"DRAIN_DELAY", "0s", "after SIGTERM, time to go on serving while /readyz answers 503, before the drain; for platforms that stop routing on readiness (ECS deregisters a task from its load balancer before SIGTERM: 0 there)",
@@ -179,6 +208,15 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.TrimSpace(getenv("QUEUE_SIZE")) == "" {
 		c.QueueSize = 8 * c.Concurrency
+	}
+	if strings.TrimSpace(getenv("BODY_MEMORY")) == "" {
+		c.BodyMemory = int64(c.Concurrency+c.QueueSize+1) * c.MaxBodyBytes
+	}
+	if c.BodyMemory > 0 && c.BodyMemory < 2*c.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("BODY_MEMORY=%d: must be at least 2 x MAX_BODY_BYTES (%d), for a body of the largest size to be read", c.BodyMemory, 2*c.MaxBodyBytes))
+	}
+	if strings.TrimSpace(getenv("MAX_PER_CLIENT")) == "" {
+		c.MaxPerClient = c.Concurrency + c.QueueSize
 	}
 	if strings.TrimSpace(getenv("ALLOW_ANONYMOUS")) == "" {
 		c.AllowAnonymous = !c.S3Mode()
@@ -313,6 +351,36 @@ func positiveDuration(v string) (time.Duration, error) {
 		return 0, errors.New("must be a positive duration such as 5s or 250ms")
 	}
 	return d, nil
+}
+
+// parseRate reads a rate in bytes per second: 0, or a size (parseBytes).
+func parseRate(v string) (int64, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	n, err := parseBytes(v)
+	if err != nil {
+		return 0, errors.New("must be 0 or a size per second such as 4096 or 4KiB")
+	}
+	return n, nil
+}
+
+// parsePrefixes reads a comma-separated list of CIDR prefixes; a bare
+// address is a prefix of its own.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for _, s := range splitList(v) {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				return nil, fmt.Errorf("%q: must be a CIDR such as 10.0.0.0/16 or an address", s)
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
 }
 
 // parseBytes reads a byte count: a plain number, or one with a KiB, MiB or

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"net/netip"
 	"reflect"
 	"runtime"
 	"strings"
@@ -28,6 +29,8 @@ func TestDefaults(t *testing.T) {
 		DataDir: "./data", InputPrefix: "uploads/", OutputPrefix: "resized/",
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
 		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100, UI: true,
+		BodyMemory: int64(9*n+1) * 32 << 20, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
+		MaxPerClient: 9 * n,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -59,6 +62,8 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"MAX_PIXELS": "-1", "MAX_DIMENSION": "0", "CONCURRENCY": "two", "QUEUE_SIZE": "-3",
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
+		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
+		"TRUSTED_PROXIES": "10.0.0.0/16,alb",
 	}
 	_, err := Load(env(bad))
 	if err == nil {
@@ -70,6 +75,38 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		}
 		if !strings.Contains(err.Error(), k+"=") {
 			t.Errorf("error does not name %s: %v", k, err)
+		}
+	}
+}
+
+// The settings of reading bodies: values, computed defaults, and the
+// bound that lets a body of the largest size be read.
+func TestBodySettings(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"CONCURRENCY": "2", "QUEUE_SIZE": "4", "MAX_BODY_BYTES": "1MiB", "MIN_BODY_RATE": "0", "MIN_BODY_RATE_GRACE": "2s",
+		"TRUSTED_PROXIES": " 10.0.0.0/16, 192.0.2.7 ,2001:db8::/32,10.1.2.3/8",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.BodyMemory != 7<<20 || c.MaxPerClient != 6 || c.MinBodyRate != 0 || c.MinBodyRateGrace != 2*time.Second {
+		t.Fatalf("got %+v", c)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/16"), netip.MustParsePrefix("192.0.2.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	if !reflect.DeepEqual(c.TrustedProxies, want) {
+		t.Fatalf("TRUSTED_PROXIES: %v, want %v", c.TrustedProxies, want)
+	}
+	c, err = Load(env(map[string]string{"BODY_MEMORY": "64MiB", "MAX_PER_CLIENT": "0", "MIN_BODY_RATE": "1KiB"}))
+	if err != nil || c.BodyMemory != 64<<20 || c.MaxPerClient != 0 || c.MinBodyRate != 1024 {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []map[string]string{
+		{"BODY_MEMORY": "32MiB"}, // under 2 x MAX_BODY_BYTES
+		{"BODY_MEMORY": "10MiB", "MAX_BODY_BYTES": "8MiB"},
+	} {
+		if _, err := Load(env(bad)); err == nil || !strings.Contains(err.Error(), "BODY_MEMORY") {
+			t.Errorf("%v: %v", bad, err)
 		}
 	}
 }

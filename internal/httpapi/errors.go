@@ -21,6 +21,13 @@ var (
 	errNotFound         = errors.New("not found")
 	errMethodNotAllowed = errors.New("method not allowed")
 	errUnsupportedType  = errors.New("unsupported media type")
+	// errRequestTimeout: a body that did not arrive in time (READ_TIMEOUT)
+	// or fast enough (MIN_BODY_RATE).
+	errRequestTimeout = errors.New("request body timed out")
+	// errTooManyRequests: a client address or API key at MAX_PER_CLIENT.
+	errTooManyRequests = errors.New("too many requests in flight")
+	// errBodyMemory: the memory for request bodies (BODY_MEMORY) is taken.
+	errBodyMemory = errors.New("request body memory exhausted")
 )
 
 // statusRow maps one kind of error to the status and problem type it gets.
@@ -40,6 +47,8 @@ var statusTable = []statusRow{
 	{storage.ErrBadSignature, http.StatusForbidden, "bad-signature", "Upload URL invalid or expired"},
 	{storage.ErrNotFound, http.StatusNotFound, "not-found", "No such object"},
 	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
+	{errRequestTimeout, http.StatusRequestTimeout, "request-timeout", "Request body too slow"},
+	{errTooManyRequests, http.StatusTooManyRequests, "too-many-requests", "Too many requests in flight, retry later"},
 	{storage.ErrInvalidKey, http.StatusBadRequest, "bad-key", "Invalid object key"},
 	{storage.ErrConflict, http.StatusConflict, "conflict", "Conflict with a stored key or a running upload"},
 	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
@@ -50,6 +59,7 @@ var statusTable = []statusRow{
 	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image type"},
 	{imageproc.ErrUndecodable, http.StatusUnprocessableEntity, "undecodable", "Image cannot be decoded"},
 	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
+	{errBodyMemory, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
 	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},
 	{storage.ErrUnavailable, http.StatusServiceUnavailable, "storage-unavailable", "Storage unavailable, retry later"},
 	{errNotConfigured, http.StatusServiceUnavailable, "not-configured", "Webhook not configured"},
@@ -59,8 +69,9 @@ var statusTable = []statusRow{
 
 var internalRow = statusRow{nil, http.StatusInternalServerError, "internal", "Internal error"}
 
-// retryAfterSeconds is the Retry-After of a 503. A second is a few images'
-// worth of work for every slot; a longer wait would idle the server.
+// retryAfterSeconds is the Retry-After of a 503 and a 429. A second is a
+// few images' worth of work for every slot, time for some of a client's
+// requests in flight to end; a longer wait would idle the server.
 const retryAfterSeconds = "1"
 
 func lookup(err error) statusRow {
@@ -78,7 +89,7 @@ func lookup(err error) statusRow {
 
 // writeError answers a failed request with an RFC 9457 problem document,
 // and is the one place a failure is logged: at error level for a fault of
-// the service, warn for load shedding (503), info for the client's
+// the service, warn for load shedding (503, 429), info for the client's
 // mistakes. A 500 body says only "internal error".
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	row := lookup(err)
@@ -86,7 +97,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ev := log.Info()
 	detail := err.Error()
 	switch {
-	case row.status == http.StatusServiceUnavailable:
+	case row.status == http.StatusServiceUnavailable || row.status == http.StatusTooManyRequests:
 		ev = log.Warn()
 	case row.status >= 500:
 		ev = log.Error()
@@ -95,7 +106,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	ev.Err(err).Int("status", row.status).Msg("request failed")
 
 	h := w.Header()
-	if row.status == http.StatusServiceUnavailable {
+	if row.status == http.StatusServiceUnavailable || row.status == http.StatusTooManyRequests {
 		h.Set("Retry-After", retryAfterSeconds)
 	}
 	if row.status == http.StatusUnauthorized {

@@ -20,7 +20,7 @@ func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
 
 	r.Group(func(r chi.Router) {
 		r.Use(requireAPIKey(cfg.APIKeys))
-		r.Method("POST", "/resize", handleResize(d.Processor, cfg.MaxBodyBytes, cfg.MaxDimension))
+		r.Method("POST", "/resize", handleResize(d.Processor, u.intake, cfg.MaxDimension))
 		r.Method("POST", "/uploads", handleUpload(u))
 		r.Method("POST", "/uploads/presign", handlePresign(u))
 		r.Method("GET", "/objects/{key}", handleGetObject(u.local))

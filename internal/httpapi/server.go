@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -28,6 +29,19 @@ type Config struct {
 	APIKeys      []string
 	MaxBodyBytes int64
 	MaxDimension int
+	// BodyMemory bounds the buffers of the image bodies in flight, read or
+	// being read; at least 2 x MaxBodyBytes (a body grows by doubling).
+	BodyMemory int64
+	// ReadTimeout bounds the reading of an image body, MinBodyRate (bytes
+	// per second; 0: none) with MinBodyRateGrace of slack its pace.
+	ReadTimeout      time.Duration
+	MinBodyRate      int64
+	MinBodyRateGrace time.Duration
+	// MaxPerClient bounds the image requests in flight per client address
+	// and per API key; 0: no bound. The client address of a request from
+	// one of TrustedProxies is read from X-Forwarded-For.
+	MaxPerClient   int
+	TrustedProxies []netip.Prefix
 	// UploadTypes are the media types a presigned upload may declare.
 	UploadTypes []string
 	// PresignExpiry is how long an upload URL stays valid.
@@ -79,7 +93,8 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
 		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil ||
 		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
-		(d.Local != nil && cfg.PublicURL == "" && cfg.ListenAddr == "") {
+		(d.Local != nil && cfg.PublicURL == "" && cfg.ListenAddr == "") || cfg.BodyMemory < 2*cfg.MaxBodyBytes ||
+		cfg.MinBodyRate < 0 || (cfg.MinBodyRate > 0 && cfg.MinBodyRateGrace <= 0) || cfg.MaxPerClient < 0 {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
 	m, err := newHTTPMetrics(d.Registry)
@@ -107,7 +122,11 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	for _, s := range cfg.WebhookSecrets {
 		wd.secrets = append(wd.secrets, []byte(s))
 	}
-	addRoutes(r, cfg, d, newUploadDeps(cfg, d), wd)
+	in, err := newIntake(d.Processor.Gate(), cfg, d.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: metrics: %w", err)
+	}
+	addRoutes(r, cfg, d, newUploadDeps(cfg, d, in), wd)
 	return r, nil
 }
 
@@ -123,9 +142,9 @@ func allowed(r chi.Routes, path string) []string {
 	return ms
 }
 
-func newUploadDeps(cfg Config, d Deps) uploadDeps {
+func newUploadDeps(cfg Config, d Deps, in *intake) uploadDeps {
 	u := uploadDeps{
-		pipeline: d.Pipeline, gate: d.Processor.Gate(), objectURL: d.ObjectURL,
+		pipeline: d.Pipeline, intake: in, objectURL: d.ObjectURL,
 		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, baseURL: baseURL(cfg),
 		types: map[string]bool{},
 	}

@@ -73,6 +73,7 @@ func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testSer
 func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc.Config)) *testServer {
 	t.Helper()
 	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
+		BodyMemory: 64 << 20, ReadTimeout: 30 * time.Second, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
 		WebhookSecrets: []string{"webhook-secret-old", "webhook-secret"}, WebhookMaxBytes: 64 << 10, WebhookMaxRecords: 10,
 		UI:          true,
 		UploadTypes: []string{"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heif"}}

@@ -41,7 +41,7 @@ type localStore interface {
 // uploadDeps are the parts of the upload routes.
 type uploadDeps struct {
 	pipeline  uploader
-	gate      *imageproc.Gate
+	intake    *intake     // reads the image bodies
 	s3        s3Presigner // nil with local storage
 	local     localStore  // nil with S3
 	objectURL func(key string) string
@@ -75,19 +75,13 @@ func handleUpload(d uploadDeps) http.Handler {
 // input prefix; empty: a new key), or under the whole key when relative is
 // false.
 func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, relative bool) {
-	done, err := d.gate.Admit()
+	body, err := d.intake.take(w, r)
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	defer done()
-	buf := getBuffer()
-	data, err := readImage(w, r, d.maxBody, buf)
-	if err != nil {
-		putBuffer(buf)
-		writeError(w, r, err)
-		return
-	}
+	defer body.close()
+	data := body.Bytes()
 	key := name
 	switch {
 	case name == "":
@@ -99,9 +93,7 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	if err == nil {
 		res, err = d.pipeline.Upload(r.Context(), key, data)
 	}
-	if !imageproc.MayStillRead(err) {
-		putBuffer(buf)
-	}
+	body.free(imageproc.MayStillRead(err))
 	if err != nil {
 		writeError(w, r, err)
 		return

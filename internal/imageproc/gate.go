@@ -7,11 +7,17 @@ import (
 	"time"
 )
 
-// Gate bounds image work in two steps. Admit counts every request that is
-// on its way to libvips (reading its body, waiting, or working) and refuses
-// at once past concurrency+queue, so the memory held by request bodies is
-// bounded before any body is read. Acquire then waits, at most the queue
-// timeout, for one of the concurrency slots that may run libvips.
+// Gate bounds image work in two steps. Admit counts every request that
+// holds a complete input and is on its way through libvips (waiting for a
+// slot, or working) and refuses at once past concurrency+queue places.
+// Acquire then waits, at most the queue timeout, for one of the
+// concurrency slots that may run libvips.
+//
+// Reading a request body takes no place: a client that sends slowly would
+// otherwise hold one for as long as it liked, and a few of them would shut
+// everyone else out (callers bound the memory and time of reading
+// themselves). Shed lets a caller refuse a request before reading its body
+// when every place is already taken, so that shedding load stays cheap.
 type Gate struct {
 	slots    chan struct{}
 	admitted atomic.Int64
@@ -30,13 +36,24 @@ func NewGate(concurrency, queue int, wait time.Duration) *Gate {
 	}
 }
 
+// Shed returns ErrBusy when every place is taken, and nil otherwise. It
+// reserves nothing: a request that passes must still be admitted, and may
+// find the places taken by then.
+func (g *Gate) Shed() error {
+	if g.admitted.Load() >= g.limit {
+		g.metrics.rejected("queue_full")
+		return g.busy()
+	}
+	return nil
+}
+
 // Admit takes a place for a request, or returns ErrBusy when all places are
 // taken. The caller must call done exactly once.
 func (g *Gate) Admit() (done func(), err error) {
 	if n := g.admitted.Add(1); n > g.limit {
 		g.admitted.Add(-1)
 		g.metrics.rejected("queue_full")
-		return nil, fmt.Errorf("%w: %d requests admitted", ErrBusy, g.limit)
+		return nil, g.busy()
 	}
 	g.metrics.admittedInc(1)
 	var once atomic.Bool
@@ -46,6 +63,10 @@ func (g *Gate) Admit() (done func(), err error) {
 			g.metrics.admittedInc(-1)
 		}
 	}, nil
+}
+
+func (g *Gate) busy() error {
+	return fmt.Errorf("%w: %d requests admitted", ErrBusy, g.limit)
 }
 
 // Acquire waits for a working slot. It returns ErrBusy when the wait times

@@ -75,3 +75,26 @@ func TestGateAcquireStopsWithContext(t *testing.T) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
+
+// Shed refuses when every place is taken and reserves nothing otherwise.
+func TestGateShed(t *testing.T) {
+	g := NewGate(1, 1, time.Second)
+	for i := 0; i < 3; i++ { // shedding takes no place, however often
+		if err := g.Shed(); err != nil {
+			t.Fatalf("shed %d with no place taken: %v", i, err)
+		}
+	}
+	done1, _ := g.Admit()
+	if err := g.Shed(); err != nil {
+		t.Fatalf("shed with a place left: %v", err)
+	}
+	done2, _ := g.Admit()
+	if err := g.Shed(); !errors.Is(err, ErrBusy) {
+		t.Fatalf("shed with every place taken: err = %v, want ErrBusy", err)
+	}
+	done1()
+	if err := g.Shed(); err != nil {
+		t.Fatalf("shed after done: %v", err)
+	}
+	done2()
+}
