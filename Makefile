@@ -32,14 +32,14 @@ check: setup
 	$(GO) generate ./...
 	git diff --exit-code -- api/ internal/httpapi/web/swagger/ || { echo "generated files are stale: run go generate ./... and commit"; exit 1; }
 
-# Each fuzz target for a short, fixed time (FUZZTIME), as CI runs them.
+# Each fuzz target for a short, fixed time (FUZZTIME), as CI runs them:
+# every func FuzzXxx in a _test.go file, found rather than listed.
 FUZZTIME ?= 15s
-FUZZ_TARGETS = imageproc:FuzzParseOptions imageproc:FuzzProcess \
-	webhook:FuzzParse webhook:FuzzDecodeKey webhook:FuzzVerify
 fuzz: setup
-	@for t in $(FUZZ_TARGETS); do \
-		echo "== fuzz $$t"; \
-		$(GO) test ./internal/$${t%%:*} -run '^$$' -fuzz "^$${t#*:}\$$" -fuzztime $(FUZZTIME) || exit 1; \
+	@grep -rH '^func Fuzz[A-Za-z0-9_]*(' --include='*_test.go' . | sed 's/(.*//; s/:func /:/' | sort | \
+	while IFS=: read -r file name; do \
+		echo "== fuzz $$(dirname $$file) $$name"; \
+		$(GO) test $$(dirname $$file) -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) || exit 1; \
 	done
 
 # The load run of docs/benchmarks.md (needs wrk: apt-get install wrk).

@@ -9,14 +9,24 @@ mode=${1:-build}
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo="sudo"
 
-if [ "$mode" = test ] && ! command -v chromium >/dev/null 2>&1; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing chromium (for the browser tests)" >&2
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null
-  else
-    echo "setup: the browser tests need Chromium as 'chromium' on PATH" >&2
-    exit 1
+# The tests read outputs with independent tools: Chromium (the pages),
+# exiftool (metadata), libvips' and libjpeg's command-line tools and
+# libwebp's (reference decoders and encoders for the cleaners' tests).
+test_tools="chromium:chromium exiftool:libimage-exiftool-perl vips:libvips-tools djpeg:libjpeg-turbo-progs cwebp:webp webpmux:webp gif2webp:webp pgrep:procps"
+if [ "$mode" = test ]; then
+  missing=""
+  for t in $test_tools; do
+    command -v "${t%%:*}" >/dev/null 2>&1 || missing="$missing ${t#*:}"
+  done
+  if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      echo "setup: installing the tests' tools:$missing" >&2
+      $sudo apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    else
+      echo "setup: the tests need these (Debian package names):$missing" >&2
+      exit 1
+    fi
   fi
 fi
 

@@ -26,8 +26,11 @@ func FuzzProcess(f *testing.F) {
 	}
 	f.Add([]byte("GIF89a"))
 	f.Add([]byte("\xFF\xD8\xFF"))
-	// The hostile corpus (testdata/hostile) seeds the fuzzer too.
+	// The hostile corpus (testdata/hostile) and the HEIF files, bombs
+	// included (testdata/heif), seed the fuzzer too.
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "hostile", "*-*"))
+	heif, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "heif", "*.*"))
+	files = append(files, heif...)
 	for _, name := range files {
 		if b, err := os.ReadFile(name); err == nil && len(b) < 1<<20 {
 			f.Add(b)
