@@ -243,12 +243,23 @@ func (f failing) Put(ctx context.Context, key string, data []byte, o storage.Put
 	return f.Store.Put(ctx, key, data, o)
 }
 
+// An upload whose variant cannot be written fails as a whole, and leaves
+// nothing behind: not the original, not the variants already written.
 func TestFailedOutputIsAnError(t *testing.T) {
 	d, _ := storage.NewDir(t.TempDir())
 	p, _ := New(testConfig(t), d, failing{Store: d, prefix: "resized/large/"}, proc(t))
 	_, err := p.Upload(t.Context(), "uploads/x.jpg", photo(t))
 	if err == nil || !strings.Contains(err.Error(), "store variant large") {
 		t.Fatalf("err = %v", err)
+	}
+	for _, v := range testConfig(t).Variants {
+		k := p.OutputKey("uploads/x.jpg", v, imageproc.FormatJPEG)
+		if _, err := d.Head(t.Context(), k); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s left behind: %v", k, err)
+		}
+	}
+	if _, err := d.Head(t.Context(), "uploads/x.jpg"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("the original was left behind: %v", err)
 	}
 }
 
