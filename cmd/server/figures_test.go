@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -39,7 +40,7 @@ func TestBombFigures(t *testing.T) {
 	}
 	server := startProc(t, map[string]string{"ADDR": addr, "DATA_DIR": t.TempDir(), "LOG_LEVEL": "error",
 		"INPUT_FORMATS": "jpeg,png,webp,gif,avif,heif,svg,tiff", "CONCURRENCY": "1", "QUEUE_TIMEOUT": "60s",
-		"PROCESS_TIMEOUT": "10s"})
+		"PROCESS_TIMEOUT": "5s"})
 	normal := photo(t)
 	for _, b := range bombs(t) {
 		var peak int64
@@ -58,7 +59,7 @@ func TestBombFigures(t *testing.T) {
 			}
 		}()
 		start := time.Now()
-		var code int
+		var code atomic.Int32
 		var took time.Duration
 		var inner sync.WaitGroup
 		inner.Add(1)
@@ -68,11 +69,16 @@ func TestBombFigures(t *testing.T) {
 			if err == nil {
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
-				code = resp.StatusCode
+				code.Store(int32(resp.StatusCode))
 			}
 			took = time.Since(start)
 		}()
-		time.Sleep(20 * time.Millisecond) // the bomb first
+		// The bomb first: wait until it holds the slot, or is answered.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			if working(t, addr) || code.Load() != 0 {
+				break
+			}
+		}
 		resp, err := http.Post("http://"+addr+"/resize?width=100", "image/jpeg", bytes.NewReader(normal))
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: the normal request: %v", b.name, err)
@@ -82,9 +88,20 @@ func TestBombFigures(t *testing.T) {
 		inner.Wait()
 		close(stop)
 		wg.Wait()
-		t.Logf("| %s | %d KB | %d in %s | slot free after %s | peak RSS %d MiB |", b.name, len(b.data)>>10, code,
+		t.Logf("| %s | %d KB | %d in %s | slot free after %s | peak RSS %d MiB |", b.name, len(b.data)>>10, code.Load(),
 			took.Round(time.Millisecond), held.Round(time.Millisecond), peak>>20)
 	}
+}
+
+// working reports whether the server's processing slot is taken.
+func working(t *testing.T, addr string) bool {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return bytes.Contains(b, []byte("\nresizer_gate_working 1\n"))
 }
 
 type bomb struct {
