@@ -62,3 +62,23 @@ func TestNoMetadataSurvives(t *testing.T) {
 	}
 	imagetest.CheckClean(t, outs)
 }
+
+// A WebP with 20 MiB of EXIF is served stripped; libvips refused it with
+// "exif too large".
+func TestHugeWebPExif(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	base, err := p.Process(t.Context(), encodePNG(t, quadrants(300, 200)), Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exif := append(imagetest.Exif(6), make([]byte, 20<<20)...)
+	in := imagetest.WebPWithExif(base.Data, 300, 200, exif)
+	r, err := p.Process(t.Context(), in, Options{Width: 100})
+	if err != nil {
+		t.Fatalf("WebP with 20 MiB of EXIF: %v", err)
+	}
+	if r.Width != 100 || r.Height != 150 {
+		t.Errorf("%dx%d, want 100x150 (upright: the orientation is read from the huge block)", r.Width, r.Height)
+	}
+	imagetest.CheckClean(t, map[string][]byte{"webp from 20 MiB of EXIF": r.Data})
+}

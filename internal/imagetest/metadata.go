@@ -214,6 +214,15 @@ func riffChunk(fourcc string, data []byte) []byte {
 // writes one) rewritten as an extended WebP with ICCP (icc, when not nil),
 // EXIF (orientation o), XMP and an unknown chunk.
 func WebP(base []byte, width, height, o int, icc []byte) []byte {
+	return webp(base, width, height, Exif(o), icc)
+}
+
+// WebPWithExif is WebP with the given EXIF block and no profile.
+func WebPWithExif(base []byte, width, height int, exif []byte) []byte {
+	return webp(base, width, height, exif, nil)
+}
+
+func webp(base []byte, width, height int, exif, icc []byte) []byte {
 	var image []byte // the base's image chunks, without whatever else it has
 	for i := 12; i+8 <= len(base); {
 		n := int(binary.LittleEndian.Uint32(base[i+4:]))
@@ -236,7 +245,7 @@ func WebP(base []byte, width, height, o int, icc []byte) []byte {
 		body = append(body, riffChunk("ICCP", icc)...)
 	}
 	body = append(body, image...)
-	body = append(body, riffChunk("EXIF", Exif(o))...)
+	body = append(body, riffChunk("EXIF", exif)...)
 	body = append(body, riffChunk("XMP ", XMP())...)
 	body = append(body, riffChunk("RZUN", []byte(Markers[9]))...)
 	out := append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(len(body)))...)
