@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,6 +141,7 @@ func (p *pool) start() (*worker, error) {
 	growPipe(jobsW)
 	growPipe(repW)
 	cmd := exec.Command(p.exe, workerArg)
+	cmd.Env = workerEnv(os.Environ())
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = nil, os.Stderr, os.Stderr
 	cmd.ExtraFiles = []*os.File{jobsR, repW} // fds 3 and 4
 	cmd.SysProcAttr = workerProcAttr()
@@ -183,6 +185,24 @@ func (p *pool) start() (*worker, error) {
 		return nil, fmt.Errorf("start image worker: %w", err)
 	}
 	return w, nil
+}
+
+// workerEnv is the environment a worker gets: what libvips, glibc and the
+// Go runtime read, and nothing else. A worker decodes whatever strangers
+// send; should a codec ever be exploited, the process it runs in holds no
+// API key, webhook secret or AWS credential, nor the address of ECS' task
+// credentials (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI).
+func workerEnv(env []string) []string {
+	var keep []string
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PATH", k == "HOME", k == "TMPDIR", k == "LANG", strings.HasPrefix(k, "LC_"),
+			strings.HasPrefix(k, "VIPS_"), strings.HasPrefix(k, "MALLOC_"), strings.HasPrefix(k, "GO"):
+			keep = append(keep, kv)
+		}
+	}
+	return keep
 }
 
 // kill stops the worker at once and waits until it is gone.
