@@ -299,16 +299,17 @@ func TestAlpha(t *testing.T) {
 		}
 	}
 	// An opaque image padded by contain gets white, or the background asked for.
-	opaque := encodeJPEG(t, quadrants(100, 50))
+	// Padding of 37 rows: the sample is two JPEG blocks away from the image.
+	opaque := encodeJPEG(t, quadrants(200, 50))
 	for _, tt := range []struct {
 		bg   *Color
 		want [4]uint8
 	}{{nil, [4]uint8{255, 255, 255, 255}}, {&Color{0, 128, 0}, [4]uint8{0, 128, 0, 255}}} {
-		r, err := p.Process(t.Context(), opaque, Options{Width: 50, Height: 50, Fit: FitContain, Background: tt.bg})
+		r, err := p.Process(t.Context(), opaque, Options{Width: 100, Height: 100, Fit: FitContain, Background: tt.bg})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := rgbAt(decode(t, r.Data), 25, 3); !near(got, tt.want, 10) {
+		if got := rgbAt(decode(t, r.Data), 50, 3); !near(got, tt.want, 10) {
 			t.Errorf("contain padding with background %v: %v, want %v", tt.bg, got, tt.want)
 		}
 	}
@@ -445,9 +446,9 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
-// vipsLoad opens b the way libvips does when nobody names a loader and
+// loaderOf opens b the way libvips does when nobody names a loader and
 // returns the loader used.
-func vipsLoad(b []byte) (string, error) {
+func loaderOf(b []byte) (string, error) {
 	in := newCbuf(len(b))
 	defer in.free()
 	copy(in.bytes(), b)
@@ -459,7 +460,7 @@ func TestLoadersBlocked(t *testing.T) {
 	if err := vipsInit(DefaultInputFormats, 0); err != nil { // as a worker starts
 		t.Fatal(err)
 	}
-	if got, err := vipsLoad(encodeJPEG(t, quadrants(8, 8))); err != nil || got != "jpegload_buffer" {
+	if got, err := loaderOf(encodeJPEG(t, quadrants(8, 8))); err != nil || got != "jpegload_buffer" {
 		t.Fatalf("jpeg: loader %q, err %v; want jpegload_buffer", got, err)
 	}
 	loadable := map[string][]byte{
@@ -476,7 +477,7 @@ func TestLoadersBlocked(t *testing.T) {
 		"tiff":     tiff2x2(),
 	}
 	for name, b := range loadable {
-		if got, err := vipsLoad(b); err == nil {
+		if got, err := loaderOf(b); err == nil {
 			t.Errorf("%s: libvips loaded it with %s; want every such loader blocked", name, got)
 		}
 	}
@@ -489,7 +490,7 @@ func TestLoadersBlocked(t *testing.T) {
 		}
 	}()
 	for _, name := range []string{"ppm", "svg", "bmp", "tiff"} {
-		if _, err := vipsLoad(loadable[name]); err != nil {
+		if _, err := loaderOf(loadable[name]); err != nil {
 			t.Errorf("%s: does not load even unblocked (%v): the test proves nothing", name, err)
 		}
 	}

@@ -94,12 +94,11 @@ static int rz_header(const void *buf, size_t len, int *width, int *height, int *
 	return 0;
 }
 
-// rz_thumbnail decodes buf straight to exactly width x height (as stored,
-// no orientation applied), shrinking on load where the format can (JPEG,
-// WebP, HEIF, SVG). loadopts go to the loader (fail_on).
-static int rz_thumbnail(const void *buf, size_t len, int width, int height, const char *loadopts, VipsImage **out) {
-	return vips_thumbnail_buffer((void *)buf, len, out, width, "height", height, "size", VIPS_SIZE_FORCE,
-		"no_rotate", TRUE, "option_string", loadopts, NULL);
+// rz_load opens buf for one pass of top-to-bottom reading. opts go to the
+// loader: fail_on, and the shrink or scale it decodes at.
+static int rz_load(const void *buf, size_t len, const char *opts, VipsImage **out) {
+	*out = vips_image_new_from_buffer(buf, len, opts, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
+	return *out == NULL ? -1 : 0;
 }
 
 // rz_decodes reports whether buf decodes whole (0) or not (-1, the
@@ -407,8 +406,6 @@ func (im vimage) then(op func(in *C.VipsImage, out **C.VipsImage) C.int) (vimage
 	return vimage{out}, nil
 }
 
-var failOnTruncated = C.CString("fail_on=truncated") // never freed: one per process
-
 // vipsDecodes reports whether in decodes whole; the error is the decoder's.
 func vipsDecodes(in cbuf) error {
 	if C.rz_decodes(in.p, C.size_t(in.n)) != 0 {
@@ -417,11 +414,13 @@ func vipsDecodes(in cbuf) error {
 	return nil
 }
 
-// vipsThumbnail decodes in to exactly w x h (in stored orientation), refusing
-// truncated files.
-func vipsThumbnail(in cbuf, w, h int) (vimage, error) {
+// vipsLoad opens in for decoding, with the loader options opts (see
+// loadOptions).
+func vipsLoad(in cbuf, opts string) (vimage, error) {
+	co := C.CString(opts)
+	defer C.free(unsafe.Pointer(co))
 	var out *C.VipsImage
-	if C.rz_thumbnail(in.p, C.size_t(in.n), C.int(w), C.int(h), failOnTruncated, &out) != 0 {
+	if C.rz_load(in.p, C.size_t(in.n), co, &out) != 0 {
 		return vimage{}, vipsError()
 	}
 	return vimage{out}, nil
