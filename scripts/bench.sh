@@ -34,7 +34,7 @@ start_server() {
   echo "bench: server did not start" >&2; exit 1
 }
 stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; server_pid=""; }
-trap stop_server EXIT
+trap 'stop_server; [ -z "${imgproxy_pid:-}" ] || stop_imgproxy' EXIT
 
 photo="$CACHE/photo.jpg"
 if [ ! -s "$photo" ]; then
@@ -52,9 +52,39 @@ ceiling() { # prints images per second
     awk '/^BenchmarkCeiling/ {printf "%.2f\n", 1e9/$3}'
 }
 
-# rss_sampler writes "seconds rss_kib" every second until killed.
+# tree_kib is the memory of the server with its image workers (separate
+# processes), in KiB: the sum of their proportional set sizes, so that the
+# libraries they share count once.
+tree_kib() { local total=0 pid
+  for pid in "$server_pid" $(pgrep -P "$server_pid" || true); do
+    total=$((total + $(awk '$1 == "Pss:" {print $2}' /proc/$pid/smaps_rollup 2>/dev/null || echo 0))); done
+  echo "$total"; }
+
+# rss_sampler writes "seconds pss_kib" every second until killed.
 rss_sampler() { local t=0; while kill -0 "$server_pid" 2>/dev/null; do
-  echo "$t $(awk '/VmRSS/ {print $2}' /proc/$server_pid/status)"; sleep 1; t=$((t+1)); done; }
+  echo "$t $(tree_kib)"; sleep 1; t=$((t+1)); done; }
+
+# imgproxy, when IMGPROXY_BIN names a binary of it, does the same work in
+# the same rounds: the photo, from its local file system, to 800 wide at
+# quality 80, stripped, with as many workers as CPUs. It reads the photo
+# from disk where resizer receives it over HTTP.
+IMGPROXY_PORT=${IMGPROXY_PORT:-18095}
+IMGPROXY_URL="http://127.0.0.1:$IMGPROXY_PORT/insecure/rs:fit:800:0/q:80/plain/local:///photo.jpg@jpg"
+imgproxy_pid=""
+start_imgproxy() {
+  IMGPROXY_BIND=127.0.0.1:$IMGPROXY_PORT IMGPROXY_LOCAL_FILESYSTEM_ROOT="$PWD/$CACHE" IMGPROXY_WORKERS="$(nproc)" \
+    IMGPROXY_LOG_LEVEL=warn IMGPROXY_MAX_SRC_RESOLUTION=50 "$IMGPROXY_BIN" >"$CACHE/imgproxy.log" 2>&1 &
+  imgproxy_pid=$!
+  for _ in $(seq 1 100); do curl -fs -o /dev/null "$IMGPROXY_URL" && return; sleep 0.1; done
+  echo "bench: imgproxy did not start" >&2; exit 1
+}
+stop_imgproxy() { [ -n "$imgproxy_pid" ] && kill "$imgproxy_pid" 2>/dev/null && wait "$imgproxy_pid" 2>/dev/null || true; imgproxy_pid=""; }
+get_load() { # concurrency seconds label: wrk GETs of imgproxy's URL; sets $rps
+  local c=$1 d=$2 label=$3
+  wrk -t"$(( c < 2 ? 1 : 2 ))" -c"$c" -d"${d}s" --timeout 30s -s scripts/wrk-get.lua "$IMGPROXY_URL" >"$CACHE/wrk-$label.txt"
+  rps=$(awk '/Requests\/sec/ {print $2}' "$CACHE/wrk-$label.txt")
+  echo "$label concurrency=$c images_per_s=$rps $(grep RESULT "$CACHE/wrk-$label.txt" | cut -d' ' -f2-)"
+}
 
 load() { # concurrency seconds label; prints a summary line, sets $rps
   local c=$1 d=$2 label=$3
@@ -72,6 +102,14 @@ for round in $(seq 1 "$ROUNDS"); do
   load 2 "$DURATION" "c2-r$round"; r2=$rps
   load 8 "$DURATION" "c8-r$round"; r8=$rps
   stop_server
+  if [ -n "${IMGPROXY_BIN:-}" ]; then
+    start_imgproxy
+    get_load 2 "$DURATION" "imgproxy-c2-r$round"; i2=$rps
+    get_load 8 "$DURATION" "imgproxy-c8-r$round"; i8=$rps
+    stop_imgproxy
+    awk -v r2="$r2" -v r8="$r8" -v i2="$i2" -v i8="$i8" -v n="$round" 'BEGIN {
+      printf "round %d resizer/imgproxy: c2 %.2f/%.2f = %.1f%%, c8 %.2f/%.2f = %.1f%%\n", n, r2, i2, 100*r2/i2, r8, i8, 100*r8/i8 }'
+  fi
   after=$(ceiling)
   awk -v b="$before" -v a="$after" -v r2="$r2" -v r8="$r8" -v n="$round" 'BEGIN {
     c = (a + b) / 2
@@ -82,8 +120,8 @@ start_server
 rss_sampler >"$CACHE/rss.txt" & sampler=$!
 load 8 "$LONG" c8-long
 kill "$sampler" 2>/dev/null || true
-echo "rss_kib during c8-long (every 10 s): $(awk 'NR % 10 == 1 {printf "%s ", $2}' "$CACHE/rss.txt")"
-echo "peak_rss_kib=$(awk '/VmHWM/ {print $2}' /proc/$server_pid/status)"
+echo "pss_kib of the server and its workers during c8-long (every 10 s): $(awk 'NR % 10 == 1 {printf "%s ", $2}' "$CACHE/rss.txt")"
+echo "peak_pss_kib=$(awk '$2 > m {m = $2} END {print m}' "$CACHE/rss.txt") (of the samples, every second)"
 flood=()
 for _ in $(seq 1 20); do
   flood+=("$(curl -s -o /dev/null -w '%{http_code}:%{time_total}' --data-binary @testdata/flood.png "$URL")")

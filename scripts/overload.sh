@@ -34,12 +34,27 @@ tree_kib() {
 }
 metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 start_server() {
+  if curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
+    echo "overload: something already answers on port $PORT" >&2; exit 1
+  fi
   ADDR=127.0.0.1:$PORT LOG_LEVEL=warn DATA_DIR="$CACHE/data" ./bin/server >"$CACHE/server.log" 2>&1 &
   server=$!
   for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
   echo "overload: server did not start" >&2; exit 1
 }
-trap '[ -n "${wrk_pid:-}" ] && kill "$wrk_pid" 2>/dev/null; [ -n "${server:-}" ] && kill "$server" 2>/dev/null; true' EXIT
+# SIGTERM, and the time the server takes to exit (it must, within
+# SHUTDOWN_TIMEOUT).
+stop_server() {
+  [ -n "${server:-}" ] || return 0
+  local t0=$SECONDS
+  kill "$server" 2>/dev/null || true
+  wait "$server" 2>/dev/null || true
+  echo "server exited $((SECONDS - t0)) s after SIGTERM"
+  server=
+}
+# (A failed kill of a wrk that has ended must not end the trap under set -e
+# before the server is stopped: it left servers running.)
+trap 'if [ -n "${wrk_pid:-}" ]; then kill "$wrk_pid" 2>/dev/null || true; fi; stop_server' EXIT
 
 echo "== overload: $CONNECTIONS connections for ${DURATION}s ($(nproc) CPUs)"
 start_server
@@ -57,7 +72,7 @@ curl -s "http://127.0.0.1:$PORT/metrics" | awk -v total="${ok:-0}" '
   /^resizer_http_request_duration_seconds_bucket\{route="\/resize",status="200",le="/ {
     match($0, /le="[^"]+"/); le = substr($0, RSTART+4, RLENGTH-5)
     if (!done && $2 >= 0.99 * total) { print "p99_answered_seconds<=" le; done = 1 } }'
-kill "$server"; wait "$server" 2>/dev/null || true; server=
+stop_server
 
 [ "$SOAK" -gt 0 ] || exit 0
 echo "== soak: 8 connections for ${SOAK}s, memory (PSS) every 10 s"

@@ -291,8 +291,9 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		!strings.Contains(err.Error(), "API_KEYS") {
 		t.Fatalf("anonymous refused without keys: err = %v", err)
 	}
+	dir := t.TempDir()
 	if err := run(context.Background(), []string{"server"}, func(k string) string {
-		return map[string]string{"ADDR": "256.0.0.1:1"}[k]
+		return map[string]string{"ADDR": "256.0.0.1:1", "DATA_DIR": dir}[k]
 	}, io.Discard); err == nil || !strings.Contains(err.Error(), "listen") {
 		t.Fatalf("bad address: err = %v", err)
 	}
@@ -348,6 +349,12 @@ func TestRunRefusesLoopingPrefixes(t *testing.T) {
 func TestMain(m *testing.M) {
 	imageproc.ServeWorkerIfAsked()
 	code := m.Run()
+	// A test run writes nothing into the source tree: a run on the
+	// default DATA_DIR (./data) would.
+	if _, err := os.Stat("data"); err == nil {
+		fmt.Fprintln(os.Stderr, "a test wrote cmd/server/data: give every run a DATA_DIR of its own")
+		code = 1
+	}
 	s3test.Stop()
 	os.Exit(code)
 }

@@ -20,3 +20,14 @@ func growPipe(f *os.File) {
 		_ = rc.Control(func(fd uintptr) { _, _, _ = syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSize, 1<<20) })
 	}
 }
+
+// ownBinary is the program a worker runs: this very process's binary, as
+// /proc/self/exe names it, which stays the running one even when the file
+// at its path is replaced (a new build or deploy beside a running server),
+// so that a worker never speaks another version's protocol.
+func ownBinary() (string, error) {
+	if _, err := os.Stat("/proc/self/exe"); err != nil {
+		return os.Executable()
+	}
+	return "/proc/self/exe", nil
+}

@@ -12,3 +12,6 @@ import (
 func workerProcAttr() *syscall.SysProcAttr { return nil }
 
 func growPipe(*os.File) {}
+
+// ownBinary is the program a worker runs: this process's binary.
+func ownBinary() (string, error) { return os.Executable() }

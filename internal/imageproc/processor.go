@@ -96,7 +96,7 @@ func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
 	exe := cfg.Executable
 	if exe == "" {
 		var err error
-		if exe, err = os.Executable(); err != nil {
+		if exe, err = ownBinary(); err != nil {
 			return nil, fmt.Errorf("imageproc: find own binary: %w", err)
 		}
 	}
