@@ -144,18 +144,15 @@ func refuseUnread(w http.ResponseWriter, err error) error {
 // Bytes returns the image.
 func (b *body) Bytes() []byte { return b.buf.Bytes() }
 
-// free gives the body's buffer back to BODY_MEMORY, and to its pool unless
-// libvips may still be reading it (imageproc.MayStillRead): then the GC
-// takes it once libvips is done. Its bytes leave the budget at once even
-// then, since such work keeps its gate slot until it ends, so there are
-// never more than CONCURRENCY of them. free may be called more than once.
-func (b *body) free(stillRead bool) {
+// free gives the body's buffer back to BODY_MEMORY and to its pool, as
+// soon as the image has been made (imageproc returns only once no worker
+// reads it). close does it too, so a handler that fails on its way cannot
+// skip it. free may be called more than once.
+func (b *body) free() {
 	if b.buf == nil {
 		return
 	}
-	if !stillRead {
-		b.x.put(b.class, b.buf)
-	}
+	b.x.put(b.class, b.buf)
 	b.x.held.Add(-b.held)
 	b.buf, b.held = nil, 0
 }
@@ -167,7 +164,7 @@ func (b *body) close() {
 		return
 	}
 	b.closed = true
-	b.free(false)
+	b.free()
 	if b.done != nil {
 		b.done()
 	}

@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/resizer/resizer/internal/imageproc"
@@ -15,12 +13,7 @@ import (
 // time and admits it to processing only once it is complete.
 func handleResize(p *imageproc.Processor, in *intake, maxDimension int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			writeError(w, r, fmt.Errorf("%w: query: %v", imageproc.ErrBadOption, err))
-			return
-		}
-		opts, err := imageproc.ParseOptions(q, maxDimension)
+		opts, auto, err := imageOptions(r.URL.RawQuery, r.Header.Get("Accept"), maxDimension)
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -31,12 +24,11 @@ func handleResize(p *imageproc.Processor, in *intake, maxDimension int) http.Han
 			return
 		}
 		defer body.close()
-		if opts.Auto {
-			opts.Format = imageproc.Negotiate(r.Header.Get("Accept"))
+		if auto {
 			w.Header().Set("Vary", "Accept")
 		}
 		res, err := p.Process(r.Context(), body.Bytes(), opts)
-		body.free(imageproc.MayStillRead(err))
+		body.free() // the worker has the bytes: close would free them too, later
 		if err != nil {
 			writeError(w, r, err)
 			return

@@ -93,7 +93,7 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	if err == nil {
 		res, err = d.pipeline.Upload(r.Context(), key, data)
 	}
-	body.free(imageproc.MayStillRead(err))
+	body.free()
 	if err != nil {
 		writeError(w, r, err)
 		return

@@ -76,9 +76,6 @@ type Options struct {
 	// Format of the output; FormatUnknown keeps the input's (see
 	// OutputFormatFor).
 	Format Format
-	// Auto records that the caller asked for format=auto; the HTTP layer
-	// resolves it from the Accept header with Negotiate before processing.
-	Auto bool
 	// Quality 1..100 for lossy formats; 0 takes the format's default.
 	Quality int
 	// Background fills padding and replaces transparency; nil means white
@@ -157,13 +154,10 @@ func (o *Options) setFormat(v string) error {
 	case "original":
 		o.Format = FormatUnknown
 		return nil
-	case "auto":
-		o.Auto = true
-		return nil
 	}
 	f, err := ParseFormat(v)
 	if err != nil || !slices.Contains(OutputFormats, f) || f == FormatGIF {
-		return fmt.Errorf("%q is not one of original, jpeg, png, webp, avif, auto", v)
+		return fmt.Errorf("%q is not one of original, jpeg, png, webp, avif", v)
 	}
 	o.Format = f
 	return nil
@@ -213,33 +207,6 @@ func ParseColor(v string) (Color, error) {
 		return Color{}, fmt.Errorf("%q is not a hex colour like ff8800", v)
 	}
 	return Color{uint8(n >> 16), uint8(n >> 8), uint8(n)}, nil
-}
-
-// Negotiate picks the output format for format=auto from an Accept header:
-// AVIF when accepted, else WebP, else FormatUnknown (keep the input's).
-// Explicit q=0 refuses a type.
-func Negotiate(accept string) Format {
-	accepted := map[string]bool{}
-	for _, part := range strings.Split(accept, ",") {
-		fields := strings.Split(part, ";")
-		typ := strings.ToLower(strings.TrimSpace(fields[0]))
-		ok := true
-		for _, p := range fields[1:] {
-			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "q" {
-				if q, err := strconv.ParseFloat(v, 64); err == nil && q <= 0 {
-					ok = false
-				}
-			}
-		}
-		accepted[typ] = ok
-	}
-	switch {
-	case accepted["image/avif"]:
-		return FormatAVIF
-	case accepted["image/webp"]:
-		return FormatWebP
-	}
-	return FormatUnknown
 }
 
 func quoteAll(ss []string) string {

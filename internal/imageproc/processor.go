@@ -267,10 +267,6 @@ func clean(f Format, b []byte) (cleaned, error) {
 	return cleaned{parts: [][]byte{b}, size: len(b)}, nil
 }
 
-// MayStillRead is always false: Variants returns only once no worker reads
-// its input. It stays until its callers drop it.
-func MayStillRead(error) bool { return false }
-
 // IsRetryable reports whether err is a passing condition (busy, timed out)
 // after which the same request may succeed.
 func IsRetryable(err error) bool {

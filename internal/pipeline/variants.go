@@ -81,8 +81,6 @@ func (v *Variant) set(word string) error {
 		if err == nil {
 			if k == "fit" {
 				v.Options.Fit = o.Fit
-			} else if o.Auto {
-				return fmt.Errorf("format auto needs a request's Accept header")
 			} else {
 				v.Options.Format = o.Format
 			}

@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/resizer/resizer/internal/imageproc"
+)
+
+// imageOptions reads the options of an image request from its query. The
+// option vocabulary is imageproc's; format=auto is the HTTP layer's own:
+// the format is chosen from the request's Accept header (negotiate), and
+// the answer then varies with it (auto reports that).
+func imageOptions(rawQuery, accept string, maxDimension int) (o imageproc.Options, auto bool, err error) {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return o, false, fmt.Errorf("%w: query: %v", imageproc.ErrBadOption, err)
+	}
+	if fs := q["format"]; len(fs) == 1 && fs[0] == "auto" {
+		auto = true
+		q.Del("format")
+	}
+	if o, err = imageproc.ParseOptions(q, maxDimension); err != nil {
+		return o, false, err
+	}
+	if auto {
+		o.Format = negotiate(accept)
+	}
+	return o, auto, nil
+}
+
+// negotiate picks the output format for format=auto from an Accept header:
+// AVIF when accepted, else WebP, else FormatUnknown (keep the input's).
+// Explicit q=0 refuses a type.
+func negotiate(accept string) imageproc.Format {
+	accepted := map[string]bool{}
+	for _, part := range strings.Split(accept, ",") {
+		fields := strings.Split(part, ";")
+		typ := strings.ToLower(strings.TrimSpace(fields[0]))
+		ok := true
+		for _, p := range fields[1:] {
+			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "q" {
+				if q, err := strconv.ParseFloat(v, 64); err == nil && q <= 0 {
+					ok = false
+				}
+			}
+		}
+		accepted[typ] = ok
+	}
+	switch {
+	case accepted["image/avif"]:
+		return imageproc.FormatAVIF
+	case accepted["image/webp"]:
+		return imageproc.FormatWebP
+	}
+	return imageproc.FormatUnknown
+}

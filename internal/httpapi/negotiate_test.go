@@ -1,0 +1,28 @@
+package httpapi
+
+import (
+	"testing"
+
+	"github.com/resizer/resizer/internal/imageproc"
+)
+
+func TestNegotiate(t *testing.T) {
+	tests := []struct {
+		accept string
+		want   imageproc.Format
+	}{
+		{"", imageproc.FormatUnknown},
+		{"*/*", imageproc.FormatUnknown},
+		{"image/webp,*/*", imageproc.FormatWebP},
+		{"image/avif,image/webp,image/apng,image/*,*/*;q=0.8", imageproc.FormatAVIF},
+		{"image/avif;q=0, image/webp", imageproc.FormatWebP},
+		{"IMAGE/WEBP", imageproc.FormatWebP},
+		{"image/avif;q=0.0", imageproc.FormatUnknown},
+		{"text/html", imageproc.FormatUnknown},
+	}
+	for _, tt := range tests {
+		if got := negotiate(tt.accept); got != tt.want {
+			t.Errorf("negotiate(%q) = %v, want %v", tt.accept, got, tt.want)
+		}
+	}
+}
