@@ -147,19 +147,19 @@ func (e UploadVariantFormat) Valid() bool {
 	}
 }
 
-// Defines values for WebhookResultRecordsStatus.
+// Defines values for WebhookRecordStatus.
 const (
-	Deleted          WebhookResultRecordsStatus = "deleted"
-	Ignored          WebhookResultRecordsStatus = "ignored"
-	Processed        WebhookResultRecordsStatus = "processed"
-	Rejected         WebhookResultRecordsStatus = "rejected"
-	SkippedLoopGuard WebhookResultRecordsStatus = "skipped_loop_guard"
-	SkippedUpToDate  WebhookResultRecordsStatus = "skipped_up_to_date"
-	Superseded       WebhookResultRecordsStatus = "superseded"
+	Deleted          WebhookRecordStatus = "deleted"
+	Ignored          WebhookRecordStatus = "ignored"
+	Processed        WebhookRecordStatus = "processed"
+	Rejected         WebhookRecordStatus = "rejected"
+	SkippedLoopGuard WebhookRecordStatus = "skipped_loop_guard"
+	SkippedUpToDate  WebhookRecordStatus = "skipped_up_to_date"
+	Superseded       WebhookRecordStatus = "superseded"
 )
 
-// Valid indicates whether the value is a known member of the WebhookResultRecordsStatus enum.
-func (e WebhookResultRecordsStatus) Valid() bool {
+// Valid indicates whether the value is a known member of the WebhookRecordStatus enum.
+func (e WebhookRecordStatus) Valid() bool {
 	switch e {
 	case Deleted:
 		return true
@@ -397,30 +397,36 @@ type UploadVariant struct {
 // UploadVariantFormat defines model for UploadVariant.Format.
 type UploadVariantFormat string
 
-// WebhookResult defines model for WebhookResult.
-type WebhookResult struct {
-	Records []struct {
-		Bucket string `json:"bucket"`
-		Event  string `json:"event"`
-
-		// Key The decoded key.
-		Key     string `json:"key"`
-		Outputs *[]struct {
-			Bytes   int64  `json:"bytes"`
-			Height  int    `json:"height"`
-			Key     string `json:"key"`
-			Variant string `json:"variant"`
-			Width   int    `json:"width"`
-		} `json:"outputs,omitempty"`
-
-		// Reason Why a record was rejected.
-		Reason *string                    `json:"reason,omitempty"`
-		Status WebhookResultRecordsStatus `json:"status"`
-	} `json:"records"`
+// WebhookOutput One output written for a record.
+type WebhookOutput struct {
+	Bytes   int64  `json:"bytes"`
+	Height  int    `json:"height"`
+	Key     string `json:"key"`
+	Variant string `json:"variant"`
+	Width   int    `json:"width"`
 }
 
-// WebhookResultRecordsStatus defines model for WebhookResult.Records.Status.
-type WebhookResultRecordsStatus string
+// WebhookRecord What became of one record of an S3 event.
+type WebhookRecord struct {
+	Bucket string `json:"bucket"`
+	Event  string `json:"event"`
+
+	// Key The decoded key.
+	Key     string           `json:"key"`
+	Outputs *[]WebhookOutput `json:"outputs,omitempty"`
+
+	// Reason Why a record was rejected.
+	Reason *string             `json:"reason,omitempty"`
+	Status WebhookRecordStatus `json:"status"`
+}
+
+// WebhookRecordStatus defines model for WebhookRecord.Status.
+type WebhookRecordStatus string
+
+// WebhookResult defines model for WebhookResult.
+type WebhookResult struct {
+	Records []WebhookRecord `json:"records"`
+}
 
 // Key defines model for Key.
 type Key = string

@@ -19,6 +19,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/s3test"
@@ -406,5 +407,47 @@ func TestDrainDelay(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after the drain delay")
+	}
+}
+
+// Every fault of the configuration is reported at once, before anything
+// starts: those of config itself, a bad VARIANTS, and prefixes that loop.
+func TestEveryConfigurationFaultAtOnce(t *testing.T) {
+	env := map[string]string{"MAX_PIXELS": "lots", "VARIANTS": "thumb:tiny", "INPUT_PREFIX": "a/", "OUTPUT_PREFIX": "a/b/",
+		"DATA_DIR": t.TempDir()}
+	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("started")
+	}
+	for _, want := range []string{"MAX_PIXELS", "VARIANTS", "INPUT_PREFIX/OUTPUT_PREFIX"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the report does not name %s: %v", want, err)
+		}
+	}
+}
+
+// The formats configuration knows are the format table's, and its default
+// INPUT_FORMATS are the table's defaults.
+func TestConfigFormatsAreTheTable(t *testing.T) {
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var defaults []string
+	for _, f := range imageproc.DefaultInputFormats {
+		defaults = append(defaults, f.String())
+	}
+	if strings.Join(c.InputFormats, ",") != strings.Join(defaults, ",") {
+		t.Errorf("INPUT_FORMATS defaults to %v, the table's defaults are %v", c.InputFormats, defaults)
+	}
+	for _, f := range imageproc.AllFormats {
+		env := map[string]string{"INPUT_FORMATS": f.String()}
+		if _, err := config.Load(func(k string) string { return env[k] }); err != nil {
+			t.Errorf("config refuses the table's format %s: %v", f, err)
+		}
+	}
+	env := map[string]string{"INPUT_FORMATS": "bmp"}
+	if _, err := config.Load(func(k string) string { return env[k] }); err == nil {
+		t.Error("config accepts a format the table does not know")
 	}
 }

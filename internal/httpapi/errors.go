@@ -50,6 +50,7 @@ var statusTable = []statusRow{
 	{errRequestTimeout, http.StatusRequestTimeout, "request-timeout", "Request body too slow"},
 	{errTooManyRequests, http.StatusTooManyRequests, "too-many-requests", "Too many requests in flight, retry later"},
 	{storage.ErrInvalidKey, http.StatusBadRequest, "bad-key", "Invalid object key"},
+	{storage.ErrUnsupported, http.StatusBadRequest, "bad-request", "Not supported by this store"},
 	{storage.ErrConflict, http.StatusConflict, "conflict", "Conflict with a stored key or a running upload"},
 	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},

@@ -59,7 +59,7 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 	jpg := enc(func(b *bytes.Buffer) error { return jpeg.Encode(b, noisy, nil) })
 	pngb := enc(func(b *bytes.Buffer) error { return png.Encode(b, noisy) })
 	gifb := enc(func(b *bytes.Buffer) error { return gif.Encode(b, noisy, nil) })
-	proc, err := imageproc.New(imageproc.DefaultConfig(), nil)
+	proc, err := imageproc.New(testProcConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

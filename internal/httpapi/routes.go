@@ -23,10 +23,15 @@ func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
 		r.Method("POST", "/resize", handleResize(d.Processor, u.intake, cfg.MaxDimension))
 		r.Method("POST", "/uploads", handleUpload(u))
 		r.Method("POST", "/uploads/presign", handlePresign(u))
-		r.Method("GET", "/objects/{key}", handleGetObject(u.local))
+		if u.local != nil { // the local directory only
+			r.Method("GET", "/objects/{key}", handleGetObject(u.local))
+		}
 	})
-	// Authorized by the signature in its query, not by a key.
-	r.Method("PUT", "/uploads/{key}", handlePutUpload(u))
+	if u.local != nil {
+		// The target of the local directory's upload URLs, authorized by
+		// the signature in its query, not by a key.
+		r.Method("PUT", "/uploads/{key}", handlePutUpload(u))
+	}
 	// Authorized by Resizer-Signature or the webhook secret.
 	r.Method("POST", "/webhooks/s3", handleWebhook(wd))
 }

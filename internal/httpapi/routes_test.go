@@ -43,7 +43,7 @@ func TestRoutesMatchSpec(t *testing.T) {
 // GET's status and headers, and no body.
 func TestHeadAnswersLikeGet(t *testing.T) {
 	s := newTestServer(t, nil)
-	if _, err := s.deps.Local.Put(t.Context(), "uploads/h.jpg", testJPEG(t, 8, 8), storage.PutOptions{CacheControl: "no-cache"}); err != nil {
+	if _, err := s.local.Put(t.Context(), "uploads/h.jpg", testJPEG(t, 8, 8), storage.PutOptions{CacheControl: "no-cache"}); err != nil {
 		t.Fatal(err)
 	}
 	example := map[string]string{"/objects/{key}": "/objects/uploads%2Fh.jpg", "/ui/{file}": "/ui/app.js"}

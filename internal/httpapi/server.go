@@ -4,10 +4,12 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -80,20 +82,36 @@ type Deps struct {
 	Draining *atomic.Bool
 	// Pipeline stores originals and makes their variants.
 	Pipeline *pipeline.Pipeline
-	// Exactly one of S3 and Local is set: where originals are uploaded.
-	S3    *storage.S3
-	Local *storage.Dir
-	// ObjectURL is the Location of a stored original.
-	ObjectURL func(key string) string
+	// Store is where originals are uploaded (S3 or the local directory).
+	// A store that takes the uploads of its own URLs and serves objects
+	// (LocalStore: the local directory) also gets PUT /uploads/{key} and
+	// GET /objects/{key}.
+	Store Store
+}
+
+// Store is what the upload routes need of the store originals go to.
+type Store interface {
+	// URL is where a stored object can be read (the Location of an upload).
+	URL(key string) string
+	// Presign issues an upload URL; a relative one is this server's own.
+	Presign(ctx context.Context, key string, r storage.PresignRequest) (storage.Presigned, error)
+}
+
+// LocalStore is a Store whose upload URLs point at this server, which then
+// takes the uploads itself, and which this server reads objects from.
+type LocalStore interface {
+	Store
+	ClaimUpload(key string, q url.Values, contentType string, size int64, now time.Time) (*storage.UploadClaim, error)
+	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
 }
 
 // New returns the service's handler. It fails when a dependency is missing
 // or the metrics cannot be registered.
 func New(cfg Config, d Deps) (http.Handler, error) {
+	_, local := d.Store.(LocalStore)
 	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
-		d.Pipeline == nil || (d.S3 == nil) == (d.Local == nil) || d.ObjectURL == nil ||
-		cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
-		(d.Local != nil && cfg.PublicURL == "" && cfg.ListenAddr == "") || cfg.BodyMemory < 2*cfg.MaxBodyBytes ||
+		d.Pipeline == nil || d.Store == nil || cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
+		(local && cfg.PublicURL == "" && cfg.ListenAddr == "") || cfg.BodyMemory < 2*cfg.MaxBodyBytes ||
 		cfg.MinBodyRate < 0 || (cfg.MinBodyRate > 0 && cfg.MinBodyRateGrace <= 0) || cfg.MaxPerClient < 0 {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
 	}
@@ -144,18 +162,11 @@ func allowed(r chi.Routes, path string) []string {
 
 func newUploadDeps(cfg Config, d Deps, in *intake) uploadDeps {
 	u := uploadDeps{
-		pipeline: d.Pipeline, intake: in, objectURL: d.ObjectURL,
+		pipeline: d.Pipeline, intake: in, objects: d.Store,
 		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, baseURL: baseURL(cfg),
 		types: map[string]bool{},
 	}
-	// A nil pointer in an interface is not a nil interface: set only the
-	// store that is there.
-	if d.S3 != nil {
-		u.s3 = d.S3
-	}
-	if d.Local != nil {
-		u.local = d.Local
-	}
+	u.local, _ = d.Store.(LocalStore)
 	for _, t := range cfg.UploadTypes {
 		u.types[t] = true
 	}

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -44,6 +43,7 @@ type testServer struct {
 	draining *atomic.Bool
 	proc     *imageproc.Processor
 	deps     Deps
+	local    *storage.Dir // nil with S3
 }
 
 type syncBuffer struct {
@@ -84,7 +84,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	srv := httptest.NewUnstartedServer(nil)
 	t.Cleanup(srv.Close)
 	cfg.ListenAddr = srv.Listener.Addr().String()
-	pcfg := imageproc.DefaultConfig()
+	pcfg := testProcConfig()
 	if edit != nil {
 		edit(&cfg, &pcfg)
 	}
@@ -100,15 +100,14 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	}
 	d := Deps{}
 	var st pipeline.Store
+	var local *storage.Dir
 	if s3 != nil {
-		st, d.S3, d.ObjectURL = s3, s3, s3.URL
+		st, d.Store = s3, s3
 	} else {
-		local, err := storage.NewDir(t.TempDir())
-		if err != nil {
+		if local, err = storage.NewDir(t.TempDir()); err != nil {
 			t.Fatal(err)
 		}
-		st, d.Local = local, local
-		d.ObjectURL = func(k string) string { return "/objects/" + url.PathEscape(k) }
+		st, d.Store = local, local
 	}
 	d.Pipeline, err = pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
 		Variants: variants, CacheControl: "public, max-age=60", MaxSourceBytes: cfg.MaxBodyBytes}, st, st, proc)
@@ -129,7 +128,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	}
 	srv.Config.Handler = h
 	srv.Start()
-	return &testServer{Server: srv, logs: logs, draining: &draining, proc: proc, deps: d}
+	return &testServer{Server: srv, logs: logs, draining: &draining, proc: proc, deps: d, local: local}
 }
 
 // do sends a request, reads the whole response, and checks it against
@@ -211,4 +210,13 @@ func serveWith(t *testing.T, h http.Handler, configure func(*http.Server)) *http
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv
+}
+
+// testProcConfig is the image limits of a test: the service's defaults are
+// internal/config's.
+func testProcConfig() imageproc.Config {
+	return imageproc.Config{ // a test's own limits: the service's defaults are internal/config's
+		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64,
+		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -24,31 +25,16 @@ type uploader interface {
 	NewKey(f imageproc.Format, now time.Time) string
 }
 
-// s3Presigner issues S3's own upload URLs.
-type s3Presigner interface {
-	PresignPost(ctx context.Context, key, contentType string, maxBytes int64, ttl time.Duration) (storage.Presigned, error)
-	PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (storage.Presigned, error)
-}
-
-// localStore is the local directory: it signs its own upload URLs and
-// checks and claims their single use, and serves its objects.
-type localStore interface {
-	SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error)
-	ClaimUpload(key string, q url.Values, contentType string, size int64, now time.Time) (*storage.UploadClaim, error)
-	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
-}
-
 // uploadDeps are the parts of the upload routes.
 type uploadDeps struct {
-	pipeline  uploader
-	intake    *intake     // reads the image bodies
-	s3        s3Presigner // nil with local storage
-	local     localStore  // nil with S3
-	objectURL func(key string) string
-	maxBody   int64
-	types     map[string]bool // media types a presigned upload may have
-	expiry    time.Duration
-	baseURL   string // of this server, in its own upload URLs
+	pipeline uploader
+	intake   *intake // reads the image bodies
+	objects  Store
+	local    LocalStore // the same store when it is the local directory, else nil
+	maxBody  int64
+	types    map[string]bool // media types a presigned upload may have
+	expiry   time.Duration
+	baseURL  string // of this server, in its own upload URLs
 }
 
 // handleUpload serves POST /uploads: the original in the body, stored with
@@ -98,7 +84,7 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 		writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Location", d.objectURL(res.Key))
+	w.Header().Set("Location", d.objects.URL(res.Key))
 	writeJSON(w, http.StatusCreated, uploadJSON(res))
 }
 
@@ -147,30 +133,17 @@ func handlePresign(d uploadDeps) http.Handler {
 				return
 			}
 		}
-		method := "POST"
+		var method string
 		if req.Method != nil {
 			method = string(*req.Method)
 		}
-		if d.local != nil {
-			if req.Method != nil && method != "PUT" {
-				writeError(w, r, fmt.Errorf("%w: local storage takes PUT uploads only", errBadRequest))
-				return
-			}
-			method = "PUT"
-		}
-		var p storage.Presigned
-		var err error
-		switch {
-		case d.local != nil:
-			p, err = d.presignLocal(key, ct, req.Size)
-		case method == "PUT":
-			p, err = d.s3.PresignPut(r.Context(), key, ct, req.Size, d.expiry)
-		default:
-			p, err = d.s3.PresignPost(r.Context(), key, ct, req.Size, d.expiry)
-		}
+		p, err := d.objects.Presign(r.Context(), key, storage.PresignRequest{Method: method, ContentType: ct, Size: req.Size, TTL: d.expiry})
 		if err != nil {
 			writeError(w, r, err)
 			return
+		}
+		if strings.HasPrefix(p.URL, "/") {
+			p.URL = d.baseURL + p.URL // this server's own upload route
 		}
 		out := api.Presigned{Method: api.PresignedMethod(p.Method), Url: p.URL, Key: key, ExpiresAt: p.ExpiresAt.UTC(),
 			MaxBytes: &req.Size}
@@ -184,31 +157,12 @@ func handlePresign(d uploadDeps) http.Handler {
 	})
 }
 
-// presignLocal issues the server's own URL for PUT /uploads/{key}.
-func (d uploadDeps) presignLocal(key, ct string, size int64) (storage.Presigned, error) {
-	exp := time.Now().Add(d.expiry)
-	q, err := d.local.SignUpload(key, ct, size, exp)
-	if err != nil {
-		return storage.Presigned{}, err
-	}
-	return storage.Presigned{
-		Method:    http.MethodPut,
-		URL:       d.baseURL + "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
-		Headers:   map[string]string{"Content-Type": ct, "Content-Length": strconv.FormatInt(size, 10)},
-		ExpiresAt: exp,
-	}, nil
-}
-
 // handlePutUpload serves PUT /uploads/{key}, the target of the local
 // store's presigned URLs. A URL allows one upload: it is claimed for the
 // request (a concurrent one with the same URL gets a 409), used up by a
 // 2xx answer, and given back by any other.
 func handlePutUpload(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d.local == nil {
-			writeError(w, r, fmt.Errorf("%w: uploads go to S3", errNotFound))
-			return
-		}
 		key, err := pathKey(r)
 		if err != nil {
 			writeError(w, r, err)
@@ -225,12 +179,8 @@ func handlePutUpload(d uploadDeps) http.Handler {
 }
 
 // handleGetObject serves GET /objects/{key} from the local store.
-func handleGetObject(local localStore) http.Handler {
+func handleGetObject(local LocalStore) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if local == nil {
-			writeError(w, r, fmt.Errorf("%w: objects are read from S3", errNotFound))
-			return
-		}
 		key, err := pathKey(r)
 		if err != nil {
 			writeError(w, r, err)

@@ -92,7 +92,7 @@ func TestObjectKeysDecodedOnce(t *testing.T) {
 		{"uploads/%41.jpg", "/objects/uploads%2F%2541.jpg"},
 	}
 	for i, k := range keys {
-		if _, err := s.deps.Local.Put(t.Context(), k.key, testJPEG(t, 10+i, 10), storage.PutOptions{}); err != nil {
+		if _, err := s.local.Put(t.Context(), k.key, testJPEG(t, 10+i, 10), storage.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -130,7 +130,7 @@ func TestUploadRefusals(t *testing.T) {
 			t.Errorf("%s: %d, want %d: %s", tt.name, resp.StatusCode, tt.status, body)
 		}
 	}
-	if objs, _ := s.deps.Local.List(t.Context(), "", 0); len(objs) != 0 {
+	if objs, _ := s.local.List(t.Context(), "", 0); len(objs) != 0 {
 		t.Fatalf("refused uploads left objects: %v", objs)
 	}
 }
@@ -209,7 +209,7 @@ func TestPresignLocal(t *testing.T) {
 	checkUpload(t, decodeJSON[api.Upload](t, body), p.Key)
 
 	// An expired URL is refused.
-	q, _ := s.deps.Local.SignUpload("uploads/late.jpg", "image/jpeg", int64(len(photo)), time.Now().Add(-time.Second))
+	q, _ := s.local.SignUpload("uploads/late.jpg", "image/jpeg", int64(len(photo)), time.Now().Add(-time.Second))
 	if resp, body := put(s.URL+"/uploads/"+url.PathEscape("uploads/late.jpg")+"?"+q.Encode(), photo, "image/jpeg"); resp.StatusCode != 403 ||
 		!strings.Contains(string(body), "expired") {
 		t.Fatalf("expired: %d %s", resp.StatusCode, body)
@@ -224,7 +224,7 @@ func TestPresignLocal(t *testing.T) {
 	if resp, body := put(jp.Url, junk, "image/png"); resp.StatusCode != 415 {
 		t.Fatalf("junk: %d %s", resp.StatusCode, body)
 	}
-	if _, _, err := s.deps.Local.Get(t.Context(), "uploads/junk.png", storage.GetOptions{}); err == nil {
+	if _, _, err := s.local.Get(t.Context(), "uploads/junk.png", storage.GetOptions{}); err == nil {
 		t.Fatal("junk was stored")
 	}
 	// No signature or query string reaches the log.

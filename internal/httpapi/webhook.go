@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/resizer/resizer/api"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 	"github.com/resizer/resizer/internal/webhook"
@@ -35,26 +36,8 @@ type webhookDeps struct {
 	metrics    *webhookMetrics
 }
 
-// recordResult is what became of one record, in the 200 answer.
-type recordResult struct {
-	Event   string         `json:"event"`
-	Bucket  string         `json:"bucket"`
-	Key     string         `json:"key"`
-	Status  string         `json:"status"`
-	Reason  string         `json:"reason,omitempty"`
-	Outputs []outputResult `json:"outputs,omitempty"`
-}
-
-type outputResult struct {
-	Variant string `json:"variant"`
-	Key     string `json:"key"`
-	Width   int    `json:"width"`
-	Height  int    `json:"height"`
-	Bytes   int64  `json:"bytes"`
-}
-
 // statusIgnored is a record that neither creates nor removes an object.
-const statusIgnored = "ignored"
+const statusIgnored pipeline.Status = "ignored"
 
 // handleWebhook serves POST /webhooks/s3. It answers only once every
 // record is done: 200 with each record's outcome, where a record that can
@@ -88,17 +71,15 @@ func handleWebhook(d webhookDeps) http.Handler {
 			writeError(w, r, fmt.Errorf("%w: %d records, over the limit of %d", errTooLarge, len(ev.Records), d.maxRecords))
 			return
 		}
-		out := struct {
-			Records []recordResult `json:"records"`
-		}{Records: []recordResult{}}
+		out := api.WebhookResult{Records: []api.WebhookRecord{}}
 		for _, rec := range ev.Records {
 			res, err := d.record(r.Context(), rec)
 			if err != nil {
 				writeError(w, r, fmt.Errorf("%s %s: %w", rec.Name(), rec.Key(), err))
 				return
 			}
-			if res.Status == pipeline.StatusRejected {
-				zerolog.Ctx(r.Context()).Warn().Str("key", res.Key).Str("reason", res.Reason).Msg("source rejected")
+			if res.Status == api.WebhookRecordStatus(pipeline.StatusRejected) && res.Reason != nil {
+				zerolog.Ctx(r.Context()).Warn().Str("key", res.Key).Str("reason", *res.Reason).Msg("source rejected")
 			}
 			out.Records = append(out.Records, res)
 		}
@@ -128,8 +109,8 @@ func (d webhookDeps) authorize(r *http.Request, body []byte) error {
 
 // record handles one record. Only a failure that may pass is an error; one
 // that would recur on every retry is the record's rejection.
-func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (recordResult, error) {
-	out := recordResult{Event: rec.Name(), Bucket: rec.S3.Bucket.Name, Key: rec.Key()}
+func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (api.WebhookRecord, error) {
+	out := api.WebhookRecord{Event: rec.Name(), Bucket: rec.S3.Bucket.Name, Key: rec.Key()}
 	kind := rec.Kind()
 	var res pipeline.Result
 	var err error
@@ -154,9 +135,16 @@ func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (recordResu
 	if res.Status == pipeline.StatusProcessed && !rec.EventTime.IsZero() {
 		d.metrics.lag.Observe(time.Since(rec.EventTime).Seconds())
 	}
-	out.Status, out.Reason = res.Status, res.Reason
-	for _, o := range res.Outputs {
-		out.Outputs = append(out.Outputs, outputResult{Variant: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height, Bytes: o.Bytes})
+	out.Status = api.WebhookRecordStatus(res.Status)
+	if res.Reason != "" {
+		out.Reason = &res.Reason
+	}
+	if len(res.Outputs) > 0 {
+		outs := make([]api.WebhookOutput, len(res.Outputs))
+		for i, o := range res.Outputs {
+			outs[i] = api.WebhookOutput{Variant: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height, Bytes: o.Bytes}
+		}
+		out.Outputs = &outs
 	}
 	return out, nil
 }
@@ -198,6 +186,6 @@ func newWebhookMetrics(reg prometheus.Registerer) (*webhookMetrics, error) {
 
 var kindNames = map[webhook.Kind]string{webhook.Created: "created", webhook.Removed: "removed", webhook.Other: "other"}
 
-func (m *webhookMetrics) record(k webhook.Kind, outcome string) {
-	m.records.WithLabelValues(kindNames[k], outcome).Inc()
+func (m *webhookMetrics) record(k webhook.Kind, outcome pipeline.Status) {
+	m.records.WithLabelValues(kindNames[k], string(outcome)).Inc()
 }

@@ -27,8 +27,17 @@ func s3Event(name, bucket, key, etag string) []byte {
 	return b
 }
 
+// webhookReply is the 200 answer as a client reads it (the contract
+// check validates it against openapi.yaml besides).
 type webhookReply struct {
-	Records []recordResult `json:"records"`
+	Records []struct {
+		Event, Bucket, Key, Status, Reason string
+		Outputs                            []struct {
+			Variant, Key  string
+			Width, Height int
+			Bytes         int64
+		}
+	} `json:"records"`
 }
 
 func (s *testServer) event(t *testing.T, body []byte, h http.Header) (*http.Response, webhookReply) {
@@ -233,12 +242,12 @@ func TestWebhookRejectsConflictLocal(t *testing.T) {
 	ctx := t.Context()
 	photo := testdata(t, "ladybird.jpg")
 	for _, k := range []string{"uploads/p/q.jpg", "uploads/ok.jpg"} {
-		if _, err := s.deps.Local.Put(ctx, k, photo, storage.PutOptions{}); err != nil {
+		if _, err := s.local.Put(ctx, k, photo, storage.PutOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// An object where the thumb of uploads/p/q.jpg needs a folder.
-	if _, err := s.deps.Local.Put(ctx, "resized/thumb/p", []byte("in the way"), storage.PutOptions{}); err != nil {
+	if _, err := s.local.Put(ctx, "resized/thumb/p", []byte("in the way"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	resp, r := s.event(t, batch(t,

@@ -137,7 +137,10 @@ func TestMain(m *testing.M) {
 
 func newTestProcessor(t testing.TB, edit func(*Config)) *Processor {
 	t.Helper()
-	cfg := DefaultConfig()
+	cfg := Config{ // a test's own limits: the service's defaults are internal/config's
+		Formats: DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64,
+		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
+	}
 	cfg.QueueTimeout = time.Second
 	if edit != nil {
 		edit(&cfg)

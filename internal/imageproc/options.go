@@ -143,7 +143,7 @@ func (o *Options) set(k, v string, maxDimension int) error {
 		err = o.setFormat(v)
 	case "background":
 		var c Color
-		c, err = ParseColor(v)
+		c, err = parseColor(v)
 		o.Background = &c
 	}
 	return err
@@ -193,8 +193,8 @@ func parseBool(v string) (bool, error) {
 	return false, fmt.Errorf("%q is not true or false", v)
 }
 
-// ParseColor reads a hex colour: RGB or RRGGBB, with or without a leading #.
-func ParseColor(v string) (Color, error) {
+// parseColor reads a hex colour: RGB or RRGGBB, with or without a leading #.
+func parseColor(v string) (Color, error) {
 	s := strings.TrimPrefix(v, "#")
 	if len(s) == 3 {
 		s = string([]byte{s[0], s[0], s[1], s[1], s[2], s[2]})

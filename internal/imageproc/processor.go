@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"slices"
 	"time"
 
@@ -48,21 +47,6 @@ type Config struct {
 	// Executable is the program run as an image worker, with workerArg:
 	// this very binary (os.Executable) when empty.
 	Executable string
-}
-
-// DefaultConfig returns the limits used when nothing is configured.
-func DefaultConfig() Config {
-	n := runtime.GOMAXPROCS(0) // follows the container's CPU quota, unlike NumCPU
-	return Config{
-		Formats:      DefaultInputFormats,
-		MaxPixels:    50_000_000,
-		MaxDimension: 8192,
-		MaxJPEGScans: 64,
-		Concurrency:  n,
-		QueueSize:    8 * n,
-		QueueTimeout: 5 * time.Second,
-		Timeout:      30 * time.Second,
-	}
 }
 
 // Processor makes images within the configured limits.
@@ -267,8 +251,8 @@ func clean(f Format, b []byte) (cleaned, error) {
 	return cleaned{parts: [][]byte{b}, size: len(b)}, nil
 }
 
-// IsRetryable reports whether err is a passing condition (busy, timed out)
+// isRetryable reports whether err is a passing condition (busy, timed out)
 // after which the same request may succeed.
-func IsRetryable(err error) bool {
+func isRetryable(err error) bool {
 	return errors.Is(err, ErrBusy) || errors.Is(err, ErrTimeout)
 }

@@ -400,14 +400,14 @@ func TestBusyAndTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Process(t.Context(), in, Options{Width: 10}); !errors.Is(err, ErrBusy) || !IsRetryable(err) {
+	if _, err := p.Process(t.Context(), in, Options{Width: 10}); !errors.Is(err, ErrBusy) || !isRetryable(err) {
 		t.Fatalf("with the only slot taken: err = %v, want ErrBusy", err)
 	}
 	release()
 
 	p = newTestProcessor(t, func(c *Config) { c.Timeout = time.Millisecond })
 	_, err = p.Process(t.Context(), in, Options{Width: 2000, Format: FormatAVIF})
-	if !errors.Is(err, ErrTimeout) || !IsRetryable(err) {
+	if !errors.Is(err, ErrTimeout) || !isRetryable(err) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
 
@@ -416,7 +416,7 @@ func TestBusyAndTimeout(t *testing.T) {
 	go func() { time.Sleep(5 * time.Millisecond); cancel() }()
 	p = newTestProcessor(t, nil)
 	_, err = p.Process(ctx, in, Options{Width: 2000, Format: FormatAVIF})
-	if !errors.Is(err, context.Canceled) || IsRetryable(err) {
+	if !errors.Is(err, context.Canceled) || isRetryable(err) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

@@ -52,26 +52,29 @@ type Config struct {
 // ErrLoop is a configuration under which outputs would be taken for inputs.
 var ErrLoop = errors.New("outputs would land among inputs")
 
+// Status is the outcome of one source.
+type Status string
+
 // The outcomes of one source.
 const (
-	StatusProcessed  = "processed"
-	StatusUpToDate   = "skipped_up_to_date"
-	StatusLoopGuard  = "skipped_loop_guard"
-	StatusSuperseded = "superseded"
-	StatusRejected   = "rejected"
-	StatusDeleted    = "deleted"
+	StatusProcessed  Status = "processed"
+	StatusUpToDate   Status = "skipped_up_to_date"
+	StatusLoopGuard  Status = "skipped_loop_guard"
+	StatusSuperseded Status = "superseded"
+	StatusRejected   Status = "rejected"
+	StatusDeleted    Status = "deleted"
 )
 
 // Metadata keys written on every output. S3 metadata must be ASCII, so
-// the source key is percent-encoded as a URL path (EscapeKey).
+// the source key is percent-encoded as a URL path (escapeKey).
 const (
 	MetaSourceETag = "source-etag"
 	MetaSourceKey  = "source-key"
 	MetaVariant    = "variant"
 )
 
-// EscapeKey percent-encodes a key as a URL path ("/" kept), for metadata.
-func EscapeKey(key string) string { return (&url.URL{Path: key}).EscapedPath() }
+// escapeKey percent-encodes a key as a URL path ("/" kept), for metadata.
+func escapeKey(key string) string { return (&url.URL{Path: key}).EscapedPath() }
 
 // Output is one variant as written.
 type Output struct {
@@ -85,7 +88,7 @@ type Output struct {
 
 // Result is what became of one source.
 type Result struct {
-	Status string
+	Status Status
 	// Reason says why a source was rejected.
 	Reason        string
 	Key           string
@@ -106,15 +109,11 @@ type Pipeline struct {
 	flights singleflight.Group
 }
 
-// New returns a pipeline reading from in and writing to out. It fails with
-// ErrLoop when, in one store, either prefix contains the other (an empty
-// input prefix contains everything), and when there are no variants.
+// New returns a pipeline reading from in and writing to out. It fails as
+// Validate does, and when a part is missing.
 func New(cfg Config, in, out Store, proc *imageproc.Processor) (*Pipeline, error) {
-	if err := CheckPrefixes(cfg.InputPrefix, cfg.OutputPrefix, cfg.SameStore); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
-	}
-	if r := cfg.RejectedPrefix; r != "" && (strings.HasPrefix(r, cfg.InputPrefix) || strings.HasPrefix(cfg.InputPrefix, r)) {
-		return nil, fmt.Errorf("%w: rejected prefix %q and input prefix %q overlap", ErrLoop, r, cfg.InputPrefix)
 	}
 	if len(cfg.Variants) == 0 || in == nil || out == nil || proc == nil {
 		return nil, errors.New("pipeline: incomplete configuration")
@@ -122,10 +121,25 @@ func New(cfg Config, in, out Store, proc *imageproc.Processor) (*Pipeline, error
 	return &Pipeline{cfg: cfg, in: in, out: out, proc: proc}, nil
 }
 
-// CheckPrefixes refuses, with ErrLoop, prefixes under which the pipeline
+// Validate reports every fault of the store layout at once, each naming
+// its setting: ErrLoop when, in one store, either prefix contains the
+// other (an empty input prefix contains everything) or the rejected prefix
+// overlaps the input prefix.
+func (cfg Config) Validate() error {
+	var errs []error
+	if err := checkPrefixes(cfg.InputPrefix, cfg.OutputPrefix, cfg.SameStore); err != nil {
+		errs = append(errs, fmt.Errorf("INPUT_PREFIX/OUTPUT_PREFIX: %w", err))
+	}
+	if r := cfg.RejectedPrefix; r != "" && (strings.HasPrefix(r, cfg.InputPrefix) || strings.HasPrefix(cfg.InputPrefix, r)) {
+		errs = append(errs, fmt.Errorf("REJECTED_PREFIX: %w: rejected prefix %q and input prefix %q overlap", ErrLoop, r, cfg.InputPrefix))
+	}
+	return errors.Join(errs...)
+}
+
+// checkPrefixes refuses, with ErrLoop, prefixes under which the pipeline
 // would read its own outputs as new sources: the fault that the system
 // resizer replaces had to be fixed by hand.
-func CheckPrefixes(input, output string, sameStore bool) error {
+func checkPrefixes(input, output string, sameStore bool) error {
 	if !sameStore {
 		return nil
 	}
@@ -138,9 +152,9 @@ func CheckPrefixes(input, output string, sameStore bool) error {
 	return nil
 }
 
-// IsInput reports whether key is a source the pipeline processes: under
+// isInput reports whether key is a source the pipeline processes: under
 // the input prefix and, in a shared store, not under the output prefix.
-func (p *Pipeline) IsInput(key string) bool {
+func (p *Pipeline) isInput(key string) bool {
 	return strings.HasPrefix(key, p.cfg.InputPrefix) &&
 		!(p.cfg.SameStore && strings.HasPrefix(key, p.cfg.OutputPrefix))
 }
@@ -161,10 +175,10 @@ func (p *Pipeline) NewKey(f imageproc.Format, now time.Time) string {
 	return p.cfg.InputPrefix + now.UTC().Format("2006/01/02/") + strings.ToLower(rand.Text()[:20]) + "." + f.Ext()
 }
 
-// OutputKey is where variant v of the source key is written in format f:
+// outputKey is where variant v of the source key is written in format f:
 // the output prefix, the variant's name, the key without the input prefix,
 // and f's extension when the key's own does not already say f.
-func (p *Pipeline) OutputKey(key string, v Variant, f imageproc.Format) string {
+func (p *Pipeline) outputKey(key string, v Variant, f imageproc.Format) string {
 	rel := strings.TrimPrefix(key, p.cfg.InputPrefix)
 	k := p.cfg.OutputPrefix + v.Name + "/" + rel
 	if ext := strings.TrimPrefix(path.Ext(rel), "."); imageproc.FormatOfExt(ext) != f {
@@ -233,7 +247,7 @@ func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string
 	}
 	keys := make([]string, len(results))
 	for i, r := range results {
-		keys[i] = p.OutputKey(key, p.cfg.Variants[i], r.Format)
+		keys[i] = p.outputKey(key, p.cfg.Variants[i], r.Format)
 		if err := check(keys[i]); err != nil {
 			return nil, fmt.Errorf("variant %s: %w", p.cfg.Variants[i].Name, err)
 		}
@@ -256,7 +270,7 @@ type keyChecker interface {
 // StatusRejected with a nil error, and moved under RejectedPrefix when
 // that is set. Concurrent runs for the same key and ETag do the work once.
 func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
-	if !p.IsInput(key) {
+	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
 	}
 	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) {
@@ -296,7 +310,7 @@ func (p *Pipeline) reject(ctx context.Context, key string, cause error) Result {
 	if err == nil {
 		to := p.cfg.RejectedPrefix + strings.TrimPrefix(key, p.cfg.InputPrefix)
 		if _, err = p.in.Put(ctx, to, data, storage.PutOptions{ContentType: obj.ContentType,
-			Metadata: map[string]string{MetaSourceKey: EscapeKey(key), "rejected": truncate(cause.Error(), 200)}}); err == nil {
+			Metadata: map[string]string{MetaSourceKey: escapeKey(key), "rejected": truncate(cause.Error(), 200)}}); err == nil {
 			err = p.in.Delete(ctx, key)
 		}
 	}
@@ -324,7 +338,7 @@ func truncate(s string, n int) string {
 // exists again (re-created after the deletion the event reports) keeps its
 // variants: StatusSuperseded.
 func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
-	if !p.IsInput(key) {
+	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
 	}
 	if _, err := p.in.Head(ctx, key); err == nil {
@@ -341,7 +355,7 @@ func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
 			formats = []imageproc.Format{v.Options.Format}
 		}
 		for _, f := range formats {
-			if k := p.OutputKey(key, v, f); !slices.Contains(keys, k) {
+			if k := p.outputKey(key, v, f); !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
 		}
@@ -392,7 +406,7 @@ func (p *Pipeline) upToDate(ctx context.Context, key, etag string) bool {
 		if f == imageproc.FormatUnknown {
 			f = imageproc.OutputFormatFor(src, false)
 		}
-		keys[i] = p.OutputKey(key, v, f)
+		keys[i] = p.outputKey(key, v, f)
 	}
 	current := make([]bool, len(keys))
 	parallel(len(keys), func(i int) error {
@@ -433,7 +447,7 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h
 			CacheControl: p.cfg.CacheControl,
 			Metadata: map[string]string{
 				MetaSourceETag: trimETag(src.ETag),
-				MetaSourceKey:  EscapeKey(src.Key),
+				MetaSourceKey:  escapeKey(src.Key),
 				MetaVariant:    v.Name,
 			},
 		})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resizer/resizer/api"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
@@ -35,7 +36,7 @@ func photo(t *testing.T) []byte {
 
 func proc(t *testing.T) *imageproc.Processor {
 	t.Helper()
-	p, err := imageproc.New(imageproc.DefaultConfig(), nil)
+	p, err := imageproc.New(testProcConfig(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +254,7 @@ func TestFailedOutputIsAnError(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	for _, v := range testConfig(t).Variants {
-		k := p.OutputKey("uploads/x.jpg", v, imageproc.FormatJPEG)
+		k := p.outputKey("uploads/x.jpg", v, imageproc.FormatJPEG)
 		if _, err := d.Head(t.Context(), k); !errors.Is(err, storage.ErrNotFound) {
 			t.Errorf("%s left behind: %v", k, err)
 		}
@@ -278,7 +279,7 @@ func TestCheckPrefixes(t *testing.T) {
 		{"uploads/", "uploads/resized/", false, false},
 		{"", "", false, false},
 	} {
-		err := CheckPrefixes(tt.in, tt.out, tt.same)
+		err := checkPrefixes(tt.in, tt.out, tt.same)
 		if errors.Is(err, ErrLoop) != tt.loop {
 			t.Errorf("input %q output %q same store %v: err = %v, loop %v", tt.in, tt.out, tt.same, err, tt.loop)
 		}
@@ -305,14 +306,14 @@ func TestOutputKey(t *testing.T) {
 		{"uploads/noext", imageproc.FormatPNG, "resized/thumb/noext.png"},
 		{"uploads/with space+plus.png", imageproc.FormatPNG, "resized/thumb/with space+plus.png"},
 	} {
-		if got := p.OutputKey(tt.key, v, tt.f); got != tt.want {
-			t.Errorf("OutputKey(%q, %v) = %q, want %q", tt.key, tt.f, got, tt.want)
+		if got := p.outputKey(tt.key, v, tt.f); got != tt.want {
+			t.Errorf("outputKey(%q, %v) = %q, want %q", tt.key, tt.f, got, tt.want)
 		}
 	}
 }
 
 func TestParseVariants(t *testing.T) {
-	vs, err := ParseVariants(DefaultVariants, 8192)
+	vs, err := ParseVariants("thumb:200x200:cover,medium:800x0,large:1600x0", 8192)
 	if err != nil || len(vs) != 3 || vs[0].Name != "thumb" || vs[0].Options.Fit != imageproc.FitCover ||
 		vs[0].Options.Width != 200 || vs[1].Options.Height != 0 || vs[2].Options.Width != 1600 {
 		t.Fatalf("%+v %v", vs, err)
@@ -429,4 +430,23 @@ type slow struct{ Store }
 func (s slow) Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error) {
 	time.Sleep(100 * time.Millisecond)
 	return s.Store.Get(ctx, key, o)
+}
+
+// testProcConfig is the image limits of a test: the service's defaults are
+// internal/config's.
+func testProcConfig() imageproc.Config {
+	return imageproc.Config{ // a test's own limits: the service's defaults are internal/config's
+		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64,
+		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
+	}
+}
+
+// Every outcome the pipeline reports is one the contract documents for a
+// webhook record.
+func TestStatusesAreDocumented(t *testing.T) {
+	for _, s := range []Status{StatusProcessed, StatusUpToDate, StatusLoopGuard, StatusSuperseded, StatusRejected, StatusDeleted} {
+		if !api.WebhookRecordStatus(s).Valid() {
+			t.Errorf("status %q is not in openapi.yaml's WebhookRecord", s)
+		}
+	}
 }

@@ -16,9 +16,6 @@ type Variant struct {
 	Options imageproc.Options
 }
 
-// DefaultVariants is used when VARIANTS is not set.
-const DefaultVariants = "thumb:200x200:cover,medium:800x0,large:1600x0"
-
 var variantName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // ParseVariants reads a list such as "thumb:200x200:cover,large:1600x0:webp":

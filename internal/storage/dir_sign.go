@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -89,3 +91,28 @@ func (d *Dir) sign(key, expires, size, contentType string) string {
 	fmt.Fprintf(m, "PUT\n%s\n%s\n%s\n%s", key, expires, size, contentType)
 	return hex.EncodeToString(m.Sum(nil))
 }
+
+// Presign returns a PUT of key to this server's own PUT /uploads/{key}, the
+// URL a path (the server adds its base URL), signed for exactly r's type
+// and size and r.TTL. The local directory takes no form uploads
+// (ErrUnsupported); other errors are SignUpload's.
+func (d *Dir) Presign(_ context.Context, key string, r PresignRequest) (Presigned, error) {
+	if r.Method != "" && r.Method != http.MethodPut {
+		return Presigned{}, fmt.Errorf("%w: local storage takes PUT uploads only", ErrUnsupported)
+	}
+	exp := time.Now().Add(r.TTL)
+	q, err := d.SignUpload(key, r.ContentType, r.Size, exp)
+	if err != nil {
+		return Presigned{}, err
+	}
+	return Presigned{
+		Method:    http.MethodPut,
+		URL:       "/uploads/" + url.PathEscape(key) + "?" + q.Encode(),
+		Headers:   map[string]string{"Content-Type": r.ContentType, "Content-Length": strconv.FormatInt(r.Size, 10)},
+		ExpiresAt: exp,
+	}, nil
+}
+
+// URL is where this server serves the object: GET /objects/{key}, as a
+// path.
+func (d *Dir) URL(key string) string { return "/objects/" + url.PathEscape(key) }

@@ -204,9 +204,22 @@ func (s *S3) Check(ctx context.Context) error {
 	return nil
 }
 
-// PresignPost returns a form upload of key that S3 itself holds to
+// Presign returns an upload of key as r asks: a form (POST, the default)
+// or a PUT. It fails with ErrInvalidKey, ErrUnsupported for another method,
+// and as presignPost and presignPut do.
+func (s *S3) Presign(ctx context.Context, key string, r PresignRequest) (Presigned, error) {
+	switch r.Method {
+	case "", http.MethodPost:
+		return s.presignPost(ctx, key, r.ContentType, r.Size, r.TTL)
+	case http.MethodPut:
+		return s.presignPut(ctx, key, r.ContentType, r.Size, r.TTL)
+	}
+	return Presigned{}, fmt.Errorf("%w: %s uploads", ErrUnsupported, r.Method)
+}
+
+// presignPost returns a form upload of key that S3 itself holds to
 // contentType and to 1..maxBytes bytes, valid for ttl.
-func (s *S3) PresignPost(ctx context.Context, key, contentType string, maxBytes int64, ttl time.Duration) (Presigned, error) {
+func (s *S3) presignPost(ctx context.Context, key, contentType string, maxBytes int64, ttl time.Duration) (Presigned, error) {
 	if err := ValidateKey(key); err != nil {
 		return Presigned{}, err
 	}
@@ -229,9 +242,9 @@ func (s *S3) PresignPost(ctx context.Context, key, contentType string, maxBytes 
 	return Presigned{Method: http.MethodPost, URL: req.URL, Fields: fields, ExpiresAt: time.Now().Add(ttl)}, nil
 }
 
-// PresignPut returns a PUT of key with exactly size bytes of contentType,
+// presignPut returns a PUT of key with exactly size bytes of contentType,
 // both part of the signature, valid for ttl.
-func (s *S3) PresignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (Presigned, error) {
+func (s *S3) presignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (Presigned, error) {
 	if err := ValidateKey(key); err != nil {
 		return Presigned{}, err
 	}

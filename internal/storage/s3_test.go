@@ -41,7 +41,7 @@ func TestS3PresignedPost(t *testing.T) {
 	s := newS3(t)
 	ctx := t.Context()
 	jpeg := bytes.Repeat([]byte{0xFF}, 1000)
-	p, err := s.PresignPost(ctx, "uploads/post.jpg", "image/jpeg", 2000, time.Minute)
+	p, err := s.presignPost(ctx, "uploads/post.jpg", "image/jpeg", 2000, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestS3PresignedPost(t *testing.T) {
 		t.Fatalf("uploaded object %+v %v", h, err)
 	}
 	// S3 itself refuses what the policy does not allow.
-	p2, _ := s.PresignPost(ctx, "uploads/post2.jpg", "image/jpeg", 2000, time.Minute)
+	p2, _ := s.presignPost(ctx, "uploads/post2.jpg", "image/jpeg", 2000, time.Minute)
 	if code, body := postForm(t, p2, "image/jpeg", bytes.Repeat([]byte{1}, 2001)); code != 400 || !strings.Contains(body, "EntityTooLarge") {
 		t.Errorf("over the size limit: %d %s", code, body)
 	}
@@ -66,7 +66,7 @@ func TestS3PresignedPost(t *testing.T) {
 	if _, err := s.Head(ctx, "uploads/post2.jpg"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a refused upload left an object: %v", err)
 	}
-	expired, _ := s.PresignPost(ctx, "uploads/post3.jpg", "image/jpeg", 2000, time.Second)
+	expired, _ := s.presignPost(ctx, "uploads/post3.jpg", "image/jpeg", 2000, time.Second)
 	time.Sleep(2100 * time.Millisecond)
 	if code, body := postForm(t, expired, "image/jpeg", jpeg); code != 403 {
 		t.Errorf("expired policy: %d %s", code, body)
@@ -77,7 +77,7 @@ func TestS3PresignedPut(t *testing.T) {
 	s := newS3(t)
 	ctx := t.Context()
 	data := bytes.Repeat([]byte{7}, 500)
-	p, err := s.PresignPut(ctx, "uploads/put.png", "image/png", int64(len(data)), time.Minute)
+	p, err := s.presignPut(ctx, "uploads/put.png", "image/png", int64(len(data)), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,9 @@ var (
 	// ErrBadSignature: a presigned URL of the local store is forged,
 	// altered, expired, or used beyond what it allows.
 	ErrBadSignature = errors.New("invalid or expired upload URL")
+	// ErrUnsupported: the store cannot do what is asked (a form upload to
+	// the local directory).
+	ErrUnsupported = errors.New("not supported by this store")
 )
 
 // Object describes a stored object.
@@ -66,6 +69,17 @@ type GetOptions struct {
 	// MaxBytes, when positive, makes the read fail with ErrTooLarge for a
 	// larger object, before its body is read.
 	MaxBytes int64
+}
+
+// PresignRequest is an upload a client is to make straight to the store.
+type PresignRequest struct {
+	// Method is POST (a form) or PUT; empty: the store's own choice (S3: a
+	// form, which S3 holds to a size range; the local directory: PUT).
+	Method      string
+	ContentType string
+	// Size is the exact size of a PUT, the largest of a POST.
+	Size int64
+	TTL  time.Duration
 }
 
 // Presigned is what a client needs to upload one object straight to the

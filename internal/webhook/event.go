@@ -71,8 +71,8 @@ func (r Record) Kind() Kind {
 	return Other
 }
 
-// Key returns the object's key, decoded (see DecodeKey).
-func (r Record) Key() string { return DecodeKey(r.S3.Object.Key) }
+// Key returns the object's key, decoded (see decodeKey).
+func (r Record) Key() string { return decodeKey(r.S3.Object.Key) }
 
 // ETag returns the object's ETag quoted, as S3's headers give it; events
 // carry it bare.
@@ -94,11 +94,11 @@ func Parse(body []byte) (Event, error) {
 	return e, nil
 }
 
-// DecodeKey decodes a key as S3 sends it in events, the way Python's
+// decodeKey decodes a key as S3 sends it in events, the way Python's
 // unquote_plus does: "+" is a space, %XX a byte (so a literal "+" arrives
 // as %2B, non-ASCII as its UTF-8 bytes, and MinIO's %2F as "/"), and a "%"
 // not followed by two hex digits stays as it is.
-func DecodeKey(s string) string {
+func decodeKey(s string) string {
 	if !strings.ContainsAny(s, "+%") {
 		return s
 	}

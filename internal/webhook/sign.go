@@ -14,9 +14,9 @@ import (
 // Header is the HTTP header that carries the signature.
 const Header = "Resizer-Signature"
 
-// Tolerance is how far a signature's time may be from the verifier's
+// tolerance is how far a signature's time may be from the verifier's
 // clock: beyond it a captured request cannot be replayed.
-const Tolerance = 5 * time.Minute
+const tolerance = 5 * time.Minute
 
 // The failures of Verify; each means 401.
 var (
@@ -44,7 +44,7 @@ func mac(secret []byte, ts string, body []byte) string {
 // have signed it (rotation: the new secret is added everywhere before the
 // signer moves to it, the old one removed after), and the header may carry
 // several v1 values. Comparisons are constant-time. The time must lie
-// within Tolerance of now.
+// within tolerance of now.
 func Verify(header string, body []byte, secrets [][]byte, now time.Time) error {
 	if header == "" {
 		return ErrNoSignature
@@ -78,7 +78,7 @@ func Verify(header string, body []byte, secrets [][]byte, now time.Time) error {
 	if !match {
 		return ErrBadSignature
 	}
-	if d := now.Sub(time.Unix(t, 0)); d > Tolerance || d < -Tolerance {
+	if d := now.Sub(time.Unix(t, 0)); d > tolerance || d < -tolerance {
 		return fmt.Errorf("%w: %s off", ErrStale, d.Round(time.Second))
 	}
 	return nil

@@ -79,8 +79,8 @@ func TestDecodeKey(t *testing.T) {
 		"":                               "",
 		"a%2F..%2F..%2Fetc%2Fpasswd.jpg": "a/../../etc/passwd.jpg", // decoded faithfully; the store refuses it
 	} {
-		if got := DecodeKey(in); got != want {
-			t.Errorf("DecodeKey(%q) = %q, want %q", in, got, want)
+		if got := decodeKey(in); got != want {
+			t.Errorf("decodeKey(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -148,7 +148,7 @@ func FuzzDecodeKey(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got := DecodeKey(s)
+		got := decodeKey(s)
 		if len(got) > len(s) {
 			t.Fatalf("decoding grew %q to %q", s, got)
 		}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+)
+
+// settings are the configuration with what the packages read from it
+// (the formats, the variants, the pipeline's layout), every one of them
+// checked before anything is started.
+type settings struct {
+	config.Config
+	formats  []imageproc.Format
+	pipeline pipeline.Config
+}
+
+// settle checks the configuration and what the packages make of it, and
+// reports every fault at once, each naming its variable: a bad VARIANTS or
+// overlapping prefixes are found here, with the rest, not during wiring.
+func settle(cfg config.Config, loadErr error) (settings, error) {
+	s := settings{Config: cfg}
+	errs := []error{errors.Unwrap(loadErr)} // config's joined errors, without its prefix
+	for _, name := range cfg.InputFormats {
+		f, err := imageproc.ParseFormat(name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("INPUT_FORMATS: %w", err))
+			continue
+		}
+		s.formats = append(s.formats, f)
+	}
+	variants, err := pipeline.ParseVariants(cfg.Variants, cfg.MaxDimension)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("VARIANTS: %w", err))
+	}
+	s.pipeline = pipeline.Config{
+		InputPrefix: cfg.InputPrefix, OutputPrefix: cfg.OutputPrefix,
+		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,
+		Variants:  variants, CacheControl: cfg.CacheControl, MaxSourceBytes: cfg.MaxBodyBytes,
+		RejectedPrefix: cfg.RejectedPrefix,
+	}
+	errs = append(errs, s.pipeline.Validate())
+	if err := errors.Join(errs...); err != nil {
+		return s, fmt.Errorf("configuration: %w", err)
+	}
+	return s, nil
+}
+
+// uploadTypes are the media types a presigned upload may declare: those of
+// the enabled input formats.
+func (s settings) uploadTypes() []string {
+	var ts []string
+	for _, f := range s.formats {
+		ts = append(ts, f.ContentTypes()...)
+	}
+	return ts
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer"
+	"github.com/resizer/resizer/internal/httpapi"
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// newRegistry is the service's metrics, with Go's and the process's own.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// newProcessor starts the image workers.
+func newProcessor(s settings, reg prometheus.Registerer) (*imageproc.Processor, error) {
+	return imageproc.New(imageproc.Config{
+		Formats:         s.formats,
+		MaxPixels:       s.MaxPixels,
+		MaxOutputPixels: s.MaxOutputPixels,
+		MaxDimension:    s.MaxDimension,
+		MaxJPEGScans:    s.MaxJPEGScans,
+		Concurrency:     s.Concurrency,
+		QueueSize:       s.QueueSize,
+		QueueTimeout:    s.QueueTimeout,
+		Timeout:         s.ProcessTimeout,
+	}, reg)
+}
+
+// stores are where originals and outputs live, and their readiness checks.
+type stores struct {
+	in, out pipeline.Store
+	uploads httpapi.Store // = in
+	checks  map[string]httpapi.Check
+	close   func()
+}
+
+// openStores opens S3 when S3_BUCKET is set, else the local directory.
+func openStores(ctx context.Context, s settings) (*stores, error) {
+	st := &stores{checks: map[string]httpapi.Check{}, close: func() {}}
+	if !s.S3Mode() {
+		d, err := storage.NewDir(s.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		st.in, st.out, st.uploads, st.close = d, d, d, func() { d.Close() }
+		st.checks["storage"] = d.Check
+		return st, nil
+	}
+	var opts []func(*awsconfig.LoadOptions) error
+	if s.AWSRegion != "" {
+		opts = append(opts, awsconfig.WithRegion(s.AWSRegion))
+	}
+	if s.AWSAccessKeyID != "" {
+		opts = append(opts, awsconfig.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(s.AWSAccessKeyID, s.AWSSecretAccessKey, s.AWSSessionToken)))
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("AWS configuration: %w", err)
+	}
+	s3cfg := storage.S3Config{Bucket: s.S3Bucket, Endpoint: s.S3Endpoint, PathStyle: s.S3PathStyle}
+	in, err := storage.NewS3(s3cfg, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	st.in, st.out, st.uploads = in, in, in
+	st.checks["storage"] = in.Check
+	if s.OutputBucket != s.S3Bucket {
+		s3cfg.Bucket = s.OutputBucket
+		out, err := storage.NewS3(s3cfg, awsCfg)
+		if err != nil {
+			return nil, err
+		}
+		st.out = out
+		st.checks["output storage"] = out.Check
+	}
+	return st, nil
+}
+
+// newHandler builds the HTTP API over the processor and the stores.
+func newHandler(s settings, st *stores, proc *imageproc.Processor, reg *prometheus.Registry,
+	log zerolog.Logger, draining *atomic.Bool, listenAddr string) (http.Handler, error) {
+	pl, err := pipeline.New(s.pipeline, st.in, st.out, proc)
+	if err != nil {
+		return nil, err
+	}
+	st.checks["libvips"] = proc.Check
+	return httpapi.New(httpapi.Config{
+		APIKeys:           s.APIKeys,
+		MaxBodyBytes:      s.MaxBodyBytes,
+		MaxDimension:      s.MaxDimension,
+		UploadTypes:       s.uploadTypes(),
+		PresignExpiry:     s.PresignExpiry,
+		PublicURL:         s.PublicURL,
+		ListenAddr:        listenAddr,
+		WebhookSecrets:    s.WebhookSecrets,
+		WebhookMaxBytes:   s.WebhookMaxBytes,
+		WebhookMaxRecords: s.WebhookMaxRecords,
+		InputBucket:       s.S3Bucket,
+		UI:                s.UI,
+		BodyMemory:        s.BodyMemory,
+		ReadTimeout:       s.ReadTimeout,
+		MinBodyRate:       s.MinBodyRate,
+		MinBodyRateGrace:  s.MinBodyRateGrace,
+		MaxPerClient:      s.MaxPerClient,
+		TrustedProxies:    s.TrustedProxies,
+	}, httpapi.Deps{
+		Logger: log, Processor: proc, Registry: reg, Spec: resizer.OpenAPI, Checks: st.checks,
+		Draining: draining, Pipeline: pl, Store: st.uploads,
+	})
+}
+
+// newServer is the HTTP server: every timeout set, net/http's own
+// messages in the structured log.
+func newServer(s settings, h http.Handler, log zerolog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		// The image routes replace this deadline with their own while they
+		// read a body (READ_TIMEOUT from the end of its headers, and
+		// MIN_BODY_RATE); it still bounds every other request.
+		ReadTimeout: s.ReadTimeout,
+		// A response may follow the whole body, a wait at the gate and the
+		// processing; past that the connection is cut.
+		WriteTimeout:   s.ReadTimeout + s.QueueTimeout + s.ProcessTimeout + 10*time.Second,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       newStdLogger(log),
+	}
+}
