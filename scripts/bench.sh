@@ -26,14 +26,7 @@ mkdir -p "$CACHE"
 command -v wrk >/dev/null || { echo "bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 go build -trimpath -o bin/server ./cmd/server   # always the current code
 
-server_pid=""
-start_server() {
-  ADDR=127.0.0.1:$PORT LOG_LEVEL=warn ./bin/server >"$CACHE/server.log" 2>&1 &
-  server_pid=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
-  echo "bench: server did not start" >&2; exit 1
-}
-stop_server() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null || true; server_pid=""; }
+. scripts/server.sh
 trap 'stop_server; [ -z "${imgproxy_pid:-}" ] || stop_imgproxy' EXIT
 
 photo="$CACHE/photo.jpg"
@@ -52,17 +45,9 @@ ceiling() { # prints images per second
     awk '/^BenchmarkCeiling/ {printf "%.2f\n", 1e9/$3}'
 }
 
-# tree_kib is the memory of the server with its image workers (separate
-# processes), in KiB: the sum of their proportional set sizes, so that the
-# libraries they share count once.
-tree_kib() { local total=0 pid
-  for pid in "$server_pid" $(pgrep -P "$server_pid" || true); do
-    total=$((total + $(awk '$1 == "Pss:" {print $2}' /proc/$pid/smaps_rollup 2>/dev/null || echo 0))); done
-  echo "$total"; }
-
-# rss_sampler writes "seconds pss_kib" every second until killed.
+# rss_sampler writes "seconds pss_kib" (server_kib) every second until killed.
 rss_sampler() { local t=0; while kill -0 "$server_pid" 2>/dev/null; do
-  echo "$t $(tree_kib)"; sleep 1; t=$((t+1)); done; }
+  echo "$t $(server_kib)"; sleep 1; t=$((t+1)); done; }
 
 # imgproxy, when IMGPROXY_BIN names a binary of it, does the same work in
 # the same rounds: the photo, from its local file system, to 800 wide at

@@ -22,36 +22,7 @@ command -v wrk >/dev/null || { echo "overload: wrk is needed (apt-get install wr
 go build -trimpath -o bin/server ./cmd/server
 photo=testdata/ladybird.jpg   # 2560x1600, 352 KB: many requests in a short run
 
-# The memory of the server with its image workers (separate processes: see
-# internal/imageproc), in KiB: the sum of their proportional set sizes, so
-# that the libraries they share are counted once.
-tree_kib() {
-  local total=0 pid
-  for pid in "$server" $(pgrep -P "$server" || true); do
-    total=$((total + $(awk '$1 == "Pss:" {print $2}' /proc/$pid/smaps_rollup 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
-metric() { curl -s "http://127.0.0.1:$PORT/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
-start_server() {
-  if curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1; then
-    echo "overload: something already answers on port $PORT" >&2; exit 1
-  fi
-  ADDR=127.0.0.1:$PORT LOG_LEVEL=warn DATA_DIR="$CACHE/data" ./bin/server >"$CACHE/server.log" 2>&1 &
-  server=$!
-  for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && return; sleep 0.1; done
-  echo "overload: server did not start" >&2; exit 1
-}
-# SIGTERM, and the time the server takes to exit (it must, within
-# SHUTDOWN_TIMEOUT).
-stop_server() {
-  [ -n "${server:-}" ] || return 0
-  local t0=$SECONDS
-  kill "$server" 2>/dev/null || true
-  wait "$server" 2>/dev/null || true
-  echo "server exited $((SECONDS - t0)) s after SIGTERM"
-  server=
-}
+. scripts/server.sh
 # (A failed kill of a wrk that has ended must not end the trap under set -e
 # before the server is stopped: it left servers running.)
 trap 'if [ -n "${wrk_pid:-}" ]; then kill "$wrk_pid" 2>/dev/null || true; fi; stop_server' EXIT
@@ -60,7 +31,7 @@ echo "== overload: $CONNECTIONS connections for ${DURATION}s ($(nproc) CPUs)"
 start_server
 BODY="$photo" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 30s -s scripts/wrk-post.lua "$URL" >"$CACHE/wrk-overload.txt"
 grep -E "Requests/sec|Non-2xx|Socket errors|RESULT" "$CACHE/wrk-overload.txt" || true
-kill -0 "$server" 2>/dev/null || { echo "FAIL: the server died"; tail -30 "$CACHE/server.log"; exit 1; }
+kill -0 "$server_pid" 2>/dev/null || { echo "FAIL: the server died"; tail -30 "$CACHE/server.log"; exit 1; }
 ok=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="200"}')
 shed=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="503"}')
 shed429=$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="429"}')
@@ -82,8 +53,8 @@ wrk_pid=$!
 echo "seconds,pss_kib,requests" >"$CACHE/soak.csv"
 t=0
 while kill -0 "$wrk_pid" 2>/dev/null; do
-  kill -0 "$server" 2>/dev/null || { echo "FAIL: the server died at ${t}s"; grep -v '^{' "$CACHE/server.log" | head -20; exit 1; }
-  echo "$t,$(tree_kib),$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="200"}')" >>"$CACHE/soak.csv"
+  kill -0 "$server_pid" 2>/dev/null || { echo "FAIL: the server died at ${t}s"; grep -v '^{' "$CACHE/server.log" | head -20; exit 1; }
+  echo "$t,$(server_kib),$(metric 'resizer_http_requests_total{method="POST",route="/resize",status="200"}')" >>"$CACHE/soak.csv"
   sleep 10; t=$((t + 10))
 done
 grep -E "Requests/sec|Non-2xx|Socket errors|RESULT" "$CACHE/wrk-soak.txt" || true

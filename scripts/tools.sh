@@ -11,7 +11,9 @@
 set -euo pipefail
 what=${1:-minio}
 case "$what" in
-  minio) module=github.com/minio/minio pkg=github.com/minio/minio version=v0.0.0-20260212201848-7aac2a2c5b7c ;;  # keep in step with internal/s3test
+  minio) module=github.com/minio/minio pkg=github.com/minio/minio
+         # the version the tests expect, from internal/s3test (its one place)
+         version=$(sed -n 's/^const Version = "\(.*\)"$/\1/p' "$(dirname "$0")/../internal/s3test/s3test.go") ;;
   mc)    module=github.com/minio/mc pkg=github.com/minio/mc version=v0.0.0-20250313080218-cf909e1063a9 ;;
   rie)   module=github.com/aws/aws-lambda-runtime-interface-emulator
          pkg=$module/cmd/aws-lambda-rie version=v0.0.0-20261030222936-bef5c4ba774d ;;

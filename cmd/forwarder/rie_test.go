@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/resizer/resizer/internal/logbuf"
 	"github.com/resizer/resizer/internal/s3test"
 )
 
@@ -42,28 +42,10 @@ func build(t *testing.T, dir, pkg, out string, env ...string) string {
 	return path
 }
 
-// output collects what a program prints, safely read while it runs.
-type output struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (o *output) Write(p []byte) (int, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.Write(p)
-}
-
-func (o *output) String() string {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.b.String()
-}
-
 // daemon starts a program that runs until the test ends.
-func daemon(t *testing.T, bin string, env []string, args ...string) *output {
+func daemon(t *testing.T, bin string, env []string, args ...string) *logbuf.Buffer {
 	t.Helper()
-	out := &output{}
+	out := &logbuf.Buffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -78,7 +60,7 @@ func daemon(t *testing.T, bin string, env []string, args ...string) *output {
 	return out
 }
 
-func waitHTTP(t *testing.T, url string, logs *output) {
+func waitHTTP(t *testing.T, url string, logs *logbuf.Buffer) {
 	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if resp, err := http.Get(url); err == nil {
@@ -93,6 +75,9 @@ func waitHTTP(t *testing.T, url string, logs *output) {
 // Runtime Interface Emulator, invoked with real S3 and SQS events, posting
 // to the real service, which writes the variants into MinIO.
 func TestUnderLambdaEmulator(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	rie := os.Getenv("RIE_BIN")
 	if rie == "" {
 		rie = filepath.Join(mustCache(t), "rie-v0.0.0-20261030222936-bef5c4ba774d", "aws-lambda-rie")

@@ -15,6 +15,9 @@ import (
 // 400 when it is cut short or malformed, 408 when it is too slow, never
 // 500. Each body is sent over a plain TCP connection, as a client would.
 func TestBrokenBodies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	s := start(t, map[string]string{"READ_TIMEOUT": "3s", "MIN_BODY_RATE": "1KiB", "MIN_BODY_RATE_GRACE": "500ms"})
 	addr := strings.TrimPrefix(s.url, "http://")
 	img := smallJPEG(t)

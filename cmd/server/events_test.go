@@ -63,6 +63,9 @@ type e2e struct {
 // notification on the bucket's input prefix. Dropping images into the
 // bucket makes their variants, with no other call.
 func TestS3EventsEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	minioAddr, err := s3test.FreeAddr()
 	if err != nil {
 		t.Fatal(err)

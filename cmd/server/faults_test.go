@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/internal/forwarder"
+	"github.com/resizer/resizer/internal/logbuf"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -59,13 +60,13 @@ func serverBinary(t *testing.T) string {
 // proc is the server as a separate process.
 type proc struct {
 	cmd  *exec.Cmd
-	logs *lockedBuffer
+	logs *logbuf.Buffer
 	done chan error
 }
 
 func startProc(t *testing.T, env map[string]string) *proc {
 	t.Helper()
-	p := &proc{logs: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &proc{logs: &logbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(serverBinary(t))
 	for k, v := range env {
 		p.cmd.Env = append(p.cmd.Env, k+"="+v)
@@ -95,7 +96,7 @@ type burst struct {
 	minio  *s3test.Server
 	client *s3.Client
 	fwd    *forwarder.Forwarder
-	logs   *lockedBuffer
+	logs   *logbuf.Buffer
 	keys   []string
 	etags  map[string]string
 }
@@ -105,7 +106,7 @@ func (b *burst) retries() int { return strings.Count(b.logs.String(), `"retrying
 
 func newBurst(t *testing.T, m *s3test.Server, serverAddr, prefix string, n int) *burst {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	f, err := forwarder.New(forwarder.Config{URL: "http://" + serverAddr + "/webhooks/s3", Secret: []byte(e2eSecret),
 		InputPrefix: "uploads/", OutputPrefix: "resized/", RequestTimeout: 20 * time.Second,
 		BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second}, nil, zerolog.New(logs).Level(zerolog.WarnLevel))
@@ -219,6 +220,9 @@ func (b *burst) verify() {
 // with SIGTERM mid-burst. Events are sent as the forwarder sends them,
 // with its retries. Afterwards every source has all its variants, whole.
 func TestFaultsInTheS3Flow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	minioAddr, _ := s3test.FreeAddr()
 	serverAddr, _ := s3test.FreeAddr()
 	m := s3test.New(t, minioAddr)

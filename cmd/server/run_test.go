@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/logbuf"
 	"github.com/resizer/resizer/internal/s3test"
 )
 
@@ -30,24 +30,7 @@ type started struct {
 	url    string
 	done   chan error
 	cancel context.CancelFunc
-	logs   *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs   *logbuf.Buffer
 }
 
 // start calls run as main does, with env as the whole environment and
@@ -62,7 +45,7 @@ func start(t *testing.T, env map[string]string) *started {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &started{done: make(chan error, 1), cancel: cancel, logs: &lockedBuffer{}}
+	s := &started{done: make(chan error, 1), cancel: cancel, logs: &logbuf.Buffer{}}
 	go func() {
 		err := run(ctx, []string{"server"}, func(k string) string { return env[k] }, pw)
 		pw.Close()

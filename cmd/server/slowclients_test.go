@@ -14,6 +14,9 @@ import (
 // cut with 408 by MIN_BODY_RATE after their grace, and those over
 // MAX_PER_CLIENT (per address, per API key) are refused at once with 429.
 func TestSlowClientsDoNotStarve(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	const slowClients = 24
 	xff := func(i int) string { return fmt.Sprintf("X-Forwarded-For: 203.0.113.%d", i+1) }
 	tests := []struct {

@@ -79,6 +79,9 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 }
 
 func TestDocsPageInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	s := newTestServer(t, nil)
 	ctx := browser(t)
 	do(t, ctx, chromedp.Navigate(s.URL+"/docs"), chromedp.WaitVisible(chromedp.CSS(".opblock")))
@@ -91,6 +94,9 @@ func TestDocsPageInBrowser(t *testing.T) {
 }
 
 func TestTryItPageInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	s := newTestServer(t, nil)
 	ctx := browser(t)
 	photo, err := filepath.Abs(filepath.Join("..", "..", "testdata", "ladybird.jpg"))
@@ -139,6 +145,9 @@ func TestTryItPageInBrowser(t *testing.T) {
 
 // A problem from the API is shown in words.
 func TestTryItPageShowsErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	s := newTestServer(t, nil)
 	ctx := browser(t)
 	text := filepath.Join(t.TempDir(), "photo.jpg")

@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/logbuf"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
@@ -39,28 +39,11 @@ func TestMain(m *testing.M) {
 // testServer is the real handler, on real libvips, behind a real listener.
 type testServer struct {
 	*httptest.Server
-	logs     *syncBuffer
+	logs     *logbuf.Buffer
 	draining *atomic.Bool
 	proc     *imageproc.Processor
 	deps     Deps
 	local    *storage.Dir // nil with S3
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testServer {
@@ -114,7 +97,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	var draining atomic.Bool
 	spec, err := os.ReadFile(contract.SpecPath())
 	if err != nil {

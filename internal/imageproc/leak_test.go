@@ -21,7 +21,7 @@ func cGrowth(t *testing.T, n int, fn func()) float64 {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 100; i++ {
 		fn()
 	}
 	least := math.Inf(1)
@@ -72,6 +72,9 @@ func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
 // thread itself: a goroutine per call would add Go's thread churn (each new
 // thread's malloc cache) to the count.
 func TestNoCLeakPerImage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
 	if err := vipsInit(DefaultInputFormats, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +90,14 @@ func TestNoCLeakPerImage(t *testing.T) {
 		},
 	}
 	for name, fn := range cases {
-		g := cGrowth(t, 300, fn)
+		g := cGrowth(t, 150, fn)
 		t.Logf("%s: %.0f bytes an image", name, g)
 		if g > 800 {
 			t.Errorf("%s: the C heap grows by %.0f bytes an image", name, g)
 		}
 	}
 	// The test can see a leak: bimg.Metadata has one.
-	if g := cGrowth(t, 300, func() { bimg.Metadata(jpg) }); g < 1500 {
+	if g := cGrowth(t, 150, func() { bimg.Metadata(jpg) }); g < 1500 {
 		t.Errorf("bimg.Metadata grew the C heap by only %.0f bytes a call: the measure is blind", g)
 	}
 }
