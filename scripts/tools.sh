@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a program the tests or the README's walk-throughs run beside
+# Builds a program the tests or the docs' walk-throughs (docs/s3-flow.md) run beside
 # resizer, once per version, into a cache outside the repository, and
 # prints its path:
 #   minio  the S3 server the tests run against (a few minutes, once)

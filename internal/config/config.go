@@ -82,7 +82,7 @@ type variable struct {
 var vars = []variable{
 	{"ADDR", "127.0.0.1:8080", "listen address (the container image sets 0.0.0.0:8080)",
 		func(c *Config, v string) error { c.Addr = v; return nonEmpty(v) }},
-	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>'; empty: no keys",
+	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>' on /resize, /uploads, /uploads/presign and /objects; several allow rotation; empty: no keys",
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
@@ -104,7 +104,7 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.QueueSize, err = nonNegativeInt(v); return err }},
 	{"QUEUE_TIMEOUT", "5s", "longest wait for a slot before 503",
 		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
-	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503",
+	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503; its worker process is then killed, so the slot is free at once whatever the codec is doing",
 		func(c *Config, v string) (err error) { c.ProcessTimeout, err = positiveDuration(v); return err }},
 	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body (an image body: from the end of its headers; 408)",
 		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
@@ -130,7 +130,7 @@ var vars = []variable{
 	// named here are believed about the client's address.
 	{"TRUSTED_PROXIES", "", "comma-separated CIDRs of proxies whose X-Forwarded-For names the client (behind an ALB: the VPC's CIDR); empty: the peer is the client",
 		func(c *Config, v string) (err error) { c.TrustedProxies, err = parsePrefixes(v); return err }},
-	{"SHUTDOWN_TIMEOUT", "25s", "time given to in-flight requests after SIGTERM (ECS waits 30s)",
+	{"SHUTDOWN_TIMEOUT", "25s", "time given to in-flight requests after SIGTERM (ECS waits 30s); then their image work is killed and the server exits",
 		func(c *Config, v string) (err error) { c.ShutdownTimeout, err = positiveDuration(v); return err }},
 	{"DRAIN_DELAY", "0s", "after SIGTERM, time to go on serving while /readyz answers 503, before the drain; for platforms that stop routing on readiness (ECS deregisters a task from its load balancer before SIGTERM: 0 there)",
 		func(c *Config, v string) (err error) { c.DrainDelay, err = time.ParseDuration(v); return err }},
@@ -158,7 +158,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.CacheControl = v; return nil }},
 	{"PRESIGN_EXPIRY", "15m", "how long a presigned upload URL stays valid",
 		func(c *Config, v string) (err error) { c.PresignExpiry, err = positiveDuration(v); return err }},
-	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs (local storage; default: http:// and the listen address, loopback for 0.0.0.0)",
+	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs, with local storage; never taken from a request's Host header (default: http:// and the listen address, loopback for 0.0.0.0)",
 		func(c *Config, v string) error { c.PublicURL = strings.TrimSuffix(v, "/"); return checkURL(v) }},
 	{"WEBHOOK_SECRETS", "", "comma-separated secrets of POST /webhooks/s3 (signature or bearer token); empty: it answers 503",
 		func(c *Config, v string) error { c.WebhookSecrets = splitList(v); return nil }},
@@ -402,4 +402,45 @@ func parseBytes(v string) (int64, error) {
 		return 0, errors.New("must be a positive size such as 33554432 or 32MiB")
 	}
 	return n * mult, nil
+}
+
+// Markdown returns every variable as a Markdown table (variable, default,
+// meaning): the table of docs/configuration.md, which a test keeps equal
+// to this one.
+func Markdown() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n|---|---|---|\n")
+	for _, v := range vars {
+		def, help := "`"+v.def+"`", v.help
+		if computed, rest, ok := cutDefault(help); ok {
+			def, help = computed, rest
+		} else if v.def == "" {
+			def = "empty"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", v.name, def, help)
+	}
+	return b.String()
+}
+
+// cutDefault takes a help text's "(default: ...)" out, parentheses inside
+// it included, and returns the default and the rest.
+func cutDefault(help string) (def, rest string, ok bool) {
+	i := strings.Index(help, "(default: ")
+	if i < 0 {
+		return "", help, false
+	}
+	depth := 0
+	for j := i; j < len(help); j++ {
+		switch help[j] {
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				def = help[i+len("(default: ") : j]
+				rest = strings.TrimSpace(strings.TrimSpace(help[:i]) + " " + strings.TrimSpace(help[j+1:]))
+				return def, strings.TrimSuffix(rest, " ;"), true
+			}
+		}
+	}
+	return "", help, false
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"flag"
 	"net/netip"
+	"os"
 	"reflect"
 	"runtime"
 	"strings"
@@ -179,5 +181,35 @@ func TestLoadForwarder(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite docs/configuration.md's table from the code's")
+
+// The configuration table of docs/configuration.md is the code's own
+// (Markdown): the documented variables, defaults and meanings cannot drift
+// from what Load reads. go test ./internal/config -run TestDocumentedTable
+// -update rewrites it.
+func TestDocumentedTable(t *testing.T) {
+	const path = "../../docs/configuration.md"
+	const begin, end = "<!-- table: internal/config -->\n", "<!-- end of table -->\n"
+	doc, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no %q ... %q markers", path, begin, end)
+	}
+	want := s[:i+len(begin)] + Markdown() + s[j:]
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if s != want {
+		t.Fatalf("%s's table differs from the code's: go test ./internal/config -run TestDocumentedTable -update", path)
 	}
 }

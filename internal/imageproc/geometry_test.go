@@ -11,7 +11,7 @@ import (
 )
 
 // promised is the size each fit mode promises, written from the
-// documentation (README, openapi.yaml) with exact fractions, independently
+// documentation (docs/api.md, openapi.yaml) with exact fractions, independently
 // of fitGeometry: scaled sides are rounded to the nearest pixel (halves
 // up), never below one.
 func promised(sw, sh, W, H int, fit Fit, enlarge bool) (int, int) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/resizer/resizer/api"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -448,5 +449,27 @@ func TestStatusesAreDocumented(t *testing.T) {
 		if !api.WebhookRecordStatus(s).Valid() {
 			t.Errorf("status %q is not in openapi.yaml's WebhookRecord", s)
 		}
+	}
+}
+
+// An upload reports the original's size upright, as its variants are made:
+// an EXIF-rotated 300x200 JPEG is 200x300 (it was reported as stored).
+func TestUploadReportsUprightSize(t *testing.T) {
+	d, _ := storage.NewDir(t.TempDir())
+	p, err := New(testConfig(t), d, d, proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 300, 200))
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Upload(t.Context(), "uploads/turned.jpg", imagetest.JPEG(b.Bytes(), 6, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Width != 200 || res.Height != 300 {
+		t.Fatalf("reported %dx%d, want 200x300 upright", res.Width, res.Height)
 	}
 }
