@@ -20,7 +20,9 @@ type Header struct {
 	// make the image upright; 0 while not known (the formats whose header
 	// only libvips reads).
 	Orientation int
-	// Pages is the number of pages or frames, once libvips has read them.
+	// Alpha and Pages (the number of pages or frames) are known once
+	// libvips has read the header, in a worker.
+	Alpha bool
 	Pages int
 }
 

@@ -82,6 +82,7 @@ func confirm(h Header, vh vheader, l limits) (Header, error) {
 		h.Orientation = 1
 	}
 	h.Pages = max(1, vh.pages)
+	h.Alpha = vh.alpha
 	h.Width, h.Height = upright(vh.width, vh.height, h.Orientation)
 	if vh.width <= 0 || vh.height <= 0 {
 		return h, fmt.Errorf("%w: %s: zero image size", ErrUndecodable, h.Format)
