@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,27 @@ type Config struct {
 	Executable string
 }
 
+// validate names every field out of range.
+func (cfg Config) validate() error {
+	var bad []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Formats", len(cfg.Formats) > 0}, {"MaxPixels", cfg.MaxPixels > 0}, {"MaxOutputPixels", cfg.MaxOutputPixels > 0},
+		{"MaxDimension", cfg.MaxDimension > 0}, {"MaxJPEGScans", cfg.MaxJPEGScans > 0}, {"Concurrency", cfg.Concurrency > 0},
+		{"QueueSize", cfg.QueueSize >= 0}, {"QueueTimeout", cfg.QueueTimeout >= 0}, {"Timeout", cfg.Timeout > 0},
+	} {
+		if !f.ok {
+			bad = append(bad, f.name)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("config out of range: %s", strings.Join(bad, ", "))
+	}
+	return nil
+}
+
 // Processor makes images within the configured limits.
 type Processor struct {
 	cfg     Config
@@ -66,9 +88,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
 	if cfg.MaxOutputPixels == 0 {
 		cfg.MaxOutputPixels = cfg.MaxPixels
 	}
-	if cfg.MaxPixels <= 0 || cfg.MaxOutputPixels <= 0 || cfg.MaxDimension <= 0 || cfg.MaxJPEGScans <= 0 ||
-		cfg.Concurrency <= 0 || cfg.QueueSize < 0 || cfg.QueueTimeout < 0 || cfg.Timeout <= 0 || len(cfg.Formats) == 0 {
-		return nil, fmt.Errorf("imageproc: invalid config %+v", cfg)
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("imageproc: %w", err)
 	}
 	var m *metrics
 	if reg != nil {
