@@ -180,24 +180,234 @@ func (e WebhookRecordStatus) Valid() bool {
 	}
 }
 
+// Defines values for Fit.
+const (
+	FitContain Fit = "contain"
+	FitCover   Fit = "cover"
+	FitFill    Fit = "fill"
+	FitInside  Fit = "inside"
+)
+
+// Valid indicates whether the value is a known member of the Fit enum.
+func (e Fit) Valid() bool {
+	switch e {
+	case FitContain:
+		return true
+	case FitCover:
+		return true
+	case FitFill:
+		return true
+	case FitInside:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Flip.
+const (
+	FlipBoth       Flip = "both"
+	FlipHorizontal Flip = "horizontal"
+	FlipNone       Flip = "none"
+	FlipVertical   Flip = "vertical"
+)
+
+// Valid indicates whether the value is a known member of the Flip enum.
+func (e Flip) Valid() bool {
+	switch e {
+	case FlipBoth:
+		return true
+	case FlipHorizontal:
+		return true
+	case FlipNone:
+		return true
+	case FlipVertical:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Format.
+const (
+	FormatAuto     Format = "auto"
+	FormatAvif     Format = "avif"
+	FormatGif      Format = "gif"
+	FormatJpeg     Format = "jpeg"
+	FormatOriginal Format = "original"
+	FormatPng      Format = "png"
+	FormatWebp     Format = "webp"
+)
+
+// Valid indicates whether the value is a known member of the Format enum.
+func (e Format) Valid() bool {
+	switch e {
+	case FormatAuto:
+		return true
+	case FormatAvif:
+		return true
+	case FormatGif:
+		return true
+	case FormatJpeg:
+		return true
+	case FormatOriginal:
+		return true
+	case FormatPng:
+		return true
+	case FormatWebp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Gravity.
+const (
+	GravityCenter    Gravity = "center"
+	GravityEast      Gravity = "east"
+	GravityFocus     Gravity = "focus"
+	GravityNorth     Gravity = "north"
+	GravityNortheast Gravity = "northeast"
+	GravityNorthwest Gravity = "northwest"
+	GravitySmart     Gravity = "smart"
+	GravitySouth     Gravity = "south"
+	GravitySoutheast Gravity = "southeast"
+	GravitySouthwest Gravity = "southwest"
+	GravityWest      Gravity = "west"
+)
+
+// Valid indicates whether the value is a known member of the Gravity enum.
+func (e Gravity) Valid() bool {
+	switch e {
+	case GravityCenter:
+		return true
+	case GravityEast:
+		return true
+	case GravityFocus:
+		return true
+	case GravityNorth:
+		return true
+	case GravityNortheast:
+		return true
+	case GravityNorthwest:
+		return true
+	case GravitySmart:
+		return true
+	case GravitySouth:
+		return true
+	case GravitySoutheast:
+		return true
+	case GravitySouthwest:
+		return true
+	case GravityWest:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Keep.
+const (
+	KeepCopyright Keep = "copyright"
+	KeepIcc       Keep = "icc"
+	KeepNone      Keep = "none"
+)
+
+// Valid indicates whether the value is a known member of the Keep enum.
+func (e Keep) Valid() bool {
+	switch e {
+	case KeepCopyright:
+		return true
+	case KeepIcc:
+		return true
+	case KeepNone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for Rotate.
+const (
+	RotateN0   Rotate = 0
+	RotateN180 Rotate = 180
+	RotateN270 Rotate = 270
+	RotateN90  Rotate = 90
+)
+
+// Valid indicates whether the value is a known member of the Rotate enum.
+func (e Rotate) Valid() bool {
+	switch e {
+	case RotateN0:
+		return true
+	case RotateN180:
+		return true
+	case RotateN270:
+		return true
+	case RotateN90:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for WatermarkPosition.
+const (
+	WatermarkPositionCenter    WatermarkPosition = "center"
+	WatermarkPositionEast      WatermarkPosition = "east"
+	WatermarkPositionNorth     WatermarkPosition = "north"
+	WatermarkPositionNortheast WatermarkPosition = "northeast"
+	WatermarkPositionNorthwest WatermarkPosition = "northwest"
+	WatermarkPositionSouth     WatermarkPosition = "south"
+	WatermarkPositionSoutheast WatermarkPosition = "southeast"
+	WatermarkPositionSouthwest WatermarkPosition = "southwest"
+	WatermarkPositionWest      WatermarkPosition = "west"
+)
+
+// Valid indicates whether the value is a known member of the WatermarkPosition enum.
+func (e WatermarkPosition) Valid() bool {
+	switch e {
+	case WatermarkPositionCenter:
+		return true
+	case WatermarkPositionEast:
+		return true
+	case WatermarkPositionNorth:
+		return true
+	case WatermarkPositionNortheast:
+		return true
+	case WatermarkPositionNorthwest:
+		return true
+	case WatermarkPositionSouth:
+		return true
+	case WatermarkPositionSoutheast:
+		return true
+	case WatermarkPositionSouthwest:
+		return true
+	case WatermarkPositionWest:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ResizeImageParamsFit.
 const (
-	Contain ResizeImageParamsFit = "contain"
-	Cover   ResizeImageParamsFit = "cover"
-	Fill    ResizeImageParamsFit = "fill"
-	Inside  ResizeImageParamsFit = "inside"
+	ResizeImageParamsFitContain ResizeImageParamsFit = "contain"
+	ResizeImageParamsFitCover   ResizeImageParamsFit = "cover"
+	ResizeImageParamsFitFill    ResizeImageParamsFit = "fill"
+	ResizeImageParamsFitInside  ResizeImageParamsFit = "inside"
 )
 
 // Valid indicates whether the value is a known member of the ResizeImageParamsFit enum.
 func (e ResizeImageParamsFit) Valid() bool {
 	switch e {
-	case Contain:
+	case ResizeImageParamsFitContain:
 		return true
-	case Cover:
+	case ResizeImageParamsFitCover:
 		return true
-	case Fill:
+	case ResizeImageParamsFitFill:
 		return true
-	case Inside:
+	case ResizeImageParamsFitInside:
 		return true
 	default:
 		return false
@@ -206,28 +416,43 @@ func (e ResizeImageParamsFit) Valid() bool {
 
 // Defines values for ResizeImageParamsGravity.
 const (
-	Center ResizeImageParamsGravity = "center"
-	East   ResizeImageParamsGravity = "east"
-	North  ResizeImageParamsGravity = "north"
-	Smart  ResizeImageParamsGravity = "smart"
-	South  ResizeImageParamsGravity = "south"
-	West   ResizeImageParamsGravity = "west"
+	ResizeImageParamsGravityCenter    ResizeImageParamsGravity = "center"
+	ResizeImageParamsGravityEast      ResizeImageParamsGravity = "east"
+	ResizeImageParamsGravityFocus     ResizeImageParamsGravity = "focus"
+	ResizeImageParamsGravityNorth     ResizeImageParamsGravity = "north"
+	ResizeImageParamsGravityNortheast ResizeImageParamsGravity = "northeast"
+	ResizeImageParamsGravityNorthwest ResizeImageParamsGravity = "northwest"
+	ResizeImageParamsGravitySmart     ResizeImageParamsGravity = "smart"
+	ResizeImageParamsGravitySouth     ResizeImageParamsGravity = "south"
+	ResizeImageParamsGravitySoutheast ResizeImageParamsGravity = "southeast"
+	ResizeImageParamsGravitySouthwest ResizeImageParamsGravity = "southwest"
+	ResizeImageParamsGravityWest      ResizeImageParamsGravity = "west"
 )
 
 // Valid indicates whether the value is a known member of the ResizeImageParamsGravity enum.
 func (e ResizeImageParamsGravity) Valid() bool {
 	switch e {
-	case Center:
+	case ResizeImageParamsGravityCenter:
 		return true
-	case East:
+	case ResizeImageParamsGravityEast:
 		return true
-	case North:
+	case ResizeImageParamsGravityFocus:
 		return true
-	case Smart:
+	case ResizeImageParamsGravityNorth:
 		return true
-	case South:
+	case ResizeImageParamsGravityNortheast:
 		return true
-	case West:
+	case ResizeImageParamsGravityNorthwest:
+		return true
+	case ResizeImageParamsGravitySmart:
+		return true
+	case ResizeImageParamsGravitySouth:
+		return true
+	case ResizeImageParamsGravitySoutheast:
+		return true
+	case ResizeImageParamsGravitySouthwest:
+		return true
+	case ResizeImageParamsGravityWest:
 		return true
 	default:
 		return false
@@ -238,6 +463,7 @@ func (e ResizeImageParamsGravity) Valid() bool {
 const (
 	ResizeImageParamsFormatAuto     ResizeImageParamsFormat = "auto"
 	ResizeImageParamsFormatAvif     ResizeImageParamsFormat = "avif"
+	ResizeImageParamsFormatGif      ResizeImageParamsFormat = "gif"
 	ResizeImageParamsFormatJpeg     ResizeImageParamsFormat = "jpeg"
 	ResizeImageParamsFormatOriginal ResizeImageParamsFormat = "original"
 	ResizeImageParamsFormatPng      ResizeImageParamsFormat = "png"
@@ -251,6 +477,8 @@ func (e ResizeImageParamsFormat) Valid() bool {
 		return true
 	case ResizeImageParamsFormatAvif:
 		return true
+	case ResizeImageParamsFormatGif:
+		return true
 	case ResizeImageParamsFormatJpeg:
 		return true
 	case ResizeImageParamsFormatOriginal:
@@ -258,6 +486,114 @@ func (e ResizeImageParamsFormat) Valid() bool {
 	case ResizeImageParamsFormatPng:
 		return true
 	case ResizeImageParamsFormatWebp:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResizeImageParamsRotate.
+const (
+	ResizeImageParamsRotateN0   ResizeImageParamsRotate = 0
+	ResizeImageParamsRotateN180 ResizeImageParamsRotate = 180
+	ResizeImageParamsRotateN270 ResizeImageParamsRotate = 270
+	ResizeImageParamsRotateN90  ResizeImageParamsRotate = 90
+)
+
+// Valid indicates whether the value is a known member of the ResizeImageParamsRotate enum.
+func (e ResizeImageParamsRotate) Valid() bool {
+	switch e {
+	case ResizeImageParamsRotateN0:
+		return true
+	case ResizeImageParamsRotateN180:
+		return true
+	case ResizeImageParamsRotateN270:
+		return true
+	case ResizeImageParamsRotateN90:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResizeImageParamsFlip.
+const (
+	ResizeImageParamsFlipBoth       ResizeImageParamsFlip = "both"
+	ResizeImageParamsFlipHorizontal ResizeImageParamsFlip = "horizontal"
+	ResizeImageParamsFlipNone       ResizeImageParamsFlip = "none"
+	ResizeImageParamsFlipVertical   ResizeImageParamsFlip = "vertical"
+)
+
+// Valid indicates whether the value is a known member of the ResizeImageParamsFlip enum.
+func (e ResizeImageParamsFlip) Valid() bool {
+	switch e {
+	case ResizeImageParamsFlipBoth:
+		return true
+	case ResizeImageParamsFlipHorizontal:
+		return true
+	case ResizeImageParamsFlipNone:
+		return true
+	case ResizeImageParamsFlipVertical:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResizeImageParamsKeep.
+const (
+	ResizeImageParamsKeepCopyright ResizeImageParamsKeep = "copyright"
+	ResizeImageParamsKeepIcc       ResizeImageParamsKeep = "icc"
+	ResizeImageParamsKeepNone      ResizeImageParamsKeep = "none"
+)
+
+// Valid indicates whether the value is a known member of the ResizeImageParamsKeep enum.
+func (e ResizeImageParamsKeep) Valid() bool {
+	switch e {
+	case ResizeImageParamsKeepCopyright:
+		return true
+	case ResizeImageParamsKeepIcc:
+		return true
+	case ResizeImageParamsKeepNone:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ResizeImageParamsWatermarkPosition.
+const (
+	ResizeImageParamsWatermarkPositionCenter    ResizeImageParamsWatermarkPosition = "center"
+	ResizeImageParamsWatermarkPositionEast      ResizeImageParamsWatermarkPosition = "east"
+	ResizeImageParamsWatermarkPositionNorth     ResizeImageParamsWatermarkPosition = "north"
+	ResizeImageParamsWatermarkPositionNortheast ResizeImageParamsWatermarkPosition = "northeast"
+	ResizeImageParamsWatermarkPositionNorthwest ResizeImageParamsWatermarkPosition = "northwest"
+	ResizeImageParamsWatermarkPositionSouth     ResizeImageParamsWatermarkPosition = "south"
+	ResizeImageParamsWatermarkPositionSoutheast ResizeImageParamsWatermarkPosition = "southeast"
+	ResizeImageParamsWatermarkPositionSouthwest ResizeImageParamsWatermarkPosition = "southwest"
+	ResizeImageParamsWatermarkPositionWest      ResizeImageParamsWatermarkPosition = "west"
+)
+
+// Valid indicates whether the value is a known member of the ResizeImageParamsWatermarkPosition enum.
+func (e ResizeImageParamsWatermarkPosition) Valid() bool {
+	switch e {
+	case ResizeImageParamsWatermarkPositionCenter:
+		return true
+	case ResizeImageParamsWatermarkPositionEast:
+		return true
+	case ResizeImageParamsWatermarkPositionNorth:
+		return true
+	case ResizeImageParamsWatermarkPositionNortheast:
+		return true
+	case ResizeImageParamsWatermarkPositionNorthwest:
+		return true
+	case ResizeImageParamsWatermarkPositionSouth:
+		return true
+	case ResizeImageParamsWatermarkPositionSoutheast:
+		return true
+	case ResizeImageParamsWatermarkPositionSouthwest:
+		return true
+	case ResizeImageParamsWatermarkPositionWest:
 		return true
 	default:
 		return false
@@ -428,8 +764,86 @@ type WebhookResult struct {
 	Records []WebhookRecord `json:"records"`
 }
 
+// Animated defines model for Animated.
+type Animated = bool
+
+// Background defines model for Background.
+type Background = string
+
+// Blur defines model for Blur.
+type Blur = float32
+
+// Crop defines model for Crop.
+type Crop = string
+
+// Dpr defines model for Dpr.
+type Dpr = float32
+
+// Enlarge defines model for Enlarge.
+type Enlarge = bool
+
+// Fit defines model for Fit.
+type Fit string
+
+// Flip defines model for Flip.
+type Flip string
+
+// Focus defines model for Focus.
+type Focus = string
+
+// Format defines model for Format.
+type Format string
+
+// Gravity defines model for Gravity.
+type Gravity string
+
+// Height defines model for Height.
+type Height = int
+
+// Keep defines model for Keep.
+type Keep string
+
 // Key defines model for Key.
 type Key = string
+
+// MaxBytes defines model for MaxBytes.
+type MaxBytes = int
+
+// Pad defines model for Pad.
+type Pad = string
+
+// Progressive defines model for Progressive.
+type Progressive = bool
+
+// Quality defines model for Quality.
+type Quality = int
+
+// Rotate defines model for Rotate.
+type Rotate int
+
+// Sharpen defines model for Sharpen.
+type Sharpen = float32
+
+// Trim defines model for Trim.
+type Trim = float32
+
+// Watermark defines model for Watermark.
+type Watermark = string
+
+// WatermarkMargin defines model for WatermarkMargin.
+type WatermarkMargin = int
+
+// WatermarkOpacity defines model for WatermarkOpacity.
+type WatermarkOpacity = float32
+
+// WatermarkPosition defines model for WatermarkPosition.
+type WatermarkPosition string
+
+// WatermarkScale defines model for WatermarkScale.
+type WatermarkScale = float32
+
+// Width defines model for Width.
+type Width = int
 
 // BadRequest An RFC 9457 problem document.
 type BadRequest = Problem
@@ -474,11 +888,11 @@ type ResizeImageMultipartBody struct {
 
 // ResizeImageParams defines parameters for ResizeImage.
 type ResizeImageParams struct {
-	// Width Width of the box in pixels.
-	Width *int `form:"width,omitempty" json:"width,omitempty"`
+	// Width Width of the box in pixels (of the image after `rotate`).
+	Width *Width `form:"width,omitempty" json:"width,omitempty"`
 
-	// Height Height of the box in pixels.
-	Height *int `form:"height,omitempty" json:"height,omitempty"`
+	// Height Height of the box in pixels (of the image after `rotate`).
+	Height *Height `form:"height,omitempty" json:"height,omitempty"`
 
 	// Fit How the image goes into a box of width x height. `inside`: scaled to
 	// fit inside, aspect kept. `cover`: scaled to cover, then cropped at
@@ -488,11 +902,16 @@ type ResizeImageParams struct {
 	// is. `fill`: stretched to the box.
 	Fit *ResizeImageParamsFit `form:"fit,omitempty" json:"fit,omitempty"`
 
-	// Gravity The part of the image a `cover` crop keeps; `smart` keeps the most interesting region.
+	// Gravity The part of the image a `cover` crop keeps: an edge, a corner, the
+	// centre, `smart` (the most interesting region), or `focus` (as near
+	// the point `focus` as the image allows).
 	Gravity *ResizeImageParamsGravity `form:"gravity,omitempty" json:"gravity,omitempty"`
 
+	// Focus The focal point of `gravity=focus`, as fractions 0..1 of the upright image's width and height.
+	Focus *Focus `form:"focus,omitempty" json:"focus,omitempty"`
+
 	// Enlarge Allow scaling up. Without it an image smaller than the box keeps its size.
-	Enlarge *bool `form:"enlarge,omitempty" json:"enlarge,omitempty"`
+	Enlarge *Enlarge `form:"enlarge,omitempty" json:"enlarge,omitempty"`
 
 	// Format Output format. `original` keeps the input's (HEIF, TIFF, SVG and PDF
 	// become JPEG, or PNG when they have alpha); `auto` picks AVIF or
@@ -500,11 +919,62 @@ type ResizeImageParams struct {
 	// `Vary: Accept`.
 	Format *ResizeImageParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
-	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60 by default).
-	Quality *int `form:"quality,omitempty" json:"quality,omitempty"`
+	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults).
+	Quality *Quality `form:"quality,omitempty" json:"quality,omitempty"`
 
-	// Background Hex colour (`ff8800`, `f80`, `%23ff8800`) for `contain` padding and for transparency in formats without alpha (white by default).
-	Background *string `form:"background,omitempty" json:"background,omitempty"`
+	// Background Hex colour (`ff8800`, `f80`, `%23ff8800`) for `contain` padding, `pad`, and for transparency in formats without alpha (white by default).
+	Background *Background `form:"background,omitempty" json:"background,omitempty"`
+
+	// Crop A region `x,y,w,h` of the upright source, in pixels, cut before the resize; a region outside the image is a 400.
+	Crop *Crop `form:"crop,omitempty" json:"crop,omitempty"`
+
+	// Trim Cut away a uniform border, the colour of the top-left pixel within this threshold (0..255), before the crop and the resize; an image that is all border is a 422.
+	Trim *Trim `form:"trim,omitempty" json:"trim,omitempty"`
+
+	// Rotate Turn the resized image clockwise (after its EXIF orientation).
+	Rotate *ResizeImageParamsRotate `form:"rotate,omitempty" json:"rotate,omitempty"`
+
+	// Flip Mirror the image, after `rotate`.
+	Flip *ResizeImageParamsFlip `form:"flip,omitempty" json:"flip,omitempty"`
+
+	// Blur Gaussian blur of this sigma, in output pixels.
+	Blur *Blur `form:"blur,omitempty" json:"blur,omitempty"`
+
+	// Sharpen Sharpen with a Gaussian of this sigma, in output pixels.
+	Sharpen *Sharpen `form:"sharpen,omitempty" json:"sharpen,omitempty"`
+
+	// Pad Borders `top,right,bottom,left` in output pixels, of `background` (transparent where the format has alpha and no background is given), around the resized image; a 200-wide result with `pad=10,20,10,20` is 240 wide.
+	Pad *Pad `form:"pad,omitempty" json:"pad,omitempty"`
+
+	// Dpr Device pixel ratio, 1 to 4; multiplies width, height and pad.
+	Dpr *Dpr `form:"dpr,omitempty" json:"dpr,omitempty"`
+
+	// MaxBytes The highest quality (JPEG, WebP, AVIF) whose output fits this many bytes; 422 when even the lowest does not.
+	MaxBytes *MaxBytes `form:"max_bytes,omitempty" json:"max_bytes,omitempty"`
+
+	// Keep Metadata kept. `none` removes everything, the colour profile included, once the pixels are in sRGB; `copyright` keeps the EXIF Copyright and Artist, nothing else; `icc` keeps a wide-gamut colour profile instead of converting to sRGB.
+	Keep *ResizeImageParamsKeep `form:"keep,omitempty" json:"keep,omitempty"`
+
+	// Progressive A progressive JPEG or an interlaced PNG.
+	Progressive *Progressive `form:"progressive,omitempty" json:"progressive,omitempty"`
+
+	// Animated An animated GIF or WebP stays animated where the output can animate (GIF, WebP; `auto` picks WebP for an animated source); `false` takes the first frame. AVIF takes the first frame.
+	Animated *Animated `form:"animated,omitempty" json:"animated,omitempty"`
+
+	// Watermark An image stored under `WATERMARK_PREFIX` (the name below it), put over the output; never another original, never a URL.
+	Watermark *Watermark `form:"watermark,omitempty" json:"watermark,omitempty"`
+
+	// WatermarkPosition Where the watermark goes.
+	WatermarkPosition *ResizeImageParamsWatermarkPosition `form:"watermark_position,omitempty" json:"watermark_position,omitempty"`
+
+	// WatermarkOpacity Opacity of the watermark, 0 to 1.
+	WatermarkOpacity *WatermarkOpacity `form:"watermark_opacity,omitempty" json:"watermark_opacity,omitempty"`
+
+	// WatermarkScale Width of the watermark as a fraction of the output's; without it, its own size.
+	WatermarkScale *WatermarkScale `form:"watermark_scale,omitempty" json:"watermark_scale,omitempty"`
+
+	// WatermarkMargin Distance of the watermark from the edges it is placed against, in output pixels.
+	WatermarkMargin *WatermarkMargin `form:"watermark_margin,omitempty" json:"watermark_margin,omitempty"`
 
 	// Accept Consulted only with `format=auto`.
 	Accept *string `json:"Accept,omitempty"`
@@ -518,6 +988,18 @@ type ResizeImageParamsGravity string
 
 // ResizeImageParamsFormat defines parameters for ResizeImage.
 type ResizeImageParamsFormat string
+
+// ResizeImageParamsRotate defines parameters for ResizeImage.
+type ResizeImageParamsRotate int
+
+// ResizeImageParamsFlip defines parameters for ResizeImage.
+type ResizeImageParamsFlip string
+
+// ResizeImageParamsKeep defines parameters for ResizeImage.
+type ResizeImageParamsKeep string
+
+// ResizeImageParamsWatermarkPosition defines parameters for ResizeImage.
+type ResizeImageParamsWatermarkPosition string
 
 // UploadImageMultipartBody defines parameters for UploadImage.
 type UploadImageMultipartBody struct {

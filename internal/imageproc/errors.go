@@ -20,4 +20,8 @@ var (
 	ErrBusy = errors.New("image processing busy")
 	// ErrTimeout: processing took longer than the configured timeout.
 	ErrTimeout = errors.New("image processing timed out")
+	// ErrUnsatisfiable: the image is decodable and the options valid, but
+	// together they cannot be met (no quality fits max_bytes; trim would
+	// leave nothing).
+	ErrUnsatisfiable = errors.New("cannot be made as asked")
 )

@@ -182,7 +182,7 @@ func TestGeometryIsExact(t *testing.T) {
 // The cases a photograph of 6028x3391 got wrong by a pixel.
 func TestCoverOfAWidePhoto(t *testing.T) {
 	for _, n := range []int{256, 300, 600} {
-		g, err := fitGeometry(6028, 3391, Options{Width: n, Height: n, Fit: FitCover}, 8192, 1<<40)
+		g, err := fitGeometry(6028, 3391, Options{Width: n, Height: n, Fit: FitCover}, 8192, 1<<40, nil)
 		if err != nil || g.Width != n || g.Height != n {
 			t.Errorf("cover %dx%d: %dx%d %v", n, n, g.Width, g.Height, err)
 		}

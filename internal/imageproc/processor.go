@@ -251,11 +251,31 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.header.Width, in.header.Height = upright(st.w, st.h, max(in.header.Orientation, 1))
 	for _, o := range opts {
-		if _, err := fitGeometry(in.header.Width, in.header.Height, o, p.cfg.MaxDimension, p.cfg.MaxOutputPixels); err != nil {
+		if err := notYet(o); err != nil {
+			return in, err
+		}
+		if o.Trim != nil {
+			continue // what a trim leaves is known once decoded, in the worker
+		}
+		if _, err := fitGeometry(in.header.Width, in.header.Height, o, p.cfg.MaxDimension, p.cfg.MaxOutputPixels, nil); err != nil {
 			return in, err
 		}
 	}
 	return in, nil
+}
+
+// notYet refuses the options whose steps are still being built, rather
+// than ignore them.
+func notYet(o Options) error {
+	switch {
+	case o.MaxBytes > 0:
+		return fmt.Errorf("%w: max_bytes is not available yet", ErrBadOption)
+	case o.Keep != KeepNone:
+		return fmt.Errorf("%w: keep is not available yet", ErrBadOption)
+	case o.Watermark != nil:
+		return fmt.Errorf("%w: watermark is not available yet", ErrBadOption)
+	}
+	return nil
 }
 
 // clean removes the metadata of the formats that carry it in blocks the

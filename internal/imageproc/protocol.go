@@ -46,6 +46,9 @@ type limits struct {
 	MaxPixels       int64
 	MaxOutputPixels int64
 	MaxDimension    int
+	// Qualities are the default qualities, by format, where the
+	// configuration sets them (else the format table's).
+	Qualities map[Format]int `json:",omitempty"`
 }
 
 // reply is a worker's answer to a job; the outputs' bytes follow, in order.
@@ -71,10 +74,11 @@ type jobError struct {
 }
 
 var errorKinds = map[string]error{
-	"undecodable": ErrUndecodable,
-	"too-large":   ErrTooLarge,
-	"unsupported": ErrUnsupported,
-	"bad-option":  ErrBadOption,
+	"undecodable":   ErrUndecodable,
+	"unsatisfiable": ErrUnsatisfiable,
+	"too-large":     ErrTooLarge,
+	"unsupported":   ErrUnsupported,
+	"bad-option":    ErrBadOption,
 }
 
 func toJobError(err error) *jobError {

@@ -46,14 +46,20 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	if err != nil {
 		return h, nil, err
 	}
+	src := &source{in: in, h: h}
+	defer src.free()
 	plans := make([]plan, len(j.Outputs))
 	for i, o := range j.Outputs {
-		if plans[i], err = planOutput(h, vh.alpha, o, j.Limits); err != nil {
+		var trim *rect
+		if o.Trim != nil {
+			if trim, err = src.trim(*o.Trim); err != nil {
+				return h, nil, classify(in, err)
+			}
+		}
+		if plans[i], err = planOutput(h, vh.alpha, o, j.Limits, trim); err != nil {
 			return h, nil, err
 		}
 	}
-	src := &source{in: in, h: h}
-	defer src.free()
 	if err := src.shareDecode(plans); err != nil {
 		return h, nil, err
 	}
@@ -96,19 +102,23 @@ func confirm(h Header, vh vheader, l limits) (Header, error) {
 // plan is one output, planned.
 type plan struct {
 	geometry
+	options    Options
 	format     Format
 	quality    int
 	background *Color
 }
 
-func planOutput(h Header, alpha bool, o Options, l limits) (plan, error) {
-	g, err := fitGeometry(h.Width, h.Height, o, l.MaxDimension, l.MaxOutputPixels)
+func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, error) {
+	g, err := fitGeometry(h.Width, h.Height, o, l.MaxDimension, l.MaxOutputPixels, trim)
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{geometry: g, format: o.Format, quality: o.Quality, background: o.Background}
+	p := plan{geometry: g, options: o, format: o.Format, quality: o.Quality, background: o.Background}
 	if p.format == FormatUnknown {
 		p.format = OutputFormatFor(h.Format, alpha)
+	}
+	if p.quality == 0 {
+		p.quality = l.Qualities[p.format]
 	}
 	if p.quality == 0 {
 		p.quality = p.format.DefaultQuality()
@@ -122,12 +132,54 @@ type source struct {
 	in cbuf
 	h  Header
 	// mid, when set, is the source upright, in 8 bits, decoded in memory
-	// at midW x midH.
+	// at midW x midH; whole, when set, the same at full size.
 	mid        vimage
 	midW, midH int
+	whole      vimage
 }
 
-func (s *source) free() { s.mid.free() }
+func (s *source) free() {
+	s.mid.free()
+	s.whole.free()
+}
+
+// full returns a new reference to the whole source, upright, in 8 bits,
+// in memory: for the outputs that take a region of it (a crop, a trim, a
+// cover that enlarges) and for finding a trim.
+func (s *source) full() (vimage, error) {
+	if s.mid.p != nil && s.midW == s.h.Width && s.midH == s.h.Height {
+		return s.shared(), nil
+	}
+	if s.whole.p == nil {
+		im, err := s.decode(s.h.Width, s.h.Height)
+		if err != nil {
+			return vimage{}, err
+		}
+		if im, err = im.inMemory(); err != nil {
+			return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
+		}
+		s.whole = im
+	}
+	C.g_object_ref(C.gpointer(s.whole.p))
+	return s.whole, nil
+}
+
+// trim finds what a trim of the source's border leaves.
+func (s *source) trim(threshold float64) (*rect, error) {
+	im, err := s.full()
+	if err != nil {
+		return nil, err
+	}
+	defer im.free()
+	r, err := im.findTrim(threshold)
+	if err != nil {
+		return nil, err
+	}
+	if r.w <= 0 || r.h <= 0 {
+		return nil, fmt.Errorf("%w: trim=%g removes the whole image", ErrUnsatisfiable, threshold)
+	}
+	return &r, nil
+}
 
 // shareDecode decodes the source once for all outputs when there are
 // several and the decode is worth sharing (see sharedMaxPixels). The
@@ -249,20 +301,12 @@ func (s *source) scaled(p plan) (vimage, error) {
 		}
 		return s.shared().thumbnail(p.scaleW, p.scaleH)
 	}
-	var im vimage
-	var err error
-	if s.mid.p != nil && s.midW == s.h.Width && s.midH == s.h.Height {
-		im = s.shared()
-	} else if im, err = s.decode(s.h.Width, s.h.Height); err != nil {
+	im, err := s.full()
+	if err != nil {
 		return vimage{}, err
 	}
 	r := p.region
-	if p.smart {
-		im, err = smartcrop(im, r.w, r.h)
-	} else {
-		im, err = im.crop(r.x, r.y, r.w, r.h)
-	}
-	if err != nil {
+	if im, err = im.crop(r.x, r.y, r.w, r.h); err != nil {
 		return vimage{}, err
 	}
 	return im.thumbnail(p.scaleW, p.scaleH)
@@ -275,7 +319,9 @@ func (s *source) shared() vimage {
 	return s.mid
 }
 
-// output makes one output from the source.
+// output makes one output from the source, in the order of the steps:
+// its region scaled, cut (cover) or padded (contain), turned and flipped,
+// blurred or sharpened, padded, then stripped of metadata and encoded.
 func (s *source) output(p plan) (rendered, error) {
 	im, err := s.scaled(p)
 	if err != nil {
@@ -292,8 +338,39 @@ func (s *source) output(p plan) (rendered, error) {
 			return rendered{}, err
 		}
 	}
-	if im, err = fill(im, p); err != nil {
-		return rendered{}, err
+	steps := []func(vimage) (vimage, error){
+		func(im vimage) (vimage, error) { return flattenFor(im, p) },
+		func(im vimage) (vimage, error) {
+			if !p.contain {
+				return im, nil
+			}
+			return padTo(im, p, p.padX, p.padY, p.padW, p.padH)
+		},
+		func(im vimage) (vimage, error) { return turn(im, p.rotate, p.flip) },
+		func(im vimage) (vimage, error) {
+			if p.options.Blur > 0 {
+				return im.blur(p.options.Blur)
+			}
+			return im, nil
+		},
+		func(im vimage) (vimage, error) {
+			if p.options.Sharpen > 0 {
+				return im.sharpen(p.options.Sharpen)
+			}
+			return im, nil
+		},
+		func(im vimage) (vimage, error) {
+			t, r, b, l := p.pad[0], p.pad[1], p.pad[2], p.pad[3]
+			if t+r+b+l == 0 {
+				return im, nil
+			}
+			return padTo(im, p, l, t, im.width()+l+r, im.height()+t+b)
+		},
+	}
+	for _, step := range steps {
+		if im, err = step(im); err != nil {
+			return rendered{}, err
+		}
 	}
 	if im.width() != p.Width || im.height() != p.Height {
 		return rendered{}, fmt.Errorf("made %dx%d where %dx%d was planned", im.width(), im.height(), p.Width, p.Height)
@@ -301,11 +378,39 @@ func (s *source) output(p plan) (rendered, error) {
 	if im, err = im.strip(); err != nil {
 		return rendered{}, err
 	}
-	data, err := im.save(p.format, p.quality)
+	data, err := im.save(p.format, p.quality, p.options.Progressive)
 	if err != nil {
 		return rendered{}, err
 	}
 	return rendered{data: data, format: p.format, width: p.Width, height: p.Height}, nil
+}
+
+// turn rotates im clockwise by angle, then mirrors it. Turning does not
+// follow the sequential decode: the image, small by now, goes to memory.
+func turn(im vimage, angle int, f Flip) (vimage, error) {
+	if angle == 0 && f == FlipNone {
+		return im, nil
+	}
+	im, err := im.inMemory()
+	if err != nil {
+		return vimage{}, err
+	}
+	if angle != 0 {
+		if im, err = im.rotate(angle); err != nil {
+			return vimage{}, err
+		}
+	}
+	if f == FlipHorizontal || f == FlipBoth {
+		if im, err = im.mirror(); err != nil {
+			return vimage{}, err
+		}
+	}
+	if f == FlipVertical || f == FlipBoth {
+		if im, err = im.flipVertical(); err != nil {
+			return vimage{}, err
+		}
+	}
+	return im, nil
 }
 
 // smartcrop lets libvips' attention strategy choose a w x h cut. It
@@ -318,32 +423,41 @@ func smartcrop(im vimage, w, h int) (vimage, error) {
 	return im.smartcrop(w, h)
 }
 
-// fill deals with transparency and padding. The background, when given,
-// replaces transparency and fills the padding; without one, transparency is
-// kept where the output format can hold it (padding transparent too), and
-// white is used where it cannot.
-func fill(im vimage, p plan) (vimage, error) {
-	var err error
-	keepAlpha := p.format.HasAlpha() && p.background == nil
-	bg := white
+// backgroundColour is the colour of padding and of what replaces
+// transparency: the one asked for, else white.
+func (p plan) backgroundColour() Color {
 	if p.background != nil {
-		bg = *p.background
+		return *p.background
 	}
+	return white
+}
+
+// keepsAlpha: transparency stays where the output format can hold it and
+// no background was asked for.
+func (p plan) keepsAlpha() bool { return p.format.HasAlpha() && p.background == nil }
+
+// flattenFor replaces transparency by the background where it does not
+// stay, and makes grey pixels colour when the background is a colour.
+func flattenFor(im vimage, p plan) (vimage, error) {
+	var err error
+	bg := p.backgroundColour()
 	if im.bands() <= 2 && (bg.R != bg.G || bg.G != bg.B) {
 		if im, err = im.toSRGB(); err != nil { // grey pixels, coloured background
 			return vimage{}, err
 		}
 	}
-	if im.alpha() && !keepAlpha {
-		if im, err = im.flatten(colourVector(bg, im.bands()-1)); err != nil {
-			return vimage{}, err
-		}
+	if im.alpha() && !p.keepsAlpha() {
+		return im.flatten(colourVector(bg, im.bands()-1))
 	}
-	if !p.pad {
-		return im, nil
-	}
-	vec := colourVector(bg, im.bands())
-	if keepAlpha {
+	return im, nil
+}
+
+// padTo puts im on a canvas of w x h at x, y: transparent where
+// transparency stays, else the background.
+func padTo(im vimage, p plan, x, y, w, h int) (vimage, error) {
+	vec := colourVector(p.backgroundColour(), im.bands())
+	if p.keepsAlpha() {
+		var err error
 		if !im.alpha() {
 			if im, err = im.addAlpha(); err != nil {
 				return vimage{}, err
@@ -351,7 +465,7 @@ func fill(im vimage, p plan) (vimage, error) {
 		}
 		vec = make([]float64, im.bands()) // transparent
 	}
-	return im.embed(p.padX, p.padY, p.Width, p.Height, vec)
+	return im.embed(x, y, w, h, vec)
 }
 
 // colourVector is c for an image of n bands: grey for one or two, RGB for

@@ -171,8 +171,42 @@ static int rz_rot(VipsImage *in, int angle, VipsImage **out) {
 	return vips_rot(in, out, a, NULL);
 }
 
-static int rz_flip_horizontal(VipsImage *in, VipsImage **out) {
-	return vips_flip(in, out, VIPS_DIRECTION_HORIZONTAL, NULL);
+static int rz_flip(VipsImage *in, int vertical, VipsImage **out) {
+	return vips_flip(in, out, vertical ? VIPS_DIRECTION_VERTICAL : VIPS_DIRECTION_HORIZONTAL, NULL);
+}
+
+// rz_blur blurs with a Gaussian of this sigma. The mask keeps weights down
+// to 1/1000 of the largest (libvips' default, 1/5, leaves a sigma under 1
+// with a mask of one pixel: no blur at all).
+static int rz_blur(VipsImage *in, double sigma, VipsImage **out) {
+	return vips_gaussblur(in, out, sigma, "min_ampl", 0.001, NULL);
+}
+
+// rz_sharpen sharpens the L channel with a Gaussian of this sigma, as
+// libvips' sharpen does, and comes back to the image's own interpretation.
+static int rz_sharpen(VipsImage *in, double sigma, VipsImage **out) {
+	VipsImage *t;
+	if (vips_sharpen(in, &t, "sigma", sigma, NULL)) {
+		return -1;
+	}
+	int rc = vips_colourspace(t, out, vips_image_guess_interpretation(in), NULL);
+	g_object_unref(t);
+	return rc;
+}
+
+// rz_find_trim finds the box that a uniform border, of the colour of the
+// top-left pixel within threshold, leaves.
+static int rz_find_trim(VipsImage *in, double threshold, int *left, int *top, int *width, int *height) {
+	double *px;
+	int n;
+	if (vips_getpoint(in, &px, &n, 0, 0, NULL)) {
+		return -1;
+	}
+	VipsArrayDouble *bg = vips_array_double_new(px, n);
+	g_free(px);
+	int rc = vips_find_trim(in, left, top, width, height, "threshold", threshold, "background", bg, NULL);
+	vips_area_unref(VIPS_AREA(bg));
+	return rc;
 }
 
 static int rz_crop(VipsImage *in, int left, int top, int width, int height, VipsImage **out) {
@@ -252,13 +286,15 @@ enum { RZ_JPEG = 1, RZ_PNG, RZ_WEBP, RZ_GIF, RZ_AVIF };
 
 // rz_save encodes in. AVIF's effort is low: libvips' default (4 of 9)
 // takes seconds per image, and effort 1 costs a few per cent in size.
-static int rz_save(VipsImage *in, int format, int quality, void **buf, size_t *len) {
+// interlace makes a progressive JPEG or an interlaced PNG.
+static int rz_save(VipsImage *in, int format, int quality, int interlace, void **buf, size_t *len) {
 	switch (format) {
 	case RZ_JPEG:
-		return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", TRUE, "optimize_coding", TRUE, NULL);
+		return vips_jpegsave_buffer(in, buf, len, "Q", quality, "strip", TRUE, "optimize_coding", TRUE,
+			"interlace", interlace ? TRUE : FALSE, NULL);
 	case RZ_PNG:
 		return vips_pngsave_buffer(in, buf, len, "strip", TRUE, "compression", 6,
-			"filter", VIPS_FOREIGN_PNG_FILTER_ALL, NULL);
+			"filter", VIPS_FOREIGN_PNG_FILTER_ALL, "interlace", interlace ? TRUE : FALSE, NULL);
 	case RZ_WEBP:
 		return vips_webpsave_buffer(in, buf, len, "Q", quality, "strip", TRUE, NULL);
 	case RZ_GIF:
@@ -445,7 +481,30 @@ func (im vimage) rotate(angle int) (vimage, error) {
 }
 
 func (im vimage) mirror() (vimage, error) {
-	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_flip_horizontal(in, out) })
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_flip(in, 0, out) })
+}
+
+func (im vimage) flipVertical() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_flip(in, 1, out) })
+}
+
+func (im vimage) blur(sigma float64) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_blur(in, C.double(sigma), out) })
+}
+
+func (im vimage) sharpen(sigma float64) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_sharpen(in, C.double(sigma), out) })
+}
+
+// findTrim returns the box a border of the top-left pixel's colour, within
+// threshold, leaves; its width is 0 when the whole image is that colour. It
+// reads the image; im is not freed.
+func (im vimage) findTrim(threshold float64) (rect, error) {
+	var l, t, w, h C.int
+	if C.rz_find_trim(im.p, C.double(threshold), &l, &t, &w, &h) != 0 {
+		return rect{}, vipsError()
+	}
+	return rect{int(l), int(t), int(w), int(h)}, nil
 }
 
 func (im vimage) crop(left, top, w, h int) (vimage, error) {
@@ -491,14 +550,18 @@ var vipsSaveFormats = map[Format]C.int{
 
 // save encodes im, which it does not free. The bytes are C memory: the
 // caller frees them with freeC once written out.
-func (im vimage) save(f Format, quality int) ([]byte, error) {
+func (im vimage) save(f Format, quality int, interlace bool) ([]byte, error) {
 	code, ok := vipsSaveFormats[f]
 	if !ok {
 		return nil, fmt.Errorf("cannot write %s", f)
 	}
 	var buf unsafe.Pointer
 	var n C.size_t
-	if C.rz_save(im.p, code, C.int(quality), &buf, &n) != 0 {
+	il := C.int(0)
+	if interlace {
+		il = 1
+	}
+	if C.rz_save(im.p, code, C.int(quality), il, &buf, &n) != 0 {
 		return nil, vipsError()
 	}
 	return unsafe.Slice((*byte)(buf), int(n)), nil

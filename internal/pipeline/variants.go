@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -20,41 +21,32 @@ var variantName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
 
 // ParseVariants reads a list such as "thumb:200x200:cover,large:1600x0:webp":
 // name:WIDTHxHEIGHT, then optionally a fit and a format, in either order;
-// 0 leaves a side free. Names are lower-case letters, digits, - and _, and
-// unique. Sides lie in 0..maxDimension and not both 0.
+// 0 leaves a side free. An entry may carry any other option of POST
+// /resize in query form after "?" ("thumb:200x200:cover?sharpen=1&quality=70");
+// since option values hold commas, entries are then separated by ";".
+// Names are lower-case letters, digits, - and _ (never a leading _, which
+// the output prefix reserves), and unique. Sides lie in 0..maxDimension and
+// not both 0. Errors name the entry and the option.
 func ParseVariants(s string, maxDimension int) ([]Variant, error) {
+	sep := ","
+	if strings.ContainsAny(s, "?;") {
+		sep = ";"
+	}
 	var out []Variant
 	seen := map[string]bool{}
-	for _, item := range strings.Split(s, ",") {
+	for _, item := range strings.Split(s, sep) {
 		item = strings.TrimSpace(item)
 		if item == "" {
 			continue
 		}
-		parts := strings.Split(item, ":")
-		if len(parts) < 2 || len(parts) > 4 {
-			return nil, fmt.Errorf("variant %q: want name:WIDTHxHEIGHT[:fit][:format]", item)
-		}
-		v := Variant{Name: parts[0]}
-		if !variantName.MatchString(v.Name) {
-			return nil, fmt.Errorf("variant %q: name must be 1-32 of a-z, 0-9, - and _", item)
+		v, err := parseVariant(item, maxDimension)
+		if err != nil {
+			return nil, fmt.Errorf("variant %q: %w", item, err)
 		}
 		if seen[v.Name] {
 			return nil, fmt.Errorf("variant %q: name used twice", v.Name)
 		}
 		seen[v.Name] = true
-		w, h, ok := strings.Cut(parts[1], "x")
-		var err error
-		if v.Options.Width, err = side(w, maxDimension); ok && err == nil {
-			v.Options.Height, err = side(h, maxDimension)
-		}
-		if !ok || err != nil || v.Options.Width+v.Options.Height == 0 {
-			return nil, fmt.Errorf("variant %q: size %q: want WIDTHxHEIGHT, each 0..%d, not both 0", item, parts[1], maxDimension)
-		}
-		for _, p := range parts[2:] {
-			if err := v.set(p); err != nil {
-				return nil, fmt.Errorf("variant %q: %v", item, err)
-			}
-		}
 		out = append(out, v)
 	}
 	if len(out) == 0 {
@@ -63,26 +55,59 @@ func ParseVariants(s string, maxDimension int) ([]Variant, error) {
 	return out, nil
 }
 
+// parseVariant reads one entry: its short form is turned into query
+// parameters and read, with the entry's own query, by imageproc's one
+// option parser.
+func parseVariant(item string, maxDimension int) (Variant, error) {
+	head, query, _ := strings.Cut(item, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return Variant{}, fmt.Errorf("options: %v", err)
+	}
+	parts := strings.Split(head, ":")
+	if len(parts) < 2 || len(parts) > 4 {
+		return Variant{}, fmt.Errorf("want name:WIDTHxHEIGHT[:fit][:format][?options]")
+	}
+	v := Variant{Name: parts[0]}
+	if !variantName.MatchString(v.Name) {
+		return Variant{}, fmt.Errorf("name must be 1-32 of a-z, 0-9, - and _, not starting with _")
+	}
+	w, h, ok := strings.Cut(parts[1], "x")
+	wn, werr := side(w, maxDimension)
+	hn, herr := side(h, maxDimension)
+	if !ok || werr != nil || herr != nil || wn+hn == 0 {
+		return Variant{}, fmt.Errorf("size %q: want WIDTHxHEIGHT, each 0..%d, not both 0", parts[1], maxDimension)
+	}
+	for k, n := range map[string]int{"width": wn, "height": hn} {
+		if n > 0 {
+			q.Add(k, strconv.Itoa(n))
+		}
+	}
+	for _, word := range parts[2:] {
+		switch {
+		case isFit(word):
+			q.Add("fit", word)
+		case word == "auto":
+			return Variant{}, fmt.Errorf("format auto needs a request's Accept header")
+		default:
+			q.Add("format", word)
+		}
+	}
+	if v.Options, err = imageproc.ParseOptions(q, maxDimension); err != nil {
+		return Variant{}, err
+	}
+	return v, nil
+}
+
+func isFit(word string) bool {
+	_, err := imageproc.ParseOptions(url.Values{"fit": {word}}, 1)
+	return err == nil
+}
+
 func side(s string, max int) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 0 || n > max {
 		return 0, fmt.Errorf("bad side %q", s)
 	}
 	return n, nil
-}
-
-// set applies a fit or a format, in the query's vocabulary.
-func (v *Variant) set(word string) error {
-	for _, k := range []string{"fit", "format"} {
-		o, err := imageproc.ParseOptions(map[string][]string{k: {word}}, 1)
-		if err == nil {
-			if k == "fit" {
-				v.Options.Fit = o.Fit
-			} else {
-				v.Options.Format = o.Format
-			}
-			return nil
-		}
-	}
-	return fmt.Errorf("%q is neither a fit (inside, cover, contain, fill) nor a format (original, jpeg, png, webp, avif)", word)
 }

@@ -1,0 +1,330 @@
+package imageproc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	"math"
+	"testing"
+)
+
+// process makes one output, in PNG (lossless: pixels can be compared), and
+// decodes it.
+func process(t *testing.T, p *Processor, in []byte, o Options) image.Image {
+	t.Helper()
+	if o.Format == FormatUnknown {
+		o.Format = FormatPNG
+	}
+	r, err := p.Process(t.Context(), in, o)
+	if err != nil {
+		t.Fatalf("%+v: %v", o, err)
+	}
+	img := decode(t, r.Data)
+	if b := img.Bounds(); b.Dx() != r.Width || b.Dy() != r.Height {
+		t.Fatalf("%+v: reported %dx%d, made %dx%d", o, r.Width, r.Height, b.Dx(), b.Dy())
+	}
+	return img
+}
+
+var (
+	red   = [4]uint8{255, 0, 0, 255}
+	green = [4]uint8{0, 255, 0, 255}
+	blue  = [4]uint8{0, 0, 255, 255}
+	whit  = [4]uint8{255, 255, 255, 255}
+)
+
+// A crop keeps exactly its region of the upright source: each quadrant
+// cropped alone has that quadrant's colour, and a crop outside the image
+// is refused as a bad option.
+func TestCrop(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := encodePNG(t, quadrants(200, 100))
+	for _, tt := range []struct {
+		crop Region
+		want [4]uint8
+	}{{Region{0, 0, 100, 50}, red}, {Region{100, 0, 100, 50}, green}, {Region{0, 50, 100, 50}, blue}, {Region{110, 60, 30, 20}, whit}} {
+		img := process(t, p, in, Options{Crop: &tt.crop})
+		if b := img.Bounds(); b.Dx() != tt.crop.W || b.Dy() != tt.crop.H {
+			t.Errorf("crop %+v: %v", tt.crop, b)
+		}
+		if m := meanRGB(img); !near([4]uint8{uint8(m[0]), uint8(m[1]), uint8(m[2]), 255}, tt.want, 2) {
+			t.Errorf("crop %+v: mean %v, want %v", tt.crop, m, tt.want)
+		}
+	}
+	// Cropped, then resized: the region scaled to the width asked.
+	img := process(t, p, in, Options{Crop: &Region{0, 0, 100, 50}, Width: 40})
+	if b := img.Bounds(); b.Dx() != 40 || b.Dy() != 20 {
+		t.Errorf("crop then width 40: %v", b)
+	}
+	// EXIF-rotated: the region is of the upright image.
+	turned := withOrientation(encodeJPEG(t, storeAs(quadrants(200, 100), 6)), 6)
+	img = process(t, p, turned, Options{Crop: &Region{100, 0, 100, 50}})
+	if c := rgbAt(img, 50, 25); !near(c, green, 40) {
+		t.Errorf("crop of an EXIF-rotated source: %v, want green", c)
+	}
+	if _, err := p.Process(t.Context(), in, Options{Crop: &Region{150, 0, 100, 50}}); err == nil {
+		t.Error("a crop past the right edge was accepted")
+	}
+}
+
+// A quarter turn swaps the sides and moves the red corner clockwise; the
+// flips mirror it; width and height describe the turned image.
+func TestRotateAndFlip(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := encodePNG(t, quadrants(200, 100)) // red top-left
+	corner := func(img image.Image) string {
+		b := img.Bounds()
+		for _, c := range []struct {
+			name string
+			x, y int
+		}{{"top-left", 5, 5}, {"top-right", b.Dx() - 6, 5}, {"bottom-left", 5, b.Dy() - 6}, {"bottom-right", b.Dx() - 6, b.Dy() - 6}} {
+			if near(rgbAt(img, c.x, c.y), red, 8) {
+				return c.name
+			}
+		}
+		return "nowhere"
+	}
+	for _, tt := range []struct {
+		o      Options
+		w, h   int
+		corner string
+	}{
+		{Options{Rotate: 90}, 100, 200, "top-right"},
+		{Options{Rotate: 180}, 200, 100, "bottom-right"},
+		{Options{Rotate: 270}, 100, 200, "bottom-left"},
+		{Options{Flip: FlipHorizontal}, 200, 100, "top-right"},
+		{Options{Flip: FlipVertical}, 200, 100, "bottom-left"},
+		{Options{Flip: FlipBoth}, 200, 100, "bottom-right"},
+		{Options{Rotate: 90, Flip: FlipHorizontal}, 100, 200, "top-left"},
+		{Options{Rotate: 90, Width: 50}, 50, 100, "top-right"}, // the width of the turned image
+		{Options{Rotate: 90, Width: 50, Height: 50, Fit: FitCover}, 50, 50, ""},
+	} {
+		img := process(t, p, in, tt.o)
+		if b := img.Bounds(); b.Dx() != tt.w || b.Dy() != tt.h {
+			t.Errorf("%+v: %dx%d, want %dx%d", tt.o, b.Dx(), b.Dy(), tt.w, tt.h)
+		}
+		if got := corner(img); tt.corner != "" && got != tt.corner {
+			t.Errorf("rotate %d flip %s: red %s, want %s", tt.o.Rotate, tt.o.Flip, got, tt.corner)
+		}
+	}
+}
+
+// energy is the mean absolute difference between neighbouring pixels: the
+// high-frequency content that blur takes away and sharpen adds.
+func energy(img image.Image) float64 {
+	b := img.Bounds()
+	var sum float64
+	n := 0
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X-1; x++ {
+			r1, g1, b1, _ := img.At(x, y).RGBA()
+			r2, g2, b2, _ := img.At(x+1, y).RGBA()
+			sum += math.Abs(float64(r1)-float64(r2)) + math.Abs(float64(g1)-float64(g2)) + math.Abs(float64(b1)-float64(b2))
+			n++
+		}
+	}
+	return sum / float64(n)
+}
+
+func TestBlurAndSharpen(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	photo := readTestdata(t, "ladybird.jpg")
+	plain := energy(process(t, p, photo, Options{Width: 400}))
+	for _, sigma := range []float64{0.5, 2, 8} {
+		if e := energy(process(t, p, photo, Options{Width: 400, Blur: sigma})); e >= plain {
+			t.Errorf("blur=%g: energy %.0f, not below the plain %.0f", sigma, e, plain)
+		}
+		if e := energy(process(t, p, photo, Options{Width: 400, Sharpen: sigma})); e <= plain {
+			t.Errorf("sharpen=%g: energy %.0f, not above the plain %.0f", sigma, e, plain)
+		}
+	}
+	blurred := energy(process(t, p, photo, Options{Width: 400, Blur: 2}))
+	if more := energy(process(t, p, photo, Options{Width: 400, Blur: 8})); more >= blurred {
+		t.Errorf("blur 8 (%.0f) not blurrier than blur 2 (%.0f)", more, blurred)
+	}
+}
+
+// bordered is a red image of w x h inside a white border of the given
+// widths (top, right, bottom, left).
+func bordered(w, h int, border [4]int) *image.RGBA {
+	W, H := w+border[1]+border[3], h+border[0]+border[2]
+	img := image.NewRGBA(image.Rect(0, 0, W, H))
+	for y := 0; y < H; y++ {
+		for x := 0; x < W; x++ {
+			c := color.RGBA{255, 255, 255, 255}
+			if x >= border[3] && x < border[3]+w && y >= border[0] && y < border[0]+h {
+				c = color.RGBA{200, 30, 30, 255}
+			}
+			img.Set(x, y, c)
+		}
+	}
+	return img
+}
+
+// Trim removes exactly a known border, whatever its widths, and before
+// the resize; an image that is all border cannot be trimmed.
+func TestTrim(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	for _, border := range [][4]int{{10, 13, 5, 7}, {1, 1, 1, 1}, {3, 30, 0, 1}, {40, 0, 3, 2}} {
+		in := encodePNG(t, bordered(100, 80, border))
+		img := process(t, p, in, Options{Trim: ptr(10.0)})
+		if b := img.Bounds(); b.Dx() != 100 || b.Dy() != 80 {
+			t.Errorf("border %v: trimmed to %dx%d, want 100x80", border, b.Dx(), b.Dy())
+		}
+		if m := meanRGB(img); m[0] < 195 || m[1] > 35 {
+			t.Errorf("border %v: mean %v, want the red inside", border, m)
+		}
+		img = process(t, p, in, Options{Trim: ptr(10.0), Width: 50})
+		if b := img.Bounds(); b.Dx() != 50 || b.Dy() != 40 {
+			t.Errorf("border %v: trimmed then width 50: %dx%d, want 50x40", border, b.Dx(), b.Dy())
+		}
+	}
+	// The border is the top-left pixel's colour: with no border there, the
+	// red is what is trimmed, and the white strip is what stays.
+	img := process(t, p, encodePNG(t, bordered(100, 80, [4]int{0, 30, 0, 0})), Options{Trim: ptr(10.0)})
+	if b := img.Bounds(); b.Dx() != 30 || b.Dy() != 80 || !near(rgbAt(img, 15, 40), whit, 2) {
+		t.Errorf("red at the top-left: trimmed to %v, %v; want the 30x80 white strip", b, rgbAt(img, 15, 40))
+	}
+	plain := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for i := range plain.Pix {
+		plain.Pix[i] = 255
+	}
+	if _, err := p.Process(t.Context(), encodePNG(t, plain), Options{Trim: ptr(10.0)}); !errors.Is(err, ErrUnsatisfiable) {
+		t.Errorf("trim of a white image: err = %v, want ErrUnsatisfiable", err)
+	}
+}
+
+// Pad adds borders of the background around the resized image: a 200-wide
+// result with pad=10,20,10,20 is 240 wide; dpr multiplies width, height and
+// pad.
+func TestPadAndDPR(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := encodeJPEG(t, quadrants(400, 200))
+	bg := Color{0, 0, 255}
+	img := process(t, p, in, Options{Width: 200, Pad: [4]int{10, 20, 10, 20}, Background: &bg, Format: FormatJPEG})
+	if b := img.Bounds(); b.Dx() != 240 || b.Dy() != 120 {
+		t.Fatalf("pad: %dx%d, want 240x120", b.Dx(), b.Dy())
+	}
+	for _, at := range [][2]int{{5, 60}, {234, 60}, {120, 3}, {120, 116}} {
+		if c := rgbAt(img, at[0], at[1]); !near(c, blue, 30) {
+			t.Errorf("pad at %v: %v, want the background", at, c)
+		}
+	}
+	if c := rgbAt(img, 40, 30); !near(c, red, 40) {
+		t.Errorf("the image inside the pad: %v, want red", c)
+	}
+	img = process(t, p, in, Options{Width: 100, Pad: [4]int{5, 5, 5, 5}, DPR: 2})
+	if b := img.Bounds(); b.Dx() != 220 || b.Dy() != 120 {
+		t.Errorf("width 100, pad 5, dpr 2: %dx%d, want 220x120", b.Dx(), b.Dy())
+	}
+	// transparent padding where the format keeps alpha and no background
+	img = process(t, p, in, Options{Width: 100, Pad: [4]int{5, 5, 5, 5}, Format: FormatPNG})
+	if c := rgbAt(img, 1, 1); c[3] != 0 {
+		t.Errorf("PNG pad without background: %v, want transparent", c)
+	}
+}
+
+// Cover keeps the corner or the focal point asked for.
+func TestCornersAndFocus(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := encodePNG(t, quadrants(400, 200)) // red, green / blue, white
+	for _, tt := range []struct {
+		g    Gravity
+		want [4]uint8
+	}{{GravityNorthWest, red}, {GravityNorthEast, green}, {GravitySouthWest, blue}, {GravitySouthEast, whit}} {
+		img := process(t, p, in, Options{Width: 50, Height: 50, Fit: FitCover, Gravity: tt.g, Enlarge: true, Crop: nil})
+		// A 50x50 cover of 400x200 at scale 1/4 is 100x50: the corner
+		// column keeps the corner's colour in its top or bottom half.
+		x, y := 5, 5
+		if tt.g == GravityNorthEast || tt.g == GravitySouthEast {
+			x = 44
+		}
+		if tt.g == GravitySouthWest || tt.g == GravitySouthEast {
+			y = 44
+		}
+		if c := rgbAt(img, x, y); !near(c, tt.want, 30) {
+			t.Errorf("gravity %s: %v at (%d,%d), want %v", tt.g, c, x, y, tt.want)
+		}
+	}
+	// The focal point at the far right of a wide image: the cut is
+	// against the right edge; at the middle, centred.
+	for _, tt := range []struct {
+		focus Point
+		x     int // where the cut starts, in the 100-wide scaled image
+	}{{Point{0.95, 0.5}, 50}, {Point{0.05, 0.5}, 0}, {Point{0.5, 0.5}, 25}, {Point{0.6, 0.5}, 35}} {
+		g, err := fitGeometry(400, 200, Options{Width: 50, Height: 50, Fit: FitCover, Gravity: GravityFocus, Focus: &tt.focus}, 8192, 1<<40, nil)
+		if err != nil || g.crop.x != tt.x {
+			t.Errorf("focus %v: cut at %d (%v), want %d", tt.focus, g.crop.x, err, tt.x)
+		}
+	}
+	img := process(t, p, in, Options{Width: 50, Height: 50, Fit: FitCover, Gravity: GravityFocus, Focus: &Point{0.95, 0.1}})
+	if c := rgbAt(img, 25, 10); !near(c, green, 30) {
+		t.Errorf("focus on the green quadrant: %v", c)
+	}
+}
+
+// A progressive JPEG has a progressive frame header (SOF2); an interlaced
+// PNG says so in its IHDR.
+func TestProgressive(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := encodeJPEG(t, quadrants(64, 64))
+	for _, progressive := range []bool{false, true} {
+		r, err := p.Process(t.Context(), in, Options{Progressive: progressive})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := bytes.Contains(r.Data, []byte{0xFF, 0xC2}); got != progressive {
+			t.Errorf("JPEG progressive=%v: SOF2 %v", progressive, got)
+		}
+		r, err = p.Process(t.Context(), in, Options{Progressive: progressive, Format: FormatPNG})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Data[28] == 1; got != progressive {
+			t.Errorf("PNG progressive=%v: interlace byte %d", progressive, r.Data[28])
+		}
+	}
+}
+
+// The sizes promised with rotation, pad and dpr: the fit's size turned
+// and padded, every length multiplied by dpr.
+func TestGeometryOfTheSteps(t *testing.T) {
+	checked := 0
+	for _, src := range [][2]int{{640, 480}, {333, 77}, {1, 500}} {
+		for _, rot := range []int{0, 90, 180, 270} {
+			for _, dpr := range []float64{0, 1.5, 2, 4} {
+				for _, pad := range [][4]int{{}, {1, 2, 3, 4}, {10, 0, 0, 10}} {
+					for _, fit := range []Fit{FitInside, FitCover, FitContain, FitFill} {
+						o := Options{Width: 100, Height: 60, Fit: fit, Rotate: rot, DPR: dpr, Pad: pad, Enlarge: true}
+						g, err := fitGeometry(src[0], src[1], o, 8192, 1<<40, nil)
+						if err != nil {
+							t.Fatal(err)
+						}
+						d := dpr
+						if d == 0 {
+							d = 1
+						}
+						W, H := int(math.Round(100*d)), int(math.Round(60*d))
+						if rot == 90 || rot == 270 {
+							W, H = H, W // the promise is about the image before the turn
+						}
+						w, h := promised(src[0], src[1], W, H, fit, true)
+						if rot == 90 || rot == 270 {
+							w, h = h, w
+						}
+						m := func(n int) int { return int(math.Round(float64(n) * d)) }
+						w += m(pad[1]) + m(pad[3])
+						h += m(pad[0]) + m(pad[2])
+						if g.Width != w || g.Height != h {
+							t.Errorf("%v %+v: %dx%d, want %dx%d", src, o, g.Width, g.Height, w, h)
+						}
+						checked++
+					}
+				}
+			}
+		}
+	}
+	t.Log(fmt.Sprint(checked, " combinations"))
+}
