@@ -30,15 +30,17 @@ func newRegistry() *prometheus.Registry {
 // newProcessor starts the image workers.
 func newProcessor(s settings, reg prometheus.Registerer) (*imageproc.Processor, error) {
 	return imageproc.New(imageproc.Config{
-		Formats:         s.formats,
-		MaxPixels:       s.MaxPixels,
-		MaxOutputPixels: s.MaxOutputPixels,
-		MaxDimension:    s.MaxDimension,
-		MaxJPEGScans:    s.MaxJPEGScans,
-		Concurrency:     s.Concurrency,
-		QueueSize:       s.QueueSize,
-		QueueTimeout:    s.QueueTimeout,
-		Timeout:         s.ProcessTimeout,
+		Formats:            s.formats,
+		MaxPixels:          s.MaxPixels,
+		MaxOutputPixels:    s.MaxOutputPixels,
+		MaxDimension:       s.MaxDimension,
+		MaxJPEGScans:       s.MaxJPEGScans,
+		MaxFrames:          s.MaxFrames,
+		MaxAnimationPixels: s.MaxAnimationPixels,
+		Concurrency:        s.Concurrency,
+		QueueSize:          s.QueueSize,
+		QueueTimeout:       s.QueueTimeout,
+		Timeout:            s.ProcessTimeout,
 	}, reg)
 }
 

@@ -17,22 +17,24 @@ import (
 
 // Config is the whole configuration of cmd/server.
 type Config struct {
-	Addr            string
-	APIKeys         []string
-	AllowAnonymous  bool
-	InputFormats    []string
-	MaxBodyBytes    int64
-	MaxPixels       int64
-	MaxDimension    int
-	MaxOutputPixels int64
-	MaxJPEGScans    int
-	Concurrency     int
-	QueueSize       int
-	QueueTimeout    time.Duration
-	ProcessTimeout  time.Duration
-	ReadTimeout     time.Duration
-	ShutdownTimeout time.Duration
-	DrainDelay      time.Duration
+	Addr               string
+	APIKeys            []string
+	AllowAnonymous     bool
+	InputFormats       []string
+	MaxBodyBytes       int64
+	MaxPixels          int64
+	MaxDimension       int
+	MaxOutputPixels    int64
+	MaxJPEGScans       int
+	MaxFrames          int
+	MaxAnimationPixels int64
+	Concurrency        int
+	QueueSize          int
+	QueueTimeout       time.Duration
+	ProcessTimeout     time.Duration
+	ReadTimeout        time.Duration
+	ShutdownTimeout    time.Duration
+	DrainDelay         time.Duration
 	// How image bodies are read (see internal/httpapi's intake).
 	BodyMemory       int64
 	MinBodyRate      int64 // bytes per second; 0: none
@@ -98,6 +100,12 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxOutputPixels, err = positiveInt64(v); return err }},
 	{"MAX_JPEG_SCANS", "64", "most scans in a progressive JPEG, counted before decoding (real encoders write about 10)",
 		func(c *Config, v string) (err error) { c.MaxJPEGScans, err = positiveInt(v); return err }},
+	// An animation stays one by default; a long one costs a decode and an
+	// encode of every frame.
+	{"MAX_FRAMES", "500", "most frames of an animated GIF or WebP that stays animated, counted before decoding; over it, 413 (animated=false takes the first frame)",
+		func(c *Config, v string) (err error) { c.MaxFrames, err = positiveInt(v); return err }},
+	{"MAX_ANIMATION_PIXELS", "", "most pixels, frames x width x height, of an animation that stays animated, in and out (default: MAX_PIXELS)",
+		func(c *Config, v string) (err error) { c.MaxAnimationPixels, err = positiveInt64(v); return err }},
 	{"CONCURRENCY", "", "images processed at once (default: the CPUs available, GOMAXPROCS)",
 		func(c *Config, v string) (err error) { c.Concurrency, err = positiveInt(v); return err }},
 	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503 (default: 8 x CONCURRENCY)",
@@ -205,6 +213,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.MaxOutputPixels == 0 {
 		c.MaxOutputPixels = c.MaxPixels
+	}
+	if c.MaxAnimationPixels == 0 {
+		c.MaxAnimationPixels = c.MaxPixels
 	}
 	if strings.TrimSpace(getenv("QUEUE_SIZE")) == "" {
 		c.QueueSize = 8 * c.Concurrency

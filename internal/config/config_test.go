@@ -24,7 +24,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", AllowAnonymous: true,
 		InputFormats: []string{"jpeg", "png", "webp", "gif", "avif", "heif"},
-		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64,
+		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64, MaxFrames: 500, MaxAnimationPixels: 50_000_000,
 		Concurrency: n, QueueSize: 8 * n, QueueTimeout: 5 * time.Second,
 		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second, DrainDelay: 0,
 		LogLevel: "info", LogFormat: "json",

@@ -38,7 +38,8 @@ type formatInfo struct {
 	// and source variants.
 	loader string
 	// write: the service can write it. alpha: it can hold transparency.
-	write, alpha bool
+	// animate: it can hold frames, and the service writes them.
+	write, alpha, animate bool
 	// quality is the default for lossy output: visually transparent for
 	// photographs at web sizes (AVIF reaches the same look at a lower
 	// number); 0 where quality means nothing.
@@ -55,9 +56,9 @@ var formatTable = [numFormats]formatInfo{
 	FormatPNG: {name: "png", types: []string{"image/png"}, exts: []string{"png"},
 		loader: "VipsForeignLoadPng", write: true, alpha: true, byDefault: true},
 	FormatWebP: {name: "webp", types: []string{"image/webp"}, exts: []string{"webp"},
-		loader: "VipsForeignLoadWebp", write: true, alpha: true, quality: 80, byDefault: true},
+		loader: "VipsForeignLoadWebp", write: true, alpha: true, animate: true, quality: 80, byDefault: true},
 	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
-		loader: "VipsForeignLoadNsgif", write: true, alpha: true, byDefault: true},
+		loader: "VipsForeignLoadNsgif", write: true, alpha: true, animate: true, byDefault: true},
 	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
 		loader: "VipsForeignLoadHeif", write: true, alpha: true, quality: 60, byDefault: true},
 	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
@@ -124,6 +125,10 @@ func (f Format) Ext() string {
 
 // CanWrite reports whether the service can write the format.
 func (f Format) CanWrite() bool { return f.info().write }
+
+// CanAnimate reports whether the format holds frames that the service
+// reads and writes (GIF, WebP; libvips 8.14 writes no animated AVIF).
+func (f Format) CanAnimate() bool { return f.info().animate }
 
 // HasAlpha reports whether the format can hold transparency.
 func (f Format) HasAlpha() bool { return f.info().alpha }

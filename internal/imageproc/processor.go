@@ -36,6 +36,14 @@ type Config struct {
 	// every scan over the whole image, and neither it nor libvips has a
 	// limit (2,000 empty scans in 248 KB took 33 s).
 	MaxJPEGScans int
+	// MaxFrames and MaxAnimationPixels (frames x width x height) bound an
+	// animation that stays animated, in and out; 0 means MaxPixels for the
+	// latter. A still output of an animated source decodes one frame.
+	MaxFrames          int
+	MaxAnimationPixels int64
+	// Qualities are default qualities by format, where they differ from
+	// the format table's.
+	Qualities map[Format]int
 	// Concurrency is the number of images processed at once, each in its
 	// own worker process; QueueSize the number of further requests that
 	// may wait, each at most QueueTimeout.
@@ -59,6 +67,7 @@ func (cfg Config) validate() error {
 	}{
 		{"Formats", len(cfg.Formats) > 0}, {"MaxPixels", cfg.MaxPixels > 0}, {"MaxOutputPixels", cfg.MaxOutputPixels > 0},
 		{"MaxDimension", cfg.MaxDimension > 0}, {"MaxJPEGScans", cfg.MaxJPEGScans > 0}, {"Concurrency", cfg.Concurrency > 0},
+		{"MaxFrames", cfg.MaxFrames > 0}, {"MaxAnimationPixels", cfg.MaxAnimationPixels > 0},
 		{"QueueSize", cfg.QueueSize >= 0}, {"QueueTimeout", cfg.QueueTimeout >= 0}, {"Timeout", cfg.Timeout > 0},
 	} {
 		if !f.ok {
@@ -87,6 +96,9 @@ type Processor struct {
 func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
 	if cfg.MaxOutputPixels == 0 {
 		cfg.MaxOutputPixels = cfg.MaxPixels
+	}
+	if cfg.MaxAnimationPixels == 0 {
+		cfg.MaxAnimationPixels = cfg.MaxPixels
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("imageproc: %w", err)
@@ -176,7 +188,8 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 	}
 	defer release()
 	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
-		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension}}
+		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
+		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}}
 	deadline := time.Now().Add(p.cfg.Timeout)
 	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
 	if errors.Is(err, errWorkerDied) {
@@ -243,6 +256,15 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.parts, in.size = c.parts, c.size
 	in.header.Orientation = c.orientation
+	if frames := frameCount(f, b); frames > 1 && animates(f, opts) {
+		if frames > p.cfg.MaxFrames {
+			return in, fmt.Errorf("%w: %d frames, over the limit of %d (animated=false takes the first)", ErrTooLarge, frames, p.cfg.MaxFrames)
+		}
+		if px := int64(frames) * int64(st.w) * int64(st.h); px > p.cfg.MaxAnimationPixels {
+			return in, fmt.Errorf("%w: %d frames of %dx%d are %d pixels, over the limit of %d (animated=false takes the first)",
+				ErrTooLarge, frames, st.w, st.h, px, p.cfg.MaxAnimationPixels)
+		}
+	}
 	if f == FormatAVIF || f == FormatHEIF {
 		in.header.Orientation = 1 // libheif turns the image upright itself
 	}
@@ -262,6 +284,46 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 		}
 	}
 	return in, nil
+}
+
+// animates reports whether any output of an animated source of format f
+// would stay animated: asked for a format that can animate (or none, or a
+// list of them), and not for a still.
+func animates(f Format, opts []Options) bool {
+	for _, o := range opts {
+		if outputAnimates(f, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// outputAnimates reports whether output o of an animated source of format
+// f stays animated: its format is one that can animate (see outputFormat).
+func outputAnimates(f Format, o Options) bool {
+	return !o.Still && outputFormat(f, false, true, o).CanAnimate()
+}
+
+// outputFormat is the format of output o of a source of format f: the one
+// asked for; else the first of o.Prefer that suits (for an animated source
+// that stays animated, one that can animate); else the source's own where
+// the service writes it, PNG where it has alpha, JPEG.
+func outputFormat(f Format, alpha, animated bool, o Options) Format {
+	if o.Format != FormatUnknown {
+		return o.Format
+	}
+	for _, p := range o.Prefer {
+		if !animated || o.Still || p.CanAnimate() {
+			return p
+		}
+	}
+	if animated && !o.Still && f.CanAnimate() {
+		return f // no format the client takes animates: keep the source's
+	}
+	if len(o.Prefer) > 0 {
+		return o.Prefer[0] // an animated TIFF: its first page
+	}
+	return OutputFormatFor(f, alpha)
 }
 
 // notYet refuses the options whose steps are still being built, rather

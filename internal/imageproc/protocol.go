@@ -46,6 +46,10 @@ type limits struct {
 	MaxPixels       int64
 	MaxOutputPixels int64
 	MaxDimension    int
+	// MaxFrames and MaxAnimationPixels bound an animation that stays
+	// animated (see Config).
+	MaxFrames          int
+	MaxAnimationPixels int64
 	// Qualities are the default qualities, by format, where the
 	// configuration sets them (else the format table's).
 	Qualities map[Format]int `json:",omitempty"`
