@@ -2,8 +2,8 @@ package imageproc
 
 import (
 	"bytes"
-	"errors"
 	"encoding/binary"
+	"errors"
 	"image"
 	"image/color"
 	"image/gif"
