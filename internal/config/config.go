@@ -61,6 +61,13 @@ type Config struct {
 	WebhookMaxBytes   int64
 	WebhookMaxRecords int
 	RejectedPrefix    string
+	// Delivery by URL (GET /img/...; see docs/delivery.md).
+	URLSigningKeys          []string
+	DeliveryPrefixes        []string
+	DeliveryCacheControl    string
+	DeliveryETagTTL         time.Duration
+	DeliveryUnsignedPresets bool
+	CloudFrontDistribution  string
 	// UI serves the pages at / and /docs.
 	UI bool
 	// The AWS SDK's own variables, read here too so that tests can give
@@ -176,6 +183,26 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.WebhookMaxRecords, err = positiveInt(v); return err }},
 	{"REJECTED_PREFIX", "", "where originals that can never be processed are moved (default: left in place)",
 		func(c *Config, v string) error { c.RejectedPrefix = v; return nil }},
+	{"URL_SIGNING_KEYS", "", "comma-separated keys of the image URLs of GET /img/ (HMAC-SHA256), each at least 32 characters; the first signs (server sign), all verify, for rotation (default: with local storage, a key kept in DATA_DIR; with S3, none: only unsigned presets are served)",
+		func(c *Config, v string) error {
+			c.URLSigningKeys = splitList(v)
+			return checkSigningKeys(c.URLSigningKeys)
+		}},
+	{"DELIVERY_PREFIXES", "", "comma-separated key prefixes that GET /img/ may read originals from; '/' for every key (default: INPUT_PREFIX)",
+		func(c *Config, v string) error { c.DeliveryPrefixes = splitPrefixes(v); return nil }},
+	// Browsers cannot be told that an image changed; a CDN that the
+	// service invalidates can keep an answer as long as it likes.
+	{"DELIVERY_CACHE_CONTROL", "", "Cache-Control of an image URL that does not pin its original's version (a pinned one is immutable for a year; an expiring one is kept no longer than it works) (default: 'public, max-age=300', and s-maxage=86400 for the CDN when CLOUDFRONT_DISTRIBUTION_ID is set)",
+		func(c *Config, v string) error { c.DeliveryCacheControl = v; return nil }},
+	{"DELIVERY_ETAG_TTL", "10s", "how long an original's current ETag is remembered, for image URLs that do not pin it; a replaced original may be served for so long from memory (0: ask the store on every request)",
+		func(c *Config, v string) (err error) { c.DeliveryETagTTL, err = nonNegativeDuration(v); return err }},
+	{"DELIVERY_UNSIGNED_PRESETS", "false", "serve the variants of VARIANTS by URL without a signature (/img/_/preset=NAME/KEY): their set is bounded, where arbitrary sizes are not",
+		func(c *Config, v string) (err error) {
+			c.DeliveryUnsignedPresets, err = strconv.ParseBool(v)
+			return err
+		}},
+	{"CLOUDFRONT_DISTRIBUTION_ID", "", "the CloudFront distribution in front of GET /img/: when an original changes or goes, exactly the paths of its derived images are invalidated there",
+		func(c *Config, v string) error { c.CloudFrontDistribution = v; return nil }},
 	{"UI", "", "serve the pages at / and /docs: on or off (default: on with local storage, off with S3)",
 		func(c *Config, v string) (err error) { c.UI, err = parseOnOff(v); return err }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
@@ -235,6 +262,15 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.OutputBucket == "" {
 		c.OutputBucket = c.S3Bucket
 	}
+	if strings.TrimSpace(getenv("DELIVERY_PREFIXES")) == "" {
+		c.DeliveryPrefixes = []string{c.InputPrefix}
+	}
+	if strings.TrimSpace(getenv("DELIVERY_CACHE_CONTROL")) == "" {
+		c.DeliveryCacheControl = "public, max-age=300"
+		if c.CloudFrontDistribution != "" {
+			c.DeliveryCacheControl += ", s-maxage=86400"
+		}
+	}
 	if strings.TrimSpace(getenv("UI")) == "" {
 		c.UI = !c.S3Mode()
 	}
@@ -266,7 +302,7 @@ func Usage() string {
 		if def == "" {
 			def = "-"
 		}
-		fmt.Fprintf(&b, "  %-22s %-29s %s\n", v.name, def, v.help)
+		fmt.Fprintf(&b, "  %-26s %-29s %s\n", v.name, def, v.help)
 	}
 	return b.String()
 }
@@ -303,6 +339,28 @@ func parseOnOff(v string) (bool, error) {
 		return false, nil
 	}
 	return false, errors.New("must be on or off")
+}
+
+// minSigningKey is the shortest URL signing key: 32 characters, 128 bits
+// in hex, beyond any search.
+const minSigningKey = 32
+
+func checkSigningKeys(keys []string) error {
+	for i, k := range keys {
+		if len(k) < minSigningKey {
+			return fmt.Errorf("key %d is %d characters, under %d (openssl rand -hex 32 makes one)", i+1, len(k), minSigningKey)
+		}
+	}
+	return nil
+}
+
+// splitPrefixes reads a list of key prefixes; "/" alone is every key.
+func splitPrefixes(v string) []string {
+	ps := splitList(v)
+	for i, p := range ps {
+		ps[i] = strings.TrimPrefix(p, "/")
+	}
+	return ps
 }
 
 func checkURL(v string) error {
@@ -354,6 +412,14 @@ func positiveInt64(v string) (int64, error) {
 		return 0, errors.New("must be a positive integer")
 	}
 	return n, nil
+}
+
+func nonNegativeDuration(v string) (time.Duration, error) {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 {
+		return 0, errors.New("must be a duration such as 10s, or 0")
+	}
+	return d, nil
 }
 
 func positiveDuration(v string) (time.Duration, error) {

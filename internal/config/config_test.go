@@ -32,7 +32,8 @@ func TestDefaults(t *testing.T) {
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
 		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100, UI: true,
 		BodyMemory: int64(9*n+1) * 32 << 20, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
-		MaxPerClient: 9 * n,
+		MaxPerClient:     9 * n,
+		DeliveryPrefixes: []string{"uploads/"}, DeliveryCacheControl: "public, max-age=300", DeliveryETagTTL: 10 * time.Second,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -65,7 +66,8 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
-		"TRUSTED_PROXIES": "10.0.0.0/16,alb",
+		"TRUSTED_PROXIES":  "10.0.0.0/16,alb",
+		"URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef,short", "DELIVERY_ETAG_TTL": "-1s", "DELIVERY_UNSIGNED_PRESETS": "yes",
 	}
 	_, err := Load(env(bad))
 	if err == nil {
@@ -211,5 +213,33 @@ func TestDocumentedTable(t *testing.T) {
 	}
 	if s != want {
 		t.Fatalf("%s's table differs from the code's: go test ./internal/config -run TestDocumentedTable -update", path)
+	}
+}
+
+// The settings of delivery by URL, and their computed defaults.
+func TestDeliverySettings(t *testing.T) {
+	key := strings.Repeat("k", 32)
+	for _, c := range []struct {
+		env            map[string]string
+		prefixes       []string
+		cacheControl   string
+		keys           int
+		unsignedPreset bool
+	}{
+		{map[string]string{"INPUT_PREFIX": "originals/"}, []string{"originals/"}, "public, max-age=300", 0, false},
+		{map[string]string{"CLOUDFRONT_DISTRIBUTION_ID": "E2QWRUHAPOMQZL"}, []string{"uploads/"}, "public, max-age=300, s-maxage=86400", 0, false},
+		{map[string]string{"DELIVERY_PREFIXES": "uploads/, /public/", "DELIVERY_CACHE_CONTROL": "no-cache",
+			"URL_SIGNING_KEYS": key + "," + key + "2", "DELIVERY_UNSIGNED_PRESETS": "true"},
+			[]string{"uploads/", "public/"}, "no-cache", 2, true},
+		{map[string]string{"DELIVERY_PREFIXES": "/"}, []string{""}, "public, max-age=300", 0, false},
+	} {
+		cfg, err := Load(env(c.env))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(cfg.DeliveryPrefixes, c.prefixes) || cfg.DeliveryCacheControl != c.cacheControl ||
+			len(cfg.URLSigningKeys) != c.keys || cfg.DeliveryUnsignedPresets != c.unsignedPreset {
+			t.Errorf("%v: %+v", c.env, cfg)
+		}
 	}
 }
