@@ -35,6 +35,11 @@ func Parse(escapedPath string) (URL, error) {
 	if !ok {
 		return bad("not under %s", Prefix)
 	}
+	if strings.Contains(rest, "*") {
+		// A CDN's invalidation takes * for a wildcard: a path holding one
+		// could not be invalidated exactly.
+		return bad("* must be written %%2A")
+	}
 	parts := strings.SplitN(rest, "/", 3)
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
 		return bad("want %s{signature}/{options}/{key}", Prefix)
