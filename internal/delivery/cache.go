@@ -1,0 +1,162 @@
+package delivery
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// The derived cache, in the output store:
+//
+//	{OUTPUT_PREFIX}_cache/{original's key}/{its ETag}/{options digest}
+//	{OUTPUT_PREFIX}_cache/{original's key}/{its ETag}/{options digest}.path-{path digest}
+//
+// The first is a derived image; the digest is of the options' canonical
+// form (imageproc's Options.Canonical, and for a negotiated format the
+// formats the client takes), so that two spellings of the same options,
+// or a preset and the same options spelled out, share one image. The
+// second, written only with a CDN to invalidate, is a marker whose body is
+// one request path the image was served under: a signed URL's spellings,
+// keys, expiry times and the unsigned preset all lead to one image, and a
+// CDN keeps each path apart, so each must be invalidated. Everything
+// derived from one original lies under one folder, to be listed and
+// deleted together (Purge), and the original's version is a folder of its
+// own, so that a replaced original's images can go while the new ones stay.
+
+// Metadata written on a derived image.
+const (
+	metaSourceKey      = pipeline.MetaSourceKey  // the original's key, escaped
+	metaSourceETag     = pipeline.MetaSourceETag // its ETag, unquoted
+	metaOptions        = "options"               // the canonical options
+	metaDigest         = "digest"                // MD5 of the image, hex: its ETag
+	metaSourceModified = "source-modified"       // the original's Last-Modified, Unix seconds
+)
+
+// markerInfix separates a derived image's name from its markers'.
+const markerInfix = ".path-"
+
+// recordedTTL is how long a marker written is remembered before it is
+// written again when its path is served: the cache's lifecycle rule counts
+// an object's age from its last write, and must not expire a marker while
+// a CDN may still hold its path (docs/delivery.md).
+const recordedTTL = 24 * time.Hour
+
+// entry is one derived image's place in the cache.
+type entry struct {
+	source  string // the original's key
+	etag    string // the version it is made from, unquoted
+	key     string // where it is kept
+	options imageproc.Options
+}
+
+// etagSegment is an ETag as a key segment: as it is when it is one an S3
+// store gives (hex, "-N" for a multipart upload), else a digest of it.
+var plainETag = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+func etagSegment(etag string) string {
+	if plainETag.MatchString(etag) {
+		return etag
+	}
+	sum := sha256.Sum256([]byte(etag))
+	return "h" + hex.EncodeToString(sum[:16])
+}
+
+// folder is where everything derived from the original key lies.
+func (s *Service) folder(key string) string { return s.cfg.CachePrefix + key + "/" }
+
+func (s *Service) entry(key, etag string, o imageproc.Options) entry {
+	c := o.Canonical()
+	if len(o.Prefer) > 0 {
+		names := make([]string, len(o.Prefer))
+		for i, f := range o.Prefer {
+			names[i] = f.String()
+		}
+		c += "\nprefer=" + strings.Join(names, ",")
+	}
+	sum := sha256.Sum256([]byte(c))
+	return entry{source: key, etag: etag, options: o,
+		key: s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])}
+}
+
+// marker is where the path of a request served from e is recorded.
+func marker(entryKey, path string) string {
+	sum := sha256.Sum256([]byte(path))
+	return entryKey + markerInfix + hex.EncodeToString(sum[:8])
+}
+
+// fromCache serves the derived image e, or fails with storage.ErrNotFound.
+func (s *Service) fromCache(ctx context.Context, e entry, describeOnly bool) (Image, error) {
+	data, obj, err := s.read(ctx, e.key, describeOnly)
+	if err != nil {
+		return Image{}, fmt.Errorf("derived image: %w", err)
+	}
+	img := Image{Data: data, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified, Outcome: Hit,
+		written: obj.LastModified}
+	if d := obj.Metadata[metaDigest]; d != "" {
+		// The same ETag as the render gave, whatever ETags the store
+		// makes (S3's are not an MD5 under KMS encryption).
+		img.ETag = `"` + d + `"`
+	}
+	if n, err := strconv.ParseInt(obj.Metadata[metaSourceModified], 10, 64); err == nil {
+		img.LastModified = time.Unix(n, 0)
+	}
+	return img, nil
+}
+
+// keep writes a rendered image to the cache.
+func (s *Service) keep(ctx context.Context, e entry, img Image) error {
+	_, err := s.d.Cache.Put(ctx, e.key, img.Data, storage.PutOptions{
+		ContentType: img.ContentType,
+		Metadata: map[string]string{
+			metaSourceKey:      (&url.URL{Path: e.source}).EscapedPath(),
+			metaSourceETag:     e.etag,
+			metaOptions:        e.options.Canonical(),
+			metaDigest:         strings.Trim(img.ETag, `"`),
+			metaSourceModified: strconv.FormatInt(img.LastModified.Unix(), 10),
+		},
+	})
+	return err
+}
+
+// digestETag is the strong ETag of bytes: their MD5, as S3 and the local
+// store give it for an object written whole.
+func digestETag(b []byte) string {
+	sum := md5.Sum(b)
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// record writes, before a path is answered, a marker that it was served,
+// so that Purge can invalidate it; only when there is a CDN to invalidate.
+// A marker written is remembered for recordedTTL with the object it was
+// served from (when it was written, or rendered): an image written again
+// (after a purge, which deleted the markers too) is recorded again.
+// Requests recording the same at once write once.
+func (s *Service) record(ctx context.Context, path string, e entry, img Image) error {
+	if s.d.Invalidator == nil {
+		return nil
+	}
+	m := marker(e.key, path)
+	seen := m + "\x00" + img.written.UTC().Format(time.RFC3339Nano)
+	if _, ok := s.recorded.get(seen); ok {
+		return nil
+	}
+	_, err, _ := s.markers.Do(seen, func() (any, error) {
+		if _, err := s.d.Cache.Put(ctx, m, []byte(path), storage.PutOptions{ContentType: "text/plain"}); err != nil {
+			return nil, fmt.Errorf("record path: %w", err)
+		}
+		s.recorded.put(seen, struct{}{})
+		return nil, nil
+	})
+	return err
+}

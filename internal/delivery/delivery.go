@@ -1,0 +1,299 @@
+// Package delivery serves stored originals by URL: the image a URL asks
+// for is found in the derived cache (under OUTPUT_PREFIX's reserved
+// _cache/ segment), or as a stored variant when the URL names a preset,
+// or else rendered once, however many requests ask at the same moment,
+// and kept in the cache. When an original changes or goes, Purge deletes
+// its derived images and invalidates the CDN paths they were served
+// under. It knows nothing of HTTP or of signatures (see imageurl and
+// internal/httpapi); nothing is ever read but the store's own keys.
+//
+// One request reads top to bottom in Serve (this file); the cache's
+// layout is in cache.go.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// ErrNotServed: the key lies outside the prefixes that may be served by
+// URL, or inside the cache itself.
+var ErrNotServed = errors.New("key not served by URL")
+
+// Source is where originals are read.
+type Source interface {
+	Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error)
+	Head(ctx context.Context, key string) (storage.Object, error)
+}
+
+// Cache is the store of the derived images (the output store).
+type Cache interface {
+	Source
+	Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error)
+	Delete(ctx context.Context, key string) error
+	List(ctx context.Context, prefix string, limit int) ([]storage.Object, error)
+}
+
+// Renderer makes images (an *imageproc.Processor).
+type Renderer interface {
+	Process(ctx context.Context, b []byte, o imageproc.Options) (*imageproc.Result, error)
+	Gate() *imageproc.Gate
+}
+
+// Presets are the variants of VARIANTS (a *pipeline.Pipeline).
+type Presets interface {
+	// Preset returns the options of the variant name and the key where
+	// its output of the original key is stored ("" when none is made for
+	// that key), or false when there is no such variant.
+	Preset(key, name string) (opts imageproc.Options, stored string, ok bool)
+}
+
+// Invalidator drops paths from a CDN's cache.
+type Invalidator interface {
+	Invalidate(ctx context.Context, paths []string) error
+}
+
+// Config is delivery's part of the configuration.
+type Config struct {
+	// Prefixes are the key prefixes originals may be served from ("" is
+	// every key).
+	Prefixes []string
+	// CachePrefix is where derived images are kept: OUTPUT_PREFIX + "_cache/".
+	CachePrefix string
+	// CacheControl is the Cache-Control of answers to unpinned URLs.
+	CacheControl string
+	// ETagTTL is how long an original's current ETag is remembered.
+	ETagTTL time.Duration
+	// MaxSourceBytes bounds the originals read.
+	MaxSourceBytes int64
+	// RenderTimeout bounds a render and the write of its result: the work
+	// belongs to every request waiting on it, so no one request's end
+	// stops it.
+	RenderTimeout time.Duration
+}
+
+// Deps are the parts delivery works with.
+type Deps struct {
+	Sources  Source // originals (the input store)
+	Cache    Cache  // derived images (the output store)
+	Renderer Renderer
+	Presets  Presets
+	// Invalidator, when not nil, is told the paths of what Purge deletes;
+	// every path served is then recorded (see cache.go).
+	Invalidator Invalidator
+	Logger      zerolog.Logger
+	// Registry takes the metrics; nil records none.
+	Registry prometheus.Registerer
+}
+
+// Service serves images by URL.
+type Service struct {
+	cfg      Config
+	d        Deps
+	flights  flights
+	heads    singleflight.Group // concurrent look-ups of one original's ETag
+	markers  singleflight.Group // concurrent writes of one marker
+	etags    *memo[string]      // key -> current ETag
+	recorded *memo[struct{}]    // markers written (see record)
+	metrics  *metrics
+}
+
+// New returns a Service. It fails when a part is missing, the cache
+// prefix is not a folder, or the registry refuses the metrics.
+func New(cfg Config, d Deps) (*Service, error) {
+	if d.Sources == nil || d.Cache == nil || d.Renderer == nil || d.Presets == nil ||
+		!strings.HasSuffix(cfg.CachePrefix, "/") || cfg.RenderTimeout <= 0 || cfg.MaxSourceBytes <= 0 {
+		return nil, errors.New("delivery: incomplete configuration")
+	}
+	m, err := newMetrics(d.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: metrics: %w", err)
+	}
+	return &Service{cfg: cfg, d: d, flights: flights{m: map[string]*flight{}},
+		etags: newMemo[string](cfg.ETagTTL), recorded: newMemo[struct{}](recordedTTL), metrics: m}, nil
+}
+
+// Request is one image asked for by URL.
+type Request struct {
+	// Key is the original's whole key.
+	Key string
+	// Options are what to make of it, Prefer set where the format is
+	// negotiated; unused with a Preset.
+	Options imageproc.Options
+	// Preset names a variant of VARIANTS instead.
+	Preset string
+	// Version, when set, is the original's ETag (unquoted) that the URL
+	// pins; otherwise the current one is served.
+	Version string
+	// Expires, when not zero, is when the URL stops working: no answer
+	// may be kept longer.
+	Expires time.Time
+	// Path is the request's path, as a CDN caches it.
+	Path string
+	// DescribeOnly says the body is not needed (HEAD, or a conditional
+	// request that may end in 304): a stored image is then only looked
+	// up, not read.
+	DescribeOnly bool
+}
+
+// Outcome says where an image came from.
+type Outcome string
+
+// The outcomes.
+const (
+	Hit      Outcome = "hit"      // the derived cache
+	Variant  Outcome = "variant"  // a variant stored by the pipeline
+	Rendered Outcome = "rendered" // made for this request
+	Shared   Outcome = "shared"   // made for another request asking at the same time
+)
+
+// Image is the answer to a Request.
+type Image struct {
+	// Data is the image; nil for a DescribeOnly request served from
+	// storage.
+	Data         []byte
+	ContentType  string
+	ETag         string // strong, quoted
+	LastModified time.Time
+	CacheControl string
+	Outcome      Outcome
+	// written is when the stored object served was written (zero for a
+	// render).
+	written time.Time
+}
+
+// Serve answers r: from the derived cache, or from the stored variant of a
+// preset, or by rendering once (see render). Hits take no place at the
+// gate and decode nothing.
+//
+// Errors: ErrNotServed; imageproc.ErrBadOption for an unknown preset;
+// storage.ErrNotFound for an original (or the pinned version of one) that
+// is not stored; storage's errors of reading; imageproc's of rendering,
+// ErrBusy among them.
+func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
+	img, e, err := s.serve(ctx, r)
+	if errors.Is(err, errSuperseded) {
+		// The original changed since its ETag was remembered: once more,
+		// with the one it has now.
+		s.etags.forget(r.Key)
+		img, e, err = s.serve(ctx, r)
+	}
+	if err != nil {
+		return Image{}, err
+	}
+	s.metrics.served(img.Outcome)
+	img.CacheControl = cacheControl(s.cfg.CacheControl, r, time.Now())
+	if err := s.record(ctx, r.Path, e, img); err != nil {
+		// A path that purges could not find must not be kept by a CDN.
+		s.d.Logger.Warn().Err(err).Str("key", r.Key).Msg("served path not recorded: answered uncacheable")
+		img.CacheControl = "private, no-store"
+	}
+	return img, nil
+}
+
+// errSuperseded: the original's remembered ETag is no longer its own.
+var errSuperseded = errors.New("original changed")
+
+// serve finds or makes the image, and says which derived image's place
+// (e) it is recorded under: its own, or for a stored variant the place a
+// render of the preset would take.
+func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
+	if err := s.served(r.Key); err != nil {
+		return Image{}, entry{}, err
+	}
+	opts, stored := r.Options, ""
+	if r.Preset != "" {
+		var ok bool
+		if opts, stored, ok = s.d.Presets.Preset(r.Key, r.Preset); !ok {
+			return Image{}, entry{}, fmt.Errorf("%w: no preset %q", imageproc.ErrBadOption, r.Preset)
+		}
+	}
+	etag := r.Version
+	if etag == "" {
+		var err error
+		if etag, err = s.currentETag(ctx, r.Key); err != nil {
+			return Image{}, entry{}, err
+		}
+	}
+	e := s.entry(r.Key, etag, opts)
+	if stored != "" {
+		if img, ok, err := s.fromVariant(ctx, stored, etag, r.DescribeOnly); ok || err != nil {
+			return img, e, err
+		}
+	}
+	img, err := s.fromCache(ctx, e, r.DescribeOnly)
+	if errors.Is(err, storage.ErrNotFound) {
+		img, err = s.render(ctx, e, r.Version != "")
+	}
+	return img, e, err
+}
+
+// served refuses keys outside the prefixes, and the cache's own.
+func (s *Service) served(key string) error {
+	if strings.HasPrefix(key, s.cfg.CachePrefix) {
+		return fmt.Errorf("%w: %q is a derived image", ErrNotServed, key)
+	}
+	for _, p := range s.cfg.Prefixes {
+		if strings.HasPrefix(key, p) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is outside %s", ErrNotServed, key, strings.Join(s.cfg.Prefixes, ", "))
+}
+
+// currentETag is the original's ETag, unquoted, remembered for ETagTTL;
+// concurrent look-ups of one key make one request to the store.
+func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
+	if e, ok := s.etags.get(key); ok {
+		return e, nil
+	}
+	v, err, _ := s.heads.Do(key, func() (any, error) {
+		// Shared by every request asking now: not ended by the first one's
+		// end.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RenderTimeout)
+		defer cancel()
+		obj, err := s.d.Sources.Head(ctx, key)
+		if err != nil {
+			return "", fmt.Errorf("original: %w", err)
+		}
+		e := strings.Trim(obj.ETag, `"`)
+		s.etags.put(key, e)
+		return e, nil
+	})
+	return v.(string), err
+}
+
+// fromVariant serves a preset from the variant the pipeline stored, when
+// it was made from version etag of the original.
+func (s *Service) fromVariant(ctx context.Context, key, etag string, describeOnly bool) (Image, bool, error) {
+	data, obj, err := s.read(ctx, key, describeOnly)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return Image{}, false, nil
+	case err != nil:
+		return Image{}, false, err
+	case strings.Trim(obj.Metadata[metaSourceETag], `"`) != etag:
+		return Image{}, false, nil // a variant of another version: not this one
+	}
+	return Image{Data: data, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified,
+		Outcome: Variant, written: obj.LastModified}, true, nil
+}
+
+// read gets an object, or only its description.
+func (s *Service) read(ctx context.Context, key string, describeOnly bool) ([]byte, storage.Object, error) {
+	if describeOnly {
+		obj, err := s.d.Cache.Head(ctx, key)
+		return nil, obj, err
+	}
+	return s.d.Cache.Get(ctx, key, storage.GetOptions{})
+}

@@ -1,0 +1,438 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"image"
+	"image/jpeg"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+func TestMain(m *testing.M) {
+	imageproc.ServeWorkerIfAsked()
+	code := m.Run()
+	s3test.Stop()
+	os.Exit(code)
+}
+
+func photo(t *testing.T) []byte {
+	t.Helper()
+	b, err := os.ReadFile("../../testdata/ladybird.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// counting is the real processor, counting its renders.
+type counting struct {
+	*imageproc.Processor
+	renders atomic.Int32
+}
+
+func (c *counting) Process(ctx context.Context, b []byte, o imageproc.Options) (*imageproc.Result, error) {
+	c.renders.Add(1)
+	return c.Processor.Process(ctx, b, o)
+}
+
+// invalidations records what a CDN was told, and fails while fail is set:
+// the one fake, for the CDN's error path.
+type invalidations struct {
+	mu    sync.Mutex
+	paths []string
+	fail  bool
+}
+
+func (v *invalidations) Invalidate(_ context.Context, paths []string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.fail {
+		return errors.New("CDN down")
+	}
+	v.paths = append(v.paths, paths...)
+	return nil
+}
+
+func (v *invalidations) take() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	p := v.paths
+	v.paths = nil
+	slices.Sort(p)
+	return p
+}
+
+type fixture struct {
+	svc   *Service
+	store Cache
+	proc  *counting
+	pl    *pipeline.Pipeline
+	cdn   *invalidations
+}
+
+// newFixture serves from one store (a directory, or MinIO's bucket) with
+// the real processor, gate included, and a pipeline for the presets.
+func newFixture(t *testing.T, st Cache, concurrency, queue int) *fixture {
+	t.Helper()
+	p, err := imageproc.New(imageproc.Config{Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000,
+		MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500, Concurrency: concurrency, QueueSize: queue,
+		QueueTimeout: 10 * time.Second, Timeout: 30 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	vs, err := pipeline.ParseVariants("thumb:100x100:cover,small:300x0:webp", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+		Variants: vs, MaxSourceBytes: 32 << 20}, st, st, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{store: st, proc: &counting{Processor: p}, pl: pl, cdn: &invalidations{}}
+	f.svc, err = New(Config{Prefixes: []string{"uploads/"}, CachePrefix: "resized/_cache/", CacheControl: "public, max-age=300",
+		ETagTTL: time.Minute, MaxSourceBytes: 32 << 20, RenderTimeout: time.Minute},
+		Deps{Sources: st, Cache: st, Renderer: f.proc, Presets: pl, Invalidator: f.cdn, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func dirStore(t *testing.T) Cache {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func s3Store(t *testing.T) Cache {
+	srv := s3test.Start(t)
+	s, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (f *fixture) put(t *testing.T, key string, data []byte) string {
+	t.Helper()
+	obj, err := f.store.Put(t.Context(), key, data, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Trim(obj.ETag, `"`)
+}
+
+// req is a request for key with the options of a query.
+func req(t *testing.T, key, query, path string) Request {
+	t.Helper()
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := imageproc.ParseOptions(q, 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return Request{Key: key, Options: o, Path: path}
+}
+
+func testJPEG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i)
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func width(t *testing.T, b []byte) int {
+	t.Helper()
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Width
+}
+
+// A miss renders and keeps; the same options in another spelling are a
+// hit on the same image, with the same ETag, decoding nothing; a HEAD
+// reads no body.
+func TestHitAndMiss(t *testing.T) {
+	for name, st := range map[string]func(*testing.T) Cache{"dir": dirStore, "s3": s3Store} {
+		t.Run(name, func(t *testing.T) {
+			if name == "s3" && testing.Short() {
+				t.Skip("long: run without -short (make test runs it)")
+			}
+			f := newFixture(t, st(t), 2, 4)
+			f.put(t, "uploads/cats/tom.jpg", photo(t))
+			first, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "width=320&quality=70", "/a"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.Outcome != Rendered || width(t, first.Data) != 320 || first.ContentType != "image/jpeg" ||
+				first.ETag != digestETag(first.Data) || first.CacheControl != "public, max-age=300" {
+				t.Fatalf("first: %s %d bytes %s %s %q", first.Outcome, len(first.Data), first.ContentType, first.ETag, first.CacheControl)
+			}
+			// The write to the cache follows the answer: wait for it.
+			waitFlights(t, f.svc)
+			second, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "quality=70&width=320&fit=inside&dpr=1", "/b"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if second.Outcome != Hit || second.ETag != first.ETag || !bytes.Equal(second.Data, first.Data) ||
+				!second.LastModified.Equal(first.LastModified.Truncate(time.Second)) || f.proc.renders.Load() != 1 {
+				t.Fatalf("second: %s %s %v (first %v), %d renders", second.Outcome, second.ETag, second.LastModified, first.LastModified, f.proc.renders.Load())
+			}
+			r := req(t, "uploads/cats/tom.jpg", "width=320&quality=70", "/a")
+			r.DescribeOnly = true
+			head, err := f.svc.Serve(t.Context(), r)
+			if err != nil || head.Data != nil || head.ETag != first.ETag || head.ContentType != "image/jpeg" {
+				t.Fatalf("describe only: %v %d bytes %s", err, len(head.Data), head.ETag)
+			}
+		})
+	}
+}
+
+// waitFlights waits until no render is being written.
+func waitFlights(t *testing.T, s *Service) {
+	t.Helper()
+	for i := 0; i < 200; i++ {
+		s.flights.mu.Lock()
+		n := len(s.flights.m)
+		s.flights.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("renders still in flight")
+}
+
+// A hundred requests at once for one image that is not cached render it
+// once, and the ninety-nine that wait hold no place at the gate: with a
+// single place, any of them holding one would be refused.
+func TestOneRenderForConcurrentMisses(t *testing.T) {
+	f := newFixture(t, dirStore(t), 1, 0)
+	f.put(t, "uploads/cats/tom.jpg", photo(t))
+	var wg sync.WaitGroup
+	errs := make(chan error, 100)
+	outcomes := make(chan Outcome, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "width=400", "/p"))
+			if err == nil && width(t, img.Data) != 400 {
+				err = errors.New("wrong width")
+			}
+			errs <- err
+			outcomes <- img.Outcome
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(outcomes)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := map[Outcome]int{}
+	for o := range outcomes {
+		n[o]++
+	}
+	if f.proc.renders.Load() != 1 || n[Rendered] != 1 || n[Shared]+n[Hit] != 99 {
+		t.Fatalf("%d renders; outcomes %v", f.proc.renders.Load(), n)
+	}
+}
+
+// A preset whose variant the pipeline stored is served from it, rendering
+// nothing; a preset and the same options spelled out share one derived
+// image; an unknown preset is a bad option.
+func TestPresets(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 4)
+	data := photo(t)
+	res, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := f.proc.renders.Load()
+	img, err := f.svc.Serve(t.Context(), Request{Key: "uploads/cats/tom.jpg", Preset: "small", Path: "/s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Outcome != Variant || img.ContentType != "image/webp" || img.ETag != res.Outputs[1].ETag || f.proc.renders.Load() != before {
+		t.Fatalf("preset: %s %s %s, %d renders", img.Outcome, img.ContentType, img.ETag, f.proc.renders.Load()-before)
+	}
+	// Outside the inputs there are no variants: the preset is rendered,
+	// into the image its options spelled out also find.
+	f.put(t, "uploads2/x.jpg", data)
+	f.svc.cfg.Prefixes = append(f.svc.cfg.Prefixes, "uploads2/")
+	if img, err = f.svc.Serve(t.Context(), Request{Key: "uploads2/x.jpg", Preset: "thumb", Path: "/t"}); err != nil || img.Outcome != Rendered {
+		t.Fatalf("preset outside the inputs: %v %s", err, img.Outcome)
+	}
+	waitFlights(t, f.svc)
+	if img, err = f.svc.Serve(t.Context(), req(t, "uploads2/x.jpg", "fit=cover&height=100&width=100", "/o")); err != nil || img.Outcome != Hit {
+		t.Fatalf("the same options: %v %s", err, img.Outcome)
+	}
+	if _, err := f.svc.Serve(t.Context(), Request{Key: "uploads/cats/tom.jpg", Preset: "huge"}); !errors.Is(err, imageproc.ErrBadOption) {
+		t.Fatalf("unknown preset: %v", err)
+	}
+}
+
+func TestNotServed(t *testing.T) {
+	f := newFixture(t, dirStore(t), 1, 1)
+	for _, key := range []string{"private/a.jpg", "resized/_cache/uploads/a.jpg/abc/0123"} {
+		if _, err := f.svc.Serve(t.Context(), req(t, key, "width=10", "/x")); !errors.Is(err, ErrNotServed) {
+			t.Errorf("%s: %v", key, err)
+		}
+	}
+	if _, err := f.svc.Serve(t.Context(), req(t, "uploads/none.jpg", "width=10", "/x")); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("missing original: %v", err)
+	}
+}
+
+// A pinned URL serves its version only, immutable; once the original is
+// replaced, the old version is gone (404) and the unpinned URL shows the
+// new one; Purge deletes the old version's images and invalidates exactly
+// the paths they were served under, every spelling of them.
+func TestVersionsAndPurge(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 8)
+	ctx := t.Context()
+	v1 := f.put(t, "uploads/cats/tom.jpg", photo(t))
+	serve := func(query, path, version string) (Image, error) {
+		r := req(t, "uploads/cats/tom.jpg", query, path)
+		r.Version = version
+		img, err := f.svc.Serve(ctx, r)
+		waitFlights(t, f.svc)
+		return img, err
+	}
+	for _, c := range []struct{ query, path, version string }{
+		{"width=200", "/img/s1/width=200/uploads/cats/tom.jpg", ""},
+		{"width=200", "/img/s2/width=200/uploads/cats/tom.jpg", ""}, // another signature: another path
+		{"width=200", "/img/s3/v=" + v1 + "&width=200/uploads/cats/tom.jpg", v1},
+		{"width=300", "/img/s4/width=300/uploads/cats/tom.jpg", ""},
+	} {
+		img, err := serve(c.query, c.path, c.version)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pinned := c.version != ""; pinned != (img.CacheControl == pinnedCacheControl) {
+			t.Fatalf("%s: Cache-Control %q", c.path, img.CacheControl)
+		}
+	}
+	if _, err := serve("width=200", "/img/s5/v=0123&width=200/uploads/cats/tom.jpg", "0123"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a version never stored: %v", err)
+	}
+	// Nothing of the current version goes.
+	if p, err := f.svc.Purge(ctx, "uploads/cats/tom.jpg", v1); err != nil || p.Images != 0 || len(f.cdn.take()) != 0 {
+		t.Fatalf("purge keeping the current version: %+v %v", p, err)
+	}
+
+	// Replaced: a smaller photo.
+	v2 := f.put(t, "uploads/cats/tom.jpg", testJPEG(t, 150, 100))
+	f.cdn.fail = true
+	if _, err := f.svc.Purge(ctx, "uploads/cats/tom.jpg", v2); err == nil {
+		t.Fatal("purge with the CDN down succeeded")
+	}
+	f.cdn.fail = false
+	p, err := f.svc.Purge(ctx, "uploads/cats/tom.jpg", v2) // the retry finds the paths still
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/img/s1/width=200/uploads/cats/tom.jpg", "/img/s2/width=200/uploads/cats/tom.jpg",
+		"/img/s3/v=" + v1 + "&width=200/uploads/cats/tom.jpg", "/img/s4/width=300/uploads/cats/tom.jpg"}
+	if got := f.cdn.take(); !slices.Equal(got, want) || !slices.Equal(p.Paths, want) {
+		t.Fatalf("invalidated %v\nwant %v", got, want)
+	}
+	if _, err := serve("width=200", "/img/s3/v="+v1+"&width=200/uploads/cats/tom.jpg", v1); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("the replaced version: %v", err)
+	}
+	img, err := serve("width=200", "/img/s1/width=200/uploads/cats/tom.jpg", "")
+	if err != nil || width(t, img.Data) != 150 || img.Outcome != Rendered {
+		t.Fatalf("after the replacement: %v %s", err, img.Outcome)
+	}
+
+	// Deleted: everything goes, the new version's paths included.
+	if err := f.store.Delete(ctx, "uploads/cats/tom.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Purge(ctx, "uploads/cats/tom.jpg", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cdn.take(); !slices.Equal(got, want[:1]) {
+		t.Fatalf("invalidated %v", got)
+	}
+	if left, _ := f.store.List(ctx, "resized/_cache/", 0); len(left) != 0 {
+		t.Fatalf("left in the cache: %v", left)
+	}
+	if _, err := serve("width=200", "/img/s1/width=200/uploads/cats/tom.jpg", ""); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a deleted original: %v", err)
+	}
+}
+
+// An original whose key continues another's keeps its images when the
+// other is purged.
+func TestPurgeKeepsLongerKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
+	f := newFixture(t, s3Store(t), 2, 4) // a directory cannot hold a.jpg and a.jpg/b.jpg
+	for _, k := range []string{"uploads/a.jpg", "uploads/a.jpg/b.jpg"} {
+		f.put(t, k, photo(t))
+		if _, err := f.svc.Serve(t.Context(), req(t, k, "width=50", "/"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFlights(t, f.svc)
+	if _, err := f.svc.Purge(t.Context(), "uploads/a.jpg", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cdn.take(); !slices.Equal(got, []string{"/uploads/a.jpg"}) {
+		t.Fatalf("invalidated %v", got)
+	}
+	if img, err := f.svc.Serve(t.Context(), req(t, "uploads/a.jpg/b.jpg", "width=50", "/x")); err != nil || img.Outcome != Hit {
+		t.Fatalf("the longer key: %v %s", err, img.Outcome)
+	}
+}
+
+func TestCapAges(t *testing.T) {
+	for _, c := range []struct {
+		cc   string
+		n    int64
+		want string
+	}{
+		{"public, max-age=300", 60, "public, max-age=60"},
+		{"public, max-age=300, s-maxage=86400", 600, "public, max-age=300, s-maxage=600"},
+		{pinnedCacheControl, 3600, "public, max-age=3600, immutable"},
+		{"no-cache", 10, "no-cache, max-age=10"},
+		{"public, Max-Age=abc", 5, "public, max-age=5"},
+	} {
+		if got := capAges(c.cc, c.n); got != c.want {
+			t.Errorf("capAges(%q, %d) = %q, want %q", c.cc, c.n, got, c.want)
+		}
+	}
+}

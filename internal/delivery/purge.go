@@ -1,0 +1,114 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// Purged is what a Purge removed.
+type Purged struct {
+	// Images is the number of derived images deleted.
+	Images int
+	// Paths are the request paths invalidated at the CDN.
+	Paths []string
+}
+
+// Purge deletes the derived images of the original key, except those made
+// from version keep (an ETag, quotes optional; "" deletes them all), and
+// with a CDN invalidates exactly the paths they were served under. The
+// images go first, so that a CDN that asks again once invalidated finds
+// nothing old; the markers of their paths go last, once the CDN has taken
+// the invalidation, so that a Purge that fails on the way leaves them for
+// the next attempt to find. Errors are the store's and the CDN's; every
+// one may pass, and the Purge is then worth repeating.
+func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
+	folder := s.folder(key)
+	objs, err := s.d.Cache.List(ctx, folder, 0)
+	if err != nil {
+		return Purged{}, fmt.Errorf("list derived images: %w", err)
+	}
+	keepSegment := ""
+	if keep = strings.Trim(keep, `"`); keep != "" {
+		keepSegment = etagSegment(keep)
+	}
+	var images, markers []string
+	for _, o := range objs {
+		version, name, ok := strings.Cut(strings.TrimPrefix(o.Key, folder), "/")
+		if !ok || strings.Contains(name, "/") || version == keepSegment {
+			continue // an original whose key continues this one's, or the version kept
+		}
+		if strings.Contains(name, markerInfix) {
+			markers = append(markers, o.Key)
+		} else {
+			images = append(images, o.Key)
+		}
+	}
+	var out Purged
+	if err := each(len(images), func(i int) error { return s.d.Cache.Delete(ctx, images[i]) }); err != nil {
+		return out, fmt.Errorf("delete derived images: %w", err)
+	}
+	out.Images = len(images)
+	if s.d.Invalidator != nil && len(markers) > 0 {
+		if out.Paths, err = s.paths(ctx, markers); err != nil {
+			return out, err
+		}
+		if err := s.d.Invalidator.Invalidate(ctx, out.Paths); err != nil {
+			return out, fmt.Errorf("invalidate %d paths: %w", len(out.Paths), err)
+		}
+	}
+	if err := each(len(markers), func(i int) error { return s.d.Cache.Delete(ctx, markers[i]) }); err != nil {
+		return out, fmt.Errorf("delete markers: %w", err)
+	}
+	s.etags.forget(key)
+	s.recorded.forgetPrefix(folder)
+	s.metrics.purged(out.Images, len(out.Paths))
+	return out, nil
+}
+
+// paths reads the request paths the markers hold, each once, sorted.
+func (s *Service) paths(ctx context.Context, markers []string) ([]string, error) {
+	paths := make([]string, len(markers))
+	err := each(len(markers), func(i int) error {
+		b, _, err := s.d.Cache.Get(ctx, markers[i], storage.GetOptions{MaxBytes: 16 << 10})
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil // deleted by a purge running beside this one
+		}
+		paths[i] = string(b)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read markers: %w", err)
+	}
+	slices.Sort(paths)
+	paths = slices.Compact(paths)
+	if len(paths) > 0 && paths[0] == "" {
+		paths = paths[1:]
+	}
+	return paths, nil
+}
+
+// parallelism bounds the requests one Purge makes to the store at once.
+const parallelism = 8
+
+// each runs fn(0..n-1), parallelism at a time, and returns every error.
+func each(n int, fn func(i int) error) error {
+	errs := make([]error, n)
+	sem := make(chan struct{}, parallelism)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			errs[i] = fn(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}

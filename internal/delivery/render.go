@@ -1,0 +1,116 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// flights are the renders under way, by the key of the derived image.
+type flights struct {
+	mu sync.Mutex
+	m  map[string]*flight
+}
+
+// flight is one render, with everyone waiting for it.
+type flight struct {
+	done chan struct{} // closed once img or err is set
+	img  Image
+	err  error
+}
+
+// join returns the flight of key, and whether the caller starts it.
+func (f *flights) join(key string) (*flight, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fl, ok := f.m[key]; ok {
+		return fl, false
+	}
+	fl := &flight{done: make(chan struct{})}
+	f.m[key] = fl
+	return fl, true
+}
+
+func (f *flights) leave(key string) {
+	f.mu.Lock()
+	delete(f.m, key)
+	f.mu.Unlock()
+}
+
+// render makes the derived image e once for every request that asks for
+// it while it is being made and written: the first request starts the
+// work, in a goroutine of its own that no request's end stops (it is
+// bounded by RenderTimeout), and every request, the first included, waits
+// for its result. The work takes one place at the gate, the waiting ones
+// none. Each waiter gets the image as soon as it is made; the write to the
+// cache follows, and requests that arrive meanwhile are answered from the
+// render in memory.
+func (s *Service) render(ctx context.Context, e entry, pinned bool) (Image, error) {
+	fl, lead := s.flights.join(e.key)
+	if lead {
+		go s.fly(context.WithoutCancel(ctx), e, pinned, fl)
+	}
+	select {
+	case <-fl.done:
+	case <-ctx.Done():
+		return Image{}, context.Cause(ctx)
+	}
+	if fl.err != nil {
+		return Image{}, fl.err
+	}
+	img := fl.img
+	if !lead {
+		img.Outcome = Shared
+	}
+	return img, nil
+}
+
+// fly is the work of one flight: make the image, hand it to the waiting
+// requests, keep it.
+func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.RenderTimeout)
+	defer cancel()
+	defer s.flights.leave(e.key)
+	fl.img, fl.err = s.make(ctx, e, pinned)
+	close(fl.done)
+	if fl.err != nil {
+		return
+	}
+	if err := s.keep(ctx, e, fl.img); err != nil {
+		// The answer stands; the next request renders again.
+		s.d.Logger.Warn().Err(err).Str("key", e.key).Msg("derived image not kept")
+	}
+}
+
+// make reads the original at the version e names and renders it. It holds
+// a place at the gate from before the read, so that the originals in
+// memory are bounded as request bodies are.
+func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error) {
+	done, err := s.d.Renderer.Gate().Admit()
+	if err != nil {
+		return Image{}, err
+	}
+	defer done()
+	data, obj, err := s.d.Sources.Get(ctx, e.source, storage.GetOptions{IfMatch: `"` + e.etag + `"`, MaxBytes: s.cfg.MaxSourceBytes})
+	switch {
+	case pinned && (errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound)):
+		return Image{}, fmt.Errorf("%w: version %s of %q is no longer stored", storage.ErrNotFound, e.etag, e.source)
+	case errors.Is(err, storage.ErrPreconditionFailed):
+		return Image{}, errSuperseded
+	case errors.Is(err, storage.ErrTooLarge):
+		return Image{}, fmt.Errorf("%w: original: %v", imageproc.ErrTooLarge, err)
+	case err != nil:
+		return Image{}, fmt.Errorf("original: %w", err)
+	}
+	res, err := s.d.Renderer.Process(ctx, data, e.options)
+	if err != nil {
+		return Image{}, err
+	}
+	return Image{Data: res.Data, ContentType: res.Format.ContentType(), ETag: digestETag(res.Data),
+		LastModified: obj.LastModified, Outcome: Rendered, written: time.Now()}, nil
+}
