@@ -101,7 +101,7 @@ func (s *Service) fromCache(ctx context.Context, e entry, describeOnly bool) (Im
 	if err != nil {
 		return Image{}, fmt.Errorf("derived image: %w", err)
 	}
-	img := Image{Data: data, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified, Outcome: Hit,
+	img := Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified, Outcome: Hit,
 		written: obj.LastModified}
 	if d := obj.Metadata[metaDigest]; d != "" {
 		// The same ETag as the render gave, whatever ETags the store

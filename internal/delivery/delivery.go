@@ -162,6 +162,7 @@ type Image struct {
 	// Data is the image; nil for a DescribeOnly request served from
 	// storage.
 	Data         []byte
+	Size         int64
 	ContentType  string
 	ETag         string // strong, quoted
 	LastModified time.Time
@@ -285,7 +286,7 @@ func (s *Service) fromVariant(ctx context.Context, key, etag string, describeOnl
 	case strings.Trim(obj.Metadata[metaSourceETag], `"`) != etag:
 		return Image{}, false, nil // a variant of another version: not this one
 	}
-	return Image{Data: data, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified,
+	return Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified,
 		Outcome: Variant, written: obj.LastModified}, true, nil
 }
 

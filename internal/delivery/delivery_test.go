@@ -112,6 +112,7 @@ func newFixture(t *testing.T, st Cache, concurrency, queue int) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(f.svc.Wait)
 	return f
 }
 
@@ -197,7 +198,7 @@ func TestHitAndMiss(t *testing.T) {
 				t.Fatalf("first: %s %d bytes %s %s %q", first.Outcome, len(first.Data), first.ContentType, first.ETag, first.CacheControl)
 			}
 			// The write to the cache follows the answer: wait for it.
-			waitFlights(t, f.svc)
+			f.svc.Wait()
 			second, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "quality=70&width=320&fit=inside&dpr=1", "/b"))
 			if err != nil {
 				t.Fatal(err)
@@ -214,21 +215,6 @@ func TestHitAndMiss(t *testing.T) {
 			}
 		})
 	}
-}
-
-// waitFlights waits until no render is being written.
-func waitFlights(t *testing.T, s *Service) {
-	t.Helper()
-	for i := 0; i < 200; i++ {
-		s.flights.mu.Lock()
-		n := len(s.flights.m)
-		s.flights.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatal("renders still in flight")
 }
 
 // A hundred requests at once for one image that is not cached render it
@@ -294,7 +280,7 @@ func TestPresets(t *testing.T) {
 	if img, err = f.svc.Serve(t.Context(), Request{Key: "uploads2/x.jpg", Preset: "thumb", Path: "/t"}); err != nil || img.Outcome != Rendered {
 		t.Fatalf("preset outside the inputs: %v %s", err, img.Outcome)
 	}
-	waitFlights(t, f.svc)
+	f.svc.Wait()
 	if img, err = f.svc.Serve(t.Context(), req(t, "uploads2/x.jpg", "fit=cover&height=100&width=100", "/o")); err != nil || img.Outcome != Hit {
 		t.Fatalf("the same options: %v %s", err, img.Outcome)
 	}
@@ -327,7 +313,7 @@ func TestVersionsAndPurge(t *testing.T) {
 		r := req(t, "uploads/cats/tom.jpg", query, path)
 		r.Version = version
 		img, err := f.svc.Serve(ctx, r)
-		waitFlights(t, f.svc)
+		f.svc.Wait()
 		return img, err
 	}
 	for _, c := range []struct{ query, path, version string }{
@@ -407,7 +393,7 @@ func TestPurgeKeepsLongerKeys(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFlights(t, f.svc)
+	f.svc.Wait()
 	if _, err := f.svc.Purge(t.Context(), "uploads/a.jpg", ""); err != nil {
 		t.Fatal(err)
 	}

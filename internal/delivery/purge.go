@@ -25,10 +25,20 @@ type Purged struct {
 // images go first, so that a CDN that asks again once invalidated finds
 // nothing old; the markers of their paths go last, once the CDN has taken
 // the invalidation, so that a Purge that fails on the way leaves them for
-// the next attempt to find. Errors are the store's and the CDN's; every
-// one may pass, and the Purge is then worth repeating.
+// the next attempt to find. Renders of the key under way when it is
+// called are waited for first: one that read the old version would
+// otherwise write its image after the purge. A key that is never served
+// (outside the prefixes, or one the store cannot hold) has nothing to
+// purge. Errors are the store's and the CDN's; every one may pass, and the
+// Purge is then worth repeating.
 func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
+	if s.served(key) != nil || storage.ValidateKey(key) != nil {
+		return Purged{}, nil
+	}
 	folder := s.folder(key)
+	if err := s.flights.settle(ctx, folder); err != nil {
+		return Purged{}, fmt.Errorf("wait for renders: %w", err)
+	}
 	objs, err := s.d.Cache.List(ctx, folder, 0)
 	if err != nil {
 		return Purged{}, fmt.Errorf("list derived images: %w", err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,13 +16,15 @@ import (
 type flights struct {
 	mu sync.Mutex
 	m  map[string]*flight
+	wg sync.WaitGroup // the flights' goroutines
 }
 
 // flight is one render, with everyone waiting for it.
 type flight struct {
-	done chan struct{} // closed once img or err is set
-	img  Image
-	err  error
+	done    chan struct{} // closed once img or err is set
+	settled chan struct{} // closed once the image is kept (or not)
+	img     Image
+	err     error
 }
 
 // join returns the flight of key, and whether the caller starts it.
@@ -31,15 +34,39 @@ func (f *flights) join(key string) (*flight, bool) {
 	if fl, ok := f.m[key]; ok {
 		return fl, false
 	}
-	fl := &flight{done: make(chan struct{})}
+	fl := &flight{done: make(chan struct{}), settled: make(chan struct{})}
 	f.m[key] = fl
 	return fl, true
 }
 
 func (f *flights) leave(key string) {
 	f.mu.Lock()
+	fl := f.m[key]
 	delete(f.m, key)
 	f.mu.Unlock()
+	close(fl.settled)
+}
+
+// settle waits until the flights under way whose keys start with prefix
+// have kept their images (or failed to). Flights that start later are not
+// waited for.
+func (f *flights) settle(ctx context.Context, prefix string) error {
+	var wait []*flight
+	f.mu.Lock()
+	for k, fl := range f.m {
+		if strings.HasPrefix(k, prefix) {
+			wait = append(wait, fl)
+		}
+	}
+	f.mu.Unlock()
+	for _, fl := range wait {
+		select {
+		case <-fl.settled:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return nil
 }
 
 // render makes the derived image e once for every request that asks for
@@ -53,7 +80,11 @@ func (f *flights) leave(key string) {
 func (s *Service) render(ctx context.Context, e entry, pinned bool) (Image, error) {
 	fl, lead := s.flights.join(e.key)
 	if lead {
-		go s.fly(context.WithoutCancel(ctx), e, pinned, fl)
+		s.flights.wg.Add(1)
+		go func() {
+			defer s.flights.wg.Done()
+			s.fly(context.WithoutCancel(ctx), e, pinned, fl)
+		}()
 	}
 	select {
 	case <-fl.done:
@@ -111,6 +142,9 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 	if err != nil {
 		return Image{}, err
 	}
-	return Image{Data: res.Data, ContentType: res.Format.ContentType(), ETag: digestETag(res.Data),
+	return Image{Data: res.Data, Size: int64(len(res.Data)), ContentType: res.Format.ContentType(), ETag: digestETag(res.Data),
 		LastModified: obj.LastModified, Outcome: Rendered, written: time.Now()}, nil
 }
+
+// Wait returns once no render is being made or written.
+func (s *Service) Wait() { s.flights.wg.Wait() }
