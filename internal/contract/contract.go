@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -63,10 +64,38 @@ func load() {
 			return
 		}
 		// The router matches request paths only; the server it is given
-		// is any host, since tests listen on random ports.
-		doc.Servers = openapi3.Servers{{URL: "/"}}
-		router, err = gorillamux.NewRouter(doc)
+		// is any host, since tests listen on random ports. It reads its
+		// own copy, where a parameter that takes the rest of the path
+		// (RestOfPath) is written in gorilla/mux's way, {key:.+}: OpenAPI
+		// has no word for it.
+		var rdoc *openapi3.T
+		if rdoc, err = openapi3.NewLoader().LoadFromData(b); err != nil {
+			return
+		}
+		rdoc.Servers = openapi3.Servers{{URL: "/"}}
+		for path, item := range rdoc.Paths.Map() {
+			if name := RestOfPath(item); name != "" {
+				rdoc.Paths.Delete(path)
+				rdoc.Paths.Set(strings.Replace(path, "{"+name+"}", "{"+name+":.+}", 1), item)
+			}
+		}
+		router, err = gorillamux.NewRouter(rdoc)
 	})
+}
+
+// RestOfPath returns the name of the path parameter of item's GET that
+// takes the rest of the path, slashes included (marked x-rest-of-path),
+// or "".
+func RestOfPath(item *openapi3.PathItem) string {
+	if item.Get == nil {
+		return ""
+	}
+	for _, p := range item.Get.Parameters {
+		if p.Value.In == "path" && p.Value.Extensions["x-rest-of-path"] == true {
+			return p.Value.Name
+		}
+	}
+	return ""
 }
 
 // Check fails the test unless the response to req, with the given body, is
