@@ -857,6 +857,9 @@ type Conflict = Problem
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
+// ImageForbidden An RFC 9457 problem document.
+type ImageForbidden = Problem
+
 // Internal An RFC 9457 problem document.
 type Internal = Problem
 
@@ -880,6 +883,15 @@ type Unprocessable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// GetImageParams defines parameters for GetImage.
+type GetImageParams struct {
+	// Accept Consulted only with `format=auto`.
+	Accept *string `json:"Accept,omitempty"`
+
+	// IfNoneMatch ETags of copies the client holds; a match is a 304.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
 
 // ResizeImageMultipartBody defines parameters for ResizeImage.
 type ResizeImageMultipartBody struct {

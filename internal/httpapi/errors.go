@@ -9,6 +9,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/api"
+	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -45,6 +47,9 @@ var statusTable = []statusRow{
 	{errNotFound, http.StatusNotFound, "not-found", "No such route"},
 	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
 	{storage.ErrBadSignature, http.StatusForbidden, "bad-signature", "Upload URL invalid or expired"},
+	{imageurl.ErrBadSignature, http.StatusForbidden, "bad-signature", "Image URL not signed, wrongly signed or expired"},
+	{delivery.ErrNotServed, http.StatusForbidden, "not-served", "Not served by URL"},
+	{imageurl.ErrMalformed, http.StatusBadRequest, "bad-request", "Malformed image URL"},
 	{storage.ErrNotFound, http.StatusNotFound, "not-found", "No such object"},
 	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
 	{errRequestTimeout, http.StatusRequestTimeout, "request-timeout", "Request body too slow"},

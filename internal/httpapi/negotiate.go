@@ -18,6 +18,12 @@ func imageOptions(rawQuery, accept string, maxDimension int) (o imageproc.Option
 	if err != nil {
 		return o, false, fmt.Errorf("%w: query: %v", imageproc.ErrBadOption, err)
 	}
+	return optionsOf(q, accept, maxDimension)
+}
+
+// optionsOf reads options already split into words (imageOptions; the
+// options segment of an image URL).
+func optionsOf(q url.Values, accept string, maxDimension int) (o imageproc.Options, auto bool, err error) {
 	if fs := q["format"]; len(fs) == 1 && fs[0] == "auto" {
 		auto = true
 		q.Del("format")

@@ -7,7 +7,7 @@ import (
 
 // addRoutes lists the whole API. openapi.yaml documents the same routes; a
 // test keeps the two equal.
-func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
+func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps, dd deliverDeps) {
 	r.Get("/healthz", handleHealth().ServeHTTP)
 	r.Get("/readyz", handleReady(d.Checks, d.Draining).ServeHTTP)
 	r.Get("/metrics", promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}).ServeHTTP)
@@ -34,4 +34,7 @@ func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
 	}
 	// Authorized by Resizer-Signature or the webhook secret.
 	r.Method("POST", "/webhooks/s3", handleWebhook(wd))
+	// Authorized by the URL's own signature; the key is the rest of the
+	// path, slashes kept (see imageurl).
+	r.Method("GET", "/img/{signature}/{options}/*", handleDeliver(dd))
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
@@ -65,6 +66,10 @@ type Config struct {
 	InputBucket string
 	// UI serves the pages at / and /docs.
 	UI bool
+	// URLSigningKeys verify the signatures of image URLs (GET /img/);
+	// UnsignedPresets serves presets there without one.
+	URLSigningKeys  []string
+	UnsignedPresets bool
 }
 
 // Deps are the parts the handlers use.
@@ -87,6 +92,9 @@ type Deps struct {
 	// (LocalStore: the local directory) also gets PUT /uploads/{key} and
 	// GET /objects/{key}.
 	Store Store
+	// Delivery serves images by URL (GET /img/), and forgets what was
+	// derived from originals that change.
+	Delivery *delivery.Service
 }
 
 // Store is what the upload routes need of the store originals go to.
@@ -110,7 +118,7 @@ type LocalStore interface {
 func New(cfg Config, d Deps) (http.Handler, error) {
 	_, local := d.Store.(LocalStore)
 	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
-		d.Pipeline == nil || d.Store == nil || cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
+		d.Pipeline == nil || d.Store == nil || d.Delivery == nil || cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
 		(local && cfg.PublicURL == "" && cfg.ListenAddr == "") || cfg.BodyMemory < 2*cfg.MaxBodyBytes ||
 		cfg.MinBodyRate < 0 || (cfg.MinBodyRate > 0 && cfg.MinBodyRateGrace <= 0) || cfg.MaxPerClient < 0 {
 		return nil, fmt.Errorf("httpapi: incomplete configuration")
@@ -135,7 +143,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
-	wd := webhookDeps{pipeline: d.Pipeline, bucket: cfg.InputBucket, maxBytes: cfg.WebhookMaxBytes,
+	wd := webhookDeps{pipeline: purgingRunner{runner: d.Pipeline, purger: d.Delivery}, bucket: cfg.InputBucket, maxBytes: cfg.WebhookMaxBytes,
 		maxRecords: cfg.WebhookMaxRecords, metrics: wm, tokens: newKeyring(cfg.WebhookSecrets)}
 	for _, s := range cfg.WebhookSecrets {
 		wd.secrets = append(wd.secrets, []byte(s))
@@ -144,7 +152,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
-	addRoutes(r, cfg, d, newUploadDeps(cfg, d, in), wd)
+	addRoutes(r, cfg, d, newUploadDeps(cfg, d, in), wd, newDeliverDeps(cfg, d))
 	return r, nil
 }
 
@@ -162,7 +170,7 @@ func allowed(r chi.Routes, path string) []string {
 
 func newUploadDeps(cfg Config, d Deps, in *intake) uploadDeps {
 	u := uploadDeps{
-		pipeline: d.Pipeline, intake: in, objects: d.Store,
+		pipeline: purgingUploader{uploader: d.Pipeline, purger: d.Delivery}, intake: in, objects: d.Store,
 		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, baseURL: baseURL(cfg),
 		types: map[string]bool{},
 	}

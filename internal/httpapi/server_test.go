@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/internal/contract"
+	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/logbuf"
 	"github.com/resizer/resizer/internal/pipeline"
@@ -44,6 +45,8 @@ type testServer struct {
 	proc     *imageproc.Processor
 	deps     Deps
 	local    *storage.Dir // nil with S3
+	cdn      *recordingCDN
+	reg      *prometheus.Registry
 }
 
 func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testServer {
@@ -58,8 +61,9 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
 		BodyMemory: 64 << 20, ReadTimeout: 30 * time.Second, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
 		WebhookSecrets: []string{"webhook-secret-old", "webhook-secret"}, WebhookMaxBytes: 64 << 10, WebhookMaxRecords: 10,
-		UI:          true,
-		UploadTypes: []string{"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heif"}}
+		URLSigningKeys: []string{testSigningKey, testOldSigningKey},
+		UI:             true,
+		UploadTypes:    []string{"image/jpeg", "image/png", "image/webp", "image/gif", "image/avif", "image/heif"}}
 	if s3 != nil {
 		cfg.InputBucket = s3.Bucket()
 	}
@@ -98,6 +102,15 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 		t.Fatal(err)
 	}
 	logs := &logbuf.Buffer{}
+	cdn := &recordingCDN{}
+	d.Delivery, err = delivery.New(delivery.Config{Prefixes: []string{"uploads/"}, CachePrefix: "resized/_cache/",
+		CacheControl: "public, max-age=300", ETagTTL: time.Second, MaxSourceBytes: cfg.MaxBodyBytes, RenderTimeout: time.Minute},
+		delivery.Deps{Sources: st, Cache: st.(delivery.Cache), Renderer: proc, Presets: d.Pipeline, Invalidator: cdn,
+			Logger: zerolog.New(logs), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Delivery.Wait) // before the directory goes: renders write to it after they answer
 	var draining atomic.Bool
 	spec, err := os.ReadFile(contract.SpecPath())
 	if err != nil {
@@ -111,7 +124,7 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	}
 	srv.Config.Handler = h
 	srv.Start()
-	return &testServer{Server: srv, logs: logs, draining: &draining, proc: proc, deps: d, local: local}
+	return &testServer{Server: srv, logs: logs, draining: &draining, proc: proc, deps: d, local: local, cdn: cdn, reg: reg}
 }
 
 // do sends a request, reads the whole response, and checks it against

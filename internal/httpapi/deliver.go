@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/delivery"
+)
+
+// imageServer is what GET /img/ needs of delivery.
+type imageServer interface {
+	Serve(ctx context.Context, r delivery.Request) (delivery.Image, error)
+}
+
+// deliverDeps are the parts of GET /img/.
+type deliverDeps struct {
+	delivery imageServer
+	// keys verify signatures (URL_SIGNING_KEYS).
+	keys [][]byte
+	// unsignedPresets serves presets without a signature.
+	unsignedPresets bool
+	maxDimension    int
+}
+
+func newDeliverDeps(cfg Config, d Deps) deliverDeps {
+	dd := deliverDeps{delivery: d.Delivery, unsignedPresets: cfg.UnsignedPresets, maxDimension: cfg.MaxDimension}
+	for _, k := range cfg.URLSigningKeys {
+		dd.keys = append(dd.keys, []byte(k))
+	}
+	return dd
+}
+
+// handleDeliver serves GET (and HEAD) /img/{signature}/{options}/{key}:
+// a stored original, as the options ask, by a URL the service signed (see
+// imageurl). The signature is checked first, before the options are read
+// or the store is asked anything; then the image comes from the derived
+// cache, a stored variant or a render (delivery.Serve). A conditional
+// request or a HEAD of a stored image reads no body.
+func handleDeliver(d deliverDeps) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The path as the client wrote it: the signature covers its bytes.
+		u, err := imageurl.Parse(r.URL.EscapedPath())
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		if err := d.authorize(u, time.Now()); err != nil {
+			writeError(w, r, err)
+			return
+		}
+		req := delivery.Request{Key: u.Key, Preset: u.Preset, Version: u.Version, Expires: u.Expires, Path: u.Path}
+		var auto bool
+		if u.Preset == "" {
+			if req.Options, auto, err = optionsOf(u.Options, r.Header.Get("Accept"), d.maxDimension); err != nil {
+				writeError(w, r, err)
+				return
+			}
+		}
+		inm := r.Header.Get("If-None-Match")
+		req.DescribeOnly = r.Method == http.MethodHead || inm != ""
+		img, err := d.delivery.Serve(r.Context(), req)
+		if err == nil && img.Data == nil && r.Method == http.MethodGet && !matchesETag(inm, img.ETag) {
+			req.DescribeOnly = false // the client's copy is another: the body after all
+			img, err = d.delivery.Serve(r.Context(), req)
+		}
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		h := w.Header()
+		h.Set("ETag", img.ETag)
+		h.Set("Cache-Control", img.CacheControl)
+		h.Set("Last-Modified", img.LastModified.UTC().Format(http.TimeFormat))
+		h.Set("Cache-Status", cacheStatus[img.Outcome])
+		if auto {
+			h.Set("Vary", "Accept")
+		}
+		if matchesETag(inm, img.ETag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.Set("Content-Type", img.ContentType)
+		h.Set("Content-Length", strconv.FormatInt(img.Size, 10))
+		w.WriteHeader(http.StatusOK)
+		if r.Method != http.MethodHead {
+			_, _ = w.Write(img.Data)
+		}
+	})
+}
+
+// cacheStatus is the Cache-Status (RFC 9211) of each outcome: a hit of
+// the derived cache or of a stored variant, or a render, stored, made for
+// this request or shared with others asking at the same time.
+var cacheStatus = map[delivery.Outcome]string{
+	delivery.Hit:      "resizer; hit",
+	delivery.Variant:  "resizer; hit; detail=variant",
+	delivery.Rendered: "resizer; fwd=miss; stored",
+	delivery.Shared:   "resizer; fwd=miss; collapsed",
+}
+
+// authorize accepts a URL signed with one of the keys and not expired, or
+// an unsigned preset where that is allowed: arbitrary sizes are never
+// served unsigned, or anyone could order millions of renders. Errors wrap
+// imageurl.ErrBadSignature.
+func (d deliverDeps) authorize(u imageurl.URL, now time.Time) error {
+	if u.Signature == imageurl.Unsigned {
+		if d.unsignedPresets && u.Preset != "" && u.Expires.IsZero() {
+			return nil
+		}
+		return fmt.Errorf("%w: unsigned, and only presets are served unsigned (DELIVERY_UNSIGNED_PRESETS)", imageurl.ErrBadSignature)
+	}
+	if len(d.keys) == 0 {
+		return fmt.Errorf("%w: no URL_SIGNING_KEYS are configured", imageurl.ErrBadSignature)
+	}
+	return u.Verify(d.keys, now)
+}
+
+// matchesETag reports whether an If-None-Match header names etag, by the
+// weak comparison RFC 9110 asks of it ("*" names any).
+func matchesETag(header, etag string) bool {
+	if header == "" {
+		return false
+	}
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == strings.TrimPrefix(etag, "W/") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,350 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "golang.org/x/image/webp" // decode WebP answers in assertions
+
+	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// The test server's URL_SIGNING_KEYS: the first signs, both verify.
+const (
+	testSigningKey    = "test-url-signing-key-0123456789abcdef"
+	testOldSigningKey = "test-url-signing-key-retired-0123456789"
+)
+
+// recordingCDN is the test server's CDN: it records the paths it is told
+// to invalidate.
+type recordingCDN struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (c *recordingCDN) Invalidate(_ context.Context, paths []string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.paths = append(c.paths, paths...)
+	return nil
+}
+
+func (c *recordingCDN) take() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.paths
+	c.paths = nil
+	slices.Sort(p)
+	return p
+}
+
+// sign returns the path of r signed with key.
+func sign(t *testing.T, key string, r imageurl.Request) string {
+	t.Helper()
+	p, err := imageurl.NewSigner(key).Path(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func opts(kv ...string) url.Values {
+	q := url.Values{}
+	for i := 0; i < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return q
+}
+
+// putOriginal stores an original in the test server's directory.
+func (s *testServer) putOriginal(t *testing.T, key string, data []byte) string {
+	t.Helper()
+	obj, err := s.local.Put(t.Context(), key, data, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obj.ETag
+}
+
+// settled waits until the image at path is served from the cache (the
+// write of a render follows its answer).
+func (s *testServer) settled(t *testing.T, path string) {
+	t.Helper()
+	for i := 0; i < 100; i++ {
+		if resp, _ := s.do(t, "HEAD", path, nil, nil); strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never a hit", path)
+}
+
+// A signed URL serves the size it asks for, with the headers a CDN and a
+// browser expect; asked again it is a hit with the same ETag; a copy the
+// client holds gets a 304; HEAD answers like GET.
+func TestDeliverSignedURL(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/cats/tom.jpg", testdata(t, "ladybird.jpg"))
+	path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/cats/tom.jpg", Options: opts("width", "320", "quality", "70")})
+	resp, body := s.do(t, "GET", path, nil, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	w, _, format := imageSize(t, body)
+	h := resp.Header
+	etag := h.Get("ETag")
+	if w != 320 || format != "jpeg" || h.Get("Content-Type") != "image/jpeg" || !strings.HasPrefix(etag, `"`) ||
+		h.Get("Cache-Control") != "public, max-age=300" || h.Get("Vary") != "" || h.Get("Last-Modified") == "" ||
+		h.Get("Cache-Status") != "resizer; fwd=miss; stored" {
+		t.Fatalf("%d wide %s; headers %v", w, format, h)
+	}
+	s.settled(t, path)
+	resp, again := s.do(t, "GET", path, nil, nil)
+	if resp.Header.Get("ETag") != etag || string(again) != string(body) || resp.Header.Get("Cache-Status") != "resizer; hit" {
+		t.Fatalf("again: %v", resp.Header)
+	}
+	for _, inm := range []string{etag, `"other", ` + etag, "W/" + etag, "*"} {
+		resp, b := s.do(t, "GET", path, nil, http.Header{"If-None-Match": {inm}})
+		if resp.StatusCode != 304 || len(b) != 0 || resp.Header.Get("ETag") != etag || resp.Header.Get("Cache-Control") == "" {
+			t.Errorf("If-None-Match %s: %d %v", inm, resp.StatusCode, resp.Header)
+		}
+	}
+	if resp, b := s.do(t, "GET", path, nil, http.Header{"If-None-Match": {`"other"`}}); resp.StatusCode != 200 || len(b) != len(body) {
+		t.Errorf("another ETag: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	// Another spelling of the same options, signed on its own, is the
+	// same image.
+	other := sign(t, testSigningKey, imageurl.Request{Key: "uploads/cats/tom.jpg", Options: opts("quality", "70", "width", "320", "dpr", "1")})
+	if resp, _ := s.do(t, "GET", other, nil, nil); resp.Header.Get("ETag") != etag || resp.Header.Get("Cache-Status") != "resizer; hit" {
+		t.Errorf("another spelling: %v", resp.Header)
+	}
+	if n := renders(t, s); n != 1 {
+		t.Errorf("%v renders", n)
+	}
+}
+
+// renders counts the images processed, from imageproc's own metrics.
+func renders(t *testing.T, s *testServer) float64 {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "resizer_image_process_seconds" {
+			for _, m := range mf.GetMetric() {
+				n += float64(m.GetHistogram().GetSampleCount())
+			}
+		}
+	}
+	return n
+}
+
+// A tampered, expired or unsigned URL, one signed with a key no longer
+// listed, and one for a key outside the prefixes get 403; a URL signed
+// with the older of two listed keys still works.
+func TestDeliverForbidden(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/a.jpg", testJPEG(t, 64, 48))
+	s.putOriginal(t, "private/a.jpg", testJPEG(t, 64, 48))
+	r := imageurl.Request{Key: "uploads/a.jpg", Options: opts("width", "32")}
+	good := sign(t, testSigningKey, r)
+	expiring := r
+	expiring.Expires = time.Now().Add(-time.Second)
+	unsignedPreset, _ := imageurl.UnsignedPath(imageurl.Request{Key: "uploads/a.jpg", Preset: "thumb"})
+	for name, path := range map[string]string{
+		"tampered width":   strings.Replace(good, "width=32", "width=33", 1),
+		"tampered key":     strings.Replace(good, "uploads/a.jpg", "uploads/b.jpg", 1),
+		"expired":          sign(t, testSigningKey, expiring),
+		"unsigned options": "/img/_/width=32/uploads/a.jpg",
+		"unsigned preset":  unsignedPreset, // DELIVERY_UNSIGNED_PRESETS is off
+		"a retired key":    sign(t, "a-key-no-longer-listed-0123456789abcdef", r),
+		"not hex":          "/img/zz/width=32/uploads/a.jpg",
+		"outside prefixes": sign(t, testSigningKey, imageurl.Request{Key: "private/a.jpg", Options: opts("width", "32")}),
+	} {
+		resp, body := s.do(t, "GET", path, nil, nil)
+		if resp.StatusCode != 403 || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, body)
+		}
+	}
+	if resp, body := s.do(t, "GET", sign(t, testOldSigningKey, r), nil, nil); resp.StatusCode != 200 {
+		t.Errorf("signed with the older key: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := s.do(t, "GET", good, nil, nil); resp.StatusCode != 200 {
+		t.Errorf("good: %d %s", resp.StatusCode, body)
+	}
+	for name, path := range map[string]string{
+		"unknown option":  sign(t, testSigningKey, imageurl.Request{Key: "uploads/a.jpg", Options: opts("size", "32")}),
+		"bad option":      sign(t, testSigningKey, imageurl.Request{Key: "uploads/a.jpg", Options: opts("width", "0")}),
+		"unknown preset":  sign(t, testSigningKey, imageurl.Request{Key: "uploads/a.jpg", Preset: "huge"}),
+		"repeated option": "/img/" + strings.Repeat("0", 64) + "/width=32&width=32/uploads/a.jpg",
+	} {
+		if resp, body := s.do(t, "GET", path, nil, nil); resp.StatusCode != 400 {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, body)
+		}
+	}
+	if resp, _ := s.do(t, "GET", sign(t, testSigningKey, imageurl.Request{Key: "uploads/none.jpg", Options: opts("width", "32")}), nil, nil); resp.StatusCode != 404 {
+		t.Errorf("no such original: %d", resp.StatusCode)
+	}
+}
+
+// With DELIVERY_UNSIGNED_PRESETS, a preset is served unsigned, from its
+// stored variant when there is one; sizes of one's own choosing are not.
+func TestDeliverUnsignedPresets(t *testing.T) {
+	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.UnsignedPresets = true })
+	resp, body := s.do(t, "POST", "/uploads?key=cats/tom.jpg", testdata(t, "ladybird.jpg"), nil)
+	if resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	before := renders(t, s)
+	path, _ := imageurl.UnsignedPath(imageurl.Request{Key: "uploads/cats/tom.jpg", Preset: "medium"})
+	resp, body = s.do(t, "GET", path, nil, nil)
+	if w, _, f := imageSize(t, body); resp.StatusCode != 200 || w != 400 || f != "webp" ||
+		resp.Header.Get("Cache-Status") != "resizer; hit; detail=variant" || renders(t, s) != before {
+		t.Fatalf("unsigned preset: %d %d %s %v, %v renders", resp.StatusCode, w, f, resp.Header, renders(t, s)-before)
+	}
+	if resp, _ := s.do(t, "GET", "/img/_/width=400/uploads/cats/tom.jpg", nil, nil); resp.StatusCode != 403 {
+		t.Fatalf("unsigned options: %d", resp.StatusCode)
+	}
+}
+
+// A URL pinned to the original's version is immutable, and 404 once the
+// original is replaced.
+func TestDeliverPinned(t *testing.T) {
+	s := newTestServer(t, nil)
+	etag := s.putOriginal(t, "uploads/p.jpg", testJPEG(t, 64, 48))
+	path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/p.jpg", Options: opts("width", "16"), Version: etag})
+	resp, _ := s.do(t, "GET", path, nil, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "public, max-age=31536000, immutable" {
+		t.Fatalf("%d %v", resp.StatusCode, resp.Header)
+	}
+	s.settled(t, path)
+	// Replaced behind the service's back; the purge that an event (with
+	// S3) or an upload (local) makes follows.
+	v2 := s.putOriginal(t, "uploads/p.jpg", testJPEG(t, 32, 24))
+	if _, err := s.deps.Delivery.Purge(t.Context(), "uploads/p.jpg", v2); err != nil {
+		t.Fatal(err)
+	}
+	if resp, _ := s.do(t, "GET", path, nil, nil); resp.StatusCode != 404 {
+		t.Fatalf("a replaced version: %d", resp.StatusCode)
+	}
+	expiring := sign(t, testSigningKey, imageurl.Request{Key: "uploads/p.jpg", Options: opts("width", "16"), Expires: time.Now().Add(90 * time.Second)})
+	resp, _ = s.do(t, "GET", expiring, nil, nil)
+	age, ok := strings.CutPrefix(resp.Header.Get("Cache-Control"), "public, max-age=")
+	if n, err := strconv.Atoi(age); resp.StatusCode != 200 || !ok || err != nil || n > 90 || n < 80 {
+		t.Fatalf("expiring in 90 s: %d %q", resp.StatusCode, resp.Header.Get("Cache-Control"))
+	}
+}
+
+// format=auto picks from Accept, says so with Vary, and keeps one image
+// per choice.
+func TestDeliverNegotiated(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/n.jpg", testJPEG(t, 64, 48))
+	path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/n.jpg", Options: opts("width", "32", "format", "auto")})
+	for _, c := range []struct{ accept, want string }{
+		{"image/avif,image/webp,*/*", "image/avif"},
+		{"image/webp,*/*", "image/webp"},
+		{"*/*", "image/jpeg"},
+		{"image/webp,*/*", "image/webp"},
+	} {
+		resp, _ := s.do(t, "GET", path, nil, http.Header{"Accept": {c.accept}})
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != c.want || resp.Header.Get("Vary") != "Accept" {
+			t.Errorf("Accept %s: %d %s Vary=%q", c.accept, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Vary"))
+		}
+	}
+	if n := renders(t, s); n != 3 {
+		t.Errorf("%v renders, want 3", n)
+	}
+}
+
+// A hundred requests at once for one URL that is not cached cause one
+// render (counted by imageproc's metrics).
+func TestDeliverOneRenderForAHundred(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/c.jpg", testdata(t, "ladybird.jpg"))
+	path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/c.jpg", Options: opts("width", "500")})
+	var wg sync.WaitGroup
+	codes := make(chan int, 100)
+	for i := 0; i < 100; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := s.Client().Get(s.URL + path)
+			if err != nil {
+				codes <- 0
+				return
+			}
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 200 {
+			t.Fatalf("a request got %d", c)
+		}
+	}
+	if n := renders(t, s); n != 1 {
+		t.Fatalf("%v renders for 100 requests", n)
+	}
+}
+
+// When the webhook hears that an original was replaced, then deleted, the
+// images derived from it go, and exactly the paths they were served under
+// are invalidated: each signature and spelling, the pinned one included.
+func TestDeliverPurgedByEvents(t *testing.T) {
+	s := newTestServer(t, nil)
+	v1 := s.putOriginal(t, "uploads/e.jpg", testJPEG(t, 64, 48))
+	paths := []string{
+		sign(t, testSigningKey, imageurl.Request{Key: "uploads/e.jpg", Options: opts("width", "20")}),
+		sign(t, testOldSigningKey, imageurl.Request{Key: "uploads/e.jpg", Options: opts("width", "20")}),
+		sign(t, testSigningKey, imageurl.Request{Key: "uploads/e.jpg", Options: opts("width", "20"), Version: v1}),
+		sign(t, testSigningKey, imageurl.Request{Key: "uploads/e.jpg", Options: opts("width", "30", "format", "webp")}),
+	}
+	for _, p := range paths {
+		if resp, body := s.do(t, "GET", p, nil, nil); resp.StatusCode != 200 {
+			t.Fatalf("%s: %d %s", p, resp.StatusCode, body)
+		}
+		s.settled(t, p)
+	}
+	current := paths[0]
+	v2 := s.putOriginal(t, "uploads/e.jpg", testJPEG(t, 40, 30))
+	resp, reply := s.event(t, s3Event("ObjectCreated:Put", "", "uploads/e.jpg", v2), nil)
+	if resp.StatusCode != 200 || reply.Records[0].Status != "processed" {
+		t.Fatalf("created: %d %+v", resp.StatusCode, reply)
+	}
+	slices.Sort(paths)
+	if got := s.cdn.take(); !slices.Equal(got, paths) {
+		t.Fatalf("invalidated %v\nwant %v", got, paths)
+	}
+	resp, body := s.do(t, "GET", current, nil, nil)
+	if w, _, _ := imageSize(t, body); resp.StatusCode != 200 || w != 20 {
+		t.Fatalf("after the replacement: %d", resp.StatusCode)
+	}
+	s.settled(t, current)
+	cached, _ := s.local.List(t.Context(), "resized/_cache/", 0)
+	if err := s.local.Delete(t.Context(), "uploads/e.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if resp, reply := s.event(t, s3Event("ObjectRemoved:Delete", "", "uploads/e.jpg", ""), nil); resp.StatusCode != 200 || reply.Records[0].Status != "deleted" {
+		t.Fatalf("removed: %d %+v", resp.StatusCode, reply)
+	}
+	if got := s.cdn.take(); !slices.Equal(got, []string{current}) {
+		t.Fatalf("invalidated %v, want %v", got, current)
+	}
+	if left, _ := s.local.List(t.Context(), "resized/_cache/", 0); len(cached) == 0 || len(left) != 0 {
+		t.Fatalf("cache before the deletion %d objects, after %d", len(cached), len(left))
+	}
+}
