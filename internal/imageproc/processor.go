@@ -56,6 +56,9 @@ type Config struct {
 	// Executable is the program run as an image worker, with workerArg:
 	// this very binary (os.Executable) when empty.
 	Executable string
+	// Watermarks gives the images the watermark option names; nil: the
+	// option is refused (ErrBadOption).
+	Watermarks Watermarks
 }
 
 // validate names every field out of range.
@@ -182,19 +185,24 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 	if err != nil {
 		return in.header, nil, err
 	}
+	marks, markParts, err := p.fetchMarks(ctx, opts) // I/O: before a slot is taken
+	if err != nil {
+		return in.header, nil, err
+	}
 	release, err := p.gate.Acquire(ctx)
 	if err != nil {
 		return in.header, nil, err
 	}
 	defer release()
-	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
+	j := job{Header: in.header, Outputs: opts, Size: in.size, Marks: marks, Limits: limits{
 		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
 		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}}
+	payloads := slices.Concat(in.parts, markParts)
 	deadline := time.Now().Add(p.cfg.Timeout)
-	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
+	rep, outs, err := p.pool.do(ctx, deadline, j, payloads)
 	if errors.Is(err, errWorkerDied) {
 		// Once may be bad luck (memory pressure); twice is the image.
-		if rep, outs, err = p.pool.do(ctx, deadline, j, in.parts); errors.Is(err, errWorkerDied) {
+		if rep, outs, err = p.pool.do(ctx, deadline, j, payloads); errors.Is(err, errWorkerDied) {
 			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
 		}
 	}
@@ -334,8 +342,6 @@ func notYet(o Options) error {
 		return fmt.Errorf("%w: max_bytes is not available yet", ErrBadOption)
 	case o.Keep != KeepNone:
 		return fmt.Errorf("%w: keep is not available yet", ErrBadOption)
-	case o.Watermark != nil:
-		return fmt.Errorf("%w: watermark is not available yet", ErrBadOption)
 	}
 	return nil
 }

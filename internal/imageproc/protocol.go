@@ -38,6 +38,10 @@ type job struct {
 	Outputs []Options
 	Limits  limits
 	Size    int // of the image that follows
+	// Marks are the watermarks the outputs name; their bytes follow the
+	// image's, in this order (watermark.go).
+	Marks []jobMark `json:",omitempty"`
+	marks markBufs  // in the worker: the Marks' bytes
 }
 
 // limits are the bounds a worker applies to what it learns only from

@@ -70,8 +70,13 @@ func serveWorker(jobs io.Reader, replies io.Writer) error {
 			in.free()
 			return fmt.Errorf("read image: %w", err)
 		}
+		if j.marks, err = readMarks(r, j.Marks); err != nil {
+			in.free()
+			return err
+		}
 		rep, payloads, frees := runJob(in, j)
 		in.free()
+		j.marks.free()
 		err := writeFrame(replies, rep, payloads...)
 		for _, o := range frees {
 			freeC(o)
