@@ -61,6 +61,11 @@ type Config struct {
 	WebhookMaxBytes   int64
 	WebhookMaxRecords int
 	RejectedPrefix    string
+	// Watermarks: where they are kept in the originals' store ("": none),
+	// the largest file, and the memory that holds them.
+	WatermarkPrefix     string
+	WatermarkMaxBytes   int64
+	WatermarkCacheBytes int64
 	// UI serves the pages at / and /docs.
 	UI bool
 	// The AWS SDK's own variables, read here too so that tests can give
@@ -176,6 +181,22 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.WebhookMaxRecords, err = positiveInt(v); return err }},
 	{"REJECTED_PREFIX", "", "where originals that can never be processed are moved (default: left in place)",
 		func(c *Config, v string) error { c.RejectedPrefix = v; return nil }},
+	// Watermarks live beside the originals, under a prefix of their own,
+	// so that no watermark name reaches an original and no upload becomes
+	// a watermark.
+	{"WATERMARK_PREFIX", "", "key prefix of the images the watermark option names, in S3_BUCKET or DATA_DIR; never overlapping INPUT_PREFIX, REJECTED_PREFIX or OUTPUT_PREFIX in one bucket; off: no watermarks (default: watermarks/, off when INPUT_PREFIX is the whole bucket)",
+		func(c *Config, v string) error {
+			if c.WatermarkPrefix = strings.TrimPrefix(v, "/"); v == "off" {
+				c.WatermarkPrefix = ""
+			}
+			return nil
+		}},
+	{"WATERMARK_MAX_BYTES", "1MiB", "largest watermark file; a larger one is refused (400)",
+		func(c *Config, v string) (err error) { c.WatermarkMaxBytes, err = parseBytes(v); return err }},
+	// Watermarks are read once and held: a few logos are a few hundred
+	// KiB, and each server holds its own.
+	{"WATERMARK_CACHE_BYTES", "16MiB", "memory that holds watermarks once read, the least recently used let go first; at least WATERMARK_MAX_BYTES",
+		func(c *Config, v string) (err error) { c.WatermarkCacheBytes, err = parseBytes(v); return err }},
 	{"UI", "", "serve the pages at / and /docs: on or off (default: on with local storage, off with S3)",
 		func(c *Config, v string) (err error) { c.UI, err = parseOnOff(v); return err }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
@@ -237,6 +258,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.TrimSpace(getenv("UI")) == "" {
 		c.UI = !c.S3Mode()
+	}
+	if strings.TrimSpace(getenv("WATERMARK_PREFIX")) == "" && c.InputPrefix != "" {
+		c.WatermarkPrefix = "watermarks/" // with the whole bucket as originals, there is no place apart for them
+	}
+	if c.WatermarkCacheBytes < c.WatermarkMaxBytes {
+		errs = append(errs, fmt.Errorf("WATERMARK_CACHE_BYTES=%d: must be at least WATERMARK_MAX_BYTES (%d)", c.WatermarkCacheBytes, c.WatermarkMaxBytes))
 	}
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))

@@ -32,7 +32,8 @@ func TestDefaults(t *testing.T) {
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
 		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100, UI: true,
 		BodyMemory: int64(9*n+1) * 32 << 20, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
-		MaxPerClient: 9 * n,
+		MaxPerClient:    9 * n,
+		WatermarkPrefix: "watermarks/", WatermarkMaxBytes: 1 << 20, WatermarkCacheBytes: 16 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -65,7 +66,7 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
-		"TRUSTED_PROXIES": "10.0.0.0/16,alb",
+		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0",
 	}
 	_, err := Load(env(bad))
 	if err == nil {
@@ -211,5 +212,35 @@ func TestDocumentedTable(t *testing.T) {
 	}
 	if s != want {
 		t.Fatalf("%s's table differs from the code's: go test ./internal/config -run TestDocumentedTable -update", path)
+	}
+}
+
+// Watermarks: a prefix apart by default, none when the originals are the
+// whole bucket unless asked for, off on request; the cache holds at least
+// one watermark of the largest size.
+func TestWatermarkSettings(t *testing.T) {
+	for _, tt := range []struct {
+		env    map[string]string
+		prefix string
+	}{
+		{map[string]string{}, "watermarks/"},
+		{map[string]string{"WATERMARK_PREFIX": "brand/marks/"}, "brand/marks/"},
+		{map[string]string{"WATERMARK_PREFIX": "/marks/"}, "marks/"},
+		{map[string]string{"WATERMARK_PREFIX": "off"}, ""},
+		{map[string]string{"INPUT_PREFIX": "/"}, ""},
+		{map[string]string{"INPUT_PREFIX": "/", "WATERMARK_PREFIX": "marks/"}, "marks/"}, // refused later: it overlaps
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil || c.WatermarkPrefix != tt.prefix {
+			t.Errorf("%v: prefix %q (%v), want %q", tt.env, c.WatermarkPrefix, err, tt.prefix)
+		}
+	}
+	c, err := Load(env(map[string]string{}))
+	if err != nil || c.WatermarkMaxBytes != 1<<20 || c.WatermarkCacheBytes != 16<<20 {
+		t.Fatalf("defaults: %d, %d, %v", c.WatermarkMaxBytes, c.WatermarkCacheBytes, err)
+	}
+	if _, err := Load(env(map[string]string{"WATERMARK_MAX_BYTES": "2MiB", "WATERMARK_CACHE_BYTES": "1MiB"})); err == nil ||
+		!strings.Contains(err.Error(), "WATERMARK_CACHE_BYTES") {
+		t.Errorf("a cache smaller than a watermark: %v", err)
 	}
 }
