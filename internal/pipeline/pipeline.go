@@ -288,9 +288,12 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
-// or its key is not one the stores accept.
+// or its key is not one the stores accept, or a variant's option cannot
+// be used on it (a crop outside it, a watermark that does not exist or is
+// not an image).
 func IsPermanent(err error) bool {
-	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, storage.ErrInvalidKey} {
+	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, imageproc.ErrBadOption,
+		storage.ErrInvalidKey} {
 		if errors.Is(err, e) {
 			return true
 		}
