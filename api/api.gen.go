@@ -961,19 +961,19 @@ type ResizeImageParams struct {
 	// Animated An animated GIF or WebP stays animated where the output can animate (GIF, WebP; `auto` picks WebP for an animated source); `false` takes the first frame. AVIF takes the first frame.
 	Animated *Animated `form:"animated,omitempty" json:"animated,omitempty"`
 
-	// Watermark An image stored under `WATERMARK_PREFIX` (the name below it), put over the output; never another original, never a URL.
+	// Watermark An image stored under `WATERMARK_PREFIX` (the name below it), put over the output after `pad`, in an output with or without alpha; never another original, never a URL. A name that does not exist, a file that is not an image of an enabled input format or that is over `WATERMARK_MAX_BYTES` or `MAX_PIXELS` is a 400, as is any `watermark_*` without it.
 	Watermark *Watermark `form:"watermark,omitempty" json:"watermark,omitempty"`
 
-	// WatermarkPosition Where the watermark goes.
+	// WatermarkPosition Where the watermark goes, `watermark_margin` from the edge it names (a corner, two edges) and centred along the others; `center` in the middle.
 	WatermarkPosition *ResizeImageParamsWatermarkPosition `form:"watermark_position,omitempty" json:"watermark_position,omitempty"`
 
-	// WatermarkOpacity Opacity of the watermark, 0 to 1.
+	// WatermarkOpacity Opacity of the watermark, 0 to 1, multiplying its own transparency (its transparent pixels stay transparent).
 	WatermarkOpacity *WatermarkOpacity `form:"watermark_opacity,omitempty" json:"watermark_opacity,omitempty"`
 
-	// WatermarkScale Width of the watermark as a fraction of the output's; without it, its own size.
+	// WatermarkScale Width of the watermark as a fraction of the output's (padding included), its height following; without it, its own size. Either way, a watermark larger than the output less its margins is made smaller, aspect kept, to fit inside it.
 	WatermarkScale *WatermarkScale `form:"watermark_scale,omitempty" json:"watermark_scale,omitempty"`
 
-	// WatermarkMargin Distance of the watermark from the edges it is placed against, in output pixels.
+	// WatermarkMargin Distance of the watermark from the edges it is placed against, in output pixels (`dpr` does not multiply it); a margin that would leave no room shrinks.
 	WatermarkMargin *WatermarkMargin `form:"watermark_margin,omitempty" json:"watermark_margin,omitempty"`
 
 	// Accept Consulted only with `format=auto`.

@@ -119,9 +119,9 @@ func TestBucketIsPrivateEncryptedAndNotifiesOnlyInputs(t *testing.T) {
 	}
 }
 
-// The task role reads originals and writes variants, and nothing else:
-// no S3 action on "*", object actions only under the two prefixes, no
-// deletes of originals.
+// The task role reads originals and watermarks and writes variants, and
+// nothing else: no S3 action on "*", object actions only under the three
+// prefixes, no deletes of originals, only reads of watermarks.
 func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 	tpl := load(t)
 	stmts := list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies", 0, "PolicyDocument", "Statement"))
@@ -130,10 +130,12 @@ func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 	}
 	input := "arn:${AWS::Partition}:s3:::${Bucket}/${InputPrefix}*"
 	output := "arn:${AWS::Partition}:s3:::${Bucket}/${OutputPrefix}*"
+	marks := "arn:${AWS::Partition}:s3:::${Bucket}/${WatermarkPrefix}*"
 	bucket := "arn:${AWS::Partition}:s3:::${Bucket}"
 	allowed := map[string]map[string]bool{
 		input:  {"s3:GetObject": true, "s3:PutObject": true},
 		output: {"s3:GetObject": true, "s3:PutObject": true, "s3:DeleteObject": true},
+		marks:  {"s3:GetObject": true},
 		bucket: {"s3:ListBucket": true},
 	}
 	for _, s := range stmts {
