@@ -20,7 +20,7 @@ import (
 
 // uploader is what the upload routes need of the pipeline.
 type uploader interface {
-	Upload(ctx context.Context, key string, data []byte) (pipeline.Result, error)
+	Upload(ctx context.Context, key string, data []byte, meta map[string]string) (pipeline.Result, error)
 	InputKey(name string) (string, error)
 	NewKey(f imageproc.Format, now time.Time) string
 }
@@ -77,7 +77,7 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	}
 	var res pipeline.Result
 	if err == nil {
-		res, err = d.pipeline.Upload(r.Context(), key, data)
+		res, err = d.pipeline.Upload(r.Context(), key, data, nil)
 	}
 	body.free()
 	if err != nil {
