@@ -616,6 +616,11 @@ type PresignRequest struct {
 	// Filename The client's file name; informative only, the key comes from `key` or is generated.
 	Filename *string `json:"filename,omitempty"`
 
+	// Focus The original's focal point, as the `focus` of `POST /uploads` (a bad value is a 400); bound into the upload and kept as the original's metadata `focus`, from which its variants are made.
+	//
+	// Example: 0.3,0.25
+	Focus *string `json:"focus,omitempty"`
+
 	// Key The key below `INPUT_PREFIX` (default a new one).
 	Key *string `json:"key,omitempty"`
 
@@ -633,10 +638,10 @@ type PresignRequestMethod string
 type Presigned struct {
 	ExpiresAt time.Time `json:"expires_at"`
 
-	// Fields For POST, the form fields to send before the file field (`file`), as they are.
+	// Fields For POST, the form fields to send before the file field (`file`), as they are (`x-amz-meta-focus` among them when the request had a `focus`).
 	Fields *map[string]string `json:"fields,omitempty"`
 
-	// Headers For PUT, the headers to send as they are.
+	// Headers For PUT, the headers to send as they are (`X-Amz-Meta-Focus` among them, with S3, when the request had a `focus`).
 	Headers  *map[string]string `json:"headers,omitempty"`
 	Key      string             `json:"key"`
 	MaxBytes *int64             `json:"max_bytes,omitempty"`
@@ -707,7 +712,12 @@ type Upload struct {
 	Bytes int64 `json:"bytes"`
 
 	// Etag The original's ETag, as the store gives it.
-	Etag   string       `json:"etag"`
+	Etag string `json:"etag"`
+
+	// Focus The original's focal point that the variants were made with, when it has one (see the `focus` of `POST /uploads`).
+	//
+	// Example: 0.3,0.25
+	Focus  *string      `json:"focus,omitempty"`
 	Format UploadFormat `json:"format"`
 	Height int          `json:"height"`
 
@@ -826,6 +836,9 @@ type Sharpen = float32
 
 // Trim defines model for Trim.
 type Trim = float32
+
+// UploadFocus defines model for UploadFocus.
+type UploadFocus = string
 
 // Watermark defines model for Watermark.
 type Watermark = string
@@ -1010,6 +1023,14 @@ type UploadImageMultipartBody struct {
 type UploadImageParams struct {
 	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`).
 	Key *string `form:"key,omitempty" json:"key,omitempty"`
+
+	// Focus The original's focal point, as fractions 0..1 of the upright image's
+	// width and height, in the words of the `focus` option of `/resize`
+	// (a bad value is a 400). It is stored with the original (metadata
+	// `focus`), and every `cover` variant whose definition sets no
+	// `gravity` of its own is cut as near it as the image allows
+	// (`gravity=focus`); other variants are made as defined.
+	Focus *UploadFocus `form:"focus,omitempty" json:"focus,omitempty"`
 }
 
 // PutUploadParams defines parameters for PutUpload.
@@ -1017,7 +1038,10 @@ type PutUploadParams struct {
 	Expires int    `form:"expires" json:"expires"`
 	Size    int    `form:"size" json:"size"`
 	Type    string `form:"type" json:"type"`
-	Sig     string `form:"sig" json:"sig"`
+
+	// MetaFocus The `focus` of the presign, when it had one; stored as the original's metadata `focus`.
+	MetaFocus *string `form:"meta-focus,omitempty" json:"meta-focus,omitempty"`
+	Sig       string  `form:"sig" json:"sig"`
 }
 
 // ResizeImageMultipartRequestBody defines body for ResizeImage for multipart/form-data ContentType.
