@@ -90,7 +90,7 @@ func TestVariantWatermark(t *testing.T) {
 					t.Errorf("the variant without a watermark has one: %v", c)
 				}
 			}
-			res, err := p.Upload(ctx, "uploads/w.jpg", grey)
+			res, err := p.Upload(ctx, "uploads/w.jpg", grey, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +104,7 @@ func TestVariantWatermark(t *testing.T) {
 			check(res)
 
 			missing := newPipeline("marked:200x200:cover?watermark=gone.png") // a name of its own: up-to-date does not yet look at definitions
-			if _, err := missing.Upload(ctx, "uploads/m.jpg", grey); !errors.Is(err, imageproc.ErrBadOption) {
+			if _, err := missing.Upload(ctx, "uploads/m.jpg", grey, nil); !errors.Is(err, imageproc.ErrBadOption) {
 				t.Fatalf("upload with a missing watermark: %v, want ErrBadOption", err)
 			}
 			if _, err := st.Head(ctx, "uploads/m.jpg"); !errors.Is(err, storage.ErrNotFound) {
