@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,19 +28,20 @@ func setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (f
 	}
 	level, _ := zerolog.ParseLevel(cfg.LogLevel)
 	log := zerolog.New(stdout).Level(level).With().Timestamp().Logger()
-	secret := cfg.Secret
+	// The secret may hold "new,old" while it rotates, as the service's
+	// WEBHOOK_SECRETS does: every one signs. From Secrets Manager it is
+	// read again on a 401, when the service may have moved on.
+	secrets, reload := cfg.Secret, (func(context.Context) (string, error))(nil)
 	if cfg.SecretARN != "" {
-		if secret, err = fetchSecret(ctx, cfg.SecretARN); err != nil {
+		reload = func(ctx context.Context) (string, error) { return fetchSecret(ctx, cfg.SecretARN) }
+		if secrets, err = reload(ctx); err != nil {
 			return nil, err
 		}
 	}
-	// The secret may hold "new,old" while it rotates, as the service's
-	// WEBHOOK_SECRETS does: the first signs.
-	secret, _, _ = strings.Cut(secret, ",")
-	secret = strings.TrimSpace(secret)
 	f, err := forwarder.New(forwarder.Config{
 		URL:            cfg.URL + "/webhooks/s3",
-		Secret:         []byte(secret),
+		Secrets:        secrets,
+		Reload:         reload,
 		InputPrefix:    cfg.InputPrefix,
 		OutputPrefix:   cfg.OutputPrefix,
 		RequestTimeout: cfg.RequestTimeout,
@@ -53,8 +53,9 @@ func setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (f
 	return f.Handle, nil
 }
 
-// fetchSecret reads the secret's current string value, once per cold
-// start: Lambda keeps it for the life of the execution environment.
+// fetchSecret reads the secret's current string value: at a cold start
+// (Lambda keeps it for the life of the execution environment), and again
+// after a 401.
 func fetchSecret(ctx context.Context, arn string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,12 +15,14 @@ import (
 )
 
 // During a rotation the secret holds "new,old": the function signs with
-// the new one, which the service accepts alongside the old.
-func TestSetupSignsWithTheFirstSecret(t *testing.T) {
+// both, so a service that knows either accepts it.
+func TestSetupSignsWithEverySecret(t *testing.T) {
 	var verified error = io.EOF
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		verified = webhook.Verify(r.Header.Get(webhook.Header), b, [][]byte{[]byte("new-secret")}, time.Now())
+		sig := r.Header.Get(webhook.Header)
+		verified = errors.Join(webhook.Verify(sig, b, [][]byte{[]byte("new-secret")}, time.Now()),
+			webhook.Verify(sig, b, [][]byte{[]byte("old-secret")}, time.Now()))
 	}))
 	defer srv.Close()
 	env := map[string]string{"RESIZER_URL": srv.URL, "WEBHOOK_SECRET": "new-secret, old-secret"}
