@@ -50,7 +50,7 @@ func LoadForwarder(getenv func(string) string) (Forwarder, error) {
 		errs = append(errs, errors.New("WEBHOOK_SECRET or WEBHOOK_SECRET_ARN: exactly one is required"))
 	}
 	var err error
-	if c.RequestTimeout, err = positiveDuration(get("REQUEST_TIMEOUT", "60s")); err != nil {
+	if c.RequestTimeout, err = positiveDuration(get("REQUEST_TIMEOUT", "80s")); err != nil {
 		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT: %w", err))
 	}
 	if err := oneOf(c.LogLevel, "debug", "info", "warn", "error"); err != nil {
