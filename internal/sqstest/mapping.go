@@ -89,7 +89,8 @@ func (m *Mapping) Run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		batch, err := m.redrive(ctx, msgs)
+		// What was received is seen through, though ctx ends meanwhile.
+		batch, err := m.redrive(context.WithoutCancel(ctx), msgs)
 		if err != nil {
 			return err
 		}

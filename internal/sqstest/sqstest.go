@@ -279,3 +279,25 @@ func (s *Server) Subscribe(ctx context.Context, topicARN string, q Queue) error 
 func (s *Server) Publish(ctx context.Context, topicARN, subject, message string) error {
 	return s.call(ctx, "Publish", url.Values{"TopicArn": {topicARN}, "Subject": {subject}, "Message": {message}}, nil)
 }
+
+// Move moves every message of from into to, as a redrive of a dead-letter
+// queue back to its source does (SQS' StartMessageMoveTask, which goaws
+// lacks), and returns how many it moved.
+func (s *Server) Move(ctx context.Context, from, to Queue) (int, error) {
+	moved := 0
+	for {
+		msgs, err := s.Receive(ctx, from, 10, 0)
+		if err != nil || len(msgs) == 0 {
+			return moved, err
+		}
+		for _, m := range msgs {
+			if err := s.Send(ctx, to, m.Body); err != nil {
+				return moved, err
+			}
+			if err := s.Delete(ctx, from, m.ReceiptHandle); err != nil {
+				return moved, err
+			}
+			moved++
+		}
+	}
+}
