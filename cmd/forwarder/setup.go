@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"time"
 
@@ -45,12 +46,27 @@ func setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (f
 		InputPrefix:    cfg.InputPrefix,
 		OutputPrefix:   cfg.OutputPrefix,
 		RequestTimeout: cfg.RequestTimeout,
-	}, &http.Client{Transport: http.DefaultTransport}, log)
+	}, &http.Client{Transport: transport(http.DefaultTransport.(*http.Transport), cfg.ConnectTo)}, log)
 	if err != nil {
 		return nil, err
 	}
-	log.Info().Str("url", cfg.URL).Str("input_prefix", cfg.InputPrefix).Str("output_prefix", cfg.OutputPrefix).Msg("cold start")
+	log.Info().Str("url", cfg.URL).Str("connect_to", cfg.ConnectTo).Str("input_prefix", cfg.InputPrefix).
+		Str("output_prefix", cfg.OutputPrefix).Msg("cold start")
 	return f.Handle, nil
+}
+
+// transport is base, dialling connectTo instead of the URL's host when it
+// is set. The URL's host still names the server: TLS verifies the
+// certificate against it, and it is the Host header.
+func transport(base *http.Transport, connectTo string) *http.Transport {
+	t := base.Clone()
+	if connectTo != "" {
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, connectTo)
+		}
+	}
+	return t
 }
 
 // fetchSecret reads the secret's current string value: at a cold start

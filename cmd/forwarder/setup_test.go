@@ -47,3 +47,26 @@ func TestSetupRefusesBadConfig(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// With RESIZER_CONNECT_TO the function dials the internal load balancer
+// but speaks to it under the service's name: TLS verifies the certificate
+// for that name, and the Host header carries it.
+func TestTransportConnectsElsewhereUnderTheSameName(t *testing.T) {
+	var host string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host = r.Host }))
+	defer srv.Close()
+	base := srv.Client().Transport.(*http.Transport) // trusts the test certificate, made for example.com
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	resp, err := (&http.Client{Transport: transport(base, addr)}).Get("https://example.com/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if host != "example.com" {
+		t.Fatalf("Host %q", host)
+	}
+	// A name the certificate does not hold fails, connect-to or not.
+	if _, err := (&http.Client{Transport: transport(base, addr)}).Get("https://resizer.invalid/healthz"); err == nil {
+		t.Fatal("a certificate for another name was accepted")
+	}
+}
