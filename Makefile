@@ -51,7 +51,7 @@ generate:
 	$(GO) generate ./...
 
 # The Lambda forwarder: a static "bootstrap" for runtime provided.al2023,
-# zipped for arm64 (Graviton, the template's default) and amd64.
+# zipped for amd64 (the template's default) and arm64 (Graviton).
 forwarder:
 	@for arch in arm64 amd64; do \
 		mkdir -p dist/forwarder-$$arch && \
