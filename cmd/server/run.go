@@ -7,8 +7,10 @@ import (
 	"net"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/emf"
 )
 
 // run is the whole service: it checks the configuration (every fault at
@@ -68,6 +70,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	h, err := newHandler(s, st, proc, reg, log, &draining, ln.Addr().String())
 	if err != nil {
 		return err
+	}
+	if cfg.EMFNamespace != "" {
+		// The metrics as CloudWatch EMF lines in the log, once a minute
+		// (CloudWatch's resolution) and once more when the server stops.
+		ectx, stopEMF := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { emf.New(cfg.EMFNamespace, reg, stdout).Run(ectx, time.Minute); close(done) }()
+		defer func() { stopEMF(); <-done }()
 	}
 	return serve(ctx, s, newServer(s, h, log), ln, proc, &draining, log)
 }

@@ -68,6 +68,9 @@ type Config struct {
 	WatermarkCacheBytes int64
 	// UI serves the pages at / and /docs.
 	UI bool
+	// EMFNamespace, when set, is the CloudWatch namespace of the metrics
+	// written to the log in embedded metric format.
+	EMFNamespace string
 	// The AWS SDK's own variables, read here too so that tests can give
 	// them; unset ones leave the SDK's default chain (on ECS, the task
 	// role) in charge.
@@ -199,6 +202,8 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.WatermarkCacheBytes, err = parseBytes(v); return err }},
 	{"UI", "", "serve the pages at / and /docs: on or off (default: on with local storage, off with S3)",
 		func(c *Config, v string) (err error) { c.UI, err = parseOnOff(v); return err }},
+	{"EMF_NAMESPACE", "", "CloudWatch namespace of the metrics written to the log once a minute in embedded metric format, for CloudWatch Logs to extract: events by outcome, images shed, time from upload to variants, processing time, images in work (default: none written)",
+		func(c *Config, v string) error { c.EMFNamespace = v; return nil }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
 		func(c *Config, v string) error { c.AWSRegion = v; return nil }},
 	{"AWS_ACCESS_KEY_ID", "", "static credentials (default: the SDK's chain, e.g. the ECS task role)",

@@ -174,11 +174,12 @@ func TestS3Mode(t *testing.T) {
 func TestLoadForwarder(t *testing.T) {
 	f, err := LoadForwarder(env(map[string]string{"RESIZER_URL": "https://resizer.internal/", "WEBHOOK_SECRET": "s"}))
 	if err != nil || f.URL != "https://resizer.internal" || f.InputPrefix != "uploads/" || f.OutputPrefix != "resized/" ||
-		f.RequestTimeout != 60*time.Second || f.LogLevel != "info" {
+		f.RequestTimeout != 80*time.Second || f.LogLevel != "info" {
 		t.Fatalf("%+v %v", f, err)
 	}
-	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon"}))
-	for _, want := range []string{"RESIZER_URL", "exactly one", "REQUEST_TIMEOUT"} {
+	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon",
+		"RESIZER_CONNECT_TO": "internal-lb.example"}))
+	for _, want := range []string{"RESIZER_URL", "exactly one", "REQUEST_TIMEOUT", "RESIZER_CONNECT_TO"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}
