@@ -256,8 +256,10 @@ func TestInfoErrors(t *testing.T) {
 	}
 }
 
-// Every file of the hostile corpus, named for the status /resize gives it,
-// gets that status from /info, and nothing is a 500.
+// Every file of the hostile corpus gets from /info the status /resize
+// gives it when asked for a still (animated=false): /info decodes one
+// frame, so the limits of animations that stay animated (MAX_FRAMES: the
+// corpus's 413 for thousands of frames) are not its; and nothing is a 500.
 func TestInfoHostileCorpus(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join(hostileDir, "[0-9][0-9][0-9]-*"))
 	if err != nil || len(files) == 0 {
@@ -266,13 +268,13 @@ func TestInfoHostileCorpus(t *testing.T) {
 	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.MaxBodyBytes = 8 << 20 })
 	for _, f := range files {
 		name := filepath.Base(f)
-		want, _ := strconv.Atoi(name[:3])
 		body, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp, out := s.do(t, "POST", "/info", body, nil); resp.StatusCode != want {
-			t.Errorf("%s: status %d, want %d: %.200s", name, resp.StatusCode, want, out)
+		want, _ := s.do(t, "POST", "/resize?width=100&animated=false", body, nil)
+		if resp, out := s.do(t, "POST", "/info", body, nil); resp.StatusCode != want.StatusCode {
+			t.Errorf("%s: status %d, /resize's %d: %.200s", name, resp.StatusCode, want.StatusCode, out)
 		}
 	}
 	if strings.Contains(s.logs.String(), `"status":500`) {

@@ -6,6 +6,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -13,11 +14,15 @@ import (
 )
 
 // The kinds of image whose answer depends on the small decode's own path:
-// pages against frames, grey and 16-bit pixels made RGBA, no opaque pixel,
-// a side that scales to one pixel. (The common kinds are checked over
+// pages against frames (MAX_FRAMES bounds animations that stay animated,
+// not a description), grey and 16-bit pixels made RGBA, no opaque pixel, a
+// side that scales to one pixel. (The common kinds are checked over
 // HTTP, in internal/httpapi.)
 func TestInfoKinds(t *testing.T) {
-	p := newTestProcessor(t, func(c *Config) { c.Formats = append(DefaultInputFormats, FormatTIFF) })
+	p := newTestProcessor(t, func(c *Config) {
+		c.Formats = append(slices.Clone(DefaultInputFormats), FormatTIFF)
+		c.MaxFrames = 4 // the GIF's 5 frames are over it, and still described: Info decodes one
+	})
 	dir := t.TempDir()
 	gifPath := filepath.Join(dir, "anim.gif")
 	if err := os.WriteFile(gifPath, animatedGIF(t, 4, 40, 30, rgbPalette, []int{10}), 0o644); err != nil {
