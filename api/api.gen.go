@@ -24,6 +24,45 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for ImageInfoFormat.
+const (
+	ImageInfoFormatAvif ImageInfoFormat = "avif"
+	ImageInfoFormatGif  ImageInfoFormat = "gif"
+	ImageInfoFormatHeif ImageInfoFormat = "heif"
+	ImageInfoFormatJpeg ImageInfoFormat = "jpeg"
+	ImageInfoFormatPdf  ImageInfoFormat = "pdf"
+	ImageInfoFormatPng  ImageInfoFormat = "png"
+	ImageInfoFormatSvg  ImageInfoFormat = "svg"
+	ImageInfoFormatTiff ImageInfoFormat = "tiff"
+	ImageInfoFormatWebp ImageInfoFormat = "webp"
+)
+
+// Valid indicates whether the value is a known member of the ImageInfoFormat enum.
+func (e ImageInfoFormat) Valid() bool {
+	switch e {
+	case ImageInfoFormatAvif:
+		return true
+	case ImageInfoFormatGif:
+		return true
+	case ImageInfoFormatHeif:
+		return true
+	case ImageInfoFormatJpeg:
+		return true
+	case ImageInfoFormatPdf:
+		return true
+	case ImageInfoFormatPng:
+		return true
+	case ImageInfoFormatSvg:
+		return true
+	case ImageInfoFormatTiff:
+		return true
+	case ImageInfoFormatWebp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PresignRequestMethod.
 const (
 	PresignRequestMethodPOST PresignRequestMethod = "POST"
@@ -608,6 +647,48 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// ImageInfo What `POST /info` tells of an image.
+type ImageInfo struct {
+	// Alpha The image has an alpha channel (which may still be opaque everywhere).
+	Alpha bool `json:"alpha"`
+
+	// DominantColor The most common colour, as `rrggbb` (the form `background`
+	// takes): the pixels of the 32x32 decode that are at least half
+	// opaque are counted in boxes of 32 levels of red, green and blue,
+	// and this is the mean colour of the fullest box (a tie goes to
+	// the box that reached the count first, from the top left). Not
+	// the mean colour: a red and green flag is red or green, never
+	// brown. Absent when no pixel is at least half opaque.
+	DominantColor *string `json:"dominant_color,omitempty"`
+
+	// Format The format, read from the bytes.
+	Format ImageInfoFormat `json:"format"`
+
+	// Frames The frames of an animated GIF or WebP; 1 for a still picture.
+	Frames int `json:"frames"`
+
+	// Height The height upright.
+	Height int `json:"height"`
+
+	// Orientation The EXIF orientation the image had (1 when none); `width` and `height` already apply it, as every output does.
+	Orientation int `json:"orientation"`
+
+	// Pages The pages of a multi-page TIFF or PDF, or the images of a HEIF that holds several; 1 otherwise.
+	Pages int `json:"pages"`
+
+	// Thumbhash A [ThumbHash](https://evanw.github.io/thumbhash/) of the upright
+	// image (its first frame or page), in standard base64: about 25
+	// bytes that a client decodes into a blurred placeholder with the
+	// image's aspect ratio, colours and transparency.
+	Thumbhash []byte `json:"thumbhash"`
+
+	// Width The width upright, as the image is shown (its EXIF orientation applied).
+	Width int `json:"width"`
+}
+
+// ImageInfoFormat The format, read from the bytes.
+type ImageInfoFormat string
+
 // PresignRequest defines model for PresignRequest.
 type PresignRequest struct {
 	// ContentType One of the media types of `INPUT_FORMATS` (image/jpeg, image/png, ...).
@@ -894,6 +975,11 @@ type Unprocessable = Problem
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
 
+// ImageInfoMultipartBody defines parameters for ImageInfo.
+type ImageInfoMultipartBody struct {
+	File openapi_types.File `json:"file"`
+}
+
 // ResizeImageMultipartBody defines parameters for ResizeImage.
 type ResizeImageMultipartBody struct {
 	File openapi_types.File `json:"file"`
@@ -1043,6 +1129,9 @@ type PutUploadParams struct {
 	MetaFocus *string `form:"meta-focus,omitempty" json:"meta-focus,omitempty"`
 	Sig       string  `form:"sig" json:"sig"`
 }
+
+// ImageInfoMultipartRequestBody defines body for ImageInfo for multipart/form-data ContentType.
+type ImageInfoMultipartRequestBody ImageInfoMultipartBody
 
 // ResizeImageMultipartRequestBody defines body for ResizeImage for multipart/form-data ContentType.
 type ResizeImageMultipartRequestBody ResizeImageMultipartBody

@@ -194,10 +194,32 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 		return in.header, nil, err
 	}
 	defer release()
-	j := job{Header: in.header, Outputs: opts, Size: in.size, Marks: marks, Limits: limits{
-		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
-		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}}
-	payloads := slices.Concat(in.parts, markParts)
+	rep, outs, err := p.run(ctx, in, job{Outputs: opts, Marks: marks}, markParts)
+	if err != nil {
+		return rep.Header, nil, err
+	}
+	res := make([]*Result, len(outs))
+	total := 0
+	for i, o := range rep.Outputs {
+		res[i] = &Result{Data: outs[i], Format: o.Format, Width: o.Width, Height: o.Height}
+		total += len(outs[i])
+	}
+	if len(res) > 0 {
+		p.metrics.processed(res[0].Format, time.Since(start), len(b), total)
+	}
+	return rep.Header, res, nil
+}
+
+// run sends j, for the image in, to a worker, with the image's header,
+// size and the limits, the image's bytes and then more (the watermarks'),
+// and waits for the reply (see Variants for the errors). The reply's
+// Header is the worker's when it answered, else in's. The caller holds a
+// slot.
+func (p *Processor) run(ctx context.Context, in input, j job, more [][]byte) (reply, [][]byte, error) {
+	j.Header, j.Size = in.header, in.size
+	j.Limits = limits{MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
+		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}
+	payloads := slices.Concat(in.parts, more)
 	deadline := time.Now().Add(p.cfg.Timeout)
 	rep, outs, err := p.pool.do(ctx, deadline, j, payloads)
 	if errors.Is(err, errWorkerDied) {
@@ -210,21 +232,12 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 		err = fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
 	}
 	if err != nil {
-		return in.header, nil, err
+		return reply{Header: in.header}, nil, err
 	}
 	if rep.Err != nil {
-		return rep.Header, nil, rep.Err.err()
+		return rep, nil, rep.Err.err()
 	}
-	res := make([]*Result, len(outs))
-	total := 0
-	for i, o := range rep.Outputs {
-		res[i] = &Result{Data: outs[i], Format: o.Format, Width: o.Width, Height: o.Height}
-		total += len(outs[i])
-	}
-	if len(res) > 0 {
-		p.metrics.processed(res[0].Format, time.Since(start), len(b), total)
-	}
-	return rep.Header, res, nil
+	return rep, outs, nil
 }
 
 // input is an image checked in Go and ready for a worker.

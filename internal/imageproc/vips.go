@@ -652,7 +652,19 @@ func (im vimage) save(f Format, quality int, interlace bool) ([]byte, error) {
 	return unsafe.Slice((*byte)(buf), int(n)), nil
 }
 
-// freeC releases memory that libvips allocated (save's output).
+// pixels decodes im (which it does not free) into memory as it is laid
+// out, bands interleaved, rows from the top: raw samples for the server
+// to read, no encoder between. The bytes are C memory, freed with freeC.
+func (im vimage) pixels() ([]byte, error) {
+	var n C.size_t
+	p := C.vips_image_write_to_memory(im.p, &n)
+	if p == nil {
+		return nil, vipsError()
+	}
+	return unsafe.Slice((*byte)(p), int(n)), nil
+}
+
+// freeC releases memory that libvips allocated (save's output, pixels).
 func freeC(b []byte) {
 	if len(b) > 0 {
 		C.g_free(C.gpointer(unsafe.Pointer(&b[0])))
