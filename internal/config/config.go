@@ -68,8 +68,16 @@ type Config struct {
 	DeliveryETagTTL         time.Duration
 	DeliveryUnsignedPresets bool
 	CloudFrontDistribution  string
+	// Watermarks: where they are kept in the originals' store ("": none),
+	// the largest file, and the memory that holds them.
+	WatermarkPrefix     string
+	WatermarkMaxBytes   int64
+	WatermarkCacheBytes int64
 	// UI serves the pages at / and /docs.
 	UI bool
+	// EMFNamespace, when set, is the CloudWatch namespace of the metrics
+	// written to the log in embedded metric format.
+	EMFNamespace string
 	// The AWS SDK's own variables, read here too so that tests can give
 	// them; unset ones leave the SDK's default chain (on ECS, the task
 	// role) in charge.
@@ -203,8 +211,26 @@ var vars = []variable{
 		}},
 	{"CLOUDFRONT_DISTRIBUTION_ID", "", "the CloudFront distribution in front of GET /img/: when an original changes or goes, exactly the paths of its derived images are invalidated there",
 		func(c *Config, v string) error { c.CloudFrontDistribution = v; return nil }},
+	// Watermarks live beside the originals, under a prefix of their own,
+	// so that no watermark name reaches an original and no upload becomes
+	// a watermark.
+	{"WATERMARK_PREFIX", "", "key prefix of the images the watermark option names, in S3_BUCKET or DATA_DIR; never overlapping INPUT_PREFIX, REJECTED_PREFIX or OUTPUT_PREFIX in one bucket; off: no watermarks (default: watermarks/, off when INPUT_PREFIX is the whole bucket)",
+		func(c *Config, v string) error {
+			if c.WatermarkPrefix = strings.TrimPrefix(v, "/"); v == "off" {
+				c.WatermarkPrefix = ""
+			}
+			return nil
+		}},
+	{"WATERMARK_MAX_BYTES", "1MiB", "largest watermark file; a larger one is refused (400)",
+		func(c *Config, v string) (err error) { c.WatermarkMaxBytes, err = parseBytes(v); return err }},
+	// Watermarks are read once and held: a few logos are a few hundred
+	// KiB, and each server holds its own.
+	{"WATERMARK_CACHE_BYTES", "16MiB", "memory that holds watermarks once read, the least recently used let go first; at least WATERMARK_MAX_BYTES",
+		func(c *Config, v string) (err error) { c.WatermarkCacheBytes, err = parseBytes(v); return err }},
 	{"UI", "", "serve the pages at / and /docs: on or off (default: on with local storage, off with S3)",
 		func(c *Config, v string) (err error) { c.UI, err = parseOnOff(v); return err }},
+	{"EMF_NAMESPACE", "", "CloudWatch namespace of the metrics written to the log once a minute in embedded metric format, for CloudWatch Logs to extract: events by outcome, images shed, time from upload to variants, processing time, images in work (default: none written)",
+		func(c *Config, v string) error { c.EMFNamespace = v; return nil }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
 		func(c *Config, v string) error { c.AWSRegion = v; return nil }},
 	{"AWS_ACCESS_KEY_ID", "", "static credentials (default: the SDK's chain, e.g. the ECS task role)",
@@ -273,6 +299,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.TrimSpace(getenv("UI")) == "" {
 		c.UI = !c.S3Mode()
+	}
+	if strings.TrimSpace(getenv("WATERMARK_PREFIX")) == "" && c.InputPrefix != "" {
+		c.WatermarkPrefix = "watermarks/" // with the whole bucket as originals, there is no place apart for them
+	}
+	if c.WatermarkCacheBytes < c.WatermarkMaxBytes {
+		errs = append(errs, fmt.Errorf("WATERMARK_CACHE_BYTES=%d: must be at least WATERMARK_MAX_BYTES (%d)", c.WatermarkCacheBytes, c.WatermarkMaxBytes))
 	}
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))

@@ -34,6 +34,7 @@ func TestDefaults(t *testing.T) {
 		BodyMemory: int64(9*n+1) * 32 << 20, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
 		MaxPerClient:     9 * n,
 		DeliveryPrefixes: []string{"uploads/"}, DeliveryCacheControl: "public, max-age=300", DeliveryETagTTL: 10 * time.Second,
+		WatermarkPrefix: "watermarks/", WatermarkMaxBytes: 1 << 20, WatermarkCacheBytes: 16 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -66,8 +67,8 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
-		"TRUSTED_PROXIES":  "10.0.0.0/16,alb",
 		"URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef,short", "DELIVERY_ETAG_TTL": "-1s", "DELIVERY_UNSIGNED_PRESETS": "yes",
+		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0",
 	}
 	_, err := Load(env(bad))
 	if err == nil {
@@ -175,11 +176,12 @@ func TestS3Mode(t *testing.T) {
 func TestLoadForwarder(t *testing.T) {
 	f, err := LoadForwarder(env(map[string]string{"RESIZER_URL": "https://resizer.internal/", "WEBHOOK_SECRET": "s"}))
 	if err != nil || f.URL != "https://resizer.internal" || f.InputPrefix != "uploads/" || f.OutputPrefix != "resized/" ||
-		f.RequestTimeout != 60*time.Second || f.LogLevel != "info" {
+		f.RequestTimeout != 80*time.Second || f.LogLevel != "info" {
 		t.Fatalf("%+v %v", f, err)
 	}
-	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon"}))
-	for _, want := range []string{"RESIZER_URL", "exactly one", "REQUEST_TIMEOUT"} {
+	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon",
+		"RESIZER_CONNECT_TO": "internal-lb.example"}))
+	for _, want := range []string{"RESIZER_URL", "exactly one", "REQUEST_TIMEOUT", "RESIZER_CONNECT_TO"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}
@@ -241,5 +243,35 @@ func TestDeliverySettings(t *testing.T) {
 			len(cfg.URLSigningKeys) != c.keys || cfg.DeliveryUnsignedPresets != c.unsignedPreset {
 			t.Errorf("%v: %+v", c.env, cfg)
 		}
+	}
+}
+
+// Watermarks: a prefix apart by default, none when the originals are the
+// whole bucket unless asked for, off on request; the cache holds at least
+// one watermark of the largest size.
+func TestWatermarkSettings(t *testing.T) {
+	for _, tt := range []struct {
+		env    map[string]string
+		prefix string
+	}{
+		{map[string]string{}, "watermarks/"},
+		{map[string]string{"WATERMARK_PREFIX": "brand/marks/"}, "brand/marks/"},
+		{map[string]string{"WATERMARK_PREFIX": "/marks/"}, "marks/"},
+		{map[string]string{"WATERMARK_PREFIX": "off"}, ""},
+		{map[string]string{"INPUT_PREFIX": "/"}, ""},
+		{map[string]string{"INPUT_PREFIX": "/", "WATERMARK_PREFIX": "marks/"}, "marks/"}, // refused later: it overlaps
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil || c.WatermarkPrefix != tt.prefix {
+			t.Errorf("%v: prefix %q (%v), want %q", tt.env, c.WatermarkPrefix, err, tt.prefix)
+		}
+	}
+	c, err := Load(env(map[string]string{}))
+	if err != nil || c.WatermarkMaxBytes != 1<<20 || c.WatermarkCacheBytes != 16<<20 {
+		t.Fatalf("defaults: %d, %d, %v", c.WatermarkMaxBytes, c.WatermarkCacheBytes, err)
+	}
+	if _, err := Load(env(map[string]string{"WATERMARK_MAX_BYTES": "2MiB", "WATERMARK_CACHE_BYTES": "1MiB"})); err == nil ||
+		!strings.Contains(err.Error(), "WATERMARK_CACHE_BYTES") {
+		t.Errorf("a cache smaller than a watermark: %v", err)
 	}
 }

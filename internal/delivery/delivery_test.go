@@ -261,7 +261,7 @@ func TestOneRenderForConcurrentMisses(t *testing.T) {
 func TestPresets(t *testing.T) {
 	f := newFixture(t, dirStore(t), 2, 4)
 	data := photo(t)
-	res, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", data)
+	res, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", data, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,8 +69,8 @@ type purgingUploader struct {
 	purger purger
 }
 
-func (p purgingUploader) Upload(ctx context.Context, key string, data []byte) (pipeline.Result, error) {
-	res, err := p.uploader.Upload(ctx, key, data)
+func (p purgingUploader) Upload(ctx context.Context, key string, data []byte, meta map[string]string) (pipeline.Result, error) {
+	res, err := p.uploader.Upload(ctx, key, data, meta)
 	if err != nil {
 		return res, err
 	}

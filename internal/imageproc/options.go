@@ -349,10 +349,12 @@ var params = []param{
 		o.watermark().Position = Gravity(g)
 		return nil
 	}, func(o Options) string {
-		if o.Watermark == nil {
+		// The default is southeast, not the zero value (center), which
+		// must then be written.
+		if o.Watermark == nil || o.Watermark.Position == GravitySouthEast {
 			return ""
 		}
-		return enumOrEmpty(int(o.Watermark.Position), gravityNames)
+		return nameOf(gravityNames, int(o.Watermark.Position))
 	}},
 	{"watermark_opacity", func(o *Options, v string, _ parseLimits) (err error) {
 		o.watermark().Opacity, err = parseFloat(v, 0, 1)

@@ -56,6 +56,9 @@ type Config struct {
 	// Executable is the program run as an image worker, with workerArg:
 	// this very binary (os.Executable) when empty.
 	Executable string
+	// Watermarks gives the images the watermark option names; nil: the
+	// option is refused (ErrBadOption).
+	Watermarks Watermarks
 }
 
 // validate names every field out of range.
@@ -182,30 +185,18 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 	if err != nil {
 		return in.header, nil, err
 	}
+	marks, markParts, err := p.fetchMarks(ctx, opts) // I/O: before a slot is taken
+	if err != nil {
+		return in.header, nil, err
+	}
 	release, err := p.gate.Acquire(ctx)
 	if err != nil {
 		return in.header, nil, err
 	}
 	defer release()
-	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
-		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
-		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}}
-	deadline := time.Now().Add(p.cfg.Timeout)
-	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
-	if errors.Is(err, errWorkerDied) {
-		// Once may be bad luck (memory pressure); twice is the image.
-		if rep, outs, err = p.pool.do(ctx, deadline, j, in.parts); errors.Is(err, errWorkerDied) {
-			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
-		}
-	}
-	if errors.Is(err, ErrTimeout) {
-		err = fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
-	}
+	rep, outs, err := p.run(ctx, in, job{Outputs: opts, Marks: marks}, markParts)
 	if err != nil {
-		return in.header, nil, err
-	}
-	if rep.Err != nil {
-		return rep.Header, nil, rep.Err.err()
+		return rep.Header, nil, err
 	}
 	res := make([]*Result, len(outs))
 	total := 0
@@ -217,6 +208,36 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 		p.metrics.processed(res[0].Format, time.Since(start), len(b), total)
 	}
 	return rep.Header, res, nil
+}
+
+// run sends j, for the image in, to a worker, with the image's header,
+// size and the limits, the image's bytes and then more (the watermarks'),
+// and waits for the reply (see Variants for the errors). The reply's
+// Header is the worker's when it answered, else in's. The caller holds a
+// slot.
+func (p *Processor) run(ctx context.Context, in input, j job, more [][]byte) (reply, [][]byte, error) {
+	j.Header, j.Size = in.header, in.size
+	j.Limits = limits{MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
+		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}
+	payloads := slices.Concat(in.parts, more)
+	deadline := time.Now().Add(p.cfg.Timeout)
+	rep, outs, err := p.pool.do(ctx, deadline, j, payloads)
+	if errors.Is(err, errWorkerDied) {
+		// Once may be bad luck (memory pressure); twice is the image.
+		if rep, outs, err = p.pool.do(ctx, deadline, j, payloads); errors.Is(err, errWorkerDied) {
+			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
+		}
+	}
+	if errors.Is(err, ErrTimeout) {
+		err = fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
+	}
+	if err != nil {
+		return reply{Header: in.header}, nil, err
+	}
+	if rep.Err != nil {
+		return rep, nil, rep.Err.err()
+	}
+	return rep, outs, nil
 }
 
 // input is an image checked in Go and ready for a worker.
@@ -334,8 +355,6 @@ func notYet(o Options) error {
 		return fmt.Errorf("%w: max_bytes is not available yet", ErrBadOption)
 	case o.Keep != KeepNone:
 		return fmt.Errorf("%w: keep is not available yet", ErrBadOption)
-	case o.Watermark != nil:
-		return fmt.Errorf("%w: watermark is not available yet", ErrBadOption)
 	}
 	return nil
 }

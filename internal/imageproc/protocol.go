@@ -38,6 +38,13 @@ type job struct {
 	Outputs []Options
 	Limits  limits
 	Size    int // of the image that follows
+	// Marks are the watermarks the outputs name; their bytes follow the
+	// image's, in this order (watermark.go).
+	Marks []jobMark `json:",omitempty"`
+	marks markBufs  // in the worker: the Marks' bytes
+	// Sample, when above zero, asks also for the pixels of the whole
+	// image, upright, fit inside a Sample x Sample box (see sample).
+	Sample int `json:",omitempty"`
 }
 
 // limits are the bounds a worker applies to what it learns only from
@@ -59,7 +66,9 @@ type limits struct {
 type reply struct {
 	Header  Header
 	Outputs []replyOutput
-	Err     *jobError `json:",omitempty"`
+	// Sample is the sample asked for; its pixels follow the outputs'.
+	Sample *replySample `json:",omitempty"`
+	Err    *jobError    `json:",omitempty"`
 	// Heap is the worker's C heap in use after the job, for the leak test.
 	Heap int64
 }
@@ -68,6 +77,14 @@ type replyOutput struct {
 	Format        Format
 	Width, Height int
 	Size          int
+}
+
+// replySample is a small decode: Width x Height pixels of 8-bit sRGB
+// and alpha, not premultiplied, in rows from the top, Size bytes.
+type replySample struct {
+	Width, Height int
+	Size          int
+	pixels        []byte // read by the server after the message
 }
 
 // jobError carries a failure from a worker, as one of the package's

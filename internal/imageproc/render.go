@@ -46,7 +46,7 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	src := &source{in: in, h: h}
+	src := &source{in: in, h: h, marks: newMarkSet(j)}
 	defer src.free()
 	plans := make([]plan, len(j.Outputs))
 	for i, o := range j.Outputs {
@@ -163,12 +163,15 @@ type source struct {
 	// anim, when set, is every frame of an animated source, top to
 	// bottom, in 8 bits, in memory.
 	anim vimage
+	// marks are the job's watermarks (watermark_render.go).
+	marks *markSet
 }
 
 func (s *source) free() {
 	s.mid.free()
 	s.whole.free()
 	s.anim.free()
+	s.marks.free()
 }
 
 // frames returns a new reference to every frame of an animated source,
@@ -376,7 +379,7 @@ func (s *source) output(p plan) (rendered, error) {
 	if p.animate {
 		im, err = s.animation(p)
 	} else if im, err = s.scaled(p); err == nil {
-		im, err = finish(im, p)
+		im, err = s.finish(im, p)
 	}
 	if err != nil {
 		return rendered{}, err
@@ -430,7 +433,7 @@ func (s *source) animation(p plan) (vimage, error) {
 		if f, err = f.thumbnail(p.scaleW, p.scaleH); err != nil {
 			return fail(err)
 		}
-		if f, err = finish(f, p); err != nil {
+		if f, err = s.finish(f, p); err != nil {
 			return fail(err)
 		}
 		out = append(out, f)
@@ -440,8 +443,9 @@ func (s *source) animation(p plan) (vimage, error) {
 
 // finish runs the steps of one image (or one frame) after the scale, in
 // the order of the options: cut (cover) or padded (contain), turned and
-// flipped, blurred or sharpened, padded.
-func finish(im vimage, p plan) (vimage, error) {
+// flipped, blurred or sharpened, padded, watermarked (each frame on its
+// own, its watermark decoded once).
+func (s *source) finish(im vimage, p plan) (vimage, error) {
 	var err error
 	if c := p.crop; c.w != p.scaleW || c.h != p.scaleH {
 		if p.smart {
@@ -481,6 +485,7 @@ func finish(im vimage, p plan) (vimage, error) {
 			}
 			return padTo(im, p, l, t, im.width()+l+r, im.height()+t+b)
 		},
+		func(im vimage) (vimage, error) { return s.marks.apply(im, p.options.Watermark) },
 	}
 	for _, step := range steps {
 		if im, err = step(im); err != nil {
@@ -590,9 +595,10 @@ func colourVector(c Color, n int) []float64 {
 // decodes lazily, so a broken file (truncated, corrupt) fails in whichever
 // step first needs its pixels, often the encoder. It is the client's
 // (ErrUndecodable, with the decoder's own message) when the input does not
-// decode on its own, and the service's otherwise.
+// decode on its own, and the service's otherwise. A watermark that cannot
+// be used (ErrBadOption) is decoded whole before it is used, and says so.
 func classify(in cbuf, err error) error {
-	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBadOption) {
 		return err
 	}
 	if derr := vipsDecodes(in); derr != nil {

@@ -246,6 +246,36 @@ static int rz_join(VipsImage **frames, int n, VipsImage **out) {
 	return 0;
 }
 
+// rz_composite puts overlay, sRGB with alpha, over in at x, y (libvips'
+// "over" blend, in sRGB). composite adds an alpha band to an opaque base;
+// it goes again, so that an opaque image stays opaque.
+static int rz_composite(VipsImage *in, VipsImage *overlay, int x, int y, VipsImage **out) {
+	VipsImage *t;
+	if (vips_composite2(in, overlay, &t, VIPS_BLEND_MODE_OVER, "x", x, "y", y, NULL)) {
+		return -1;
+	}
+	if (vips_image_hasalpha(in)) {
+		*out = t;
+		return 0;
+	}
+	int rc = vips_extract_band(t, out, 0, "n", t->Bands - 1, NULL);
+	g_object_unref(t);
+	return rc;
+}
+
+// rz_fade multiplies the alpha band, the last, by opacity, in 8 bits.
+static int rz_fade(VipsImage *in, double opacity, VipsImage **out) {
+	int n = in->Bands;
+	double *a = g_new(double, n), *b = g_new0(double, n);
+	for (int i = 0; i < n; i++) {
+		a[i] = i == n - 1 ? opacity : 1;
+	}
+	int rc = vips_linear(in, out, a, b, n, "uchar", TRUE, NULL);
+	g_free(a);
+	g_free(b);
+	return rc;
+}
+
 static int rz_copy_memory(VipsImage *in, VipsImage **out) {
 	*out = vips_image_copy_memory(in);
 	return *out == NULL ? -1 : 0;
@@ -572,6 +602,18 @@ func (im vimage) pageHeight() int {
 	return int(C.vips_image_get_page_height(im.p))
 }
 
+// composite puts over (which it does not free) on im at x, y; see
+// rz_composite.
+func (im vimage) composite(over vimage, x, y int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_composite(in, over.p, C.int(x), C.int(y), out)
+	})
+}
+
+func (im vimage) fade(opacity float64) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_fade(in, C.double(opacity), out) })
+}
+
 func (im vimage) inMemory() (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_copy_memory(in, out) })
 }
@@ -610,7 +652,19 @@ func (im vimage) save(f Format, quality int, interlace bool) ([]byte, error) {
 	return unsafe.Slice((*byte)(buf), int(n)), nil
 }
 
-// freeC releases memory that libvips allocated (save's output).
+// pixels decodes im (which it does not free) into memory as it is laid
+// out, bands interleaved, rows from the top: raw samples for the server
+// to read, no encoder between. The bytes are C memory, freed with freeC.
+func (im vimage) pixels() ([]byte, error) {
+	var n C.size_t
+	p := C.vips_image_write_to_memory(im.p, &n)
+	if p == nil {
+		return nil, vipsError()
+	}
+	return unsafe.Slice((*byte)(p), int(n)), nil
+}
+
+// freeC releases memory that libvips allocated (save's output, pixels).
 func freeC(b []byte) {
 	if len(b) > 0 {
 		C.g_free(C.gpointer(unsafe.Pointer(&b[0])))
