@@ -180,3 +180,31 @@ func (d *Dir) Presign(_ context.Context, key string, r PresignRequest) (Presigne
 // URL is where this server serves the object: GET /objects/{key}, as a
 // path.
 func (d *Dir) URL(key string) string { return "/objects/" + url.PathEscape(key) }
+
+// urlKeyFile holds the key of image URLs (GET /img/) when URL_SIGNING_KEYS
+// is not set, in the store's directory: hidden, so no object's key can
+// name it.
+const urlKeyFile = ".url-signing-key"
+
+// URLSigningKey returns the key that signs image URLs with local storage,
+// 64 hex characters, created on first use and kept in the directory so
+// that the server and `server sign` agree and URLs survive a restart.
+// Errors are the file system's.
+func (d *Dir) URLSigningKey() (string, error) {
+	b, err := d.root.ReadFile(urlKeyFile)
+	if err == nil && len(b) == 64 {
+		return string(b), nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("URL signing key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	key := hex.EncodeToString(raw)
+	if err := d.root.WriteFile(urlKeyFile, []byte(key), 0o600); err != nil {
+		return "", fmt.Errorf("URL signing key: %w", err)
+	}
+	return key, nil
+}

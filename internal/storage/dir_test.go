@@ -400,3 +400,29 @@ func assertWhole(t *testing.T, d *Dir) {
 		t.Errorf("%d temporary files left", len(left))
 	}
 }
+
+// The local URL signing key is made once and read back by the next opening
+// of the directory; no object key reaches its file.
+func TestDirURLSigningKey(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, err := d.URLSigningKey()
+	if err != nil || len(k1) != 64 {
+		t.Fatalf("%q %v", k1, err)
+	}
+	d.Close()
+	d, err = NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if k2, err := d.URLSigningKey(); err != nil || k2 != k1 {
+		t.Fatalf("reopened: %q %v, want %q", k2, err, k1)
+	}
+	if _, _, err := d.Get(t.Context(), urlKeyFile, GetOptions{}); !errors.Is(err, ErrInvalidKey) {
+		t.Fatalf("the key's file as an object: %v", err)
+	}
+}
