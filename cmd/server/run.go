@@ -30,8 +30,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 				return err
 			}
 			return healthcheck(ctx, cfg.Addr)
+		case "sign":
+			s, err := settle(cfg, err)
+			if err != nil {
+				return err
+			}
+			return sign(s, args[2:], stdout)
 		default:
-			return fmt.Errorf("unknown argument %q (try --help or healthcheck)", a)
+			return fmt.Errorf("unknown argument %q (try --help, healthcheck or sign)", a)
 		}
 	}
 	s, err := settle(cfg, err)
@@ -67,7 +73,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer ln.Close() // a no-op once served: Shutdown closes it
 	var draining atomic.Bool
-	h, err := newHandler(s, st, proc, reg, log, &draining, ln.Addr().String())
+	h, err := newHandler(ctx, s, st, proc, reg, log, &draining, ln.Addr().String())
 	if err != nil {
 		return err
 	}

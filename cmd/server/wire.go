@@ -8,12 +8,14 @@ import (
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer"
+	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/httpapi"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
@@ -59,6 +61,11 @@ func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc
 type stores struct {
 	in, out pipeline.Store
 	uploads httpapi.Store // = in
+	// sources and cache are in and out as delivery reads them.
+	sources delivery.Source
+	cache   delivery.Cache
+	local   *storage.Dir // nil with S3
+	aws     *aws.Config  // nil with local storage
 	checks  map[string]httpapi.Check
 	close   func()
 }
@@ -72,9 +79,38 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 			return nil, err
 		}
 		st.in, st.out, st.uploads, st.close = d, d, d, func() { d.Close() }
+		st.sources, st.cache, st.local = d, d, d
 		st.checks["storage"] = d.Check
 		return st, nil
 	}
+	awsCfg, err := loadAWS(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	st.aws = &awsCfg
+	s3cfg := storage.S3Config{Bucket: s.S3Bucket, Endpoint: s.S3Endpoint, PathStyle: s.S3PathStyle}
+	in, err := storage.NewS3(s3cfg, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	st.in, st.out, st.uploads = in, in, in
+	st.sources, st.cache = in, in
+	st.checks["storage"] = in.Check
+	if s.OutputBucket != s.S3Bucket {
+		s3cfg.Bucket = s.OutputBucket
+		out, err := storage.NewS3(s3cfg, awsCfg)
+		if err != nil {
+			return nil, err
+		}
+		st.out, st.cache = out, out
+		st.checks["output storage"] = out.Check
+	}
+	return st, nil
+}
+
+// loadAWS is the AWS SDK's configuration: the region and static
+// credentials when given, else the SDK's default chain.
+func loadAWS(ctx context.Context, s settings) (aws.Config, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if s.AWSRegion != "" {
 		opts = append(opts, awsconfig.WithRegion(s.AWSRegion))
@@ -83,33 +119,25 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 		opts = append(opts, awsconfig.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(s.AWSAccessKeyID, s.AWSSecretAccessKey, s.AWSSessionToken)))
 	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	c, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
-	s3cfg := storage.S3Config{Bucket: s.S3Bucket, Endpoint: s.S3Endpoint, PathStyle: s.S3PathStyle}
-	in, err := storage.NewS3(s3cfg, awsCfg)
-	if err != nil {
-		return nil, err
-	}
-	st.in, st.out, st.uploads = in, in, in
-	st.checks["storage"] = in.Check
-	if s.OutputBucket != s.S3Bucket {
-		s3cfg.Bucket = s.OutputBucket
-		out, err := storage.NewS3(s3cfg, awsCfg)
-		if err != nil {
-			return nil, err
-		}
-		st.out = out
-		st.checks["output storage"] = out.Check
-	}
-	return st, nil
+	return c, nil
 }
 
 // newHandler builds the HTTP API over the processor and the stores.
-func newHandler(s settings, st *stores, proc *imageproc.Processor, reg *prometheus.Registry,
+func newHandler(ctx context.Context, s settings, st *stores, proc *imageproc.Processor, reg *prometheus.Registry,
 	log zerolog.Logger, draining *atomic.Bool, listenAddr string) (http.Handler, error) {
 	pl, err := pipeline.New(s.pipeline, st.in, st.out, proc)
+	if err != nil {
+		return nil, err
+	}
+	dl, err := newDelivery(ctx, s, st, proc, pl, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := urlSigningKeys(s, st)
 	if err != nil {
 		return nil, err
 	}
@@ -133,9 +161,11 @@ func newHandler(s settings, st *stores, proc *imageproc.Processor, reg *promethe
 		MinBodyRateGrace:  s.MinBodyRateGrace,
 		MaxPerClient:      s.MaxPerClient,
 		TrustedProxies:    s.TrustedProxies,
+		URLSigningKeys:    keys,
+		UnsignedPresets:   s.DeliveryUnsignedPresets,
 	}, httpapi.Deps{
 		Logger: log, Processor: proc, Registry: reg, Spec: resizer.OpenAPI, Checks: st.checks,
-		Draining: draining, Pipeline: pl, Store: st.uploads,
+		Draining: draining, Pipeline: pl, Store: st.uploads, Delivery: dl,
 	})
 }
 

@@ -328,7 +328,7 @@ func Load(getenv func(string) string) (Config, error) {
 // Usage returns the help text: every variable with its default.
 func Usage() string {
 	var b strings.Builder
-	b.WriteString("resizer: an image resizing service.\n\nUsage: server [-h|--help]\n\nConfiguration comes from environment variables:\n\n")
+	b.WriteString("resizer: an image resizing service.\n\nUsage: server [-h|--help]\n       server healthcheck\n       server sign [--expires DURATION] KEY OPTIONS   (the path of a signed image URL; see docs/delivery.md)\n\nConfiguration comes from environment variables:\n\n")
 	for _, v := range vars {
 		def := v.def
 		if def == "" {

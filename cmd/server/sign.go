@@ -1,0 +1,74 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"time"
+
+	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// signUsage is the help of `server sign`.
+const signUsage = `usage: server sign [--expires DURATION] KEY OPTIONS
+
+Prints the path (from its leading /) of the image URL that serves the
+stored original KEY (the store's full key, such as uploads/cats/tom.jpg)
+as OPTIONS ask, in the words of POST /resize ('width=800&format=webp'),
+signed with the first of URL_SIGNING_KEYS (with local storage and none
+set: the key kept in DATA_DIR). OPTIONS may also be preset=NAME (a
+variant of VARIANTS) and v=ETAG (pins the original's version).
+`
+
+// sign is `server sign`: it writes the signed path of one image URL to
+// stdout. It fails on bad arguments, and without a key to sign with.
+func sign(s settings, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	expires := fs.Duration("expires", 0, "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 2 || *expires < 0 {
+		return fmt.Errorf("%v\n%s", err, signUsage)
+	}
+	q, err := url.ParseQuery(fs.Arg(1))
+	if err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
+	r := imageurl.Request{Key: fs.Arg(0), Preset: q.Get("preset"), Version: q.Get("v")}
+	q.Del("preset")
+	q.Del("v")
+	if len(q) > 0 {
+		r.Options = q
+	}
+	if *expires > 0 {
+		r.Expires = time.Now().Add(*expires)
+	}
+	key, err := signingKey(s)
+	if err != nil {
+		return err
+	}
+	p, err := imageurl.NewSigner(key).Path(r)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, p)
+	return err
+}
+
+// signingKey is the key the server signs with: the first of
+// URL_SIGNING_KEYS, or with local storage the one kept in DATA_DIR.
+func signingKey(s settings) (string, error) {
+	if len(s.URLSigningKeys) > 0 {
+		return s.URLSigningKeys[0], nil
+	}
+	if s.S3Mode() {
+		return "", errNoSigningKey
+	}
+	d, err := storage.NewDir(s.DataDir)
+	if err != nil {
+		return "", err
+	}
+	defer d.Close()
+	return d.URLSigningKey()
+}

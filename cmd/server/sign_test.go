@@ -1,0 +1,80 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"net/http"
+	"strings"
+	"testing"
+
+	_ "golang.org/x/image/webp" // decode the WebP answers
+)
+
+// signPath runs `server sign args...` with env and returns what it prints.
+func signPath(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(t.Context(), append([]string{"server", "sign"}, args...), func(k string) string { return env[k] }, &out)
+	return strings.TrimSuffix(out.String(), "\n"), err
+}
+
+// The README's first minutes: on the embedded default, an uploaded
+// original is served by the path `server sign` prints, with the key kept
+// in DATA_DIR; a path changed by hand is refused.
+func TestSignServesOnTheEmbeddedDefault(t *testing.T) {
+	env := map[string]string{"DATA_DIR": t.TempDir()}
+	s := start(t, env)
+	if resp, body := post(t, s.url+"/uploads?key=cats/tom.jpg", photo(t)); resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	path, err := signPath(t, env, "uploads/cats/tom.jpg", "width=320&format=webp")
+	if err != nil || !strings.HasPrefix(path, "/img/") || !strings.HasSuffix(path, "/format=webp&width=320/uploads/cats/tom.jpg") {
+		t.Fatalf("%q %v", path, err)
+	}
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, format, err := image.DecodeConfig(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || err != nil || format != "webp" || cfg.Width != 320 {
+		t.Fatalf("%d: %s %d wide (%v)", resp.StatusCode, format, cfg.Width, err)
+	}
+	resp, err = http.Get(s.url + strings.Replace(path, "width=320", "width=321", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Fatalf("tampered: %d", resp.StatusCode)
+	}
+}
+
+// With URL_SIGNING_KEYS the first key signs; --expires adds the expiry;
+// bad arguments are refused with the usage.
+func TestSignArguments(t *testing.T) {
+	env := map[string]string{"DATA_DIR": t.TempDir(),
+		"URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef-new,0123456789abcdef0123456789abcdef-old"}
+	a, err := signPath(t, env, "uploads/a.jpg", "width=800")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env["URL_SIGNING_KEYS"] = "0123456789abcdef0123456789abcdef-new"
+	if b, _ := signPath(t, env, "uploads/a.jpg", "width=800"); a != b {
+		t.Errorf("not signed with the first key: %s, %s", a, b)
+	}
+	if p, err := signPath(t, env, "--expires", "1h", "uploads/a.jpg", "preset=thumb"); err != nil || !strings.Contains(p, "/exp=") || !strings.Contains(p, "&preset=thumb/") {
+		t.Errorf("expiring preset: %q %v", p, err)
+	}
+	for _, args := range [][]string{
+		{"uploads/a.jpg"},
+		{"--expires", "soon", "uploads/a.jpg", "width=800"},
+		{"uploads/a.jpg", "width=800&width=900"},
+		{"uploads//a.jpg", "width=800"},
+		{"uploads/a.jpg", "exp=1"},
+	} {
+		if p, err := signPath(t, env, args...); err == nil {
+			t.Errorf("%q: printed %q", args, p)
+		}
+	}
+}
