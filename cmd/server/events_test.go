@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/webhook"
@@ -30,6 +31,7 @@ const (
 	e2eBucket = "photos"
 	e2eSecret = "e2e-webhook-secret"
 	e2eKey    = "e2e-api-key"
+	e2eURLKey = "e2e-url-signing-key-0123456789abcdef"
 )
 
 // eventually retries check until it passes or the time is up.
@@ -78,6 +80,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 		"ADDR": serverAddr, "S3_BUCKET": e2eBucket, "S3_ENDPOINT": "http://" + minioAddr, "S3_FORCE_PATH_STYLE": "true",
 		"AWS_REGION": s3test.Region, "AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
 		"API_KEYS": e2eKey, "WEBHOOK_SECRETS": e2eSecret, "VARIANTS": "thumb:200x200:cover,medium:800x0,small:120x0:webp",
+		"URL_SIGNING_KEYS": e2eURLKey,
 	}}
 	e.server = start(t, e.env)
 	e.minio = s3test.New(t, minioAddr,
@@ -163,6 +166,62 @@ func TestS3EventsEndToEnd(t *testing.T) {
 		rel := "trip/a b+c ünï 写真.jpg"
 		key := e.presignedUpload(rel)
 		e.waitVariants(key, rel, 60*time.Second)
+	})
+
+	t.Run("replacing and deleting an original removes its derived images", func(t *testing.T) {
+		const key = "uploads/deliver/cat.jpg"
+		path, err := imageurl.NewSigner(e2eURLKey).Path(imageurl.Request{Key: key, Options: url.Values{"width": {"100"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.put(key, photo(t))
+		e.waitVariants(key, "deliver/cat.jpg", 60*time.Second)
+		cached := func(want int) {
+			t.Helper()
+			eventually(t, 30*time.Second, fmt.Sprintf("%d derived images", want), func() error {
+				out, err := e.s3.ListObjectsV2(ctx, &s3.ListObjectsV2Input{Bucket: aws.String(e2eBucket), Prefix: aws.String("resized/_cache/" + key + "/")})
+				if err != nil {
+					return err
+				}
+				if n := len(out.Contents); n != want {
+					return fmt.Errorf("%d derived images", n)
+				}
+				return nil
+			})
+		}
+		get := func(wantWidth int) {
+			t.Helper()
+			resp, err := http.Get(e.server.url + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, _, err := image.DecodeConfig(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || err != nil || cfg.Width != wantWidth {
+				t.Fatalf("%d: %d wide (%v)", resp.StatusCode, cfg.Width, err)
+			}
+		}
+		get(100)
+		cached(1)
+		// Another original under the same key: its event purges what was
+		// derived from the first.
+		another := imagetest.JPEG(photo(t), 1, nil) // the same pixels, other bytes
+		e.put(key, another)
+		cached(0)
+		get(100)
+		cached(1)
+		if _, err := e.s3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(key)}); err != nil {
+			t.Fatal(err)
+		}
+		cached(0)
+		resp, err := http.Get(e.server.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("after the deletion: %d", resp.StatusCode)
+		}
 	})
 
 	t.Run("deleting the original deletes its variants", func(t *testing.T) {
