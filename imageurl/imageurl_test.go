@@ -3,6 +3,7 @@ package imageurl
 import (
 	"errors"
 	"net/url"
+	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -170,5 +171,48 @@ func TestPlainGo(t *testing.T) {
 	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("CGO_ENABLED=0 go build: %v\n%s", err, out)
+	}
+}
+
+// The Python signer of docs/delivery.md writes the same paths as Path.
+func TestPythonExampleAgrees(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 is not installed")
+	}
+	doc, err := os.ReadFile("../docs/delivery.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, code, ok := strings.Cut(string(doc), "```python\n")
+	if code, _, ok = strings.Cut(code, "```"); !ok {
+		t.Fatal("no python block in docs/delivery.md")
+	}
+	code, _, _ = strings.Cut(code, "\nprint(") // the function only
+	code += `
+print(image_path("` + testKey + `", "uploads/cats/tom.jpg", {"width": 800, "format": "webp"}))
+print(image_path("` + testKey + `", "uploads/a b+c/ü?#%*(1);x,y.jpg", {"crop": "10,20,300,200", "background": "#ff0000"}, version='"32268be4325293ad107c6f595607e7ba"', expires=1900000000))
+print(image_path("` + testKey + `", "uploads/cats/tom.jpg", {}, preset="thumb"))
+`
+	out, err := exec.Command(py, "-c", code).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	s := NewSigner(testKey)
+	var want []string
+	for _, r := range []Request{
+		{Key: "uploads/cats/tom.jpg", Options: url.Values{"width": {"800"}, "format": {"webp"}}},
+		{Key: "uploads/a b+c/ü?#%*(1);x,y.jpg", Options: url.Values{"crop": {"10,20,300,200"}, "background": {"#ff0000"}},
+			Version: `"32268be4325293ad107c6f595607e7ba"`, Expires: time.Unix(1_900_000_000, 0)},
+		{Key: "uploads/cats/tom.jpg", Preset: "thumb"},
+	} {
+		p, err := s.Path(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, p)
+	}
+	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("python:\n%s\ngo:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
