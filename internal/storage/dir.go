@@ -183,7 +183,7 @@ func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object
 		if tooLarge {
 			return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
 		}
-		if data, err = io.ReadAll(f); err != nil {
+		if data, err = readFile(f, st.Size()); err != nil {
 			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
 		}
 		m = fileMeta(data, st)
@@ -195,11 +195,24 @@ func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object
 		return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
 	}
 	if data == nil {
-		if data, err = io.ReadAll(f); err != nil {
+		if data, err = readFile(f, st.Size()); err != nil {
 			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
 		}
 	}
 	return data, m.object(key), nil
+}
+
+// readFile reads an object's open file of size bytes into a buffer of
+// that size: objects are written to a temporary file and renamed into
+// place, so an open file never changes, and io.ReadAll's growing buffers
+// would triple the garbage of every read (the derived images of delivery
+// by URL are read on every hit).
+func readFile(f *os.File, size int64) ([]byte, error) {
+	data := make([]byte, size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
+	}
+	return data, nil
 }
 
 // open opens the object's file, or fails with ErrNotFound when there is
