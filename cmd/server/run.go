@@ -31,11 +31,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}
 			return healthcheck(ctx, cfg.Addr)
 		case "sign":
-			s, err := settle(cfg, err)
-			if err != nil {
-				return err
-			}
-			return sign(s, args[2:], stdout)
+			return sign(getenv, args[2:], stdout)
 		default:
 			return fmt.Errorf("unknown argument %q (try --help, healthcheck or sign)", a)
 		}

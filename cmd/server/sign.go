@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -22,9 +23,26 @@ set: the key kept in DATA_DIR). OPTIONS may also be preset=NAME (a
 variant of VARIANTS) and v=ETAG (pins the original's version).
 `
 
+// signSettings are the variables `server sign` reads: it serves nothing,
+// so the rest of the configuration (API keys among it) is not asked for.
+var signSettings = map[string]bool{"URL_SIGNING_KEYS": true, "DATA_DIR": true, "S3_BUCKET": true}
+
 // sign is `server sign`: it writes the signed path of one image URL to
-// stdout. It fails on bad arguments, and without a key to sign with.
-func sign(s settings, args []string, stdout io.Writer) error {
+// stdout. It fails on bad arguments or settings, and without a key to
+// sign with.
+func sign(getenv func(string) string, args []string, stdout io.Writer) error {
+	cfg, err := config.Load(func(k string) string {
+		switch {
+		case signSettings[k]:
+			return getenv(k)
+		case k == "ALLOW_ANONYMOUS":
+			return "true" // nothing is served
+		}
+		return ""
+	})
+	if err != nil {
+		return err
+	}
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	expires := fs.Duration("expires", 0, "")
@@ -44,7 +62,7 @@ func sign(s settings, args []string, stdout io.Writer) error {
 	if *expires > 0 {
 		r.Expires = time.Now().Add(*expires)
 	}
-	key, err := signingKey(s)
+	key, err := signingKey(cfg)
 	if err != nil {
 		return err
 	}
@@ -58,7 +76,7 @@ func sign(s settings, args []string, stdout io.Writer) error {
 
 // signingKey is the key the server signs with: the first of
 // URL_SIGNING_KEYS, or with local storage the one kept in DATA_DIR.
-func signingKey(s settings) (string, error) {
+func signingKey(s config.Config) (string, error) {
 	if len(s.URLSigningKeys) > 0 {
 		return s.URLSigningKeys[0], nil
 	}

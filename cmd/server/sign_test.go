@@ -66,6 +66,14 @@ func TestSignArguments(t *testing.T) {
 	if p, err := signPath(t, env, "--expires", "1h", "uploads/a.jpg", "preset=thumb"); err != nil || !strings.Contains(p, "/exp=") || !strings.Contains(p, "&preset=thumb/") {
 		t.Errorf("expiring preset: %q %v", p, err)
 	}
+	// With S3 the key must be given: the server's is in its environment.
+	if p, err := signPath(t, map[string]string{"S3_BUCKET": "photos"}, "uploads/a.jpg", "width=800"); err == nil {
+		t.Errorf("S3 without URL_SIGNING_KEYS: printed %q", p)
+	}
+	if _, err := signPath(t, map[string]string{"S3_BUCKET": "photos", "URL_SIGNING_KEYS": "short"}, "uploads/a.jpg", "width=800"); err == nil ||
+		!strings.Contains(err.Error(), "URL_SIGNING_KEYS") {
+		t.Errorf("a short key: %v", err)
+	}
 	for _, args := range [][]string{
 		{"uploads/a.jpg"},
 		{"--expires", "soon", "uploads/a.jpg", "width=800"},
