@@ -391,7 +391,7 @@ func TestSecretsAreNotInPlainEnvironment(t *testing.T) {
 	for _, s := range list(get(t, c, "Secrets")) {
 		injected[get(t, s, "Name").(string)] = true
 	}
-	if !injected["API_KEYS"] || !injected["WEBHOOK_SECRETS"] {
+	if !injected["API_KEYS"] || !injected["WEBHOOK_SECRETS"] || !injected["URL_SIGNING_KEYS"] {
 		t.Errorf("secrets not injected: %v", injected)
 	}
 	for name := range get(t, tpl, "Resources", "ForwarderFunction", "Properties", "Environment", "Variables").(map[string]any) {
@@ -432,5 +432,89 @@ func TestTasksBehindTheLoadBalancer(t *testing.T) {
 	}
 	if len(resources(t, tpl, "AWS::ApplicationAutoScaling::ScalingPolicy")) < 2 {
 		t.Error("no autoscaling on CPU and requests")
+	}
+}
+
+// Images by URL go through CloudFront: the load balancer serves /img/ only
+// with the header CloudFront sends (the same secret on both sides) and
+// refuses it otherwise; the cache key is the path, with Accept only for
+// format=auto; the task may invalidate this distribution and nothing
+// else, and knows its id; cold derived images expire.
+func TestDeliveryThroughCloudFront(t *testing.T) {
+	tpl := load(t)
+	dist := get(t, tpl, "Resources", "Distribution", "Properties", "DistributionConfig")
+	origin := get(t, dist, "Origins", 0)
+	header := get(t, origin, "OriginCustomHeaders", 0)
+	allow := get(t, tpl, "Resources", "DeliveryFromCdnRule", "Properties")
+	deny := get(t, tpl, "Resources", "DeliveryDirectRule", "Properties")
+	cond := get(t, allow, "Conditions", 1, "HttpHeaderConfig")
+	secret := fmt.Sprint(map[string]any{"Fn::Sub": "{{resolve:secretsmanager:${OriginVerifySecret}}}"})
+	if get(t, header, "HeaderName") != get(t, cond, "HttpHeaderName") || fmt.Sprint(get(t, header, "HeaderValue")) != secret ||
+		fmt.Sprint(get(t, cond, "Values", 0)) != secret {
+		t.Errorf("CloudFront sends %v, the load balancer asks for %v", header, cond)
+	}
+	for name, r := range map[string]any{"allow": allow, "deny": deny} {
+		if fmt.Sprint(get(t, r, "Conditions", 0, "PathPatternConfig", "Values")) != "[/img/*]" ||
+			fmt.Sprint(get(t, r, "ListenerArn")) != fmt.Sprint(get(t, tpl, "Resources", "PrivatePathsRule", "Properties", "ListenerArn")) {
+			t.Errorf("%s rule: %v", name, r)
+		}
+	}
+	ap, _ := strconv.Atoi(get(t, allow, "Priority").(string))
+	dp, _ := strconv.Atoi(get(t, deny, "Priority").(string))
+	if ap <= 1 || dp <= ap || get(t, deny, "Actions", 0, "FixedResponseConfig", "StatusCode") != "403" {
+		t.Errorf("priorities %d, %d; direct requests answered %v", ap, dp, get(t, deny, "Actions"))
+	}
+	if fmt.Sprint(get(t, origin, "DomainName")) != fmt.Sprint(map[string]any{"Fn::If": []any{"HasDomain",
+		map[string]any{"Ref": "DomainName"}, map[string]any{"Fn::GetAtt": "LoadBalancer.DNSName"}}}) {
+		t.Errorf("origin %v is not the load balancer", get(t, origin, "DomainName"))
+	}
+
+	behaviors := list(get(t, dist, "CacheBehaviors"))
+	if len(behaviors) != 2 || get(t, behaviors[0], "PathPattern") != "/img/*format=auto*" || get(t, behaviors[1], "PathPattern") != "/img/*" {
+		t.Fatalf("behaviors %v: the negotiated URLs must come first", behaviors)
+	}
+	headers := func(b any) string {
+		ref := get(t, b, "CachePolicyId").(map[string]any)["Ref"].(string)
+		p := get(t, tpl, "Resources", ref, "Properties", "CachePolicyConfig", "ParametersInCacheKeyAndForwardedToOrigin")
+		if get(t, p, "QueryStringsConfig", "QueryStringBehavior") != "none" || get(t, p, "CookiesConfig", "CookieBehavior") != "none" {
+			t.Errorf("%s keys on more than the path: %v", ref, p)
+		}
+		return fmt.Sprint(get(t, p, "HeadersConfig"))
+	}
+	if h := headers(behaviors[0]); h != "map[HeaderBehavior:whitelist Headers:[Accept]]" {
+		t.Errorf("negotiated images keyed on %s, want Accept only", h)
+	}
+	for _, b := range []any{behaviors[1], get(t, dist, "DefaultCacheBehavior")} {
+		if h := headers(b); h != "map[HeaderBehavior:none]" {
+			t.Errorf("fixed-format images keyed on %s", h)
+		}
+	}
+	for _, b := range append(behaviors, get(t, dist, "DefaultCacheBehavior")) {
+		if fmt.Sprint(get(t, b, "AllowedMethods")) != "[GET HEAD]" || get(t, b, "ViewerProtocolPolicy") != "redirect-to-https" {
+			t.Errorf("behavior %v", b)
+		}
+	}
+
+	pol := get(t, tpl, "Resources", "TaskRole", "Properties", "Policies", 1, "PolicyDocument", "Statement")
+	if s := list(pol); len(s) != 1 || get(t, s[0], "Action") != "cloudfront:CreateInvalidation" ||
+		fmt.Sprint(get(t, s[0], "Resource")) != fmt.Sprint(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}"}) {
+		t.Errorf("the task's CloudFront permissions: %v", pol)
+	}
+	env := map[string]string{}
+	for _, e := range list(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment")) {
+		env[get(t, e, "Name").(string)] = fmt.Sprint(get(t, e, "Value"))
+	}
+	if env["CLOUDFRONT_DISTRIBUTION_ID"] != fmt.Sprint(map[string]any{"Ref": "Distribution"}) {
+		t.Errorf("CLOUDFRONT_DISTRIBUTION_ID = %q", env["CLOUDFRONT_DISTRIBUTION_ID"])
+	}
+
+	found := false
+	for _, r := range list(get(t, tpl, "Resources", "Bucket", "Properties", "LifecycleConfiguration", "Rules")) {
+		if fmt.Sprint(get(t, r, "Prefix")) == fmt.Sprint(map[string]any{"Fn::Sub": "${OutputPrefix}_cache/"}) {
+			found = fmt.Sprint(get(t, r, "ExpirationInDays")) == fmt.Sprint(map[string]any{"Ref": "DerivedCacheDays"}) && get(t, r, "Status") == "Enabled"
+		}
+	}
+	if !found {
+		t.Error("no lifecycle rule expiring the derived cache")
 	}
 }
