@@ -255,6 +255,33 @@ func TestOneRenderForConcurrentMisses(t *testing.T) {
 	}
 }
 
+// A hit takes no place at the gate: with its one place held, a miss is
+// refused as busy, and a hit (and a describe-only hit) is served.
+func TestHitsBypassTheGate(t *testing.T) {
+	f := newFixture(t, dirStore(t), 1, 0)
+	f.put(t, "uploads/cats/tom.jpg", photo(t))
+	if _, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "width=200", "/h")); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+	done, err := f.proc.Gate().Admit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	if _, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "width=201", "/m")); !errors.Is(err, imageproc.ErrBusy) {
+		t.Fatalf("a miss with the gate full: %v, want ErrBusy", err)
+	}
+	for _, describe := range []bool{false, true} {
+		r := req(t, "uploads/cats/tom.jpg", "width=200", "/h")
+		r.DescribeOnly = describe
+		img, err := f.svc.Serve(t.Context(), r)
+		if err != nil || img.Outcome != Hit {
+			t.Fatalf("a hit with the gate full (describe only %v): %v %s", describe, err, img.Outcome)
+		}
+	}
+}
+
 // A preset whose variant the pipeline stored is served from it, rendering
 // nothing; a preset and the same options spelled out share one derived
 // image; an unknown preset is a bad option.
