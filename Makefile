@@ -5,7 +5,7 @@
 GO ?= go
 export CGO_ENABLED = 1
 
-.PHONY: run build test check fuzz bench setup generate clean forwarder
+.PHONY: run build test check fuzz bench bench-delivery setup generate clean forwarder
 
 run: setup build
 	LOG_FORMAT=$${LOG_FORMAT:-console} ./bin/server
@@ -46,6 +46,10 @@ fuzz: setup
 # The load run of docs/benchmarks.md (needs wrk: apt-get install wrk).
 bench: setup build
 	./scripts/bench.sh
+
+# Delivery by URL: hits, misses against POST /resize (docs/benchmarks.md).
+bench-delivery: setup build
+	./scripts/delivery-bench.sh
 
 generate:
 	$(GO) generate ./...

@@ -7,13 +7,13 @@
 #         to the same size, in alternating rounds at concurrency 2;
 #   imgproxy (when IMGPROXY_BIN names a v4 binary): the same URL from the
 #         same file, which it renders on every request.
-# Only 127.0.0.1 is used; each wrk run lasts DURATION seconds (<= 20).
+# Only 127.0.0.1 is used; each wrk run lasts DURATION seconds (default 10).
 #
 #   IMGPROXY_BIN=/path/to/imgproxy ./scripts/delivery-bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-15}
-ROUNDS=${ROUNDS:-2}
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-18098}
 IMGPROXY_PORT=${IMGPROXY_PORT:-18099}
 CACHE=${CACHE:-.cache/delivery-bench}
@@ -54,6 +54,7 @@ imgproxy_url="http://127.0.0.1:$IMGPROXY_PORT/insecure/rs:fit:880:0/q:80/plain/l
 # measure NAME CONNECTIONS ARGS...: one wrk run; prints "req/s p50 p99 non2xx".
 measure() {
   local name=$1 c=$2; shift 2
+  sleep 2 # what the previous run left in flight
   THREADS=2 wrk -t2 -c"$c" -d"${DURATION}s" --timeout 30s "$@" >"$CACHE/$name.txt" 2>&1
   local rps p50 p99 bad
   rps=$(awk '/Requests\/sec/ {print $2}' "$CACHE/$name.txt")
@@ -68,19 +69,26 @@ row() { read -r rps p50 p99 bad <<<"$2"; printf '| %s | %s | %s ms | %s ms | %s 
 echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(go env GOVERSION), libvips $(pkg-config --modversion vips); ${DURATION}s each"
 echo "hit: $hit ($size bytes, $(grep -i '^content-type' "$CACHE/hit.headers" | tr -d '\r'))"
 printf '| run | requests/s | p50 | p99 | non-2xx |\n|---|---|---|---|---|\n'
+# The machine's own noise: the cheapest route there is, at the same load.
+row "control: GET /healthz, concurrency 2" "$(measure healthz-c2 2 -s scripts/wrk-get.lua "$base/healthz")"
 row "hit, concurrency 2" "$(measure hit-c2 2 -s scripts/wrk-get.lua "$base$hit")"
 row "hit, concurrency 32" "$(measure hit-c32 32 -s scripts/wrk-get.lua "$base$hit")"
-if [ -n "$imgproxy_pid" ]; then
-  row "imgproxy, same URL, concurrency 32" "$(measure imgproxy-c32 32 -s scripts/wrk-get.lua "$imgproxy_url")"
-fi
 lines=$(wc -l <"$CACHE/paths.txt")
 per=$((lines / ROUNDS))
 for r in $(seq 1 "$ROUNDS"); do
   sed -n "$(((r - 1) * per + 1)),$((r * per))p" "$CACHE/paths.txt" | sed "s|^|$base|" >"$CACHE/paths-r$r.txt"
-  row "round $r: miss (render, kept), concurrency 2" "$(PATHS="$CACHE/paths-r$r.txt" measure miss-r$r 2 -s scripts/wrk-paths.lua "$base/")"
-  row "round $r: POST /resize, concurrency 2" "$(BODY="$ORIGINAL" measure resize-r$r 2 -s scripts/wrk-post.lua "$base/resize?$OPTIONS")"
+  miss() { row "round $r: miss (render, kept), concurrency 2" "$(PATHS="$CACHE/paths-r$r.txt" measure miss-r$r 2 -s scripts/wrk-paths.lua "$base/")"; }
+  resize() { row "round $r: POST /resize, concurrency 2" "$(BODY="$ORIGINAL" measure resize-r$r 2 -s scripts/wrk-post.lua "$base/resize?$OPTIONS")"; }
+  # Alternate which goes first, so that a drift of the machine's load
+  # favours neither.
+  if [ $((r % 2)) = 1 ]; then miss; resize; else resize; miss; fi
   if [ -n "$imgproxy_pid" ]; then
     row "round $r: imgproxy, concurrency 2" "$(measure imgproxy-r$r 2 -s scripts/wrk-get.lua "$imgproxy_url")"
   fi
 done
+# Last: imgproxy renders every request, and at concurrency 32 it is still
+# working on what wrk left when wrk stops.
+if [ -n "$imgproxy_pid" ]; then
+  row "imgproxy, same URL, concurrency 32" "$(measure imgproxy-c32 32 -s scripts/wrk-get.lua "$imgproxy_url")"
+fi
 echo "renders: $(metric 'resizer_delivery_images_total{outcome="rendered"}'), hits: $(metric 'resizer_delivery_images_total{outcome="hit"}')"
