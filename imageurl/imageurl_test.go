@@ -184,8 +184,9 @@ func TestPythonExampleAgrees(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, code, ok := strings.Cut(string(doc), "```python\n")
-	if code, _, ok = strings.Cut(code, "```"); !ok {
+	_, code, found := strings.Cut(string(doc), "```python\n")
+	code, _, closed := strings.Cut(code, "```")
+	if !found || !closed {
 		t.Fatal("no python block in docs/delivery.md")
 	}
 	code, _, _ = strings.Cut(code, "\nprint(") // the function only
