@@ -2,17 +2,21 @@ package httpapi
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/imageurl"
 )
 
 // withLogging attaches a logger carrying the request id to the request's
 // context, for handlers and writeError, and writes one access line per
 // request when it ends. Only the path is logged, never the query string,
-// which may carry signatures.
+// which may carry signatures; an image URL's signature, in its path, is
+// left out too (logPath).
 func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -22,7 +26,7 @@ func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 			next.ServeHTTP(ww, r.WithContext(l.WithContext(r.Context())))
 			l.Info().
 				Str("method", r.Method).
-				Str("path", r.URL.Path).
+				Str("path", logPath(r.URL.Path)).
 				Str("route", routePattern(r)).
 				Int("status", status(ww)).
 				Int64("bytes_in", r.ContentLength).
@@ -32,6 +36,22 @@ func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 				Msg("request")
 		})
 	}
+}
+
+// logPath is the path as the access log writes it: an image URL's
+// signature is a capability (an expiring URL may be the only way to a
+// private image), so it becomes "-"; the options and key stay, for
+// whoever reads the log to find the image.
+func logPath(p string) string {
+	rest, ok := strings.CutPrefix(p, imageurl.Prefix)
+	if !ok {
+		return p
+	}
+	sig, after, ok := strings.Cut(rest, "/")
+	if !ok || sig == imageurl.Unsigned {
+		return p
+	}
+	return imageurl.Prefix + "-/" + after
 }
 
 // routePattern is the chi route that matched, or "unmatched"; a fixed set

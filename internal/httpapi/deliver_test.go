@@ -130,6 +130,11 @@ func TestDeliverSignedURL(t *testing.T) {
 	if n := renders(t, s); n != 1 {
 		t.Errorf("%v renders", n)
 	}
+	// The access log names the image, not the signature.
+	sig := strings.Split(path, "/")[2]
+	if logs := s.logs.String(); strings.Contains(logs, sig) || !strings.Contains(logs, `"path":"/img/-/quality=70&width=320/uploads/cats/tom.jpg"`) {
+		t.Errorf("the access log: %s", logs)
+	}
 }
 
 // renders counts the images processed, from imageproc's own metrics.
