@@ -101,13 +101,17 @@ func (s *Service) fromCache(ctx context.Context, e entry, describeOnly bool) (Im
 	if err != nil {
 		return Image{}, fmt.Errorf("derived image: %w", err)
 	}
-	img := Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified, Outcome: Hit,
-		written: obj.LastModified}
-	if d := obj.Metadata[metaDigest]; d != "" {
-		// The same ETag as the render gave, whatever ETags the store
-		// makes (S3's are not an MD5 under KMS encryption).
-		img.ETag = `"` + d + `"`
+	d := obj.Metadata[metaDigest]
+	if d == "" || obj.ContentType == "" {
+		// Not whole yet: the local store renames an object's file into
+		// place before its metadata. Absent, then: the render writing it
+		// is still in flight, and is joined.
+		return Image{}, fmt.Errorf("derived image %q without its metadata: %w", e.key, storage.ErrNotFound)
 	}
+	// The ETag is the one the render gave, whatever ETags the store makes
+	// (S3's are not an MD5 under KMS encryption).
+	img := Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: `"` + d + `"`, LastModified: obj.LastModified,
+		Outcome: Hit, written: obj.LastModified}
 	if n, err := strconv.ParseInt(obj.Metadata[metaSourceModified], 10, 64); err == nil {
 		img.LastModified = time.Unix(n, 0)
 	}

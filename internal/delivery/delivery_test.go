@@ -255,6 +255,22 @@ func TestOneRenderForConcurrentMisses(t *testing.T) {
 	}
 }
 
+// A derived image whose metadata is not written yet (the local store
+// renames the file into place first) is not served as it is, without a
+// type or its ETag: the request renders, or joins the render under way.
+func TestHalfWrittenEntryIsAMiss(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 4)
+	etag := f.put(t, "uploads/cats/tom.jpg", photo(t))
+	r := req(t, "uploads/cats/tom.jpg", "width=150", "/w")
+	if _, err := f.store.Put(t.Context(), f.svc.entry("uploads/cats/tom.jpg", etag, r.Options).key, []byte("half"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.svc.Serve(t.Context(), r)
+	if err != nil || img.Outcome != Rendered || img.ContentType != "image/jpeg" || width(t, img.Data) != 150 {
+		t.Fatalf("%v %s %q", err, img.Outcome, img.ContentType)
+	}
+}
+
 // A hit takes no place at the gate: with its one place held, a miss is
 // refused as busy, and a hit (and a describe-only hit) is served.
 func TestHitsBypassTheGate(t *testing.T) {
