@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/resizer/resizer/internal/config"
@@ -20,6 +23,15 @@ import (
 // own environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
+	if len(args) > 1 && args[1] == "reconcile" {
+		s, err := settle(cfg, err)
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return reconcile(ctx, args[2:], s, stdout)
+	}
 	for _, a := range args[1:] {
 		switch a {
 		case "-h", "-help", "--help":
@@ -31,7 +43,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}
 			return healthcheck(ctx, cfg.Addr)
 		default:
-			return fmt.Errorf("unknown argument %q (try --help or healthcheck)", a)
+			return fmt.Errorf("unknown argument %q (try --help, healthcheck or reconcile)", a)
 		}
 	}
 	s, err := settle(cfg, err)
