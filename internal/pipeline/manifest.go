@@ -33,7 +33,8 @@ const (
 // makes. It is written after every output, so that its presence with the
 // source's ETag means the run finished.
 type Manifest struct {
-	Key    string `json:"key"`
+	Key string `json:"key"`
+	// ETag is the original's, as the store gives it (quoted).
 	ETag   string `json:"etag"`
 	Format string `json:"format"`
 	Width  int    `json:"width"`
@@ -81,7 +82,7 @@ func (p *Pipeline) publicURL(key string) string {
 // manifest is the manifest of res, with the placeholder of info (nil:
 // none).
 func (p *Pipeline) manifest(res Result, info *imageproc.Info) Manifest {
-	m := Manifest{Key: res.Key, ETag: trimETag(res.ETag), Format: res.Format.String(), Width: res.Width, Height: res.Height,
+	m := Manifest{Key: res.Key, ETag: res.ETag, Format: res.Format.String(), Width: res.Width, Height: res.Height,
 		Bytes: res.Bytes, Variants: make([]ManifestVariant, len(res.Outputs))}
 	if info != nil {
 		m.ThumbHash = info.ThumbHash
