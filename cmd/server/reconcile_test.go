@@ -21,6 +21,7 @@ import (
 
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/sqstest"
 	"github.com/resizer/resizer/internal/storage"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -258,4 +259,61 @@ func pipelineEach(n int, fn func(i int) error) error {
 		}
 	}
 	return nil
+}
+
+// --enqueue sends each original to do to the event queue as the S3 event
+// the forwarder takes, and does none of them itself.
+func TestReconcileEnqueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
+	srv := s3test.Start(t)
+	q := sqstest.Start(t)
+	ctx := t.Context()
+	queue, err := q.CreateQueue(ctx, "events", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.Bucket(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	etags := map[string]string{}
+	for i, k := range []string{"uploads/a.jpg", "uploads/with space+plus.jpg", "uploads/dir/b.jpg"} {
+		obj, err := st.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags[k] = strings.Trim(obj.ETag, `"`)
+	}
+	env := map[string]string{
+		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
+		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
+		"API_KEYS": "k", "LOG_LEVEL": "warn", "EVENT_QUEUE_URL": queue.URL,
+	}
+	out, err := reconcileRun(ctx, env, "--enqueue", "--json")
+	if err != nil || !strings.Contains(out, "3 enqueued") {
+		t.Fatalf("enqueue: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for len(got) < 3 {
+		msgs, err := q.Receive(ctx, queue, 10, time.Second)
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("receive: %v; have %v", err, got)
+		}
+		for _, m := range msgs {
+			ev, err := webhook.Parse([]byte(m.Body))
+			if err != nil || len(ev.Records) != 1 || ev.Records[0].S3.Bucket.Name != bucket || ev.Records[0].Kind() != webhook.Created {
+				t.Fatalf("message %s: %v", m.Body, err)
+			}
+			got[ev.Records[0].Key()] = strings.Trim(ev.Records[0].ETag(), `"`)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(etags) {
+		t.Errorf("events for %v, want %v", got, etags)
+	}
+	if outs, err := st.List(ctx, "resized/", 0); err != nil || len(outs) != 0 {
+		t.Errorf("outputs made in process: %v %v", outs, err)
+	}
 }
