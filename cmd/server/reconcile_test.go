@@ -317,3 +317,35 @@ func TestReconcileEnqueue(t *testing.T) {
 		t.Errorf("outputs made in process: %v %v", outs, err)
 	}
 }
+
+// On the embedded default (a local directory), with its flags checked.
+func TestReconcileLocal(t *testing.T) {
+	ctx := t.Context()
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "VARIANTS": "thumb:32x32:cover,small:100x0"}
+	d, err := storage.NewDir(env["DATA_DIR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []string{"uploads/a.jpg", "uploads/b/c.jpg"} {
+		if _, err := d.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	out, err := reconcileRun(ctx, env, "--json", "--rate", "50")
+	if err != nil || lastJSON(t, out)["create"] != 2 || processed(t, out) != 2 {
+		t.Fatalf("reconcile: %v\n%s", err, out)
+	}
+	out, err = reconcileRun(ctx, env, "--dry-run", "--json")
+	if err != nil || lastJSON(t, out)["current"] != 2 || !strings.Contains(out, "2 originals: 2 current") {
+		t.Fatalf("after: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"--concurrency", "0"}, {"extra"}, {"--enqueue"}, {"--nope"}} {
+		if out, err := reconcileRun(ctx, env, args...); err == nil {
+			t.Errorf("%v: accepted\n%s", args, out)
+		}
+	}
+	if out, err := reconcileRun(ctx, env, "-h"); err != nil || !strings.Contains(out, "-dry-run") || !strings.Contains(out, "-keep-retired") {
+		t.Errorf("-h: %v\n%s", err, out)
+	}
+}
