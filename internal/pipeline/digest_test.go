@@ -84,7 +84,7 @@ func TestDefinitionChange(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Manifest == nil || len(res.Manifest.Variants) != 3 || res.Manifest.Srcset !=
-		"https://cdn.example/resized/old/a/photo.jpg 100w, https://cdn.example/resized/thumb/a/photo.jpg 200w, https://cdn.example/resized/medium/a/photo.jpg 800w" ||
+		"https://cdn.example/resized/old/a/photo.jpg 100w, https://cdn.example/resized/medium/a/photo.jpg 800w" /* not the square thumb */ ||
 		len(res.Manifest.ThumbHash) < 5 || len(res.Manifest.DominantColor) != 6 {
 		t.Fatalf("manifest %+v", res.Manifest)
 	}
@@ -146,5 +146,23 @@ func TestDefinitionChange(t *testing.T) {
 	}
 	if len(left) != 1 || !strings.HasPrefix(left[0].Key, "resized/_cache/") {
 		t.Errorf("left after removal: %+v", left)
+	}
+}
+
+func TestSrcset(t *testing.T) {
+	v := func(name string, w, h int) ManifestVariant { return ManifestVariant{URL: name, Width: w, Height: h} }
+	for _, tc := range []struct {
+		vs   []ManifestVariant
+		w, h int
+		want string
+	}{
+		{[]ManifestVariant{v("l", 1600, 1000), v("sq", 200, 200), v("s", 40, 25), v("m", 800, 500)}, 2560, 1600, "s 40w, m 800w, l 1600w"},
+		{[]ManifestVariant{v("a", 800, 500), v("b", 800, 501)}, 1600, 1000, "a 800w"},         // one URL a width
+		{[]ManifestVariant{v("t", 7, 5)}, 1000, 666, "t 7w"},                                  // rounding at small sizes
+		{[]ManifestVariant{v("sq", 200, 200), v("x", 100, 100)}, 300, 200, "x 100w, sq 200w"}, // no whole picture: all
+	} {
+		if got := srcset(tc.vs, tc.w, tc.h); got != tc.want {
+			t.Errorf("%v of %dx%d: %q, want %q", tc.vs, tc.w, tc.h, got, tc.want)
+		}
 	}
 }

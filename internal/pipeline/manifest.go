@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"strconv"
@@ -94,13 +95,29 @@ func (p *Pipeline) manifest(res Result, info *imageproc.Info) Manifest {
 		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.publicURL(o.Key), Width: o.Width, Height: o.Height,
 			Bytes: o.Bytes, Format: o.Format.String(), Digest: p.cfg.Variants[i].Digest()}
 	}
-	m.Srcset = srcset(m.Variants)
+	m.Srcset = srcset(m.Variants, m.Width, m.Height)
 	return m
 }
 
-// srcset lists the variants by width, one URL per width (the first
-// variant of a width wins), as an <img srcset> reads them.
-func srcset(vs []ManifestVariant) string {
+// srcset lists the variants that show the whole original (its aspect
+// ratio within 2 % or a pixel: a browser takes srcset's candidates for one picture at
+// several sizes, so a square crop among them would be wrong), by width,
+// one URL per width (the first variant of a width wins), as an <img
+// srcset> reads them. When no variant shows the whole original, it lists
+// them all.
+func srcset(all []ManifestVariant, w, h int) string {
+	var vs []ManifestVariant
+	for _, v := range all {
+		// The height the original's aspect gives this width, within 2 %
+		// or the pixel that rounding may take.
+		want := float64(v.Width) * float64(h) / float64(max(w, 1))
+		if math.Abs(float64(v.Height)-want) <= max(1, 0.02*want) {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		vs = all
+	}
 	byWidth := slices.Clone(vs)
 	slices.SortStableFunc(byWidth, func(a, b ManifestVariant) int { return cmp.Compare(a.Width, b.Width) })
 	var parts []string
