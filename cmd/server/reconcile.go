@@ -158,7 +158,7 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f r
 			failed++
 			lastError = fmt.Errorf("%s: %w", t.Key, err)
 		}
-		if time.Since(last) >= f.every {
+		if done < total && time.Since(last) >= f.every { // the last one has the final line
 			last = time.Now()
 			line(false)
 		}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -197,13 +198,23 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, info *imageproc.Info
 	if p.cfg.Ready != nil {
 		// The outputs are written and stay written: a signal that cannot
 		// be delivered (after the notifier's own retries) is logged, not
-		// a reason to make the variants again.
-		if err := p.cfg.Ready.Ready(ctx, m); err != nil {
+		// a reason to make the variants again. It goes out even when the
+		// request that made them has ended (the client gone is no reason
+		// to keep it from the receiver), within a bound of its own, so
+		// that a receiver that hangs holds a webhook delivery for
+		// readyTimeout at most.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+		defer cancel()
+		if err := p.cfg.Ready.Ready(rctx, m); err != nil {
 			zerolog.Ctx(ctx).Error().Err(err).Str("key", res.Key).Msg("ready signal not delivered")
 		}
 	}
 	return nil
 }
+
+// readyTimeout bounds a ready signal, its retries included: well within
+// the forwarder's bound on one webhook delivery.
+const readyTimeout = 15 * time.Second
 
 // setDigest is the digest of every configured variant, in order: the
 // manifest's record of the definitions it was written under.

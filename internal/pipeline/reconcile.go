@@ -72,7 +72,8 @@ type Plan struct {
 // original needs, checking up to concurrency originals at a time (a HEAD of
 // the source, one of each variant and one of the manifest: what Run checks
 // before it skips). The outputs are listed first so that an upload during
-// the listing is never taken for an orphan's original.
+// the listing is never taken for an orphan's original. It fails when a
+// listing or a HEAD fails (storage's errors, wrapped), or when ctx ends.
 func (p *Pipeline) Plan(ctx context.Context, in, out Lister, concurrency int) (Plan, error) {
 	outs, err := out.List(ctx, p.cfg.OutputPrefix, 0)
 	if err != nil {

@@ -33,7 +33,9 @@ func NewCallback(rawURL string, secret []byte, client *http.Client) (*Callback, 
 		return nil, errors.New("callback: no signing secret")
 	}
 	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
+		// A receiver answers a small POST in well under a second; one
+		// that does not is tried again rather than waited for.
+		client = &http.Client{Timeout: 5 * time.Second}
 	}
 	// Four tries over some seven seconds: a receiver that restarts is
 	// waited for, one that is down does not hold the run of an original.
