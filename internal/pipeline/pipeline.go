@@ -280,7 +280,7 @@ func (p *Pipeline) options(focus *imageproc.Point) []imageproc.Options {
 
 // outputKeys are the keys of the outputs of key, each checked as the
 // output store checks keys (a key near the length limit has outputs over
-// it), before anything is written.
+// it), before anything is written; the manifest's key is checked too.
 func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string, error) {
 	check := storage.ValidateKey
 	if c, ok := p.out.(keyChecker); ok {
@@ -292,6 +292,9 @@ func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string
 		if err := check(keys[i]); err != nil {
 			return nil, fmt.Errorf("variant %s: %w", p.cfg.Variants[i].Name, err)
 		}
+	}
+	if err := check(p.ManifestKey(key)); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return keys, nil
 }
