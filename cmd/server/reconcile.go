@@ -80,6 +80,9 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 		return err
 	}
 	defer st.close()
+	if s, err = withReadyBus(ctx, s); err != nil {
+		return err
+	}
 	proc, err := newProcessor(s, st, newRegistry())
 	if err != nil {
 		return err

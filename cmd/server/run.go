@@ -64,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer st.close()
+	if s, err = withReadyBus(ctx, s); err != nil {
+		return err
+	}
 	proc, err := newProcessor(s, st, reg)
 	if err != nil {
 		return err

@@ -66,6 +66,7 @@ type Config struct {
 	// queue of the event path that reconcile --enqueue sends to.
 	VariantsBaseURL  string
 	ReadyCallbackURL string
+	ReadyEventBus    string
 	EventQueueURL    string
 	// Watermarks: where they are kept in the originals' store ("": none),
 	// the largest file, and the memory that holds them.
@@ -196,6 +197,8 @@ var vars = []variable{
 		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
 	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, first of WEBHOOK_SECRETS), each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error { c.ReadyCallbackURL = v; return checkURL(v) }},
+	{"READY_EVENT_BUS", "", "name or ARN of an Amazon EventBridge bus that gets an event (source resizer, detail-type Variants Ready, the callback's body as detail) each time an original's variants and manifest are written (default: none)",
+		func(c *Config, v string) error { c.ReadyEventBus = v; return nil }},
 	{"EVENT_QUEUE_URL", "", "URL of the SQS queue of the S3 event path, to which server reconcile --enqueue sends one event per original (default: none)",
 		func(c *Config, v string) error { c.EventQueueURL = v; return checkURL(v) }},
 	// Watermarks live beside the originals, under a prefix of their own,
