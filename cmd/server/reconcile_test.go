@@ -290,7 +290,7 @@ func TestReconcileEnqueue(t *testing.T) {
 	env := map[string]string{
 		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
 		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
-		"API_KEYS": "k", "LOG_LEVEL": "warn", "EVENT_QUEUE_URL": queue.URL,
+		"LOG_LEVEL": "warn", "EVENT_QUEUE_URL": queue.URL, // no API_KEYS: reconcile serves nothing
 	}
 	out, err := reconcileRun(ctx, env, "--enqueue", "--json")
 	if err != nil || !strings.Contains(out, "3 enqueued") {

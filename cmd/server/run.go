@@ -19,12 +19,15 @@ import (
 // run is the whole service: it checks the configuration (every fault at
 // once), opens the stores, starts the image workers (watermarks come from
 // the originals' store), listens, and serves until ctx ends or
-// SIGINT/SIGTERM arrives (serve). Tests call it as main does, with their
-// own environment.
+// SIGINT/SIGTERM arrives (serve). With the argument reconcile it runs that
+// command instead, on the same configuration and wiring, until it is done
+// or a signal stops it. Tests call it as main does, with their own
+// environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	if len(args) > 1 && args[1] == "reconcile" {
-		s, err := settle(cfg, err)
+		// It serves nothing: API keys are no concern of it.
+		s, err := settle(cfg, config.Without(err, config.ErrNoAPIKeys))
 		if err != nil {
 			return err
 		}

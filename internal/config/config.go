@@ -231,6 +231,30 @@ var vars = []variable{
 		func(c *Config, v string) error { c.AWSSessionToken = v; return nil }},
 }
 
+// ErrNoAPIKeys is the fault of a configuration that would serve without
+// API keys when it must not: a fault for serving only, which the server's
+// other commands (reconcile) drop with Without.
+var ErrNoAPIKeys = errors.New("no API keys")
+
+// Without returns the error of Load without its faults that are target
+// (errors.Is), or nil when none is left.
+func Without(err, target error) error {
+	joined, ok := errors.Unwrap(err).(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	var kept []error
+	for _, e := range joined.Unwrap() {
+		if !errors.Is(e, target) {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return fmt.Errorf("configuration: %w", errors.Join(kept...))
+}
+
 // Load reads the configuration through getenv. The error lists every
 // variable that is wrong.
 func Load(getenv func(string) string) (Config, error) {
@@ -298,9 +322,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if !c.AllowAnonymous && len(c.APIKeys) == 0 {
 		if c.S3Mode() {
-			errs = append(errs, errors.New("S3 mode needs API_KEYS, or ALLOW_ANONYMOUS=true to serve without keys on purpose"))
+			errs = append(errs, fmt.Errorf("%w: S3 mode needs API_KEYS, or ALLOW_ANONYMOUS=true to serve without keys on purpose", ErrNoAPIKeys))
 		} else {
-			errs = append(errs, errors.New("ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key"))
+			errs = append(errs, fmt.Errorf("%w: ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key", ErrNoAPIKeys))
 		}
 	}
 	if len(errs) > 0 {

@@ -464,7 +464,8 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 // upToDate reports whether every output of key, as the key's extension
 // predicts their formats, carries etag, focus (FormatFocus, or empty for
 // none) and its variant's current digest, and the manifest is there for
-// etag and the configured variants. A wrong prediction only costs the work of remaking them.
+// etag and the configured variants. A wrong prediction only costs the
+// work of remaking them.
 func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
 	src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
 	if src == imageproc.FormatUnknown {
