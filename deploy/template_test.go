@@ -189,6 +189,17 @@ func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 			}
 		}
 	}
+	// Beside S3, only the send of server reconcile --enqueue, to the event
+	// queue, and CloudFront's invalidations (TestDeliveryThroughCloudFront).
+	policies := list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies"))
+	if len(policies) != 3 || get(t, policies[2], "PolicyName") != "resizer-cloudfront" {
+		t.Fatalf("task role has %d policies, want resizer-s3, resizer-reconcile and resizer-cloudfront", len(policies))
+	}
+	enqueue := list(get(t, policies[1], "PolicyDocument", "Statement"))
+	if len(enqueue) != 1 || get(t, enqueue[0], "Action") != "sqs:SendMessage" ||
+		fmt.Sprint(get(t, enqueue[0], "Resource")) != "map[Fn::GetAtt:EventQueue.Arn]" {
+		t.Errorf("reconcile policy %v", enqueue)
+	}
 }
 
 // The forwarder reads its secret, writes its logs, takes its events from
@@ -495,7 +506,12 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 		}
 	}
 
-	pol := get(t, tpl, "Resources", "TaskRole", "Properties", "Policies", 1, "PolicyDocument", "Statement")
+	var pol any
+	for _, p := range list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies")) {
+		if get(t, p, "PolicyName") == "resizer-cloudfront" {
+			pol = get(t, p, "PolicyDocument", "Statement")
+		}
+	}
 	if s := list(pol); len(s) != 1 || get(t, s[0], "Action") != "cloudfront:CreateInvalidation" ||
 		fmt.Sprint(get(t, s[0], "Resource")) != fmt.Sprint(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}"}) {
 		t.Errorf("the task's CloudFront permissions: %v", pol)

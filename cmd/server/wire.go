@@ -60,7 +60,9 @@ func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc
 // stores are where originals and outputs live, and their readiness checks.
 type stores struct {
 	in, out pipeline.Store
-	uploads httpapi.Store // = in
+	// inList and outList list them, for reconcile.
+	inList, outList pipeline.Lister
+	uploads         httpapi.Store // = in
 	// sources and cache are in and out as delivery reads them.
 	sources delivery.Source
 	cache   delivery.Cache
@@ -80,6 +82,7 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 		}
 		st.in, st.out, st.uploads, st.close = d, d, d, func() { d.Close() }
 		st.sources, st.cache, st.local = d, d, d
+		st.inList, st.outList = d, d
 		st.checks["storage"] = d.Check
 		return st, nil
 	}
@@ -95,6 +98,7 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 	}
 	st.in, st.out, st.uploads = in, in, in
 	st.sources, st.cache = in, in
+	st.inList, st.outList = in, in
 	st.checks["storage"] = in.Check
 	if s.OutputBucket != s.S3Bucket {
 		s3cfg.Bucket = s.OutputBucket
@@ -102,14 +106,14 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 		if err != nil {
 			return nil, err
 		}
-		st.out, st.cache = out, out
+		st.out, st.cache, st.outList = out, out, out
 		st.checks["output storage"] = out.Check
 	}
 	return st, nil
 }
 
 // loadAWS is the AWS SDK's configuration: the region and static
-// credentials when given, else the SDK's default chain.
+// credentials of the settings, else the SDK's default chain.
 func loadAWS(ctx context.Context, s settings) (aws.Config, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if s.AWSRegion != "" {
@@ -119,11 +123,11 @@ func loadAWS(ctx context.Context, s settings) (aws.Config, error) {
 		opts = append(opts, awsconfig.WithCredentialsProvider(
 			credentials.NewStaticCredentialsProvider(s.AWSAccessKeyID, s.AWSSecretAccessKey, s.AWSSessionToken)))
 	}
-	c, err := awsconfig.LoadDefaultConfig(ctx, opts...)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
-	return c, nil
+	return awsCfg, nil
 }
 
 // newHandler builds the HTTP API over the processor and the stores.
