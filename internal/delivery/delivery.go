@@ -23,6 +23,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -52,10 +53,10 @@ type Renderer interface {
 
 // Presets are the variants of VARIANTS (a *pipeline.Pipeline).
 type Presets interface {
-	// Preset returns the options of the variant name and the key where
-	// its output of the original key is stored ("" when none is made for
-	// that key), or false when there is no such variant.
-	Preset(key, name string) (opts imageproc.Options, stored string, ok bool)
+	// Preset returns the variant name of the original key (its options,
+	// where its output is stored, its definition's digest), or false when
+	// there is no such variant.
+	Preset(key, name string) (pipeline.Preset, bool)
 }
 
 // Invalidator drops paths from a CDN's cache.
@@ -212,12 +213,13 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 	if err := s.served(r.Key); err != nil {
 		return Image{}, entry{}, err
 	}
-	opts, stored := r.Options, ""
+	opts, preset := r.Options, pipeline.Preset{}
 	if r.Preset != "" {
 		var ok bool
-		if opts, stored, ok = s.d.Presets.Preset(r.Key, r.Preset); !ok {
+		if preset, ok = s.d.Presets.Preset(r.Key, r.Preset); !ok {
 			return Image{}, entry{}, fmt.Errorf("%w: no preset %q", imageproc.ErrBadOption, r.Preset)
 		}
+		opts = preset.Options
 	}
 	etag := r.Version
 	if etag == "" {
@@ -227,8 +229,8 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 		}
 	}
 	e := s.entry(r.Key, etag, opts)
-	if stored != "" {
-		if img, ok, err := s.fromVariant(ctx, stored, etag, r.DescribeOnly); ok || err != nil {
+	if preset.Stored != "" {
+		if img, ok, err := s.fromVariant(ctx, preset, etag, r.DescribeOnly); ok || err != nil {
 			return img, e, err
 		}
 	}
@@ -275,9 +277,11 @@ func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
 }
 
 // fromVariant serves a preset from the variant the pipeline stored, when
-// it was made from version etag of the original.
-func (s *Service) fromVariant(ctx context.Context, key, etag string, describeOnly bool) (Image, bool, error) {
-	data, obj, err := s.read(ctx, key, describeOnly)
+// it was made from version etag of the original by the preset's current
+// definition (after VARIANTS changes, the stored outputs are of the old
+// one until they are made again).
+func (s *Service) fromVariant(ctx context.Context, p pipeline.Preset, etag string, describeOnly bool) (Image, bool, error) {
+	data, obj, err := s.read(ctx, p.Stored, describeOnly)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return Image{}, false, nil
@@ -285,6 +289,8 @@ func (s *Service) fromVariant(ctx context.Context, key, etag string, describeOnl
 		return Image{}, false, err
 	case strings.Trim(obj.Metadata[metaSourceETag], `"`) != etag:
 		return Image{}, false, nil // a variant of another version: not this one
+	case obj.Metadata[pipeline.MetaVariantDigest] != p.Digest:
+		return Image{}, false, nil // made by another definition of the variant
 	}
 	return Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified,
 		Outcome: Variant, written: obj.LastModified}, true, nil

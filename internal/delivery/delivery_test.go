@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	_ "golang.org/x/image/webp" // decode the WebP presets
 
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
@@ -329,6 +330,33 @@ func TestPresets(t *testing.T) {
 	}
 	if _, err := f.svc.Serve(t.Context(), Request{Key: "uploads/cats/tom.jpg", Preset: "huge"}); !errors.Is(err, imageproc.ErrBadOption) {
 		t.Fatalf("unknown preset: %v", err)
+	}
+}
+
+// After VARIANTS changes, a preset's stored output, made by the old
+// definition, is not served for it: the preset is rendered as it is now
+// defined.
+func TestPresetOfAnOlderDefinition(t *testing.T) {
+	st := dirStore(t)
+	f := newFixture(t, st, 2, 4)
+	if _, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", photo(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	vs, err := pipeline.ParseVariants("thumb:100x100:cover,small:250x0:webp", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.svc.d.Presets, err = pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+		Variants: vs, MaxSourceBytes: 32 << 20}, st, st, f.proc.Processor); err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.svc.Serve(t.Context(), Request{Key: "uploads/cats/tom.jpg", Preset: "small", Path: "/s"})
+	if err != nil || img.Outcome != Rendered || width(t, img.Data) != 250 {
+		t.Fatalf("%v %s", err, img.Outcome)
+	}
+	// The unchanged one is still served from its stored output.
+	if img, err := f.svc.Serve(t.Context(), Request{Key: "uploads/cats/tom.jpg", Preset: "thumb", Path: "/t"}); err != nil || img.Outcome != Variant {
+		t.Fatalf("thumb: %v %s", err, img.Outcome)
 	}
 }
 
