@@ -288,9 +288,11 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
-// or its key is not one the stores accept.
+// or cannot be made as a variant asks (max_bytes under what quality 1
+// gives), or its key is not one the stores accept.
 func IsPermanent(err error) bool {
-	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, storage.ErrInvalidKey} {
+	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge,
+		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey} {
 		if errors.Is(err, e) {
 			return true
 		}
