@@ -87,6 +87,7 @@ const (
 	UploadFormatGif  UploadFormat = "gif"
 	UploadFormatHeif UploadFormat = "heif"
 	UploadFormatJpeg UploadFormat = "jpeg"
+	UploadFormatJxl  UploadFormat = "jxl"
 	UploadFormatPdf  UploadFormat = "pdf"
 	UploadFormatPng  UploadFormat = "png"
 	UploadFormatSvg  UploadFormat = "svg"
@@ -104,6 +105,8 @@ func (e UploadFormat) Valid() bool {
 	case UploadFormatHeif:
 		return true
 	case UploadFormatJpeg:
+		return true
+	case UploadFormatJxl:
 		return true
 	case UploadFormatPdf:
 		return true
@@ -125,6 +128,7 @@ const (
 	UploadVariantFormatAvif UploadVariantFormat = "avif"
 	UploadVariantFormatGif  UploadVariantFormat = "gif"
 	UploadVariantFormatJpeg UploadVariantFormat = "jpeg"
+	UploadVariantFormatJxl  UploadVariantFormat = "jxl"
 	UploadVariantFormatPng  UploadVariantFormat = "png"
 	UploadVariantFormatWebp UploadVariantFormat = "webp"
 )
@@ -137,6 +141,8 @@ func (e UploadVariantFormat) Valid() bool {
 	case UploadVariantFormatGif:
 		return true
 	case UploadVariantFormatJpeg:
+		return true
+	case UploadVariantFormatJxl:
 		return true
 	case UploadVariantFormatPng:
 		return true
@@ -234,6 +240,7 @@ const (
 	FormatAvif     Format = "avif"
 	FormatGif      Format = "gif"
 	FormatJpeg     Format = "jpeg"
+	FormatJxl      Format = "jxl"
 	FormatOriginal Format = "original"
 	FormatPng      Format = "png"
 	FormatWebp     Format = "webp"
@@ -249,6 +256,8 @@ func (e Format) Valid() bool {
 	case FormatGif:
 		return true
 	case FormatJpeg:
+		return true
+	case FormatJxl:
 		return true
 	case FormatOriginal:
 		return true
@@ -465,6 +474,7 @@ const (
 	ResizeImageParamsFormatAvif     ResizeImageParamsFormat = "avif"
 	ResizeImageParamsFormatGif      ResizeImageParamsFormat = "gif"
 	ResizeImageParamsFormatJpeg     ResizeImageParamsFormat = "jpeg"
+	ResizeImageParamsFormatJxl      ResizeImageParamsFormat = "jxl"
 	ResizeImageParamsFormatOriginal ResizeImageParamsFormat = "original"
 	ResizeImageParamsFormatPng      ResizeImageParamsFormat = "png"
 	ResizeImageParamsFormatWebp     ResizeImageParamsFormat = "webp"
@@ -480,6 +490,8 @@ func (e ResizeImageParamsFormat) Valid() bool {
 	case ResizeImageParamsFormatGif:
 		return true
 	case ResizeImageParamsFormatJpeg:
+		return true
+	case ResizeImageParamsFormatJxl:
 		return true
 	case ResizeImageParamsFormatOriginal:
 		return true
@@ -916,7 +928,8 @@ type ResizeImageParams struct {
 	// Format Output format. `original` keeps the input's (HEIF, TIFF, SVG and PDF
 	// become JPEG, or PNG when they have alpha); `auto` picks AVIF or
 	// WebP when the `Accept` header allows them and answers with
-	// `Vary: Accept`.
+	// `Vary: Accept`. `jxl` (JPEG XL) only where `INPUT_FORMATS` enables
+	// `jxl`, else a 400.
 	Format *ResizeImageParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
 	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults).

@@ -36,6 +36,11 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("VARIANTS: %w", err))
 	}
+	for _, v := range variants {
+		if f := v.Options.Format; f != imageproc.FormatUnknown && !f.Writable(s.formats) {
+			errs = append(errs, fmt.Errorf("VARIANTS: variant %q: %s output needs %s in INPUT_FORMATS", v.Name, f, f))
+		}
+	}
 	s.pipeline = pipeline.Config{
 		InputPrefix: cfg.InputPrefix, OutputPrefix: cfg.OutputPrefix,
 		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,

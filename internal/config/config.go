@@ -86,7 +86,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
-	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg and pdf may be added",
+	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg, pdf and jxl may be added. jxl (JPEG XL) also enables format=jxl output; its decoder, libjxl 0.7 in Debian 12, is one libvips itself marks untrusted: enable it only if that risk is acceptable",
 		func(c *Config, v string) error { c.InputFormats = splitList(v); return checkFormats(c.InputFormats) }},
 	{"MAX_BODY_BYTES", "32MiB", "largest request body (bytes; KiB, MiB, GiB suffixes)",
 		func(c *Config, v string) (err error) { c.MaxBodyBytes, err = parseBytes(v); return err }},
@@ -270,7 +270,7 @@ func splitList(v string) []string {
 	return out
 }
 
-var knownFormats = []string{"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "pdf"}
+var knownFormats = []string{"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "pdf", "jxl"}
 
 func checkFormats(fs []string) error {
 	if len(fs) == 0 {

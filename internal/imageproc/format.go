@@ -2,6 +2,7 @@ package imageproc
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -20,6 +21,7 @@ const (
 	FormatTIFF
 	FormatSVG
 	FormatPDF
+	FormatJXL
 	numFormats
 )
 
@@ -37,6 +39,9 @@ type formatInfo struct {
 	// loader is libvips' loader class; blocking it blocks its file, buffer
 	// and source variants.
 	loader string
+	// saver is libvips' saver class where libvips marks it untrusted, and
+	// so blocks it, until the format is enabled.
+	saver string
 	// write: the service can write it. alpha: it can hold transparency.
 	write, alpha bool
 	// quality is the default for lossy output: visually transparent for
@@ -45,7 +50,7 @@ type formatInfo struct {
 	quality int
 	// byDefault: accepted as input when INPUT_FORMATS is not set: the
 	// formats browsers and cameras produce, each decoded by a library built
-	// for untrusted input. TIFF, SVG and PDF must be asked for.
+	// for untrusted input. TIFF, SVG, PDF and JPEG XL must be asked for.
 	byDefault bool
 }
 
@@ -66,6 +71,11 @@ var formatTable = [numFormats]formatInfo{
 		loader: "VipsForeignLoadTiff"},
 	FormatSVG: {name: "svg", types: []string{"image/svg+xml"}, exts: []string{"svg"}, loader: "VipsForeignLoadSvg"},
 	FormatPDF: {name: "pdf", types: []string{"application/pdf"}, exts: []string{"pdf"}, loader: "VipsForeignLoadPdf"},
+	// JPEG XL is off by default: Debian's libvips 8.14 decodes it with
+	// libjxl 0.7, which libvips itself marks untrusted. Enabling it as an
+	// input also enables it as an output (see Processor).
+	FormatJXL: {name: "jxl", types: []string{"image/jxl"}, exts: []string{"jxl"}, loader: "VipsForeignLoadJxl",
+		saver: "VipsForeignSaveJxl", write: true, alpha: true, quality: 80},
 }
 
 func (f Format) info() formatInfo {
@@ -124,6 +134,14 @@ func (f Format) Ext() string {
 
 // CanWrite reports whether the service can write the format.
 func (f Format) CanWrite() bool { return f.info().write }
+
+// Writable reports whether the service writes f when the formats enabled
+// as input are enabled: every format it can write, except that JPEG XL,
+// whose encoder libvips marks untrusted as it does the decoder, is written
+// only when it is enabled as input too (one switch for libjxl).
+func (f Format) Writable(enabled []Format) bool {
+	return f.CanWrite() && (f.info().saver == "" || slices.Contains(enabled, f))
+}
 
 // HasAlpha reports whether the format can hold transparency.
 func (f Format) HasAlpha() bool { return f.info().alpha }

@@ -227,6 +227,11 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	if !slices.Contains(p.cfg.Formats, f) {
 		return in, fmt.Errorf("%w: %s input is disabled", ErrUnsupported, f)
 	}
+	for _, o := range opts {
+		if o.Format != FormatUnknown && !o.Format.Writable(p.cfg.Formats) {
+			return in, fmt.Errorf("%w: format=%s: %s output is disabled (INPUT_FORMATS)", ErrBadOption, o.Format, o.Format)
+		}
+	}
 	st, known, err := readHeader(f, b)
 	if err != nil {
 		return in, err
@@ -243,8 +248,8 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.parts, in.size = c.parts, c.size
 	in.header.Orientation = c.orientation
-	if f == FormatAVIF || f == FormatHEIF {
-		in.header.Orientation = 1 // libheif turns the image upright itself
+	if f == FormatAVIF || f == FormatHEIF || f == FormatJXL {
+		in.header.Orientation = 1 // libheif and libjxl turn the image upright themselves
 	}
 	if !known {
 		return in, nil

@@ -252,6 +252,22 @@ func webp(base []byte, width, height int, exif, icc []byte) []byte {
 	return append(out, body...)
 }
 
+// box is an ISO BMFF box.
+func box(typ string, data []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(8+len(data)))
+	return append(append(b, typ...), data...)
+}
+
+// JXL returns codestream (a bare JPEG XL codestream) in the JPEG XL
+// container, with an Exif box (orientation o) and an XMP box.
+func JXL(codestream []byte, o int) []byte {
+	out := []byte{0, 0, 0, 0x0C, 'J', 'X', 'L', ' ', 0x0D, 0x0A, 0x87, 0x0A}
+	out = append(out, box("ftyp", []byte("jxl \x00\x00\x00\x00jxl "))...)
+	out = append(out, box("Exif", append([]byte{0, 0, 0, 0}, Exif(o)...))...)
+	out = append(out, box("xml ", XMP())...)
+	return append(out, box("jxlc", codestream)...)
+}
+
 // JPEGICC returns the ICC profile embedded in a JPEG (its APP2 segments
 // joined), or nil.
 func JPEGICC(jpg []byte) []byte {
