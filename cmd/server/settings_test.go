@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/imageproc"
 )
 
 // settle reports a variant in a format that is not enabled, with the rest.
@@ -26,6 +27,23 @@ func TestSettleOutputFormats(t *testing.T) {
 			t.Errorf("%v: %v", tt.env, err)
 		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
 			t.Errorf("%v: %v, want an error with %q", tt.env, err, tt.want)
+		}
+	}
+}
+
+// The qualities configuration writes by default are the format table's:
+// config cannot import imageproc, so the numbers are written twice and
+// this test keeps them equal.
+func TestQualityDefaultsAreTheTable(t *testing.T) {
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, q := range map[imageproc.Format]int{
+		imageproc.FormatJPEG: c.JPEGQuality, imageproc.FormatWebP: c.WebPQuality, imageproc.FormatAVIF: c.AVIFQuality,
+	} {
+		if q != f.DefaultQuality() {
+			t.Errorf("%s: the configuration's default quality is %d, the format table's %d", f, q, f.DefaultQuality())
 		}
 	}
 }

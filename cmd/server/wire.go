@@ -35,10 +35,13 @@ func newProcessor(s settings, reg prometheus.Registerer) (*imageproc.Processor, 
 		MaxOutputPixels: s.MaxOutputPixels,
 		MaxDimension:    s.MaxDimension,
 		MaxJPEGScans:    s.MaxJPEGScans,
-		Concurrency:     s.Concurrency,
-		QueueSize:       s.QueueSize,
-		QueueTimeout:    s.QueueTimeout,
-		Timeout:         s.ProcessTimeout,
+		Qualities: map[imageproc.Format]int{
+			imageproc.FormatJPEG: s.JPEGQuality, imageproc.FormatWebP: s.WebPQuality, imageproc.FormatAVIF: s.AVIFQuality,
+		},
+		Concurrency:  s.Concurrency,
+		QueueSize:    s.QueueSize,
+		QueueTimeout: s.QueueTimeout,
+		Timeout:      s.ProcessTimeout,
 	}, reg)
 }
 

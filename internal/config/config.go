@@ -26,13 +26,15 @@ type Config struct {
 	MaxDimension    int
 	MaxOutputPixels int64
 	MaxJPEGScans    int
-	Concurrency     int
-	QueueSize       int
-	QueueTimeout    time.Duration
-	ProcessTimeout  time.Duration
-	ReadTimeout     time.Duration
-	ShutdownTimeout time.Duration
-	DrainDelay      time.Duration
+	// The qualities written when a request or variant asks for none.
+	JPEGQuality, WebPQuality, AVIFQuality int
+	Concurrency                           int
+	QueueSize                             int
+	QueueTimeout                          time.Duration
+	ProcessTimeout                        time.Duration
+	ReadTimeout                           time.Duration
+	ShutdownTimeout                       time.Duration
+	DrainDelay                            time.Duration
 	// How image bodies are read (see internal/httpapi's intake).
 	BodyMemory       int64
 	MinBodyRate      int64 // bytes per second; 0: none
@@ -98,6 +100,13 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxOutputPixels, err = positiveInt64(v); return err }},
 	{"MAX_JPEG_SCANS", "64", "most scans in a progressive JPEG, counted before decoding (real encoders write about 10)",
 		func(c *Config, v string) (err error) { c.MaxJPEGScans, err = positiveInt(v); return err }},
+	{"JPEG_QUALITY", "80", "JPEG quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
+		func(c *Config, v string) (err error) { c.JPEGQuality, err = quality(v); return err }},
+	{"WEBP_QUALITY", "80", "WebP quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
+		func(c *Config, v string) (err error) { c.WebPQuality, err = quality(v); return err }},
+	// AVIF reaches the look of JPEG at 80 with a lower number.
+	{"AVIF_QUALITY", "60", "AVIF quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
+		func(c *Config, v string) (err error) { c.AVIFQuality, err = quality(v); return err }},
 	{"CONCURRENCY", "", "images processed at once (default: the CPUs available, GOMAXPROCS)",
 		func(c *Config, v string) (err error) { c.Concurrency, err = positiveInt(v); return err }},
 	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503 (default: 8 x CONCURRENCY)",
@@ -333,6 +342,14 @@ func nonNegativeInt(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
 		return 0, errors.New("must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func quality(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, errors.New("must be an integer from 1 to 100")
 	}
 	return n, nil
 }

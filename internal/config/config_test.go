@@ -25,6 +25,7 @@ func TestDefaults(t *testing.T) {
 		Addr: "127.0.0.1:8080", AllowAnonymous: true,
 		InputFormats: []string{"jpeg", "png", "webp", "gif", "avif", "heif"},
 		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64,
+		JPEGQuality: 80, WebPQuality: 80, AVIFQuality: 60,
 		Concurrency: n, QueueSize: 8 * n, QueueTimeout: 5 * time.Second,
 		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second, DrainDelay: 0,
 		LogLevel: "info", LogFormat: "json",
@@ -42,14 +43,16 @@ func TestDefaults(t *testing.T) {
 func TestValues(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		"ADDR": ":9000", "API_KEYS": " a , b,,", "MAX_BODY_BYTES": "8MiB", "MAX_PIXELS": "1_000_000",
-		"CONCURRENCY": "3", "QUEUE_TIMEOUT": "250ms", "INPUT_FORMATS": "jpeg,svg", "LOG_FORMAT": "console",
+		"CONCURRENCY": "3", "QUEUE_TIMEOUT": "250ms", "INPUT_FORMATS": "jpeg,svg,jxl", "LOG_FORMAT": "console",
+		"JPEG_QUALITY": "1", "WEBP_QUALITY": "100", "AVIF_QUALITY": "45",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != ":9000" || strings.Join(c.APIKeys, "|") != "a|b" || c.MaxBodyBytes != 8<<20 ||
 		c.MaxPixels != 1_000_000 || c.Concurrency != 3 || c.QueueSize != 24 || c.QueueTimeout != 250*time.Millisecond ||
-		strings.Join(c.InputFormats, ",") != "jpeg,svg" || c.LogFormat != "console" {
+		strings.Join(c.InputFormats, ",") != "jpeg,svg,jxl" || c.LogFormat != "console" ||
+		c.JPEGQuality != 1 || c.WebPQuality != 100 || c.AVIFQuality != 45 {
 		t.Fatalf("got %+v", c)
 	}
 	if c, _ := Load(env(map[string]string{"QUEUE_SIZE": "0"})); c.QueueSize != 0 {
@@ -65,7 +68,7 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
-		"TRUSTED_PROXIES": "10.0.0.0/16,alb",
+		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "JPEG_QUALITY": "0", "WEBP_QUALITY": "101", "AVIF_QUALITY": "high",
 	}
 	_, err := Load(env(bad))
 	if err == nil {

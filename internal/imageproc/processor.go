@@ -36,6 +36,9 @@ type Config struct {
 	// every scan over the whole image, and neither it nor libvips has a
 	// limit (2,000 empty scans in 248 KB took 33 s).
 	MaxJPEGScans int
+	// Qualities are the default qualities of lossy outputs, by format,
+	// where the configuration sets them; the format table's otherwise.
+	Qualities map[Format]int
 	// Concurrency is the number of images processed at once, each in its
 	// own worker process; QueueSize the number of further requests that
 	// may wait, each at most QueueTimeout.
@@ -63,6 +66,11 @@ func (cfg Config) validate() error {
 	} {
 		if !f.ok {
 			bad = append(bad, f.name)
+		}
+	}
+	for f, q := range cfg.Qualities {
+		if f.DefaultQuality() == 0 || q < 1 || q > 100 {
+			bad = append(bad, fmt.Sprintf("Qualities[%s]", f))
 		}
 	}
 	if len(bad) > 0 {
@@ -176,7 +184,8 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 	}
 	defer release()
 	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
-		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension}}
+		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
+		Qualities: p.cfg.Qualities}}
 	deadline := time.Now().Add(p.cfg.Timeout)
 	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
 	if errors.Is(err, errWorkerDied) {
