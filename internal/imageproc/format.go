@@ -43,7 +43,9 @@ type formatInfo struct {
 	// so blocks it, until the format is enabled.
 	saver string
 	// write: the service can write it. alpha: it can hold transparency.
-	write, alpha bool
+	// keeps: the service can write an EXIF block and an ICC profile into
+	// it (keep=copyright, keep=icc).
+	write, alpha, keeps bool
 	// quality is the default for lossy output: visually transparent for
 	// photographs at web sizes (AVIF reaches the same look at a lower
 	// number); 0 where quality means nothing.
@@ -56,15 +58,16 @@ type formatInfo struct {
 
 var formatTable = [numFormats]formatInfo{
 	FormatJPEG: {name: "jpeg", names: []string{"jpg"}, types: []string{"image/jpeg", "image/jpg", "image/pjpeg"},
-		exts: []string{"jpg", "jpeg", "jpe"}, loader: "VipsForeignLoadJpeg", write: true, quality: 80, byDefault: true},
+		exts: []string{"jpg", "jpeg", "jpe"}, loader: "VipsForeignLoadJpeg", write: true, keeps: true, quality: 80,
+		byDefault: true},
 	FormatPNG: {name: "png", types: []string{"image/png"}, exts: []string{"png"},
-		loader: "VipsForeignLoadPng", write: true, alpha: true, byDefault: true},
+		loader: "VipsForeignLoadPng", write: true, alpha: true, keeps: true, byDefault: true},
 	FormatWebP: {name: "webp", types: []string{"image/webp"}, exts: []string{"webp"},
-		loader: "VipsForeignLoadWebp", write: true, alpha: true, quality: 80, byDefault: true},
+		loader: "VipsForeignLoadWebp", write: true, alpha: true, keeps: true, quality: 80, byDefault: true},
 	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
 		loader: "VipsForeignLoadNsgif", write: true, alpha: true, byDefault: true},
 	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
-		loader: "VipsForeignLoadHeif", write: true, alpha: true, quality: 60, byDefault: true},
+		loader: "VipsForeignLoadHeif", write: true, alpha: true, keeps: true, quality: 60, byDefault: true},
 	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
 		exts: []string{"heic", "heif"}, loader: "VipsForeignLoadHeif", byDefault: true},
 	FormatTIFF: {name: "tiff", names: []string{"tif"}, types: []string{"image/tiff"}, exts: []string{"tif", "tiff"},
@@ -75,7 +78,7 @@ var formatTable = [numFormats]formatInfo{
 	// libjxl 0.7, which libvips itself marks untrusted. Enabling it as an
 	// input also enables it as an output (see Processor).
 	FormatJXL: {name: "jxl", types: []string{"image/jxl"}, exts: []string{"jxl"}, loader: "VipsForeignLoadJxl",
-		saver: "VipsForeignSaveJxl", write: true, alpha: true, quality: 80},
+		saver: "VipsForeignSaveJxl", write: true, alpha: true, keeps: true, quality: 80},
 }
 
 func (f Format) info() formatInfo {

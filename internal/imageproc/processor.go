@@ -185,7 +185,7 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 	defer release()
 	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
 		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
-		Qualities: p.cfg.Qualities}}
+		Qualities: p.cfg.Qualities}, Rights: jobRights(opts, in.header.Format, in.rights, b)}
 	deadline := time.Now().Add(p.cfg.Timeout)
 	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
 	if errors.Is(err, errWorkerDied) {
@@ -220,13 +220,15 @@ type input struct {
 	header Header
 	parts  [][]byte // the file to send, metadata removed
 	size   int
+	rights exifRights // read from the removed EXIF, for keep=copyright
 }
 
 // prepare does, in Go and before any slot is taken, every check the bytes
 // allow: the format is known and enabled; the header is whole and within
 // the pixel limit; a JPEG's scans are within theirs; every output fits the
 // output limits. It removes the metadata (the decoder never sees it, and
-// no encoder can write it back) and learns the EXIF orientation on the way.
+// no encoder can write it back) and learns the EXIF orientation, and the
+// Artist and Copyright that keep=copyright writes back, on the way.
 func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	f := Sniff(b)
 	in := input{header: Header{Format: f}}
@@ -255,7 +257,7 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	if c.scans > p.cfg.MaxJPEGScans {
 		return in, fmt.Errorf("%w: %d progressive scans, over the limit of %d", ErrTooLarge, c.scans, p.cfg.MaxJPEGScans)
 	}
-	in.parts, in.size = c.parts, c.size
+	in.parts, in.size, in.rights = c.parts, c.size, c.rights
 	in.header.Orientation = c.orientation
 	if f == FormatAVIF || f == FormatHEIF || f == FormatJXL {
 		in.header.Orientation = 1 // libheif and libjxl turn the image upright themselves
@@ -284,8 +286,6 @@ func notYet(o Options) error {
 	switch {
 	case o.MaxBytes > 0:
 		return fmt.Errorf("%w: max_bytes is not available yet", ErrBadOption)
-	case o.Keep != KeepNone:
-		return fmt.Errorf("%w: keep is not available yet", ErrBadOption)
 	case o.Watermark != nil:
 		return fmt.Errorf("%w: watermark is not available yet", ErrBadOption)
 	}

@@ -23,9 +23,11 @@ const (
 	sharedMaxPixels = 8_000_000
 )
 
-// rendered is one output made in a worker; data is C memory.
+// rendered is one output made in a worker: data is C memory, and parts
+// the file as sent (see encode).
 type rendered struct {
 	data          []byte
+	parts         [][]byte
 	format        Format
 	width, height int
 }
@@ -46,7 +48,7 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	src := &source{in: in, h: h}
+	src := &source{in: in, h: h, tagged: keepsAnyICC(j.Outputs), rights: j.Rights}
 	defer src.free()
 	plans := make([]plan, len(j.Outputs))
 	for i, o := range j.Outputs {
@@ -136,6 +138,12 @@ type source struct {
 	mid        vimage
 	midW, midH int
 	whole      vimage
+	// tagged: an output keeps an RGB profile (keep=icc), so decoding
+	// leaves the pixels in its space, and icc is that profile (see
+	// keep.go); rights are the EXIF fields keep=copyright writes.
+	tagged bool
+	icc    []byte
+	rights *exifRights
 }
 
 func (s *source) free() {
@@ -232,7 +240,7 @@ func (s *source) decode(w, h int) (vimage, error) {
 	if im, err = im.thumbnail(sw, sh); err != nil {
 		return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
-	if im, err = im.to8bit(); err != nil {
+	if im, err = s.to8bit(im); err != nil {
 		return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
 	return upright8(im, s.h.Orientation)
@@ -320,8 +328,9 @@ func (s *source) shared() vimage {
 }
 
 // output makes one output from the source, in the order of the steps:
-// its region scaled, cut (cover) or padded (contain), turned and flipped,
-// blurred or sharpened, padded, then stripped of metadata and encoded.
+// its region scaled, in the output's colour space, cut (cover) or padded
+// (contain), turned and flipped, blurred or sharpened, padded, then
+// stripped of metadata and encoded (encode).
 func (s *source) output(p plan) (rendered, error) {
 	im, err := s.scaled(p)
 	if err != nil {
@@ -339,6 +348,7 @@ func (s *source) output(p plan) (rendered, error) {
 		}
 	}
 	steps := []func(vimage) (vimage, error){
+		func(im vimage) (vimage, error) { return s.toOutputSpace(im, p) },
 		func(im vimage) (vimage, error) { return flattenFor(im, p) },
 		func(im vimage) (vimage, error) {
 			if !p.contain {
@@ -378,11 +388,7 @@ func (s *source) output(p plan) (rendered, error) {
 	if im, err = im.strip(); err != nil {
 		return rendered{}, err
 	}
-	data, err := im.save(p.format, p.quality, p.options.Progressive)
-	if err != nil {
-		return rendered{}, err
-	}
-	return rendered{data: data, format: p.format, width: p.Width, height: p.Height}, nil
+	return s.encode(im, p)
 }
 
 // turn rotates im clockwise by angle, then mirrors it. Turning does not

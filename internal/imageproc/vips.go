@@ -162,6 +162,34 @@ static int rz_to_8bit_untagged(VipsImage *in, VipsImage **out) {
 	return rc;
 }
 
+// rz_rgb_profile returns the ICC profile embedded in in, and its length,
+// when it describes RGB data and in holds RGB pixels (three bands, and
+// maybe alpha): the profiles keep=icc keeps. Otherwise (none, a CMYK or
+// grey profile) NULL. The data belong to in.
+static const void *rz_rgb_profile(VipsImage *in, size_t *len) {
+	const void *data;
+	if (!vips_image_get_typeof(in, VIPS_META_ICC_NAME) || vips_image_get_blob(in, VIPS_META_ICC_NAME, &data, len)) {
+		return NULL;
+	}
+	VipsInterpretation i = vips_image_guess_interpretation(in);
+	int colours = vips_image_get_bands(in) - (vips_image_hasalpha(in) ? 1 : 0);
+	if (*len < 128 || memcmp((const char *) data + 16, "RGB ", 4) != 0 || colours != 3 ||
+			(i != VIPS_INTERPRETATION_sRGB && i != VIPS_INTERPRETATION_RGB && i != VIPS_INTERPRETATION_RGB16)) {
+		return NULL;
+	}
+	return data;
+}
+
+// rz_with_profile returns a copy of in that carries a copy of the ICC
+// profile data: for a saver that writes the profile itself (JPEG XL).
+static int rz_with_profile(VipsImage *in, const void *data, size_t len, VipsImage **out) {
+	if (vips_copy(in, out, NULL)) {
+		return -1;
+	}
+	vips_image_set_blob_copy(*out, VIPS_META_ICC_NAME, data, len);
+	return 0;
+}
+
 static int rz_to_srgb(VipsImage *in, VipsImage **out) {
 	return vips_colourspace(in, out, VIPS_INTERPRETATION_sRGB, NULL);
 }
@@ -509,6 +537,39 @@ func (im vimage) thumbnail(w, h int) (vimage, error) {
 
 func (im vimage) to8bit() (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_to_8bit(in, out) })
+}
+
+// to8bitAsIs converts to 8 bits without colour management: for pixels
+// kept in their own profile's space (keep=icc).
+func (im vimage) to8bitAsIs() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_to_8bit_untagged(in, out) })
+}
+
+// rgbProfile returns a copy of the RGB profile embedded in im (see
+// rz_rgb_profile), or nil.
+func (im vimage) rgbProfile() []byte {
+	var n C.size_t
+	p := C.rz_rgb_profile(im.p, &n)
+	if p == nil {
+		return nil
+	}
+	return C.GoBytes(p, C.int(n))
+}
+
+// withProfile returns a new image: im carrying the ICC profile icc. im is
+// not freed.
+func (im vimage) withProfile(icc []byte) (vimage, error) {
+	var out *C.VipsImage
+	if C.rz_with_profile(im.p, unsafe.Pointer(&icc[0]), C.size_t(len(icc)), &out) != 0 {
+		return vimage{}, vipsError()
+	}
+	return vimage{out}, nil
+}
+
+// ref returns a new reference to im, for a step that frees what it gets.
+func (im vimage) ref() vimage {
+	C.g_object_ref(C.gpointer(im.p))
+	return im
 }
 
 func (im vimage) toSRGB() (vimage, error) {
