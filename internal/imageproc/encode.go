@@ -15,18 +15,43 @@ func (e encoded) free() { freeC(e.data) }
 
 // encode is an output's last step, on an image stripped of every metadata
 // item: the encoder, then the metadata the output keeps written back
-// (keep.go).
+// (keep.go). With max_bytes, a format with a quality is encoded at the
+// highest quality that fits (fitBytes), and one without fits or fails.
+// The error wraps ErrUnsatisfiable when the output cannot fit.
 func (s *source) encode(im vimage, p plan) (rendered, error) {
 	im, err := s.withProfile(im, p)
 	if err != nil {
 		return rendered{}, err
 	}
 	defer im.free()
-	e, err := s.encodeAt(im, p, p.quality)
+	r := rendered{format: p.format, width: p.Width, height: p.Height, encodes: 1}
+	budget := p.options.MaxBytes
+	if budget == 0 || p.format.DefaultQuality() == 0 {
+		e, err := s.encodeAt(im, p, p.quality)
+		if err != nil {
+			return rendered{}, err
+		}
+		if budget > 0 && e.size > budget {
+			e.free()
+			return rendered{}, fmt.Errorf("%w: max_bytes=%d: the %s is %d bytes, and %s has no quality to lower",
+				ErrUnsatisfiable, budget, p.format, e.size, p.format)
+		}
+		r.data, r.parts, r.quality = e.data, e.parts, e.quality
+		return r, nil
+	}
+	// The search encodes several times; the pixels, decoded sequentially,
+	// can be read once: they go to memory first.
+	mem, err := im.memoryCopy()
 	if err != nil {
 		return rendered{}, err
 	}
-	return rendered{data: e.data, parts: e.parts, format: p.format, width: p.Width, height: p.Height}, nil
+	defer mem.free()
+	e, n, err := fitBytes(budget, p.quality, func(q int) (encoded, error) { return s.encodeAt(mem, p, q) })
+	if err != nil {
+		return rendered{}, err
+	}
+	r.data, r.parts, r.quality, r.encodes = e.data, e.parts, e.quality, n
+	return r, nil
 }
 
 // encodeAt encodes im at quality q, and finishes the file (finish).

@@ -284,8 +284,6 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 // than ignore them.
 func notYet(o Options) error {
 	switch {
-	case o.MaxBytes > 0:
-		return fmt.Errorf("%w: max_bytes is not available yet", ErrBadOption)
 	case o.Watermark != nil:
 		return fmt.Errorf("%w: watermark is not available yet", ErrBadOption)
 	}

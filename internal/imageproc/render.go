@@ -30,6 +30,9 @@ type rendered struct {
 	parts         [][]byte
 	format        Format
 	width, height int
+	// quality is the quality written (0 for formats without one), and
+	// encodes the number of encodes it took (a max_bytes search's).
+	quality, encodes int
 }
 
 // render is a worker's whole work on one image, in steps:

@@ -2,6 +2,8 @@ package imageproc
 
 /*
 #cgo pkg-config: vips
+#cgo LDFLAGS: -lm
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __linux__
@@ -312,6 +314,17 @@ static int rz_count_fields(VipsImage *in) {
 
 enum { RZ_JPEG = 1, RZ_PNG, RZ_WEBP, RZ_GIF, RZ_AVIF, RZ_JXL };
 
+// rz_jxl_distance is libvips 8.14's own mapping of a quality to a JPEG XL
+// distance (1 at 90; larger is smaller and worse), capped at 15, the most
+// the saver's distance argument takes. libvips does not cap it: below
+// quality 4 it passes libjxl more than its limit, 25, which libjxl refuses
+// and ignores, and it encodes at its default distance, a file larger than
+// quality 80's.
+static double rz_jxl_distance(int quality) {
+	double d = quality >= 30 ? 0.1 + (100 - quality) * 0.09 : 6.24 + pow(2.5, (30 - quality) / 5.0) / 6.25;
+	return d > 15 ? 15 : d;
+}
+
 // RZ_JXL_EFFORT: libvips' default JPEG XL effort (7 of 3..9) took 0.55 s
 // for a 1600-pixel photograph, effort 4 0.09 s for 9% more bytes: a
 // max_bytes search encodes up to nine times.
@@ -339,7 +352,8 @@ static int rz_save(VipsImage *in, int format, int quality, int interlace, void *
 		return vips_heifsave_buffer(in, buf, len, "Q", quality, "strip", TRUE,
 			"compression", VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "effort", 1, NULL);
 	case RZ_JXL:
-		return vips_jxlsave_buffer(in, buf, len, "Q", quality, "strip", TRUE, "effort", RZ_JXL_EFFORT, NULL);
+		return vips_jxlsave_buffer(in, buf, len, "distance", rz_jxl_distance(quality), "strip", TRUE,
+			"effort", RZ_JXL_EFFORT, NULL);
 	}
 	vips_error("resizer", "no saver for format %d", format);
 	return -1;
@@ -561,6 +575,16 @@ func (im vimage) rgbProfile() []byte {
 func (im vimage) withProfile(icc []byte) (vimage, error) {
 	var out *C.VipsImage
 	if C.rz_with_profile(im.p, unsafe.Pointer(&icc[0]), C.size_t(len(icc)), &out) != 0 {
+		return vimage{}, vipsError()
+	}
+	return vimage{out}, nil
+}
+
+// memoryCopy returns a copy of im in memory, for a step that reads the
+// pixels more than once (a max_bytes search); im is not freed.
+func (im vimage) memoryCopy() (vimage, error) {
+	var out *C.VipsImage
+	if C.rz_copy_memory(im.p, &out) != 0 {
 		return vimage{}, vipsError()
 	}
 	return vimage{out}, nil
