@@ -932,7 +932,7 @@ type ResizeImageParams struct {
 	// `jxl`, else a 400.
 	Format *ResizeImageParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
-	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults).
+	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60, JPEG XL 80 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults). With `max_bytes`, the highest quality tried.
 	Quality *Quality `form:"quality,omitempty" json:"quality,omitempty"`
 
 	// Background Hex colour (`ff8800`, `f80`, `%23ff8800`) for `contain` padding, `pad`, and for transparency in formats without alpha (white by default).
@@ -962,10 +962,26 @@ type ResizeImageParams struct {
 	// Dpr Device pixel ratio, 1 to 4; multiplies width, height and pad.
 	Dpr *Dpr `form:"dpr,omitempty" json:"dpr,omitempty"`
 
-	// MaxBytes The highest quality (JPEG, WebP, AVIF) whose output fits this many bytes; 422 when even the lowest does not.
+	// MaxBytes The output fits in this many bytes, metadata kept by `keep`
+	// included. For JPEG, WebP, AVIF and JPEG XL it is written at the
+	// highest quality that fits, up to `quality` (or its default), found
+	// by a binary search of at most nine encodes: the quality chosen fits
+	// and the one above it does not. PNG and GIF have no quality: they
+	// fit as they are or not at all. When even quality 1 does not fit,
+	// a 422 (`unsatisfiable`).
 	MaxBytes *MaxBytes `form:"max_bytes,omitempty" json:"max_bytes,omitempty"`
 
-	// Keep Metadata kept. `none` removes everything, the colour profile included, once the pixels are in sRGB; `copyright` keeps the EXIF Copyright and Artist, nothing else; `icc` keeps a wide-gamut colour profile instead of converting to sRGB.
+	// Keep Metadata kept. `none` removes everything, the colour profile
+	// included, once the pixels are in sRGB. `copyright` writes an EXIF
+	// block with the source's EXIF Copyright and Artist (JPEG, PNG, WebP,
+	// AVIF and HEIF sources) and nothing else, in JPEG, PNG, WebP, AVIF
+	// and JPEG XL outputs; the pixels are in sRGB. `icc` keeps an RGB
+	// colour profile of the source (Display P3, Adobe RGB) instead of
+	// converting to sRGB: the pixels stay in its space and the profile is
+	// embedded (JPEG, PNG, WebP, AVIF, JPEG XL; a GIF is converted to
+	// sRGB). A CMYK or grey profile is still converted to sRGB, and
+	// `background` and padding colours are then taken in the kept
+	// profile's space.
 	Keep *ResizeImageParamsKeep `form:"keep,omitempty" json:"keep,omitempty"`
 
 	// Progressive A progressive JPEG or an interlaced PNG.
