@@ -16,12 +16,13 @@ build:
 setup:
 	@./scripts/setup.sh
 
-# The S3 tests run against a real MinIO server, and the forwarder's under
-# AWS's Lambda emulator; scripts/tools.sh builds both once (a few minutes)
-# into ~/.cache/resizer.
+# The S3 tests run against a real MinIO server, the forwarder's under
+# AWS's Lambda emulator, the queue's against goaws; scripts/tools.sh builds
+# them once (a few minutes) into ~/.cache/resizer.
 test:
 	@./scripts/setup.sh test
-	MINIO_BIN=$$(./scripts/tools.sh minio) RIE_BIN=$$(./scripts/tools.sh rie) $(GO) test -race -count=1 ./...
+	MINIO_BIN=$$(./scripts/tools.sh minio) RIE_BIN=$$(./scripts/tools.sh rie) GOAWS_BIN=$$(./scripts/tools.sh goaws) \
+		$(GO) test -race -count=1 ./...
 
 # Static checks, and that the generated files are up to date: api/ from
 # openapi.yaml, Swagger UI's files from npm at their pinned version.
@@ -50,7 +51,7 @@ generate:
 	$(GO) generate ./...
 
 # The Lambda forwarder: a static "bootstrap" for runtime provided.al2023,
-# zipped for arm64 (Graviton, the template's default) and amd64.
+# zipped for amd64 (the template's default) and arm64 (Graviton).
 forwarder:
 	@for arch in arm64 amd64; do \
 		mkdir -p dist/forwarder-$$arch && \

@@ -24,6 +24,48 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for ImageInfoFormat.
+const (
+	ImageInfoFormatAvif ImageInfoFormat = "avif"
+	ImageInfoFormatGif  ImageInfoFormat = "gif"
+	ImageInfoFormatHeif ImageInfoFormat = "heif"
+	ImageInfoFormatJpeg ImageInfoFormat = "jpeg"
+	ImageInfoFormatJxl  ImageInfoFormat = "jxl"
+	ImageInfoFormatPdf  ImageInfoFormat = "pdf"
+	ImageInfoFormatPng  ImageInfoFormat = "png"
+	ImageInfoFormatSvg  ImageInfoFormat = "svg"
+	ImageInfoFormatTiff ImageInfoFormat = "tiff"
+	ImageInfoFormatWebp ImageInfoFormat = "webp"
+)
+
+// Valid indicates whether the value is a known member of the ImageInfoFormat enum.
+func (e ImageInfoFormat) Valid() bool {
+	switch e {
+	case ImageInfoFormatAvif:
+		return true
+	case ImageInfoFormatGif:
+		return true
+	case ImageInfoFormatHeif:
+		return true
+	case ImageInfoFormatJpeg:
+		return true
+	case ImageInfoFormatJxl:
+		return true
+	case ImageInfoFormatPdf:
+		return true
+	case ImageInfoFormatPng:
+		return true
+	case ImageInfoFormatSvg:
+		return true
+	case ImageInfoFormatTiff:
+		return true
+	case ImageInfoFormatWebp:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for PresignRequestMethod.
 const (
 	PresignRequestMethodPOST PresignRequestMethod = "POST"
@@ -620,6 +662,48 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
+// ImageInfo What `POST /info` tells of an image.
+type ImageInfo struct {
+	// Alpha The image has an alpha channel (which may still be opaque everywhere).
+	Alpha bool `json:"alpha"`
+
+	// DominantColor The most common colour, as `rrggbb` (the form `background`
+	// takes): the pixels of the 32x32 decode that are at least half
+	// opaque are counted in boxes of 32 levels of red, green and blue,
+	// and this is the mean colour of the fullest box (a tie goes to
+	// the box that reached the count first, from the top left). Not
+	// the mean colour: a red and green flag is red or green, never
+	// brown. Absent when no pixel is at least half opaque.
+	DominantColor *string `json:"dominant_color,omitempty"`
+
+	// Format The format, read from the bytes.
+	Format ImageInfoFormat `json:"format"`
+
+	// Frames The frames of an animated GIF or WebP; 1 for a still picture.
+	Frames int `json:"frames"`
+
+	// Height The height upright.
+	Height int `json:"height"`
+
+	// Orientation The EXIF orientation the image had (1 when none); `width` and `height` already apply it, as every output does.
+	Orientation int `json:"orientation"`
+
+	// Pages The pages of a multi-page TIFF or PDF, or the images of a HEIF that holds several; 1 otherwise.
+	Pages int `json:"pages"`
+
+	// Thumbhash A [ThumbHash](https://evanw.github.io/thumbhash/) of the upright
+	// image (its first frame or page), in standard base64: about 25
+	// bytes that a client decodes into a blurred placeholder with the
+	// image's aspect ratio, colours and transparency.
+	Thumbhash []byte `json:"thumbhash"`
+
+	// Width The width upright, as the image is shown (its EXIF orientation applied).
+	Width int `json:"width"`
+}
+
+// ImageInfoFormat The format, read from the bytes.
+type ImageInfoFormat string
+
 // PresignRequest defines model for PresignRequest.
 type PresignRequest struct {
 	// ContentType One of the media types of `INPUT_FORMATS` (image/jpeg, image/png, ...).
@@ -627,6 +711,11 @@ type PresignRequest struct {
 
 	// Filename The client's file name; informative only, the key comes from `key` or is generated.
 	Filename *string `json:"filename,omitempty"`
+
+	// Focus The original's focal point, as the `focus` of `POST /uploads` (a bad value is a 400); bound into the upload and kept as the original's metadata `focus`, from which its variants are made.
+	//
+	// Example: 0.3,0.25
+	Focus *string `json:"focus,omitempty"`
 
 	// Key The key below `INPUT_PREFIX` (default a new one).
 	Key *string `json:"key,omitempty"`
@@ -645,10 +734,10 @@ type PresignRequestMethod string
 type Presigned struct {
 	ExpiresAt time.Time `json:"expires_at"`
 
-	// Fields For POST, the form fields to send before the file field (`file`), as they are.
+	// Fields For POST, the form fields to send before the file field (`file`), as they are (`x-amz-meta-focus` among them when the request had a `focus`).
 	Fields *map[string]string `json:"fields,omitempty"`
 
-	// Headers For PUT, the headers to send as they are.
+	// Headers For PUT, the headers to send as they are (`X-Amz-Meta-Focus` among them, with S3, when the request had a `focus`).
 	Headers  *map[string]string `json:"headers,omitempty"`
 	Key      string             `json:"key"`
 	MaxBytes *int64             `json:"max_bytes,omitempty"`
@@ -719,7 +808,12 @@ type Upload struct {
 	Bytes int64 `json:"bytes"`
 
 	// Etag The original's ETag, as the store gives it.
-	Etag   string       `json:"etag"`
+	Etag string `json:"etag"`
+
+	// Focus The original's focal point that the variants were made with, when it has one (see the `focus` of `POST /uploads`).
+	//
+	// Example: 0.3,0.25
+	Focus  *string      `json:"focus,omitempty"`
 	Format UploadFormat `json:"format"`
 	Height int          `json:"height"`
 
@@ -839,6 +933,9 @@ type Sharpen = float32
 // Trim defines model for Trim.
 type Trim = float32
 
+// UploadFocus defines model for UploadFocus.
+type UploadFocus = string
+
 // Watermark defines model for Watermark.
 type Watermark = string
 
@@ -892,6 +989,11 @@ type Unprocessable = Problem
 
 // UnsupportedMediaType An RFC 9457 problem document.
 type UnsupportedMediaType = Problem
+
+// ImageInfoMultipartBody defines parameters for ImageInfo.
+type ImageInfoMultipartBody struct {
+	File openapi_types.File `json:"file"`
+}
 
 // ResizeImageMultipartBody defines parameters for ResizeImage.
 type ResizeImageMultipartBody struct {
@@ -990,19 +1092,19 @@ type ResizeImageParams struct {
 	// Animated An animated GIF or WebP stays animated where the output can animate (GIF, WebP; `auto` picks WebP for an animated source); `false` takes the first frame. AVIF takes the first frame.
 	Animated *Animated `form:"animated,omitempty" json:"animated,omitempty"`
 
-	// Watermark An image stored under `WATERMARK_PREFIX` (the name below it), put over the output; never another original, never a URL.
+	// Watermark An image stored under `WATERMARK_PREFIX` (the name below it), put over the output after `pad`, in an output with or without alpha; never another original, never a URL. A name that does not exist, a file that is not an image of an enabled input format or that is over `WATERMARK_MAX_BYTES` or `MAX_PIXELS` is a 400, as is any `watermark_*` without it.
 	Watermark *Watermark `form:"watermark,omitempty" json:"watermark,omitempty"`
 
-	// WatermarkPosition Where the watermark goes.
+	// WatermarkPosition Where the watermark goes, `watermark_margin` from the edge it names (a corner, two edges) and centred along the others; `center` in the middle.
 	WatermarkPosition *ResizeImageParamsWatermarkPosition `form:"watermark_position,omitempty" json:"watermark_position,omitempty"`
 
-	// WatermarkOpacity Opacity of the watermark, 0 to 1.
+	// WatermarkOpacity Opacity of the watermark, 0 to 1, multiplying its own transparency (its transparent pixels stay transparent).
 	WatermarkOpacity *WatermarkOpacity `form:"watermark_opacity,omitempty" json:"watermark_opacity,omitempty"`
 
-	// WatermarkScale Width of the watermark as a fraction of the output's; without it, its own size.
+	// WatermarkScale Width of the watermark as a fraction of the output's (padding included), its height following; without it, its own size. Either way, a watermark larger than the output less its margins is made smaller, aspect kept, to fit inside it.
 	WatermarkScale *WatermarkScale `form:"watermark_scale,omitempty" json:"watermark_scale,omitempty"`
 
-	// WatermarkMargin Distance of the watermark from the edges it is placed against, in output pixels.
+	// WatermarkMargin Distance of the watermark from the edges it is placed against, in output pixels (`dpr` does not multiply it); a margin that would leave no room shrinks.
 	WatermarkMargin *WatermarkMargin `form:"watermark_margin,omitempty" json:"watermark_margin,omitempty"`
 
 	// Accept Consulted only with `format=auto`.
@@ -1039,6 +1141,14 @@ type UploadImageMultipartBody struct {
 type UploadImageParams struct {
 	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`).
 	Key *string `form:"key,omitempty" json:"key,omitempty"`
+
+	// Focus The original's focal point, as fractions 0..1 of the upright image's
+	// width and height, in the words of the `focus` option of `/resize`
+	// (a bad value is a 400). It is stored with the original (metadata
+	// `focus`), and every `cover` variant whose definition sets no
+	// `gravity` of its own is cut as near it as the image allows
+	// (`gravity=focus`); other variants are made as defined.
+	Focus *UploadFocus `form:"focus,omitempty" json:"focus,omitempty"`
 }
 
 // PutUploadParams defines parameters for PutUpload.
@@ -1046,8 +1156,14 @@ type PutUploadParams struct {
 	Expires int    `form:"expires" json:"expires"`
 	Size    int    `form:"size" json:"size"`
 	Type    string `form:"type" json:"type"`
-	Sig     string `form:"sig" json:"sig"`
+
+	// MetaFocus The `focus` of the presign, when it had one; stored as the original's metadata `focus`.
+	MetaFocus *string `form:"meta-focus,omitempty" json:"meta-focus,omitempty"`
+	Sig       string  `form:"sig" json:"sig"`
 }
+
+// ImageInfoMultipartRequestBody defines body for ImageInfo for multipart/form-data ContentType.
+type ImageInfoMultipartRequestBody ImageInfoMultipartBody
 
 // ResizeImageMultipartRequestBody defines body for ResizeImage for multipart/form-data ContentType.
 type ResizeImageMultipartRequestBody ResizeImageMultipartBody

@@ -1,4 +1,5 @@
 // Package deploy holds the AWS CloudFormation template of the service
 // (cloudformation.yaml). It has no code; its test checks the template's
-// security properties, which a linter cannot know.
+// security properties and the wiring of its event path (the queue, the
+// mapping, the domain, the alarms), which a linter cannot know.
 package deploy

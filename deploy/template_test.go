@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -95,7 +96,8 @@ func list(v any) []any {
 
 func TestBucketIsPrivateEncryptedAndNotifiesOnlyInputs(t *testing.T) {
 	tpl := load(t)
-	b := get(t, tpl, "Resources", "Bucket", "Properties")
+	bucket := get(t, tpl, "Resources", "Bucket").(map[string]any)
+	b := get(t, bucket, "Properties")
 	for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
 		if get(t, b, "PublicAccessBlockConfiguration", k) != "true" {
 			t.Errorf("public access: %s is not true", k)
@@ -104,24 +106,59 @@ func TestBucketIsPrivateEncryptedAndNotifiesOnlyInputs(t *testing.T) {
 	if get(t, b, "BucketEncryption", "ServerSideEncryptionConfiguration", 0, "ServerSideEncryptionByDefault", "SSEAlgorithm") == nil {
 		t.Error("no default encryption")
 	}
-	confs := list(get(t, b, "NotificationConfiguration", "LambdaConfigurations"))
+	confs := list(get(t, b, "NotificationConfiguration", "QueueConfigurations"))
 	if len(confs) == 0 {
-		t.Fatal("no notification to the forwarder")
+		t.Fatal("no notification to the queue")
 	}
 	for i, c := range confs {
 		rule := get(t, c, "Filter", "S3Key", "Rules", 0)
 		if get(t, rule, "Name") != "prefix" || fmt.Sprint(get(t, rule, "Value")) != fmt.Sprint(map[string]any{"Ref": "InputPrefix"}) {
 			t.Errorf("notification %d is not filtered by the input prefix: %v", i, rule)
 		}
+		if fmt.Sprint(get(t, c, "Queue")) != fmt.Sprint(map[string]any{"Fn::GetAtt": "EventQueue.Arn"}) {
+			t.Errorf("notification %d goes to %v, not the event queue", i, get(t, c, "Queue"))
+		}
 	}
 	if ns := get(t, b, "NotificationConfiguration"); len(ns.(map[string]any)) != 1 {
-		t.Errorf("notifications besides the forwarder's: %v", ns)
+		t.Errorf("notifications besides the queue's: %v", ns)
+	}
+	// The originals outlive the stack and their own overwrites.
+	if bucket["DeletionPolicy"] != "Retain" || bucket["UpdateReplacePolicy"] != "Retain" {
+		t.Errorf("bucket deletion policy %v, replace policy %v", bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"])
+	}
+	if get(t, b, "VersioningConfiguration", "Status") != "Enabled" {
+		t.Error("bucket not versioned")
+	}
+	rules := fmt.Sprint(get(t, b, "LifecycleConfiguration", "Rules"))
+	for _, want := range []string{"AbortIncompleteMultipartUpload", "NoncurrentVersionExpiration"} {
+		if !strings.Contains(rules, want) {
+			t.Errorf("no lifecycle rule with %s", want)
+		}
+	}
+	if strings.Contains(fmt.Sprint(get(t, b, "CorsConfiguration")), "AllowedOrigins:[*]") {
+		t.Error("CORS from any origin")
 	}
 }
 
-// The task role reads originals and writes variants, and nothing else:
-// no S3 action on "*", object actions only under the two prefixes, no
-// deletes of originals.
+// Only the stack's bucket may send to the event queue.
+func TestQueuePolicyIsScopedToTheBucket(t *testing.T) {
+	tpl := load(t)
+	for _, s := range list(get(t, tpl, "Resources", "EventQueuePolicy", "Properties", "PolicyDocument", "Statement")) {
+		if get(t, s, "Effect") != "Allow" {
+			continue
+		}
+		cond := fmt.Sprint(get(t, s, "Condition"))
+		if fmt.Sprint(get(t, s, "Principal")) != "map[Service:s3.amazonaws.com]" || get(t, s, "Action") != "sqs:SendMessage" ||
+			!strings.Contains(cond, "aws:SourceArn:map[Fn::Sub:arn:${AWS::Partition}:s3:::${BucketName}]") ||
+			!strings.Contains(cond, "aws:SourceAccount:map[Ref:AWS::AccountId]") {
+			t.Errorf("queue policy statement not scoped to the bucket: %v", s)
+		}
+	}
+}
+
+// The task role reads originals and watermarks and writes variants, and
+// nothing else: no S3 action on "*", object actions only under the three
+// prefixes, no deletes of originals, only reads of watermarks.
 func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 	tpl := load(t)
 	stmts := list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies", 0, "PolicyDocument", "Statement"))
@@ -130,10 +167,12 @@ func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 	}
 	input := "arn:${AWS::Partition}:s3:::${Bucket}/${InputPrefix}*"
 	output := "arn:${AWS::Partition}:s3:::${Bucket}/${OutputPrefix}*"
+	marks := "arn:${AWS::Partition}:s3:::${Bucket}/${WatermarkPrefix}*"
 	bucket := "arn:${AWS::Partition}:s3:::${Bucket}"
 	allowed := map[string]map[string]bool{
 		input:  {"s3:GetObject": true, "s3:PutObject": true},
 		output: {"s3:GetObject": true, "s3:PutObject": true, "s3:DeleteObject": true},
+		marks:  {"s3:GetObject": true},
 		bucket: {"s3:ListBucket": true},
 	}
 	for _, s := range stmts {
@@ -152,9 +191,13 @@ func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 	}
 }
 
-// The forwarder reads its secret, writes its logs and its dead letters.
-func TestForwarderRoleReadsOnlyItsSecret(t *testing.T) {
+// The forwarder reads its secret, writes its logs, takes its events from
+// the queue, and has network interfaces in the VPC; nothing else.
+func TestForwarderRoleIsNarrow(t *testing.T) {
 	tpl := load(t)
+	eni := map[string]bool{"ec2:CreateNetworkInterface": true, "ec2:DescribeNetworkInterfaces": true, "ec2:DeleteNetworkInterface": true,
+		"ec2:AssignPrivateIpAddresses": true, "ec2:UnassignPrivateIpAddresses": true}
+	queue := map[string]bool{"sqs:ReceiveMessage": true, "sqs:DeleteMessage": true, "sqs:GetQueueAttributes": true, "sqs:ChangeMessageVisibility": true}
 	stmts := list(get(t, tpl, "Resources", "ForwarderRole", "Properties", "Policies", 0, "PolicyDocument", "Statement"))
 	for _, s := range stmts {
 		for _, a := range list(get(t, s, "Action")) {
@@ -163,11 +206,12 @@ func TestForwarderRoleReadsOnlyItsSecret(t *testing.T) {
 			switch {
 			case action == "secretsmanager:GetSecretValue" && r == fmt.Sprint(map[string]any{"Ref": "WebhookSecret"}):
 			case strings.HasPrefix(action, "logs:") && strings.Contains(r, "ForwarderLogGroup"):
-			case action == "sqs:SendMessage" && strings.Contains(r, "ForwarderDeadLetterQueue"):
+			case queue[action] && r == fmt.Sprint(map[string]any{"Fn::GetAtt": "EventQueue.Arn"}):
+			case eni[action] && r == "*":
 			default:
 				t.Errorf("forwarder role allows %s on %s", action, r)
 			}
-			if strings.HasPrefix(action, "s3:") || r == "*" {
+			if strings.HasPrefix(action, "s3:") || strings.Contains(action, "*") {
 				t.Errorf("forwarder role reaches %s %s", action, r)
 			}
 		}
@@ -175,8 +219,158 @@ func TestForwarderRoleReadsOnlyItsSecret(t *testing.T) {
 	if get(t, tpl, "Resources", "ForwarderRole", "Properties", "ManagedPolicyArns") != nil {
 		t.Error("managed policies on the forwarder role")
 	}
-	if d := get(t, tpl, "Resources", "ForwarderInvokeConfig", "Properties", "DestinationConfig", "OnFailure", "Destination"); d == nil {
-		t.Error("no failure destination: undeliverable events would be dropped")
+}
+
+// The queue feeds the forwarder as the issue of lost events asked: the
+// mapping reports batch failures (else Lambda deletes failed messages),
+// its concurrency is bounded, a message comes back only after an
+// invocation that holds it may have ended, and a message that keeps
+// failing reaches the dead-letter queue.
+func TestEventSourceMapping(t *testing.T) {
+	tpl := load(t)
+	m := get(t, tpl, "Resources", "ForwarderEventSource", "Properties")
+	if get(t, m, "FunctionResponseTypes", 0) != "ReportBatchItemFailures" {
+		t.Error("the mapping does not report batch item failures")
+	}
+	if fmt.Sprint(get(t, m, "EventSourceArn")) != fmt.Sprint(map[string]any{"Fn::GetAtt": "EventQueue.Arn"}) {
+		t.Errorf("the mapping reads %v", get(t, m, "EventSourceArn"))
+	}
+	if fmt.Sprint(get(t, m, "ScalingConfig", "MaximumConcurrency")) != fmt.Sprint(map[string]any{"Ref": "ForwarderConcurrency"}) {
+		t.Error("the forwarders' concurrency is not bounded")
+	}
+	q := get(t, tpl, "Resources", "EventQueue", "Properties")
+	vis, _ := strconv.Atoi(get(t, q, "VisibilityTimeout").(string))
+	timeout, _ := strconv.Atoi(get(t, tpl, "Resources", "ForwarderFunction", "Properties", "Timeout").(string))
+	if timeout == 0 || vis < 6*timeout {
+		t.Errorf("visibility timeout %d s under six times the function's %d s", vis, timeout)
+	}
+	if fmt.Sprint(get(t, q, "RedrivePolicy", "deadLetterTargetArn")) != fmt.Sprint(map[string]any{"Fn::GetAtt": "DeadLetterQueue.Arn"}) ||
+		get(t, q, "RedrivePolicy", "maxReceiveCount") == nil {
+		t.Errorf("no redrive to the dead-letter queue: %v", get(t, q, "RedrivePolicy"))
+	}
+	dlqRetention, _ := strconv.Atoi(get(t, tpl, "Resources", "DeadLetterQueue", "Properties", "MessageRetentionPeriod").(string))
+	retention, _ := strconv.Atoi(get(t, q, "MessageRetentionPeriod").(string))
+	if dlqRetention <= retention {
+		t.Errorf("dead letters kept %d s, not longer than the queue's %d s (a message keeps its first enqueue time)", dlqRetention, retention)
+	}
+	if len(resources(t, tpl, "AWS::Lambda::EventInvokeConfig")) != 0 || len(resources(t, tpl, "AWS::Lambda::Permission")) != 0 {
+		t.Error("the function is still invoked directly")
+	}
+}
+
+// With a domain, the forwarder and the output use it (the load balancer's
+// own name has no certificate), and a Route 53 alias points it at the
+// load balancer.
+func TestTheDomainIsUsedEverywhere(t *testing.T) {
+	tpl := load(t)
+	want := fmt.Sprint(map[string]any{"Fn::If": []any{"HasDomain", map[string]any{"Fn::Sub": "https://${DomainName}"}}})
+	want = strings.TrimSuffix(want, "]]") // the branch without a domain follows
+	for _, v := range []any{
+		get(t, tpl, "Resources", "ForwarderFunction", "Properties", "Environment", "Variables", "RESIZER_URL"),
+		get(t, tpl, "Outputs", "ServiceURL", "Value"),
+	} {
+		if !strings.HasPrefix(fmt.Sprint(v), want) {
+			t.Errorf("%v does not use the domain", v)
+		}
+	}
+	rec := get(t, tpl, "Resources", "DomainRecord")
+	if get(t, rec, "Condition") != "HasDomain" || get(t, rec, "Properties", "Name") == nil ||
+		fmt.Sprint(get(t, rec, "Properties", "AliasTarget", "DNSName")) != fmt.Sprint(map[string]any{"Fn::GetAtt": "LoadBalancer.DNSName"}) {
+		t.Errorf("no alias of the domain to the load balancer: %v", rec)
+	}
+	if fmt.Sprint(get(t, tpl, "Resources", "HttpsListener", "Properties", "Certificates")) == "" {
+		t.Error("no certificate on the HTTPS listener")
+	}
+}
+
+// Every alarm notifies someone, and the alarms cover the event path.
+func TestEveryAlarmNotifies(t *testing.T) {
+	tpl := load(t)
+	topic := fmt.Sprint([]any{map[string]any{"Ref": "AlarmTopic"}})
+	watched := map[string]bool{}
+	alarms := resources(t, tpl, "AWS::CloudWatch::Alarm")
+	for name, a := range alarms {
+		p := get(t, a, "Properties")
+		if fmt.Sprint(get(t, p, "AlarmActions")) != topic || fmt.Sprint(get(t, p, "OKActions")) != topic {
+			t.Errorf("%s notifies %v / %v", name, get(t, p, "AlarmActions"), get(t, p, "OKActions"))
+		}
+		if m, ok := get(t, p, "MetricName").(string); ok {
+			watched[m] = true
+		}
+		metrics, _ := get(t, p, "Metrics").([]any)
+		for _, m := range metrics {
+			if stat, ok := m.(map[string]any)["MetricStat"]; ok {
+				watched[get(t, stat, "Metric", "MetricName").(string)] = true
+			}
+		}
+	}
+	for _, m := range []string{"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "HTTPCode_ELB_5XX_Count",
+		"HTTPCode_Target_5XX_Count", "UnHealthyHostCount", "Errors", "Throttles", "MemoryUtilization"} {
+		if !watched[m] {
+			t.Errorf("no alarm on %s", m)
+		}
+	}
+	if get(t, tpl, "Resources", "AlarmSubscription", "Properties", "Protocol") != "email" {
+		t.Error("no email subscription to the alarms")
+	}
+}
+
+// The internet reaches neither the metrics, nor the webhook, nor the
+// contract; the internal load balancer serves the webhook alone.
+func TestPrivatePathsAreNotPublic(t *testing.T) {
+	tpl := load(t)
+	rule := get(t, tpl, "Resources", "PrivatePathsRule", "Properties")
+	paths := fmt.Sprint(get(t, rule, "Conditions", 0, "PathPatternConfig", "Values"))
+	for _, p := range []string{"/metrics", "/webhooks/*", "/openapi.yaml"} {
+		if !strings.Contains(paths, p) {
+			t.Errorf("%s reachable through the public load balancer", p)
+		}
+	}
+	if get(t, rule, "Actions", 0, "Type") != "fixed-response" || get(t, rule, "Priority") != "1" {
+		t.Errorf("the private paths are not answered by the load balancer first: %v", rule)
+	}
+	if fmt.Sprint(get(t, rule, "ListenerArn")) != fmt.Sprint(map[string]any{"Fn::If": []any{"HasDomain",
+		map[string]any{"Ref": "HttpsListener"}, map[string]any{"Ref": "HttpListener"}}}) {
+		t.Errorf("rule on %v, not on the listener that forwards", get(t, rule, "ListenerArn"))
+	}
+	internal := get(t, tpl, "Resources", "InternalListener", "Properties")
+	if get(t, internal, "DefaultActions", 0, "Type") != "fixed-response" ||
+		fmt.Sprint(get(t, tpl, "Resources", "WebhookRule", "Properties", "Conditions", 0, "PathPatternConfig", "Values")) != "[/webhooks/s3]" {
+		t.Error("the internal load balancer serves more than the webhook")
+	}
+	if get(t, tpl, "Resources", "InternalLoadBalancer", "Properties", "Scheme") != "internal" {
+		t.Error("the forwarder's load balancer is not internal")
+	}
+}
+
+// Stack updates leave the task count to autoscaling, which follows the
+// queue's backlog per task; tasks drain before they stop; Fargate's
+// memory sizes are enforced before deployment.
+func TestScalingAndDraining(t *testing.T) {
+	tpl := load(t)
+	if get(t, tpl, "Resources", "Service", "Properties", "DesiredCount") != nil {
+		t.Error("DesiredCount on the service: every stack update resets the count autoscaling chose")
+	}
+	backlog := fmt.Sprint(get(t, tpl, "Resources", "BacklogScaling", "Properties"))
+	for _, want := range []string{"ApproximateNumberOfMessagesVisible", "RunningTaskCount", "waiting / tasks"} {
+		if !strings.Contains(backlog, want) {
+			t.Errorf("backlog scaling lacks %s", want)
+		}
+	}
+	for _, tg := range []string{"TargetGroup", "InternalTargetGroup"} {
+		attrs := fmt.Sprint(get(t, tpl, "Resources", tg, "Properties", "TargetGroupAttributes"))
+		if !strings.Contains(attrs, "deregistration_delay.timeout_seconds Value:90") {
+			t.Errorf("%s: deregistration delay not past the service's 75 s request bound: %s", tg, attrs)
+		}
+	}
+	rules := fmt.Sprint(tpl["Rules"])
+	for _, cpu := range list(get(t, tpl, "Parameters", "TaskCpu", "AllowedValues")) {
+		if !strings.Contains(rules, fmt.Sprintf("Fn::Equals:[map[Ref:TaskCpu] %s]", cpu)) {
+			t.Errorf("no rule on TaskMemory for TaskCpu %s", cpu)
+		}
+	}
+	if get(t, tpl, "Resources", "S3Endpoint", "Properties", "VpcEndpointType") != "Gateway" {
+		t.Error("no S3 gateway endpoint")
 	}
 }
 
@@ -207,13 +401,23 @@ func TestSecretsAreNotInPlainEnvironment(t *testing.T) {
 	}
 }
 
-// Only the load balancer reaches the tasks, and the task drains within
-// ECS's stop timeout.
+// Only the load balancers reach the tasks, only the forwarder reaches the
+// internal one, and the task drains within ECS's stop timeout.
 func TestTasksBehindTheLoadBalancer(t *testing.T) {
 	tpl := load(t)
 	for _, in := range list(get(t, tpl, "Resources", "ServiceSecurityGroup", "Properties", "SecurityGroupIngress")) {
-		if fmt.Sprint(get(t, in, "SourceSecurityGroupId")) != fmt.Sprint(map[string]any{"Ref": "LoadBalancerSecurityGroup"}) || get(t, in, "CidrIp") != nil {
-			t.Errorf("task ingress not limited to the load balancer: %v", in)
+		src := fmt.Sprint(get(t, in, "SourceSecurityGroupId"))
+		if (src != fmt.Sprint(map[string]any{"Ref": "LoadBalancerSecurityGroup"}) && src != fmt.Sprint(map[string]any{"Ref": "InternalLoadBalancerSecurityGroup"})) ||
+			get(t, in, "CidrIp") != nil {
+			t.Errorf("task ingress not limited to the load balancers: %v", in)
+		}
+	}
+	if get(t, tpl, "Resources", "InternalLoadBalancerSecurityGroup", "Properties", "SecurityGroupIngress") != nil {
+		t.Error("inline ingress on the internal load balancer")
+	}
+	for name, in := range resources(t, tpl, "AWS::EC2::SecurityGroupIngress") {
+		if fmt.Sprint(get(t, in, "Properties", "SourceSecurityGroupId")) != fmt.Sprint(map[string]any{"Ref": "ForwarderSecurityGroup"}) {
+			t.Errorf("%s lets in %v", name, get(t, in, "Properties"))
 		}
 	}
 	if get(t, tpl, "Resources", "Service", "Properties", "NetworkConfiguration", "AwsvpcConfiguration", "AssignPublicIp") != "DISABLED" {

@@ -2,8 +2,8 @@
 # Builds the Dockerfile and runs the image and the compose stack, on a
 # machine with podman but no Docker daemon and no registry: the base images
 # are made locally (debootstrap for debian:bookworm-slim, that plus the
-# host's Go for golang:1.26-bookworm), and MinIO's images from binaries
-# built with Go, tagged under their real names. Run as root; .ci/run calls
+# host's Go for golang:1.26-bookworm); the compose file builds MinIO's
+# image itself, from source, as it does for users. Run as root; .ci/run calls
 # it. A cold run takes a few minutes, a warm one seconds. Only 127.0.0.1
 # ports are published.
 set -euo pipefail
@@ -111,21 +111,11 @@ podman logs resizer-smoke 2>&1 | grep -q '"stopped"' || fail "no clean shutdown 
 echo "SIGTERM: in-flight request answered 200, exited in ${stopped}s"
 podman rm -f -t 0 resizer-smoke >/dev/null; trap - EXIT
 
-step "MinIO images from Go-built binaries, under their real names"
-minio=$(./scripts/tools.sh minio); mc=$(./scripts/tools.sh mc)
-for name in minio mc; do
-  ref=docker.io/minio/$name:latest
-  if ! podman image exists "$ref"; then
-    ctx="$WORK/$name-image"; rm -rf "$ctx"; mkdir -p "$ctx"
-    # The MinIO image carries mc too, for its health check (as upstream's does).
-    cp "$mc" "$ctx/mc"
-    copy="COPY mc /usr/bin/mc"
-    if [ "$name" = minio ]; then cp "$minio" "$ctx/minio"; copy="$copy
-COPY minio /usr/bin/minio"; fi
-    printf 'FROM docker.io/library/debian:bookworm-slim\n%s\nENTRYPOINT ["/usr/bin/%s"]\n' "$copy" "$name" >"$ctx/Containerfile"
-    podman build --pull=never -q -t "$ref" "$ctx" >/dev/null
-  fi
-done
+step "compose: MinIO and mc built from source at the tests' versions (deploy/minio)"
+export GOPROXY=${GOPROXY:-$("$GO" env GOPROXY)}
+podman-compose -p resizer-ci -f docker-compose.yml build minio >"$WORK/minio-build.log" 2>&1 ||
+  { tail -40 "$WORK/minio-build.log"; fail "MinIO image build"; }
+mc=$(./scripts/tools.sh mc)   # the same version, to poke the stack from outside
 
 step "compose: the S3-triggered flow in containers"
 podman tag "$IMAGE" localhost/resizer:local

@@ -27,19 +27,10 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	s3test.Stop()
-	os.Exit(code)
-}
-
-// build compiles a command of this module into dir.
-func build(t *testing.T, dir, pkg, out string, env ...string) string {
-	t.Helper()
-	path := filepath.Join(dir, out)
-	cmd := exec.Command("go", "build", "-trimpath", "-o", path, pkg)
-	cmd.Env = append(os.Environ(), env...)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build %s: %v\n%s", pkg, err, b)
+	if binDir != "" {
+		os.RemoveAll(binDir)
 	}
-	return path
+	os.Exit(code)
 }
 
 // daemon starts a program that runs until the test ends.
@@ -78,16 +69,8 @@ func TestUnderLambdaEmulator(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: run without -short (make test runs it)")
 	}
-	rie := os.Getenv("RIE_BIN")
-	if rie == "" {
-		rie = filepath.Join(mustCache(t), "rie-v0.0.0-20261030222936-bef5c4ba774d", "aws-lambda-rie")
-	}
-	if _, err := os.Stat(rie); err != nil {
-		t.Fatalf("no Lambda emulator at %s: run scripts/tools.sh rie (make test does): %v", rie, err)
-	}
-	dir := t.TempDir()
-	bootstrap := build(t, dir, "./", "bootstrap", "CGO_ENABLED=0", "GOFLAGS=-tags=lambda.norpc")
-	server := build(t, dir, "../server", "server")
+	rie := rieBinary(t)
+	bootstrap, server := binaries(t)
 
 	srv := s3test.Start(t)
 	bucket := srv.Bucket(t)

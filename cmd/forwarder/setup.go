@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -29,32 +29,49 @@ func setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (f
 	}
 	level, _ := zerolog.ParseLevel(cfg.LogLevel)
 	log := zerolog.New(stdout).Level(level).With().Timestamp().Logger()
-	secret := cfg.Secret
+	// The secret may hold "new,old" while it rotates, as the service's
+	// WEBHOOK_SECRETS does: every one signs. From Secrets Manager it is
+	// read again on a 401, when the service may have moved on.
+	secrets, reload := cfg.Secret, (func(context.Context) (string, error))(nil)
 	if cfg.SecretARN != "" {
-		if secret, err = fetchSecret(ctx, cfg.SecretARN); err != nil {
+		reload = func(ctx context.Context) (string, error) { return fetchSecret(ctx, cfg.SecretARN) }
+		if secrets, err = reload(ctx); err != nil {
 			return nil, err
 		}
 	}
-	// The secret may hold "new,old" while it rotates, as the service's
-	// WEBHOOK_SECRETS does: the first signs.
-	secret, _, _ = strings.Cut(secret, ",")
-	secret = strings.TrimSpace(secret)
 	f, err := forwarder.New(forwarder.Config{
 		URL:            cfg.URL + "/webhooks/s3",
-		Secret:         []byte(secret),
+		Secrets:        secrets,
+		Reload:         reload,
 		InputPrefix:    cfg.InputPrefix,
 		OutputPrefix:   cfg.OutputPrefix,
 		RequestTimeout: cfg.RequestTimeout,
-	}, &http.Client{Transport: http.DefaultTransport}, log)
+	}, &http.Client{Transport: transport(http.DefaultTransport.(*http.Transport), cfg.ConnectTo)}, log)
 	if err != nil {
 		return nil, err
 	}
-	log.Info().Str("url", cfg.URL).Str("input_prefix", cfg.InputPrefix).Str("output_prefix", cfg.OutputPrefix).Msg("cold start")
+	log.Info().Str("url", cfg.URL).Str("connect_to", cfg.ConnectTo).Str("input_prefix", cfg.InputPrefix).
+		Str("output_prefix", cfg.OutputPrefix).Msg("cold start")
 	return f.Handle, nil
 }
 
-// fetchSecret reads the secret's current string value, once per cold
-// start: Lambda keeps it for the life of the execution environment.
+// transport is base, dialling connectTo instead of the URL's host when it
+// is set. The URL's host still names the server: TLS verifies the
+// certificate against it, and it is the Host header.
+func transport(base *http.Transport, connectTo string) *http.Transport {
+	t := base.Clone()
+	if connectTo != "" {
+		d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+		t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, network, connectTo)
+		}
+	}
+	return t
+}
+
+// fetchSecret reads the secret's current string value: at a cold start
+// (Lambda keeps it for the life of the execution environment), and again
+// after a 401.
 func fetchSecret(ctx context.Context, arn string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,12 +15,14 @@ import (
 )
 
 // During a rotation the secret holds "new,old": the function signs with
-// the new one, which the service accepts alongside the old.
-func TestSetupSignsWithTheFirstSecret(t *testing.T) {
+// both, so a service that knows either accepts it.
+func TestSetupSignsWithEverySecret(t *testing.T) {
 	var verified error = io.EOF
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
-		verified = webhook.Verify(r.Header.Get(webhook.Header), b, [][]byte{[]byte("new-secret")}, time.Now())
+		sig := r.Header.Get(webhook.Header)
+		verified = errors.Join(webhook.Verify(sig, b, [][]byte{[]byte("new-secret")}, time.Now()),
+			webhook.Verify(sig, b, [][]byte{[]byte("old-secret")}, time.Now()))
 	}))
 	defer srv.Close()
 	env := map[string]string{"RESIZER_URL": srv.URL, "WEBHOOK_SECRET": "new-secret, old-secret"}
@@ -42,5 +45,28 @@ func TestSetupRefusesBadConfig(t *testing.T) {
 	_, err := setup(context.Background(), func(string) string { return "" }, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "RESIZER_URL") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// With RESIZER_CONNECT_TO the function dials the internal load balancer
+// but speaks to it under the service's name: TLS verifies the certificate
+// for that name, and the Host header carries it.
+func TestTransportConnectsElsewhereUnderTheSameName(t *testing.T) {
+	var host string
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { host = r.Host }))
+	defer srv.Close()
+	base := srv.Client().Transport.(*http.Transport) // trusts the test certificate, made for example.com
+	addr := strings.TrimPrefix(srv.URL, "https://")
+	resp, err := (&http.Client{Transport: transport(base, addr)}).Get("https://example.com/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if host != "example.com" {
+		t.Fatalf("Host %q", host)
+	}
+	// A name the certificate does not hold fails, connect-to or not.
+	if _, err := (&http.Client{Transport: transport(base, addr)}).Get("https://resizer.invalid/healthz"); err == nil {
+		t.Fatal("a certificate for another name was accepted")
 	}
 }

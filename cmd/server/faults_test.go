@@ -107,7 +107,7 @@ func (b *burst) retries() int { return strings.Count(b.logs.String(), `"retrying
 func newBurst(t *testing.T, m *s3test.Server, serverAddr, prefix string, n int) *burst {
 	t.Helper()
 	logs := &logbuf.Buffer{}
-	f, err := forwarder.New(forwarder.Config{URL: "http://" + serverAddr + "/webhooks/s3", Secret: []byte(e2eSecret),
+	f, err := forwarder.New(forwarder.Config{URL: "http://" + serverAddr + "/webhooks/s3", Secrets: e2eSecret,
 		InputPrefix: "uploads/", OutputPrefix: "resized/", RequestTimeout: 20 * time.Second,
 		BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second}, nil, zerolog.New(logs).Level(zerolog.WarnLevel))
 	if err != nil {

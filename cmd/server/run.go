@@ -7,14 +7,17 @@ import (
 	"net"
 	"runtime/debug"
 	"sync/atomic"
+	"time"
 
 	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/emf"
 )
 
 // run is the whole service: it checks the configuration (every fault at
-// once), starts the image workers, opens the stores, listens, and serves
-// until ctx ends or SIGINT/SIGTERM arrives (serve). Tests call it as main
-// does, with their own environment.
+// once), opens the stores, starts the image workers (watermarks come from
+// the originals' store), listens, and serves until ctx ends or
+// SIGINT/SIGTERM arrives (serve). Tests call it as main does, with their
+// own environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
 	for _, a := range args[1:] {
@@ -44,18 +47,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		debug.SetGCPercent(50)
 	}
 	reg := newRegistry()
-	proc, err := newProcessor(s, reg)
+	st, err := openStores(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	proc, err := newProcessor(s, st, reg)
 	if err != nil {
 		return err
 	}
 	// Whatever libvips is doing when run returns, its workers are killed:
 	// the process never waits on an image to exit.
 	defer proc.Close()
-	st, err := openStores(ctx, s)
-	if err != nil {
-		return err
-	}
-	defer st.close()
 	// Listen before the handler is made: its upload URLs name the address
 	// the listener got (the real port when ADDR asks for port 0).
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -67,6 +70,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	h, err := newHandler(s, st, proc, reg, log, &draining, ln.Addr().String())
 	if err != nil {
 		return err
+	}
+	if cfg.EMFNamespace != "" {
+		// The metrics as CloudWatch EMF lines in the log, once a minute
+		// (CloudWatch's resolution) and once more when the server stops.
+		ectx, stopEMF := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { emf.New(cfg.EMFNamespace, reg, stdout).Run(ectx, time.Minute); close(done) }()
+		defer func() { stopEMF(); <-done }()
 	}
 	return serve(ctx, s, newServer(s, h, log), ln, proc, &draining, log)
 }

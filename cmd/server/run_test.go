@@ -192,6 +192,36 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 	}
 }
 
+// With EMF_NAMESPACE the server writes its metrics into its log in
+// CloudWatch's embedded metric format, the last minute's as it stops.
+func TestRunWritesEmbeddedMetrics(t *testing.T) {
+	s := start(t, map[string]string{"EMF_NAMESPACE": "resizer/test"})
+	if resp, _ := post(t, s.url+"/resize?width=100", photo(t)); resp.StatusCode != 200 {
+		t.Fatalf("resize: %d", resp.StatusCode)
+	}
+	s.cancel()
+	if err := <-s.done; err != nil {
+		t.Fatal(err)
+	}
+	s.done <- nil // for the cleanup
+	var found bool
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		var line struct {
+			AWS struct {
+				CloudWatchMetrics []struct{ Namespace string }
+			} `json:"_aws"`
+			ProcessSeconds float64
+		}
+		if json.Unmarshal([]byte(l), &line) == nil && len(line.AWS.CloudWatchMetrics) == 1 &&
+			line.AWS.CloudWatchMetrics[0].Namespace == "resizer/test" && line.ProcessSeconds > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no EMF line with the resize's processing time:\n%s", s.logs.String())
+	}
+}
+
 // The embedded default's upload URLs lead back to the address the server
 // listens on (its real port, though ADDR asked for port 0), whatever Host
 // header the request for them carried, and the upload through one works.

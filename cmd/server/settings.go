@@ -7,6 +7,7 @@ import (
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/watermark"
 )
 
 // settings are the configuration with what the packages read from it
@@ -14,8 +15,9 @@ import (
 // checked before anything is started.
 type settings struct {
 	config.Config
-	formats  []imageproc.Format
-	pipeline pipeline.Config
+	formats    []imageproc.Format
+	pipeline   pipeline.Config
+	watermarks watermark.Config // Prefix "": none
 }
 
 // settle checks the configuration and what the packages make of it, and
@@ -48,6 +50,17 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		RejectedPrefix: cfg.RejectedPrefix,
 	}
 	errs = append(errs, s.pipeline.Validate())
+	s.watermarks = watermark.Config{Prefix: cfg.WatermarkPrefix, MaxBytes: cfg.WatermarkMaxBytes,
+		CacheBytes: cfg.WatermarkCacheBytes, Apart: []string{cfg.InputPrefix}}
+	if cfg.RejectedPrefix != "" {
+		s.watermarks.Apart = append(s.watermarks.Apart, cfg.RejectedPrefix)
+	}
+	if s.pipeline.SameStore {
+		s.watermarks.Apart = append(s.watermarks.Apart, cfg.OutputPrefix)
+	}
+	if err := s.watermarks.Validate(); err != nil && cfg.WatermarkPrefix != "" {
+		errs = append(errs, fmt.Errorf("WATERMARK_PREFIX: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return s, fmt.Errorf("configuration: %w", err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
+	"github.com/resizer/resizer/internal/watermark"
 )
 
 // newRegistry is the service's metrics, with Go's and the process's own.
@@ -27,14 +28,25 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// newProcessor starts the image workers.
-func newProcessor(s settings, reg prometheus.Registerer) (*imageproc.Processor, error) {
+// newProcessor starts the image workers, with the watermarks of the
+// originals' store.
+func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc.Processor, error) {
+	var marks imageproc.Watermarks
+	if s.watermarks.Prefix != "" {
+		c, err := watermark.New(s.watermarks, st.in)
+		if err != nil {
+			return nil, err
+		}
+		marks = c
+	}
 	return imageproc.New(imageproc.Config{
-		Formats:         s.formats,
-		MaxPixels:       s.MaxPixels,
-		MaxOutputPixels: s.MaxOutputPixels,
-		MaxDimension:    s.MaxDimension,
-		MaxJPEGScans:    s.MaxJPEGScans,
+		Formats:            s.formats,
+		MaxPixels:          s.MaxPixels,
+		MaxOutputPixels:    s.MaxOutputPixels,
+		MaxDimension:       s.MaxDimension,
+		MaxJPEGScans:       s.MaxJPEGScans,
+		MaxFrames:          s.MaxFrames,
+		MaxAnimationPixels: s.MaxAnimationPixels,
 		Qualities: map[imageproc.Format]int{
 			imageproc.FormatJPEG: s.JPEGQuality, imageproc.FormatWebP: s.WebPQuality, imageproc.FormatAVIF: s.AVIFQuality,
 		},
@@ -42,6 +54,7 @@ func newProcessor(s settings, reg prometheus.Registerer) (*imageproc.Processor, 
 		QueueSize:    s.QueueSize,
 		QueueTimeout: s.QueueTimeout,
 		Timeout:      s.ProcessTimeout,
+		Watermarks:   marks,
 	}, reg)
 }
 

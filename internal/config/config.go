@@ -17,15 +17,17 @@ import (
 
 // Config is the whole configuration of cmd/server.
 type Config struct {
-	Addr            string
-	APIKeys         []string
-	AllowAnonymous  bool
-	InputFormats    []string
-	MaxBodyBytes    int64
-	MaxPixels       int64
-	MaxDimension    int
-	MaxOutputPixels int64
-	MaxJPEGScans    int
+	Addr               string
+	APIKeys            []string
+	AllowAnonymous     bool
+	InputFormats       []string
+	MaxBodyBytes       int64
+	MaxPixels          int64
+	MaxDimension       int
+	MaxOutputPixels    int64
+	MaxJPEGScans       int
+	MaxFrames          int
+	MaxAnimationPixels int64
 	// The qualities written when a request or variant asks for none.
 	JPEGQuality, WebPQuality, AVIFQuality int
 	Concurrency                           int
@@ -61,8 +63,16 @@ type Config struct {
 	WebhookMaxBytes   int64
 	WebhookMaxRecords int
 	RejectedPrefix    string
+	// Watermarks: where they are kept in the originals' store ("": none),
+	// the largest file, and the memory that holds them.
+	WatermarkPrefix     string
+	WatermarkMaxBytes   int64
+	WatermarkCacheBytes int64
 	// UI serves the pages at / and /docs.
 	UI bool
+	// EMFNamespace, when set, is the CloudWatch namespace of the metrics
+	// written to the log in embedded metric format.
+	EMFNamespace string
 	// The AWS SDK's own variables, read here too so that tests can give
 	// them; unset ones leave the SDK's default chain (on ECS, the task
 	// role) in charge.
@@ -100,6 +110,12 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxOutputPixels, err = positiveInt64(v); return err }},
 	{"MAX_JPEG_SCANS", "64", "most scans in a progressive JPEG, counted before decoding (real encoders write about 10)",
 		func(c *Config, v string) (err error) { c.MaxJPEGScans, err = positiveInt(v); return err }},
+	// An animation stays one by default; a long one costs a decode and an
+	// encode of every frame.
+	{"MAX_FRAMES", "500", "most frames of an animated GIF or WebP that stays animated, counted before decoding; over it, 413 (animated=false takes the first frame)",
+		func(c *Config, v string) (err error) { c.MaxFrames, err = positiveInt(v); return err }},
+	{"MAX_ANIMATION_PIXELS", "", "most pixels, frames x width x height, of an animation that stays animated, in and out (default: MAX_PIXELS)",
+		func(c *Config, v string) (err error) { c.MaxAnimationPixels, err = positiveInt64(v); return err }},
 	{"JPEG_QUALITY", "80", "JPEG quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
 		func(c *Config, v string) (err error) { c.JPEGQuality, err = quality(v); return err }},
 	{"WEBP_QUALITY", "80", "WebP quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
@@ -177,8 +193,26 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.WebhookMaxRecords, err = positiveInt(v); return err }},
 	{"REJECTED_PREFIX", "", "where originals that can never be processed are moved (default: left in place)",
 		func(c *Config, v string) error { c.RejectedPrefix = v; return nil }},
+	// Watermarks live beside the originals, under a prefix of their own,
+	// so that no watermark name reaches an original and no upload becomes
+	// a watermark.
+	{"WATERMARK_PREFIX", "", "key prefix of the images the watermark option names, in S3_BUCKET or DATA_DIR; never overlapping INPUT_PREFIX, REJECTED_PREFIX or OUTPUT_PREFIX in one bucket; off: no watermarks (default: watermarks/, off when INPUT_PREFIX is the whole bucket)",
+		func(c *Config, v string) error {
+			if c.WatermarkPrefix = strings.TrimPrefix(v, "/"); v == "off" {
+				c.WatermarkPrefix = ""
+			}
+			return nil
+		}},
+	{"WATERMARK_MAX_BYTES", "1MiB", "largest watermark file; a larger one is refused (400)",
+		func(c *Config, v string) (err error) { c.WatermarkMaxBytes, err = parseBytes(v); return err }},
+	// Watermarks are read once and held: a few logos are a few hundred
+	// KiB, and each server holds its own.
+	{"WATERMARK_CACHE_BYTES", "16MiB", "memory that holds watermarks once read, the least recently used let go first; at least WATERMARK_MAX_BYTES",
+		func(c *Config, v string) (err error) { c.WatermarkCacheBytes, err = parseBytes(v); return err }},
 	{"UI", "", "serve the pages at / and /docs: on or off (default: on with local storage, off with S3)",
 		func(c *Config, v string) (err error) { c.UI, err = parseOnOff(v); return err }},
+	{"EMF_NAMESPACE", "", "CloudWatch namespace of the metrics written to the log once a minute in embedded metric format, for CloudWatch Logs to extract: events by outcome, images shed, time from upload to variants, processing time, images in work (default: none written)",
+		func(c *Config, v string) error { c.EMFNamespace = v; return nil }},
 	{"AWS_REGION", "", "AWS region (default: the SDK's chain)",
 		func(c *Config, v string) error { c.AWSRegion = v; return nil }},
 	{"AWS_ACCESS_KEY_ID", "", "static credentials (default: the SDK's chain, e.g. the ECS task role)",
@@ -215,6 +249,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.MaxOutputPixels == 0 {
 		c.MaxOutputPixels = c.MaxPixels
 	}
+	if c.MaxAnimationPixels == 0 {
+		c.MaxAnimationPixels = c.MaxPixels
+	}
 	if strings.TrimSpace(getenv("QUEUE_SIZE")) == "" {
 		c.QueueSize = 8 * c.Concurrency
 	}
@@ -235,6 +272,12 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.TrimSpace(getenv("UI")) == "" {
 		c.UI = !c.S3Mode()
+	}
+	if strings.TrimSpace(getenv("WATERMARK_PREFIX")) == "" && c.InputPrefix != "" {
+		c.WatermarkPrefix = "watermarks/" // with the whole bucket as originals, there is no place apart for them
+	}
+	if c.WatermarkCacheBytes < c.WatermarkMaxBytes {
+		errs = append(errs, fmt.Errorf("WATERMARK_CACHE_BYTES=%d: must be at least WATERMARK_MAX_BYTES (%d)", c.WatermarkCacheBytes, c.WatermarkMaxBytes))
 	}
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))

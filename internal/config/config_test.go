@@ -24,7 +24,7 @@ func TestDefaults(t *testing.T) {
 	want := Config{
 		Addr: "127.0.0.1:8080", AllowAnonymous: true,
 		InputFormats: []string{"jpeg", "png", "webp", "gif", "avif", "heif"},
-		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64,
+		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64, MaxFrames: 500, MaxAnimationPixels: 50_000_000,
 		JPEGQuality: 80, WebPQuality: 80, AVIFQuality: 60,
 		Concurrency: n, QueueSize: 8 * n, QueueTimeout: 5 * time.Second,
 		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second, DrainDelay: 0,
@@ -33,7 +33,8 @@ func TestDefaults(t *testing.T) {
 		Variants: "thumb:200x200:cover,medium:800x0,large:1600x0", CacheControl: "public, max-age=86400",
 		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100, UI: true,
 		BodyMemory: int64(9*n+1) * 32 << 20, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
-		MaxPerClient: 9 * n,
+		MaxPerClient:    9 * n,
+		WatermarkPrefix: "watermarks/", WatermarkMaxBytes: 1 << 20, WatermarkCacheBytes: 16 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("got  %+v\nwant %+v", c, want)
@@ -69,6 +70,7 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
 		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "JPEG_QUALITY": "0", "WEBP_QUALITY": "101", "AVIF_QUALITY": "high",
+		"WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0",
 	}
 	_, err := Load(env(bad))
 	if err == nil {
@@ -176,11 +178,12 @@ func TestS3Mode(t *testing.T) {
 func TestLoadForwarder(t *testing.T) {
 	f, err := LoadForwarder(env(map[string]string{"RESIZER_URL": "https://resizer.internal/", "WEBHOOK_SECRET": "s"}))
 	if err != nil || f.URL != "https://resizer.internal" || f.InputPrefix != "uploads/" || f.OutputPrefix != "resized/" ||
-		f.RequestTimeout != 60*time.Second || f.LogLevel != "info" {
+		f.RequestTimeout != 80*time.Second || f.LogLevel != "info" {
 		t.Fatalf("%+v %v", f, err)
 	}
-	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon"}))
-	for _, want := range []string{"RESIZER_URL", "exactly one", "REQUEST_TIMEOUT"} {
+	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon",
+		"RESIZER_CONNECT_TO": "internal-lb.example"}))
+	for _, want := range []string{"RESIZER_URL", "exactly one", "REQUEST_TIMEOUT", "RESIZER_CONNECT_TO"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}
@@ -214,5 +217,35 @@ func TestDocumentedTable(t *testing.T) {
 	}
 	if s != want {
 		t.Fatalf("%s's table differs from the code's: go test ./internal/config -run TestDocumentedTable -update", path)
+	}
+}
+
+// Watermarks: a prefix apart by default, none when the originals are the
+// whole bucket unless asked for, off on request; the cache holds at least
+// one watermark of the largest size.
+func TestWatermarkSettings(t *testing.T) {
+	for _, tt := range []struct {
+		env    map[string]string
+		prefix string
+	}{
+		{map[string]string{}, "watermarks/"},
+		{map[string]string{"WATERMARK_PREFIX": "brand/marks/"}, "brand/marks/"},
+		{map[string]string{"WATERMARK_PREFIX": "/marks/"}, "marks/"},
+		{map[string]string{"WATERMARK_PREFIX": "off"}, ""},
+		{map[string]string{"INPUT_PREFIX": "/"}, ""},
+		{map[string]string{"INPUT_PREFIX": "/", "WATERMARK_PREFIX": "marks/"}, "marks/"}, // refused later: it overlaps
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil || c.WatermarkPrefix != tt.prefix {
+			t.Errorf("%v: prefix %q (%v), want %q", tt.env, c.WatermarkPrefix, err, tt.prefix)
+		}
+	}
+	c, err := Load(env(map[string]string{}))
+	if err != nil || c.WatermarkMaxBytes != 1<<20 || c.WatermarkCacheBytes != 16<<20 {
+		t.Fatalf("defaults: %d, %d, %v", c.WatermarkMaxBytes, c.WatermarkCacheBytes, err)
+	}
+	if _, err := Load(env(map[string]string{"WATERMARK_MAX_BYTES": "2MiB", "WATERMARK_CACHE_BYTES": "1MiB"})); err == nil ||
+		!strings.Contains(err.Error(), "WATERMARK_CACHE_BYTES") {
+		t.Errorf("a cache smaller than a watermark: %v", err)
 	}
 }

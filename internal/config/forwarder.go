@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 )
@@ -18,6 +19,11 @@ type Forwarder struct {
 	// Records whose keys lie outside InputPrefix or inside OutputPrefix
 	// are dropped before sending: the loop guard, as in the service.
 	InputPrefix, OutputPrefix string
+	// ConnectTo, when set (host:port), is where connections go instead
+	// of URL's host, which still names the server for TLS and the Host
+	// header: the function reaches the service's internal load balancer
+	// under the service's public name and certificate.
+	ConnectTo string
 	// RequestTimeout bounds one attempt.
 	RequestTimeout time.Duration
 	LogLevel       string
@@ -38,6 +44,7 @@ func LoadForwarder(getenv func(string) string) (Forwarder, error) {
 		SecretARN:    get("WEBHOOK_SECRET_ARN", ""),
 		InputPrefix:  strings.TrimPrefix(get("INPUT_PREFIX", "uploads/"), "/"),
 		OutputPrefix: get("OUTPUT_PREFIX", "resized/"),
+		ConnectTo:    get("RESIZER_CONNECT_TO", ""),
 		LogLevel:     get("LOG_LEVEL", "info"),
 	}
 	var errs []error
@@ -46,11 +53,16 @@ func LoadForwarder(getenv func(string) string) (Forwarder, error) {
 	} else if err := checkURL(c.URL); err != nil {
 		errs = append(errs, fmt.Errorf("RESIZER_URL=%q: %w", c.URL, err))
 	}
+	if c.ConnectTo != "" {
+		if host, port, err := net.SplitHostPort(c.ConnectTo); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("RESIZER_CONNECT_TO=%q: must be host:port", c.ConnectTo))
+		}
+	}
 	if (c.Secret == "") == (c.SecretARN == "") {
 		errs = append(errs, errors.New("WEBHOOK_SECRET or WEBHOOK_SECRET_ARN: exactly one is required"))
 	}
 	var err error
-	if c.RequestTimeout, err = positiveDuration(get("REQUEST_TIMEOUT", "60s")); err != nil {
+	if c.RequestTimeout, err = positiveDuration(get("REQUEST_TIMEOUT", "80s")); err != nil {
 		errs = append(errs, fmt.Errorf("REQUEST_TIMEOUT: %w", err))
 	}
 	if err := oneOf(c.LogLevel, "debug", "info", "warn", "error"); err != nil {

@@ -1,11 +1,13 @@
 // Package forwarder is the logic of the Lambda function between S3 and the
 // service: it takes S3 event notifications (directly, wrapped in SQS
-// messages, or as EventBridge events), drops what the service must never
-// process, signs the rest with the shared webhook scheme and posts it to
-// POST /webhooks/s3, retrying until shortly before the Lambda deadline. A
-// failure is returned, never swallowed, so that Lambda's retries and the
-// failure destination keep the event. It runs and is tested without the
-// Lambda runtime; cmd/forwarder only wires it in.
+// messages, in SNS notifications, in Lambda's records of failed
+// invocations, or as EventBridge events), drops what the service must
+// never process, signs the rest with the shared webhook scheme and posts
+// it to POST /webhooks/s3, retrying with backoff until shortly before the
+// Lambda deadline. A failure is returned, never swallowed, and so is a
+// body it cannot read, so that the queue's redelivery and its dead-letter
+// queue keep the event. It runs and is tested without the Lambda runtime;
+// cmd/forwarder only wires it in.
 package forwarder
 
 import (
@@ -17,8 +19,10 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -31,8 +35,15 @@ import (
 // Config is what the forwarder needs.
 type Config struct {
 	// URL is where events are posted (the service's /webhooks/s3).
-	URL    string
-	Secret []byte
+	URL string
+	// Secrets are the webhook secrets, comma-separated as in the
+	// service's WEBHOOK_SECRETS ("new,old" during a rotation); every one
+	// signs each request.
+	Secrets string
+	// Reload, when set, reads Secrets again: the forwarder calls it on a
+	// 401 and retries at once when the secrets have changed, so that an
+	// instance started before a rotation catches up instead of failing.
+	Reload func(context.Context) (string, error)
 	// Records outside InputPrefix or inside OutputPrefix are dropped.
 	InputPrefix, OutputPrefix string
 	// RequestTimeout bounds one attempt.
@@ -41,25 +52,37 @@ type Config struct {
 	// and no wait ends, inside it, so the function returns its error
 	// before Lambda kills it.
 	Margin time.Duration
-	// BaseDelay and MaxDelay shape the exponential backoff.
+	// BaseDelay and MaxDelay shape the exponential backoff: the n-th wait
+	// is drawn from [d/2, d] with d = min(MaxDelay, BaseDelay * 2^n).
 	BaseDelay, MaxDelay time.Duration
+	// ReloadEvery is the least time between two reloads of the secrets.
+	ReloadEvery time.Duration
 }
 
 // ErrPermanent marks a refusal that retrying will not change (a 4xx other
-// than 408 and 429).
+// than 408 and 429, a body that is no event).
 var ErrPermanent = errors.New("refused by the service")
+
+// errUnauthorized is a 401: the secrets may be stale.
+var errUnauthorized = errors.New("unauthorized")
 
 // Forwarder posts events to the service.
 type Forwarder struct {
 	cfg    Config
 	client *http.Client
 	log    zerolog.Logger
+
+	mu       sync.Mutex
+	secrets  [][]byte
+	reloaded time.Time
 }
 
-// New returns a Forwarder. Unset timings take defaults: 2 s margin, 200 ms
-// base delay, 10 s longest delay, 60 s per attempt.
+// New returns a Forwarder. Unset timings take defaults: 2 s margin, 250 ms
+// base delay, 10 s longest delay, 80 s per attempt (longer than the
+// service takes for one request, 75 s), 10 s between reloads.
 func New(cfg Config, client *http.Client, log zerolog.Logger) (*Forwarder, error) {
-	if cfg.URL == "" || len(cfg.Secret) == 0 {
+	secrets := splitSecrets(cfg.Secrets)
+	if cfg.URL == "" || len(secrets) == 0 {
 		return nil, errors.New("forwarder: URL and secret are required")
 	}
 	def := func(d *time.Duration, v time.Duration) {
@@ -68,29 +91,32 @@ func New(cfg Config, client *http.Client, log zerolog.Logger) (*Forwarder, error
 		}
 	}
 	def(&cfg.Margin, 2*time.Second)
-	def(&cfg.BaseDelay, 200*time.Millisecond)
+	def(&cfg.BaseDelay, 250*time.Millisecond)
 	def(&cfg.MaxDelay, 10*time.Second)
-	def(&cfg.RequestTimeout, 60*time.Second)
+	def(&cfg.RequestTimeout, 80*time.Second)
+	def(&cfg.ReloadEvery, 10*time.Second)
 	if client == nil {
 		client = http.DefaultClient
 	}
-	return &Forwarder{cfg: cfg, client: client, log: log}, nil
+	return &Forwarder{cfg: cfg, client: client, log: log, secrets: secrets}, nil
 }
 
-// envelope is enough of any incoming event to tell its kind.
-type envelope struct {
-	Records []struct {
-		EventSource string `json:"eventSource"`
-	} `json:"Records"`
-	Event      string `json:"Event"`       // "s3:TestEvent"
-	DetailType string `json:"detail-type"` // EventBridge
-	Source     string `json:"source"`
+// splitSecrets reads "new,old" into the secrets, blanks dropped.
+func splitSecrets(s string) [][]byte {
+	var out [][]byte
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, []byte(p))
+		}
+	}
+	return out
 }
 
 // Handle is the Lambda handler. An SQS batch is answered with the messages
-// that failed (batchItemFailures), so that only those are retried; a
-// direct S3 or EventBridge event returns an error when it could not be
-// delivered. S3's test event is acknowledged and dropped.
+// that failed (batchItemFailures), so that only those come back, and a
+// message that is no event the forwarder knows is one of them; a direct
+// invocation returns an error when its event could not be delivered. S3's
+// test event is acknowledged and dropped.
 func (f *Forwarder) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	start := time.Now()
 	log := f.log.With().Str("lambda_request_id", requestID(ctx)).Logger()
@@ -101,7 +127,7 @@ func (f *Forwarder) Handle(ctx context.Context, raw json.RawMessage) (any, error
 	}
 	var s summary
 	switch {
-	case len(env.Records) > 0 && env.Records[0].EventSource == "aws:sqs":
+	case env.source() == "aws:sqs":
 		var batch events.SQSEvent
 		if err := json.Unmarshal(raw, &batch); err != nil {
 			return nil, fmt.Errorf("sqs event: %w", err)
@@ -135,36 +161,13 @@ func (s summary) log(log zerolog.Logger, start time.Time) {
 		Dur("duration", time.Since(start)).Msg("invocation")
 }
 
-// forwardBody forwards one S3 notification, EventBridge event or test
-// event.
+// forwardBody forwards the S3 records of one event, however wrapped.
 func (f *Forwarder) forwardBody(ctx context.Context, log zerolog.Logger, body []byte, s *summary) error {
-	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("%w: not JSON: %v", ErrPermanent, err)
+	recs, err := records(log, body, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
-	switch {
-	case env.Event == "s3:TestEvent":
-		log.Info().Msg("S3 test event dropped")
-		return nil
-	case env.Source == "aws.s3" && env.DetailType != "":
-		rec, ok, err := fromEventBridge(body)
-		if err != nil {
-			return fmt.Errorf("%w: %v", ErrPermanent, err)
-		}
-		if !ok {
-			log.Info().Str("detail_type", env.DetailType).Msg("EventBridge event ignored")
-			return nil
-		}
-		raw, _ := json.Marshal(rec)
-		return f.forward(ctx, log, []json.RawMessage{raw}, s)
-	}
-	var ev struct {
-		Records []json.RawMessage `json:"Records"`
-	}
-	if err := json.Unmarshal(body, &ev); err != nil {
-		return fmt.Errorf("%w: s3 event: %v", ErrPermanent, err)
-	}
-	return f.forward(ctx, log, ev.Records, s)
+	return f.forward(ctx, log, recs, s)
 }
 
 // forward drops records the service must not process, then posts the rest
@@ -201,28 +204,33 @@ func (f *Forwarder) forward(ctx context.Context, log zerolog.Logger, raws []json
 }
 
 // post sends body, signed, retrying network errors, 408, 429 and 5xx with
-// exponential backoff and full jitter (or the Retry-After asked for) for as
-// long as the Lambda deadline, less the margin, allows.
+// jittered exponential backoff, never sooner than a Retry-After asks, for
+// as long as the Lambda deadline, less the margin, allows. A 401 reloads
+// the secrets once and, when they have changed, tries again at once.
 func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) error {
 	budget, hasDeadline := ctx.Deadline()
 	if hasDeadline {
 		budget = budget.Add(-f.cfg.Margin)
 	}
+	reloaded := false
 	for attempt := 0; ; attempt++ {
-		wait, err := f.attempt(ctx, budget, hasDeadline, body)
+		retryAfter, err := f.attempt(ctx, budget, hasDeadline, body)
 		if err == nil {
 			if attempt > 0 {
 				log.Info().Int("attempts", attempt+1).Msg("delivered")
 			}
 			return nil
 		}
-		if errors.Is(err, ErrPermanent) {
+		if errors.Is(err, errUnauthorized) && !reloaded {
+			reloaded = true
+			if f.reload(ctx, log) {
+				continue
+			}
+		}
+		if errors.Is(err, ErrPermanent) || errors.Is(err, errUnauthorized) {
 			return err
 		}
-		if wait <= 0 {
-			d := f.cfg.BaseDelay << min(attempt, 20)
-			wait = time.Duration(rand.Int64N(int64(min(d, f.cfg.MaxDelay)) + 1))
-		}
+		wait := f.backoff(attempt, retryAfter)
 		if hasDeadline && time.Now().Add(wait).After(budget) {
 			return fmt.Errorf("gave up before the Lambda deadline after %d attempts: %w", attempt+1, err)
 		}
@@ -233,6 +241,55 @@ func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) e
 			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
 		}
 	}
+}
+
+// backoff is the wait before retry number attempt+1: drawn from [d/2, d],
+// d growing from BaseDelay to MaxDelay, so that the waits grow and a crowd
+// of forwarders does not come back in step; and never under the service's
+// Retry-After, which is itself spread over a quarter more for the same
+// reason (a busy service tells every caller the same second). MaxDelay
+// caps the backoff, not what the service asks for: a wait that would
+// outlast the deadline ends the attempts instead (see post).
+func (f *Forwarder) backoff(attempt int, retryAfter time.Duration) time.Duration {
+	d := min(f.cfg.MaxDelay, f.cfg.BaseDelay<<min(attempt, 20))
+	wait := d/2 + rand.N(d/2+1)
+	if retryAfter > 0 {
+		wait = max(wait, retryAfter+rand.N(retryAfter/4+1))
+	}
+	return wait
+}
+
+// reload reads the secrets again, at most once per ReloadEvery, and
+// reports whether they changed.
+func (f *Forwarder) reload(ctx context.Context, log zerolog.Logger) bool {
+	if f.cfg.Reload == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if time.Since(f.reloaded) < f.cfg.ReloadEvery {
+		return false
+	}
+	f.reloaded = time.Now()
+	s, err := f.cfg.Reload(ctx)
+	if err != nil {
+		log.Error().Err(err).Msg("secrets not reloaded")
+		return false
+	}
+	fresh := splitSecrets(s)
+	if len(fresh) == 0 || slices.EqualFunc(fresh, f.secrets, bytes.Equal) {
+		log.Warn().Msg("401 with the current secrets")
+		return false
+	}
+	f.secrets = fresh
+	log.Info().Int("secrets", len(fresh)).Msg("secrets reloaded after a 401")
+	return true
+}
+
+func (f *Forwarder) signature(body []byte) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return webhook.SignAll(f.secrets, body, time.Now())
 }
 
 // attempt posts once. A retryable failure may come with the wait the
@@ -253,7 +310,7 @@ func (f *Forwarder) attempt(ctx context.Context, budget time.Time, hasDeadline b
 		return 0, fmt.Errorf("%w: %v", ErrPermanent, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(webhook.Header, webhook.Sign(f.cfg.Secret, body, time.Now()))
+	req.Header.Set(webhook.Header, f.signature(body))
 	resp, err := f.client.Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("post: %w", err)
@@ -265,6 +322,8 @@ func (f *Forwarder) attempt(ctx context.Context, budget time.Time, hasDeadline b
 		return 0, nil
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("HTTP %d: %s", code, bytes.TrimSpace(detail))
+	case code == http.StatusUnauthorized:
+		return 0, fmt.Errorf("%w: HTTP %d: %s", errUnauthorized, code, bytes.TrimSpace(detail))
 	default:
 		return 0, fmt.Errorf("%w: HTTP %d: %s", ErrPermanent, code, bytes.TrimSpace(detail))
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -68,7 +69,7 @@ func newForwarder(t *testing.T, url string, logs io.Writer) *Forwarder {
 	if logs == nil {
 		logs = io.Discard
 	}
-	f, err := New(Config{URL: url, Secret: []byte(secret), InputPrefix: "uploads/", OutputPrefix: "resized/",
+	f, err := New(Config{URL: url, Secrets: secret, InputPrefix: "uploads/", OutputPrefix: "resized/",
 		Margin: 500 * time.Millisecond, BaseDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond,
 		RequestTimeout: 2 * time.Second}, nil, zerolog.New(logs))
 	if err != nil {
@@ -248,5 +249,186 @@ func TestEventBridge(t *testing.T) {
 	other := strings.Replace(string(eb), "Object Created", "Object Tags Added", 1)
 	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), json.RawMessage(other)); err != nil || len(r.received()) != 2 {
 		t.Fatalf("other detail type: %v, %d requests", err, len(r.received()))
+	}
+}
+
+// What a redriven dead-letter queue holds: the S3 event inside Lambda's
+// record of a failed asynchronous invocation, or inside an SNS
+// notification (as SNS delivers to a queue, and as it invokes a
+// function). Each is unwrapped and its record forwarded.
+func TestUnwrapsDestinationRecordsAndSNS(t *testing.T) {
+	inner := string(s3Event("uploads/wrapped.jpg"))
+	sns := func(msg string) string {
+		b, _ := json.Marshal(map[string]any{"Type": "Notification", "MessageId": "5d2e", "TopicArn": "arn:aws:sns:eu-west-1:111122223333:uploads",
+			"Subject": "Amazon S3 Notification", "Message": msg, "Timestamp": "2026-11-26T10:00:00.000Z", "SignatureVersion": "1"})
+		return string(b)
+	}
+	destination := func(payload string) string {
+		return `{"version":"1.0","timestamp":"2026-11-26T10:05:00.000Z","requestContext":{"requestId":"e4b46cbf",
+			"functionArn":"arn:aws:lambda:eu-west-1:111122223333:function:forwarder:$LATEST","condition":"RetriesExhausted",
+			"approximateInvokeCount":3},"requestPayload":` + payload + `,"responseContext":{"statusCode":200,
+			"executedVersion":"$LATEST","functionError":"Unhandled"},"responsePayload":{"errorMessage":"HTTP 503"}}`
+	}
+	snsInvoke, _ := json.Marshal(map[string]any{"Records": []any{map[string]any{"EventSource": "aws:sns", "EventVersion": "1.0",
+		"Sns": map[string]any{"Type": "Notification", "Message": inner}}}})
+	for name, body := range map[string]string{
+		"destination record":            destination(inner),
+		"SNS notification":              sns(inner),
+		"SNS in a destination record":   destination(sns(inner)),
+		"SNS invoking the function":     string(snsInvoke),
+		"destination record of SNS too": destination(string(snsInvoke)),
+	} {
+		for _, how := range []string{"direct", "sqs"} {
+			r := newReceiver(t)
+			f := newForwarder(t, r.URL, nil)
+			if how == "direct" {
+				if _, err := f.Handle(lambdaCtx(t, 5*time.Second), json.RawMessage(body)); err != nil {
+					t.Errorf("%s, %s: %v", name, how, err)
+				}
+			} else {
+				out, err := f.Handle(lambdaCtx(t, 5*time.Second), sqsBatch(map[string]string{"m": body}))
+				if err != nil || len(out.(events.SQSEventResponse).BatchItemFailures) != 0 {
+					t.Errorf("%s, %s: %v %+v", name, how, err, out)
+				}
+			}
+			got := r.received()
+			if len(got) != 1 {
+				t.Errorf("%s, %s: %d requests, want 1", name, how, len(got))
+				continue
+			}
+			if ev, err := webhook.Parse(got[0]); err != nil || len(ev.Records) != 1 || ev.Records[0].Key() != "uploads/wrapped.jpg" {
+				t.Errorf("%s, %s: forwarded %s (%v)", name, how, got[0], err)
+			}
+		}
+	}
+}
+
+// A body the forwarder cannot read is a failure, never a silent success:
+// in a batch its message is reported, so that it comes back and in the
+// end reaches the dead-letter queue; invoked directly, the invocation
+// fails.
+func TestUnknownBodiesFail(t *testing.T) {
+	r := newReceiver(t)
+	var logs strings.Builder
+	f := newForwarder(t, r.URL, &logs)
+	bad := map[string]string{
+		"empty object":     `{}`,
+		"no records":       `{"Records":[]}`,
+		"other source":     `{"Records":[{"eventSource":"aws:dynamodb","dynamodb":{}}]}`,
+		"mixed sources":    `{"Records":[{"eventSource":"aws:s3"},{"eventSource":"aws:sqs"}]}`,
+		"confirmation":     `{"Type":"SubscriptionConfirmation","Token":"t","SubscribeURL":"https://example.com/confirm"}`,
+		"empty payload":    `{"requestContext":{"requestId":"r"},"requestPayload":{}}`,
+		"SNS of garbage":   `{"Type":"Notification","Message":"hello"}`,
+		"not JSON":         `secret-looking-value-not-json`,
+		"records a number": `{"Records":7}`,
+		"too deep":         strings.Repeat(`{"Type":"Notification","Message":`, 1) + strconv.Quote(strings.Repeat(`{"requestContext":{},"requestPayload":`, 6)+`{}`+strings.Repeat(`}`, 6)) + `}`,
+	}
+	out, err := f.Handle(lambdaCtx(t, 5*time.Second), sqsBatch(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]bool{}
+	for _, it := range out.(events.SQSEventResponse).BatchItemFailures {
+		failed[it.ItemIdentifier] = true
+	}
+	for name, body := range bad {
+		if !failed[name] {
+			t.Errorf("%s: acknowledged, would be lost", name)
+		}
+		if _, err := f.Handle(lambdaCtx(t, 5*time.Second), json.RawMessage(body)); err == nil {
+			t.Errorf("%s invoked directly: no error", name)
+		}
+	}
+	if n := len(r.received()); n != 0 {
+		t.Fatalf("%d requests for bodies that are no event", n)
+	}
+	if strings.Contains(logs.String(), "secret-looking-value") || strings.Contains(logs.String(), "example.com/confirm") {
+		t.Fatal("a body's content reached the log")
+	}
+}
+
+// The waits grow, spread, stay under the cap, and never fall under the
+// service's Retry-After.
+func TestBackoff(t *testing.T) {
+	f := newForwarder(t, "http://127.0.0.1:1", nil)
+	f.cfg.BaseDelay, f.cfg.MaxDelay = 100*time.Millisecond, 3*time.Second
+	mean := func(attempt int, ra time.Duration) (time.Duration, map[time.Duration]bool) {
+		var sum time.Duration
+		seen := map[time.Duration]bool{}
+		for range 1000 {
+			w := f.backoff(attempt, ra)
+			d := min(f.cfg.MaxDelay, f.cfg.BaseDelay<<attempt)
+			if w < ra || w > max(d, ra+ra/4) || (ra == 0 && w < d/2) {
+				t.Fatalf("attempt %d, Retry-After %v: waited %v", attempt, ra, w)
+			}
+			sum += w
+			seen[w] = true
+		}
+		return sum / 1000, seen
+	}
+	prev := time.Duration(0)
+	for attempt := range 8 {
+		m, seen := mean(attempt, 0)
+		if m <= prev && f.cfg.BaseDelay<<attempt <= f.cfg.MaxDelay {
+			t.Errorf("attempt %d: mean wait %v, not above %v", attempt, m, prev)
+		}
+		if len(seen) < 100 {
+			t.Errorf("attempt %d: only %d distinct waits in 1000", attempt, len(seen))
+		}
+		prev = m
+	}
+	// Retry-After: 1 early on: never under a second, and not all the same.
+	if m, seen := mean(0, time.Second); m < time.Second || len(seen) < 100 {
+		t.Errorf("Retry-After 1 s: mean %v, %d distinct waits", m, len(seen))
+	}
+	// Later the backoff outgrows Retry-After.
+	if m, _ := mean(6, time.Second); m < 2*time.Second {
+		t.Errorf("attempt 6 under Retry-After 1 s: mean %v", m)
+	}
+}
+
+// During a rotation the function signs with every secret it holds, so a
+// service that knows only one of them accepts it.
+func TestSignsWithEverySecret(t *testing.T) {
+	r := newReceiver(t) // knows only the test's secret
+	f, err := New(Config{URL: r.URL, Secrets: "brand-new-secret, " + secret, InputPrefix: "uploads/", OutputPrefix: "resized/"}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("uploads/x.jpg")); err != nil || r.badSigs != 0 {
+		t.Fatalf("err %v, %d bad signatures", err, r.badSigs)
+	}
+}
+
+// An instance that started before a rotation signs with the old secret
+// alone; once the service knows only the new one it answers 401, and the
+// forwarder reads its secret again and delivers, instead of giving up.
+func TestReloadsTheSecretOn401(t *testing.T) {
+	r := newReceiver(t)
+	var reloads int
+	current := secret
+	f, err := New(Config{URL: r.URL, Secrets: "the-old-secret", InputPrefix: "uploads/", OutputPrefix: "resized/",
+		Reload: func(context.Context) (string, error) { reloads++; return current, nil }}, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("uploads/x.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	if reloads != 1 || r.badSigs != 1 || len(r.received()) != 1 {
+		t.Fatalf("%d reloads, %d refused, %d delivered; want 1, 1, 1", reloads, r.badSigs, len(r.received()))
+	}
+	// A secret the service does not know, even after a reload: a failure
+	// after one reload, and no reload again within ReloadEvery.
+	current = "unknown-everywhere"
+	f.reloaded = time.Time{}
+	f.secrets = [][]byte{[]byte("also-unknown")}
+	for range 3 {
+		if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("uploads/y.jpg")); err == nil {
+			t.Fatal("delivered with a secret the service does not know")
+		}
+	}
+	if reloads != 2 {
+		t.Fatalf("%d reloads, want 2 (one per ReloadEvery)", reloads)
 	}
 }

@@ -116,6 +116,21 @@ func TestTryItPageInBrowser(t *testing.T) {
 		t.Fatalf("result %d pixels wide, message %q", natural, message)
 	}
 
+	// The operations: a quarter turn and a crop, from the "More
+	// operations" fields.
+	do(t, ctx,
+		chromedp.Click(chromedp.CSS(`#more summary`)),
+		chromedp.SetValue(chromedp.ID("width"), ""),
+		chromedp.SetValue(chromedp.ID("crop"), "0,0,400,200"),
+		chromedp.SetValue(chromedp.ID("rotate"), "90"),
+		chromedp.Click(chromedp.ID("resize-button")),
+	)
+	size := run(t, ctx, chromedp.Poll[[]int](`(() => { const r = document.getElementById("result");
+		return r.complete && r.naturalWidth !== 320 ? [r.naturalWidth, r.naturalHeight] : null })()`, chromedp.WithPollingTimeout(30*time.Second)))
+	if len(size) != 2 || size[0] != 200 || size[1] != 400 {
+		t.Fatalf("crop 400x200 turned: %v, want 200x400", size)
+	}
+
 	// A presigned upload to the local store, then its variants.
 	do(t, ctx,
 		chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{photo}),

@@ -168,7 +168,7 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"413-flood-real.png":           testdata(t, "flood.png"),
 		"200-huge-exif.jpg":            hugeExif,
 		"200-polyglot.jpg":             cat(small, []byte("<html><body><script>alert(document.cookie)</script></body></html>")),
-		"200-thousands-of-frames.gif":  enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, anim) }),
+		"413-thousands-of-frames.gif":  enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, anim) }),
 		"200-16-bit.png":               enc(func(b *bytes.Buffer) error { return png.Encode(b, rgb16) }),
 		"200-grey-alpha.png":           greyAlpha,
 		"200-cmyk-without-profile.jpg": testdata(t, "cmyk-noprofile.jpg"),

@@ -26,15 +26,17 @@ func imageOptions(rawQuery, accept string, maxDimension int) (o imageproc.Option
 		return o, false, err
 	}
 	if auto {
-		o.Format = negotiate(accept)
+		o.Prefer = negotiate(accept)
 	}
 	return o, auto, nil
 }
 
-// negotiate picks the output format for format=auto from an Accept header:
-// AVIF when accepted, else WebP, else FormatUnknown (keep the input's).
-// Explicit q=0 refuses a type.
-func negotiate(accept string) imageproc.Format {
+// negotiate lists the formats format=auto may give, best first, from an
+// Accept header: AVIF and WebP where accepted (explicit q=0 refuses a
+// type). imageproc takes the first that suits the image (an animated one
+// stays animated in WebP, AVIF being still in libvips 8.14), else keeps the
+// input's.
+func negotiate(accept string) []imageproc.Format {
 	accepted := map[string]bool{}
 	for _, part := range strings.Split(accept, ",") {
 		fields := strings.Split(part, ";")
@@ -49,11 +51,11 @@ func negotiate(accept string) imageproc.Format {
 		}
 		accepted[typ] = ok
 	}
-	switch {
-	case accepted["image/avif"]:
-		return imageproc.FormatAVIF
-	case accepted["image/webp"]:
-		return imageproc.FormatWebP
+	var fs []imageproc.Format
+	for _, f := range []imageproc.Format{imageproc.FormatAVIF, imageproc.FormatWebP} {
+		if accepted[f.ContentType()] {
+			fs = append(fs, f)
+		}
 	}
-	return imageproc.FormatUnknown
+	return fs
 }

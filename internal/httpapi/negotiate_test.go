@@ -21,7 +21,11 @@ func TestNegotiate(t *testing.T) {
 		{"text/html", imageproc.FormatUnknown},
 	}
 	for _, tt := range tests {
-		if got := negotiate(tt.accept); got != tt.want {
+		got := imageproc.FormatUnknown
+		if fs := negotiate(tt.accept); len(fs) > 0 {
+			got = fs[0]
+		}
+		if got != tt.want {
 			t.Errorf("negotiate(%q) = %v, want %v", tt.accept, got, tt.want)
 		}
 	}

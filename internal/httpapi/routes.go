@@ -21,6 +21,7 @@ func addRoutes(r chi.Router, cfg Config, d Deps, u uploadDeps, wd webhookDeps) {
 	r.Group(func(r chi.Router) {
 		r.Use(requireAPIKey(cfg.APIKeys))
 		r.Method("POST", "/resize", handleResize(d.Processor, u.intake, cfg.MaxDimension))
+		r.Method("POST", "/info", handleInfo(d.Processor, u.intake))
 		r.Method("POST", "/uploads", handleUpload(u))
 		r.Method("POST", "/uploads/presign", handlePresign(u))
 		if u.local != nil { // the local directory only

@@ -199,7 +199,7 @@ func serveWith(t *testing.T, h http.Handler, configure func(*http.Server)) *http
 // internal/config's.
 func testProcConfig() imageproc.Config {
 	return imageproc.Config{ // a test's own limits: the service's defaults are internal/config's
-		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64,
+		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500,
 		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
 	}
 }

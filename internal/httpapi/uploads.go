@@ -20,7 +20,7 @@ import (
 
 // uploader is what the upload routes need of the pipeline.
 type uploader interface {
-	Upload(ctx context.Context, key string, data []byte) (pipeline.Result, error)
+	Upload(ctx context.Context, key string, data []byte, meta map[string]string) (pipeline.Result, error)
 	InputKey(name string) (string, error)
 	NewKey(f imageproc.Format, now time.Time) string
 }
@@ -38,14 +38,17 @@ type uploadDeps struct {
 }
 
 // handleUpload serves POST /uploads: the original in the body, stored with
-// its variants.
+// its variants, and with its focal point when the query gives one.
 func handleUpload(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err == nil {
-			for k := range q {
-				if k != "key" {
-					err = fmt.Errorf("unknown parameter %q (known: key)", k)
+			for k, vs := range q {
+				switch {
+				case k != "key" && k != "focus":
+					err = fmt.Errorf("unknown parameter %q (known: key, focus)", k)
+				case k == "focus" && len(vs) > 1:
+					err = fmt.Errorf("focus given %d times", len(vs))
 				}
 			}
 		}
@@ -53,14 +56,39 @@ func handleUpload(d uploadDeps) http.Handler {
 			writeError(w, r, fmt.Errorf("%w: %v", errBadRequest, err))
 			return
 		}
-		d.store(w, r, q.Get("key"), true)
+		var focus *string
+		if q.Has("focus") {
+			f := q.Get("focus")
+			focus = &f
+		}
+		meta, err := focusMetadata(focus)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
+		d.store(w, r, q.Get("key"), true, meta)
 	})
+}
+
+// focusMetadata reads the focal point of an upload (the query parameter of
+// POST /uploads, the field of a presign) into the metadata that keep it
+// with the original: nil without one. The error wraps
+// imageproc.ErrBadOption, as the focus option of /resize does.
+func focusMetadata(focus *string) (map[string]string, error) {
+	if focus == nil {
+		return nil, nil
+	}
+	p, err := pipeline.ParseFocus(*focus)
+	if err != nil {
+		return nil, err
+	}
+	return pipeline.FocusMetadata(&p), nil
 }
 
 // store reads the image in the body and uploads it under name (below the
 // input prefix; empty: a new key), or under the whole key when relative is
-// false.
-func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, relative bool) {
+// false, with the metadata meta.
+func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, relative bool, meta map[string]string) {
 	body, err := d.intake.take(w, r)
 	if err != nil {
 		writeError(w, r, err)
@@ -77,7 +105,7 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	}
 	var res pipeline.Result
 	if err == nil {
-		res, err = d.pipeline.Upload(r.Context(), key, data)
+		res, err = d.pipeline.Upload(r.Context(), key, data, meta)
 	}
 	body.free()
 	if err != nil {
@@ -95,6 +123,10 @@ func uploadJSON(res pipeline.Result) api.Upload {
 		out.Variants[i] = api.UploadVariant{Name: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height,
 			Bytes: o.Bytes, Format: api.UploadVariantFormat(o.Format.String())}
 	}
+	if res.Focus != nil {
+		f := pipeline.FormatFocus(*res.Focus)
+		out.Focus = &f
+	}
 	return out
 }
 
@@ -102,8 +134,9 @@ func uploadJSON(res pipeline.Result) api.Upload {
 const maxPresignBody = 16 << 10
 
 // handlePresign serves POST /uploads/presign: a URL to upload one original
-// straight to storage, refused before it is issued when the type or size
-// is not allowed.
+// straight to storage, refused before it is issued when the type, the size
+// or the focus is not allowed. The focus is bound into the upload, so that
+// the store keeps it as the original's metadata.
 func handlePresign(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req api.PresignRequest
@@ -125,6 +158,11 @@ func handlePresign(d uploadDeps) http.Handler {
 			writeError(w, r, fmt.Errorf("%w: %d bytes, over the limit of %d", errTooLarge, req.Size, d.maxBody))
 			return
 		}
+		meta, err := focusMetadata(req.Focus)
+		if err != nil {
+			writeError(w, r, err)
+			return
+		}
 		key := d.pipeline.NewKey(imageproc.FormatOfType(ct), time.Now())
 		if req.Key != nil {
 			var err error
@@ -137,7 +175,8 @@ func handlePresign(d uploadDeps) http.Handler {
 		if req.Method != nil {
 			method = string(*req.Method)
 		}
-		p, err := d.objects.Presign(r.Context(), key, storage.PresignRequest{Method: method, ContentType: ct, Size: req.Size, TTL: d.expiry})
+		p, err := d.objects.Presign(r.Context(), key, storage.PresignRequest{Method: method, ContentType: ct, Size: req.Size,
+			TTL: d.expiry, Metadata: meta})
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -158,7 +197,8 @@ func handlePresign(d uploadDeps) http.Handler {
 }
 
 // handlePutUpload serves PUT /uploads/{key}, the target of the local
-// store's presigned URLs. A URL allows one upload: it is claimed for the
+// store's presigned URLs, and stores the upload with the metadata signed
+// into its URL (its focus). A URL allows one upload: it is claimed for the
 // request (a concurrent one with the same URL gets a 409), used up by a
 // 2xx answer, and given back by any other.
 func handlePutUpload(d uploadDeps) http.Handler {
@@ -174,7 +214,7 @@ func handlePutUpload(d uploadDeps) http.Handler {
 			return
 		}
 		defer claim.Release()
-		d.store(&useOnSuccess{ResponseWriter: w, r: r, use: claim.Use}, r, key, false)
+		d.store(&useOnSuccess{ResponseWriter: w, r: r, use: claim.Use}, r, key, false, claim.Metadata())
 	})
 }
 

@@ -209,7 +209,7 @@ func TestPresignLocal(t *testing.T) {
 	checkUpload(t, decodeJSON[api.Upload](t, body), p.Key)
 
 	// An expired URL is refused.
-	q, _ := s.local.SignUpload("uploads/late.jpg", "image/jpeg", int64(len(photo)), time.Now().Add(-time.Second))
+	q, _ := s.local.SignUpload("uploads/late.jpg", "image/jpeg", int64(len(photo)), nil, time.Now().Add(-time.Second))
 	if resp, body := put(s.URL+"/uploads/"+url.PathEscape("uploads/late.jpg")+"?"+q.Encode(), photo, "image/jpeg"); resp.StatusCode != 403 ||
 		!strings.Contains(string(body), "expired") {
 		t.Fatalf("expired: %d %s", resp.StatusCode, body)

@@ -54,13 +54,13 @@ func (s *source) encode(im vimage, p plan) (rendered, error) {
 	return r, nil
 }
 
-// encodeAt encodes im at quality q, and finishes the file (finish).
+// encodeAt encodes im at quality q, and finishes the file (finishFile).
 func (s *source) encodeAt(im vimage, p plan, q int) (encoded, error) {
 	data, err := im.save(p.format, q, p.options.Progressive)
 	if err != nil {
 		return encoded{}, err
 	}
-	parts, err := s.finish(p, data)
+	parts, err := s.finishFile(p, data)
 	if err != nil {
 		freeC(data)
 		return encoded{}, err
@@ -72,11 +72,11 @@ func (s *source) encodeAt(im vimage, p plan, q int) (encoded, error) {
 	return e, nil
 }
 
-// finish turns what libvips wrote into the file sent: a WebP loses the
+// finishFile turns what libvips wrote into the file sent: a WebP loses the
 // EXIF block libvips 8.14.1's saver writes of its own (orientation,
 // resolution) whatever strip says, and the metadata the output keeps is
 // written in (writeKept).
-func (s *source) finish(p plan, data []byte) ([][]byte, error) {
+func (s *source) finishFile(p plan, data []byte) ([][]byte, error) {
 	parts := [][]byte{data}
 	if p.format == FormatWebP {
 		c, err := cleanWebP(data)

@@ -44,8 +44,9 @@ type formatInfo struct {
 	saver string
 	// write: the service can write it. alpha: it can hold transparency.
 	// keeps: the service can write an EXIF block and an ICC profile into
-	// it (keep=copyright, keep=icc).
-	write, alpha, keeps bool
+	// it (keep=copyright, keep=icc). animate: it can hold frames, and the
+	// service writes them.
+	write, alpha, keeps, animate bool
 	// quality is the default for lossy output: visually transparent for
 	// photographs at web sizes (AVIF reaches the same look at a lower
 	// number); 0 where quality means nothing.
@@ -63,9 +64,9 @@ var formatTable = [numFormats]formatInfo{
 	FormatPNG: {name: "png", types: []string{"image/png"}, exts: []string{"png"},
 		loader: "VipsForeignLoadPng", write: true, alpha: true, keeps: true, byDefault: true},
 	FormatWebP: {name: "webp", types: []string{"image/webp"}, exts: []string{"webp"},
-		loader: "VipsForeignLoadWebp", write: true, alpha: true, keeps: true, quality: 80, byDefault: true},
+		loader: "VipsForeignLoadWebp", write: true, alpha: true, keeps: true, animate: true, quality: 80, byDefault: true},
 	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
-		loader: "VipsForeignLoadNsgif", write: true, alpha: true, byDefault: true},
+		loader: "VipsForeignLoadNsgif", write: true, alpha: true, animate: true, byDefault: true},
 	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
 		loader: "VipsForeignLoadHeif", write: true, alpha: true, keeps: true, quality: 60, byDefault: true},
 	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
@@ -145,6 +146,10 @@ func (f Format) CanWrite() bool { return f.info().write }
 func (f Format) Writable(enabled []Format) bool {
 	return f.CanWrite() && (f.info().saver == "" || slices.Contains(enabled, f))
 }
+
+// CanAnimate reports whether the format holds frames that the service
+// reads and writes (GIF, WebP; libvips 8.14 writes no animated AVIF).
+func (f Format) CanAnimate() bool { return f.info().animate }
 
 // HasAlpha reports whether the format can hold transparency.
 func (f Format) HasAlpha() bool { return f.info().alpha }

@@ -138,7 +138,7 @@ func TestMain(m *testing.M) {
 func newTestProcessor(t testing.TB, edit func(*Config)) *Processor {
 	t.Helper()
 	cfg := Config{ // a test's own limits: the service's defaults are internal/config's
-		Formats: DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64,
+		Formats: DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500,
 		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
 	}
 	cfg.QueueTimeout = time.Second

@@ -32,10 +32,11 @@ func keepsAnyICC(opts []Options) bool {
 }
 
 // keepsICC reports whether output p is written in the source's profile:
-// keep=icc, a source with an RGB profile, and a format that can carry it
-// (not GIF: its pixels are converted to sRGB).
+// keep=icc, a source with an RGB profile, a format that can carry it (not
+// GIF), and a still image. Otherwise its pixels are converted to sRGB; an
+// animation's frames are decoded in sRGB (source.frames).
 func (s *source) keepsICC(p plan) bool {
-	return p.options.Keep == KeepICC && s.icc != nil && p.format.info().keeps
+	return p.options.Keep == KeepICC && s.icc != nil && p.format.info().keeps && !p.animate
 }
 
 // to8bit is the last conversion of a decode: to 8-bit sRGB, or, when an
@@ -53,9 +54,10 @@ func (s *source) to8bit(im vimage) (vimage, error) {
 }
 
 // toOutputSpace is an output's first step: pixels decoded in the source's
-// profile, for another output that keeps it, are converted to sRGB.
+// profile, for another output that keeps it, are converted to sRGB. An
+// animation's frames are in sRGB already.
 func (s *source) toOutputSpace(im vimage, p plan) (vimage, error) {
-	if s.icc == nil || s.keepsICC(p) {
+	if s.icc == nil || s.keepsICC(p) || p.animate {
 		return im, nil
 	}
 	return im.to8bit() // through the profile the pixels still carry

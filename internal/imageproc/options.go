@@ -143,8 +143,13 @@ type Options struct {
 	// keeps its size.
 	Enlarge bool
 	// Format of the output; FormatUnknown keeps the input's (see
-	// OutputFormatFor).
+	// OutputFormatFor), or takes the first of Prefer that suits.
 	Format Format
+	// Prefer lists formats the caller takes, best first (an HTTP client's
+	// Accept): with Format unknown, the output is the first that suits the
+	// image (for an animated one, the first that can animate). It is not
+	// a query option: the HTTP layer sets it for format=auto.
+	Prefer []Format `json:",omitempty"`
 	// Quality 1..100 for lossy formats; 0 takes the format's default.
 	Quality int
 	// Background fills padding and replaces transparency; nil means white
@@ -344,10 +349,12 @@ var params = []param{
 		o.watermark().Position = Gravity(g)
 		return nil
 	}, func(o Options) string {
-		if o.Watermark == nil {
+		// The default is southeast, not the zero value (center), which
+		// must then be written.
+		if o.Watermark == nil || o.Watermark.Position == GravitySouthEast {
 			return ""
 		}
-		return enumOrEmpty(int(o.Watermark.Position), gravityNames)
+		return nameOf(gravityNames, int(o.Watermark.Position))
 	}},
 	{"watermark_opacity", func(o *Options, v string, _ parseLimits) (err error) {
 		o.watermark().Opacity, err = parseFloat(v, 0, 1)

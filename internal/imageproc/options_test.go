@@ -166,6 +166,7 @@ func TestCanonical(t *testing.T) {
 		{"width=800&format=jpg", "format=jpeg&width=800", "width=800&format=jpeg&fit=inside&gravity=center&enlarge=false"},
 		{"background=%23F00&fit=contain", "fit=contain&background=ff0000", "background=f00&fit=contain"},
 		{"watermark=w.png", "watermark=w.png&watermark_position=southeast&watermark_opacity=1"},
+		{"watermark=w.png&watermark_position=center", "watermark_position=center&watermark=w.png"},
 		{"dpr=1&width=10", "width=10"},
 		{"animated=true&width=1", "width=1"},
 	}

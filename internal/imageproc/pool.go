@@ -229,6 +229,15 @@ func (w *worker) roundTrip(j job, image [][]byte) (reply, [][]byte, error) {
 			return reply{}, nil, err
 		}
 	}
+	if s := rep.Sample; s != nil {
+		if s.Size < 0 || s.Size > 4*j.Sample*j.Sample {
+			return reply{}, nil, fmt.Errorf("sample of %d bytes for a box of %d: stream out of step", s.Size, j.Sample)
+		}
+		s.pixels = make([]byte, s.Size)
+		if _, err := io.ReadFull(w.replies, s.pixels); err != nil {
+			return reply{}, nil, err
+		}
+	}
 	return rep, outs, nil
 }
 

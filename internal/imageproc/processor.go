@@ -36,6 +36,11 @@ type Config struct {
 	// every scan over the whole image, and neither it nor libvips has a
 	// limit (2,000 empty scans in 248 KB took 33 s).
 	MaxJPEGScans int
+	// MaxFrames and MaxAnimationPixels (frames x width x height) bound an
+	// animation that stays animated, in and out; 0 means MaxPixels for the
+	// latter. A still output of an animated source decodes one frame.
+	MaxFrames          int
+	MaxAnimationPixels int64
 	// Qualities are the default qualities of lossy outputs, by format,
 	// where the configuration sets them; the format table's otherwise.
 	Qualities map[Format]int
@@ -51,6 +56,9 @@ type Config struct {
 	// Executable is the program run as an image worker, with workerArg:
 	// this very binary (os.Executable) when empty.
 	Executable string
+	// Watermarks gives the images the watermark option names; nil: the
+	// option is refused (ErrBadOption).
+	Watermarks Watermarks
 }
 
 // validate names every field out of range.
@@ -62,6 +70,7 @@ func (cfg Config) validate() error {
 	}{
 		{"Formats", len(cfg.Formats) > 0}, {"MaxPixels", cfg.MaxPixels > 0}, {"MaxOutputPixels", cfg.MaxOutputPixels > 0},
 		{"MaxDimension", cfg.MaxDimension > 0}, {"MaxJPEGScans", cfg.MaxJPEGScans > 0}, {"Concurrency", cfg.Concurrency > 0},
+		{"MaxFrames", cfg.MaxFrames > 0}, {"MaxAnimationPixels", cfg.MaxAnimationPixels > 0},
 		{"QueueSize", cfg.QueueSize >= 0}, {"QueueTimeout", cfg.QueueTimeout >= 0}, {"Timeout", cfg.Timeout > 0},
 	} {
 		if !f.ok {
@@ -95,6 +104,9 @@ type Processor struct {
 func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
 	if cfg.MaxOutputPixels == 0 {
 		cfg.MaxOutputPixels = cfg.MaxPixels
+	}
+	if cfg.MaxAnimationPixels == 0 {
+		cfg.MaxAnimationPixels = cfg.MaxPixels
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("imageproc: %w", err)
@@ -178,30 +190,19 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 	if err != nil {
 		return in.header, nil, err
 	}
+	marks, markParts, err := p.fetchMarks(ctx, opts) // I/O: before a slot is taken
+	if err != nil {
+		return in.header, nil, err
+	}
 	release, err := p.gate.Acquire(ctx)
 	if err != nil {
 		return in.header, nil, err
 	}
 	defer release()
-	j := job{Header: in.header, Outputs: opts, Size: in.size, Limits: limits{
-		MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
-		Qualities: p.cfg.Qualities}, Rights: jobRights(opts, in.header.Format, in.rights, b)}
-	deadline := time.Now().Add(p.cfg.Timeout)
-	rep, outs, err := p.pool.do(ctx, deadline, j, in.parts)
-	if errors.Is(err, errWorkerDied) {
-		// Once may be bad luck (memory pressure); twice is the image.
-		if rep, outs, err = p.pool.do(ctx, deadline, j, in.parts); errors.Is(err, errWorkerDied) {
-			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
-		}
-	}
-	if errors.Is(err, ErrTimeout) {
-		err = fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
-	}
+	j := job{Outputs: opts, Marks: marks, Rights: jobRights(opts, in.header.Format, in.rights, b)}
+	rep, outs, err := p.run(ctx, in, j, markParts)
 	if err != nil {
-		return in.header, nil, err
-	}
-	if rep.Err != nil {
-		return rep.Header, nil, rep.Err.err()
+		return rep.Header, nil, err
 	}
 	res := make([]*Result, len(outs))
 	total := 0
@@ -213,6 +214,36 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 		p.metrics.processed(res[0].Format, time.Since(start), len(b), total)
 	}
 	return rep.Header, res, nil
+}
+
+// run sends j, for the image in, to a worker, with the image's header,
+// size and the limits, the image's bytes and then more (the watermarks'),
+// and waits for the reply (see Variants for the errors). The reply's
+// Header is the worker's when it answered, else in's. The caller holds a
+// slot.
+func (p *Processor) run(ctx context.Context, in input, j job, more [][]byte) (reply, [][]byte, error) {
+	j.Header, j.Size = in.header, in.size
+	j.Limits = limits{MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
+		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}
+	payloads := slices.Concat(in.parts, more)
+	deadline := time.Now().Add(p.cfg.Timeout)
+	rep, outs, err := p.pool.do(ctx, deadline, j, payloads)
+	if errors.Is(err, errWorkerDied) {
+		// Once may be bad luck (memory pressure); twice is the image.
+		if rep, outs, err = p.pool.do(ctx, deadline, j, payloads); errors.Is(err, errWorkerDied) {
+			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
+		}
+	}
+	if errors.Is(err, ErrTimeout) {
+		err = fmt.Errorf("%w after %s", ErrTimeout, p.cfg.Timeout)
+	}
+	if err != nil {
+		return reply{Header: in.header}, nil, err
+	}
+	if rep.Err != nil {
+		return rep, nil, rep.Err.err()
+	}
+	return rep, outs, nil
 }
 
 // input is an image checked in Go and ready for a worker.
@@ -259,6 +290,15 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.parts, in.size, in.rights = c.parts, c.size, c.rights
 	in.header.Orientation = c.orientation
+	if frames := frameCount(f, b); frames > 1 && animates(f, opts) {
+		if frames > p.cfg.MaxFrames {
+			return in, fmt.Errorf("%w: %d frames, over the limit of %d (animated=false takes the first)", ErrTooLarge, frames, p.cfg.MaxFrames)
+		}
+		if px := int64(frames) * int64(st.w) * int64(st.h); px > p.cfg.MaxAnimationPixels {
+			return in, fmt.Errorf("%w: %d frames of %dx%d are %d pixels, over the limit of %d (animated=false takes the first)",
+				ErrTooLarge, frames, st.w, st.h, px, p.cfg.MaxAnimationPixels)
+		}
+	}
 	if f == FormatAVIF || f == FormatHEIF || f == FormatJXL {
 		in.header.Orientation = 1 // libheif and libjxl turn the image upright themselves
 	}
@@ -280,13 +320,49 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	return in, nil
 }
 
+// animates reports whether any output of an animated source of format f
+// would stay animated: asked for a format that can animate (or none, or a
+// list of them), and not for a still.
+func animates(f Format, opts []Options) bool {
+	for _, o := range opts {
+		if outputAnimates(f, o) {
+			return true
+		}
+	}
+	return false
+}
+
+// outputAnimates reports whether output o of an animated source of format
+// f stays animated: its format is one that can animate (see outputFormat).
+func outputAnimates(f Format, o Options) bool {
+	return !o.Still && outputFormat(f, false, true, o).CanAnimate()
+}
+
+// outputFormat is the format of output o of a source of format f: the one
+// asked for; else the first of o.Prefer that suits (for an animated source
+// that stays animated, one that can animate); else the source's own where
+// the service writes it, PNG where it has alpha, JPEG.
+func outputFormat(f Format, alpha, animated bool, o Options) Format {
+	if o.Format != FormatUnknown {
+		return o.Format
+	}
+	for _, p := range o.Prefer {
+		if !animated || o.Still || p.CanAnimate() {
+			return p
+		}
+	}
+	if animated && !o.Still && f.CanAnimate() {
+		return f // no format the client takes animates: keep the source's
+	}
+	if len(o.Prefer) > 0 {
+		return o.Prefer[0] // an animated TIFF: its first page
+	}
+	return OutputFormatFor(f, alpha)
+}
+
 // notYet refuses the options whose steps are still being built, rather
 // than ignore them.
 func notYet(o Options) error {
-	switch {
-	case o.Watermark != nil:
-		return fmt.Errorf("%w: watermark is not available yet", ErrBadOption)
-	}
 	return nil
 }
 

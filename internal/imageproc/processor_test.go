@@ -7,7 +7,6 @@ import (
 	"errors"
 	"image"
 	"image/color"
-	"image/gif"
 	"strings"
 	"sync"
 	"testing"
@@ -311,37 +310,6 @@ func TestAlpha(t *testing.T) {
 		}
 		if got := rgbAt(decode(t, r.Data), 50, 3); !near(got, tt.want, 10) {
 			t.Errorf("contain padding with background %v: %v, want %v", tt.bg, got, tt.want)
-		}
-	}
-}
-
-func TestAnimatedGIFFirstFrame(t *testing.T) {
-	p := newTestProcessor(t, nil)
-	pal := color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 0, 255, 255}}
-	anim := &gif.GIF{}
-	for i := 0; i < 300; i++ {
-		fr := image.NewPaletted(image.Rect(0, 0, 64, 64), pal)
-		for j := range fr.Pix {
-			fr.Pix[j] = uint8(i % 2) // frame 0 red, frame 1 blue, ...
-		}
-		anim.Image = append(anim.Image, fr)
-		anim.Delay = append(anim.Delay, 1)
-	}
-	var b bytes.Buffer
-	if err := gif.EncodeAll(&b, anim); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range []Format{FormatUnknown, FormatPNG} {
-		r, err := p.Process(t.Context(), b.Bytes(), Options{Width: 32, Format: f})
-		if err != nil {
-			t.Fatal(err)
-		}
-		img := decode(t, r.Data)
-		if img.Bounds().Dx() != 32 || img.Bounds().Dy() != 32 {
-			t.Fatalf("%v: %v, want one 32x32 frame", f, img.Bounds())
-		}
-		if got := rgbAt(img, 16, 16); !near(got, [4]uint8{255, 0, 0, 255}, 10) {
-			t.Errorf("%v: colour %v, want the first frame's red", f, got)
 		}
 	}
 }

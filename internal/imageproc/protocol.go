@@ -41,6 +41,13 @@ type job struct {
 	// Rights are the source's EXIF Artist and Copyright, read in Go,
 	// when an output keeps them (keep=copyright).
 	Rights *exifRights `json:",omitempty"`
+	// Marks are the watermarks the outputs name; their bytes follow the
+	// image's, in this order (watermark.go).
+	Marks []jobMark `json:",omitempty"`
+	marks markBufs  // in the worker: the Marks' bytes
+	// Sample, when above zero, asks also for the pixels of the whole
+	// image, upright, fit inside a Sample x Sample box (see sample).
+	Sample int `json:",omitempty"`
 }
 
 // limits are the bounds a worker applies to what it learns only from
@@ -49,6 +56,10 @@ type limits struct {
 	MaxPixels       int64
 	MaxOutputPixels int64
 	MaxDimension    int
+	// MaxFrames and MaxAnimationPixels bound an animation that stays
+	// animated (see Config).
+	MaxFrames          int
+	MaxAnimationPixels int64
 	// Qualities are the default qualities, by format, where the
 	// configuration sets them (else the format table's).
 	Qualities map[Format]int `json:",omitempty"`
@@ -58,7 +69,9 @@ type limits struct {
 type reply struct {
 	Header  Header
 	Outputs []replyOutput
-	Err     *jobError `json:",omitempty"`
+	// Sample is the sample asked for; its pixels follow the outputs'.
+	Sample *replySample `json:",omitempty"`
+	Err    *jobError    `json:",omitempty"`
 	// Heap is the worker's C heap in use after the job, for the leak test.
 	Heap int64
 }
@@ -67,6 +80,14 @@ type replyOutput struct {
 	Format        Format
 	Width, Height int
 	Size          int
+}
+
+// replySample is a small decode: Width x Height pixels of 8-bit sRGB
+// and alpha, not premultiplied, in rows from the top, Size bytes.
+type replySample struct {
+	Width, Height int
+	Size          int
+	pixels        []byte // read by the server after the message
 }
 
 // jobError carries a failure from a worker, as one of the package's

@@ -10,7 +10,7 @@ import (
 // Config.Qualities must name lossy formats and hold qualities 1..100.
 func TestConfigQualities(t *testing.T) {
 	base := Config{Formats: DefaultInputFormats, MaxPixels: 1, MaxOutputPixels: 1, MaxDimension: 1, MaxJPEGScans: 1,
-		Concurrency: 1, Timeout: time.Second}
+		MaxFrames: 1, MaxAnimationPixels: 1, Concurrency: 1, Timeout: time.Second}
 	tests := []struct {
 		q    map[Format]int
 		want string // in the error; "" for none

@@ -51,7 +51,7 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	src := &source{in: in, h: h, tagged: keepsAnyICC(j.Outputs), rights: j.Rights}
+	src := &source{in: in, h: h, marks: newMarkSet(j), tagged: keepsAnyICC(j.Outputs), rights: j.Rights}
 	defer src.free()
 	plans := make([]plan, len(j.Outputs))
 	for i, o := range j.Outputs {
@@ -62,6 +62,9 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 			}
 		}
 		if plans[i], err = planOutput(h, vh.alpha, o, j.Limits, trim); err != nil {
+			return h, nil, err
+		}
+		if err := plans[i].checkFrames(h, j.Limits); err != nil {
 			return h, nil, err
 		}
 	}
@@ -111,6 +114,9 @@ type plan struct {
 	format     Format
 	quality    int
 	background *Color
+	// animate: the source is animated and the output stays so, every
+	// frame made as one image would be, the delays kept.
+	animate bool
 }
 
 func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, error) {
@@ -118,10 +124,10 @@ func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, er
 	if err != nil {
 		return plan{}, err
 	}
-	p := plan{geometry: g, options: o, format: o.Format, quality: o.Quality, background: o.Background}
-	if p.format == FormatUnknown {
-		p.format = OutputFormatFor(h.Format, alpha)
-	}
+	animated := h.Pages > 1 && h.Format.CanAnimate()
+	p := plan{geometry: g, options: o, quality: o.Quality, background: o.Background}
+	p.format = outputFormat(h.Format, alpha, animated, o)
+	p.animate = animated && !o.Still && p.format.CanAnimate()
 	if p.quality == 0 {
 		p.quality = l.Qualities[p.format]
 	}
@@ -129,6 +135,24 @@ func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, er
 		p.quality = p.format.DefaultQuality()
 	}
 	return p, nil
+}
+
+// checkFrames bounds an animation that stays one, in and out (the input
+// was checked in Go already, from its blocks; these are libvips' counts).
+func (p plan) checkFrames(h Header, l limits) error {
+	if !p.animate {
+		return nil
+	}
+	if h.Pages > l.MaxFrames {
+		return fmt.Errorf("%w: %d frames, over the limit of %d (animated=false takes the first)", ErrTooLarge, h.Pages, l.MaxFrames)
+	}
+	for _, px := range []int64{int64(h.Width) * int64(h.Height), int64(p.Width) * int64(p.Height)} {
+		if total := px * int64(h.Pages); total > l.MaxAnimationPixels {
+			return fmt.Errorf("%w: %d frames are %d pixels, over the limit of %d (animated=false takes the first)",
+				ErrTooLarge, h.Pages, total, l.MaxAnimationPixels)
+		}
+	}
+	return nil
 }
 
 // source is the image being rendered: the encoded input and, when outputs
@@ -141,6 +165,11 @@ type source struct {
 	mid        vimage
 	midW, midH int
 	whole      vimage
+	// anim, when set, is every frame of an animated source, top to
+	// bottom, in 8 bits, in memory.
+	anim vimage
+	// marks are the job's watermarks (watermark_render.go).
+	marks *markSet
 	// tagged: an output keeps an RGB profile (keep=icc), so decoding
 	// leaves the pixels in its space, and icc is that profile (see
 	// keep.go); rights are the EXIF fields keep=copyright writes.
@@ -152,6 +181,28 @@ type source struct {
 func (s *source) free() {
 	s.mid.free()
 	s.whole.free()
+	s.anim.free()
+	s.marks.free()
+}
+
+// frames returns a new reference to every frame of an animated source,
+// decoded once for all its outputs.
+func (s *source) frames() (vimage, error) {
+	if s.anim.p == nil {
+		im, err := vipsLoad(s.in, "fail_on=truncated,n=-1")
+		if err != nil {
+			return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
+		}
+		if im, err = im.to8bit(); err != nil {
+			return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
+		}
+		if im, err = im.inMemory(); err != nil {
+			return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
+		}
+		s.anim = im
+	}
+	C.g_object_ref(C.gpointer(s.anim.p))
+	return s.anim, nil
 }
 
 // full returns a new reference to the whole source, upright, in 8 bits,
@@ -330,16 +381,79 @@ func (s *source) shared() vimage {
 	return s.mid
 }
 
-// output makes one output from the source, in the order of the steps:
-// its region scaled, in the output's colour space, cut (cover) or padded
-// (contain), turned and flipped, blurred or sharpened, padded, then
-// stripped of metadata and encoded (encode).
+// output makes one output from the source: its region scaled (every
+// frame's, for an animation), then the steps of one image (finish), then
+// its metadata removed and encoded (encode).
 func (s *source) output(p plan) (rendered, error) {
-	im, err := s.scaled(p)
+	var im vimage
+	var err error
+	if p.animate {
+		im, err = s.animation(p)
+	} else if im, err = s.scaled(p); err == nil {
+		im, err = s.finish(im, p)
+	}
 	if err != nil {
 		return rendered{}, err
 	}
 	defer func() { im.free() }()
+	if h := im.pageHeight(); im.width() != p.Width || h != p.Height {
+		return rendered{}, fmt.Errorf("made %dx%d where %dx%d was planned", im.width(), h, p.Width, p.Height)
+	}
+	if im, err = im.strip(p.animate); err != nil {
+		return rendered{}, err
+	}
+	return s.encode(im, p)
+}
+
+// animation makes every frame of an animated source as one image would
+// be made, and stacks them again; the delays and the loop count stay.
+func (s *source) animation(p plan) (vimage, error) {
+	all, err := s.frames()
+	if err != nil {
+		return vimage{}, err
+	}
+	defer all.free()
+	fh := all.pageHeight()
+	n := all.height() / fh
+	out := make([]vimage, 0, n)
+	fail := func(err error) (vimage, error) {
+		for _, f := range out {
+			f.free()
+		}
+		return vimage{}, err
+	}
+	for i := 0; i < n; i++ {
+		C.g_object_ref(C.gpointer(all.p))
+		f, err := all.crop(0, i*fh, all.width(), fh)
+		if err != nil {
+			return fail(err)
+		}
+		if f, err = upright8(f, s.h.Orientation); err != nil {
+			return fail(err)
+		}
+		r := p.region
+		if !p.regionIsWhole {
+			if f, err = f.crop(r.x, r.y, r.w, r.h); err != nil {
+				return fail(err)
+			}
+		}
+		if f, err = f.thumbnail(p.scaleW, p.scaleH); err != nil {
+			return fail(err)
+		}
+		if f, err = s.finish(f, p); err != nil {
+			return fail(err)
+		}
+		out = append(out, f)
+	}
+	return join(out)
+}
+
+// finish runs the steps of one image (or one frame) after the scale, in
+// the order of the options: cut (cover) or padded (contain), turned and
+// flipped, blurred or sharpened, padded, watermarked (each frame on its
+// own, its watermark decoded once).
+func (s *source) finish(im vimage, p plan) (vimage, error) {
+	var err error
 	if c := p.crop; c.w != p.scaleW || c.h != p.scaleH {
 		if p.smart {
 			im, err = smartcrop(im, c.w, c.h)
@@ -347,7 +461,7 @@ func (s *source) output(p plan) (rendered, error) {
 			im, err = im.crop(c.x, c.y, c.w, c.h)
 		}
 		if err != nil {
-			return rendered{}, err
+			return vimage{}, err
 		}
 	}
 	steps := []func(vimage) (vimage, error){
@@ -379,19 +493,14 @@ func (s *source) output(p plan) (rendered, error) {
 			}
 			return padTo(im, p, l, t, im.width()+l+r, im.height()+t+b)
 		},
+		func(im vimage) (vimage, error) { return s.marks.apply(im, p.options.Watermark) },
 	}
 	for _, step := range steps {
 		if im, err = step(im); err != nil {
-			return rendered{}, err
+			return vimage{}, err
 		}
 	}
-	if im.width() != p.Width || im.height() != p.Height {
-		return rendered{}, fmt.Errorf("made %dx%d where %dx%d was planned", im.width(), im.height(), p.Width, p.Height)
-	}
-	if im, err = im.strip(); err != nil {
-		return rendered{}, err
-	}
-	return s.encode(im, p)
+	return im, nil
 }
 
 // turn rotates im clockwise by angle, then mirrors it. Turning does not
@@ -494,9 +603,10 @@ func colourVector(c Color, n int) []float64 {
 // decodes lazily, so a broken file (truncated, corrupt) fails in whichever
 // step first needs its pixels, often the encoder. It is the client's
 // (ErrUndecodable, with the decoder's own message) when the input does not
-// decode on its own, and the service's otherwise.
+// decode on its own, and the service's otherwise. A watermark that cannot
+// be used (ErrBadOption) is decoded whole before it is used, and says so.
 func classify(in cbuf, err error) error {
-	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) {
+	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBadOption) {
 		return err
 	}
 	if derr := vipsDecodes(in); derr != nil {

@@ -265,29 +265,73 @@ static int rz_addalpha(VipsImage *in, VipsImage **out) {
 	return vips_addalpha(in, out, NULL);
 }
 
+// rz_join stacks frames of one size top to bottom into an animation: one
+// tall image whose page-height is a frame's height. The frames' other
+// fields (the delays, the loop count) come from the first.
+static int rz_join(VipsImage **frames, int n, VipsImage **out) {
+	if (vips_arrayjoin(frames, out, n, "across", 1, NULL)) {
+		return -1;
+	}
+	vips_image_set_int(*out, "page-height", vips_image_get_height(frames[0]));
+	return 0;
+}
+
+// rz_composite puts overlay, sRGB with alpha, over in at x, y (libvips'
+// "over" blend, in sRGB). composite adds an alpha band to an opaque base;
+// it goes again, so that an opaque image stays opaque.
+static int rz_composite(VipsImage *in, VipsImage *overlay, int x, int y, VipsImage **out) {
+	VipsImage *t;
+	if (vips_composite2(in, overlay, &t, VIPS_BLEND_MODE_OVER, "x", x, "y", y, NULL)) {
+		return -1;
+	}
+	if (vips_image_hasalpha(in)) {
+		*out = t;
+		return 0;
+	}
+	int rc = vips_extract_band(t, out, 0, "n", t->Bands - 1, NULL);
+	g_object_unref(t);
+	return rc;
+}
+
+// rz_fade multiplies the alpha band, the last, by opacity, in 8 bits.
+static int rz_fade(VipsImage *in, double opacity, VipsImage **out) {
+	int n = in->Bands;
+	double *a = g_new(double, n), *b = g_new0(double, n);
+	for (int i = 0; i < n; i++) {
+		a[i] = i == n - 1 ? opacity : 1;
+	}
+	int rc = vips_linear(in, out, a, b, n, "uchar", TRUE, NULL);
+	g_free(a);
+	g_free(b);
+	return rc;
+}
+
 static int rz_copy_memory(VipsImage *in, VipsImage **out) {
 	*out = vips_image_copy_memory(in);
 	return *out == NULL ? -1 : 0;
 }
 
-// rz_keep_field lists the fields that carry no information about the
-// picture's origin and that savers need: the layout of multi-page images.
-static int rz_keep_field(const char *name) {
+// rz_frame_field lists the fields that carry no information about the
+// picture's origin and that savers need to write an animation: its layout
+// and timing.
+static int rz_frame_field(const char *name) {
 	return strcmp(name, "page-height") == 0 || strcmp(name, "n-pages") == 0 ||
-		strcmp(name, "delay") == 0 || strcmp(name, "loop") == 0;
+		strcmp(name, "delay") == 0 || strcmp(name, "loop") == 0 || strcmp(name, "gif-delay") == 0 ||
+		strcmp(name, "gif-loop") == 0;
 }
 
 // rz_strip returns a copy of in without any metadata item: EXIF, XMP,
 // IPTC, the ICC profile, the orientation, comments and every
-// loader-specific field. Savers are also told to strip, but libvips 8.14.1
+// loader-specific field; for an animation (frames), its layout and timing
+// stay. Savers are also told to strip, but libvips 8.14.1
 // ignores that in its WebP saver and writes whatever fields are left.
-static int rz_strip(VipsImage *in, VipsImage **out) {
+static int rz_strip(VipsImage *in, int frames, VipsImage **out) {
 	if (vips_copy(in, out, NULL)) {
 		return -1;
 	}
 	gchar **fields = vips_image_get_fields(*out);
 	for (int i = 0; fields[i] != NULL; i++) {
-		if (!rz_keep_field(fields[i])) {
+		if (!(frames && rz_frame_field(fields[i]))) {
 			vips_image_remove(*out, fields[i]);
 		}
 	}
@@ -300,7 +344,7 @@ static int rz_count_fields(VipsImage *in) {
 	gchar **fields = vips_image_get_fields(in);
 	int n = 0;
 	for (int i = 0; fields[i] != NULL; i++) {
-		if (vips_image_get_typeof(in, fields[i]) && !rz_keep_field(fields[i]) &&
+		if (vips_image_get_typeof(in, fields[i]) && !rz_frame_field(fields[i]) &&
 				strcmp(fields[i], "width") && strcmp(fields[i], "height") && strcmp(fields[i], "bands") &&
 				strcmp(fields[i], "format") && strcmp(fields[i], "coding") && strcmp(fields[i], "interpretation") &&
 				strcmp(fields[i], "xoffset") && strcmp(fields[i], "yoffset") && strcmp(fields[i], "xres") &&
@@ -659,12 +703,53 @@ func (im vimage) addAlpha() (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_addalpha(in, out) })
 }
 
+// join stacks frames into an animation (see rz_join); it frees the frames.
+func join(frames []vimage) (vimage, error) {
+	ps := make([]*C.VipsImage, len(frames))
+	for i, f := range frames {
+		ps[i] = f.p
+	}
+	var out *C.VipsImage
+	rc := C.rz_join((**C.VipsImage)(unsafe.Pointer(&ps[0])), C.int(len(ps)), &out)
+	for _, f := range frames {
+		f.free()
+	}
+	if rc != 0 {
+		return vimage{}, vipsError()
+	}
+	return vimage{out}, nil
+}
+
+// pageHeight is the height of one frame of an animation loaded whole (its
+// page-height), or the image's height.
+func (im vimage) pageHeight() int {
+	return int(C.vips_image_get_page_height(im.p))
+}
+
+// composite puts over (which it does not free) on im at x, y; see
+// rz_composite.
+func (im vimage) composite(over vimage, x, y int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_composite(in, over.p, C.int(x), C.int(y), out)
+	})
+}
+
+func (im vimage) fade(opacity float64) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_fade(in, C.double(opacity), out) })
+}
+
 func (im vimage) inMemory() (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_copy_memory(in, out) })
 }
 
-func (im vimage) strip() (vimage, error) {
-	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_strip(in, out) })
+// strip removes every metadata field but, for an animation, its layout
+// and timing.
+func (im vimage) strip(animation bool) (vimage, error) {
+	frames := C.int(0)
+	if animation {
+		frames = 1
+	}
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_strip(in, frames, out) })
 }
 
 // vipsSaveFormats are the output formats rz_save knows.
@@ -692,7 +777,19 @@ func (im vimage) save(f Format, quality int, interlace bool) ([]byte, error) {
 	return unsafe.Slice((*byte)(buf), int(n)), nil
 }
 
-// freeC releases memory that libvips allocated (save's output).
+// pixels decodes im (which it does not free) into memory as it is laid
+// out, bands interleaved, rows from the top: raw samples for the server
+// to read, no encoder between. The bytes are C memory, freed with freeC.
+func (im vimage) pixels() ([]byte, error) {
+	var n C.size_t
+	p := C.vips_image_write_to_memory(im.p, &n)
+	if p == nil {
+		return nil, vipsError()
+	}
+	return unsafe.Slice((*byte)(p), int(n)), nil
+}
+
+// freeC releases memory that libvips allocated (save's output, pixels).
 func freeC(b []byte) {
 	if len(b) > 0 {
 		C.g_free(C.gpointer(unsafe.Pointer(&b[0])))

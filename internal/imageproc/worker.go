@@ -70,8 +70,13 @@ func serveWorker(jobs io.Reader, replies io.Writer) error {
 			in.free()
 			return fmt.Errorf("read image: %w", err)
 		}
+		if j.marks, err = readMarks(r, j.Marks); err != nil {
+			in.free()
+			return err
+		}
 		rep, payloads, frees := runJob(in, j)
 		in.free()
+		j.marks.free()
 		err := writeFrame(replies, rep, payloads...)
 		for _, o := range frees {
 			freeC(o)
@@ -103,6 +108,16 @@ func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 		}
 		rep.Outputs = append(rep.Outputs, replyOutput{Format: o.format, Width: o.width, Height: o.height, Size: size})
 		payloads = append(payloads, parts...)
+	}
+	if j.Sample > 0 {
+		s, err := sample(in, h, j.Sample)
+		frees = append(frees, s.data)
+		if err != nil {
+			rep.Outputs, rep.Err, rep.Heap = nil, toJobError(err), mallocInUse()
+			return rep, nil, frees
+		}
+		rep.Sample = &replySample{Width: s.width, Height: s.height, Size: len(s.data)}
+		payloads = append(payloads, s.data)
 	}
 	rep.Heap = mallocInUse()
 	return rep, payloads, frees

@@ -1,6 +1,7 @@
 // Package imagetest makes images for tests: files that carry every kind of
 // metadata an uploader's camera or editor writes, each item holding a
-// marker string, and a check that an output carries none of it. It is
+// marker string, and a check that an output carries none of it; and a
+// ThumbHash decoder, to check a placeholder against its image. It is
 // imported by tests only.
 package imagetest
 

@@ -71,6 +71,9 @@ const (
 	MetaSourceETag = "source-etag"
 	MetaSourceKey  = "source-key"
 	MetaVariant    = "variant"
+	// MetaSourceFocus is the source's focal point the output was made
+	// with (FormatFocus), absent when there was none.
+	MetaSourceFocus = "source-focus"
 )
 
 // escapeKey percent-encodes a key as a URL path ("/" kept), for metadata.
@@ -96,7 +99,10 @@ type Result struct {
 	Format        imageproc.Format
 	Width, Height int
 	Bytes         int64
-	Outputs       []Output
+	// Focus is the source's focal point the outputs were made with (nil:
+	// none, or one that did not parse).
+	Focus   *imageproc.Point
+	Outputs []Output
 }
 
 // Pipeline makes and stores the variants of originals.
@@ -187,12 +193,16 @@ func (p *Pipeline) outputKey(key string, v Variant, f imageproc.Format) string {
 	return k
 }
 
-// Upload stores data as the original at key with its variants, all or
-// nothing: the variants are made first (so that nothing is stored for an
-// image that is refused: imageproc's errors), every key is checked, and
-// when a write fails, what was written is deleted again.
-func (p *Pipeline) Upload(ctx context.Context, key string, data []byte) (Result, error) {
-	h, results, err := p.proc.Variants(ctx, data, p.options())
+// Upload stores data as the original at key, with the user metadata meta
+// (FocusMetadata, or what a signed upload URL carried), and its variants,
+// made as that metadata says, as Run would make them from the stored
+// original. It is all or nothing: the variants are made first (so that
+// nothing is stored for an image that is refused: imageproc's errors),
+// every key is checked, and when a write fails, what was written is
+// deleted again.
+func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map[string]string) (Result, error) {
+	focus := focusOf(ctx, key, meta)
+	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
 	if err != nil {
 		return Result{}, err
 	}
@@ -200,11 +210,11 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte) (Result,
 	if err != nil {
 		return Result{}, err
 	}
-	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: h.Format.ContentType()})
+	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: h.Format.ContentType(), Metadata: meta})
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
 	}
-	res, err := p.store(ctx, obj, data, h, results, keys)
+	res, err := p.store(ctx, obj, data, h, focus, results, keys)
 	if err != nil {
 		p.rollback(ctx, key, keys)
 		return Result{}, err
@@ -228,11 +238,12 @@ func (p *Pipeline) rollback(ctx context.Context, original string, outputs []stri
 	})
 }
 
-// options are the variants' options, in order.
-func (p *Pipeline) options() []imageproc.Options {
+// options are the variants' options, in order, for a source with the
+// focal point focus (nil: none; see withFocus).
+func (p *Pipeline) options(focus *imageproc.Point) []imageproc.Options {
 	opts := make([]imageproc.Options, len(p.cfg.Variants))
 	for i, v := range p.cfg.Variants {
-		opts[i] = v.Options
+		opts[i] = withFocus(v, focus)
 	}
 	return opts
 }
@@ -262,13 +273,16 @@ type keyChecker interface {
 }
 
 // Run makes the variants of the stored source key at ETag etag (the
-// current one when etag is empty). A source outside the inputs is skipped
-// (StatusLoopGuard); one whose outputs all carry etag already is skipped
-// without being read (StatusUpToDate); one that has changed or gone since
-// the event was sent is StatusSuperseded, and its successor's own event
-// does the work. A source that can never be processed (IsPermanent) is
-// StatusRejected with a nil error, and moved under RejectedPrefix when
-// that is set. Concurrent runs for the same key and ETag do the work once.
+// current one when etag is empty), with the focal point of its metadata.
+// A source outside the inputs is skipped (StatusLoopGuard); one whose
+// outputs all carry etag and its current focus already is skipped without
+// being read (StatusUpToDate: the same bytes uploaded again with another
+// focus keep their ETag, so the ETag alone would not do); one that has
+// changed or gone since the event was sent is StatusSuperseded, and its
+// successor's own event does the work. A source that can never be
+// processed (IsPermanent) is StatusRejected with a nil error, and moved
+// under RejectedPrefix when that is set. Concurrent runs for the same key
+// and ETag do the work once.
 func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
@@ -288,10 +302,12 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
-// or cannot be made as a variant asks (max_bytes under what quality 1
-// gives), or its key is not one the stores accept.
+// or its key is not one the stores accept, or a variant's option cannot
+// be used on it (a crop outside it, a watermark that does not exist or is
+// not an image), or it cannot be made as a variant asks (max_bytes under
+// what quality 1 gives, a trim that leaves nothing).
 func IsPermanent(err error) bool {
-	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge,
+	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, imageproc.ErrBadOption,
 		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey} {
 		if errors.Is(err, e) {
 			return true
@@ -369,18 +385,23 @@ func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
 }
 
 func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
-	if etag == "" {
-		obj, err := p.in.Head(ctx, key)
-		if errors.Is(err, storage.ErrNotFound) {
-			return Result{Status: StatusSuperseded, Key: key}, nil
-		}
-		if err != nil {
-			return Result{}, err
-		}
-		etag = obj.ETag
+	// The head gives the ETag when the event has none, and the focus the
+	// outputs must have been made with to be current.
+	head, err := p.in.Head(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
 	}
-	if p.upToDate(ctx, key, etag) {
-		return Result{Status: StatusUpToDate, Key: key, ETag: etag}, nil
+	if err != nil {
+		return Result{}, err
+	}
+	if etag == "" {
+		etag = head.ETag
+	}
+	if trimETag(head.ETag) == trimETag(etag) {
+		focus, _ := storedFocus(head.Metadata) // one that does not parse is none, as make takes it
+		if p.upToDate(ctx, key, etag, focusText(focus)) {
+			return Result{Status: StatusUpToDate, Key: key, ETag: etag}, nil
+		}
 	}
 	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{IfMatch: etag, MaxBytes: p.cfg.MaxSourceBytes})
 	switch {
@@ -395,9 +416,9 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 }
 
 // upToDate reports whether every output of key, as the key's extension
-// predicts their formats, carries etag. A wrong prediction only costs
-// the work of remaking them.
-func (p *Pipeline) upToDate(ctx context.Context, key, etag string) bool {
+// predicts their formats, carries etag and focus (FormatFocus, or empty
+// for none). A wrong prediction only costs the work of remaking them.
+func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
 	src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
 	if src == imageproc.FormatUnknown {
 		return false
@@ -413,7 +434,7 @@ func (p *Pipeline) upToDate(ctx context.Context, key, etag string) bool {
 	current := make([]bool, len(keys))
 	parallel(len(keys), func(i int) error {
 		obj, err := p.out.Head(ctx, keys[i])
-		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag)
+		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus
 		return nil
 	})
 	for _, c := range current {
@@ -424,9 +445,11 @@ func (p *Pipeline) upToDate(ctx context.Context, key, etag string) bool {
 	return true
 }
 
-// make processes the source and writes every output.
+// make processes the source, with the focus its metadata give it, and
+// writes every output.
 func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (Result, error) {
-	h, results, err := p.proc.Variants(ctx, data, p.options())
+	focus := focusOf(ctx, src.Key, src.Metadata)
+	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
 	if err != nil {
 		return Result{}, err
 	}
@@ -434,24 +457,28 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 	if err != nil {
 		return Result{}, err
 	}
-	return p.store(ctx, src, data, h, results, keys)
+	return p.store(ctx, src, data, h, focus, results, keys)
 }
 
-// store writes the outputs of src under keys.
+// store writes the outputs of src, made with focus, under keys.
 func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h imageproc.Header,
-	results []*imageproc.Result, keys []string) (Result, error) {
+	focus *imageproc.Point, results []*imageproc.Result, keys []string) (Result, error) {
 	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: h.Format,
-		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Outputs: make([]Output, len(results))}
+		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Focus: focus, Outputs: make([]Output, len(results))}
 	err := parallel(len(results), func(i int) error {
 		r, v := results[i], p.cfg.Variants[i]
+		meta := map[string]string{
+			MetaSourceETag: trimETag(src.ETag),
+			MetaSourceKey:  escapeKey(src.Key),
+			MetaVariant:    v.Name,
+		}
+		if focus != nil {
+			meta[MetaSourceFocus] = FormatFocus(*focus)
+		}
 		obj, err := p.out.Put(ctx, keys[i], r.Data, storage.PutOptions{
 			ContentType:  r.Format.ContentType(),
 			CacheControl: p.cfg.CacheControl,
-			Metadata: map[string]string{
-				MetaSourceETag: trimETag(src.ETag),
-				MetaSourceKey:  escapeKey(src.Key),
-				MetaVariant:    v.Name,
-			},
+			Metadata:     meta,
 		})
 		if err != nil {
 			return fmt.Errorf("store variant %s: %w", v.Name, err)

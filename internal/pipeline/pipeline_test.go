@@ -95,7 +95,7 @@ func TestUploadAndRun(t *testing.T) {
 			if !strings.HasPrefix(key, "uploads/2026/11/26/") || !strings.HasSuffix(key, ".jpg") {
 				t.Fatalf("new key %q", key)
 			}
-			res, err := p.Upload(ctx, key, photo(t))
+			res, err := p.Upload(ctx, key, photo(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -190,7 +190,7 @@ func TestUploadRefusesBeforeStoring(t *testing.T) {
 				{[]byte("<html>not an image</html>"), imageproc.ErrUnsupported},
 				{ph[:len(ph)/2], imageproc.ErrUndecodable},
 			} {
-				if _, err := p.Upload(t.Context(), "uploads/x.jpg", tt.data); !errors.Is(err, tt.want) {
+				if _, err := p.Upload(t.Context(), "uploads/x.jpg", tt.data, nil); !errors.Is(err, tt.want) {
 					t.Errorf("err = %v, want %v", err, tt.want)
 				}
 				if _, err := st.Head(t.Context(), "uploads/x.jpg"); !errors.Is(err, storage.ErrNotFound) {
@@ -224,7 +224,7 @@ func TestUploadChecksDirKeysFirst(t *testing.T) {
 	st := &puts{Dir: d}
 	p, _ := New(testConfig(t), st, st, proc(t))
 	key := "uploads/" + strings.Repeat("s", 248)
-	if _, err := p.Upload(t.Context(), key, photo(t)); !errors.Is(err, storage.ErrInvalidKey) {
+	if _, err := p.Upload(t.Context(), key, photo(t), nil); !errors.Is(err, storage.ErrInvalidKey) {
 		t.Fatalf("err = %v, want ErrInvalidKey", err)
 	}
 	if n := st.n.Load(); n != 0 {
@@ -251,7 +251,7 @@ func (f failing) Put(ctx context.Context, key string, data []byte, o storage.Put
 func TestFailedOutputIsAnError(t *testing.T) {
 	d, _ := storage.NewDir(t.TempDir())
 	p, _ := New(testConfig(t), d, failing{Store: d, prefix: "resized/large/"}, proc(t))
-	_, err := p.Upload(t.Context(), "uploads/x.jpg", photo(t))
+	_, err := p.Upload(t.Context(), "uploads/x.jpg", photo(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "store variant large") {
 		t.Fatalf("err = %v", err)
 	}
@@ -337,7 +337,7 @@ func TestRemoveDeletesVariants(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
 			p, _ := New(testConfig(t), st, st, proc(t))
-			res, err := p.Upload(ctx, "uploads/gone.jpg", photo(t))
+			res, err := p.Upload(ctx, "uploads/gone.jpg", photo(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -438,7 +438,7 @@ func (s slow) Get(ctx context.Context, key string, o storage.GetOptions) ([]byte
 // internal/config's.
 func testProcConfig() imageproc.Config {
 	return imageproc.Config{ // a test's own limits: the service's defaults are internal/config's
-		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64,
+		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500,
 		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
 	}
 }
@@ -466,7 +466,7 @@ func TestUploadReportsUprightSize(t *testing.T) {
 	if err := jpeg.Encode(&b, img, nil); err != nil {
 		t.Fatal(err)
 	}
-	res, err := p.Upload(t.Context(), "uploads/turned.jpg", imagetest.JPEG(b.Bytes(), 6, nil))
+	res, err := p.Upload(t.Context(), "uploads/turned.jpg", imagetest.JPEG(b.Bytes(), 6, nil), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

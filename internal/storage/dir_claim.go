@@ -39,10 +39,16 @@ type UploadClaim struct {
 	d    *Dir
 	name string // of the marker in usedDir
 	used bool
+	meta map[string]string
 }
 
+// Metadata returns the metadata signed into the URL, which the upload is
+// to be stored with (nil when there are none).
+func (c *UploadClaim) Metadata() map[string]string { return c.meta }
+
 // ClaimUpload verifies a PUT of key against its signed query, as
-// VerifyUpload does, and claims the URL's single use. The caller must
+// VerifyUpload does, and claims the URL's single use; the claim holds the
+// metadata signed into the URL. The caller must
 // Release the claim when the upload is over, after Use when it succeeded.
 // It fails with ErrBadSignature when the URL is not valid for this upload
 // or has been used, with ErrConflict while another request holds it, and
@@ -54,6 +60,7 @@ func (d *Dir) ClaimUpload(key string, q url.Values, contentType string, size int
 	// The signature's bytes, not its text: hex in capitals verifies too.
 	sig, _ := hex.DecodeString(q.Get("sig"))
 	sum := sha256.Sum256(sig)
+	meta, _ := uploadMetadata(q) // verified with the signature
 	name := q.Get("expires") + "-" + hex.EncodeToString(sum[:])
 
 	d.mu.Lock()
@@ -75,7 +82,7 @@ func (d *Dir) ClaimUpload(key string, q url.Values, contentType string, size int
 	}
 	f.Close()
 	d.inflight[name] = true
-	return &UploadClaim{d: d, name: name}, nil
+	return &UploadClaim{d: d, name: name, meta: meta}, nil
 }
 
 // Use records, durably, that the URL has been used: it is refused from

@@ -16,7 +16,7 @@ import (
 func TestDirUploadClaims(t *testing.T) {
 	d := newDir(t)
 	now := time.Now()
-	q, err := d.SignUpload("uploads/x.jpg", "image/jpeg", 10, now.Add(time.Minute))
+	q, err := d.SignUpload("uploads/x.jpg", "image/jpeg", 10, nil, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +57,17 @@ func TestDirUploadClaims(t *testing.T) {
 		t.Errorf("other size: %v", err)
 	}
 
+	// A claim holds the metadata signed into its URL.
+	mq, _ := d.SignUpload("uploads/x.jpg", "image/jpeg", 10, map[string]string{"focus": "0.5,0.5"}, now.Add(time.Minute))
+	mc, err := claim(d, mq, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := mc.Metadata(); len(m) != 1 || m["focus"] != "0.5,0.5" {
+		t.Errorf("claim metadata %v", m)
+	}
+	mc.Release()
+
 	// After a restart the URL stays used.
 	d2, err := NewDir(d.dir)
 	if err != nil {
@@ -68,7 +79,7 @@ func TestDirUploadClaims(t *testing.T) {
 
 	// Once the URL has long expired its marker goes, at the next claim.
 	later := now.Add(2 * time.Hour)
-	q2, _ := d2.SignUpload("uploads/y.jpg", "image/jpeg", 10, later.Add(time.Minute))
+	q2, _ := d2.SignUpload("uploads/y.jpg", "image/jpeg", 10, nil, later.Add(time.Minute))
 	c2, err := d2.ClaimUpload("uploads/y.jpg", q2, "image/jpeg", 10, later)
 	if err != nil {
 		t.Fatal(err)

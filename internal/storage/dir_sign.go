@@ -9,16 +9,25 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 )
 
 // The local store has no S3 to sign upload URLs, so it signs its own: an
-// HMAC-SHA256 over the key, the expiry, the exact size and the content type,
-// with a key kept in the store's directory so that URLs survive a restart.
+// HMAC-SHA256 over the key, the expiry, the exact size, the content type
+// and the metadata the upload is to carry, with a key kept in the store's
+// directory so that URLs survive a restart.
+
+// metaParam prefixes the query parameters that carry an upload's metadata:
+// meta-focus=0.3,0.25 is the metadata focus.
+const metaParam = "meta-"
 
 // signingKeyFile holds the key, in the store's directory.
 const signingKeyFile = ".signing-key"
@@ -44,33 +53,50 @@ func loadSigningKey(root *os.Root) ([]byte, error) {
 }
 
 // SignUpload returns the query parameters that allow one PUT of key with
-// exactly size bytes of contentType until expires. A key that the
-// directory cannot hold is refused now (ErrInvalidKey, see checkKey),
-// rather than when the upload arrives.
-func (d *Dir) SignUpload(key, contentType string, size int64, expires time.Time) (url.Values, error) {
+// exactly size bytes of contentType, to be stored with the metadata meta,
+// until expires. A key that the directory cannot hold is refused now
+// (ErrInvalidKey, see checkKey), rather than when the upload arrives;
+// metadata that checkMetadata refuses is an error.
+func (d *Dir) SignUpload(key, contentType string, size int64, meta map[string]string, expires time.Time) (url.Values, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
+	if err := checkMetadata(meta); err != nil {
+		return nil, fmt.Errorf("sign upload %q: %w", key, err)
+	}
 	exp := strconv.FormatInt(expires.Unix(), 10)
 	n := strconv.FormatInt(size, 10)
-	return url.Values{
+	q := url.Values{
 		"expires": {exp},
 		"size":    {n},
 		"type":    {contentType},
-		"sig":     {d.sign(key, exp, n, contentType)},
-	}, nil
+		"sig":     {d.sign(key, exp, n, contentType, meta)},
+	}
+	for k, v := range meta {
+		q.Set(metaParam+k, v)
+	}
+	return q, nil
 }
 
 // VerifyUpload checks a PUT of key against its signed query: the signature,
-// the expiry, and that the request's size and content type are the ones
-// signed. The error wraps ErrBadSignature and says which check failed.
+// which covers the metadata parameters too (none may be added, changed or
+// left out), the expiry, and that the request's size and content type are
+// the ones signed. The error wraps ErrBadSignature and says which check
+// failed.
 func (d *Dir) VerifyUpload(key string, q url.Values, contentType string, size int64, now time.Time) error {
 	exp, n, typ := q.Get("expires"), q.Get("size"), q.Get("type")
 	got, err := hex.DecodeString(q.Get("sig"))
 	if err != nil || len(got) == 0 || exp == "" || n == "" {
 		return fmt.Errorf("%w: missing or malformed signature", ErrBadSignature)
 	}
-	want, _ := hex.DecodeString(d.sign(key, exp, n, typ))
+	meta, err := uploadMetadata(q)
+	if err == nil && hasControl(key, exp, n, typ) {
+		err = errors.New("control character")
+	}
+	if err != nil {
+		return fmt.Errorf("%w: malformed query: %v", ErrBadSignature, err)
+	}
+	want, _ := hex.DecodeString(d.sign(key, exp, n, typ, meta))
 	if !hmac.Equal(got, want) {
 		return fmt.Errorf("%w: signature does not match", ErrBadSignature)
 	}
@@ -86,22 +112,60 @@ func (d *Dir) VerifyUpload(key string, q url.Values, contentType string, size in
 	return nil
 }
 
-func (d *Dir) sign(key, expires, size, contentType string) string {
+// uploadMetadata returns the metadata parameters of an upload URL's query,
+// each given once and as checkMetadata allows, or nil when there are none.
+func uploadMetadata(q url.Values) (map[string]string, error) {
+	var meta map[string]string
+	for k, vs := range q {
+		name, ok := strings.CutPrefix(k, metaParam)
+		if !ok {
+			continue
+		}
+		if len(vs) != 1 {
+			return nil, fmt.Errorf("%s given %d times", k, len(vs))
+		}
+		if meta == nil {
+			meta = map[string]string{}
+		}
+		meta[name] = vs[0]
+	}
+	return meta, checkMetadata(meta)
+}
+
+// hasControl reports whether any of ss holds a control character: with
+// none in the signed fields, and metadata as checkMetadata allows, the
+// signed text's lines read back one way only.
+func hasControl(ss ...string) bool {
+	for _, s := range ss {
+		if strings.ContainsFunc(s, unicode.IsControl) {
+			return true
+		}
+	}
+	return false
+}
+
+// sign is the signature of an upload. The metadata follow the other
+// fields, one line each in name order; a URL without metadata signs the
+// text that URLs had before they carried any, so those stay valid.
+func (d *Dir) sign(key, expires, size, contentType string, meta map[string]string) string {
 	m := hmac.New(sha256.New, d.signKey)
 	fmt.Fprintf(m, "PUT\n%s\n%s\n%s\n%s", key, expires, size, contentType)
+	for _, k := range slices.Sorted(maps.Keys(meta)) {
+		fmt.Fprintf(m, "\n%s%s=%s", metaParam, k, meta[k])
+	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
 // Presign returns a PUT of key to this server's own PUT /uploads/{key}, the
-// URL a path (the server adds its base URL), signed for exactly r's type
-// and size and r.TTL. The local directory takes no form uploads
+// URL a path (the server adds its base URL), signed for exactly r's type,
+// size and metadata, and r.TTL. The local directory takes no form uploads
 // (ErrUnsupported); other errors are SignUpload's.
 func (d *Dir) Presign(_ context.Context, key string, r PresignRequest) (Presigned, error) {
 	if r.Method != "" && r.Method != http.MethodPut {
 		return Presigned{}, fmt.Errorf("%w: local storage takes PUT uploads only", ErrUnsupported)
 	}
 	exp := time.Now().Add(r.TTL)
-	q, err := d.SignUpload(key, r.ContentType, r.Size, exp)
+	q, err := d.SignUpload(key, r.ContentType, r.Size, r.Metadata, exp)
 	if err != nil {
 		return Presigned{}, err
 	}

@@ -102,7 +102,7 @@ func TestDirRefusesTraversal(t *testing.T) {
 func TestDirSignedUploads(t *testing.T) {
 	d := newDir(t)
 	now := time.Now()
-	q, err := d.SignUpload("uploads/x.jpg", "image/jpeg", 1234, now.Add(time.Minute))
+	q, err := d.SignUpload("uploads/x.jpg", "image/jpeg", 1234, nil, now.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +138,47 @@ func TestDirSignedUploads(t *testing.T) {
 			t.Errorf("%s: err = %v, want ErrBadSignature (%s)", tt.name, err, tt.why)
 		}
 	}
+	// Metadata signed into the URL cannot be changed, left out or added.
+	mq, err := d.SignUpload("uploads/x.jpg", "image/jpeg", 1234, map[string]string{"focus": "0.3,0.25"}, now.Add(time.Minute))
+	if err != nil || mq.Get("meta-focus") != "0.3,0.25" {
+		t.Fatalf("signed with metadata: %v %v", mq, err)
+	}
+	if err := d.VerifyUpload("uploads/x.jpg", mq, "image/jpeg", 1234, now); err != nil {
+		t.Fatalf("valid upload with metadata refused: %v", err)
+	}
+	edit := func(q url.Values, k string, vs ...string) url.Values {
+		c := url.Values{}
+		for kk, vv := range q {
+			c[kk] = append([]string(nil), vv...)
+		}
+		if vs == nil {
+			c.Del(k)
+		} else {
+			c[k] = vs
+		}
+		return c
+	}
+	for _, tt := range []struct {
+		name string
+		q    url.Values
+		why  string
+	}{
+		{"metadata changed", edit(mq, "meta-focus", "0.9,0.9"), "does not match"},
+		{"metadata left out", edit(mq, "meta-focus"), "does not match"},
+		{"metadata added", edit(q, "meta-focus", "0.9,0.9"), "does not match"},
+		{"other metadata added", edit(mq, "meta-owner", "me"), "does not match"},
+		{"metadata given twice", edit(mq, "meta-focus", "0.3,0.25", "0.9,0.9"), "malformed"},
+		{"metadata name upper-case", edit(q, "meta-Focus", "1,1"), "malformed"},
+		{"metadata moved into the type", edit(edit(mq, "meta-focus"), "type", "image/jpeg\nmeta-focus=0.3,0.25"), "malformed"},
+	} {
+		if err := d.VerifyUpload("uploads/x.jpg", tt.q, "image/jpeg", 1234, now); !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), tt.why) {
+			t.Errorf("%s: err = %v, want ErrBadSignature (%s)", tt.name, err, tt.why)
+		}
+	}
+	if _, err := d.SignUpload("uploads/x.jpg", "image/jpeg", 1234, map[string]string{"focus": "0.3\n0.25"}, now); err == nil {
+		t.Error("metadata with a line break was signed")
+	}
+
 	// The signing key survives a restart, so URLs issued before still work.
 	d2, err := NewDir(d.dir)
 	if err != nil {

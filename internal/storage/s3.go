@@ -205,53 +205,67 @@ func (s *S3) Check(ctx context.Context) error {
 }
 
 // Presign returns an upload of key as r asks: a form (POST, the default)
-// or a PUT. It fails with ErrInvalidKey, ErrUnsupported for another method,
-// and as presignPost and presignPut do.
+// or a PUT, either held to r's metadata. It fails with ErrInvalidKey,
+// ErrUnsupported for another method, with an error for metadata that
+// checkMetadata refuses, and as presignPost and presignPut do.
 func (s *S3) Presign(ctx context.Context, key string, r PresignRequest) (Presigned, error) {
+	if err := ValidateKey(key); err != nil {
+		return Presigned{}, err
+	}
+	if err := checkMetadata(r.Metadata); err != nil {
+		return Presigned{}, fmt.Errorf("presign %q: %w", key, err)
+	}
 	switch r.Method {
 	case "", http.MethodPost:
-		return s.presignPost(ctx, key, r.ContentType, r.Size, r.TTL)
+		return s.presignPost(ctx, key, r)
 	case http.MethodPut:
-		return s.presignPut(ctx, key, r.ContentType, r.Size, r.TTL)
+		return s.presignPut(ctx, key, r)
 	}
 	return Presigned{}, fmt.Errorf("%w: %s uploads", ErrUnsupported, r.Method)
 }
 
 // presignPost returns a form upload of key that S3 itself holds to
-// contentType and to 1..maxBytes bytes, valid for ttl.
-func (s *S3) presignPost(ctx context.Context, key, contentType string, maxBytes int64, ttl time.Duration) (Presigned, error) {
-	if err := ValidateKey(key); err != nil {
-		return Presigned{}, err
+// r.ContentType, to 1..r.Size bytes and to r.Metadata (each an exact
+// condition of the policy, so that a form with another value, or without
+// it, is refused), valid for r.TTL.
+func (s *S3) presignPost(ctx context.Context, key string, r PresignRequest) (Presigned, error) {
+	conditions := []any{
+		[]any{"content-length-range", 1, r.Size},
+		map[string]string{"Content-Type": r.ContentType},
+	}
+	for k, v := range r.Metadata {
+		conditions = append(conditions, map[string]string{"x-amz-meta-" + k: v})
 	}
 	req, err := s.presign.PresignPostObject(ctx, &s3.PutObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)},
 		func(o *s3.PresignPostOptions) {
-			o.Expires = ttl
-			o.Conditions = []any{
-				[]any{"content-length-range", 1, maxBytes},
-				map[string]string{"Content-Type": contentType},
-			}
+			o.Expires = r.TTL
+			o.Conditions = conditions
 		})
 	if err != nil {
 		return Presigned{}, fmt.Errorf("presign post %q: %w", key, translate(err))
 	}
-	fields := make(map[string]string, len(req.Values)+1)
+	fields := make(map[string]string, len(req.Values)+1+len(r.Metadata))
 	for k, v := range req.Values {
 		fields[k] = v
 	}
-	fields["Content-Type"] = contentType
-	return Presigned{Method: http.MethodPost, URL: req.URL, Fields: fields, ExpiresAt: time.Now().Add(ttl)}, nil
+	fields["Content-Type"] = r.ContentType
+	for k, v := range r.Metadata {
+		fields["x-amz-meta-"+k] = v
+	}
+	return Presigned{Method: http.MethodPost, URL: req.URL, Fields: fields, ExpiresAt: time.Now().Add(r.TTL)}, nil
 }
 
-// presignPut returns a PUT of key with exactly size bytes of contentType,
-// both part of the signature, valid for ttl.
-func (s *S3) presignPut(ctx context.Context, key, contentType string, size int64, ttl time.Duration) (Presigned, error) {
-	if err := ValidateKey(key); err != nil {
-		return Presigned{}, err
-	}
+// presignPut returns a PUT of key with exactly r.Size bytes of
+// r.ContentType and r.Metadata's x-amz-meta-* headers, all part of the
+// signature, valid for r.TTL.
+func (s *S3) presignPut(ctx context.Context, key string, r PresignRequest) (Presigned, error) {
 	req, err := s.presign.PresignPutObject(ctx, &s3.PutObjectInput{
 		Bucket: aws.String(s.bucket), Key: aws.String(key),
-		ContentType: aws.String(contentType), ContentLength: aws.Int64(size),
-	}, s3.WithPresignExpires(ttl))
+		ContentType: aws.String(r.ContentType), ContentLength: aws.Int64(r.Size),
+		// The SDK signs x-amz-meta-* as headers (it never moves them into
+		// the query), so the client must send them as they are.
+		Metadata: r.Metadata,
+	}, s3.WithPresignExpires(r.TTL))
 	if err != nil {
 		return Presigned{}, fmt.Errorf("presign put %q: %w", key, translate(err))
 	}
@@ -261,7 +275,7 @@ func (s *S3) presignPut(ctx context.Context, key, contentType string, size int64
 			headers[http.CanonicalHeaderKey(k)] = vs[0]
 		}
 	}
-	return Presigned{Method: http.MethodPut, URL: req.URL, Headers: headers, ExpiresAt: time.Now().Add(ttl)}, nil
+	return Presigned{Method: http.MethodPut, URL: req.URL, Headers: headers, ExpiresAt: time.Now().Add(r.TTL)}, nil
 }
 
 // translate maps SDK errors to this package's. What it does not know keeps

@@ -41,7 +41,7 @@ func TestS3PresignedPost(t *testing.T) {
 	s := newS3(t)
 	ctx := t.Context()
 	jpeg := bytes.Repeat([]byte{0xFF}, 1000)
-	p, err := s.presignPost(ctx, "uploads/post.jpg", "image/jpeg", 2000, time.Minute)
+	p, err := s.presignPost(ctx, "uploads/post.jpg", PresignRequest{ContentType: "image/jpeg", Size: 2000, TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestS3PresignedPost(t *testing.T) {
 		t.Fatalf("uploaded object %+v %v", h, err)
 	}
 	// S3 itself refuses what the policy does not allow.
-	p2, _ := s.presignPost(ctx, "uploads/post2.jpg", "image/jpeg", 2000, time.Minute)
+	p2, _ := s.presignPost(ctx, "uploads/post2.jpg", PresignRequest{ContentType: "image/jpeg", Size: 2000, TTL: time.Minute})
 	if code, body := postForm(t, p2, "image/jpeg", bytes.Repeat([]byte{1}, 2001)); code != 400 || !strings.Contains(body, "EntityTooLarge") {
 		t.Errorf("over the size limit: %d %s", code, body)
 	}
@@ -66,7 +66,7 @@ func TestS3PresignedPost(t *testing.T) {
 	if _, err := s.Head(ctx, "uploads/post2.jpg"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("a refused upload left an object: %v", err)
 	}
-	expired, _ := s.presignPost(ctx, "uploads/post3.jpg", "image/jpeg", 2000, time.Second)
+	expired, _ := s.presignPost(ctx, "uploads/post3.jpg", PresignRequest{ContentType: "image/jpeg", Size: 2000, TTL: time.Second})
 	time.Sleep(2100 * time.Millisecond)
 	if code, body := postForm(t, expired, "image/jpeg", jpeg); code != 403 {
 		t.Errorf("expired policy: %d %s", code, body)
@@ -77,7 +77,7 @@ func TestS3PresignedPut(t *testing.T) {
 	s := newS3(t)
 	ctx := t.Context()
 	data := bytes.Repeat([]byte{7}, 500)
-	p, err := s.presignPut(ctx, "uploads/put.png", "image/png", int64(len(data)), time.Minute)
+	p, err := s.presignPut(ctx, "uploads/put.png", PresignRequest{ContentType: "image/png", Size: int64(len(data)), TTL: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,5 +128,100 @@ func TestS3Errors(t *testing.T) {
 	down, _ := NewS3(S3Config{Bucket: "b", Endpoint: "http://127.0.0.1:1", PathStyle: true}, cfg)
 	if _, err := down.Head(ctx, "k"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("unreachable endpoint: %v", err)
+	}
+}
+
+// An upload presigned with metadata stores it, and S3 itself refuses an
+// upload that changes or leaves out a value: the policy of a POST holds
+// each field exactly, the signature of a PUT covers each header.
+func TestS3PresignedMetadata(t *testing.T) {
+	s := newS3(t)
+	ctx := t.Context()
+	data := bytes.Repeat([]byte{7}, 500)
+	meta := map[string]string{"focus": "0.3,0.25"}
+	for _, method := range []string{"POST", "PUT"} {
+		t.Run(method, func(t *testing.T) {
+			key := "uploads/meta-" + strings.ToLower(method) + ".jpg"
+			p, err := s.Presign(ctx, key, PresignRequest{Method: method, ContentType: "image/jpeg", Size: int64(len(data)),
+				TTL: time.Minute, Metadata: meta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if method == "POST" && p.Fields["x-amz-meta-focus"] != "0.3,0.25" || method == "PUT" && p.Headers["X-Amz-Meta-Focus"] != "0.3,0.25" {
+				t.Fatalf("presigned %+v", p)
+			}
+			// upload sends the presigned upload p with the metadata field
+			// or header set to v, or without it when v is empty.
+			upload := func(p Presigned, v string) (int, string) {
+				t.Helper()
+				var req *http.Request
+				if method == "POST" {
+					var body bytes.Buffer
+					mw := multipart.NewWriter(&body)
+					for k, f := range p.Fields {
+						if k != "x-amz-meta-focus" {
+							mw.WriteField(k, f)
+						}
+					}
+					if v != "" {
+						mw.WriteField("x-amz-meta-focus", v)
+					}
+					fw, _ := mw.CreateFormFile("file", "upload")
+					fw.Write(data)
+					mw.Close()
+					req, _ = http.NewRequest("POST", p.URL, &body)
+					req.Header.Set("Content-Type", mw.FormDataContentType())
+				} else {
+					req, _ = http.NewRequest("PUT", p.URL, bytes.NewReader(data))
+					for k, h := range p.Headers {
+						req.Header.Set(k, h)
+					}
+					req.Header.Del("X-Amz-Meta-Focus")
+					if v != "" {
+						req.Header.Set("X-Amz-Meta-Focus", v)
+					}
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				b, _ := io.ReadAll(resp.Body)
+				return resp.StatusCode, string(b)
+			}
+			plain, err := s.Presign(ctx, key, PresignRequest{Method: method, ContentType: "image/jpeg", Size: int64(len(data)), TTL: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, tt := range []struct {
+				name  string
+				p     Presigned
+				value string
+			}{
+				{"another value", p, "0.9,0.9"},
+				{"left out", p, ""},
+				{"added to an upload signed without it", plain, "0.9,0.9"},
+			} {
+				// 403, or MinIO's 400 for a signed header left out.
+				if code, body := upload(tt.p, tt.value); code != 403 && code != 400 {
+					t.Errorf("%s: %d, want it refused: %s", tt.name, code, body)
+				}
+			}
+			if _, err := s.Head(ctx, key); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("a refused upload left an object: %v", err)
+			}
+			if code, body := upload(p, "0.3,0.25"); code/100 != 2 {
+				t.Fatalf("upload as signed: %d %s", code, body)
+			}
+			if h, err := s.Head(ctx, key); err != nil || h.Metadata["focus"] != "0.3,0.25" {
+				t.Fatalf("stored %+v %v", h, err)
+			}
+		})
+	}
+	// Metadata S3 would refuse or change is refused before signing.
+	for _, m := range []map[string]string{{"Focus": "1,1"}, {"focus": "é"}, {"fo cus": "1"}, {"": "1"}} {
+		if _, err := s.Presign(ctx, "uploads/bad.jpg", PresignRequest{ContentType: "image/jpeg", Size: 1, TTL: time.Minute, Metadata: m}); err == nil {
+			t.Errorf("metadata %q was signed", m)
+		}
 	}
 }

@@ -80,6 +80,12 @@ type PresignRequest struct {
 	// Size is the exact size of a PUT, the largest of a POST.
 	Size int64
 	TTL  time.Duration
+	// Metadata are user metadata the uploaded object is to carry, bound
+	// into the upload so that the client cannot change or drop them: S3
+	// holds a POST to its x-amz-meta-* fields by the policy and a PUT to
+	// its x-amz-meta-* headers by the signature; the local directory signs
+	// them into its URL. Names and values follow checkMetadata.
+	Metadata map[string]string
 }
 
 // Presigned is what a client needs to upload one object straight to the
@@ -92,6 +98,26 @@ type Presigned struct {
 	// Headers must be sent as they are with a PUT.
 	Headers   map[string]string
 	ExpiresAt time.Time
+}
+
+// checkMetadata refuses user metadata that S3 would refuse or change:
+// names of lower-case letters, digits and hyphens (S3 lower-cases names,
+// and keeps them in HTTP header names), values of printable ASCII (the
+// only text S3 keeps as it is in a header). The local store signs its
+// upload URLs' metadata under the same rule, which keeps the signed text
+// readable one way only.
+func checkMetadata(m map[string]string) error {
+	for k, v := range m {
+		if k == "" || strings.Trim(k, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+			return fmt.Errorf("metadata name %q: want lower-case letters, digits and hyphens", k)
+		}
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] > 0x7e {
+				return fmt.Errorf("metadata %s: value %q is not printable ASCII", k, v)
+			}
+		}
+	}
+	return nil
 }
 
 // maxKeyBytes is S3's limit on a key's length.

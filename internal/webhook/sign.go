@@ -28,8 +28,21 @@ var (
 // Sign returns the Resizer-Signature value for body at time t:
 // "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">".
 func Sign(secret, body []byte, t time.Time) string {
+	return SignAll([][]byte{secret}, body, t)
+}
+
+// SignAll signs body with each of secrets, one v1 value each. A signer
+// that holds "new,old" during a rotation is then accepted by a verifier
+// that knows either, so the signers and the verifiers need not switch at
+// the same moment.
+func SignAll(secrets [][]byte, body []byte, t time.Time) string {
 	ts := strconv.FormatInt(t.Unix(), 10)
-	return "t=" + ts + ",v1=" + mac(secret, ts, body)
+	var b strings.Builder
+	b.WriteString("t=" + ts)
+	for _, s := range secrets {
+		b.WriteString(",v1=" + mac(s, ts, body))
+	}
+	return b.String()
 }
 
 func mac(secret []byte, ts string, body []byte) string {

@@ -104,6 +104,7 @@ func TestSignVerify(t *testing.T) {
 		{"valid", sig, body, [][]byte{cur}, now, nil},
 		{"rotation: either secret", sig, body, [][]byte{old, cur}, now, nil},
 		{"signed with the old one", Sign(old, body, now), body, [][]byte{cur, old}, now, nil},
+		{"signed with both during a rotation", SignAll([][]byte{cur, old}, body, now), body, [][]byte{old}, now, nil},
 		{"several v1 values", "t=1795600000,v1=" + strings.Repeat("0", 64) + "," + sig[len("t=1795600000,"):], body, [][]byte{cur}, now, nil},
 		{"within tolerance", sig, body, [][]byte{cur}, now.Add(4 * time.Minute), nil},
 		{"missing", "", body, [][]byte{cur}, now, ErrNoSignature},

@@ -70,6 +70,11 @@ async function resize(event) {
   for (const id of ["width", "height", "quality"]) if ($(id).value) q.set(id, $(id).value);
   if ($("fit").value !== "inside") q.set("fit", $("fit").value);
   if ($("format").value !== "original") q.set("format", $("format").value);
+  // The operations: every field with a data-param, when set and not its default.
+  for (const el of document.querySelectorAll("#more [data-param]")) {
+    const v = el.value.trim();
+    if (v !== "" && v !== (el.dataset.default || "")) q.set(el.dataset.param, v);
+  }
   say("resize-message", "Resizing…");
   const start = performance.now();
   const resp = await fetch("/resize?" + q, { method: "POST", body: file, headers: authHeaders() });
@@ -126,7 +131,21 @@ async function upload() {
   }
 }
 
+// setFocus takes a click on the original as the focal point of a cover
+// crop, in fractions of its width and height.
+function setFocus(event) {
+  const img = event.currentTarget, r = img.getBoundingClientRect();
+  if (!img.naturalWidth) return;
+  const fx = Math.min(1, Math.max(0, (event.clientX - r.left) / r.width));
+  const fy = Math.min(1, Math.max(0, (event.clientY - r.top) / r.height));
+  $("focus").value = fx.toFixed(3) + "," + fy.toFixed(3);
+  $("gravity").value = "focus";
+  $("fit").value = "cover";
+  $("more").open = true;
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  $("original").addEventListener("click", setFocus);
   $("apikey").value = sessionStorage.getItem("resizer-api-key") || "";
   dropZone("resize-drop", "resize-file", (f) => showImage($("original"), $("original-info"), f));
   dropZone("upload-drop", "upload-file", () => say("upload-message", ""));

@@ -1,0 +1,164 @@
+package imageproc
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"image"
+	"image/color"
+	"image/gif"
+	"testing"
+)
+
+// animatedGIF is n frames of w x h, frame i coloured palette[i%len], each
+// shown for delays[i%len] hundredths of a second.
+func animatedGIF(t testing.TB, n, w, h int, palette color.Palette, delays []int) []byte {
+	t.Helper()
+	anim := &gif.GIF{LoopCount: 0}
+	for i := 0; i < n; i++ {
+		fr := image.NewPaletted(image.Rect(0, 0, w, h), palette)
+		for j := range fr.Pix {
+			fr.Pix[j] = uint8(i % len(palette))
+		}
+		anim.Image = append(anim.Image, fr)
+		anim.Delay = append(anim.Delay, delays[i%len(delays)])
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, anim); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+var rgbPalette = color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 255, 0, 255}, color.RGBA{0, 0, 255, 255}}
+
+// webpFrameDurations reads the duration (ms) of each ANMF chunk of an
+// animated WebP.
+func webpFrameDurations(t *testing.T, b []byte) []int {
+	t.Helper()
+	var d []int
+	for i := 12; i+8 <= len(b); {
+		size := int(binary.LittleEndian.Uint32(b[i+4:]))
+		if string(b[i:i+4]) == "ANMF" {
+			p := b[i+8:]
+			d = append(d, int(p[12])|int(p[13])<<8|int(p[14])<<16)
+		}
+		i += 8 + size + size&1
+	}
+	return d
+}
+
+// An animated GIF stays animated: every frame resized, in order, with its
+// delay, as GIF (the same frame count) or WebP (the same total duration:
+// libwebp merges identical frames); animated=false and AVIF take the first
+// frame; format=auto picks WebP over AVIF for it.
+func TestAnimation(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := animatedGIF(t, 12, 90, 60, rgbPalette, []int{10, 20, 30})
+
+	r, err := p.Process(t.Context(), in, Options{Width: 45})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := gif.DecodeAll(bytes.NewReader(r.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Image) != 12 || r.Format != FormatGIF || r.Width != 45 || r.Height != 30 {
+		t.Fatalf("GIF: %d frames, %v %dx%d; want 12 frames, gif 45x30", len(out.Image), r.Format, r.Width, r.Height)
+	}
+	for i, fr := range out.Image {
+		if b := fr.Bounds(); b.Dx() > 45 || b.Dy() > 30 {
+			t.Errorf("frame %d: %v", i, b)
+		}
+		want := rgbPalette[i%3].(color.RGBA)
+		if got := rgbAt(fr, fr.Bounds().Dx()/2, fr.Bounds().Dy()/2); !near(got, [4]uint8{want.R, want.G, want.B, 255}, 40) {
+			t.Errorf("frame %d: %v, want %v", i, got, want)
+		}
+		if out.Delay[i] != []int{10, 20, 30}[i%3] {
+			t.Errorf("frame %d: delay %d, want %d", i, out.Delay[i], []int{10, 20, 30}[i%3])
+		}
+	}
+
+	r, err = p.Process(t.Context(), in, Options{Width: 45, Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, d := range webpFrameDurations(t, r.Data) {
+		total += d
+	}
+	if total != 12/3*(100+200+300) {
+		t.Errorf("WebP: total duration %d ms, want %d", total, 12/3*600)
+	}
+
+	for name, o := range map[string]Options{
+		"animated=false": {Width: 45, Still: true},
+		"avif":           {Width: 45, Format: FormatAVIF},
+		"png":            {Width: 45, Format: FormatPNG},
+	} {
+		r, err := p.Process(t.Context(), in, o)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if o.Format == FormatAVIF {
+			continue // no decoder here: that it is made, one frame, is enough
+		}
+		if g, err := gif.DecodeAll(bytes.NewReader(r.Data)); err == nil && len(g.Image) != 1 {
+			t.Errorf("%s: %d frames", name, len(g.Image))
+		}
+		img := decode(t, r.Data)
+		if b := img.Bounds(); b.Dx() != 45 || b.Dy() != 30 || !near(rgbAt(img, 20, 15), [4]uint8{255, 0, 0, 255}, 40) {
+			t.Errorf("%s: %v %v, want the first frame, red, 45x30", name, b, rgbAt(img, 20, 15))
+		}
+	}
+
+	r, err = p.Process(t.Context(), in, Options{Width: 45, Prefer: []Format{FormatAVIF, FormatWebP}})
+	if err != nil || r.Format != FormatWebP || len(webpFrameDurations(t, r.Data)) == 0 {
+		t.Errorf("auto (AVIF, WebP) for an animation: %v %v, want animated WebP", r.Format, err)
+	}
+	r, err = p.Process(t.Context(), encodePNG(t, quadrants(8, 8)), Options{Prefer: []Format{FormatAVIF, FormatWebP}})
+	if err != nil || r.Format != FormatAVIF {
+		t.Errorf("auto (AVIF, WebP) for a still: %v %v, want AVIF", r.Format, err)
+	}
+}
+
+// The steps of one image apply to every frame: a crop and a quarter turn.
+func TestAnimationSteps(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := animatedGIF(t, 4, 80, 40, rgbPalette, []int{5})
+	r, err := p.Process(t.Context(), in, Options{Crop: &Region{0, 0, 40, 40}, Rotate: 90, Pad: [4]int{2, 2, 2, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := gif.DecodeAll(bytes.NewReader(r.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Image) != 4 || out.Config.Width != 44 || out.Config.Height != 44 {
+		t.Fatalf("%d frames of %dx%d, want 4 of 44x44", len(out.Image), out.Config.Width, out.Config.Height)
+	}
+}
+
+// Animations that stay animated are bounded in frames and in pixels
+// before decoding; the first frame alone is not.
+func TestAnimationLimits(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) { c.MaxFrames, c.MaxAnimationPixels = 10, 1_000_000 })
+	long := animatedGIF(t, 11, 16, 16, rgbPalette, []int{1})
+	if _, err := p.Process(t.Context(), long, Options{}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("11 frames over 10: err = %v, want ErrTooLarge", err)
+	}
+	if _, err := p.Process(t.Context(), long, Options{Still: true}); err != nil {
+		t.Errorf("11 frames, animated=false: %v", err)
+	}
+	if _, err := p.Process(t.Context(), long, Options{Format: FormatPNG}); err != nil {
+		t.Errorf("11 frames to PNG (a still): %v", err)
+	}
+	big := animatedGIF(t, 5, 500, 500, rgbPalette, []int{1}) // 1.25 M pixels in all
+	if _, err := p.Process(t.Context(), big, Options{Width: 100}); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("5 frames of 500x500 over 1 M pixels: err = %v, want ErrTooLarge", err)
+	}
+	if n := frameCount(FormatGIF, long); n != 11 {
+		t.Errorf("frameCount = %d, want 11", n)
+	}
+}
