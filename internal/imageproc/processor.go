@@ -307,9 +307,6 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.header.Width, in.header.Height = upright(st.w, st.h, max(in.header.Orientation, 1))
 	for _, o := range opts {
-		if err := notYet(o); err != nil {
-			return in, err
-		}
 		if o.Trim != nil {
 			continue // what a trim leaves is known once decoded, in the worker
 		}
@@ -358,12 +355,6 @@ func outputFormat(f Format, alpha, animated bool, o Options) Format {
 		return o.Prefer[0] // an animated TIFF: its first page
 	}
 	return OutputFormatFor(f, alpha)
-}
-
-// notYet refuses the options whose steps are still being built, rather
-// than ignore them.
-func notYet(o Options) error {
-	return nil
 }
 
 // clean removes the metadata of the formats that carry it in blocks the
