@@ -328,3 +328,61 @@ func TestGeometryOfTheSteps(t *testing.T) {
 	}
 	t.Log(fmt.Sprint(checked, " combinations"))
 }
+
+// A crop scaled down from a JPEG is cut from a decode the loader shrank
+// (regionShrink): it shows what the same crop of the full-size pixels
+// shows, within a little resampling noise, at every factor and for an
+// EXIF-rotated source too.
+func TestCropOfAShrunkDecode(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	photo := readTestdata(t, "ladybird.jpg")
+	full, err := p.Process(t.Context(), photo, Options{Format: FormatPNG}) // the decoded pixels, lossless
+	if err != nil {
+		t.Fatal(err)
+	}
+	W, H := full.Width, full.Height
+	for _, tt := range []struct{ x, y, w, h, out int }{
+		{0, 0, W, H, W / 9},                   // the whole, as a crop
+		{W / 3, H / 4, W / 2, H / 2, W / 5},   // shrunk by 2
+		{W / 7, H / 5, W / 2, H / 2, W / 9},   // by 4
+		{1, 3, W - 5, H - 7, W / 17},          // by 8, odd corners
+		{W - 401, H - 301, 400, 300, 49},      // at the far corner
+		{W / 2, H / 2, W/2 - 1, H/2 - 1, 131}, // odd sizes
+	} {
+		o := Options{Crop: &Region{tt.x, tt.y, tt.w, tt.h}, Width: tt.out}
+		got := process(t, p, photo, o)
+		want := process(t, p, full.Data, o)
+		if got.Bounds() != want.Bounds() {
+			t.Fatalf("%+v: %v, want %v", tt, got.Bounds(), want.Bounds())
+		}
+		if d := meanAbsDiff(got, want); d > 2.5 {
+			t.Errorf("crop %+v to width %d: differs from the full-size crop by %.1f levels on average", tt, tt.out, d)
+		}
+	}
+	// EXIF-rotated: the region is of the upright image, shrunk or not.
+	turned := withOrientation(photo, 6)
+	upright, err := p.Process(t.Context(), turned, Options{Format: FormatPNG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Crop: &Region{H / 5, W / 3, H / 2, W / 2}, Width: H / 9}
+	if d := meanAbsDiff(process(t, p, turned, o), process(t, p, upright.Data, o)); d > 2.5 {
+		t.Errorf("crop of an EXIF-rotated JPEG differs from the upright crop by %.1f levels on average", d)
+	}
+}
+
+// meanAbsDiff is the mean absolute difference of two images of one size,
+// over their RGB channels, in levels of 255.
+func meanAbsDiff(a, b image.Image) float64 {
+	var sum float64
+	bd := a.Bounds()
+	for y := bd.Min.Y; y < bd.Max.Y; y++ {
+		for x := bd.Min.X; x < bd.Max.X; x++ {
+			ca, cb := rgbAt(a, x, y), rgbAt(b, x, y)
+			for i := 0; i < 3; i++ {
+				sum += math.Abs(float64(ca[i]) - float64(cb[i]))
+			}
+		}
+	}
+	return sum / float64(3*bd.Dx()*bd.Dy())
+}

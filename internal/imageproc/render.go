@@ -363,15 +363,52 @@ func (s *source) scaled(p plan) (vimage, error) {
 		}
 		return s.shared().thumbnail(p.scaleW, p.scaleH)
 	}
-	im, err := s.full()
-	if err != nil {
+	r := p.region
+	var im vimage
+	var err error
+	if n := regionShrink(s.h.Format, r, p.scaleW, p.scaleH); n > 1 && s.whole.p == nil {
+		// A region that will be scaled down by n or more is cut from a
+		// decode at 1/n of the size, as the loader shrinks for free: a
+		// crop of a large JPEG then costs what its resize does. Its edges
+		// move by half a pixel of the shrunk image at most, less than
+		// half an output pixel.
+		w, h := (s.h.Width+n-1)/n, (s.h.Height+n-1)/n // as the loader rounds
+		if im, err = s.decode(w, h); err != nil {
+			return vimage{}, err
+		}
+		r = shrinkRect(r, n, w, h)
+	} else if im, err = s.full(); err != nil {
 		return vimage{}, err
 	}
-	r := p.region
 	if im, err = im.crop(r.x, r.y, r.w, r.h); err != nil {
 		return vimage{}, err
 	}
 	return im.thumbnail(p.scaleW, p.scaleH)
+}
+
+// regionShrink is the power of two, 1 to 8, by which the source of format
+// f can be shrunk on load when region r of it is to be scaled to w x h:
+// the largest that leaves the region at least w x h. Only the loaders that
+// shrink as they decode (JPEG, WebP) gain from it.
+func regionShrink(f Format, r rect, w, h int) int {
+	if f != FormatJPEG && f != FormatWebP {
+		return 1
+	}
+	for _, n := range []int{8, 4, 2} {
+		if r.w/n >= w && r.h/n >= h {
+			return n
+		}
+	}
+	return 1
+}
+
+// shrinkRect is r in an image shrunk by n to w x h, its corners rounded
+// to the nearest pixel, never empty and never outside.
+func shrinkRect(r rect, n, w, h int) rect {
+	at := func(v int) int { return int(math.Round(float64(v) / float64(n))) }
+	x0, y0 := min(at(r.x), w-1), min(at(r.y), h-1)
+	x1, y1 := min(max(at(r.x+r.w), x0+1), w), min(max(at(r.y+r.h), y0+1), h)
+	return rect{x0, y0, x1 - x0, y1 - y0}
 }
 
 // shared returns a new reference to the shared decode, for a step that
