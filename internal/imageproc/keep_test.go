@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"image"
 	"math"
 	"slices"
 	"testing"
@@ -337,22 +336,4 @@ func iccPrimaries(icc []byte) (p [9]float64) {
 		}
 	}
 	return p
-}
-
-// meanAbsDiff is the mean absolute difference of two images' RGB values.
-func meanAbsDiff(a, b image.Image) float64 {
-	r := a.Bounds()
-	if r.Dx() != b.Bounds().Dx() || r.Dy() != b.Bounds().Dy() {
-		return math.Inf(1)
-	}
-	var sum float64
-	for y := 0; y < r.Dy(); y++ {
-		for x := 0; x < r.Dx(); x++ {
-			ca, cb := rgbAt(a, x, y), rgbAt(b, x, y)
-			for i := range 3 {
-				sum += math.Abs(float64(ca[i]) - float64(cb[i]))
-			}
-		}
-	}
-	return sum / float64(3*r.Dx()*r.Dy())
 }
