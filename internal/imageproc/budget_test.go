@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"image"
+	"image/color"
+	"image/gif"
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // fitBytes, on made-up size curves, monotonic or not: what it returns
@@ -226,4 +231,77 @@ func TestMaxBytesVariants(t *testing.T) {
 			t.Errorf("%+v: %v, want ErrUnsatisfiable", o, err)
 		}
 	}
+}
+
+// An animation that stays animated is searched as a whole: the animated
+// WebP fits max_bytes with every frame, or the job fails with
+// ErrUnsatisfiable; keep writes nothing into it but what it may (an
+// animation's frames are in sRGB, so no profile), and a GIF, which has no
+// quality, fits as it is or fails.
+func TestMaxBytesAnimation(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	in := texturedGIF(t, 8, 160, 120)
+	full, err := p.Process(t.Context(), in, Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	low, err := p.Process(t.Context(), in, Options{Format: FormatWebP, Quality: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	budgets := []int{len(low.Data) - 1, len(low.Data), (len(low.Data) + len(full.Data)) / 2, len(full.Data), len(full.Data) * 2 / 3}
+	for i, budget := range budgets {
+		keep := []Keep{KeepNone, KeepCopyright, KeepICC}[i%3]
+		r, err := p.Process(t.Context(), in, Options{Format: FormatWebP, MaxBytes: budget, Keep: keep})
+		if budget < len(low.Data) {
+			if !errors.Is(err, ErrUnsatisfiable) {
+				t.Errorf("budget %d under quality 1's %d: %v", budget, len(low.Data), err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("budget %d, keep=%s: %v", budget, keep, err)
+		}
+		if len(r.Data) > budget || len(webpFrameDurations(t, r.Data)) != 8 {
+			t.Errorf("budget %d, keep=%s: %d bytes, %d frames", budget, keep, len(r.Data), len(webpFrameDurations(t, r.Data)))
+		}
+		imagetest.CheckClean(t, map[string][]byte{fmt.Sprintf("webp, budget %d, keep=%s", budget, keep): r.Data})
+	}
+	g, err := p.Process(t.Context(), in, Options{Format: FormatGIF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := p.Process(t.Context(), in, Options{Format: FormatGIF, MaxBytes: len(g.Data)}); err != nil || !bytes.Equal(r.Data, g.Data) {
+		t.Errorf("gif in its own size: %v", err)
+	}
+	if _, err := p.Process(t.Context(), in, Options{Format: FormatGIF, MaxBytes: len(g.Data) - 1}); !errors.Is(err, ErrUnsatisfiable) {
+		t.Errorf("gif one byte under its size: %v", err)
+	}
+	t.Logf("8-frame animated WebP: %d bytes at quality 80, %d at 1; GIF %d", len(full.Data), len(low.Data), len(g.Data))
+}
+
+// texturedGIF is an animation of n frames of w x h, each a different
+// texture, so that its size depends on the quality.
+func texturedGIF(t *testing.T, n, w, h int) []byte {
+	t.Helper()
+	var palette color.Palette
+	for i := range 256 {
+		palette = append(palette, color.RGBA{uint8(i), uint8(i * 7), uint8(255 - i), 255})
+	}
+	anim := &gif.GIF{}
+	for k := range n {
+		fr := image.NewPaletted(image.Rect(0, 0, w, h), palette)
+		for y := range h {
+			for x := range w {
+				fr.SetColorIndex(x, y, uint8((x*(k+3)+y*y/(k+1)+x*y/7)%256))
+			}
+		}
+		anim.Image = append(anim.Image, fr)
+		anim.Delay = append(anim.Delay, 10)
+	}
+	var b bytes.Buffer
+	if err := gif.EncodeAll(&b, anim); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
