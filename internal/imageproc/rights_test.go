@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // asciiTIFF builds an EXIF block whose IFD0 holds entries and, after it,
@@ -123,4 +124,44 @@ func FuzzExifFields(f *testing.F) {
 			t.Fatalf("%q reads back as %q", r, rr)
 		}
 	})
+}
+
+// FuzzHeifRights: whatever the bytes of a HEIF or AVIF source, reading
+// its Exif item's rights (done in Go, before any decoder judges the file)
+// ends quickly and gives nil or bounded values.
+func FuzzHeifRights(f *testing.F) {
+	avif := readTestdata(f, "heif/alpha-333x77.avif")
+	f.Add(avif)
+	if b, err := avifWith(avif, exifRights{Artist: []byte("Ada"), Copyright: []byte("(c) Ada")}.exifBlock(), nil); err == nil {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		start := time.Now()
+		r := heifRights(b)
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("%d bytes took %v", len(b), d)
+		}
+		for _, v := range [][]byte{r.Artist, r.Copyright} {
+			if v != nil && (len(v) == 0 || len(v) > maxRightsLen) {
+				t.Fatalf("value of %d bytes", len(v))
+			}
+		}
+	})
+}
+
+// The rights of an AVIF's Exif item are read, as keep=copyright needs them.
+func TestHeifRights(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	clean, err := p.Process(t.Context(), encodePNG(t, quadrants(64, 48)), Options{Format: FormatAVIF}) // no Exif item
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := exifRights{Artist: []byte("Ada"), Copyright: []byte("(c) Ada")}
+	b, err := avifWith(clean.Data, want.exifBlock(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := heifRights(b); !bytes.Equal(got.Artist, want.Artist) || !bytes.Equal(got.Copyright, want.Copyright) {
+		t.Errorf("read %q, want %q", got, want)
+	}
 }
