@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/color"
 	"math"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -193,6 +194,45 @@ func TestTrim(t *testing.T) {
 	}
 	if _, err := p.Process(t.Context(), encodePNG(t, plain), Options{Trim: ptr(10.0)}); !errors.Is(err, ErrUnsatisfiable) {
 		t.Errorf("trim of a white image: err = %v, want ErrUnsatisfiable", err)
+	}
+}
+
+// Trim as a rule, over random borders: of a lossless image it leaves
+// exactly the inside; of a JPEG, the inside to within its ringing (two
+// pixels); single specks in the border are ignored as noise, as libvips
+// does; a line three pixels wide is kept wherever it is.
+func TestTrimOverRandomBorders(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	rnd := rand.New(rand.NewPCG(11, 12))
+	size := func(img image.Image) (int, int) { b := img.Bounds(); return b.Dx(), b.Dy() }
+	for i := 0; i < 12; i++ {
+		w, h := 20+rnd.IntN(600), 20+rnd.IntN(400)
+		border := [4]int{rnd.IntN(90), rnd.IntN(90), rnd.IntN(90), 1 + rnd.IntN(90)}
+		img := bordered(w, h, border)
+		W, H := size(img)
+		for k := 0; k < 20; k++ { // specks in the border, away from the inside
+			x, y := rnd.IntN(W), rnd.IntN(H)
+			if x < border[3]-2 || y < border[0]-2 || x > border[3]+w+1 || y > border[0]+h+1 {
+				img.Set(x, y, color.RGBA{0, 0, 0, 255})
+			}
+		}
+		if gw, gh := size(process(t, p, encodePNG(t, img), Options{Trim: ptr(10.0)})); gw != w || gh != h {
+			t.Errorf("PNG %dx%d, border %v: trimmed to %dx%d, want %dx%d", W, H, border, gw, gh, w, h)
+		}
+		if gw, gh := size(process(t, p, encodeJPEG(t, img), Options{Trim: ptr(10.0)})); abs(gw-w) > 4 || abs(gh-h) > 4 {
+			t.Errorf("JPEG %dx%d, border %v: trimmed to %dx%d, want %dx%d within 2 pixels a side", W, H, border, gw, gh, w, h)
+		}
+		// A 3-pixel line along the far right edge of the border stays.
+		if border[1] > 3 {
+			for y := 0; y < H; y++ {
+				for x := W - 3; x < W; x++ {
+					img.Set(x, y, color.RGBA{0, 0, 200, 255})
+				}
+			}
+			if gw, _ := size(process(t, p, encodePNG(t, img), Options{Trim: ptr(10.0)})); gw != W-border[3] {
+				t.Errorf("PNG %dx%d, border %v, a line on the right: trimmed to width %d, want %d", W, H, border, gw, W-border[3])
+			}
+		}
 	}
 }
 

@@ -225,17 +225,61 @@ static int rz_sharpen(VipsImage *in, double sigma, VipsImage **out) {
 }
 
 // rz_find_trim finds the box that a uniform border, of the colour of the
-// top-left pixel within threshold, leaves.
+// top-left pixel within threshold, leaves; width and height are 0 when
+// the whole image is that colour. As libvips' find_trim, it ignores specks
+// (noise, JPEG ringing), but it masks first and smooths the mask: the
+// pixels that differ from the border by more than threshold in any band,
+// then those that have a majority of such pixels in their 3x3
+// neighbourhood (the median of a mask). libvips smooths the image itself,
+// a median filter of every band that took 4 s of an 18 MP photo's 6.4 s;
+// this takes about a tenth. The first non-zero pixel of every row and
+// column, from each side, gives the box.
 static int rz_find_trim(VipsImage *in, double threshold, int *left, int *top, int *width, int *height) {
 	double *px;
 	int n;
 	if (vips_getpoint(in, &px, &n, 0, 0, NULL)) {
 		return -1;
 	}
-	VipsArrayDouble *bg = vips_array_double_new(px, n);
+	double *a = g_new(double, n), *b = g_new(double, n);
+	for (int i = 0; i < n; i++) {
+		a[i] = 1;
+		b[i] = -px[i];
+	}
 	g_free(px);
-	int rc = vips_find_trim(in, left, top, width, height, "threshold", threshold, "background", bg, NULL);
-	vips_area_unref(VIPS_AREA(bg));
+	VipsImage *base = vips_image_new();
+	VipsImage **t = (VipsImage **) vips_object_local_array(VIPS_OBJECT(base), 13);
+	t[0] = vips_image_new_matrixv(3, 3, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0);
+	vips_image_set_double(t[0], "scale", 255); // the mask is 0 or 255: a count
+	double top_off, left_off, bottom_off, right_off;
+	int rc = -1;
+	if (!vips_linear(in, &t[1], a, b, n, NULL) &&
+		!vips_abs(t[1], &t[2], NULL) &&
+		!vips_more_const1(t[2], &t[3], threshold, NULL) &&
+		!vips_bandor(t[3], &t[4], NULL) &&
+		!vips_conv(t[4], &t[5], t[0], "precision", VIPS_PRECISION_INTEGER, NULL) &&
+		!vips_more_const1(t[5], &t[6], 4, NULL) &&
+		(t[7] = vips_image_copy_memory(t[6])) &&
+		!vips_profile(t[7], &t[8], &t[9], NULL) &&
+		!vips_min(t[8], &top_off, NULL) &&
+		!vips_min(t[9], &left_off, NULL) &&
+		!vips_rot(t[7], &t[10], VIPS_ANGLE_D180, NULL) &&
+		!vips_profile(t[10], &t[11], &t[12], NULL) &&
+		!vips_min(t[11], &bottom_off, NULL) &&
+		!vips_min(t[12], &right_off, NULL)) {
+		int w = t[7]->Xsize, h = t[7]->Ysize;
+		*left = left_off;
+		*top = top_off;
+		*width = VIPS_MAX(0, w - (int) right_off - (int) left_off);
+		*height = VIPS_MAX(0, h - (int) bottom_off - (int) top_off);
+		if (w != in->Xsize || h != in->Ysize) {
+			vips_error("rz_find_trim", "the mask is %dx%d, not %dx%d", w, h, in->Xsize, in->Ysize);
+		} else {
+			rc = 0;
+		}
+	}
+	g_free(a);
+	g_free(b);
+	g_object_unref(base);
 	return rc;
 }
 
