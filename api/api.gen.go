@@ -803,9 +803,15 @@ type S3Event struct {
 	} `json:"Records,omitempty"`
 }
 
-// Upload defines model for Upload.
+// Upload The original and its variants: the same document as the manifest
+// the service keeps at `OUTPUT_PREFIX` + `_manifest/` + the key below
+// `INPUT_PREFIX` + `.json` (which has no `focus`), and sends in its
+// ready signal.
 type Upload struct {
 	Bytes int64 `json:"bytes"`
+
+	// DominantColor The original's most common colour, `rrggbb`, as `POST /info` gives it; absent when no pixel is more than half opaque.
+	DominantColor *string `json:"dominant_color,omitempty"`
 
 	// Etag The original's ETag, as the store gives it.
 	Etag string `json:"etag"`
@@ -818,9 +824,17 @@ type Upload struct {
 	Height int          `json:"height"`
 
 	// Key The original's key.
-	Key      string          `json:"key"`
-	Variants []UploadVariant `json:"variants"`
-	Width    int             `json:"width"`
+	Key string `json:"key"`
+
+	// Srcset The variants by width, for an `<img srcset>`; their URLs under `VARIANTS_BASE_URL` (without it, the keys).
+	//
+	// Example: https://cdn.example.com/resized/thumb/a.jpg 200w, https://cdn.example.com/resized/medium/a.jpg 800w
+	Srcset string `json:"srcset"`
+
+	// Thumbhash The original's ThumbHash, in standard base64, as `POST /info` gives it.
+	Thumbhash *[]byte         `json:"thumbhash,omitempty"`
+	Variants  []UploadVariant `json:"variants"`
+	Width     int             `json:"width"`
 }
 
 // UploadFormat defines model for Upload.Format.
@@ -828,12 +842,18 @@ type UploadFormat string
 
 // UploadVariant defines model for UploadVariant.
 type UploadVariant struct {
-	Bytes  int64               `json:"bytes"`
+	Bytes int64 `json:"bytes"`
+
+	// Digest The digest of the variant's definition that the output was made under: its options in canonical form and the encoder's version.
+	Digest string              `json:"digest"`
 	Format UploadVariantFormat `json:"format"`
 	Height int                 `json:"height"`
 	Key    string              `json:"key"`
 	Name   string              `json:"name"`
-	Width  int                 `json:"width"`
+
+	// Url The output under `VARIANTS_BASE_URL` (without it, its key, URL-escaped).
+	Url   string `json:"url"`
+	Width int    `json:"width"`
 }
 
 // UploadVariantFormat defines model for UploadVariant.Format.

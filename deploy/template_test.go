@@ -189,6 +189,17 @@ func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 			}
 		}
 	}
+	// Beside S3, only the send of server reconcile --enqueue, to the event
+	// queue.
+	policies := list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies"))
+	if len(policies) != 2 {
+		t.Fatalf("task role has %d policies, want resizer-s3 and resizer-reconcile", len(policies))
+	}
+	enqueue := list(get(t, policies[1], "PolicyDocument", "Statement"))
+	if len(enqueue) != 1 || get(t, enqueue[0], "Action") != "sqs:SendMessage" ||
+		fmt.Sprint(get(t, enqueue[0], "Resource")) != "map[Fn::GetAtt:EventQueue.Arn]" {
+		t.Errorf("reconcile policy %v", enqueue)
+	}
 }
 
 // The forwarder reads its secret, writes its logs, takes its events from

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/resizer/resizer/internal/config"
@@ -16,10 +19,22 @@ import (
 // run is the whole service: it checks the configuration (every fault at
 // once), opens the stores, starts the image workers (watermarks come from
 // the originals' store), listens, and serves until ctx ends or
-// SIGINT/SIGTERM arrives (serve). Tests call it as main does, with their
-// own environment.
+// SIGINT/SIGTERM arrives (serve). With the argument reconcile it runs that
+// command instead, on the same configuration and wiring, until it is done
+// or a signal stops it. Tests call it as main does, with their own
+// environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
+	if len(args) > 1 && args[1] == "reconcile" {
+		// It serves nothing: API keys are no concern of it.
+		s, err := settle(cfg, config.Without(err, config.ErrNoAPIKeys))
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return reconcile(ctx, args[2:], s, stdout)
+	}
 	for _, a := range args[1:] {
 		switch a {
 		case "-h", "-help", "--help":
@@ -31,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}
 			return healthcheck(ctx, cfg.Addr)
 		default:
-			return fmt.Errorf("unknown argument %q (try --help or healthcheck)", a)
+			return fmt.Errorf("unknown argument %q (try --help, healthcheck or reconcile)", a)
 		}
 	}
 	s, err := settle(cfg, err)
@@ -52,6 +67,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer st.close()
+	if s, err = withReadyBus(ctx, s); err != nil {
+		return err
+	}
 	proc, err := newProcessor(s, st, reg)
 	if err != nil {
 		return err

@@ -322,6 +322,7 @@ func TestRunWithS3(t *testing.T) {
 		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
 		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
 		"API_KEYS": "e2e-key", "VARIANTS": "small:300x0,square:100x100:cover:webp",
+		"VARIANTS_BASE_URL": "https://cdn.example/img",
 	})
 	req, _ := http.NewRequest("POST", s.url+"/uploads?key=e2e/photo.jpg", bytes.NewReader(photo(t)))
 	req.Header.Set("Authorization", "Bearer e2e-key")
@@ -338,6 +339,27 @@ func TestRunWithS3(t *testing.T) {
 	for _, k := range []string{"uploads/e2e/photo.jpg", "resized/small/e2e/photo.jpg", "resized/square/e2e/photo.jpg.webp"} {
 		if _, err := srv.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: &bucket, Key: &k}); err != nil {
 			t.Errorf("%s: %v", k, err)
+		}
+	}
+	// The answer is the manifest kept beside the variants.
+	mk := "resized/_manifest/e2e/photo.jpg.json"
+	obj, err := srv.Client().GetObject(t.Context(), &s3.GetObjectInput{Bucket: &bucket, Key: &mk})
+	if err != nil {
+		t.Fatalf("manifest: %v", err)
+	}
+	stored, _ := io.ReadAll(obj.Body)
+	obj.Body.Close()
+	var answer, manifest map[string]any
+	if json.Unmarshal(body, &answer) != nil || json.Unmarshal(stored, &manifest) != nil {
+		t.Fatalf("answer %s, manifest %s", body, stored)
+	}
+	want := "https://cdn.example/img/resized/small/e2e/photo.jpg 300w" // the square crop is no candidate
+	if manifest["srcset"] != want || manifest["thumbhash"] == nil || manifest["dominant_color"] == nil {
+		t.Errorf("manifest %s", stored)
+	}
+	for k, v := range manifest {
+		if fmt.Sprint(answer[k]) != fmt.Sprint(v) {
+			t.Errorf("upload answer's %s: %v, manifest's %v", k, answer[k], v)
 		}
 	}
 	r, err := http.Get(s.url + "/readyz")

@@ -8,6 +8,7 @@ import (
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/watermark"
+	"github.com/resizer/resizer/internal/webhook"
 )
 
 // settings are the configuration with what the packages read from it
@@ -47,7 +48,14 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		InputPrefix: cfg.InputPrefix, OutputPrefix: cfg.OutputPrefix,
 		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,
 		Variants:  variants, CacheControl: cfg.CacheControl, MaxSourceBytes: cfg.MaxBodyBytes,
-		RejectedPrefix: cfg.RejectedPrefix,
+		RejectedPrefix: cfg.RejectedPrefix, PublicBaseURL: cfg.VariantsBaseURL,
+	}
+	if cfg.ReadyCallbackURL != "" && len(cfg.WebhookSecrets) > 0 {
+		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, []byte(cfg.WebhookSecrets[0]), nil)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("READY_CALLBACK_URL: %w", err))
+		}
+		s.pipeline.Ready = readyCallback{cb: cb, bucket: cfg.S3Bucket}
 	}
 	errs = append(errs, s.pipeline.Validate())
 	s.watermarks = watermark.Config{Prefix: cfg.WatermarkPrefix, MaxBytes: cfg.WatermarkMaxBytes,

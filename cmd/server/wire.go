@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,9 +62,11 @@ func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc
 // stores are where originals and outputs live, and their readiness checks.
 type stores struct {
 	in, out pipeline.Store
-	uploads httpapi.Store // = in
-	checks  map[string]httpapi.Check
-	close   func()
+	// inList and outList list them, for reconcile.
+	inList, outList pipeline.Lister
+	uploads         httpapi.Store // = in
+	checks          map[string]httpapi.Check
+	close           func()
 }
 
 // openStores opens S3 when S3_BUCKET is set, else the local directory.
@@ -75,9 +78,37 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 			return nil, err
 		}
 		st.in, st.out, st.uploads, st.close = d, d, d, func() { d.Close() }
+		st.inList, st.outList = d, d
 		st.checks["storage"] = d.Check
 		return st, nil
 	}
+	awsCfg, err := loadAWS(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	s3cfg := storage.S3Config{Bucket: s.S3Bucket, Endpoint: s.S3Endpoint, PathStyle: s.S3PathStyle}
+	in, err := storage.NewS3(s3cfg, awsCfg)
+	if err != nil {
+		return nil, err
+	}
+	st.in, st.out, st.uploads = in, in, in
+	st.inList, st.outList = in, in
+	st.checks["storage"] = in.Check
+	if s.OutputBucket != s.S3Bucket {
+		s3cfg.Bucket = s.OutputBucket
+		out, err := storage.NewS3(s3cfg, awsCfg)
+		if err != nil {
+			return nil, err
+		}
+		st.out, st.outList = out, out
+		st.checks["output storage"] = out.Check
+	}
+	return st, nil
+}
+
+// loadAWS is the AWS SDK's configuration: the region and static
+// credentials of the settings, else the SDK's default chain.
+func loadAWS(ctx context.Context, s settings) (aws.Config, error) {
 	var opts []func(*awsconfig.LoadOptions) error
 	if s.AWSRegion != "" {
 		opts = append(opts, awsconfig.WithRegion(s.AWSRegion))
@@ -88,25 +119,9 @@ func openStores(ctx context.Context, s settings) (*stores, error) {
 	}
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("AWS configuration: %w", err)
+		return aws.Config{}, fmt.Errorf("AWS configuration: %w", err)
 	}
-	s3cfg := storage.S3Config{Bucket: s.S3Bucket, Endpoint: s.S3Endpoint, PathStyle: s.S3PathStyle}
-	in, err := storage.NewS3(s3cfg, awsCfg)
-	if err != nil {
-		return nil, err
-	}
-	st.in, st.out, st.uploads = in, in, in
-	st.checks["storage"] = in.Check
-	if s.OutputBucket != s.S3Bucket {
-		s3cfg.Bucket = s.OutputBucket
-		out, err := storage.NewS3(s3cfg, awsCfg)
-		if err != nil {
-			return nil, err
-		}
-		st.out = out
-		st.checks["output storage"] = out.Check
-	}
-	return st, nil
+	return awsCfg, nil
 }
 
 // newHandler builds the HTTP API over the processor and the stores.

@@ -63,6 +63,13 @@ type Config struct {
 	WebhookMaxBytes   int64
 	WebhookMaxRecords int
 	RejectedPrefix    string
+	// Variants as published: the base URL of the outputs in manifests,
+	// the callback told when an original's variants are written, and the
+	// queue of the event path that reconcile --enqueue sends to.
+	VariantsBaseURL  string
+	ReadyCallbackURL string
+	ReadyEventBus    string
+	EventQueueURL    string
 	// Watermarks: where they are kept in the originals' store ("": none),
 	// the largest file, and the memory that holds them.
 	WatermarkPrefix     string
@@ -193,6 +200,16 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.WebhookMaxRecords, err = positiveInt(v); return err }},
 	{"REJECTED_PREFIX", "", "where originals that can never be processed are moved (default: left in place)",
 		func(c *Config, v string) error { c.RejectedPrefix = v; return nil }},
+	// The bucket is private: pages reach the variants through a CDN or
+	// another public origin, whose URLs the manifests carry.
+	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the output keys, relative)",
+		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
+	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, first of WEBHOOK_SECRETS), each time an original's variants and manifest are written (default: none)",
+		func(c *Config, v string) error { c.ReadyCallbackURL = v; return checkURL(v) }},
+	{"READY_EVENT_BUS", "", "name or ARN of an Amazon EventBridge bus that gets an event (source resizer, detail-type Variants Ready, the callback's body as detail) each time an original's variants and manifest are written (default: none)",
+		func(c *Config, v string) error { c.ReadyEventBus = v; return nil }},
+	{"EVENT_QUEUE_URL", "", "URL of the SQS queue of the S3 event path, to which server reconcile --enqueue sends one event per original (default: none)",
+		func(c *Config, v string) error { c.EventQueueURL = v; return checkURL(v) }},
 	// Watermarks live beside the originals, under a prefix of their own,
 	// so that no watermark name reaches an original and no upload becomes
 	// a watermark.
@@ -221,6 +238,30 @@ var vars = []variable{
 		func(c *Config, v string) error { c.AWSSecretAccessKey = v; return nil }},
 	{"AWS_SESSION_TOKEN", "", "with AWS_ACCESS_KEY_ID, for temporary credentials",
 		func(c *Config, v string) error { c.AWSSessionToken = v; return nil }},
+}
+
+// ErrNoAPIKeys is the fault of a configuration that would serve without
+// API keys when it must not: a fault for serving only, which the server's
+// other commands (reconcile) drop with Without.
+var ErrNoAPIKeys = errors.New("no API keys")
+
+// Without returns the error of Load without its faults that are target
+// (errors.Is), or nil when none is left.
+func Without(err, target error) error {
+	joined, ok := errors.Unwrap(err).(interface{ Unwrap() []error })
+	if !ok {
+		return err
+	}
+	var kept []error
+	for _, e := range joined.Unwrap() {
+		if !errors.Is(e, target) {
+			kept = append(kept, e)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	return fmt.Errorf("configuration: %w", errors.Join(kept...))
 }
 
 // Load reads the configuration through getenv. The error lists every
@@ -282,14 +323,17 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
 	}
+	if c.ReadyCallbackURL != "" && len(c.WebhookSecrets) == 0 {
+		errs = append(errs, errors.New("READY_CALLBACK_URL needs WEBHOOK_SECRETS, whose first secret signs its calls"))
+	}
 	if (c.AWSAccessKeyID == "") != (c.AWSSecretAccessKey == "") {
 		errs = append(errs, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"))
 	}
 	if !c.AllowAnonymous && len(c.APIKeys) == 0 {
 		if c.S3Mode() {
-			errs = append(errs, errors.New("S3 mode needs API_KEYS, or ALLOW_ANONYMOUS=true to serve without keys on purpose"))
+			errs = append(errs, fmt.Errorf("%w: S3 mode needs API_KEYS, or ALLOW_ANONYMOUS=true to serve without keys on purpose", ErrNoAPIKeys))
 		} else {
-			errs = append(errs, errors.New("ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key"))
+			errs = append(errs, fmt.Errorf("%w: ALLOW_ANONYMOUS=false: API_KEYS must then hold at least one key", ErrNoAPIKeys))
 		}
 	}
 	if len(errs) > 0 {
@@ -301,7 +345,7 @@ func Load(getenv func(string) string) (Config, error) {
 // Usage returns the help text: every variable with its default.
 func Usage() string {
 	var b strings.Builder
-	b.WriteString("resizer: an image resizing service.\n\nUsage: server [-h|--help]\n\nConfiguration comes from environment variables:\n\n")
+	b.WriteString("resizer: an image resizing service.\n\nUsage: server [-h|--help]\n       server healthcheck\n       server reconcile [--dry-run] [--json] [--enqueue] [-h for its flags]\n\nConfiguration comes from environment variables:\n\n")
 	for _, v := range vars {
 		def := v.def
 		if def == "" {

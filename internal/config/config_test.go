@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"flag"
 	"net/netip"
 	"os"
@@ -247,5 +248,22 @@ func TestWatermarkSettings(t *testing.T) {
 	if _, err := Load(env(map[string]string{"WATERMARK_MAX_BYTES": "2MiB", "WATERMARK_CACHE_BYTES": "1MiB"})); err == nil ||
 		!strings.Contains(err.Error(), "WATERMARK_CACHE_BYTES") {
 		t.Errorf("a cache smaller than a watermark: %v", err)
+	}
+}
+
+func TestWithout(t *testing.T) {
+	env := map[string]string{"S3_BUCKET": "b", "MAX_PIXELS": "x"}
+	_, err := Load(func(k string) string { return env[k] })
+	if !errors.Is(err, ErrNoAPIKeys) {
+		t.Fatalf("load: %v", err)
+	}
+	rest := Without(err, ErrNoAPIKeys)
+	if rest == nil || errors.Is(rest, ErrNoAPIKeys) || !strings.Contains(rest.Error(), "MAX_PIXELS") {
+		t.Errorf("without: %v", rest)
+	}
+	delete(env, "MAX_PIXELS")
+	_, err = Load(func(k string) string { return env[k] })
+	if rest := Without(err, ErrNoAPIKeys); rest != nil {
+		t.Errorf("only the keys: %v", rest)
 	}
 }

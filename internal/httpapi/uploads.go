@@ -116,12 +116,24 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	writeJSON(w, http.StatusCreated, uploadJSON(res))
 }
 
+// uploadJSON is the answer to an upload: the manifest the pipeline wrote,
+// and the focus the variants were made with.
 func uploadJSON(res pipeline.Result) api.Upload {
+	m := res.Manifest
+	if m == nil { // a pipeline that wrote none: a fault of the server's
+		m = &pipeline.Manifest{}
+	}
 	out := api.Upload{Key: res.Key, Etag: res.ETag, Bytes: res.Bytes, Width: res.Width, Height: res.Height,
-		Format: api.UploadFormat(res.Format.String()), Variants: make([]api.UploadVariant, len(res.Outputs))}
-	for i, o := range res.Outputs {
-		out.Variants[i] = api.UploadVariant{Name: o.Variant, Key: o.Key, Width: o.Width, Height: o.Height,
-			Bytes: o.Bytes, Format: api.UploadVariantFormat(o.Format.String())}
+		Format: api.UploadFormat(res.Format.String()), Srcset: m.Srcset, Variants: make([]api.UploadVariant, len(m.Variants))}
+	if len(m.ThumbHash) > 0 {
+		out.Thumbhash = &m.ThumbHash
+	}
+	if m.DominantColor != "" {
+		out.DominantColor = &m.DominantColor
+	}
+	for i, v := range m.Variants {
+		out.Variants[i] = api.UploadVariant{Name: v.Name, Key: v.Key, Url: v.URL, Width: v.Width, Height: v.Height,
+			Bytes: v.Bytes, Format: api.UploadVariantFormat(v.Format), Digest: v.Digest}
 	}
 	if res.Focus != nil {
 		f := pipeline.FormatFocus(*res.Focus)

@@ -47,6 +47,19 @@ type Config struct {
 	// RejectedPrefix, when set, is where Run moves an original it can
 	// never process (not an image, too large), out of the input prefix.
 	RejectedPrefix string
+	// PublicBaseURL is where the outputs are served from (a CDN in front
+	// of the private bucket), for the manifests' URLs and srcset; empty:
+	// the URLs are the keys, relative.
+	PublicBaseURL string
+	// Ready, when set, is told of every original whose outputs and
+	// manifest are written.
+	Ready Notifier
+}
+
+// Notifier announces that an original's variants are written. Its error
+// is logged: the outputs stand either way.
+type Notifier interface {
+	Ready(ctx context.Context, m Manifest) error
 }
 
 // ErrLoop is a configuration under which outputs would be taken for inputs.
@@ -74,6 +87,11 @@ const (
 	// MetaSourceFocus is the source's focal point the output was made
 	// with (FormatFocus), absent when there was none.
 	MetaSourceFocus = "source-focus"
+	// MetaVariantDigest is the digest of the definition the output was
+	// made under (Variant.Digest); on a manifest, that of every variant.
+	MetaVariantDigest = "variant-digest"
+	// MetaEncoder is EncoderVersion, for people: the digest holds it.
+	MetaEncoder = "encoder"
 )
 
 // escapeKey percent-encodes a key as a URL path ("/" kept), for metadata.
@@ -103,6 +121,11 @@ type Result struct {
 	// none, or one that did not parse).
 	Focus   *imageproc.Point
 	Outputs []Output
+	// Manifest is the manifest written for the outputs (nil unless
+	// processed); Pruned the outputs of an earlier run deleted because
+	// this one no longer makes them.
+	Manifest *Manifest
+	Pruned   []string
 }
 
 // Pipeline makes and stores the variants of originals.
@@ -210,13 +233,20 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	if err != nil {
 		return Result{}, err
 	}
+	info, err := p.proc.Info(ctx, data)
+	if err != nil {
+		return Result{}, fmt.Errorf("placeholder: %w", err)
+	}
 	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: h.Format.ContentType(), Metadata: meta})
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
 	}
 	res, err := p.store(ctx, obj, data, h, focus, results, keys)
+	if err == nil {
+		err = p.finish(ctx, &res, info)
+	}
 	if err != nil {
-		p.rollback(ctx, key, keys)
+		p.rollback(ctx, key, append(keys, p.ManifestKey(key)))
 		return Result{}, err
 	}
 	return res, nil
@@ -250,7 +280,7 @@ func (p *Pipeline) options(focus *imageproc.Point) []imageproc.Options {
 
 // outputKeys are the keys of the outputs of key, each checked as the
 // output store checks keys (a key near the length limit has outputs over
-// it), before anything is written.
+// it), before anything is written; the manifest's key is checked too.
 func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string, error) {
 	check := storage.ValidateKey
 	if c, ok := p.out.(keyChecker); ok {
@@ -262,6 +292,9 @@ func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string
 		if err := check(keys[i]); err != nil {
 			return nil, fmt.Errorf("variant %s: %w", p.cfg.Variants[i].Name, err)
 		}
+	}
+	if err := check(p.ManifestKey(key)); err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return keys, nil
 }
@@ -378,8 +411,22 @@ func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
 			}
 		}
 	}
+	// And what the manifest lists (variants since retired), then the
+	// manifest itself.
+	if m, ok, err := p.readManifest(ctx, key); err != nil {
+		return Result{}, err
+	} else if ok {
+		for _, v := range m.Variants {
+			if p.isPrunable(v.Key) && !slices.Contains(keys, v.Key) {
+				keys = append(keys, v.Key)
+			}
+		}
+	}
 	if err := parallel(len(keys), func(i int) error { return p.out.Delete(ctx, keys[i]) }); err != nil {
 		return Result{}, fmt.Errorf("delete variants: %w", err)
+	}
+	if err := p.out.Delete(ctx, p.ManifestKey(key)); err != nil {
+		return Result{}, fmt.Errorf("delete manifest: %w", err)
 	}
 	return Result{Status: StatusDeleted, Key: key}, nil
 }
@@ -416,8 +463,10 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 }
 
 // upToDate reports whether every output of key, as the key's extension
-// predicts their formats, carries etag and focus (FormatFocus, or empty
-// for none). A wrong prediction only costs the work of remaking them.
+// predicts their formats, carries etag, focus (FormatFocus, or empty for
+// none) and its variant's current digest, and the manifest is there for
+// etag and the configured variants. A wrong prediction only costs the
+// work of remaking them.
 func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
 	src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
 	if src == imageproc.FormatUnknown {
@@ -431,10 +480,18 @@ func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
 		}
 		keys[i] = p.outputKey(key, v, f)
 	}
-	current := make([]bool, len(keys))
-	parallel(len(keys), func(i int) error {
+	// The manifest too, written last: without it the run did not finish
+	// (its retired outputs may remain, its ready signal was not sent).
+	current := make([]bool, len(keys)+1)
+	parallel(len(keys)+1, func(i int) error {
+		if i == len(keys) {
+			obj, err := p.out.Head(ctx, p.ManifestKey(key))
+			current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaVariantDigest] == p.setDigest()
+			return nil
+		}
 		obj, err := p.out.Head(ctx, keys[i])
-		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus
+		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus &&
+			obj.Metadata[MetaVariantDigest] == p.cfg.Variants[i].Digest()
 		return nil
 	})
 	for _, c := range current {
@@ -457,7 +514,18 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 	if err != nil {
 		return Result{}, err
 	}
-	return p.store(ctx, src, data, h, focus, results, keys)
+	info, err := p.proc.Info(ctx, data)
+	if err != nil {
+		return Result{}, fmt.Errorf("placeholder: %w", err)
+	}
+	res, err := p.store(ctx, src, data, h, focus, results, keys)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := p.finish(ctx, &res, info); err != nil {
+		return Result{}, err
+	}
+	return res, nil
 }
 
 // store writes the outputs of src, made with focus, under keys.
@@ -471,6 +539,10 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h
 			MetaSourceETag: trimETag(src.ETag),
 			MetaSourceKey:  escapeKey(src.Key),
 			MetaVariant:    v.Name,
+			// The definition it was made under: a changed one makes
+			// it out of date (upToDate).
+			MetaVariantDigest: v.Digest(),
+			MetaEncoder:       EncoderVersion,
 		}
 		if focus != nil {
 			meta[MetaSourceFocus] = FormatFocus(*focus)

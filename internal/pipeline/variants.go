@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -110,4 +112,28 @@ func side(s string, max int) (int, error) {
 		return 0, fmt.Errorf("bad side %q", s)
 	}
 	return n, nil
+}
+
+// EncoderVersion names the way this program writes images: the load and
+// save path, the encoders' settings that no option sets. It is part of
+// every variant's digest, so that a release that changes how the same
+// options come out (a new default quality, a new encoder) raises it and
+// makes every stored variant out of date, as a changed definition does.
+// The libvips version alone does not: a patch release of libvips does not
+// make the stored variants wrong, and regenerating a bucket is costly.
+const EncoderVersion = "1"
+
+// Digest is the digest of v's definition: its options in canonical form
+// (size, fit, format, quality, every option that changes the pixels; two
+// spellings of one definition have one digest) and EncoderVersion. The
+// name is not part of it: it is the output's key. Outputs record it
+// (MetaVariantDigest); one whose digest differs is out of date.
+func (v Variant) Digest() string {
+	return digest("resizer-variant\n" + EncoderVersion + "\n" + v.Options.Canonical())
+}
+
+// digest is a short hex SHA-256 of s: 96 bits, past any chance collision.
+func digest(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:12])
 }

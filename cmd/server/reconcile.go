@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/pipeline"
+)
+
+// reconcileFlags are the options of server reconcile.
+type reconcileFlags struct {
+	dryRun, json, enqueue, keepRetired bool
+	concurrency                        int
+	rate                               float64
+	// throughput is the originals per second per CPU the estimate
+	// assumes.
+	throughput float64
+	every      time.Duration
+}
+
+// measuredThroughput is the in-process rate of docs/benchmarks.md, in
+// originals (the three default variants of a 4-megapixel JPEG) per second
+// per CPU, rounded down: the dry run's time estimate.
+const measuredThroughput = 3.0
+
+func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (reconcileFlags, error) {
+	var f reconcileFlags
+	fs := flag.NewFlagSet("server reconcile", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		fmt.Fprint(out, "Usage: server reconcile [flags]\n\nBrings every original under INPUT_PREFIX in line with VARIANTS: makes missing\nvariants, remakes those whose definition changed, deletes those of variants no\nlonger configured. Same environment as the server.\n\n")
+		fs.PrintDefaults()
+	}
+	fs.BoolVar(&f.dryRun, "dry-run", false, "list and print the plan; change nothing")
+	fs.BoolVar(&f.json, "json", false, `end with one JSON line: {"current":N,"create":N,"regenerate":N,"delete":N}`)
+	fs.BoolVar(&f.enqueue, "enqueue", false, "send each original to do as an S3 event to EVENT_QUEUE_URL, for the fleet, instead of processing here")
+	fs.BoolVar(&f.keepRetired, "keep-retired", false, "leave the outputs of variants no longer configured in place")
+	fs.IntVar(&f.concurrency, "concurrency", cfg.Concurrency, "originals in hand at once (default: CONCURRENCY)")
+	fs.Float64Var(&f.rate, "rate", 0, "most originals started per second (0: no limit)")
+	fs.Float64Var(&f.throughput, "throughput", measuredThroughput, "originals per second per CPU the dry run's estimate assumes")
+	fs.DurationVar(&f.every, "progress", 2*time.Second, "interval of the progress lines")
+	if err := fs.Parse(args); err != nil {
+		return f, err
+	}
+	if fs.NArg() > 0 {
+		return f, fmt.Errorf("reconcile: unexpected argument %q", fs.Arg(0))
+	}
+	if f.concurrency < 1 || f.rate < 0 || f.throughput <= 0 {
+		return f, errors.New("reconcile: --concurrency and --throughput must be positive, --rate not negative")
+	}
+	if f.enqueue && cfg.EventQueueURL == "" && !f.dryRun {
+		return f, errors.New("reconcile: --enqueue needs EVENT_QUEUE_URL")
+	}
+	return f, nil
+}
+
+// reconcile is server reconcile: the plan, then, unless a dry run, its
+// execution, in this process or sent to the event queue. A signal stops
+// it after the originals in hand; running it again goes on from there.
+func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer) error {
+	f, err := parseReconcileFlags(args, s.Config, stdout)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	log := newLogger(s.Config, stdout)
+	ctx = log.WithContext(ctx)
+	st, err := openStores(ctx, s)
+	if err != nil {
+		return err
+	}
+	defer st.close()
+	if s, err = withReadyBus(ctx, s); err != nil {
+		return err
+	}
+	proc, err := newProcessor(s, st, newRegistry())
+	if err != nil {
+		return err
+	}
+	defer proc.Close()
+	pl, err := pipeline.New(s.pipeline, st.in, st.out, proc)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	plan, err := pl.Plan(ctx, st.inList, st.outList, max(8, f.concurrency))
+	if err != nil {
+		return fmt.Errorf("reconcile: %w", err)
+	}
+	todo := plan.Create + plan.Regenerate
+	fmt.Fprintf(stdout, "plan (%s): %d originals: %d current, %d to create, %d to regenerate (%s to read); %d retired variants to delete (%s)",
+		time.Since(start).Round(time.Millisecond), len(plan.Tasks), plan.Current, plan.Create, plan.Regenerate,
+		bytesText(plan.SourceBytes), plan.Delete, bytesText(plan.DeleteBytes))
+	if f.keepRetired {
+		fmt.Fprint(stdout, ", kept (--keep-retired)")
+	}
+	if plan.Orphans > 0 {
+		fmt.Fprintf(stdout, "; %d outputs without an original, left in place", plan.Orphans)
+	}
+	rate := f.throughput * float64(min(f.concurrency, s.Concurrency))
+	if f.rate > 0 {
+		rate = math.Min(rate, f.rate)
+	}
+	fmt.Fprintf(stdout, "; about %s at %.1f originals/s\n", (time.Duration(float64(todo) / rate * float64(time.Second))).Round(time.Second), rate)
+	if !f.dryRun {
+		err = execute(ctx, pl, plan, f, s, stdout)
+	}
+	if f.json {
+		b, _ := json.Marshal(map[string]int{"current": plan.Current, "create": plan.Create, "regenerate": plan.Regenerate, "delete": plan.Delete})
+		fmt.Fprintf(stdout, "%s\n", b)
+	}
+	return err
+}
+
+// execute carries the plan out, with a progress line every f.every.
+func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
+	o := pipeline.ReconcileOptions{Concurrency: f.concurrency, Rate: f.rate, KeepRetired: f.keepRetired}
+	if f.enqueue {
+		q, err := newEventQueue(ctx, s)
+		if err != nil {
+			return err
+		}
+		o.Do = q.send
+	}
+	var (
+		mu        sync.Mutex
+		done      int
+		start     = time.Now()
+		last      = start
+		failed    int
+		lastError error
+	)
+	total := len(plan.Tasks)
+	line := func(final bool) {
+		el := time.Since(start)
+		fmt.Fprintf(stdout, "progress: %d/%d (%.0f%%) in %s, %.1f originals/s", done, total, 100*float64(done)/float64(max(1, total)),
+			el.Round(time.Second), float64(done)/max(el.Seconds(), 1e-3))
+		if failed > 0 {
+			fmt.Fprintf(stdout, ", %d failed (last: %v)", failed, lastError)
+		}
+		if final {
+			fmt.Fprint(stdout, ", finished")
+		}
+		fmt.Fprintln(stdout)
+	}
+	o.Progress = func(t pipeline.Task, r pipeline.Result, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		done++
+		if err != nil {
+			failed++
+			lastError = fmt.Errorf("%s: %w", t.Key, err)
+		}
+		if done < total && time.Since(last) >= f.every { // the last one has the final line
+			last = time.Now()
+			line(false)
+		}
+	}
+	sum, err := pl.Reconcile(ctx, plan, o)
+	mu.Lock()
+	line(err == nil)
+	mu.Unlock()
+	fmt.Fprintf(stdout, "done: %d processed, %d enqueued, %d already current, %d superseded, %d rejected, %d failed; %d retired variants deleted\n",
+		sum.Processed, sum.Enqueued, sum.UpToDate, sum.Superseded, sum.Rejected, sum.Failed, sum.Deleted)
+	if errors.Is(err, context.Canceled) {
+		return errors.New("reconcile: stopped; run it again to finish")
+	}
+	return err
+}
+
+// bytesText writes n in binary units.
+func bytesText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/sqstest"
+	"github.com/resizer/resizer/internal/storage"
+	"github.com/resizer/resizer/internal/webhook"
+)
+
+// readyReceiver is a callback URL: it checks each ready signal's
+// signature and counts the signals per original; after stopAfter of
+// them (0: never) it calls stop, once.
+type readyReceiver struct {
+	t         *testing.T
+	secret    []byte
+	mu        sync.Mutex
+	per       map[string]int
+	total     int
+	stopAfter int
+	stop      func()
+}
+
+func (rr *readyReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	if err := webhook.Verify(r.Header.Get(webhook.Header), body, [][]byte{rr.secret}, time.Now()); err != nil {
+		rr.t.Errorf("ready signal: %v", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var ev readyEvent
+	if err := json.Unmarshal(body, &ev); err != nil || ev.Type != readyType || ev.Manifest == nil || ev.Key != ev.Manifest.Key {
+		rr.t.Errorf("ready signal %s: %v", body, err)
+	}
+	rr.mu.Lock()
+	rr.per[ev.Key]++
+	rr.total++
+	if rr.total == rr.stopAfter && rr.stop != nil {
+		rr.stop()
+	}
+	rr.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// small is a distinct small JPEG for original i.
+func small(t *testing.T, i int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
+	for y := 0; y < 240; y++ {
+		for x := 0; x < 320; x++ {
+			img.Set(x, y, color.RGBA{uint8(x + i), uint8(y * i), uint8(i), 255})
+		}
+	}
+	var b bytes.Buffer
+	if err := jpeg.Encode(&b, img, &jpeg.Options{Quality: 80}); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// reconcileRun calls run as main does for server reconcile with args,
+// and returns its output.
+func reconcileRun(ctx context.Context, env map[string]string, args ...string) (string, error) {
+	var out bytes.Buffer
+	err := run(ctx, append([]string{"server", "reconcile"}, args...), func(k string) string { return env[k] }, &out)
+	return out.String(), err
+}
+
+// lastJSON reads the plan counts of --json's last line.
+func lastJSON(t *testing.T, out string) map[string]int {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var m map[string]int
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &m); err != nil {
+		t.Fatalf("last line of %s: %v", out, err)
+	}
+	return m
+}
+
+var processedLine = regexp.MustCompile(`done: (\d+) processed`)
+
+func processed(t *testing.T, out string) int {
+	t.Helper()
+	m := processedLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no done line in %s", out)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// The proof of issue 14: originals stored under one VARIANTS; one
+// definition changed, one added, one removed; the dry run counts every
+// original to regenerate and every retired variant; a run stopped partway
+// and run again finishes without doing an original twice; afterwards
+// every original has exactly the configured variants, with the current
+// digests, and the callback got one signed signal per original.
+func TestReconcileProof(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
+	const n = 300
+	srv := s3test.Start(t)
+	bucket := srv.Bucket(t)
+	rr := &readyReceiver{t: t, secret: []byte("ready-secret"), per: map[string]int{}}
+	cb := httptest.NewServer(rr)
+	defer cb.Close()
+	env := map[string]string{
+		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
+		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
+		"API_KEYS": "k", "CONCURRENCY": "2", "LOG_LEVEL": "warn",
+		"VARIANTS": "thumb:64x64:cover,medium:200x0,old:100x0",
+	}
+	st, err := storage.NewS3(storage.S3Config{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	err = pipelineEach(n, func(i int) error {
+		_, err := st.Put(ctx, fmt.Sprintf("uploads/set/%03d.jpg", i), small(t, i), storage.PutOptions{ContentType: "image/jpeg"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The old definitions: every original created.
+	out, err := reconcileRun(ctx, env, "--json")
+	if err != nil || processed(t, out) != n {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	if got := lastJSON(t, out); got["create"] != n || got["current"] != 0 {
+		t.Fatalf("first plan %v", got)
+	}
+
+	// medium changed, large added, old removed; the callback on.
+	env["VARIANTS"] = "thumb:64x64:cover,medium:150x0,large:240x0:webp"
+	env["WEBHOOK_SECRETS"], env["READY_CALLBACK_URL"] = string(rr.secret), cb.URL
+	out, err = reconcileRun(ctx, env, "--dry-run", "--json")
+	if err != nil {
+		t.Fatalf("dry run: %v\n%s", err, out)
+	}
+	if got, want := lastJSON(t, out), map[string]int{"current": 0, "create": 0, "regenerate": n, "delete": n}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("dry run: %v, want %v\n%s", got, want, out)
+	}
+	if rr.total != 0 {
+		t.Fatalf("the dry run made %d signals", rr.total)
+	}
+
+	// Stopped (as by SIGINT) after 40 % of the signals, then run again.
+	stopped, stop := context.WithCancel(ctx)
+	rr.stopAfter, rr.stop = n*4/10, stop
+	start := time.Now()
+	out1, err := reconcileRun(stopped, env, "--json")
+	if err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Fatalf("stopped run: %v\n%s", err, out1)
+	}
+	p1 := processed(t, out1)
+	if p1 < n*4/10 || p1 >= n {
+		t.Fatalf("stopped run processed %d of %d\n%s", p1, n, out1)
+	}
+	out2, err := reconcileRun(ctx, env, "--json")
+	elapsed := time.Since(start)
+	if err != nil {
+		t.Fatalf("resumed run: %v\n%s", err, out2)
+	}
+	if got := lastJSON(t, out2); got["current"] != p1 || got["regenerate"] != n-p1 || got["delete"] != n-p1 {
+		t.Errorf("resumed plan %v after %d done", got, p1)
+	}
+	if p2 := processed(t, out2); p1+p2 != n {
+		t.Errorf("processed %d, then %d: %d originals done twice or never", p1, p2, p1+p2-n)
+	}
+	t.Logf("%d originals regenerated in %s: %.1f originals/s (stopped once)", n, elapsed.Round(time.Millisecond), n/elapsed.Seconds())
+
+	// Exactly the configured variants, with the current digests.
+	variants, err := pipeline.ParseVariants(env["VARIANTS"], 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs, err := st.List(ctx, "resized/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range outs {
+		keys = append(keys, o.Key)
+	}
+	sort.Strings(keys)
+	var want []string
+	for i := 0; i < n; i++ {
+		rel := fmt.Sprintf("set/%03d.jpg", i)
+		want = append(want, "resized/_manifest/"+rel+".json", "resized/large/"+rel+".webp", "resized/medium/"+rel, "resized/thumb/"+rel)
+	}
+	sort.Strings(want)
+	if strings.Join(keys, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("outputs: %d keys, want %d; first: %v", len(keys), len(want), keys[:min(8, len(keys))])
+	}
+	err = pipelineEach(len(keys), func(i int) error {
+		k := keys[i]
+		if strings.HasPrefix(k, "resized/_manifest/") {
+			return nil
+		}
+		obj, err := st.Head(ctx, k)
+		if err != nil {
+			return err
+		}
+		name := strings.Split(k, "/")[1]
+		for _, v := range variants {
+			if v.Name == name && obj.Metadata[pipeline.MetaVariantDigest] != v.Digest() {
+				return fmt.Errorf("%s: digest %q, want %q", k, obj.Metadata[pipeline.MetaVariantDigest], v.Digest())
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	if len(rr.per) != n || rr.total != n {
+		t.Errorf("%d signals for %d originals, want one for each of %d", rr.total, len(rr.per), n)
+	}
+	out, err = reconcileRun(ctx, env, "--dry-run", "--json")
+	if got := lastJSON(t, out); err != nil || got["current"] != n || got["delete"] != 0 {
+		t.Errorf("after: %v %v", got, err)
+	}
+}
+
+// pipelineEach runs fn(0..n-1), eight at a time, and returns the first
+// error.
+func pipelineEach(n int, fn func(i int) error) error {
+	sem := make(chan struct{}, 8)
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		sem <- struct{}{}
+		go func(i int) { defer func() { <-sem }(); errs <- fn(i) }(i)
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// --enqueue sends each original to do to the event queue as the S3 event
+// the forwarder takes, and does none of them itself.
+func TestReconcileEnqueue(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
+	srv := s3test.Start(t)
+	q := sqstest.Start(t)
+	ctx := t.Context()
+	queue, err := q.CreateQueue(ctx, "events", 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bucket := srv.Bucket(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	etags := map[string]string{}
+	for i, k := range []string{"uploads/a.jpg", "uploads/with space+plus.jpg", "uploads/dir/b.jpg"} {
+		obj, err := st.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		etags[k] = strings.Trim(obj.ETag, `"`)
+	}
+	env := map[string]string{
+		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
+		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
+		"LOG_LEVEL": "warn", "EVENT_QUEUE_URL": queue.URL, // no API_KEYS: reconcile serves nothing
+	}
+	out, err := reconcileRun(ctx, env, "--enqueue", "--json")
+	if err != nil || !strings.Contains(out, "3 enqueued") {
+		t.Fatalf("enqueue: %v\n%s", err, out)
+	}
+	got := map[string]string{}
+	for len(got) < 3 {
+		msgs, err := q.Receive(ctx, queue, 10, time.Second)
+		if err != nil || len(msgs) == 0 {
+			t.Fatalf("receive: %v; have %v", err, got)
+		}
+		for _, m := range msgs {
+			ev, err := webhook.Parse([]byte(m.Body))
+			if err != nil || len(ev.Records) != 1 || ev.Records[0].S3.Bucket.Name != bucket || ev.Records[0].Kind() != webhook.Created {
+				t.Fatalf("message %s: %v", m.Body, err)
+			}
+			got[ev.Records[0].Key()] = strings.Trim(ev.Records[0].ETag(), `"`)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(etags) {
+		t.Errorf("events for %v, want %v", got, etags)
+	}
+	if outs, err := st.List(ctx, "resized/", 0); err != nil || len(outs) != 0 {
+		t.Errorf("outputs made in process: %v %v", outs, err)
+	}
+}
+
+// On the embedded default (a local directory), with its flags checked.
+func TestReconcileLocal(t *testing.T) {
+	ctx := t.Context()
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "VARIANTS": "thumb:32x32:cover,small:100x0"}
+	d, err := storage.NewDir(env["DATA_DIR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range []string{"uploads/a.jpg", "uploads/b/c.jpg"} {
+		if _, err := d.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	out, err := reconcileRun(ctx, env, "--json", "--rate", "50")
+	if err != nil || lastJSON(t, out)["create"] != 2 || processed(t, out) != 2 {
+		t.Fatalf("reconcile: %v\n%s", err, out)
+	}
+	out, err = reconcileRun(ctx, env, "--dry-run", "--json")
+	if err != nil || lastJSON(t, out)["current"] != 2 || !strings.Contains(out, "2 originals: 2 current") {
+		t.Fatalf("after: %v\n%s", err, out)
+	}
+	for _, args := range [][]string{{"--concurrency", "0"}, {"extra"}, {"--enqueue"}, {"--nope"}} {
+		if out, err := reconcileRun(ctx, env, args...); err == nil {
+			t.Errorf("%v: accepted\n%s", args, out)
+		}
+	}
+	if out, err := reconcileRun(ctx, env, "-h"); err != nil || !strings.Contains(out, "-dry-run") || !strings.Contains(out, "-keep-retired") {
+		t.Errorf("-h: %v\n%s", err, out)
+	}
+}

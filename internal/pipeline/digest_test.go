@@ -1,0 +1,168 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/resizer/resizer/internal/storage"
+)
+
+func TestDigest(t *testing.T) {
+	parse := func(s string) Variant {
+		t.Helper()
+		vs, err := ParseVariants(s, 8192)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs[0]
+	}
+	base := parse("medium:800x0").Digest()
+	for _, tc := range []struct {
+		def  string
+		same bool
+	}{
+		{"medium:800x0:inside", true}, // the default fit spelt out
+		{"other:800x0", true},         // the name is the key, not the definition
+		{"medium:800x0?quality=70", false},
+		{"medium:300x0", false},
+		{"medium:800x0:webp", false},
+		{"medium:800x0:cover", false},
+		{"medium:800x0?sharpen=1", false},
+	} {
+		if got := parse(tc.def).Digest(); (got == base) != tc.same {
+			t.Errorf("%s: digest %s, medium:800x0's %s, want same=%v", tc.def, got, base, tc.same)
+		}
+	}
+}
+
+// notes records ready signals.
+type notes struct {
+	mu sync.Mutex
+	ms []Manifest
+}
+
+func (n *notes) Ready(_ context.Context, m Manifest) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ms = append(n.ms, m)
+	return nil
+}
+
+// TestDefinitionChange: outputs made under one VARIANTS are out of date
+// under another that changes a definition; the run remakes them, deletes
+// the variant no longer configured (and nothing in a reserved segment),
+// writes the manifest and signals once.
+func TestDefinitionChange(t *testing.T) {
+	ctx := t.Context()
+	st, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := proc(t)
+	withVariants := func(def string, n Notifier) *Pipeline {
+		t.Helper()
+		cfg := testConfig(t)
+		vs, err := ParseVariants(def, 8192)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Variants, cfg.Ready, cfg.PublicBaseURL = vs, n, "https://cdn.example/"
+		p, err := New(cfg, st, st, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	oldP := withVariants("thumb:200x200:cover,medium:800x0,old:100x0", nil)
+	key := "uploads/a/photo.jpg"
+	res, err := oldP.Upload(ctx, key, photo(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Manifest == nil || len(res.Manifest.Variants) != 3 || res.Manifest.Srcset !=
+		"https://cdn.example/resized/old/a/photo.jpg 100w, https://cdn.example/resized/medium/a/photo.jpg 800w" /* not the square thumb */ ||
+		len(res.Manifest.ThumbHash) < 5 || len(res.Manifest.DominantColor) != 6 {
+		t.Fatalf("manifest %+v", res.Manifest)
+	}
+	// Something of delivery by URL's in the reserved segment.
+	if _, err := st.Put(ctx, "resized/_cache/old/a/photo.jpg", []byte("x"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := oldP.Run(ctx, key, ""); err != nil || r.Status != StatusUpToDate {
+		t.Fatalf("same definitions: %+v %v", r, err)
+	}
+
+	n := &notes{}
+	newP := withVariants("thumb:200x200:cover,medium:300x0,large:600x0:webp", n)
+	r, err := newP.Run(ctx, key, "")
+	if err != nil || r.Status != StatusProcessed {
+		t.Fatalf("changed definitions: %+v %v", r, err)
+	}
+	if !slices.Equal(r.Pruned, []string{"resized/old/a/photo.jpg"}) {
+		t.Errorf("pruned %v", r.Pruned)
+	}
+	for _, k := range []string{"resized/old/a/photo.jpg"} {
+		if _, err := st.Head(ctx, k); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: %v, want gone", k, err)
+		}
+	}
+	for i, k := range []string{"resized/thumb/a/photo.jpg", "resized/medium/a/photo.jpg", "resized/large/a/photo.jpg.webp", "resized/_cache/old/a/photo.jpg"} {
+		obj, err := st.Head(ctx, k)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if i < 3 && obj.Metadata[MetaVariantDigest] != newP.cfg.Variants[i].Digest() {
+			t.Errorf("%s: digest %q, want %q", k, obj.Metadata[MetaVariantDigest], newP.cfg.Variants[i].Digest())
+		}
+	}
+	if r.Outputs[1].Width != 300 {
+		t.Errorf("medium is %dpx wide, want 300", r.Outputs[1].Width)
+	}
+	if len(n.ms) != 1 || n.ms[0].Key != key || len(n.ms[0].Variants) != 3 {
+		t.Fatalf("ready signals %+v", n.ms)
+	}
+	m, ok, err := newP.readManifest(ctx, key)
+	if err != nil || !ok || m.Variants[2].Key != "resized/large/a/photo.jpg.webp" || m.Variants[2].Digest != newP.cfg.Variants[2].Digest() {
+		t.Fatalf("stored manifest %+v %v %v", m, ok, err)
+	}
+	if r, err := newP.Run(ctx, key, ""); err != nil || r.Status != StatusUpToDate || len(n.ms) != 1 {
+		t.Fatalf("rerun: %+v %v, %d signals", r, err, len(n.ms))
+	}
+	// Deleting the original deletes its variants and manifest, and
+	// nothing reserved.
+	if err := st.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newP.Remove(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	left, err := st.List(ctx, "resized/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || !strings.HasPrefix(left[0].Key, "resized/_cache/") {
+		t.Errorf("left after removal: %+v", left)
+	}
+}
+
+func TestSrcset(t *testing.T) {
+	v := func(name string, w, h int) ManifestVariant { return ManifestVariant{URL: name, Width: w, Height: h} }
+	for _, tc := range []struct {
+		vs   []ManifestVariant
+		w, h int
+		want string
+	}{
+		{[]ManifestVariant{v("l", 1600, 1000), v("sq", 200, 200), v("s", 40, 25), v("m", 800, 500)}, 2560, 1600, "s 40w, m 800w, l 1600w"},
+		{[]ManifestVariant{v("a", 800, 500), v("b", 800, 501)}, 1600, 1000, "a 800w"},         // one URL a width
+		{[]ManifestVariant{v("t", 7, 5)}, 1000, 666, "t 7w"},                                  // rounding at small sizes
+		{[]ManifestVariant{v("sq", 200, 200), v("x", 100, 100)}, 300, 200, "x 100w, sq 200w"}, // no whole picture: all
+	} {
+		if got := srcset(tc.vs, tc.w, tc.h); got != tc.want {
+			t.Errorf("%v of %dx%d: %q, want %q", tc.vs, tc.w, tc.h, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,227 @@
+package pipeline
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// The output prefix reserves the segments that start with "_" for what is
+// not a variant (variant names never start with "_"): pruning and
+// reconcile never touch them.
+const (
+	// ManifestSegment holds one manifest per original.
+	ManifestSegment = "_manifest/"
+	// CacheSegment holds the derived images of delivery by URL.
+	CacheSegment = "_cache/"
+)
+
+// Manifest describes an original and its variants as last written: what a
+// page needs to show it (sizes, a srcset, a placeholder), and the record of
+// which outputs exist, so that the next run deletes those it no longer
+// makes. It is written after every output, so that its presence with the
+// source's ETag means the run finished.
+type Manifest struct {
+	Key string `json:"key"`
+	// ETag is the original's, as the store gives it (quoted).
+	ETag   string `json:"etag"`
+	Format string `json:"format"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Bytes  int64  `json:"bytes"`
+	// Srcset lists the variants by width for an <img srcset>, their URLs
+	// under the public base URL.
+	Srcset string `json:"srcset"`
+	// ThumbHash is the original's ThumbHash (base64 in JSON), a
+	// placeholder of about 25 bytes; DominantColor its most common colour
+	// (hex RRGGBB), empty when it has no opaque pixel.
+	ThumbHash     []byte            `json:"thumbhash,omitempty"`
+	DominantColor string            `json:"dominant_color,omitempty"`
+	Variants      []ManifestVariant `json:"variants"`
+}
+
+// ManifestVariant is one output in a Manifest.
+type ManifestVariant struct {
+	Name   string `json:"name"`
+	Key    string `json:"key"`
+	URL    string `json:"url"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
+	Bytes  int64  `json:"bytes"`
+	Format string `json:"format"`
+	Digest string `json:"digest"`
+}
+
+// ManifestKey is where the manifest of the original key is kept:
+// OUTPUT_PREFIX + "_manifest/" + the key without the input prefix + ".json".
+func (p *Pipeline) ManifestKey(key string) string {
+	return p.cfg.OutputPrefix + ManifestSegment + strings.TrimPrefix(key, p.cfg.InputPrefix) + ".json"
+}
+
+// publicURL is the URL of an output key under the public base URL (a CDN
+// in front of the private bucket), or the key itself, relative, without one.
+func (p *Pipeline) publicURL(key string) string {
+	esc := (&url.URL{Path: key}).EscapedPath()
+	if p.cfg.PublicBaseURL == "" {
+		return esc
+	}
+	return strings.TrimSuffix(p.cfg.PublicBaseURL, "/") + "/" + esc
+}
+
+// manifest is the manifest of res, with the placeholder of info (nil:
+// none).
+func (p *Pipeline) manifest(res Result, info *imageproc.Info) Manifest {
+	m := Manifest{Key: res.Key, ETag: res.ETag, Format: res.Format.String(), Width: res.Width, Height: res.Height,
+		Bytes: res.Bytes, Variants: make([]ManifestVariant, len(res.Outputs))}
+	if info != nil {
+		m.ThumbHash = info.ThumbHash
+		if info.Dominant != nil {
+			m.DominantColor = info.Dominant.String()
+		}
+	}
+	for i, o := range res.Outputs {
+		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.publicURL(o.Key), Width: o.Width, Height: o.Height,
+			Bytes: o.Bytes, Format: o.Format.String(), Digest: p.cfg.Variants[i].Digest()}
+	}
+	m.Srcset = srcset(m.Variants, m.Width, m.Height)
+	return m
+}
+
+// srcset lists the variants that show the whole original (its aspect
+// ratio within 2 % or a pixel: a browser takes srcset's candidates for one picture at
+// several sizes, so a square crop among them would be wrong), by width,
+// one URL per width (the first variant of a width wins), as an <img
+// srcset> reads them. When no variant shows the whole original, it lists
+// them all.
+func srcset(all []ManifestVariant, w, h int) string {
+	var vs []ManifestVariant
+	for _, v := range all {
+		// The height the original's aspect gives this width, within 2 %
+		// or the pixel that rounding may take.
+		want := float64(v.Width) * float64(h) / float64(max(w, 1))
+		if math.Abs(float64(v.Height)-want) <= max(1, 0.02*want) {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		vs = all
+	}
+	byWidth := slices.Clone(vs)
+	slices.SortStableFunc(byWidth, func(a, b ManifestVariant) int { return cmp.Compare(a.Width, b.Width) })
+	var parts []string
+	last := 0
+	for _, v := range byWidth {
+		if v.Width == last {
+			continue
+		}
+		last = v.Width
+		parts = append(parts, v.URL+" "+strconv.Itoa(v.Width)+"w")
+	}
+	return strings.Join(parts, ", ")
+}
+
+// readManifest reads the manifest of the original key: ok false when there
+// is none, or one that does not parse (written by another program), which
+// only costs that outputs it listed are not pruned.
+func (p *Pipeline) readManifest(ctx context.Context, key string) (Manifest, bool, error) {
+	b, _, err := p.out.Get(ctx, p.ManifestKey(key), storage.GetOptions{MaxBytes: 1 << 20})
+	if errors.Is(err, storage.ErrNotFound) {
+		return Manifest{}, false, nil
+	}
+	if err != nil {
+		return Manifest{}, false, fmt.Errorf("read manifest: %w", err)
+	}
+	var m Manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("key", key).Msg("stored manifest ignored")
+		return Manifest{}, false, nil
+	}
+	return m, true, nil
+}
+
+// isPrunable reports whether an output key may be deleted as a retired
+// variant: it lies under the output prefix, and not in a reserved segment.
+func (p *Pipeline) isPrunable(key string) bool {
+	rest, ok := strings.CutPrefix(key, p.cfg.OutputPrefix)
+	return ok && rest != "" && !strings.HasPrefix(rest, "_") && storage.ValidateKey(key) == nil
+}
+
+// finish completes a run whose outputs are written: it deletes the outputs
+// the previous manifest lists that this run did not write (variants no
+// longer configured, or whose format and so key changed), writes the new
+// manifest, which marks the run as finished, and announces it (Ready).
+func (p *Pipeline) finish(ctx context.Context, res *Result, info *imageproc.Info) error {
+	old, ok, err := p.readManifest(ctx, res.Key)
+	if err != nil {
+		return err
+	}
+	m := p.manifest(*res, info)
+	if ok {
+		written := map[string]bool{}
+		for _, o := range res.Outputs {
+			written[o.Key] = true
+		}
+		var stale []string
+		for _, v := range old.Variants {
+			if !written[v.Key] && p.isPrunable(v.Key) {
+				stale = append(stale, v.Key)
+			}
+		}
+		if err := parallel(len(stale), func(i int) error { return p.out.Delete(ctx, stale[i]) }); err != nil {
+			return fmt.Errorf("delete retired variants: %w", err)
+		}
+		res.Pruned = stale
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	if _, err := p.out.Put(ctx, p.ManifestKey(res.Key), b, storage.PutOptions{ContentType: "application/json",
+		CacheControl: "no-cache", Metadata: map[string]string{MetaSourceETag: trimETag(res.ETag), MetaSourceKey: escapeKey(res.Key),
+			MetaVariantDigest: p.setDigest()}}); err != nil {
+		return fmt.Errorf("store manifest: %w", err)
+	}
+	res.Manifest = &m
+	if p.cfg.Ready != nil {
+		// The outputs are written and stay written: a signal that cannot
+		// be delivered (after the notifier's own retries) is logged, not
+		// a reason to make the variants again. It goes out even when the
+		// request that made them has ended (the client gone is no reason
+		// to keep it from the receiver), within a bound of its own, so
+		// that a receiver that hangs holds a webhook delivery for
+		// readyTimeout at most.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+		defer cancel()
+		if err := p.cfg.Ready.Ready(rctx, m); err != nil {
+			zerolog.Ctx(ctx).Error().Err(err).Str("key", res.Key).Msg("ready signal not delivered")
+		}
+	}
+	return nil
+}
+
+// readyTimeout bounds a ready signal, its retries included: well within
+// the forwarder's bound on one webhook delivery.
+const readyTimeout = 15 * time.Second
+
+// setDigest is the digest of every configured variant, in order: the
+// manifest's record of the definitions it was written under.
+func (p *Pipeline) setDigest() string {
+	var b strings.Builder
+	for _, v := range p.cfg.Variants {
+		b.WriteString(v.Name + "=" + v.Digest() + ";")
+	}
+	return digest(b.String())
+}

@@ -1,0 +1,307 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// Reconciling brings every stored original in line with the configured
+// variants: Plan compares the listings of the inputs and the outputs with
+// the configuration, and Reconcile carries the plan out. Both are safe
+// beside live uploads and events, because each original is done by Run,
+// which checks again and reads the source with If-Match, and because
+// only outputs of variant names no longer configured, of originals that
+// exist, are deleted.
+
+// Lister lists a store's objects under a prefix (ListObjectsV2 pages in
+// S3), in key order; limit <= 0 means all.
+type Lister interface {
+	List(ctx context.Context, prefix string, limit int) ([]storage.Object, error)
+}
+
+// Action is what an original needs.
+type Action string
+
+// The actions of a plan.
+const (
+	// ActionCurrent: every configured variant exists with its current
+	// digest, and the manifest with them.
+	ActionCurrent Action = "current"
+	// ActionCreate: no variant of the original exists (an original stored
+	// before the service, or before its events).
+	ActionCreate Action = "create"
+	// ActionRegenerate: some exist, but not all, or not all current.
+	ActionRegenerate Action = "regenerate"
+)
+
+// Task is one original of a plan.
+type Task struct {
+	Key    string
+	ETag   string
+	Size   int64
+	Action Action
+	// Retired are its outputs under variant names no longer configured,
+	// to delete, and RetiredBytes their size.
+	Retired      []string
+	RetiredBytes int64
+}
+
+// Plan is what reconciling would do.
+type Plan struct {
+	Tasks []Task
+	// Current, Create and Regenerate count originals; Delete counts the
+	// retired outputs.
+	Current, Create, Regenerate, Delete int
+	// SourceBytes are the originals to read, DeleteBytes the outputs to
+	// delete.
+	SourceBytes, DeleteBytes int64
+	// Orphans are outputs of variants whose original is not among the
+	// inputs (deleted while its event was lost, or a key this layout does
+	// not make): counted, never deleted, since an original may be arriving.
+	Orphans int
+}
+
+// Plan lists the outputs, then the originals, and decides what each
+// original needs, checking up to concurrency originals at a time (a HEAD of
+// the source, one of each variant and one of the manifest: what Run checks
+// before it skips). The outputs are listed first so that an upload during
+// the listing is never taken for an orphan's original. It fails when a
+// listing or a HEAD fails (storage's errors, wrapped), or when ctx ends.
+func (p *Pipeline) Plan(ctx context.Context, in, out Lister, concurrency int) (Plan, error) {
+	outs, err := out.List(ctx, p.cfg.OutputPrefix, 0)
+	if err != nil {
+		return Plan{}, fmt.Errorf("list outputs: %w", err)
+	}
+	ins, err := in.List(ctx, p.cfg.InputPrefix, 0)
+	if err != nil {
+		return Plan{}, fmt.Errorf("list originals: %w", err)
+	}
+	var plan Plan
+	byRel := map[string]int{}
+	for _, o := range ins {
+		if !p.isInput(o.Key) {
+			continue
+		}
+		byRel[strings.TrimPrefix(o.Key, p.cfg.InputPrefix)] = len(plan.Tasks)
+		plan.Tasks = append(plan.Tasks, Task{Key: o.Key, ETag: o.ETag, Size: o.Size})
+	}
+	configured := map[string]bool{}
+	for _, v := range p.cfg.Variants {
+		configured[v.Name] = true
+	}
+	hasOutputs := make([]bool, len(plan.Tasks))
+	for _, o := range outs {
+		name, tail, ok := strings.Cut(strings.TrimPrefix(o.Key, p.cfg.OutputPrefix), "/")
+		if !ok || strings.HasPrefix(name, "_") {
+			if name == strings.TrimSuffix(ManifestSegment, "/") {
+				if i, ok := byRel[strings.TrimSuffix(tail, ".json")]; ok {
+					hasOutputs[i] = true
+				}
+			}
+			continue
+		}
+		// An output's key is the original's relative key, with the
+		// output format's extension appended when it differs.
+		i, ok := byRel[tail]
+		if !ok {
+			i, ok = byRel[strings.TrimSuffix(tail, path.Ext(tail))]
+		}
+		switch {
+		case !ok:
+			if !configured[name] {
+				plan.Orphans++
+			}
+		case configured[name]:
+			hasOutputs[i] = true
+		default:
+			t := &plan.Tasks[i]
+			t.Retired = append(t.Retired, o.Key)
+			t.RetiredBytes += o.Size
+		}
+	}
+	err = each(ctx, len(plan.Tasks), concurrency, func(i int) error {
+		t := &plan.Tasks[i]
+		head, err := p.in.Head(ctx, t.Key)
+		if errors.Is(err, storage.ErrNotFound) {
+			t.Action = ActionCurrent // gone since the listing: its deletion event removes its outputs
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("head %q: %w", t.Key, err)
+		}
+		t.ETag = head.ETag
+		focus, _ := storedFocus(head.Metadata)
+		switch {
+		case p.upToDate(ctx, t.Key, head.ETag, focusText(focus)):
+			t.Action = ActionCurrent
+		case hasOutputs[i]:
+			t.Action = ActionRegenerate
+		default:
+			t.Action = ActionCreate
+		}
+		return nil
+	})
+	if err != nil {
+		return Plan{}, err
+	}
+	for _, t := range plan.Tasks {
+		switch t.Action {
+		case ActionCurrent:
+			plan.Current++
+		case ActionCreate:
+			plan.Create++
+		case ActionRegenerate:
+			plan.Regenerate++
+		}
+		if t.Action != ActionCurrent {
+			plan.SourceBytes += t.Size
+		}
+		plan.Delete += len(t.Retired)
+		plan.DeleteBytes += t.RetiredBytes
+	}
+	return plan, nil
+}
+
+// ReconcileOptions say how a plan is carried out.
+type ReconcileOptions struct {
+	// Concurrency is how many originals are in hand at once (at least 1).
+	Concurrency int
+	// Rate, when positive, is the most originals started per second.
+	Rate float64
+	// KeepRetired leaves the outputs of retired variants in place.
+	KeepRetired bool
+	// Do makes an original's variants; nil: Run, in this process. The
+	// server's --enqueue sends an event instead.
+	Do func(ctx context.Context, t Task) (Result, error)
+	// Progress, when set, is told of every task done, in turn.
+	Progress func(t Task, r Result, err error)
+}
+
+// Summary is what Reconcile did.
+type Summary struct {
+	Processed, UpToDate, Superseded, Rejected, Enqueued, Failed, Deleted int
+}
+
+// Reconcile carries out plan. When ctx ends it starts no more originals
+// and lets those in hand finish (a stop by signal leaves nothing half
+// done); a second run plans again and finds the done ones current. Each
+// original is done by Do (Run: it checks again whether the original is
+// current, so that one done meanwhile by an event is not done twice), and
+// its retired outputs deleted. The error counts the originals that failed;
+// each one's own error went to Progress.
+func (p *Pipeline) Reconcile(ctx context.Context, plan Plan, o ReconcileOptions) (Summary, error) {
+	do := o.Do
+	if do == nil {
+		do = func(ctx context.Context, t Task) (Result, error) { return p.Run(ctx, t.Key, t.ETag) }
+	}
+	var tick <-chan time.Time
+	if o.Rate > 0 {
+		tk := time.NewTicker(time.Duration(float64(time.Second) / o.Rate))
+		defer tk.Stop()
+		tick = tk.C
+	}
+	var (
+		mu  sync.Mutex
+		sum Summary
+	)
+	work := context.WithoutCancel(ctx)
+	err := each(ctx, len(plan.Tasks), o.Concurrency, func(i int) error {
+		t := plan.Tasks[i]
+		var res Result
+		var err error
+		if t.Action != ActionCurrent {
+			if tick != nil {
+				select {
+				case <-tick:
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			res, err = do(work, t)
+		} else {
+			res.Status = StatusUpToDate
+		}
+		deleted := 0
+		if err == nil && !o.KeepRetired && len(t.Retired) > 0 && res.Status != StatusSuperseded {
+			if err = parallel(len(t.Retired), func(i int) error { return p.out.Delete(work, t.Retired[i]) }); err != nil {
+				err = fmt.Errorf("delete retired variants of %q: %w", t.Key, err)
+			} else {
+				deleted = len(t.Retired)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		sum.Deleted += deleted
+		switch {
+		case err != nil:
+			sum.Failed++
+		case res.Status == StatusProcessed:
+			sum.Processed++
+		case res.Status == StatusUpToDate:
+			sum.UpToDate++
+		case res.Status == StatusSuperseded:
+			sum.Superseded++
+		case res.Status == StatusRejected:
+			sum.Rejected++
+		case res.Status == StatusEnqueued:
+			sum.Enqueued++
+		}
+		if o.Progress != nil {
+			o.Progress(t, res, err)
+		}
+		return nil
+	})
+	if err == nil && sum.Failed > 0 {
+		err = fmt.Errorf("reconcile: %d originals failed", sum.Failed)
+	}
+	return sum, err
+}
+
+// StatusEnqueued is an original sent as an event to the queue that the
+// service's fleet consumes (reconcile --enqueue).
+const StatusEnqueued Status = "enqueued"
+
+// each runs fn(0..n-1), n at most at once, in order of starting; it
+// starts none once ctx has ended (and then returns ctx's error) and
+// returns fn's first error after all started ones have returned.
+func each(ctx context.Context, n, concurrency int, fn func(i int) error) error {
+	concurrency = max(1, concurrency)
+	sem := make(chan struct{}, concurrency)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i := 0; i < n; i++ {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer func() { <-sem; wg.Done() }()
+			if err := fn(i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}(i)
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}

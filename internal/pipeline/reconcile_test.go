@@ -1,0 +1,106 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+
+	"github.com/resizer/resizer/internal/storage"
+)
+
+// TestPlan: what each original needs, on the local directory, with what
+// reconcile must never delete beside it.
+func TestPlan(t *testing.T) {
+	ctx := t.Context()
+	st, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr := proc(t)
+	with := func(def string) *Pipeline {
+		t.Helper()
+		cfg := testConfig(t)
+		if cfg.Variants, err = ParseVariants(def, 8192); err != nil {
+			t.Fatal(err)
+		}
+		p, err := New(cfg, st, st, pr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	old := with("thumb:50x50:cover,gone:40x0")
+	for _, k := range []string{"uploads/done.jpg", "uploads/changed.jpg"} {
+		if _, err := old.Upload(ctx, k, grey(t, 120, 80), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// An original never processed, the output of one since deleted, and
+	// the reserved segments.
+	for k, b := range map[string][]byte{
+		"uploads/new.jpg":                  grey(t, 120, 80),
+		"resized/gone/deleted.jpg":         []byte("orphan"),
+		"resized/_cache/gone/done.jpg":     []byte("cache"),
+		"resized/_manifest/stray.jpg.json": []byte("{}"),
+	} {
+		if _, err := st.Put(ctx, k, b, storage.PutOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// done.jpg brought in line by hand with the new definitions, but its
+	// retired output kept.
+	p := with("thumb:60x60:cover")
+	if r, err := p.Run(ctx, "uploads/done.jpg", ""); err != nil || r.Status != StatusProcessed {
+		t.Fatalf("run: %+v %v", r, err)
+	}
+	if _, err := st.Put(ctx, "resized/gone/done.jpg", []byte("retired"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	plan, err := p.Plan(ctx, st, st, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Action{"uploads/done.jpg": ActionCurrent, "uploads/changed.jpg": ActionRegenerate, "uploads/new.jpg": ActionCreate}
+	retired := map[string]int{"uploads/done.jpg": 1, "uploads/changed.jpg": 1}
+	if len(plan.Tasks) != 3 || plan.Current != 1 || plan.Regenerate != 1 || plan.Create != 1 || plan.Delete != 2 || plan.Orphans != 1 {
+		t.Fatalf("plan %+v", plan)
+	}
+	for _, task := range plan.Tasks {
+		if task.Action != want[task.Key] || len(task.Retired) != retired[task.Key] {
+			t.Errorf("%s: %s, retired %v", task.Key, task.Action, task.Retired)
+		}
+	}
+
+	var runs atomic.Int32
+	sum, err := p.Reconcile(ctx, plan, ReconcileOptions{Concurrency: 2, Do: func(ctx context.Context, task Task) (Result, error) {
+		runs.Add(1)
+		return p.Run(ctx, task.Key, task.ETag)
+	}})
+	if err != nil || sum.Processed != 2 || sum.UpToDate != 1 || sum.Deleted != 2 || runs.Load() != 2 {
+		t.Fatalf("reconcile: %+v %v, %d runs", sum, err, runs.Load())
+	}
+	for _, k := range []string{"resized/gone/done.jpg", "resized/gone/changed.jpg"} {
+		if _, err := st.Head(ctx, k); !errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s: %v, want deleted", k, err)
+		}
+	}
+	for _, k := range []string{"resized/gone/deleted.jpg", "resized/_cache/gone/done.jpg", "resized/_manifest/stray.jpg.json", "resized/thumb/new.jpg"} {
+		if _, err := st.Head(ctx, k); err != nil {
+			t.Errorf("%s: %v, want kept", k, err)
+		}
+	}
+	again, err := p.Plan(ctx, st, st, 4)
+	if err != nil || again.Current != 3 || again.Delete != 0 {
+		t.Fatalf("plan after: %+v %v", again, err)
+	}
+
+	// Stopped before it starts: nothing done, and the error says so.
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	plan.Tasks[0].Action = ActionRegenerate
+	if sum, err := p.Reconcile(stopped, plan, ReconcileOptions{Concurrency: 1}); !errors.Is(err, context.Canceled) || sum.Processed != 0 {
+		t.Errorf("stopped: %+v %v", sum, err)
+	}
+}

@@ -1,0 +1,93 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Callback posts signed JSON events to one URL: the service's own ready
+// signals, signed as the forwarder signs S3 events (Resizer-Signature), so
+// that a receiver verifies them with Verify and the same secrets.
+type Callback struct {
+	url    string
+	secret []byte
+	client *http.Client
+	// backoff is the wait before each retry; its length bounds them.
+	backoff []time.Duration
+}
+
+// NewCallback returns a Callback to rawURL (http or https), signing with
+// secret. It fails on a bad URL or an empty secret.
+func NewCallback(rawURL string, secret []byte, client *http.Client) (*Callback, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("callback URL %q: must be an http or https URL", rawURL)
+	}
+	if len(secret) == 0 {
+		return nil, errors.New("callback: no signing secret")
+	}
+	if client == nil {
+		// A receiver answers a small POST in well under a second; one
+		// that does not is tried again rather than waited for.
+		client = &http.Client{Timeout: 5 * time.Second}
+	}
+	// Four tries over some seven seconds: a receiver that restarts is
+	// waited for, one that is down does not hold the run of an original.
+	return &Callback{url: rawURL, secret: secret, client: client,
+		backoff: []time.Duration{500 * time.Millisecond, 2 * time.Second, 4 * time.Second}}, nil
+}
+
+// Post sends body as JSON, signed at the time of each try, and retries
+// network errors and 408, 429 and 5xx answers. The error is the last
+// try's, or ctx's.
+func (c *Callback) Post(ctx context.Context, body []byte) error {
+	var err error
+	for try := 0; ; try++ {
+		if err = c.post(ctx, body); err == nil || !retryable(err) || try == len(c.backoff) {
+			return err
+		}
+		select {
+		case <-time.After(c.backoff[try]):
+		case <-ctx.Done():
+			return fmt.Errorf("callback: %w (last: %v)", ctx.Err(), err)
+		}
+	}
+}
+
+// statusError is an answer other than 2xx.
+type statusError struct{ code int }
+
+func (e statusError) Error() string { return fmt.Sprintf("callback answered %d", e.code) }
+
+func retryable(err error) bool {
+	var s statusError
+	if errors.As(err, &s) {
+		return s.code == http.StatusRequestTimeout || s.code == http.StatusTooManyRequests || s.code >= 500
+	}
+	return true // the network
+}
+
+func (c *Callback) post(ctx context.Context, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("callback: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(Header, Sign(c.secret, body, time.Now()))
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("callback: %w", err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	if resp.StatusCode/100 != 2 {
+		return statusError{resp.StatusCode}
+	}
+	return nil
+}
