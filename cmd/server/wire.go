@@ -48,14 +48,12 @@ func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc
 		MaxJPEGScans:       s.MaxJPEGScans,
 		MaxFrames:          s.MaxFrames,
 		MaxAnimationPixels: s.MaxAnimationPixels,
-		Qualities: map[imageproc.Format]int{
-			imageproc.FormatJPEG: s.JPEGQuality, imageproc.FormatWebP: s.WebPQuality, imageproc.FormatAVIF: s.AVIFQuality,
-		},
-		Concurrency:  s.Concurrency,
-		QueueSize:    s.QueueSize,
-		QueueTimeout: s.QueueTimeout,
-		Timeout:      s.ProcessTimeout,
-		Watermarks:   marks,
+		Qualities:          s.qualities(),
+		Concurrency:        s.Concurrency,
+		QueueSize:          s.QueueSize,
+		QueueTimeout:       s.QueueTimeout,
+		Timeout:            s.ProcessTimeout,
+		Watermarks:         marks,
 	}, reg)
 }
 
