@@ -30,6 +30,7 @@ const (
 	ImageInfoFormatGif  ImageInfoFormat = "gif"
 	ImageInfoFormatHeif ImageInfoFormat = "heif"
 	ImageInfoFormatJpeg ImageInfoFormat = "jpeg"
+	ImageInfoFormatJxl  ImageInfoFormat = "jxl"
 	ImageInfoFormatPdf  ImageInfoFormat = "pdf"
 	ImageInfoFormatPng  ImageInfoFormat = "png"
 	ImageInfoFormatSvg  ImageInfoFormat = "svg"
@@ -47,6 +48,8 @@ func (e ImageInfoFormat) Valid() bool {
 	case ImageInfoFormatHeif:
 		return true
 	case ImageInfoFormatJpeg:
+		return true
+	case ImageInfoFormatJxl:
 		return true
 	case ImageInfoFormatPdf:
 		return true
@@ -126,6 +129,7 @@ const (
 	UploadFormatGif  UploadFormat = "gif"
 	UploadFormatHeif UploadFormat = "heif"
 	UploadFormatJpeg UploadFormat = "jpeg"
+	UploadFormatJxl  UploadFormat = "jxl"
 	UploadFormatPdf  UploadFormat = "pdf"
 	UploadFormatPng  UploadFormat = "png"
 	UploadFormatSvg  UploadFormat = "svg"
@@ -143,6 +147,8 @@ func (e UploadFormat) Valid() bool {
 	case UploadFormatHeif:
 		return true
 	case UploadFormatJpeg:
+		return true
+	case UploadFormatJxl:
 		return true
 	case UploadFormatPdf:
 		return true
@@ -164,6 +170,7 @@ const (
 	UploadVariantFormatAvif UploadVariantFormat = "avif"
 	UploadVariantFormatGif  UploadVariantFormat = "gif"
 	UploadVariantFormatJpeg UploadVariantFormat = "jpeg"
+	UploadVariantFormatJxl  UploadVariantFormat = "jxl"
 	UploadVariantFormatPng  UploadVariantFormat = "png"
 	UploadVariantFormatWebp UploadVariantFormat = "webp"
 )
@@ -176,6 +183,8 @@ func (e UploadVariantFormat) Valid() bool {
 	case UploadVariantFormatGif:
 		return true
 	case UploadVariantFormatJpeg:
+		return true
+	case UploadVariantFormatJxl:
 		return true
 	case UploadVariantFormatPng:
 		return true
@@ -273,6 +282,7 @@ const (
 	FormatAvif     Format = "avif"
 	FormatGif      Format = "gif"
 	FormatJpeg     Format = "jpeg"
+	FormatJxl      Format = "jxl"
 	FormatOriginal Format = "original"
 	FormatPng      Format = "png"
 	FormatWebp     Format = "webp"
@@ -288,6 +298,8 @@ func (e Format) Valid() bool {
 	case FormatGif:
 		return true
 	case FormatJpeg:
+		return true
+	case FormatJxl:
 		return true
 	case FormatOriginal:
 		return true
@@ -504,6 +516,7 @@ const (
 	ResizeImageParamsFormatAvif     ResizeImageParamsFormat = "avif"
 	ResizeImageParamsFormatGif      ResizeImageParamsFormat = "gif"
 	ResizeImageParamsFormatJpeg     ResizeImageParamsFormat = "jpeg"
+	ResizeImageParamsFormatJxl      ResizeImageParamsFormat = "jxl"
 	ResizeImageParamsFormatOriginal ResizeImageParamsFormat = "original"
 	ResizeImageParamsFormatPng      ResizeImageParamsFormat = "png"
 	ResizeImageParamsFormatWebp     ResizeImageParamsFormat = "webp"
@@ -519,6 +532,8 @@ func (e ResizeImageParamsFormat) Valid() bool {
 	case ResizeImageParamsFormatGif:
 		return true
 	case ResizeImageParamsFormatJpeg:
+		return true
+	case ResizeImageParamsFormatJxl:
 		return true
 	case ResizeImageParamsFormatOriginal:
 		return true
@@ -1047,10 +1062,11 @@ type ResizeImageParams struct {
 	// Format Output format. `original` keeps the input's (HEIF, TIFF, SVG and PDF
 	// become JPEG, or PNG when they have alpha); `auto` picks AVIF or
 	// WebP when the `Accept` header allows them and answers with
-	// `Vary: Accept`.
+	// `Vary: Accept`. `jxl` (JPEG XL) only where `INPUT_FORMATS` enables
+	// `jxl`, else a 400.
 	Format *ResizeImageParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
-	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults).
+	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60, JPEG XL 80 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults). With `max_bytes`, the highest quality tried.
 	Quality *Quality `form:"quality,omitempty" json:"quality,omitempty"`
 
 	// Background Hex colour (`ff8800`, `f80`, `%23ff8800`) for `contain` padding, `pad`, and for transparency in formats without alpha (white by default).
@@ -1080,10 +1096,26 @@ type ResizeImageParams struct {
 	// Dpr Device pixel ratio, 1 to 4; multiplies width, height and pad.
 	Dpr *Dpr `form:"dpr,omitempty" json:"dpr,omitempty"`
 
-	// MaxBytes The highest quality (JPEG, WebP, AVIF) whose output fits this many bytes; 422 when even the lowest does not.
+	// MaxBytes The output fits in this many bytes, metadata kept by `keep`
+	// included. For JPEG, WebP, AVIF and JPEG XL it is written at the
+	// highest quality that fits, up to `quality` (or its default), found
+	// by a binary search of at most nine encodes: the quality chosen fits
+	// and the one above it does not. PNG and GIF have no quality: they
+	// fit as they are or not at all. When even quality 1 does not fit,
+	// a 422 (`unsatisfiable`).
 	MaxBytes *MaxBytes `form:"max_bytes,omitempty" json:"max_bytes,omitempty"`
 
-	// Keep Metadata kept. `none` removes everything, the colour profile included, once the pixels are in sRGB; `copyright` keeps the EXIF Copyright and Artist, nothing else; `icc` keeps a wide-gamut colour profile instead of converting to sRGB.
+	// Keep Metadata kept. `none` removes everything, the colour profile
+	// included, once the pixels are in sRGB. `copyright` writes an EXIF
+	// block with the source's EXIF Copyright and Artist (JPEG, PNG, WebP,
+	// AVIF and HEIF sources) and nothing else, in JPEG, PNG, WebP, AVIF
+	// and JPEG XL outputs; the pixels are in sRGB. `icc` keeps an RGB
+	// colour profile of the source (Display P3, Adobe RGB) instead of
+	// converting to sRGB: the pixels stay in its space and the profile is
+	// embedded (JPEG, PNG, WebP, AVIF, JPEG XL; a GIF, and an animation
+	// that stays animated, are converted to sRGB). A CMYK or grey
+	// profile is still converted to sRGB, and `background` and padding
+	// colours are then taken in the kept profile's space.
 	Keep *ResizeImageParamsKeep `form:"keep,omitempty" json:"keep,omitempty"`
 
 	// Progressive A progressive JPEG or an interlaced PNG.

@@ -39,6 +39,12 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("VARIANTS: %w", err))
 	}
+	for i, v := range variants {
+		variants[i].Qualities = s.qualities()
+		if f := v.Options.Format; f != imageproc.FormatUnknown && !f.Writable(s.formats) {
+			errs = append(errs, fmt.Errorf("VARIANTS: variant %q: %s output needs %s in INPUT_FORMATS", v.Name, f, f))
+		}
+	}
 	s.pipeline = pipeline.Config{
 		InputPrefix: cfg.InputPrefix, OutputPrefix: cfg.OutputPrefix,
 		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,
@@ -68,6 +74,13 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		return s, fmt.Errorf("configuration: %w", err)
 	}
 	return s, nil
+}
+
+// qualities are the default qualities of the lossy outputs, by format.
+func (s settings) qualities() map[imageproc.Format]int {
+	return map[imageproc.Format]int{
+		imageproc.FormatJPEG: s.JPEGQuality, imageproc.FormatWebP: s.WebPQuality, imageproc.FormatAVIF: s.AVIFQuality,
+	}
 }
 
 // uploadTypes are the media types a presigned upload may declare: those of

@@ -49,6 +49,7 @@ func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc
 		MaxJPEGScans:       s.MaxJPEGScans,
 		MaxFrames:          s.MaxFrames,
 		MaxAnimationPixels: s.MaxAnimationPixels,
+		Qualities:          s.qualities(),
 		Concurrency:        s.Concurrency,
 		QueueSize:          s.QueueSize,
 		QueueTimeout:       s.QueueTimeout,

@@ -28,13 +28,15 @@ type Config struct {
 	MaxJPEGScans       int
 	MaxFrames          int
 	MaxAnimationPixels int64
-	Concurrency        int
-	QueueSize          int
-	QueueTimeout       time.Duration
-	ProcessTimeout     time.Duration
-	ReadTimeout        time.Duration
-	ShutdownTimeout    time.Duration
-	DrainDelay         time.Duration
+	// The qualities written when a request or variant asks for none.
+	JPEGQuality, WebPQuality, AVIFQuality int
+	Concurrency                           int
+	QueueSize                             int
+	QueueTimeout                          time.Duration
+	ProcessTimeout                        time.Duration
+	ReadTimeout                           time.Duration
+	ShutdownTimeout                       time.Duration
+	DrainDelay                            time.Duration
 	// How image bodies are read (see internal/httpapi's intake).
 	BodyMemory       int64
 	MinBodyRate      int64 // bytes per second; 0: none
@@ -110,7 +112,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
-	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg and pdf may be added",
+	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg, pdf and jxl may be added. jxl (JPEG XL) also enables format=jxl output; its decoder, libjxl 0.7 in Debian 12, is one libvips itself marks untrusted: enable it only if that risk is acceptable",
 		func(c *Config, v string) error { c.InputFormats = splitList(v); return checkFormats(c.InputFormats) }},
 	{"MAX_BODY_BYTES", "32MiB", "largest request body (bytes; KiB, MiB, GiB suffixes)",
 		func(c *Config, v string) (err error) { c.MaxBodyBytes, err = parseBytes(v); return err }},
@@ -128,6 +130,13 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxFrames, err = positiveInt(v); return err }},
 	{"MAX_ANIMATION_PIXELS", "", "most pixels, frames x width x height, of an animation that stays animated, in and out (default: MAX_PIXELS)",
 		func(c *Config, v string) (err error) { c.MaxAnimationPixels, err = positiveInt64(v); return err }},
+	{"JPEG_QUALITY", "80", "JPEG quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
+		func(c *Config, v string) (err error) { c.JPEGQuality, err = quality(v); return err }},
+	{"WEBP_QUALITY", "80", "WebP quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
+		func(c *Config, v string) (err error) { c.WebPQuality, err = quality(v); return err }},
+	// AVIF reaches the look of JPEG at 80 with a lower number.
+	{"AVIF_QUALITY", "60", "AVIF quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
+		func(c *Config, v string) (err error) { c.AVIFQuality, err = quality(v); return err }},
 	{"CONCURRENCY", "", "images processed at once (default: the CPUs available, GOMAXPROCS)",
 		func(c *Config, v string) (err error) { c.Concurrency, err = positiveInt(v); return err }},
 	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503 (default: 8 x CONCURRENCY)",
@@ -393,7 +402,7 @@ func splitList(v string) []string {
 	return out
 }
 
-var knownFormats = []string{"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "pdf"}
+var knownFormats = []string{"jpeg", "png", "webp", "gif", "avif", "heif", "tiff", "svg", "pdf", "jxl"}
 
 func checkFormats(fs []string) error {
 	if len(fs) == 0 {
@@ -478,6 +487,14 @@ func nonNegativeInt(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
 		return 0, errors.New("must be a non-negative integer")
+	}
+	return n, nil
+}
+
+func quality(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 100 {
+		return 0, errors.New("must be an integer from 1 to 100")
 	}
 	return n, nil
 }

@@ -26,6 +26,7 @@ func TestDefaults(t *testing.T) {
 		Addr: "127.0.0.1:8080", AllowAnonymous: true,
 		InputFormats: []string{"jpeg", "png", "webp", "gif", "avif", "heif"},
 		MaxBodyBytes: 32 << 20, MaxPixels: 50_000_000, MaxDimension: 8192, MaxOutputPixels: 50_000_000, MaxJPEGScans: 64, MaxFrames: 500, MaxAnimationPixels: 50_000_000,
+		JPEGQuality: 80, WebPQuality: 80, AVIFQuality: 60,
 		Concurrency: n, QueueSize: 8 * n, QueueTimeout: 5 * time.Second,
 		ProcessTimeout: 30 * time.Second, ReadTimeout: 30 * time.Second, ShutdownTimeout: 25 * time.Second, DrainDelay: 0,
 		LogLevel: "info", LogFormat: "json",
@@ -45,14 +46,16 @@ func TestDefaults(t *testing.T) {
 func TestValues(t *testing.T) {
 	c, err := Load(env(map[string]string{
 		"ADDR": ":9000", "API_KEYS": " a , b,,", "MAX_BODY_BYTES": "8MiB", "MAX_PIXELS": "1_000_000",
-		"CONCURRENCY": "3", "QUEUE_TIMEOUT": "250ms", "INPUT_FORMATS": "jpeg,svg", "LOG_FORMAT": "console",
+		"CONCURRENCY": "3", "QUEUE_TIMEOUT": "250ms", "INPUT_FORMATS": "jpeg,svg,jxl", "LOG_FORMAT": "console",
+		"JPEG_QUALITY": "1", "WEBP_QUALITY": "100", "AVIF_QUALITY": "45",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Addr != ":9000" || strings.Join(c.APIKeys, "|") != "a|b" || c.MaxBodyBytes != 8<<20 ||
 		c.MaxPixels != 1_000_000 || c.Concurrency != 3 || c.QueueSize != 24 || c.QueueTimeout != 250*time.Millisecond ||
-		strings.Join(c.InputFormats, ",") != "jpeg,svg" || c.LogFormat != "console" {
+		strings.Join(c.InputFormats, ",") != "jpeg,svg,jxl" || c.LogFormat != "console" ||
+		c.JPEGQuality != 1 || c.WebPQuality != 100 || c.AVIFQuality != 45 {
 		t.Fatalf("got %+v", c)
 	}
 	if c, _ := Load(env(map[string]string{"QUEUE_SIZE": "0"})); c.QueueSize != 0 {
@@ -69,7 +72,8 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
 		"URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef,short", "DELIVERY_ETAG_TTL": "-1s", "DELIVERY_UNSIGNED_PRESETS": "yes",
-		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0",
+		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "JPEG_QUALITY": "0", "WEBP_QUALITY": "101", "AVIF_QUALITY": "high",
+		"WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0",
 	}
 	_, err := Load(env(bad))
 	if err == nil {

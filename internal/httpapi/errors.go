@@ -64,6 +64,7 @@ var statusTable = []statusRow{
 	{imageproc.ErrUnsupported, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image"},
 	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image type"},
 	{imageproc.ErrUndecodable, http.StatusUnprocessableEntity, "undecodable", "Image cannot be decoded"},
+	{imageproc.ErrUnsatisfiable, http.StatusUnprocessableEntity, "unsatisfiable", "Image cannot be made as asked"},
 	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
 	{errBodyMemory, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
 	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},

@@ -135,6 +135,7 @@ func TestResizeErrors(t *testing.T) {
 		{"multipart without boundary", "", small, http.Header{"Content-Type": {"multipart/form-data"}}, 400, "bad-request"},
 		{"text named .jpg", "", []byte("just some text in a file named photo.jpg"), nil, 415, "unsupported-format"},
 		{"truncated jpeg", "width=10", photo[:len(photo)/3], nil, 422, "undecodable"},
+		{"trim leaves nothing", "trim=255", small, nil, 422, "unsatisfiable"},
 		{"pixel flood", "width=10", testdata(t, "flood.png"), nil, 413, "too-large"},
 		{"body over the limit", "", bytes.Repeat([]byte{0xFF}, 1<<20+1), nil, 413, "too-large"},
 		{"enlarge past the limit", "width=8000&enlarge=true", testJPEG(t, 10, 2000), nil, 413, "too-large"},

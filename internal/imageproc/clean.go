@@ -7,8 +7,9 @@ import "fmt"
 // artist) would pass from input to output; and libvips parses or inflates
 // every metadata item it is given (a WebP with 20 MiB of EXIF fails, twenty
 // 1 MB zTXt chunks take a minute to inflate), which a hostile file can use
-// to waste a decoder's time. The one item the service needs, the EXIF
-// orientation, is read on the way.
+// to waste a decoder's time. The items the service needs, the EXIF
+// orientation, and the Artist and Copyright that keep=copyright writes
+// back, are read on the way (exifFields).
 
 // cleaned is a file with its metadata removed, as a gather list that the
 // caller writes in order (net.Buffers, writev) to the process that runs
@@ -17,10 +18,11 @@ import "fmt"
 // header and VP8X flags, a JPEG's closing EOI) and, past maxParts parts,
 // one copied tail.
 type cleaned struct {
-	parts       [][]byte // the cleaned file, in order; concatenated it is a valid file of the same format
-	size        int      // total length of parts
-	orientation int      // EXIF orientation 1..8 found in the removed metadata; 1 when absent or invalid
-	scans       int      // JPEG only: number of SOS markers (scans) in the file; 0 for other formats
+	parts       [][]byte   // the cleaned file, in order; concatenated it is a valid file of the same format
+	size        int        // total length of parts
+	orientation int        // EXIF orientation 1..8 found in the removed metadata; 1 when absent or invalid
+	rights      exifRights // EXIF Artist and Copyright found there, for keep=copyright
+	scans       int        // JPEG only: number of SOS markers (scans) in the file; 0 for other formats
 }
 
 // maxParts bounds the gather list. A hostile file of tiny segments, kept

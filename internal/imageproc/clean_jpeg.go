@@ -25,13 +25,13 @@ const (
 )
 
 // cleanJPEG returns the JPEG in b without its metadata, with the EXIF
-// orientation and the number of scans (SOS markers).
+// orientation, Artist and Copyright, and the number of scans (SOS markers).
 //
 // It keeps SOI; APP0 when it is JFIF or JFXX; APP2 when it is an ICC
 // profile chunk; APP14 when it is Adobe's (it says how CMYK and YCCK are
 // stored); DQT, DHT, DAC, DRI, DNL, every SOFn, each SOS with its
 // entropy-coded data; and EOI. It drops APP1 (EXIF and XMP; the first EXIF
-// segment gives the orientation), every other APPn (FlashPix, MPF,
+// segment gives the orientation and the rights), every other APPn (FlashPix, MPF,
 // Photoshop and IPTC, ...), COM, restart and TEM markers outside a scan,
 // and everything after EOI (appended images, polyglot payloads).
 //
@@ -140,7 +140,7 @@ func cleanJPEG(b []byte) (cleaned, error) {
 		case m == jpegAPP1:
 			if !sawExif && bytes.HasPrefix(payload, exifPrefix) {
 				sawExif = true
-				c.orientation = exifOrientation(payload)
+				c.orientation, c.rights = exifFields(payload)
 			}
 		case m == jpegAPP2:
 			if bytes.HasPrefix(payload, []byte("ICC_PROFILE\x00")) {

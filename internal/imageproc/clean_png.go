@@ -6,11 +6,11 @@ import (
 )
 
 // cleanPNG returns the PNG in b without its metadata, with the EXIF
-// orientation.
+// orientation, Artist and Copyright.
 //
 // It keeps the signature and every chunk up to and including IEND except
 // tEXt, zTXt and iTXt (text, XMP, and the "Raw profile" EXIF and IPTC that
-// some tools write as text), eXIf (the first one gives the orientation)
+// some tools write as text), eXIf (the first one gives the orientation and the rights)
 // and tIME. Colour (iCCP, sRGB, gAMA, cHRM), palette and transparency
 // (PLTE, tRNS), image data and animation (IDAT, acTL, fcTL, fdAT) and
 // unknown chunks are kept whole, so their CRCs stay valid. Bytes after IEND
@@ -50,7 +50,7 @@ func cleanPNG(b []byte) (cleaned, error) {
 		case "eXIf":
 			if !sawExif {
 				sawExif = true
-				c.orientation = exifOrientation(b[i+8 : end-4])
+				c.orientation, c.rights = exifFields(b[i+8 : end-4])
 			}
 		case "IEND":
 			g.keep(i, end)

@@ -10,12 +10,12 @@ const (
 )
 
 // cleanWebP returns the WebP in b without its metadata, with the EXIF
-// orientation.
+// orientation, Artist and Copyright.
 //
 // It keeps the chunks that make the picture: VP8, VP8L, VP8X, ALPH, ANIM,
 // ANMF (whole, with its frame's sub-chunks) and ICCP, each with its pad
 // byte. It drops EXIF (the first one, with or without the "Exif\0\0"
-// prefix libvips writes, gives the orientation), XMP and unknown chunks,
+// prefix libvips writes, gives the orientation and the rights), XMP and unknown chunks,
 // and the bytes after the end the RIFF header gives. When it drops a
 // chunk it writes a fresh RIFF header with the new size, and when the VP8X
 // chunk announces EXIF or XMP a fresh copy of its first 9 bytes with those
@@ -53,7 +53,7 @@ func cleanWebP(b []byte) (cleaned, error) {
 			}
 		case string(fourcc) == "EXIF" && !sawExif:
 			sawExif = true
-			c.orientation = exifOrientation(payload)
+			c.orientation, c.rights = exifFields(payload)
 		}
 	})
 	if err != nil {

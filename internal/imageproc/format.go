@@ -2,6 +2,7 @@ package imageproc
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -20,6 +21,7 @@ const (
 	FormatTIFF
 	FormatSVG
 	FormatPDF
+	FormatJXL
 	numFormats
 )
 
@@ -37,36 +39,47 @@ type formatInfo struct {
 	// loader is libvips' loader class; blocking it blocks its file, buffer
 	// and source variants.
 	loader string
+	// saver is libvips' saver class where libvips marks it untrusted, and
+	// so blocks it, until the format is enabled.
+	saver string
 	// write: the service can write it. alpha: it can hold transparency.
-	// animate: it can hold frames, and the service writes them.
-	write, alpha, animate bool
+	// keeps: the service can write an EXIF block and an ICC profile into
+	// it (keep=copyright, keep=icc). animate: it can hold frames, and the
+	// service writes them.
+	write, alpha, keeps, animate bool
 	// quality is the default for lossy output: visually transparent for
 	// photographs at web sizes (AVIF reaches the same look at a lower
 	// number); 0 where quality means nothing.
 	quality int
 	// byDefault: accepted as input when INPUT_FORMATS is not set: the
 	// formats browsers and cameras produce, each decoded by a library built
-	// for untrusted input. TIFF, SVG and PDF must be asked for.
+	// for untrusted input. TIFF, SVG, PDF and JPEG XL must be asked for.
 	byDefault bool
 }
 
 var formatTable = [numFormats]formatInfo{
 	FormatJPEG: {name: "jpeg", names: []string{"jpg"}, types: []string{"image/jpeg", "image/jpg", "image/pjpeg"},
-		exts: []string{"jpg", "jpeg", "jpe"}, loader: "VipsForeignLoadJpeg", write: true, quality: 80, byDefault: true},
+		exts: []string{"jpg", "jpeg", "jpe"}, loader: "VipsForeignLoadJpeg", write: true, keeps: true, quality: 80,
+		byDefault: true},
 	FormatPNG: {name: "png", types: []string{"image/png"}, exts: []string{"png"},
-		loader: "VipsForeignLoadPng", write: true, alpha: true, byDefault: true},
+		loader: "VipsForeignLoadPng", write: true, alpha: true, keeps: true, byDefault: true},
 	FormatWebP: {name: "webp", types: []string{"image/webp"}, exts: []string{"webp"},
-		loader: "VipsForeignLoadWebp", write: true, alpha: true, animate: true, quality: 80, byDefault: true},
+		loader: "VipsForeignLoadWebp", write: true, alpha: true, keeps: true, animate: true, quality: 80, byDefault: true},
 	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
 		loader: "VipsForeignLoadNsgif", write: true, alpha: true, animate: true, byDefault: true},
 	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
-		loader: "VipsForeignLoadHeif", write: true, alpha: true, quality: 60, byDefault: true},
+		loader: "VipsForeignLoadHeif", write: true, alpha: true, keeps: true, quality: 60, byDefault: true},
 	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
 		exts: []string{"heic", "heif"}, loader: "VipsForeignLoadHeif", byDefault: true},
 	FormatTIFF: {name: "tiff", names: []string{"tif"}, types: []string{"image/tiff"}, exts: []string{"tif", "tiff"},
 		loader: "VipsForeignLoadTiff"},
 	FormatSVG: {name: "svg", types: []string{"image/svg+xml"}, exts: []string{"svg"}, loader: "VipsForeignLoadSvg"},
 	FormatPDF: {name: "pdf", types: []string{"application/pdf"}, exts: []string{"pdf"}, loader: "VipsForeignLoadPdf"},
+	// JPEG XL is off by default: Debian's libvips 8.14 decodes it with
+	// libjxl 0.7, which libvips itself marks untrusted. Enabling it as an
+	// input also enables it as an output (see Processor).
+	FormatJXL: {name: "jxl", types: []string{"image/jxl"}, exts: []string{"jxl"}, loader: "VipsForeignLoadJxl",
+		saver: "VipsForeignSaveJxl", write: true, alpha: true, keeps: true, quality: 80},
 }
 
 func (f Format) info() formatInfo {
@@ -125,6 +138,14 @@ func (f Format) Ext() string {
 
 // CanWrite reports whether the service can write the format.
 func (f Format) CanWrite() bool { return f.info().write }
+
+// Writable reports whether the service writes f when the formats enabled
+// as input are enabled: every format it can write, except that JPEG XL,
+// whose encoder libvips marks untrusted as it does the decoder, is written
+// only when it is enabled as input too (one switch for libjxl).
+func (f Format) Writable(enabled []Format) bool {
+	return f.CanWrite() && (f.info().saver == "" || slices.Contains(enabled, f))
+}
 
 // CanAnimate reports whether the format holds frames that the service
 // reads and writes (GIF, WebP; libvips 8.14 writes no animated AVIF).

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/h2non/bimg"
+
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // cGrowth runs fn after a long warm-up (libvips and glibc fill per-thread
@@ -88,6 +90,21 @@ func TestNoCLeakPerImage(t *testing.T) {
 		"variants": func() {
 			inProcess(t, jpg, Options{Width: 100}, Options{Width: 50, Height: 50, Fit: FitCover}, Options{Width: 30})
 		},
+	}
+	// max_bytes (a search, and one that fails) and keep (the profile and
+	// the rights written into the file).
+	photo := imagetest.JPEG(encodeJPEG(t, quadrants(300, 200)), 6, imagetest.JPEGICC(readTestdata(t, "p3.jpg")))
+	fine, err := inProcessKeep(t, photo, Options{Width: 150, Format: FormatWebP, Quality: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases["max_bytes search"] = func() {
+		inProcessKeep(t, photo, Options{Width: 150, Format: FormatWebP, Quality: 100, MaxBytes: len(fine[0].data) - 1})
+	}
+	cases["max_bytes unmet"] = func() { inProcessKeep(t, photo, Options{Width: 150, Format: FormatJPEG, MaxBytes: 10}) }
+	cases["keep"] = func() {
+		inProcessKeep(t, photo, Options{Width: 100, Keep: KeepICC}, Options{Width: 80, Format: FormatAVIF, Keep: KeepCopyright},
+			Options{Width: 60, Format: FormatPNG})
 	}
 	for name, fn := range cases {
 		g := cGrowth(t, 150, fn)

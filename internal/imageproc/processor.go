@@ -41,8 +41,8 @@ type Config struct {
 	// latter. A still output of an animated source decodes one frame.
 	MaxFrames          int
 	MaxAnimationPixels int64
-	// Qualities are default qualities by format, where they differ from
-	// the format table's.
+	// Qualities are the default qualities of lossy outputs, by format,
+	// where the configuration sets them; the format table's otherwise.
 	Qualities map[Format]int
 	// Concurrency is the number of images processed at once, each in its
 	// own worker process; QueueSize the number of further requests that
@@ -75,6 +75,11 @@ func (cfg Config) validate() error {
 	} {
 		if !f.ok {
 			bad = append(bad, f.name)
+		}
+	}
+	for f, q := range cfg.Qualities {
+		if f.DefaultQuality() == 0 || q < 1 || q > 100 {
+			bad = append(bad, fmt.Sprintf("Qualities[%s]", f))
 		}
 	}
 	if len(bad) > 0 {
@@ -194,7 +199,8 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 		return in.header, nil, err
 	}
 	defer release()
-	rep, outs, err := p.run(ctx, in, job{Outputs: opts, Marks: marks}, markParts)
+	j := job{Outputs: opts, Marks: marks, Rights: jobRights(opts, in.header.Format, in.rights, b)}
+	rep, outs, err := p.run(ctx, in, j, markParts)
 	if err != nil {
 		return rep.Header, nil, err
 	}
@@ -245,13 +251,15 @@ type input struct {
 	header Header
 	parts  [][]byte // the file to send, metadata removed
 	size   int
+	rights exifRights // read from the removed EXIF, for keep=copyright
 }
 
 // prepare does, in Go and before any slot is taken, every check the bytes
 // allow: the format is known and enabled; the header is whole and within
 // the pixel limit; a JPEG's scans are within theirs; every output fits the
 // output limits. It removes the metadata (the decoder never sees it, and
-// no encoder can write it back) and learns the EXIF orientation on the way.
+// no encoder can write it back) and learns the EXIF orientation, and the
+// Artist and Copyright that keep=copyright writes back, on the way.
 func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	f := Sniff(b)
 	in := input{header: Header{Format: f}}
@@ -260,6 +268,11 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	if !slices.Contains(p.cfg.Formats, f) {
 		return in, fmt.Errorf("%w: %s input is disabled", ErrUnsupported, f)
+	}
+	for _, o := range opts {
+		if o.Format != FormatUnknown && !o.Format.Writable(p.cfg.Formats) {
+			return in, fmt.Errorf("%w: format=%s: %s output is disabled (INPUT_FORMATS)", ErrBadOption, o.Format, o.Format)
+		}
 	}
 	st, known, err := readHeader(f, b)
 	if err != nil {
@@ -275,7 +288,7 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	if c.scans > p.cfg.MaxJPEGScans {
 		return in, fmt.Errorf("%w: %d progressive scans, over the limit of %d", ErrTooLarge, c.scans, p.cfg.MaxJPEGScans)
 	}
-	in.parts, in.size = c.parts, c.size
+	in.parts, in.size, in.rights = c.parts, c.size, c.rights
 	in.header.Orientation = c.orientation
 	if frames := frameCount(f, b); frames > 1 && animates(f, opts) {
 		if frames > p.cfg.MaxFrames {
@@ -286,17 +299,14 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 				ErrTooLarge, frames, st.w, st.h, px, p.cfg.MaxAnimationPixels)
 		}
 	}
-	if f == FormatAVIF || f == FormatHEIF {
-		in.header.Orientation = 1 // libheif turns the image upright itself
+	if f == FormatAVIF || f == FormatHEIF || f == FormatJXL {
+		in.header.Orientation = 1 // libheif and libjxl turn the image upright themselves
 	}
 	if !known {
 		return in, nil
 	}
 	in.header.Width, in.header.Height = upright(st.w, st.h, max(in.header.Orientation, 1))
 	for _, o := range opts {
-		if err := notYet(o); err != nil {
-			return in, err
-		}
 		if o.Trim != nil {
 			continue // what a trim leaves is known once decoded, in the worker
 		}
@@ -345,18 +355,6 @@ func outputFormat(f Format, alpha, animated bool, o Options) Format {
 		return o.Prefer[0] // an animated TIFF: its first page
 	}
 	return OutputFormatFor(f, alpha)
-}
-
-// notYet refuses the options whose steps are still being built, rather
-// than ignore them.
-func notYet(o Options) error {
-	switch {
-	case o.MaxBytes > 0:
-		return fmt.Errorf("%w: max_bytes is not available yet", ErrBadOption)
-	case o.Keep != KeepNone:
-		return fmt.Errorf("%w: keep is not available yet", ErrBadOption)
-	}
-	return nil
 }
 
 // clean removes the metadata of the formats that carry it in blocks the

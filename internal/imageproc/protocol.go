@@ -38,6 +38,9 @@ type job struct {
 	Outputs []Options
 	Limits  limits
 	Size    int // of the image that follows
+	// Rights are the source's EXIF Artist and Copyright, read in Go,
+	// when an output keeps them (keep=copyright).
+	Rights *exifRights `json:",omitempty"`
 	// Marks are the watermarks the outputs name; their bytes follow the
 	// image's, in this order (watermark.go).
 	Marks []jobMark `json:",omitempty"`

@@ -23,11 +23,16 @@ const (
 	sharedMaxPixels = 8_000_000
 )
 
-// rendered is one output made in a worker; data is C memory.
+// rendered is one output made in a worker: data is C memory, and parts
+// the file as sent (see encode).
 type rendered struct {
 	data          []byte
+	parts         [][]byte
 	format        Format
 	width, height int
+	// quality is the quality written (0 for formats without one), and
+	// encodes the number of encodes it took (a max_bytes search's).
+	quality, encodes int
 }
 
 // render is a worker's whole work on one image, in steps:
@@ -46,7 +51,7 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	if err != nil {
 		return h, nil, err
 	}
-	src := &source{in: in, h: h, marks: newMarkSet(j)}
+	src := &source{in: in, h: h, marks: newMarkSet(j), tagged: keepsAnyICC(j.Outputs), rights: j.Rights}
 	defer src.free()
 	plans := make([]plan, len(j.Outputs))
 	for i, o := range j.Outputs {
@@ -165,6 +170,12 @@ type source struct {
 	anim vimage
 	// marks are the job's watermarks (watermark_render.go).
 	marks *markSet
+	// tagged: an output keeps an RGB profile (keep=icc), so decoding
+	// leaves the pixels in its space, and icc is that profile (see
+	// keep.go); rights are the EXIF fields keep=copyright writes.
+	tagged bool
+	icc    []byte
+	rights *exifRights
 }
 
 func (s *source) free() {
@@ -283,7 +294,7 @@ func (s *source) decode(w, h int) (vimage, error) {
 	if im, err = im.thumbnail(sw, sh); err != nil {
 		return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
-	if im, err = im.to8bit(); err != nil {
+	if im, err = s.to8bit(im); err != nil {
 		return vimage{}, fmt.Errorf("%w: %v", ErrUndecodable, err)
 	}
 	return upright8(im, s.h.Orientation)
@@ -409,7 +420,7 @@ func (s *source) shared() vimage {
 
 // output makes one output from the source: its region scaled (every
 // frame's, for an animation), then the steps of one image (finish), then
-// its metadata removed and encoded.
+// its metadata removed and encoded (encode).
 func (s *source) output(p plan) (rendered, error) {
 	var im vimage
 	var err error
@@ -428,11 +439,7 @@ func (s *source) output(p plan) (rendered, error) {
 	if im, err = im.strip(p.animate); err != nil {
 		return rendered{}, err
 	}
-	data, err := im.save(p.format, p.quality, p.options.Progressive)
-	if err != nil {
-		return rendered{}, err
-	}
-	return rendered{data: data, format: p.format, width: p.Width, height: p.Height}, nil
+	return s.encode(im, p)
 }
 
 // animation makes every frame of an animated source as one image would
@@ -495,6 +502,7 @@ func (s *source) finish(im vimage, p plan) (vimage, error) {
 		}
 	}
 	steps := []func(vimage) (vimage, error){
+		func(im vimage) (vimage, error) { return s.toOutputSpace(im, p) },
 		func(im vimage) (vimage, error) { return flattenFor(im, p) },
 		func(im vimage) (vimage, error) {
 			if !p.contain {

@@ -15,6 +15,8 @@ func Sniff(b []byte) Format {
 		return FormatGIF
 	case len(b) >= 12 && bytes.Equal(b[0:4], []byte("RIFF")) && bytes.Equal(b[8:12], []byte("WEBP")):
 		return FormatWebP
+	case bytes.HasPrefix(b, jxlCodestream), bytes.HasPrefix(b, jxlContainerSignature):
+		return FormatJXL
 	case len(b) >= 12 && bytes.Equal(b[4:8], []byte("ftyp")):
 		return sniffISOBMFF(b[8:12])
 	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
@@ -26,6 +28,14 @@ func Sniff(b []byte) Format {
 	}
 	return FormatUnknown
 }
+
+// The two forms of a JPEG XL file (ISO/IEC 18181-2): a bare codestream,
+// and the ISO BMFF container, whose first box is the 12-byte signature box
+// "JXL " (not ftyp, so it never reaches sniffISOBMFF).
+var (
+	jxlCodestream         = []byte{0xFF, 0x0A}
+	jxlContainerSignature = []byte{0, 0, 0, 0x0C, 'J', 'X', 'L', ' ', 0x0D, 0x0A, 0x87, 0x0A}
+)
 
 // sniffISOBMFF maps the major brand of an ISO base media file to AVIF or
 // HEIF. Only the brands that bimg routes to libheif are accepted, so that the

@@ -101,17 +101,7 @@ func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 		return rep, nil, frees
 	}
 	for _, o := range outs {
-		parts := [][]byte{o.data}
-		if o.format == FormatWebP {
-			// libvips 8.14.1's WebP saver writes an EXIF block of its own
-			// (orientation, resolution) whatever strip says: the chunks go.
-			c, err := cleanWebP(o.data)
-			if err != nil {
-				rep.Err = toJobError(fmt.Errorf("clean own webp output: %v", err))
-				return rep, nil, frees
-			}
-			parts = c.parts
-		}
+		parts := o.parts // o.data, finished (see encode)
 		size := 0
 		for _, p := range parts {
 			size += len(p)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -35,6 +36,27 @@ func TestDigest(t *testing.T) {
 	} {
 		if got := parse(tc.def).Digest(); (got == base) != tc.same {
 			t.Errorf("%s: digest %s, medium:800x0's %s, want same=%v", tc.def, got, base, tc.same)
+		}
+	}
+	// The default qualities count where they apply: a changed WEBP_QUALITY
+	// makes a WebP variant out of date, and one that keeps the source's
+	// format; neither a JPEG variant nor one that sets its quality.
+	with := func(def string, jpeg, webp int) string {
+		v := parse(def)
+		v.Qualities = map[imageproc.Format]int{imageproc.FormatJPEG: jpeg, imageproc.FormatWebP: webp}
+		return v.Digest()
+	}
+	for _, tc := range []struct {
+		def     string
+		changes bool
+	}{
+		{"w:800x0:webp", true},
+		{"any:800x0", true},
+		{"j:800x0:jpeg", false},
+		{"q:800x0:webp?quality=70", false},
+	} {
+		if changed := with(tc.def, 80, 75) != with(tc.def, 80, 60); changed != tc.changes {
+			t.Errorf("%s: WEBP_QUALITY 75 to 60 changes the digest: %v, want %v", tc.def, changed, tc.changes)
 		}
 	}
 }

@@ -337,10 +337,11 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 // processed, however often it is tried: it is not an image, or too large,
 // or its key is not one the stores accept, or a variant's option cannot
 // be used on it (a crop outside it, a watermark that does not exist or is
-// not an image).
+// not an image), or it cannot be made as a variant asks (max_bytes under
+// what quality 1 gives, a trim that leaves nothing).
 func IsPermanent(err error) bool {
 	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, imageproc.ErrBadOption,
-		storage.ErrInvalidKey} {
+		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey} {
 		if errors.Is(err, e) {
 			return true
 		}

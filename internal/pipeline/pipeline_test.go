@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"os"
@@ -473,5 +474,29 @@ func TestUploadReportsUprightSize(t *testing.T) {
 	}
 	if res.Width != 200 || res.Height != 300 {
 		t.Fatalf("reported %dx%d, want 200x300 upright", res.Width, res.Height)
+	}
+}
+
+// A failure that no retry can mend is permanent; busy, timed out and
+// storage faults are not.
+func TestIsPermanent(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{imageproc.ErrUnsupported, true},
+		{imageproc.ErrUndecodable, true},
+		{imageproc.ErrTooLarge, true},
+		{fmt.Errorf("variant small: %w: max_bytes=100: 2000 bytes at quality 1", imageproc.ErrUnsatisfiable), true},
+		{storage.ErrInvalidKey, true},
+		{imageproc.ErrBusy, false},
+		{imageproc.ErrTimeout, false},
+		{storage.ErrUnavailable, false},
+		{errors.New("anything else"), false},
+	}
+	for _, tt := range tests {
+		if got := IsPermanent(tt.err); got != tt.want {
+			t.Errorf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
+		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -17,6 +19,10 @@ import (
 type Variant struct {
 	Name    string
 	Options imageproc.Options
+	// Qualities are the default qualities by format that the processor
+	// applies where Options set none (the JPEG_QUALITY settings): part of
+	// the digest, since changing one changes the output.
+	Qualities map[imageproc.Format]int
 }
 
 var variantName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
@@ -125,11 +131,28 @@ const EncoderVersion = "1"
 
 // Digest is the digest of v's definition: its options in canonical form
 // (size, fit, format, quality, every option that changes the pixels; two
-// spellings of one definition have one digest) and EncoderVersion. The
+// spellings of one definition have one digest), the default quality that
+// applies where it sets none, and EncoderVersion. The
 // name is not part of it: it is the output's key. Outputs record it
 // (MetaVariantDigest); one whose digest differs is out of date.
 func (v Variant) Digest() string {
-	return digest("resizer-variant\n" + EncoderVersion + "\n" + v.Options.Canonical())
+	return digest("resizer-variant\n" + EncoderVersion + "\n" + v.Options.Canonical() + v.defaults())
+}
+
+// defaults are the default qualities that apply to v's output: none when
+// it sets its quality, its format's when it names one, else every
+// format's (the output has the source's format).
+func (v Variant) defaults() string {
+	if v.Options.Quality != 0 || len(v.Qualities) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, f := range slices.Sorted(maps.Keys(v.Qualities)) {
+		if q := v.Qualities[f]; q != 0 && (v.Options.Format == imageproc.FormatUnknown || v.Options.Format == f) {
+			fmt.Fprintf(&b, "\n%s=%d", f, q)
+		}
+	}
+	return b.String()
 }
 
 // digest is a short hex SHA-256 of s: 96 bits, past any chance collision.

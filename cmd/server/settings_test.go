@@ -1,0 +1,49 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/imageproc"
+)
+
+// settle reports a variant in a format that is not enabled, with the rest.
+func TestSettleOutputFormats(t *testing.T) {
+	tests := []struct {
+		env  map[string]string
+		want string // in the error; "" for none
+	}{
+		{map[string]string{"VARIANTS": "a:100x0:webp,b:100x0:avif"}, ""},
+		{map[string]string{"VARIANTS": "a:100x0,b:100x0:jxl"}, `variant "b": jxl output needs jxl in INPUT_FORMATS`},
+		{map[string]string{"VARIANTS": "a:100x0?format=jxl"}, `variant "a": jxl output needs jxl`},
+		{map[string]string{"VARIANTS": "a:100x0,b:100x0:jxl", "INPUT_FORMATS": "jpeg,png,jxl"}, ""},
+	}
+	for _, tt := range tests {
+		cfg, err := config.Load(func(k string) string { return tt.env[k] })
+		_, err = settle(cfg, err)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%v: %v", tt.env, err)
+		case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%v: %v, want an error with %q", tt.env, err, tt.want)
+		}
+	}
+}
+
+// The qualities configuration writes by default are the format table's:
+// config cannot import imageproc, so the numbers are written twice and
+// this test keeps them equal.
+func TestQualityDefaultsAreTheTable(t *testing.T) {
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, q := range map[imageproc.Format]int{
+		imageproc.FormatJPEG: c.JPEGQuality, imageproc.FormatWebP: c.WebPQuality, imageproc.FormatAVIF: c.AVIFQuality,
+	} {
+		if q != f.DefaultQuality() {
+			t.Errorf("%s: the configuration's default quality is %d, the format table's %d", f, q, f.DefaultQuality())
+		}
+	}
+}
