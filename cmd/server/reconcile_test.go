@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/sqstest"
@@ -191,10 +192,14 @@ func TestReconcileProof(t *testing.T) {
 	t.Logf("%d originals regenerated in %s: %.1f originals/s (stopped once)", n, elapsed.Round(time.Millisecond), n/elapsed.Seconds())
 
 	// Exactly the configured variants, with the current digests.
-	variants, err := pipeline.ParseVariants(env["VARIANTS"], 8192)
+	// The variants as the server settles them (their default qualities
+	// are part of their digests).
+	cfg, err := config.Load(func(k string) string { return env[k] })
+	settled, err := settle(cfg, config.Without(err, config.ErrNoAPIKeys))
 	if err != nil {
 		t.Fatal(err)
 	}
+	variants := settled.pipeline.Variants
 	outs, err := st.List(ctx, "resized/", 0)
 	if err != nil {
 		t.Fatal(err)
