@@ -43,7 +43,7 @@ ops=(
   "resize to 800|width=800|rs:fit:800:0|jpg|photo.jpg"
   "cover 400x400|width=400&height=400&fit=cover|rs:fill:400:400|jpg|photo.jpg"
   "crop, then 800|crop=1000,500,2000,1500&width=800|c:2000:1500:nowe:1000:500/rs:fit:800:0|jpg|photo.jpg"
-  "rotate 90|width=800&rotate=90|rs:fit:0:800/rot:90|jpg|photo.jpg"
+  "rotate 90|width=800&rotate=90|rs:fit:800:0/rot:90|jpg|photo.jpg"
   "flip|width=800&flip=horizontal|rs:fit:800:0/fl:1:0|jpg|photo.jpg"
   "blur 2|width=800&blur=2|rs:fit:800:0/bl:2|jpg|photo.jpg"
   "sharpen 1|width=800&sharpen=1|rs:fit:800:0/sh:1|jpg|photo.jpg"
