@@ -76,6 +76,38 @@ func get(t *testing.T, v any, path ...any) any {
 	return v
 }
 
+// resolve returns v as CloudFormation would see it with the conditions
+// conds (a condition not named is false): each Fn::If replaced by its
+// branch, and AWS::NoValue dropped from lists and maps.
+func resolve(v any, conds map[string]bool) any {
+	noValue := func(v any) bool { return fmt.Sprint(v) == fmt.Sprint(map[string]any{"Ref": "AWS::NoValue"}) }
+	switch x := v.(type) {
+	case map[string]any:
+		if args, ok := x["Fn::If"].([]any); ok && len(x) == 1 && len(args) == 3 {
+			if conds[args[0].(string)] {
+				return resolve(args[1], conds)
+			}
+			return resolve(args[2], conds)
+		}
+		m := map[string]any{}
+		for k, e := range x {
+			if r := resolve(e, conds); !noValue(r) {
+				m[k] = r
+			}
+		}
+		return m
+	case []any:
+		s := []any{}
+		for _, e := range x {
+			if r := resolve(e, conds); !noValue(r) {
+				s = append(s, r)
+			}
+		}
+		return s
+	}
+	return v
+}
+
 func resources(t *testing.T, tpl map[string]any, typ string) map[string]map[string]any {
 	t.Helper()
 	out := map[string]map[string]any{}
@@ -191,7 +223,8 @@ func TestTaskRoleIsLimitedToThePrefixes(t *testing.T) {
 	}
 	// Beside S3, only the send of server reconcile --enqueue, to the event
 	// queue, and CloudFront's invalidations (TestDeliveryThroughCloudFront).
-	policies := list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies"))
+	// (and, with a ReadyEventBus only, its PutEvents: TestManifestAndReadySignal)
+	policies := list(resolve(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies"), nil))
 	if len(policies) != 3 || get(t, policies[2], "PolicyName") != "resizer-cloudfront" {
 		t.Fatalf("task role has %d policies, want resizer-s3, resizer-reconcile and resizer-cloudfront", len(policies))
 	}
@@ -392,7 +425,7 @@ func TestSecretsAreNotInPlainEnvironment(t *testing.T) {
 	secretish := func(name string) bool {
 		return strings.Contains(name, "SECRET") || strings.Contains(name, "KEY") || strings.Contains(name, "PASSWORD")
 	}
-	c := get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0)
+	c := resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0), allReady)
 	for _, e := range list(get(t, c, "Environment")) {
 		if name := get(t, e, "Name").(string); secretish(name) {
 			t.Errorf("task environment holds %s", name)
@@ -507,7 +540,7 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 	}
 
 	var pol any
-	for _, p := range list(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies")) {
+	for _, p := range list(resolve(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies"), allReady)) {
 		if get(t, p, "PolicyName") == "resizer-cloudfront" {
 			pol = get(t, p, "PolicyDocument", "Statement")
 		}
@@ -517,7 +550,7 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 		t.Errorf("the task's CloudFront permissions: %v", pol)
 	}
 	env := map[string]string{}
-	for _, e := range list(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment")) {
+	for _, e := range list(resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment"), allReady)) {
 		env[get(t, e, "Name").(string)] = fmt.Sprint(get(t, e, "Value"))
 	}
 	if env["CLOUDFRONT_DISTRIBUTION_ID"] != fmt.Sprint(map[string]any{"Ref": "Distribution"}) {
@@ -532,5 +565,71 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 	}
 	if !found {
 		t.Error("no lifecycle rule expiring the derived cache")
+	}
+}
+
+// allReady are the conditions of a stack given every parameter of the
+// manifests and the ready signal.
+var allReady = map[string]bool{"HasVariantsBaseUrl": true, "HasReadyCallbackUrl": true, "HasReadyEventBus": true}
+
+// VariantsBaseUrl, ReadyCallbackUrl and ReadyEventBus reach the task's
+// environment when given and are absent otherwise; the task may put events
+// on the ReadyEventBus only when there is one, and on that bus only.
+func TestManifestAndReadySignal(t *testing.T) {
+	tpl := load(t)
+	params := map[string]string{"VariantsBaseUrl": "VARIANTS_BASE_URL", "ReadyCallbackUrl": "READY_CALLBACK_URL", "ReadyEventBus": "READY_EVENT_BUS"}
+	for p := range params {
+		if d, ok := get(t, tpl, "Parameters", p).(map[string]any)["Default"]; !ok || d != "" {
+			t.Errorf("parameter %s: default %v, want empty", p, d)
+		}
+		cond := "Has" + p
+		want := fmt.Sprint(map[string]any{"Fn::Not": []any{map[string]any{"Fn::Equals": []any{map[string]any{"Ref": p}, ""}}}})
+		if got := fmt.Sprint(get(t, tpl, "Conditions", cond)); got != want {
+			t.Errorf("condition %s = %s, want %s", cond, got, want)
+		}
+	}
+	env := func(conds map[string]bool) map[string]string {
+		env := map[string]string{}
+		c := resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0), conds)
+		for _, e := range list(get(t, c, "Environment")) {
+			env[get(t, e, "Name").(string)] = fmt.Sprint(get(t, e, "Value"))
+		}
+		return env
+	}
+	// putEvents lists the task role's statements that allow an events:
+	// action, with their resources.
+	putEvents := func(conds map[string]bool) []string {
+		var out []string
+		for _, p := range list(resolve(get(t, tpl, "Resources", "TaskRole", "Properties", "Policies"), conds)) {
+			for _, s := range list(get(t, p, "PolicyDocument", "Statement")) {
+				for _, a := range list(get(t, s, "Action")) {
+					if strings.HasPrefix(a.(string), "events:") || a == "*" {
+						out = append(out, fmt.Sprintf("%s %s on %v", get(t, s, "Effect"), a, get(t, s, "Resource")))
+					}
+				}
+			}
+		}
+		return out
+	}
+
+	none, all := env(nil), env(allReady)
+	for p, name := range params {
+		if v, ok := none[name]; ok {
+			t.Errorf("without %s, the task's environment has %s=%s", p, name, v)
+		}
+		if got, want := all[name], fmt.Sprint(map[string]any{"Ref": p}); got != want {
+			t.Errorf("with %s, the task's %s = %q, want %q", p, name, got, want)
+		}
+	}
+	if got := putEvents(nil); len(got) != 0 {
+		t.Errorf("without a ReadyEventBus the task role allows %v", got)
+	}
+	// The other parameters alone give no permission either.
+	if got := putEvents(map[string]bool{"HasVariantsBaseUrl": true, "HasReadyCallbackUrl": true}); len(got) != 0 {
+		t.Errorf("without a ReadyEventBus the task role allows %v", got)
+	}
+	bus := fmt.Sprint(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${ReadyEventBus}"})
+	if got := putEvents(allReady); len(got) != 1 || got[0] != "Allow events:PutEvents on "+bus {
+		t.Errorf("with a ReadyEventBus the task role allows %v, want PutEvents on %s only", got, bus)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // reconcileFlags are the options of server reconcile.
@@ -24,6 +25,9 @@ type reconcileFlags struct {
 	// assumes.
 	throughput float64
 	every      time.Duration
+	// inventory is an S3 Inventory report's manifest.json (s3://...),
+	// read as the list of originals instead of ListObjectsV2 pages.
+	inventory string
 }
 
 // measuredThroughput is the in-process rate of docs/benchmarks.md, in
@@ -36,7 +40,7 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	fs := flag.NewFlagSet("server reconcile", flag.ContinueOnError)
 	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprint(out, "Usage: server reconcile [flags]\n\nBrings every original under INPUT_PREFIX in line with VARIANTS: makes missing\nvariants, remakes those whose definition changed, deletes those of variants no\nlonger configured. Same environment as the server.\n\n")
+		fmt.Fprint(out, "Usage: server reconcile [flags]\n\nBrings every original under INPUT_PREFIX in line with VARIANTS: makes missing\nvariants, remakes those whose definition changed, deletes those of variants no\nlonger configured. Same environment as the server.\n\nWith --inventory, the originals are those of an S3 Inventory report (CSV) of\nS3_BUCKET instead of a listing of INPUT_PREFIX: for buckets of millions. A report\nis up to a day old (a week if weekly): originals stored since it ran are left\nto their events or the next run; the outputs are still listed.\n\n")
 		fs.PrintDefaults()
 	}
 	fs.BoolVar(&f.dryRun, "dry-run", false, "list and print the plan; change nothing")
@@ -47,6 +51,7 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	fs.Float64Var(&f.rate, "rate", 0, "most originals started per second (0: no limit)")
 	fs.Float64Var(&f.throughput, "throughput", measuredThroughput, "originals per second per CPU the dry run's estimate assumes")
 	fs.DurationVar(&f.every, "progress", 2*time.Second, "interval of the progress lines")
+	fs.StringVar(&f.inventory, "inventory", "", "an S3 Inventory report's `MANIFEST` (s3://bucket/prefix/.../manifest.json, CSV format) to read the originals from instead of listing INPUT_PREFIX")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -55,6 +60,9 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	}
 	if f.concurrency < 1 || f.rate < 0 || f.throughput <= 0 {
 		return f, errors.New("reconcile: --concurrency and --throughput must be positive, --rate not negative")
+	}
+	if f.inventory != "" && !cfg.S3Mode() {
+		return f, errors.New("reconcile: --inventory needs S3_BUCKET: an inventory lists an S3 bucket")
 	}
 	if f.enqueue && cfg.EventQueueURL == "" && !f.dryRun {
 		return f, errors.New("reconcile: --enqueue needs EVENT_QUEUE_URL")
@@ -93,7 +101,19 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 		return err
 	}
 	start := time.Now()
-	plan, err := pl.Plan(ctx, st.inList, st.outList, max(8, f.concurrency))
+	inList := st.inList
+	if f.inventory != "" {
+		inv, err := storage.OpenInventory(ctx, f.inventory, s.S3Bucket,
+			storage.S3Config{Endpoint: s.S3Endpoint, PathStyle: s.S3PathStyle}, *st.aws)
+		if err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+		m := inv.Manifest()
+		fmt.Fprintf(stdout, "originals from the inventory of %s begun %s (%d files); outputs listed\n",
+			m.SourceBucket, m.Created().Format(time.RFC3339), len(m.Files))
+		inList = inv
+	}
+	plan, err := pl.Plan(ctx, inList, st.outList, max(8, f.concurrency))
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}

@@ -345,12 +345,12 @@ func TestReconcileLocal(t *testing.T) {
 	if err != nil || lastJSON(t, out)["current"] != 2 || !strings.Contains(out, "2 originals: 2 current") {
 		t.Fatalf("after: %v\n%s", err, out)
 	}
-	for _, args := range [][]string{{"--concurrency", "0"}, {"extra"}, {"--enqueue"}, {"--nope"}} {
+	for _, args := range [][]string{{"--concurrency", "0"}, {"extra"}, {"--enqueue"}, {"--nope"}, {"--inventory", "s3://b/manifest.json"}} {
 		if out, err := reconcileRun(ctx, env, args...); err == nil {
 			t.Errorf("%v: accepted\n%s", args, out)
 		}
 	}
-	if out, err := reconcileRun(ctx, env, "-h"); err != nil || !strings.Contains(out, "-dry-run") || !strings.Contains(out, "-keep-retired") {
+	if out, err := reconcileRun(ctx, env, "-h"); err != nil || !strings.Contains(out, "-dry-run") || !strings.Contains(out, "-keep-retired") || !strings.Contains(out, "-inventory MANIFEST") {
 		t.Errorf("-h: %v\n%s", err, out)
 	}
 }
