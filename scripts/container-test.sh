@@ -137,8 +137,10 @@ for _ in $(seq 1 150); do "$mc" event ls ci/photos 2>/dev/null | grep -q RESIZER
 "$mc" cp -q testdata/ladybird.jpg "ci/photos/uploads/from compose.jpg" >/dev/null
 found=0
 for _ in $(seq 1 150); do
-  n=$("$mc" ls -r ci/photos/resized/ 2>/dev/null | grep -c "from compose.jpg" || true)
-  [ "$n" = 3 ] && { found=1; break; }
+  # The three variants, then the original's manifest (written last).
+  n=$("$mc" ls -r ci/photos/resized/ 2>/dev/null | grep -v "_manifest/" | grep -c "from compose.jpg" || true)
+  m=$("$mc" ls -r ci/photos/resized/_manifest/ 2>/dev/null | grep -c "from compose.jpg.json" || true)
+  [ "$n" = 3 ] && [ "$m" = 1 ] && { found=1; break; }
   sleep 0.2
 done
 "$mc" ls -r ci/photos
