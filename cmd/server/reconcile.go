@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/pipeline"
@@ -142,7 +146,8 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	return err
 }
 
-// execute carries the plan out, with a progress line every f.every.
+// execute carries the plan out, with a progress bar on a terminal and a
+// progress line every f.every elsewhere.
 func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
 	o := pipeline.ReconcileOptions{Concurrency: f.concurrency, Rate: f.rate, KeepRetired: f.keepRetired}
 	if f.enqueue {
@@ -161,6 +166,14 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f r
 		lastError error
 	)
 	total := len(plan.Tasks)
+	// On a terminal, a bar that redraws itself; elsewhere (a log, a CI
+	// job), a plain line every f.every.
+	var bar *progressbar.ProgressBar
+	if isTerminal(stdout) && total > 0 {
+		bar = progressbar.NewOptions(total, progressbar.OptionSetWriter(stdout), progressbar.OptionSetDescription("reconcile"),
+			progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("originals"),
+			progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
 	line := func(final bool) {
 		el := time.Since(start)
 		fmt.Fprintf(stdout, "progress: %d/%d (%.0f%%) in %s, %.1f originals/s", done, total, 100*float64(done)/float64(max(1, total)),
@@ -181,6 +194,13 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f r
 			failed++
 			lastError = fmt.Errorf("%s: %w", t.Key, err)
 		}
+		if bar != nil {
+			_ = bar.Add(1) // a terminal that fails to draw is no reason to stop
+			if err != nil {
+				bar.Describe(fmt.Sprintf("reconcile (%d failed)", failed))
+			}
+			return
+		}
 		if done < total && time.Since(last) >= f.every { // the last one has the final line
 			last = time.Now()
 			line(false)
@@ -188,6 +208,9 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f r
 	}
 	sum, err := pl.Reconcile(ctx, plan, o)
 	mu.Lock()
+	if bar != nil {
+		_ = bar.Exit()
+	}
 	line(err == nil)
 	mu.Unlock()
 	fmt.Fprintf(stdout, "done: %d processed, %d enqueued, %d already current, %d superseded, %d rejected, %d failed; %d retired variants deleted\n",
@@ -196,6 +219,12 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f r
 		return errors.New("reconcile: stopped; run it again to finish")
 	}
 	return err
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // bytesText writes n in binary units.
