@@ -127,6 +127,57 @@ func TestRunResizes(t *testing.T) {
 	}
 }
 
+// On the embedded default, an upload's manifest is usable in a page as it
+// is: every URL of its srcset and of its variants is served by the server
+// itself, and is an image of the width the srcset says.
+func TestRunManifestURLsServeOnTheLocalStore(t *testing.T) {
+	s := start(t, map[string]string{"VARIANTS": "thumb:64x64:cover,small:320x0,big:900x0:webp"})
+	resp, body := post(t, s.url+"/uploads?key=a%20b/c.jpg", photo(t))
+	if resp.StatusCode != 201 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var m struct {
+		Srcset   string
+		Variants []struct {
+			URL   string
+			Width int
+		}
+	}
+	if err := json.Unmarshal(body, &m); err != nil || len(m.Variants) != 3 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	widths := map[string]int{}
+	for _, v := range m.Variants {
+		widths[v.URL] = v.Width
+	}
+	candidates := strings.Split(m.Srcset, ", ")
+	if len(candidates) != 2 { // the square crop is no candidate
+		t.Fatalf("srcset %q", m.Srcset)
+	}
+	for _, c := range candidates {
+		u, w, _ := strings.Cut(c, " ")
+		if want := fmt.Sprintf("%dw", widths[u]); w != want {
+			t.Errorf("srcset candidate %q: %s, the variant's width is %s", c, w, want)
+		}
+	}
+	for u, w := range widths {
+		if !strings.HasPrefix(u, "/objects/") {
+			t.Errorf("%s: not a URL of this server", u)
+			continue
+		}
+		r, err := http.Get(s.url + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r.Body)
+		r.Body.Close()
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+		if r.StatusCode != 200 || (err == nil && cfg.Width != w) || (err != nil && !strings.HasSuffix(u, ".webp")) {
+			t.Errorf("%s: %d, %v, width %d, want %d", u, r.StatusCode, err, cfg.Width, w)
+		}
+	}
+}
+
 func TestRunRequiresKeysWhenConfigured(t *testing.T) {
 	s := start(t, map[string]string{"API_KEYS": "secret-one,secret-two"})
 	resp, _ := post(t, s.url+"/resize?width=10", photo(t))

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/imageproc"
@@ -50,6 +51,11 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,
 		Variants:  variants, CacheControl: cfg.CacheControl, MaxSourceBytes: cfg.MaxBodyBytes,
 		RejectedPrefix: cfg.RejectedPrefix, PublicBaseURL: cfg.VariantsBaseURL,
+	}
+	if !cfg.S3Mode() {
+		// The local store serves its objects itself: manifests and srcsets
+		// that work in a page as they are.
+		s.pipeline.ObjectURL = func(key string) string { return "/objects/" + url.PathEscape(key) }
 	}
 	if cfg.ReadyCallbackURL != "" && len(cfg.WebhookSecrets) > 0 {
 		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, []byte(cfg.WebhookSecrets[0]), nil)

@@ -229,7 +229,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.CloudFrontDistribution = v; return nil }},
 	// The bucket is private: pages reach the variants through a CDN or
 	// another public origin, whose URLs the manifests carry.
-	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the output keys, relative)",
+	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
 		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
 	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, first of WEBHOOK_SECRETS), each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error { c.ReadyCallbackURL = v; return checkURL(v) }},

@@ -72,10 +72,14 @@ func (p *Pipeline) ManifestKey(key string) string {
 }
 
 // publicURL is the URL of an output key under the public base URL (a CDN
-// in front of the private bucket), or the key itself, relative, without one.
+// in front of the private bucket), or else ObjectURL's, or else the key
+// itself, relative.
 func (p *Pipeline) publicURL(key string) string {
 	esc := (&url.URL{Path: key}).EscapedPath()
 	if p.cfg.PublicBaseURL == "" {
+		if p.cfg.ObjectURL != nil {
+			return p.cfg.ObjectURL(key)
+		}
 		return esc
 	}
 	return strings.TrimSuffix(p.cfg.PublicBaseURL, "/") + "/" + esc

@@ -51,6 +51,10 @@ type Config struct {
 	// of the private bucket), for the manifests' URLs and srcset; empty:
 	// the URLs are the keys, relative.
 	PublicBaseURL string
+	// ObjectURL, when set and PublicBaseURL is not, makes an output's URL
+	// from its key (the local store's /objects/ route, which takes a key
+	// as one segment).
+	ObjectURL func(key string) string
 	// Ready, when set, is told of every original whose outputs and
 	// manifest are written.
 	Ready Notifier
