@@ -203,6 +203,20 @@ func TestTrim(t *testing.T) {
 // does; a line three pixels wide is kept wherever it is.
 func TestTrimOverRandomBorders(t *testing.T) {
 	p := newTestProcessor(t, nil)
+	// Images too small for a 3x3 neighbourhood are trimmed or refused as
+	// all border, never an error of another kind.
+	for _, sz := range [][2]int{{1, 1}, {1, 50}, {50, 1}, {2, 2}, {3, 2}} {
+		img := bordered(sz[0], sz[1], [4]int{})
+		_, err := p.Process(t.Context(), encodePNG(t, img), Options{Trim: ptr(10.0)})
+		if err != nil && !errors.Is(err, ErrUnsatisfiable) {
+			t.Errorf("trim of a %dx%d image: %v", sz[0], sz[1], err)
+		}
+		img.Set(0, 0, color.RGBA{255, 255, 255, 255})
+		_, err = p.Process(t.Context(), encodePNG(t, img), Options{Trim: ptr(10.0)})
+		if err != nil && !errors.Is(err, ErrUnsatisfiable) {
+			t.Errorf("trim of a %dx%d image with a white corner: %v", sz[0], sz[1], err)
+		}
+	}
 	rnd := rand.New(rand.NewPCG(11, 12))
 	size := func(img image.Image) (int, int) { b := img.Bounds(); return b.Dx(), b.Dy() }
 	for i := 0; i < 12; i++ {
