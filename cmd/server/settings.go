@@ -40,8 +40,9 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("VARIANTS: %w", err))
 	}
+	qualities := s.qualities()
 	for i, v := range variants {
-		variants[i].Qualities = s.qualities()
+		variants[i].Qualities = qualities
 		if f := v.Options.Format; f != imageproc.FormatUnknown && !f.Writable(s.formats) {
 			errs = append(errs, fmt.Errorf("VARIANTS: variant %q: %s output needs %s in INPUT_FORMATS", v.Name, f, f))
 		}

@@ -8,6 +8,7 @@ import (
 	"image/color"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -422,6 +423,23 @@ func TestCropOfAShrunkDecode(t *testing.T) {
 	o := Options{Crop: &Region{H / 5, W / 3, H / 2, W / 2}, Width: H / 9}
 	if d := meanAbsDiff(process(t, p, turned, o), process(t, p, upright.Data, o)); d > 2.5 {
 		t.Errorf("crop of an EXIF-rotated JPEG differs from the upright crop by %.1f levels on average", d)
+	}
+}
+
+// The size the region path asks decode for is one that the loader makes
+// by shrinking n times: at every size, odd or not, decode's loader
+// options shrink by n itself, not n/2 (a fourfold larger decode).
+func TestShrunkSizeIsTheLoaders(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 2000; i++ {
+		W, H := 16+rnd.IntN(9000), 16+rnd.IntN(9000)
+		for _, n := range []int{2, 4, 8} {
+			w, h := shrunk(W, H, n)
+			scale := math.Max(float64(w)/float64(W), float64(h)/float64(H)) // as decode computes it
+			if got, want := loadOptions(FormatJPEG, scale), fmt.Sprintf("shrink=%d", n); !strings.HasSuffix(got, want) {
+				t.Fatalf("%dx%d shrunk by %d to %dx%d: loader options %q, want %s", W, H, n, w, h, got, want)
+			}
+		}
 	}
 }
 

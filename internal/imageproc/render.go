@@ -311,13 +311,7 @@ func (s *source) decode(w, h int) (vimage, error) {
 // SVG and PDF are drawn at the scale asked for.
 func loadOptions(f Format, scale float64) string {
 	opts := "fail_on=truncated"
-	shrink := 1
-	for _, n := range []int{8, 4, 2} {
-		if scale*float64(n) <= 1 {
-			shrink = n
-			break
-		}
-	}
+	shrink := loadShrink(scale)
 	switch {
 	case f == FormatJPEG && shrink > 1:
 		opts += fmt.Sprintf(",shrink=%d", shrink)
@@ -327,6 +321,17 @@ func loadOptions(f Format, scale float64) string {
 		opts += fmt.Sprintf(",scale=%g", scale)
 	}
 	return opts
+}
+
+// loadShrink is the largest power of two, up to 8, by which an image to
+// be scaled by scale can be shrunk and still be as large as the output.
+func loadShrink(scale float64) int {
+	for _, n := range []int{8, 4, 2} {
+		if scale*float64(n) <= 1 {
+			return n
+		}
+	}
+	return 1
 }
 
 // upright8 turns an image stored with EXIF orientation o upright: a
@@ -372,7 +377,7 @@ func (s *source) scaled(p plan) (vimage, error) {
 		// crop of a large JPEG then costs what its resize does. Its edges
 		// move by half a pixel of the shrunk image at most, less than
 		// half an output pixel.
-		w, h := (s.h.Width+n-1)/n, (s.h.Height+n-1)/n // as the loader rounds
+		w, h := shrunk(s.h.Width, s.h.Height, n)
 		if im, err = s.decode(w, h); err != nil {
 			return vimage{}, err
 		}
@@ -394,13 +399,15 @@ func regionShrink(f Format, r rect, w, h int) int {
 	if f != FormatJPEG && f != FormatWebP {
 		return 1
 	}
-	for _, n := range []int{8, 4, 2} {
-		if r.w/n >= w && r.h/n >= h {
-			return n
-		}
-	}
-	return 1
+	return loadShrink(math.Max(float64(w)/float64(r.w), float64(h)/float64(r.h)))
 }
+
+// shrunk is the size of a w x h source shrunk by n on load, as the region
+// path asks decode for it: rounded down, as the JPEG loader rounds (WebP's
+// rounds to the nearest, a pixel more at most, which decode's resample
+// takes off). Asked for a pixel more than the loader makes, loadOptions
+// would shrink by n/2 only.
+func shrunk(w, h, n int) (int, int) { return w / n, h / n }
 
 // shrinkRect is r in an image shrunk by n to w x h, its corners rounded
 // to the nearest pixel, never empty and never outside.
