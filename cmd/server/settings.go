@@ -3,11 +3,11 @@ package main
 import (
 	"errors"
 	"fmt"
-	"net/url"
 
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/storage"
 	"github.com/resizer/resizer/internal/watermark"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -56,7 +56,7 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 	if !cfg.S3Mode() {
 		// The local store serves its objects itself: manifests and srcsets
 		// that work in a page as they are.
-		s.pipeline.ObjectURL = func(key string) string { return "/objects/" + url.PathEscape(key) }
+		s.pipeline.ObjectURL = storage.ObjectPath
 	}
 	if cfg.ReadyCallbackURL != "" && len(cfg.WebhookSecrets) > 0 {
 		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, []byte(cfg.WebhookSecrets[0]), nil)

@@ -177,9 +177,12 @@ func (d *Dir) Presign(_ context.Context, key string, r PresignRequest) (Presigne
 	}, nil
 }
 
-// URL is where this server serves the object: GET /objects/{key}, as a
-// path.
-func (d *Dir) URL(key string) string { return "/objects/" + url.PathEscape(key) }
+// URL is where this server serves the object: ObjectPath.
+func (d *Dir) URL(key string) string { return ObjectPath(key) }
+
+// ObjectPath is where a server on the local directory serves the object
+// key: GET /objects/{key}, the key one segment, as a path.
+func ObjectPath(key string) string { return "/objects/" + url.PathEscape(key) }
 
 // urlKeyFile holds the key of image URLs (GET /img/) when URL_SIGNING_KEYS
 // is not set, in the store's directory: hidden, so no object's key can
