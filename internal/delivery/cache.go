@@ -122,6 +122,7 @@ func (s *Service) fromCache(ctx context.Context, e entry, describeOnly bool) (Im
 func (s *Service) keep(ctx context.Context, e entry, img Image) error {
 	_, err := s.d.Cache.Put(ctx, e.key, img.Data, storage.PutOptions{
 		ContentType: img.ContentType,
+		Rebuildable: true, // a torn one, without its metadata, is a miss (fromCache)
 		Metadata: map[string]string{
 			metaSourceKey:      (&url.URL{Path: e.source}).EscapedPath(),
 			metaSourceETag:     e.etag,

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,6 +48,8 @@ type Cache interface {
 
 // Renderer makes images (an *imageproc.Processor).
 type Renderer interface {
+	// Process renders b; once it returns, b is no longer read, and the
+	// result does not share its memory.
 	Process(ctx context.Context, b []byte, o imageproc.Options) (*imageproc.Result, error)
 	Gate() *imageproc.Gate
 }
@@ -107,6 +110,10 @@ type Service struct {
 	etags    *memo[string]      // key -> current ETag
 	recorded *memo[struct{}]    // markers written (see record)
 	metrics  *metrics
+	// originals are the buffers misses read originals into: at most one
+	// per place at the gate is in use, and reusing them spares the
+	// collector an original's worth of garbage per render.
+	originals sync.Pool
 }
 
 // New returns a Service. It fails when a part is missing, the cache

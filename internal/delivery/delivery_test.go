@@ -8,6 +8,7 @@ import (
 	"image/jpeg"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -269,6 +270,43 @@ func TestHalfWrittenEntryIsAMiss(t *testing.T) {
 	img, err := f.svc.Serve(t.Context(), r)
 	if err != nil || img.Outcome != Rendered || img.ContentType != "image/jpeg" || width(t, img.Data) != 150 {
 		t.Fatalf("%v %s %q", err, img.Outcome, img.ContentType)
+	}
+}
+
+// Derived images are written without waiting for the disk (they can be
+// made again): one that a power loss left shorter than its metadata say,
+// or empty, is a miss that renders again, never served as it was left.
+func TestTornEntryIsAMiss(t *testing.T) {
+	dir := t.TempDir()
+	d, err := storage.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, d, 2, 4)
+	etag := f.put(t, "uploads/cats/tom.jpg", photo(t))
+	r := req(t, "uploads/cats/tom.jpg", "width=150", "/w")
+	file := filepath.Join(dir, f.svc.entry("uploads/cats/tom.jpg", etag, r.Options).key)
+	for i, size := range []int64{-1, 0} { // half, then empty
+		if _, err := f.svc.Serve(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		st, err := os.Stat(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if size < 0 {
+			size = st.Size() / 2
+		}
+		if err := os.Truncate(file, size); err != nil {
+			t.Fatal(err)
+		}
+		img, err := f.svc.Serve(t.Context(), r)
+		if err != nil || img.Outcome != Rendered || width(t, img.Data) != 150 || img.Size != int64(len(img.Data)) ||
+			f.proc.renders.Load() != int32(i+2) {
+			t.Fatalf("after truncation to %d bytes: %v %s, %d renders", size, err, img.Outcome, f.proc.renders.Load())
+		}
+		f.svc.Wait()
 	}
 }
 

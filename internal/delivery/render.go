@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -127,7 +128,13 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 		return Image{}, err
 	}
 	defer done()
-	data, obj, err := s.d.Sources.Get(ctx, e.source, storage.GetOptions{IfMatch: `"` + e.etag + `"`, MaxBytes: s.cfg.MaxSourceBytes})
+	buf, _ := s.originals.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	defer s.originals.Put(buf) // Process has returned: nothing reads it
+	data, obj, err := s.d.Sources.Get(ctx, e.source, storage.GetOptions{IfMatch: `"` + e.etag + `"`,
+		MaxBytes: s.cfg.MaxSourceBytes, Into: buf})
 	switch {
 	case pinned && (errors.Is(err, storage.ErrPreconditionFailed) || errors.Is(err, storage.ErrNotFound)):
 		return Image{}, fmt.Errorf("%w: version %s of %q is no longer stored", storage.ErrNotFound, e.etag, e.source)

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"encoding/hex"
@@ -105,8 +106,8 @@ func (d *Dir) metaPath(key string) string { return metaDir + "/" + key + metaExt
 
 // Put writes the object and its metadata so that neither is ever seen in
 // part and the object is never left without its metadata: both are
-// written whole to temporary files and synced before either is renamed
-// into place, and the object is taken back out if its metadata's rename
+// written whole to temporary files and synced (unless o.Rebuildable)
+// before either is renamed into place, and the object is taken back out if its metadata's rename
 // fails. A key that cannot be a file here is refused before anything is
 // written: ErrInvalidKey (see checkKey, or a path through a symbolic link)
 // or ErrConflict (a key is in the way); a full or failing disk is
@@ -121,7 +122,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 			return Object{}, fmt.Errorf("put %q: %w", key, err)
 		}
 	}
-	tmp, st, err := d.writeTemp(data)
+	tmp, st, err := d.writeTemp(data, !o.Rebuildable)
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
@@ -133,7 +134,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	mtmp, _, err := d.writeTemp(mb)
+	mtmp, _, err := d.writeTemp(mb, !o.Rebuildable)
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q metadata: %w", key, err)
 	}
@@ -183,7 +184,7 @@ func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object
 		if tooLarge {
 			return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
 		}
-		if data, err = readFile(f, st.Size()); err != nil {
+		if data, err = readFile(f, st.Size(), o.Into); err != nil {
 			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
 		}
 		m = fileMeta(data, st)
@@ -195,7 +196,7 @@ func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object
 		return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
 	}
 	if data == nil {
-		if data, err = readFile(f, st.Size()); err != nil {
+		if data, err = readFile(f, st.Size(), o.Into); err != nil {
 			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
 		}
 	}
@@ -206,9 +207,16 @@ func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object
 // that size: objects are written to a temporary file and renamed into
 // place, so an open file never changes, and io.ReadAll's growing buffers
 // would triple the garbage of every read (the derived images of delivery
-// by URL are read on every hit).
-func readFile(f *os.File, size int64) ([]byte, error) {
-	data := make([]byte, size)
+// by URL are read on every hit). With into set, the bytes are its own.
+func readFile(f *os.File, size int64, into *bytes.Buffer) ([]byte, error) {
+	var data []byte
+	if into == nil {
+		data = make([]byte, size)
+	} else {
+		into.Reset()
+		into.Grow(int(size))
+		data = into.AvailableBuffer()[:size]
+	}
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, err
 	}
@@ -331,7 +339,7 @@ const checkBytes = 4096
 // Check reports whether the directory takes writes, for readiness: it
 // fails while the disk is full or failing.
 func (d *Dir) Check(ctx context.Context) error {
-	name, _, err := d.writeTemp(make([]byte, checkBytes))
+	name, _, err := d.writeTemp(make([]byte, checkBytes), true)
 	if err != nil {
 		return fmt.Errorf("storage dir not writable: %w", err)
 	}

@@ -76,9 +76,10 @@ func (d *Dir) place(rel string) error {
 	return nil
 }
 
-// writeTemp writes data to a new file in the temporary directory, synced,
-// and returns its name and description. The file is removed on failure.
-func (d *Dir) writeTemp(data []byte) (string, fs.FileInfo, error) {
+// writeTemp writes data to a new file in the temporary directory, synced
+// to the disk when sync is set, and returns its name and description. The
+// file is removed on failure.
+func (d *Dir) writeTemp(data []byte, sync bool) (string, fs.FileInfo, error) {
 	name := tmpDir + "/" + strings.ToLower(rand.Text())
 	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
@@ -86,7 +87,7 @@ func (d *Dir) writeTemp(data []byte) (string, fs.FileInfo, error) {
 	}
 	var st fs.FileInfo
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if err == nil {

@@ -139,7 +139,11 @@ func (s *S3) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object,
 	if o.MaxBytes > 0 && size > o.MaxBytes {
 		return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, size, ErrTooLarge)
 	}
-	var buf bytes.Buffer
+	buf := o.Into
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
+	buf.Reset()
 	if size > 0 {
 		buf.Grow(int(size))
 	}

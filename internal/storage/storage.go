@@ -6,6 +6,7 @@
 package storage
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -59,6 +60,12 @@ type PutOptions struct {
 	ContentType  string
 	CacheControl string
 	Metadata     map[string]string
+	// Rebuildable marks an object that can be made again from others (a
+	// derived image): the local store still writes it whole before it can
+	// be seen, but does not wait for the disk to hold it, so that after a
+	// power loss it may be missing or fail its size check and be read
+	// without its metadata. S3 ignores it.
+	Rebuildable bool
 }
 
 // GetOptions constrain a read.
@@ -69,6 +76,11 @@ type GetOptions struct {
 	// MaxBytes, when positive, makes the read fail with ErrTooLarge for a
 	// larger object, before its body is read.
 	MaxBytes int64
+	// Into, when set, is the buffer the body is read into (emptied first,
+	// grown as needed), and the bytes returned are its own: a caller that
+	// reads many objects can keep a pool of buffers rather than make
+	// garbage of each body.
+	Into *bytes.Buffer
 }
 
 // PresignRequest is an upload a client is to make straight to the store.

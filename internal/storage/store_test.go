@@ -77,6 +77,13 @@ func TestStores(t *testing.T) {
 			if err != nil || !bytes.Equal(got, data) || obj.ETag != put.ETag || obj.Metadata["variant"] != "thumb" {
 				t.Fatalf("get: %q %+v %v", got, obj, err)
 			}
+			// Read into a buffer that held something longer: the bytes are
+			// the object's alone, in the buffer's own memory.
+			into := bytes.NewBufferString(strings.Repeat("stale ", 100))
+			got, _, err = s.Get(ctx, "uploads/a/b c+d.jpg", GetOptions{Into: into})
+			if err != nil || !bytes.Equal(got, data) || cap(got) == 0 || &got[:cap(got)][cap(got)-1] != &into.Bytes()[:into.Cap()][into.Cap()-1] {
+				t.Fatalf("get into a buffer: %q %v", got, err)
+			}
 			if _, _, err := s.Get(ctx, "uploads/a/b c+d.jpg", GetOptions{IfMatch: `"0123456789abcdef0123456789abcdef"`}); !errors.Is(err, ErrPreconditionFailed) {
 				t.Fatalf("get with a stale ETag: err = %v, want ErrPreconditionFailed", err)
 			}
