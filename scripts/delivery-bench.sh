@@ -7,13 +7,13 @@
 #         to the same size, in alternating rounds at concurrency 2;
 #   imgproxy (when IMGPROXY_BIN names a v4 binary): the same URL from the
 #         same file, which it renders on every request.
-# Only 127.0.0.1 is used; each wrk run lasts DURATION seconds (default 10).
+# Only 127.0.0.1 is used; each wrk run lasts DURATION seconds (default 8).
 #
 #   IMGPROXY_BIN=/path/to/imgproxy ./scripts/delivery-bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-8}
+ROUNDS=${ROUNDS:-5}
 PORT=${PORT:-18098}
 IMGPROXY_PORT=${IMGPROXY_PORT:-18099}
 CACHE=${CACHE:-.cache/delivery-bench}
@@ -23,7 +23,7 @@ OPTIONS="quality=80&width=880"  # about 40 KB out
 command -v wrk >/dev/null || { echo "delivery-bench: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 rm -rf "$CACHE/data" && mkdir -p "$CACHE/data"
 go build -trimpath -o bin/server ./cmd/server
-go run ./scripts/signurls "$SIGNING_KEY" uploads/bench/ladybird.jpg 2000 880 80 >"$CACHE/paths.txt"
+go run ./scripts/signurls "$SIGNING_KEY" uploads/bench/ladybird.jpg 4000 880 80 >"$CACHE/paths.txt"
 . scripts/server.sh
 
 imgproxy_pid=""
@@ -75,17 +75,24 @@ row "hit, concurrency 2" "$(measure hit-c2 2 -s scripts/wrk-get.lua "$base$hit")
 row "hit, concurrency 32" "$(measure hit-c32 32 -s scripts/wrk-get.lua "$base$hit")"
 lines=$(wc -l <"$CACHE/paths.txt")
 per=$((lines / ROUNDS))
+ratios=""
 for r in $(seq 1 "$ROUNDS"); do
-  sed -n "$(((r - 1) * per + 1)),$((r * per))p" "$CACHE/paths.txt" | sed "s|^|$base|" >"$CACHE/paths-r$r.txt"
-  miss() { row "round $r: miss (render, kept), concurrency 2" "$(PATHS="$CACHE/paths-r$r.txt" measure miss-r$r 2 -s scripts/wrk-paths.lua "$base/")"; }
-  resize() { row "round $r: POST /resize, concurrency 2" "$(BODY="$ORIGINAL" measure resize-r$r 2 -s scripts/wrk-post.lua "$base/resize?$OPTIONS")"; }
+  sed -n "$(((r - 1) * per + 1)),$((r * per))p" "$CACHE/paths.txt" >"$CACHE/paths-r$r.txt"
+  # POST /resize does the misses' image work: the same original, with the
+  # same options in the same order.
+  sed 's|^/img/[^/]*/\([^/]*\)/.*|/resize?\1|' "$CACHE/paths-r$r.txt" >"$CACHE/posts-r$r.txt"
+  sed -i "s|^|$base|" "$CACHE/paths-r$r.txt"
+  miss() { m=$(PATHS="$CACHE/paths-r$r.txt" measure miss-r$r 2 -s scripts/wrk-paths.lua "$base/"); row "round $r: miss (render, kept), concurrency 2" "$m"; }
+  resize() { p=$(BODY="$ORIGINAL" PATHS="$CACHE/posts-r$r.txt" measure resize-r$r 2 -s scripts/wrk-post.lua "$base/"); row "round $r: POST /resize, same options, concurrency 2" "$p"; }
   # Alternate which goes first, so that a drift of the machine's load
   # favours neither.
   if [ $((r % 2)) = 1 ]; then miss; resize; else resize; miss; fi
+  ratios="$ratios $(awk -v m="${m%% *}" -v p="${p%% *}" 'BEGIN {printf "%.0f", 100 * m / p}')"
   if [ -n "$imgproxy_pid" ]; then
     row "round $r: imgproxy, concurrency 2" "$(measure imgproxy-r$r 2 -s scripts/wrk-get.lua "$imgproxy_url")"
   fi
 done
+echo "miss / POST /resize, per round (%):$ratios; median $(tr ' ' '\n' <<<"$ratios" | sed '/^$/d' | sort -n | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}') %"
 # Last: imgproxy renders every request, and at concurrency 32 it is still
 # working on what wrk left when wrk stops.
 if [ -n "$imgproxy_pid" ]; then

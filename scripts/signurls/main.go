@@ -36,15 +36,16 @@ func run(args []string) error {
 		n[i] = v
 	}
 	count, width, quality := n[0], n[1], n[2]
-	// 100 widths around WIDTH, then 20 qualities around QUALITY: 2,000
+	// 200 widths around WIDTH, then 20 qualities around QUALITY: 4,000
 	// distinct images, every one from the same shrink-on-load of the
-	// original, so that each costs a render of about the same work.
-	if count > 2000 {
-		return fmt.Errorf("at most 2000 distinct paths")
+	// original (for the benchmark's 2560-wide original and 880), so that
+	// each costs a render of about the same work.
+	if count > 4000 {
+		return fmt.Errorf("at most 4000 distinct paths")
 	}
 	s := imageurl.NewSigner(args[0])
 	for i := range count {
-		w, q := width-50+i%100, quality-10+i/100
+		w, q := width-100+i%200, quality-10+i/200
 		p, err := s.Path(imageurl.Request{Key: args[1], Options: url.Values{
 			"width": {strconv.Itoa(w)}, "quality": {strconv.Itoa(q)}}})
 		if err != nil {
