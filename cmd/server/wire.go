@@ -62,8 +62,9 @@ func newProcessor(s settings, st *stores, reg prometheus.Registerer) (*imageproc
 type stores struct {
 	in, out pipeline.Store
 	// inList and outList list them, for reconcile.
-	inList, outList pipeline.Lister
-	uploads         httpapi.Store // = in
+	inList  pipeline.Lister
+	outList pipeline.OutputLister
+	uploads httpapi.Store // = in
 	// sources and cache are in and out as delivery reads them.
 	sources delivery.Source
 	cache   delivery.Cache

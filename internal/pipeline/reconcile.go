@@ -26,6 +26,16 @@ type Lister interface {
 	List(ctx context.Context, prefix string, limit int) ([]storage.Object, error)
 }
 
+// OutputLister lists the outputs: their folders first, so that the
+// reserved ones (the derived cache of delivery by URL, which can hold far
+// more objects than the variants) are never listed.
+type OutputLister interface {
+	Lister
+	// Folders lists the folders directly under prefix ("prefix/name/"),
+	// as ListObjectsV2 with a delimiter does.
+	Folders(ctx context.Context, prefix string) ([]string, error)
+}
+
 // Action is what an original needs.
 type Action string
 
@@ -72,12 +82,26 @@ type Plan struct {
 // original needs, checking up to concurrency originals at a time (a HEAD of
 // the source, one of each variant and one of the manifest: what Run checks
 // before it skips). The outputs are listed first so that an upload during
-// the listing is never taken for an orphan's original. It fails when a
-// listing or a HEAD fails (storage's errors, wrapped), or when ctx ends.
-func (p *Pipeline) Plan(ctx context.Context, in, out Lister, concurrency int) (Plan, error) {
-	outs, err := out.List(ctx, p.cfg.OutputPrefix, 0)
+// the listing is never taken for an orphan's original; of the reserved
+// folders (see ManifestSegment), only the manifests' is listed. It fails
+// when a listing or a HEAD fails (storage's errors, wrapped), or when ctx
+// ends.
+func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concurrency int) (Plan, error) {
+	folders, err := out.Folders(ctx, p.cfg.OutputPrefix)
 	if err != nil {
 		return Plan{}, fmt.Errorf("list outputs: %w", err)
+	}
+	var outs []storage.Object
+	for _, f := range folders {
+		name := strings.TrimSuffix(strings.TrimPrefix(f, p.cfg.OutputPrefix), "/")
+		if strings.HasPrefix(name, "_") && f != p.cfg.OutputPrefix+ManifestSegment {
+			continue // the derived cache, or a reserved folder yet to come
+		}
+		objs, err := out.List(ctx, f, 0)
+		if err != nil {
+			return Plan{}, fmt.Errorf("list outputs: %w", err)
+		}
+		outs = append(outs, objs...)
 	}
 	ins, err := in.List(ctx, p.cfg.InputPrefix, 0)
 	if err != nil {

@@ -3,11 +3,23 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/resizer/resizer/internal/storage"
 )
+
+// listings records the prefixes listed.
+type listings struct {
+	OutputLister
+	prefixes []string
+}
+
+func (l *listings) List(ctx context.Context, prefix string, limit int) ([]storage.Object, error) {
+	l.prefixes = append(l.prefixes, prefix)
+	return l.OutputLister.List(ctx, prefix, limit)
+}
 
 // TestPlan: what each original needs, on the local directory, with what
 // reconcile must never delete beside it.
@@ -58,9 +70,15 @@ func TestPlan(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	plan, err := p.Plan(ctx, st, st, 4)
+	listed := &listings{OutputLister: st}
+	plan, err := p.Plan(ctx, st, listed, 4)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The derived cache is never listed: it can hold far more objects
+	// than the variants.
+	if got := strings.Join(listed.prefixes, " "); got != "resized/_manifest/ resized/gone/ resized/thumb/" {
+		t.Errorf("outputs listed under %s", got)
 	}
 	want := map[string]Action{"uploads/done.jpg": ActionCurrent, "uploads/changed.jpg": ActionRegenerate, "uploads/new.jpg": ActionCreate}
 	retired := map[string]int{"uploads/done.jpg": 1, "uploads/changed.jpg": 1}

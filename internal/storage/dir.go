@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -323,6 +324,37 @@ func (d *Dir) List(ctx context.Context, prefix string, limit int) ([]Object, err
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}
+	return out, nil
+}
+
+// Folders lists the folders directly under prefix, which ends in "/" (or
+// is empty), as S3 does with a delimiter: each "prefix/name/", in key
+// order, for a directory that can hold keys. A prefix that is not a
+// directory has none.
+func (d *Dir) Folders(ctx context.Context, prefix string) ([]string, error) {
+	dir := strings.TrimSuffix(prefix, "/")
+	if dir == "" {
+		dir = "."
+	} else if err := checkKey(dir); err != nil || !strings.HasSuffix(prefix, "/") {
+		return nil, fmt.Errorf("list folders of %q: %w", prefix, ErrInvalidKey)
+	}
+	if err := d.place(dir + "/x"); err != nil { // no symbolic link on the way
+		return nil, nil
+	}
+	entries, err := fs.ReadDir(d.root.FS(), dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list folders of %q: %w", prefix, fsError(err))
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() && ValidateKey(prefix+e.Name()) == nil {
+			out = append(out, prefix+e.Name()+"/")
+		}
+	}
+	sort.Strings(out) // in key order, as S3 gives them ("a-b/" before "a/")
 	return out, nil
 }
 

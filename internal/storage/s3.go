@@ -196,6 +196,25 @@ func (s *S3) List(ctx context.Context, prefix string, limit int) ([]Object, erro
 	return out, nil
 }
 
+// Folders lists the folders directly under prefix, which ends in "/" (or
+// is empty): each a prefix of keys ending in "/", in key order, as
+// ListObjectsV2 gives them with a delimiter, without listing their keys.
+func (s *S3) Folders(ctx context.Context, prefix string) ([]string, error) {
+	var out []string
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket),
+		Prefix: aws.String(prefix), Delimiter: aws.String("/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list folders of %q: %w", prefix, translate(err))
+		}
+		for _, c := range page.CommonPrefixes {
+			out = append(out, aws.ToString(c.Prefix))
+		}
+	}
+	return out, nil
+}
+
 // Check reports whether the bucket answers, for readiness.
 func (s *S3) Check(ctx context.Context) error {
 	_, err := s.client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(s.bucket)})

@@ -24,6 +24,7 @@ type store interface {
 	Head(ctx context.Context, key string) (Object, error)
 	Delete(ctx context.Context, key string) error
 	List(ctx context.Context, prefix string, limit int) ([]Object, error)
+	Folders(ctx context.Context, prefix string) ([]string, error)
 	Check(ctx context.Context) error
 }
 
@@ -110,6 +111,21 @@ func TestStores(t *testing.T) {
 				if _, err := s.Put(ctx, k, []byte("x"), PutOptions{}); err != nil {
 					t.Fatal(err)
 				}
+			}
+			if _, err := s.Put(ctx, "uploads/a-b/c/d.png", []byte("x"), PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			for prefix, want := range map[string]string{
+				"uploads/": "uploads/a-b/,uploads/a/", "": "resized/,uploads/", "uploads/a-b/": "uploads/a-b/c/",
+				"uploads/a/": "", "uploads/b.png/": "", "missing/": "",
+			} {
+				folders, err := s.Folders(ctx, prefix)
+				if got := strings.Join(folders, ","); err != nil || got != want {
+					t.Errorf("folders of %q: %s %v, want %s", prefix, got, err, want)
+				}
+			}
+			if err := s.Delete(ctx, "uploads/a-b/c/d.png"); err != nil {
+				t.Fatal(err)
 			}
 			list, err := s.List(ctx, "uploads/a/", 0)
 			if err != nil {
