@@ -78,31 +78,19 @@ type Plan struct {
 	Orphans int
 }
 
-// Plan lists the outputs, then the originals, and decides what each
-// original needs, checking up to concurrency originals at a time (a HEAD of
-// the source, one of each variant and one of the manifest: what Run checks
-// before it skips). The outputs are listed first so that an upload during
-// the listing is never taken for an orphan's original; of the reserved
-// folders (see ManifestSegment), only the manifests' is listed. It fails
-// when a listing or a HEAD fails (storage's errors, wrapped), or when ctx
-// ends.
+// Plan lists the originals, then the outputs folder by folder, and
+// decides what each original needs, checking up to concurrency originals
+// at a time (a HEAD of the source, one of each variant and one of the
+// manifest: what Run checks before it skips). Of the reserved folders (see
+// ManifestSegment), only the manifests' is listed, and one folder's
+// listing is held at a time: what Plan holds grows with the originals, not
+// with their outputs. It fails when a listing or a HEAD fails (storage's
+// errors, wrapped), or when ctx ends.
+//
+// An original stored during the listing may be missed (its event does
+// it), and its outputs then seen without it: they are of configured
+// variants, which are neither counted as orphans nor deleted.
 func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concurrency int) (Plan, error) {
-	folders, err := out.Folders(ctx, p.cfg.OutputPrefix)
-	if err != nil {
-		return Plan{}, fmt.Errorf("list outputs: %w", err)
-	}
-	var outs []storage.Object
-	for _, f := range folders {
-		name := strings.TrimSuffix(strings.TrimPrefix(f, p.cfg.OutputPrefix), "/")
-		if strings.HasPrefix(name, "_") && f != p.cfg.OutputPrefix+ManifestSegment {
-			continue // the derived cache, or a reserved folder yet to come
-		}
-		objs, err := out.List(ctx, f, 0)
-		if err != nil {
-			return Plan{}, fmt.Errorf("list outputs: %w", err)
-		}
-		outs = append(outs, objs...)
-	}
 	ins, err := in.List(ctx, p.cfg.InputPrefix, 0)
 	if err != nil {
 		return Plan{}, fmt.Errorf("list originals: %w", err)
@@ -121,33 +109,46 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concur
 		configured[v.Name] = true
 	}
 	hasOutputs := make([]bool, len(plan.Tasks))
-	for _, o := range outs {
-		name, tail, ok := strings.Cut(strings.TrimPrefix(o.Key, p.cfg.OutputPrefix), "/")
-		if !ok || strings.HasPrefix(name, "_") {
-			if name == strings.TrimSuffix(ManifestSegment, "/") {
+	folders, err := out.Folders(ctx, p.cfg.OutputPrefix)
+	if err != nil {
+		return Plan{}, fmt.Errorf("list outputs: %w", err)
+	}
+	for _, f := range folders {
+		name := strings.TrimSuffix(strings.TrimPrefix(f, p.cfg.OutputPrefix), "/")
+		manifests := f == p.cfg.OutputPrefix+ManifestSegment
+		if strings.HasPrefix(name, "_") && !manifests {
+			continue // the derived cache, or a reserved folder yet to come
+		}
+		outs, err := out.List(ctx, f, 0)
+		if err != nil {
+			return Plan{}, fmt.Errorf("list outputs: %w", err)
+		}
+		for _, o := range outs {
+			tail := strings.TrimPrefix(o.Key, f)
+			if manifests {
 				if i, ok := byRel[strings.TrimSuffix(tail, ".json")]; ok {
 					hasOutputs[i] = true
 				}
+				continue
 			}
-			continue
-		}
-		// An output's key is the original's relative key, with the
-		// output format's extension appended when it differs.
-		i, ok := byRel[tail]
-		if !ok {
-			i, ok = byRel[strings.TrimSuffix(tail, path.Ext(tail))]
-		}
-		switch {
-		case !ok:
-			if !configured[name] {
-				plan.Orphans++
+			// An output's key is the original's relative key, with the
+			// output format's extension appended when it differs.
+			i, ok := byRel[tail]
+			if !ok {
+				i, ok = byRel[strings.TrimSuffix(tail, path.Ext(tail))]
 			}
-		case configured[name]:
-			hasOutputs[i] = true
-		default:
-			t := &plan.Tasks[i]
-			t.Retired = append(t.Retired, o.Key)
-			t.RetiredBytes += o.Size
+			switch {
+			case !ok:
+				if !configured[name] {
+					plan.Orphans++
+				}
+			case configured[name]:
+				hasOutputs[i] = true
+			default:
+				t := &plan.Tasks[i]
+				t.Retired = append(t.Retired, o.Key)
+				t.RetiredBytes += o.Size
+			}
 		}
 	}
 	err = each(ctx, len(plan.Tasks), concurrency, func(i int) error {
