@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -137,7 +139,17 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	}
 	fmt.Fprintf(stdout, "; about %s at %.1f originals/s\n", (time.Duration(float64(todo) / rate * float64(time.Second))).Round(time.Second), rate)
 	if !f.dryRun {
-		err = execute(ctx, pl, plan, f, s, stdout)
+		var purge purgeFunc
+		if s.CloudFrontDistribution != "" && !f.enqueue {
+			// As the webhook does after each original: CloudFront forgets
+			// the paths of presets whose definition changed.
+			dl, err := newDelivery(ctx, s, st, proc, pl, newRegistry(), log)
+			if err != nil {
+				return err
+			}
+			purge = dl.Purge
+		}
+		err = execute(ctx, pl, purge, plan, f, s, stdout)
 	}
 	if f.json {
 		b, _ := json.Marshal(map[string]int{"current": plan.Current, "create": plan.Create, "regenerate": plan.Regenerate, "delete": plan.Delete})
@@ -146,10 +158,32 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	return err
 }
 
+// purgeFunc is delivery's Purge.
+type purgeFunc func(ctx context.Context, key, keep string) (delivery.Purged, error)
+
+// thenPurge does an original with run, then, once it stands processed or
+// current, purges what delivery derived from its other versions and from
+// presets since redefined, with their CDN paths, as the webhook does.
+func thenPurge(run func(ctx context.Context, key, etag string) (pipeline.Result, error), purge purgeFunc) func(context.Context, pipeline.Task) (pipeline.Result, error) {
+	return func(ctx context.Context, t pipeline.Task) (pipeline.Result, error) {
+		res, err := run(ctx, t.Key, t.ETag)
+		if err != nil || (res.Status != pipeline.StatusProcessed && res.Status != pipeline.StatusUpToDate) {
+			return res, err
+		}
+		if _, err := purge(ctx, t.Key, cmp.Or(res.ETag, t.ETag)); err != nil {
+			return res, fmt.Errorf("purge images derived from %q: %w", t.Key, err)
+		}
+		return res, nil
+	}
+}
+
 // execute carries the plan out, with a progress bar on a terminal and a
 // progress line every f.every elsewhere.
-func execute(ctx context.Context, pl *pipeline.Pipeline, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
+func execute(ctx context.Context, pl *pipeline.Pipeline, purge purgeFunc, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
 	o := pipeline.ReconcileOptions{Concurrency: f.concurrency, Rate: f.rate, KeepRetired: f.keepRetired}
+	if purge != nil {
+		o.Do = thenPurge(pl.Run, purge)
+	}
 	if f.enqueue {
 		q, err := newEventQueue(ctx, s)
 		if err != nil {

@@ -21,6 +21,7 @@ import (
 //
 //	{OUTPUT_PREFIX}_cache/{original's key}/{its ETag}/{options digest}
 //	{OUTPUT_PREFIX}_cache/{original's key}/{its ETag}/{options digest}.path-{path digest}
+//	{OUTPUT_PREFIX}_cache/{original's key}/{its ETag}/{options digest}.preset-{name}.path-{path digest}
 //
 // The first is a derived image; the digest is of the options' canonical
 // form (imageproc's Options.Canonical, and for a negotiated format the
@@ -33,6 +34,9 @@ import (
 // derived from one original lies under one folder, to be listed and
 // deleted together (Purge), and the original's version is a folder of its
 // own, so that a replaced original's images can go while the new ones stay.
+// The marker of a path that asked for a preset names it, so that when the
+// preset's definition changes, the paths that served the old one are
+// found (their options digest is no longer the preset's) and invalidated.
 
 // Metadata written on a derived image.
 const (
@@ -89,9 +93,18 @@ func (s *Service) entry(key, etag string, o imageproc.Options) entry {
 		key: s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])}
 }
 
-// marker is where the path of a request served from e is recorded.
-func marker(entryKey, path string) string {
+// presetInfix precedes, in the name of a marker of a preset's path, the
+// preset's name: the path serves whatever the preset's definition is, so
+// that a marker of a definition since changed is found stale (Purge).
+const presetInfix = ".preset-"
+
+// marker is where the path of a request served from e is recorded, with
+// the name of the preset it asked for, if any.
+func marker(entryKey, path, preset string) string {
 	sum := sha256.Sum256([]byte(path))
+	if preset != "" {
+		entryKey += presetInfix + preset
+	}
 	return entryKey + markerInfix + hex.EncodeToString(sum[:8])
 }
 
@@ -147,11 +160,12 @@ func digestETag(b []byte) string {
 // served from (when it was written, or rendered): an image written again
 // (after a purge, which deleted the markers too) is recorded again.
 // Requests recording the same at once write once.
-func (s *Service) record(ctx context.Context, path string, e entry, img Image) error {
+func (s *Service) record(ctx context.Context, r Request, e entry, img Image) error {
 	if s.d.Invalidator == nil {
 		return nil
 	}
-	m := marker(e.key, path)
+	path := r.Path
+	m := marker(e.key, path, r.Preset)
 	seen := m + "\x00" + img.written.UTC().Format(time.RFC3339Nano)
 	if _, ok := s.recorded.get(seen); ok {
 		return nil

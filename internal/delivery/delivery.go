@@ -202,7 +202,7 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 	}
 	s.metrics.served(img.Outcome)
 	img.CacheControl = cacheControl(s.cfg.CacheControl, r, time.Now())
-	if err := s.record(ctx, r.Path, e, img); err != nil {
+	if err := s.record(ctx, r, e, img); err != nil {
 		// A path that purges could not find must not be kept by a CDN.
 		s.d.Logger.Warn().Err(err).Str("key", r.Key).Msg("served path not recorded: answered uncacheable")
 		img.CacheControl = "private, no-store"

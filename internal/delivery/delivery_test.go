@@ -398,6 +398,65 @@ func TestPresetOfAnOlderDefinition(t *testing.T) {
 	}
 }
 
+// When a preset's definition changes, a CDN still holds the old image
+// under the preset's path: the purge that follows the original's next
+// processing (the webhook's, or an upload's) invalidates exactly the
+// paths of presets redefined or removed since they were served, and keeps
+// the image, which a URL spelling its options out still finds.
+func TestPurgeOfARedefinedPreset(t *testing.T) {
+	st := dirStore(t)
+	f := newFixture(t, st, 2, 4)
+	ctx := t.Context()
+	res, err := f.pl.Upload(ctx, "uploads/cats/tom.jpg", photo(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag := strings.Trim(res.ETag, `"`)
+	serve := func(r Request) Image {
+		t.Helper()
+		img, err := f.svc.Serve(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		return img
+	}
+	serve(Request{Key: "uploads/cats/tom.jpg", Preset: "thumb", Path: "/p/thumb"})
+	serve(Request{Key: "uploads/cats/tom.jpg", Preset: "small", Path: "/p/small"})
+	serve(req(t, "uploads/cats/tom.jpg", "width=100&height=100&fit=cover", "/o/100"))
+	redefine := func(def string) {
+		t.Helper()
+		vs, err := pipeline.ParseVariants(def, 8192)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.svc.d.Presets, err = pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+			Variants: vs, MaxSourceBytes: 32 << 20}, st, st, f.proc.Processor); err != nil {
+			t.Fatal(err)
+		}
+	}
+	purge := func(want string) {
+		t.Helper()
+		out, err := f.svc.Purge(ctx, "uploads/cats/tom.jpg", etag)
+		if got := strings.Join(out.Paths, " "); err != nil || got != want || out.Images != 0 || strings.Join(f.cdn.take(), " ") != want {
+			t.Fatalf("purge: %v %+v, want paths %q and no image deleted", err, out, want)
+		}
+	}
+	purge("") // nothing changed
+	redefine("thumb:120x120:cover,small:300x0:webp")
+	purge("/p/thumb")
+	purge("") // once
+	if img := serve(req(t, "uploads/cats/tom.jpg", "fit=cover&height=100&width=100", "/o/100")); img.Outcome != Hit {
+		t.Fatalf("the old definition's image, asked for by its options: %s", img.Outcome)
+	}
+	if img := serve(Request{Key: "uploads/cats/tom.jpg", Preset: "thumb", Path: "/p/thumb"}); width(t, img.Data) != 120 {
+		t.Fatalf("thumb after: %d wide", width(t, img.Data))
+	}
+	redefine("thumb:120x120:cover")
+	purge("/p/small")
+	purge("")
+}
+
 func TestNotServed(t *testing.T) {
 	f := newFixture(t, dirStore(t), 1, 1)
 	for _, key := range []string{"private/a.jpg", "resized/_cache/uploads/a.jpg/abc/0123"} {

@@ -21,7 +21,9 @@ type Purged struct {
 
 // Purge deletes the derived images of the original key, except those made
 // from version keep (an ETag, quotes optional; "" deletes them all), and
-// with a CDN invalidates exactly the paths they were served under. The
+// with a CDN invalidates exactly the paths they were served under, and
+// the paths of presets served from version keep by a definition of the
+// preset since changed. The
 // images go first, so that a CDN that asks again once invalidated finds
 // nothing old; the markers of their paths go last, once the CDN has taken
 // the invalidation, so that a Purge that fails on the way leaves them for
@@ -50,8 +52,14 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	var images, markers []string
 	for _, o := range objs {
 		version, name, ok := strings.Cut(strings.TrimPrefix(o.Key, folder), "/")
-		if !ok || strings.Contains(name, "/") || version == keepSegment {
-			continue // an original whose key continues this one's, or the version kept
+		if !ok || strings.Contains(name, "/") {
+			continue // an original whose key continues this one's
+		}
+		if version == keepSegment {
+			if s.stalePreset(key, keep, o.Key) {
+				markers = append(markers, o.Key)
+			}
+			continue
 		}
 		if strings.Contains(name, markerInfix) {
 			markers = append(markers, o.Key)
@@ -79,6 +87,24 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	s.recorded.forgetPrefix(folder)
 	s.metrics.purged(out.Images, len(out.Paths))
 	return out, nil
+}
+
+// stalePreset reports whether the object at objKey, of version etag of the
+// original key, is the marker of a path that asked for a preset whose
+// definition has changed since (or that is no longer configured): the
+// path's answer is now another image. The image it was served from stays,
+// right for any URL that spells its options out.
+func (s *Service) stalePreset(key, etag, objKey string) bool {
+	entryKey, rest, ok := strings.Cut(objKey, presetInfix)
+	if !ok {
+		return false
+	}
+	name, _, ok := strings.Cut(rest, markerInfix)
+	if !ok {
+		return false
+	}
+	p, ok := s.d.Presets.Preset(key, name)
+	return !ok || s.entry(key, etag, p.Options).key != entryKey
 }
 
 // paths reads the request paths the markers hold, each once, sorted.
