@@ -20,7 +20,7 @@ func TestRunVariantsEncodeOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	original := imagetest.JPEG(photo(t), 1, imagetest.JPEGICC(p3)) // EXIF with GPS and a MakerNote, XMP, IPTC, a profile
+	original := imagetest.JPEG(imagetest.Photo(t), 1, imagetest.JPEGICC(p3)) // EXIF with GPS and a MakerNote, XMP, IPTC, a profile
 	s := start(t, map[string]string{
 		"VARIANTS": "small:400x0?max_bytes=9000;credit:200x0:webp?keep=copyright;wide:200x0:png?keep=icc;plain:200x0:avif",
 	})

@@ -126,7 +126,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 	})
 
 	t.Run("variants carry none of the original's metadata", func(t *testing.T) {
-		original := imagetest.JPEG(photo(t), 1, nil)
+		original := imagetest.JPEG(imagetest.Photo(t), 1, nil)
 		e.put("uploads/privacy/meta.jpg", original)
 		e.waitVariants("uploads/privacy/meta.jpg", "privacy/meta.jpg", 60*time.Second)
 		outs := map[string][]byte{}
@@ -174,7 +174,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		e.put(key, photo(t))
+		e.put(key, imagetest.Photo(t))
 		e.waitVariants(key, "deliver/cat.jpg", 60*time.Second)
 		cached := func(want int) {
 			t.Helper()
@@ -205,7 +205,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 		cached(1)
 		// Another original under the same key: its event purges what was
 		// derived from the first.
-		another := imagetest.JPEG(photo(t), 1, nil) // the same pixels, other bytes
+		another := imagetest.JPEG(imagetest.Photo(t), 1, nil) // the same pixels, other bytes
 		e.put(key, another)
 		cached(0)
 		get(100)
@@ -259,7 +259,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		e.server.done <- nil // for start's cleanup
-		etag := e.put("uploads/late.jpg", photo(t))
+		etag := e.put("uploads/late.jpg", imagetest.Photo(t))
 		// Then MinIO goes down too, and the service comes back: an event
 		// for an object it cannot read now is a 503, to be retried.
 		e.minio.Stop()
@@ -278,7 +278,7 @@ func TestS3EventsEndToEnd(t *testing.T) {
 // service for a presigned POST, then send the form to MinIO.
 func (e *e2e) presignedUpload(rel string) string {
 	t := e.t
-	data := photo(t)
+	data := imagetest.Photo(t)
 	req, _ := json.Marshal(map[string]any{"content_type": "image/jpeg", "size": len(data), "key": rel})
 	r, _ := http.NewRequest("POST", e.server.url+"/uploads/presign", bytes.NewReader(req))
 	r.Header.Set("Authorization", "Bearer "+e2eKey)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/s3test"
 )
 
@@ -41,7 +42,7 @@ func TestBombFigures(t *testing.T) {
 	server := startProc(t, map[string]string{"ADDR": addr, "DATA_DIR": t.TempDir(), "LOG_LEVEL": "error",
 		"INPUT_FORMATS": "jpeg,png,webp,gif,avif,heif,svg,tiff", "CONCURRENCY": "1", "QUEUE_TIMEOUT": "60s",
 		"PROCESS_TIMEOUT": "5s"})
-	normal := photo(t)
+	normal := imagetest.Photo(t)
 	for _, b := range bombs(t) {
 		var peak int64
 		stop := make(chan struct{})
@@ -154,7 +155,7 @@ func bombs(t *testing.T) []bomb {
 		{"AVIF claiming 100x100 around 8192x8192", "width=100", lying},
 		{"SVG with a large blur (SVG enabled)", "width=3000&height=3000&fit=fill&enlarge=true", svg},
 		{"TIFF of 200,000 pages (TIFF enabled)", "width=10", manyPagesTIFF(200_000)},
-		{"photo enlarged to 5000x5000 AVIF", "width=5000&height=5000&fit=fill&enlarge=true&format=avif", photo(t)},
+		{"photo enlarged to 5000x5000 AVIF", "width=5000&height=5000&fit=fill&enlarge=true&format=avif", imagetest.Photo(t)},
 	}
 }
 

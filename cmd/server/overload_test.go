@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // The short form of scripts/overload.sh: far more requests at once than
@@ -18,7 +20,7 @@ import (
 // places, and a request reading its body holds no place but counts.
 func TestOverloadSheds(t *testing.T) {
 	s := start(t, map[string]string{"CONCURRENCY": "1", "QUEUE_SIZE": "2", "QUEUE_TIMEOUT": "2s"})
-	body := photo(t)
+	body := imagetest.Photo(t)
 	const clients = 24
 	type result struct {
 		code       int

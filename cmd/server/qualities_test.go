@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"testing"
+
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // The qualities reach the encoder end to end: JPEG_QUALITY is what
@@ -17,7 +19,7 @@ func TestRunQualities(t *testing.T) {
 	s := start(t, map[string]string{"JPEG_QUALITY": "50", "VARIANTS": "low:200x0?quality=20;plain:200x0"})
 	resize := func(query string) []byte {
 		t.Helper()
-		resp, b := post(t, s.url+"/resize?"+query, photo(t))
+		resp, b := post(t, s.url+"/resize?"+query, imagetest.Photo(t))
 		if resp.StatusCode != 200 {
 			t.Fatalf("/resize?%s: %d %s", query, resp.StatusCode, b)
 		}
@@ -28,7 +30,7 @@ func TestRunQualities(t *testing.T) {
 		t.Fatalf("/resize: default %d bytes, quality=50 %d, quality=20 %d: want the default to be JPEG_QUALITY=50",
 			len(byDefault), len(at50), len(at20))
 	}
-	resp, b := post(t, s.url+"/uploads?key=q/photo.jpg", photo(t))
+	resp, b := post(t, s.url+"/uploads?key=q/photo.jpg", imagetest.Photo(t))
 	if resp.StatusCode != http.StatusCreated {
 		t.Fatalf("upload: %d %s", resp.StatusCode, b)
 	}

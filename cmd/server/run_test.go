@@ -21,6 +21,7 @@ import (
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/logbuf"
 	"github.com/resizer/resizer/internal/s3test"
 )
@@ -94,19 +95,10 @@ func post(t *testing.T, url string, body []byte) (*http.Response, []byte) {
 	return resp, b
 }
 
-func photo(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/ladybird.jpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // The whole service, through run and real HTTP: the README's curl example.
 func TestRunResizes(t *testing.T) {
 	s := start(t, map[string]string{})
-	resp, body := post(t, s.url+"/resize?width=800", photo(t))
+	resp, body := post(t, s.url+"/resize?width=800", imagetest.Photo(t))
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -132,7 +124,7 @@ func TestRunResizes(t *testing.T) {
 // itself, and is an image of the width the srcset says.
 func TestRunManifestURLsServeOnTheLocalStore(t *testing.T) {
 	s := start(t, map[string]string{"VARIANTS": "thumb:64x64:cover,small:320x0,big:900x0:webp"})
-	resp, body := post(t, s.url+"/uploads?key=a%20b/c.jpg", photo(t))
+	resp, body := post(t, s.url+"/uploads?key=a%20b/c.jpg", imagetest.Photo(t))
 	if resp.StatusCode != 201 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
@@ -180,11 +172,11 @@ func TestRunManifestURLsServeOnTheLocalStore(t *testing.T) {
 
 func TestRunRequiresKeysWhenConfigured(t *testing.T) {
 	s := start(t, map[string]string{"API_KEYS": "secret-one,secret-two"})
-	resp, _ := post(t, s.url+"/resize?width=10", photo(t))
+	resp, _ := post(t, s.url+"/resize?width=10", imagetest.Photo(t))
 	if resp.StatusCode != 401 {
 		t.Fatalf("without a key: %d", resp.StatusCode)
 	}
-	req, _ := http.NewRequest("POST", s.url+"/resize?width=10", bytes.NewReader(photo(t)))
+	req, _ := http.NewRequest("POST", s.url+"/resize?width=10", bytes.NewReader(imagetest.Photo(t)))
 	req.Header.Set("Authorization", "Bearer secret-two")
 	r, err := http.DefaultClient.Do(req)
 	if err != nil || r.StatusCode != 200 {
@@ -204,7 +196,7 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 	go func() {
 		// An AVIF of a 4 MP photo takes a moment: long enough to be in
 		// flight when the shutdown starts.
-		resp, err := http.Post(s.url+"/resize?format=avif&quality=90", "image/jpeg", bytes.NewReader(photo(t)))
+		resp, err := http.Post(s.url+"/resize?format=avif&quality=90", "image/jpeg", bytes.NewReader(imagetest.Photo(t)))
 		if err != nil {
 			got <- -1
 			return
@@ -247,7 +239,7 @@ func TestRunDrainsOnShutdown(t *testing.T) {
 // CloudWatch's embedded metric format, the last minute's as it stops.
 func TestRunWritesEmbeddedMetrics(t *testing.T) {
 	s := start(t, map[string]string{"EMF_NAMESPACE": "resizer/test"})
-	if resp, _ := post(t, s.url+"/resize?width=100", photo(t)); resp.StatusCode != 200 {
+	if resp, _ := post(t, s.url+"/resize?width=100", imagetest.Photo(t)); resp.StatusCode != 200 {
 		t.Fatalf("resize: %d", resp.StatusCode)
 	}
 	s.cancel()
@@ -278,7 +270,7 @@ func TestRunWritesEmbeddedMetrics(t *testing.T) {
 // header the request for them carried, and the upload through one works.
 func TestRunUploadURLsNameTheListener(t *testing.T) {
 	s := start(t, map[string]string{})
-	img := photo(t)
+	img := imagetest.Photo(t)
 	presign := func(url string) string {
 		t.Helper()
 		req, _ := http.NewRequest("POST", url+"/uploads/presign",
@@ -375,7 +367,7 @@ func TestRunWithS3(t *testing.T) {
 		"API_KEYS": "e2e-key", "VARIANTS": "small:300x0,square:100x100:cover:webp",
 		"VARIANTS_BASE_URL": "https://cdn.example/img",
 	})
-	req, _ := http.NewRequest("POST", s.url+"/uploads?key=e2e/photo.jpg", bytes.NewReader(photo(t)))
+	req, _ := http.NewRequest("POST", s.url+"/uploads?key=e2e/photo.jpg", bytes.NewReader(imagetest.Photo(t)))
 	req.Header.Set("Authorization", "Bearer e2e-key")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -482,7 +474,7 @@ func TestDrainDelay(t *testing.T) {
 		}
 		return nil
 	})
-	if resp, _ := post(t, s.url+"/resize?width=10", photo(t)); resp.StatusCode != http.StatusOK {
+	if resp, _ := post(t, s.url+"/resize?width=10", imagetest.Photo(t)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("resize while draining: %d", resp.StatusCode)
 	}
 	select {

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	_ "golang.org/x/image/webp" // decode the WebP answers
+
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // signPath runs `server sign args...` with env and returns what it prints.
@@ -24,7 +26,7 @@ func signPath(t *testing.T, env map[string]string, args ...string) (string, erro
 func TestSignServesOnTheEmbeddedDefault(t *testing.T) {
 	env := map[string]string{"DATA_DIR": t.TempDir()}
 	s := start(t, env)
-	if resp, body := post(t, s.url+"/uploads?key=cats/tom.jpg", photo(t)); resp.StatusCode != 201 {
+	if resp, body := post(t, s.url+"/uploads?key=cats/tom.jpg", imagetest.Photo(t)); resp.StatusCode != 201 {
 		t.Fatalf("upload: %d %s", resp.StatusCode, body)
 	}
 	path, err := signPath(t, env, "uploads/cats/tom.jpg", "width=320&format=webp")

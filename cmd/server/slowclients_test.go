@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // Clients that send their bodies a byte a second, more of them than the
@@ -55,7 +57,7 @@ func TestSlowClientsDoNotStarve(t *testing.T) {
 			normalStatus: 429,
 		},
 	}
-	img := photo(t)
+	img := imagetest.Photo(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			env := map[string]string{"CONCURRENCY": "2", "QUEUE_SIZE": "16", "MIN_BODY_RATE": "1KiB", "MIN_BODY_RATE_GRACE": "3s"}

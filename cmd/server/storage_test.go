@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/resizer/resizer/internal/contract"
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 // send makes a request, reads its answer and checks it against
@@ -39,7 +40,7 @@ func TestRunKeepsToDataDir(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(outside, "secret.jpg"), photo(t), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(outside, "secret.jpg"), imagetest.Photo(t), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for target, link := range map[string]string{
@@ -56,7 +57,7 @@ func TestRunKeepsToDataDir(t *testing.T) {
 			t.Errorf("GET %s: %d, %d bytes", p, resp.StatusCode, len(body))
 		}
 	}
-	if resp, body := send(t, "POST", s.url+"/uploads?key=dir/new.jpg", "image/jpeg", photo(t)); resp.StatusCode != 400 {
+	if resp, body := send(t, "POST", s.url+"/uploads?key=dir/new.jpg", "image/jpeg", imagetest.Photo(t)); resp.StatusCode != 400 {
 		t.Errorf("upload through a link: %d %s", resp.StatusCode, body)
 	}
 	if _, err := os.Stat(filepath.Join(outside, "new.jpg")); !errors.Is(err, os.ErrNotExist) {

@@ -20,6 +20,7 @@ import (
 	_ "golang.org/x/image/webp" // decode the WebP presets
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
@@ -30,15 +31,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	s3test.Stop()
 	os.Exit(code)
-}
-
-func photo(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/ladybird.jpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // counting is the real processor, counting its renders.
@@ -190,7 +182,7 @@ func TestHitAndMiss(t *testing.T) {
 				t.Skip("long: run without -short (make test runs it)")
 			}
 			f := newFixture(t, st(t), 2, 4)
-			f.put(t, "uploads/cats/tom.jpg", photo(t))
+			f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
 			first, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "width=320&quality=70", "/a"))
 			if err != nil {
 				t.Fatal(err)
@@ -224,7 +216,7 @@ func TestHitAndMiss(t *testing.T) {
 // single place, any of them holding one would be refused.
 func TestOneRenderForConcurrentMisses(t *testing.T) {
 	f := newFixture(t, dirStore(t), 1, 0)
-	f.put(t, "uploads/cats/tom.jpg", photo(t))
+	f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
 	outcomes := make(chan Outcome, 100)
@@ -262,7 +254,7 @@ func TestOneRenderForConcurrentMisses(t *testing.T) {
 // type or its ETag: the request renders, or joins the render under way.
 func TestHalfWrittenEntryIsAMiss(t *testing.T) {
 	f := newFixture(t, dirStore(t), 2, 4)
-	etag := f.put(t, "uploads/cats/tom.jpg", photo(t))
+	etag := f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
 	r := req(t, "uploads/cats/tom.jpg", "width=150", "/w")
 	if _, err := f.store.Put(t.Context(), f.svc.entry("uploads/cats/tom.jpg", etag, r.Options).key, []byte("half"), storage.PutOptions{}); err != nil {
 		t.Fatal(err)
@@ -283,7 +275,7 @@ func TestTornEntryIsAMiss(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newFixture(t, d, 2, 4)
-	etag := f.put(t, "uploads/cats/tom.jpg", photo(t))
+	etag := f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
 	r := req(t, "uploads/cats/tom.jpg", "width=150", "/w")
 	file := filepath.Join(dir, f.svc.entry("uploads/cats/tom.jpg", etag, r.Options).key)
 	for i, size := range []int64{-1, 0} { // half, then empty
@@ -314,7 +306,7 @@ func TestTornEntryIsAMiss(t *testing.T) {
 // refused as busy, and a hit (and a describe-only hit) is served.
 func TestHitsBypassTheGate(t *testing.T) {
 	f := newFixture(t, dirStore(t), 1, 0)
-	f.put(t, "uploads/cats/tom.jpg", photo(t))
+	f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
 	if _, err := f.svc.Serve(t.Context(), req(t, "uploads/cats/tom.jpg", "width=200", "/h")); err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +334,7 @@ func TestHitsBypassTheGate(t *testing.T) {
 // image; an unknown preset is a bad option.
 func TestPresets(t *testing.T) {
 	f := newFixture(t, dirStore(t), 2, 4)
-	data := photo(t)
+	data := imagetest.Photo(t)
 	res, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", data, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -377,7 +369,7 @@ func TestPresets(t *testing.T) {
 func TestPresetOfAnOlderDefinition(t *testing.T) {
 	st := dirStore(t)
 	f := newFixture(t, st, 2, 4)
-	if _, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", photo(t), nil); err != nil {
+	if _, err := f.pl.Upload(t.Context(), "uploads/cats/tom.jpg", imagetest.Photo(t), nil); err != nil {
 		t.Fatal(err)
 	}
 	vs, err := pipeline.ParseVariants("thumb:100x100:cover,small:250x0:webp", 8192)
@@ -407,7 +399,7 @@ func TestPurgeOfARedefinedPreset(t *testing.T) {
 	st := dirStore(t)
 	f := newFixture(t, st, 2, 4)
 	ctx := t.Context()
-	res, err := f.pl.Upload(ctx, "uploads/cats/tom.jpg", photo(t), nil)
+	res, err := f.pl.Upload(ctx, "uploads/cats/tom.jpg", imagetest.Photo(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -476,7 +468,7 @@ func TestNotServed(t *testing.T) {
 func TestVersionsAndPurge(t *testing.T) {
 	f := newFixture(t, dirStore(t), 2, 8)
 	ctx := t.Context()
-	v1 := f.put(t, "uploads/cats/tom.jpg", photo(t))
+	v1 := f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
 	serve := func(query, path, version string) (Image, error) {
 		r := req(t, "uploads/cats/tom.jpg", query, path)
 		r.Version = version
@@ -556,7 +548,7 @@ func TestPurgeKeepsLongerKeys(t *testing.T) {
 	}
 	f := newFixture(t, s3Store(t), 2, 4) // a directory cannot hold a.jpg and a.jpg/b.jpg
 	for _, k := range []string{"uploads/a.jpg", "uploads/a.jpg/b.jpg"} {
-		f.put(t, k, photo(t))
+		f.put(t, k, imagetest.Photo(t))
 		if _, err := f.svc.Serve(t.Context(), req(t, k, "width=50", "/"+k)); err != nil {
 			t.Fatal(err)
 		}

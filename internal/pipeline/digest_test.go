@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -101,7 +102,7 @@ func TestDefinitionChange(t *testing.T) {
 	}
 	oldP := withVariants("thumb:200x200:cover,medium:800x0,old:100x0", nil)
 	key := "uploads/a/photo.jpg"
-	res, err := oldP.Upload(ctx, key, photo(t), nil)
+	res, err := oldP.Upload(ctx, key, imagetest.Photo(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,15 +27,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func photo(t *testing.T) []byte {
-	t.Helper()
-	b, err := os.ReadFile("../../testdata/ladybird.jpg")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 func proc(t *testing.T) *imageproc.Processor {
 	t.Helper()
 	p, err := imageproc.New(testProcConfig(), nil)
@@ -95,7 +86,7 @@ func TestUploadAndRun(t *testing.T) {
 			if !strings.HasPrefix(key, "uploads/2026/11/26/") || !strings.HasSuffix(key, ".jpg") {
 				t.Fatalf("new key %q", key)
 			}
-			res, err := p.Upload(ctx, key, photo(t), nil)
+			res, err := p.Upload(ctx, key, imagetest.Photo(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +146,7 @@ func TestUploadAndRun(t *testing.T) {
 			// An event for a version that has since been replaced is not
 			// processed under the newer version's name.
 			first, _ := st.Put(ctx, "uploads/v.jpg", grey(t, 300, 300), storage.PutOptions{})
-			if _, err := st.Put(ctx, "uploads/v.jpg", photo(t), storage.PutOptions{}); err != nil {
+			if _, err := st.Put(ctx, "uploads/v.jpg", imagetest.Photo(t), storage.PutOptions{}); err != nil {
 				t.Fatal(err)
 			}
 			if r, err := p.Run(ctx, "uploads/v.jpg", first.ETag); err != nil || r.Status != StatusSuperseded {
@@ -184,7 +175,7 @@ func TestUploadRefusesBeforeStoring(t *testing.T) {
 	for name, st := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			p, _ := New(testConfig(t), st, st, proc(t))
-			ph := photo(t)
+			ph := imagetest.Photo(t)
 			for _, tt := range []struct {
 				data []byte
 				want error
@@ -226,7 +217,7 @@ func TestUploadChecksDirKeysFirst(t *testing.T) {
 	st := &puts{Dir: d}
 	p, _ := New(testConfig(t), st, st, proc(t))
 	key := "uploads/" + strings.Repeat("s", 248)
-	if _, err := p.Upload(t.Context(), key, photo(t), nil); !errors.Is(err, storage.ErrInvalidKey) {
+	if _, err := p.Upload(t.Context(), key, imagetest.Photo(t), nil); !errors.Is(err, storage.ErrInvalidKey) {
 		t.Fatalf("err = %v, want ErrInvalidKey", err)
 	}
 	if n := st.n.Load(); n != 0 {
@@ -253,7 +244,7 @@ func (f failing) Put(ctx context.Context, key string, data []byte, o storage.Put
 func TestFailedOutputIsAnError(t *testing.T) {
 	d, _ := storage.NewDir(t.TempDir())
 	p, _ := New(testConfig(t), d, failing{Store: d, prefix: "resized/large/"}, proc(t))
-	_, err := p.Upload(t.Context(), "uploads/x.jpg", photo(t), nil)
+	_, err := p.Upload(t.Context(), "uploads/x.jpg", imagetest.Photo(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "store variant large") {
 		t.Fatalf("err = %v", err)
 	}
@@ -339,7 +330,7 @@ func TestRemoveDeletesVariants(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
 			p, _ := New(testConfig(t), st, st, proc(t))
-			res, err := p.Upload(ctx, "uploads/gone.jpg", photo(t), nil)
+			res, err := p.Upload(ctx, "uploads/gone.jpg", imagetest.Photo(t), nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -402,7 +393,7 @@ func TestRunRejects(t *testing.T) {
 // Concurrent deliveries of one event read and decode the source once.
 func TestRunOnceForDuplicates(t *testing.T) {
 	d, _ := storage.NewDir(t.TempDir())
-	obj, err := d.Put(t.Context(), "uploads/dup.jpg", photo(t), storage.PutOptions{})
+	obj, err := d.Put(t.Context(), "uploads/dup.jpg", imagetest.Photo(t), storage.PutOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
