@@ -23,6 +23,7 @@ import (
 
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/imagetest"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -335,6 +336,12 @@ func (e *e2e) waitVariants(key, rel string, within time.Duration) {
 			if src, _ := url.PathUnescape(out.Metadata["source-key"]); src != key {
 				return fmt.Errorf("%s: source-key %q", k, out.Metadata["source-key"])
 			}
+		}
+		// The manifest is written last: until it is there, the original's
+		// processing is still under way.
+		m := "resized/" + pipeline.ManifestSegment + rel + ".json"
+		if _, err := e.s3.HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(m)}); err != nil {
+			return fmt.Errorf("%s: %v", m, err)
 		}
 		return nil
 	})
