@@ -127,7 +127,12 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
-	defer d.root.Remove(tmp) // after a successful rename, a no-op
+	renamed := false
+	defer func() {
+		if !renamed {
+			d.root.Remove(tmp)
+		}
+	}()
 	sum := md5.Sum(data)
 	m := dirMeta{ETag: `"` + hex.EncodeToString(sum[:]) + `"`, ContentType: o.ContentType, CacheControl: o.CacheControl,
 		Metadata: lowerKeys(o.Metadata), Size: st.Size(), ModTime: st.ModTime()}
@@ -139,12 +144,14 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q metadata: %w", key, err)
 	}
-	defer d.root.Remove(mtmp)
 	if err := d.rename(tmp, p); err != nil {
+		d.root.Remove(mtmp)
 		d.prune(p)
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
+	renamed = true
 	if err := d.rename(mtmp, mp); err != nil {
+		d.root.Remove(mtmp)
 		d.root.Remove(p)
 		d.prune(p)
 		d.prune(mp)

@@ -51,10 +51,19 @@ func checkKey(key string) error {
 // itself must not be a directory (ErrConflict: "a" holds "a/b"). A
 // symbolic link at rel itself is replaced by the file, never followed.
 func (d *Dir) place(rel string) error {
+	// One directory at a time, each opened from its parent, so that the
+	// walk costs a few system calls per segment rather than a walk from
+	// the root for each.
+	r := d.root
+	defer func() {
+		if r != d.root {
+			r.Close()
+		}
+	}()
 	segs := strings.Split(rel, "/")
-	for i := range segs {
+	for i, seg := range segs {
 		p := strings.Join(segs[:i+1], "/")
-		st, err := d.root.Lstat(p)
+		st, err := r.Lstat(seg)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
@@ -72,6 +81,17 @@ func (d *Dir) place(rel string) error {
 		case !mode.IsDir():
 			return fmt.Errorf("%w: %s is an object, not a folder", ErrConflict, p)
 		}
+		sub, err := r.OpenRoot(seg)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed since (a prune)
+		}
+		if err != nil {
+			return fsError(err)
+		}
+		if r != d.root {
+			r.Close()
+		}
+		r = sub
 	}
 	return nil
 }
@@ -106,16 +126,17 @@ func (d *Dir) writeTemp(data []byte, sync bool) (string, fs.FileInfo, error) {
 	return name, st, nil
 }
 
-// rename moves the file from into place at to, creating its parents. A
+// rename moves the file from into place at to, creating its parents when
+// they are missing (most often they are there: a rename is tried first). A
 // parent removed in between by a concurrent Delete (prune) is made again.
 func (d *Dir) rename(from, to string) error {
-	var err error
+	err := d.root.Rename(from, to)
 	for range 3 {
-		if err = d.root.MkdirAll(path.Dir(to), 0o755); err == nil {
-			err = d.root.Rename(from, to)
-		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			break
+		}
+		if err = d.root.MkdirAll(path.Dir(to), 0o755); err == nil {
+			err = d.root.Rename(from, to)
 		}
 	}
 	return fsError(err)
