@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,7 +16,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/resizer/resizer/internal/config"
-	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -139,7 +137,7 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	}
 	fmt.Fprintf(stdout, "; about %s at %.1f originals/s\n", (time.Duration(float64(todo) / rate * float64(time.Second))).Round(time.Second), rate)
 	if !f.dryRun {
-		var purge purgeFunc
+		var settle settleFunc
 		if s.CloudFrontDistribution != "" && !f.enqueue {
 			// As the webhook does after each original: CloudFront forgets
 			// the paths of presets whose definition changed.
@@ -147,9 +145,9 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 			if err != nil {
 				return err
 			}
-			purge = dl.Purge
+			settle = dl.Settle
 		}
-		err = execute(ctx, pl, purge, plan, f, s, stdout)
+		err = execute(ctx, pl, settle, plan, f, s, stdout)
 	}
 	if f.json {
 		b, _ := json.Marshal(map[string]int{"current": plan.Current, "create": plan.Create, "regenerate": plan.Regenerate, "delete": plan.Delete})
@@ -158,31 +156,27 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	return err
 }
 
-// purgeFunc is delivery's Purge.
-type purgeFunc func(ctx context.Context, key, keep string) (delivery.Purged, error)
+// settleFunc is delivery's Settle.
+type settleFunc func(ctx context.Context, key, etag string, res pipeline.Result) error
 
-// thenPurge does an original with run, then, once it stands processed or
-// current, purges what delivery derived from its other versions and from
-// presets since redefined, with their CDN paths, as the webhook does.
-func thenPurge(run func(ctx context.Context, key, etag string) (pipeline.Result, error), purge purgeFunc) func(context.Context, pipeline.Task) (pipeline.Result, error) {
+// thenSettle does an original with run, then settles what delivery derived
+// from it (see delivery's Settle), as the webhook does.
+func thenSettle(run func(ctx context.Context, key, etag string) (pipeline.Result, error), settle settleFunc) func(context.Context, pipeline.Task) (pipeline.Result, error) {
 	return func(ctx context.Context, t pipeline.Task) (pipeline.Result, error) {
 		res, err := run(ctx, t.Key, t.ETag)
-		if err != nil || (res.Status != pipeline.StatusProcessed && res.Status != pipeline.StatusUpToDate) {
+		if err != nil {
 			return res, err
 		}
-		if _, err := purge(ctx, t.Key, cmp.Or(res.ETag, t.ETag)); err != nil {
-			return res, fmt.Errorf("purge images derived from %q: %w", t.Key, err)
-		}
-		return res, nil
+		return res, settle(ctx, t.Key, t.ETag, res)
 	}
 }
 
 // execute carries the plan out, with a progress bar on a terminal and a
 // progress line every f.every elsewhere.
-func execute(ctx context.Context, pl *pipeline.Pipeline, purge purgeFunc, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
+func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
 	o := pipeline.ReconcileOptions{Concurrency: f.concurrency, Rate: f.rate, KeepRetired: f.keepRetired}
-	if purge != nil {
-		o.Do = thenPurge(pl.Run, purge)
+	if settle != nil {
+		o.Do = thenSettle(pl.Run, settle)
 	}
 	if f.enqueue {
 		q, err := newEventQueue(ctx, s)

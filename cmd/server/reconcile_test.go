@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"github.com/resizer/resizer/internal/config"
-	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/sqstest"
@@ -357,43 +356,35 @@ func TestReconcileLocal(t *testing.T) {
 	}
 }
 
-// With CloudFront, reconcile in this process purges after each original
-// that stands processed or current, keeping its version (the one it was
-// made from, else the planned one), as the webhook does; nothing after a
-// failure or a rejection, and a failed purge fails the original.
-func TestReconcileThenPurge(t *testing.T) {
-	var purged []string
-	failPurge := false
-	purge := func(_ context.Context, key, keep string) (delivery.Purged, error) {
-		purged = append(purged, key+"@"+keep)
-		if failPurge {
-			return delivery.Purged{}, errors.New("cdn down")
-		}
-		return delivery.Purged{}, nil
-	}
-	results := map[string]pipeline.Result{
-		"uploads/new.jpg":  {Status: pipeline.StatusProcessed, ETag: `"v2"`},
-		"uploads/same.jpg": {Status: pipeline.StatusUpToDate},
-		"uploads/bad.jpg":  {Status: pipeline.StatusRejected},
+// With CloudFront, reconcile in this process settles what delivery
+// derived from each original once it is done, as the webhook does (the
+// rule is delivery's Settle, TestSettle): with the planned ETag and the
+// result; not after a failure; and a failed settle fails the original.
+func TestReconcileThenSettle(t *testing.T) {
+	var settled []string
+	var settleErr error
+	settle := func(_ context.Context, key, etag string, res pipeline.Result) error {
+		settled = append(settled, key+"@"+etag+":"+string(res.Status))
+		return settleErr
 	}
 	run := func(_ context.Context, key, etag string) (pipeline.Result, error) {
 		if key == "uploads/fails.jpg" {
 			return pipeline.Result{}, errors.New("store down")
 		}
-		return results[key], nil
+		return pipeline.Result{Status: pipeline.StatusProcessed, ETag: `"v2"`}, nil
 	}
-	do := thenPurge(run, purge)
-	for _, k := range []string{"uploads/new.jpg", "uploads/same.jpg", "uploads/bad.jpg", "uploads/fails.jpg"} {
+	do := thenSettle(run, settle)
+	for _, k := range []string{"uploads/new.jpg", "uploads/fails.jpg"} {
 		_, err := do(t.Context(), pipeline.Task{Key: k, ETag: `"v1"`})
 		if (err != nil) != (k == "uploads/fails.jpg") {
 			t.Errorf("%s: %v", k, err)
 		}
 	}
-	if got := strings.Join(purged, " "); got != `uploads/new.jpg@"v2" uploads/same.jpg@"v1"` {
-		t.Errorf("purged %s", got)
+	if got := strings.Join(settled, " "); got != `uploads/new.jpg@"v1":processed` {
+		t.Errorf("settled %s", got)
 	}
-	failPurge = true
-	if _, err := do(t.Context(), pipeline.Task{Key: "uploads/new.jpg"}); err == nil || !strings.Contains(err.Error(), "cdn down") {
-		t.Errorf("a failed purge: %v", err)
+	settleErr = errors.New("cdn down")
+	if _, err := do(t.Context(), pipeline.Task{Key: "uploads/new.jpg"}); !errors.Is(err, settleErr) {
+		t.Errorf("a failed settle: %v", err)
 	}
 }

@@ -540,6 +540,51 @@ func TestVersionsAndPurge(t *testing.T) {
 	}
 }
 
+// Settle purges as each pipeline result asks: for an original that
+// stands, what other versions left (keeping the result's version, else
+// the one asked for); for one rejected or deleted, everything; for any
+// other result, nothing.
+func TestSettle(t *testing.T) {
+	for _, c := range []struct {
+		status pipeline.Status
+		etag   bool // the result names the version
+		want   string
+	}{
+		{pipeline.StatusProcessed, true, "/old"},
+		{pipeline.StatusUpToDate, false, "/old"},
+		{pipeline.StatusRejected, false, "/new /old"},
+		{pipeline.StatusDeleted, false, "/new /old"},
+		{pipeline.StatusSuperseded, false, ""},
+		{pipeline.StatusLoopGuard, false, ""},
+	} {
+		t.Run(string(c.status), func(t *testing.T) {
+			f := newFixture(t, dirStore(t), 2, 4)
+			ctx := t.Context()
+			f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
+			if _, err := f.svc.Serve(ctx, req(t, "uploads/cats/tom.jpg", "width=200", "/old")); err != nil {
+				t.Fatal(err)
+			}
+			f.svc.Wait()
+			v2 := f.put(t, "uploads/cats/tom.jpg", testJPEG(t, 150, 100))
+			f.svc.etags.forget("uploads/cats/tom.jpg")
+			if _, err := f.svc.Serve(ctx, req(t, "uploads/cats/tom.jpg", "width=200", "/new")); err != nil {
+				t.Fatal(err)
+			}
+			f.svc.Wait()
+			res, etag := pipeline.Result{Status: c.status}, `"`+v2+`"`
+			if c.etag {
+				res.ETag, etag = etag, `"0123"`
+			}
+			if err := f.svc.Settle(ctx, "uploads/cats/tom.jpg", etag, res); err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(f.cdn.take(), " "); got != c.want {
+				t.Fatalf("invalidated %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
 // An original whose key continues another's keeps its images when the
 // other is purged.
 func TestPurgeKeepsLongerKeys(t *testing.T) {

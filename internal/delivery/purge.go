@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -17,6 +19,29 @@ type Purged struct {
 	Images int
 	// Paths are the request paths invalidated at the CDN.
 	Paths []string
+}
+
+// Settle purges what the pipeline's result res for the original key
+// leaves stale, as each of the pipeline's drivers must once it is done
+// with an original (the webhook, uploads, reconcile): for one that stands
+// (processed, or up to date) the images of its other versions and the
+// paths of presets redefined since, keeping the version res names (else
+// etag, the one the original was asked for at); for one rejected (no
+// longer an image) or deleted, everything. Other results purge nothing.
+// Errors are Purge's, wrapped.
+func (s *Service) Settle(ctx context.Context, key, etag string, res pipeline.Result) error {
+	keep := ""
+	switch res.Status {
+	case pipeline.StatusProcessed, pipeline.StatusUpToDate:
+		keep = cmp.Or(res.ETag, etag)
+	case pipeline.StatusRejected, pipeline.StatusDeleted:
+	default:
+		return nil
+	}
+	if _, err := s.Purge(ctx, key, keep); err != nil {
+		return fmt.Errorf("purge images derived from %q: %w", key, err)
+	}
+	return nil
 }
 
 // Purge deletes the derived images of the original key, except those made

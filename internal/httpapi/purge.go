@@ -2,24 +2,24 @@ package httpapi
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/rs/zerolog"
 
-	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/pipeline"
 )
 
-// purger forgets what was derived from an original that changed or went.
+// purger forgets what was derived from an original that changed or went
+// (delivery's Settle).
 type purger interface {
-	Purge(ctx context.Context, key, keep string) (delivery.Purged, error)
+	Settle(ctx context.Context, key, etag string, res pipeline.Result) error
 }
 
-// purgingRunner is the pipeline as the webhook drives it, followed, for an
-// original that was replaced or deleted, by the purge of the images
-// derived from its other versions (and of their CDN paths): the webhook
-// learns of both. A purge that fails fails the record, which the sender
-// then retries; redoing the rest is harmless.
+// purgingRunner is the pipeline as the webhook drives it, followed by the
+// purge of what its result leaves stale (the images derived from other
+// versions of an original replaced, all of one deleted or no longer an
+// image, and their CDN paths): the webhook learns of both. A purge that
+// fails fails the record, which the sender then retries; redoing the rest
+// is harmless.
 type purgingRunner struct {
 	runner
 	purger purger
@@ -30,32 +30,15 @@ func (p purgingRunner) Run(ctx context.Context, key, etag string) (pipeline.Resu
 	if err != nil {
 		return res, err
 	}
-	switch res.Status {
-	case pipeline.StatusProcessed, pipeline.StatusUpToDate:
-		keep := res.ETag
-		if keep == "" {
-			keep = etag
-		}
-		err = p.purge(ctx, key, keep)
-	case pipeline.StatusRejected: // no longer an image: nothing of it stands
-		err = p.purge(ctx, key, "")
-	}
-	return res, err
+	return res, p.purger.Settle(ctx, key, etag, res)
 }
 
 func (p purgingRunner) Remove(ctx context.Context, key string) (pipeline.Result, error) {
 	res, err := p.runner.Remove(ctx, key)
-	if err == nil && res.Status == pipeline.StatusDeleted {
-		err = p.purge(ctx, key, "")
+	if err != nil {
+		return res, err
 	}
-	return res, err
-}
-
-func (p purgingRunner) purge(ctx context.Context, key, keep string) error {
-	if _, err := p.purger.Purge(ctx, key, keep); err != nil {
-		return fmt.Errorf("purge images derived from %q: %w", key, err)
-	}
-	return nil
+	return res, p.purger.Settle(ctx, key, "", res)
 }
 
 // purgingUploader is the pipeline as the upload routes drive it: an
@@ -74,7 +57,7 @@ func (p purgingUploader) Upload(ctx context.Context, key string, data []byte, me
 	if err != nil {
 		return res, err
 	}
-	if _, err := p.purger.Purge(ctx, key, res.ETag); err != nil {
+	if err := p.purger.Settle(ctx, key, "", res); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("key", key).Msg("images derived from the replaced original not purged")
 	}
 	return res, nil
