@@ -345,8 +345,11 @@ func (d *Dir) Folders(ctx context.Context, prefix string) ([]string, error) {
 	} else if err := checkKey(dir); err != nil || !strings.HasSuffix(prefix, "/") {
 		return nil, fmt.Errorf("list folders of %q: %w", prefix, ErrInvalidKey)
 	}
-	if err := d.place(dir + "/x"); err != nil { // no symbolic link on the way
+	// No folder where an object or a symbolic link stands on the way.
+	if err := d.place(dir + "/x"); errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidKey) {
 		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("list folders of %q: %w", prefix, err)
 	}
 	entries, err := fs.ReadDir(d.root.FS(), dir)
 	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
