@@ -62,7 +62,6 @@ func (d *Dir) place(rel string) error {
 	}()
 	segs := strings.Split(rel, "/")
 	for i, seg := range segs {
-		p := strings.Join(segs[:i+1], "/")
 		st, err := r.Lstat(seg)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -71,15 +70,16 @@ func (d *Dir) place(rel string) error {
 			return fsError(err)
 		}
 		last := i == len(segs)-1
+		p := func() string { return strings.Join(segs[:i+1], "/") } // for messages only
 		switch mode := st.Mode(); {
 		case last && mode.IsDir():
-			return fmt.Errorf("%w: %s is a folder of other keys", ErrConflict, p)
+			return fmt.Errorf("%w: %s is a folder of other keys", ErrConflict, p())
 		case last:
 			return nil
 		case mode&fs.ModeSymlink != 0:
-			return fmt.Errorf("%w: %s is a symbolic link", ErrInvalidKey, p)
+			return fmt.Errorf("%w: %s is a symbolic link", ErrInvalidKey, p())
 		case !mode.IsDir():
-			return fmt.Errorf("%w: %s is an object, not a folder", ErrConflict, p)
+			return fmt.Errorf("%w: %s is an object, not a folder", ErrConflict, p())
 		}
 		sub, err := r.OpenRoot(seg)
 		if errors.Is(err, fs.ErrNotExist) {
