@@ -61,7 +61,7 @@ func BenchmarkInProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	j := job{Header: Header{Format: FormatJPEG, Width: st.w, Height: st.h, Orientation: 1}, Outputs: []Options{benchOptions},
-		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}}
+		Limits: unbounded}
 	b.SetBytes(int64(len(in)))
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -96,14 +96,10 @@ func inProcessKeep(t *testing.T, b []byte, opts ...Options) ([]rendered, error) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := newCbuf(c.size)
+	in := cInput(c)
 	defer in.free()
-	n := 0
-	for _, p := range c.parts {
-		n += copy(in.bytes()[n:], p)
-	}
 	j := job{Header: Header{Format: f, Width: st.w, Height: st.h, Orientation: c.orientation}, Outputs: opts,
-		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192},
+		Limits: unbounded,
 		Rights: jobRights(opts, f, c.rights, b)}
 	_, outs, err := render(in, j)
 	for i, o := range outs {

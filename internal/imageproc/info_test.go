@@ -130,14 +130,10 @@ func TestNoCLeakPerInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := newCbuf(c.size)
+	in := cInput(c)
 	defer in.free()
-	n := 0
-	for _, p := range c.parts {
-		n += copy(in.bytes()[n:], p)
-	}
 	j := job{Header: Header{Format: FormatJPEG, Width: 200, Height: 300, Orientation: 6}, Sample: sampleBox,
-		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}}
+		Limits: unbounded}
 	g := cGrowth(t, 150, func() {
 		rep, _, frees := runJob(in, j)
 		for _, f := range frees {

@@ -39,6 +39,21 @@ func cGrowth(t *testing.T, n int, fn func()) float64 {
 	return least
 }
 
+// unbounded are limits that no test image reaches, for tests of libvips'
+// own behaviour.
+var unbounded = limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}
+
+// cInput is a cleaned file in C memory, as a worker reads it from its
+// pipe; the caller frees it.
+func cInput(c cleaned) cbuf {
+	in := newCbuf(c.size)
+	n := 0
+	for _, p := range c.parts {
+		n += copy(in.bytes()[n:], p)
+	}
+	return in
+}
+
 // inProcess runs a worker's render on this very thread, for tests that
 // measure libvips' own behaviour (a worker's C heap, its loader blocks).
 func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
@@ -52,14 +67,10 @@ func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := newCbuf(c.size)
+	in := cInput(c)
 	defer in.free()
-	n := 0
-	for _, p := range c.parts {
-		n += copy(in.bytes()[n:], p)
-	}
 	j := job{Header: Header{Format: f, Width: st.w, Height: st.h, Orientation: c.orientation}, Outputs: opts,
-		Limits: limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}}
+		Limits: unbounded}
 	_, outs, err := render(in, j)
 	for _, o := range outs {
 		freeC(o.data)

@@ -402,7 +402,7 @@ func TestWatermarkNoCLeak(t *testing.T) {
 		in, m := toC(src), toC(mark)
 		j := job{Header: Header{Format: FormatJPEG, Width: 300, Height: 200, Orientation: 1},
 			Outputs: []Options{{Width: 100, Watermark: w}, {Width: 60, Format: FormatPNG, Pad: [4]int{2, 2, 2, 2}, Watermark: w}},
-			Limits:  limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192},
+			Limits:  unbounded,
 			Marks:   []jobMark{{Name: "m", Header: Header{Format: FormatPNG, Width: 40, Height: 20, Orientation: 1}, Size: len(mark)}},
 			marks:   markBufs{"m": m}}
 		_, outs, err := render(in, j)
