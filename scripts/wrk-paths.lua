@@ -23,10 +23,5 @@ function request()
   return wrk.format("GET", paths[(i % #paths) + 1])
 end
 
-function done(summary, latency, requests)
-  io.write(string.format("RESULT requests=%d errors=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
-    summary.requests, summary.errors.status + summary.errors.timeout + summary.errors.connect +
-    summary.errors.read + summary.errors.write,
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000))
-end
+-- done(): the RESULT line, from wrk-result.lua beside this file.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk-result.lua")
