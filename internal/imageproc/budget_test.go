@@ -87,26 +87,7 @@ func inProcessKeep(t *testing.T, b []byte, opts ...Options) ([]rendered, error) 
 	if err := vipsInit(AllFormats, 0); err != nil {
 		t.Fatal(err)
 	}
-	f := Sniff(b)
-	st, _, err := readHeader(f, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := clean(f, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := cInput(c)
-	defer in.free()
-	j := job{Header: Header{Format: f, Width: st.w, Height: st.h, Orientation: c.orientation}, Outputs: opts,
-		Limits: unbounded,
-		Rights: jobRights(opts, f, c.rights, b)}
-	_, outs, err := render(in, j)
-	for i, o := range outs {
-		outs[i].data = bytes.Join(o.parts, nil)
-		freeC(o.data)
-	}
-	return outs, err
+	return renderHere(t, b, true, opts)
 }
 
 // max_bytes over many budgets and every format, encoded for real: the

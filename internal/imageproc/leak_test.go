@@ -1,6 +1,7 @@
 package imageproc
 
 import (
+	"bytes"
 	"math"
 	"runtime"
 	"testing"
@@ -55,8 +56,17 @@ func cInput(c cleaned) cbuf {
 }
 
 // inProcess runs a worker's render on this very thread, for tests that
-// measure libvips' own behaviour (a worker's C heap, its loader blocks).
+// measure libvips' own behaviour (a worker's C heap, its loader blocks);
+// the outputs' bytes are freed, the rest of their description stays.
 func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
+	t.Helper()
+	return renderHere(t, b, false, opts)
+}
+
+// renderHere is a worker's job for b, made as the processor makes it and
+// rendered on this thread; with keep, the outputs' bytes are copied to Go
+// memory before libvips' are freed.
+func renderHere(t testing.TB, b []byte, keep bool, opts []Options) ([]rendered, error) {
 	t.Helper()
 	f := Sniff(b)
 	st, _, err := readHeader(f, b)
@@ -70,9 +80,12 @@ func inProcess(t testing.TB, b []byte, opts ...Options) ([]rendered, error) {
 	in := cInput(c)
 	defer in.free()
 	j := job{Header: Header{Format: f, Width: st.w, Height: st.h, Orientation: c.orientation}, Outputs: opts,
-		Limits: unbounded}
+		Limits: unbounded, Rights: jobRights(opts, f, c.rights, b)}
 	_, outs, err := render(in, j)
-	for _, o := range outs {
+	for i, o := range outs {
+		if keep {
+			outs[i].data = bytes.Join(o.parts, nil)
+		}
 		freeC(o.data)
 	}
 	return outs, err
