@@ -87,19 +87,12 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	}
 	log := newLogger(s.Config, stdout)
 	ctx = log.WithContext(ctx)
-	st, err := openStores(ctx, s)
+	b, err := openBase(ctx, s, newRegistry())
 	if err != nil {
 		return err
 	}
-	defer st.close()
-	if s, err = withReadyBus(ctx, s); err != nil {
-		return err
-	}
-	proc, err := newProcessor(s, st, newRegistry())
-	if err != nil {
-		return err
-	}
-	defer proc.Close()
+	defer b.close()
+	s, st, proc := b.s, b.st, b.proc
 	pl, err := pipeline.New(s.pipeline, st.in, st.out, proc)
 	if err != nil {
 		return err

@@ -64,21 +64,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		debug.SetGCPercent(50)
 	}
 	reg := newRegistry()
-	st, err := openStores(ctx, s)
+	b, err := openBase(ctx, s, reg)
 	if err != nil {
 		return err
 	}
-	defer st.close()
-	if s, err = withReadyBus(ctx, s); err != nil {
-		return err
-	}
-	proc, err := newProcessor(s, st, reg)
-	if err != nil {
-		return err
-	}
-	// Whatever libvips is doing when run returns, its workers are killed:
-	// the process never waits on an image to exit.
-	defer proc.Close()
+	defer b.close()
+	s, st, proc := b.s, b.st, b.proc
 	// Listen before the handler is made: its upload URLs name the address
 	// the listener got (the real port when ADDR asks for port 0).
 	ln, err := net.Listen("tcp", cfg.Addr)

@@ -74,6 +74,40 @@ type stores struct {
 	close   func()
 }
 
+// base is what the server and reconcile both stand on: the stores, the
+// settings as the ready bus settles them, and the image processor.
+type base struct {
+	s    settings
+	st   *stores
+	proc *imageproc.Processor
+}
+
+// openBase opens the stores, settles the ready bus and starts the
+// processor; close stops the processor's workers (whatever libvips is
+// doing: the process never waits on an image to exit), then closes the
+// stores.
+func openBase(ctx context.Context, s settings, reg prometheus.Registerer) (*base, error) {
+	st, err := openStores(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	if s, err = withReadyBus(ctx, s); err != nil {
+		st.close()
+		return nil, err
+	}
+	proc, err := newProcessor(s, st, reg)
+	if err != nil {
+		st.close()
+		return nil, err
+	}
+	return &base{s: s, st: st, proc: proc}, nil
+}
+
+func (b *base) close() {
+	b.proc.Close()
+	b.st.close()
+}
+
 // openStores opens S3 when S3_BUCKET is set, else the local directory.
 func openStores(ctx context.Context, s settings) (*stores, error) {
 	st := &stores{checks: map[string]httpapi.Check{}, close: func() {}}
