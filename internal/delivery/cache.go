@@ -47,6 +47,10 @@ const (
 	metaSourceModified = "source-modified"       // the original's Last-Modified, Unix seconds
 )
 
+// metaExpires, on a marker, is when its path stops working (Unix
+// seconds), for a path that expires: no cache keeps it past then.
+const metaExpires = "expires"
+
 // markerInfix separates a derived image's name from its markers'.
 const markerInfix = ".path-"
 
@@ -171,7 +175,11 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 		return nil
 	}
 	_, err, _ := s.markers.Do(seen, func() (any, error) {
-		if _, err := s.d.Cache.Put(ctx, m, []byte(path), storage.PutOptions{ContentType: "text/plain"}); err != nil {
+		opts := storage.PutOptions{ContentType: "text/plain"}
+		if !r.Expires.IsZero() {
+			opts.Metadata = map[string]string{metaExpires: strconv.FormatInt(r.Expires.Unix(), 10)}
+		}
+		if _, err := s.d.Cache.Put(ctx, m, []byte(path), opts); err != nil {
 			return nil, fmt.Errorf("record path: %w", err)
 		}
 		s.recorded.put(seen, struct{}{})

@@ -627,3 +627,38 @@ func TestCapAges(t *testing.T) {
 		}
 	}
 }
+
+// A purge invalidates the paths of expiring URLs only while a cache may
+// still hold them: one whose expiry passed (by more than the clocks' grace)
+// is answered 403 everywhere, and invalidating it would be paid for nothing.
+// Its marker goes all the same.
+func TestPurgeSkipsExpiredPaths(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 8)
+	f.put(t, "uploads/e.jpg", testJPEG(t, 64, 48))
+	now := time.Now()
+	expiries := map[string]time.Time{
+		"/img/a/exp=1&width=20/uploads/e.jpg": now.Add(-time.Hour),
+		"/img/b/exp=2&width=20/uploads/e.jpg": now.Add(-expiryGrace - time.Minute),
+		"/img/c/exp=3&width=20/uploads/e.jpg": now.Add(-expiryGrace / 2), // a cache's clock may be behind
+		"/img/d/exp=4&width=20/uploads/e.jpg": now.Add(time.Hour),
+		"/img/e/width=20/uploads/e.jpg":       {},
+	}
+	for path, exp := range expiries {
+		r := req(t, "uploads/e.jpg", "width=20", path)
+		r.Expires = exp
+		if _, err := f.svc.Serve(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+	}
+	if _, err := f.svc.Purge(t.Context(), "uploads/e.jpg", ""); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"/img/c/exp=3&width=20/uploads/e.jpg", "/img/d/exp=4&width=20/uploads/e.jpg", "/img/e/width=20/uploads/e.jpg"}
+	if got := f.cdn.take(); !slices.Equal(got, want) {
+		t.Fatalf("invalidated %v\nwant %v", got, want)
+	}
+	if left, _ := f.store.List(t.Context(), "resized/_cache/", 0); len(left) != 0 {
+		t.Fatalf("left in the cache: %v", left)
+	}
+}

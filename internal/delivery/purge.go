@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
@@ -132,13 +134,24 @@ func (s *Service) stalePreset(key, etag, objKey string) bool {
 	return !ok || s.entry(key, etag, p.Options).key != entryKey
 }
 
-// paths reads the request paths the markers hold, each once, sorted.
+// expiryGrace is how long after its expiry a path is still invalidated:
+// a cache was told to keep it no longer than its expiry, by a clock that
+// may run behind the service's.
+const expiryGrace = 5 * time.Minute
+
+// paths reads the request paths the markers hold, each once, sorted, but
+// for those expired: no cache holds them, and invalidating them would cost
+// money for nothing (a page that signs a URL per view leaves many).
 func (s *Service) paths(ctx context.Context, markers []string) ([]string, error) {
 	paths := make([]string, len(markers))
+	deadline := time.Now().Add(-expiryGrace)
 	err := each(len(markers), func(i int) error {
-		b, _, err := s.d.Cache.Get(ctx, markers[i], storage.GetOptions{MaxBytes: 16 << 10})
+		b, obj, err := s.d.Cache.Get(ctx, markers[i], storage.GetOptions{MaxBytes: 16 << 10})
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil // deleted by a purge running beside this one
+		}
+		if exp, perr := strconv.ParseInt(obj.Metadata[metaExpires], 10, 64); perr == nil && time.Unix(exp, 0).Before(deadline) {
+			return nil
 		}
 		paths[i] = string(b)
 		return err
