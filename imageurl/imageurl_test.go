@@ -93,6 +93,7 @@ func TestVerify(t *testing.T) {
 		{"another key", strings.Replace(byNew, "cats", "dogs", 1), [][]byte{newKey}, now, false},
 		{"the same key spelled otherwise", strings.Replace(byNew, "cats", "c%61ts", 1), [][]byte{newKey}, now, false},
 		{"a signature cut short", byNew[:5] + byNew[7:], [][]byte{newKey}, now, false},
+		{"the signature in upper case", upperSignature(byNew), [][]byte{newKey}, now, false},
 		{"unsigned", unsigned, [][]byte{newKey}, now, false},
 	} {
 		u, err := Parse(c.path)
@@ -111,6 +112,8 @@ func TestParseRefuses(t *testing.T) {
 		"/img/sig/width=800/a//b", "/img/sig/width=800/a/../b", "/img/sig/width=800/a/%2e%2e/b", "/img/sig/width=800/a%ZZ",
 		"/img/sig/width=1&width=2/k", "/img/sig/width=1;height=2/k", "/img/sig/exp=soon/k", "/img/sig/v=%22x%22/k",
 		"/img/sig/preset=thumb&width=8/k", "/img/sig/width=8/a*b.jpg",
+		"/img/sig/width=8/a/%2E%2E%2Fb", "/img/sig/width=8/a%2F..%2Fb", "/img/sig/width=8/a%2F%2Fb", "/img/sig/width=8/%2Fa",
+		"/img/sig/width=8/a%2F.%2Fb", "/img/sig/width=8/a%2F",
 	} {
 		if _, err := Parse(p); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", p, err)
@@ -216,4 +219,12 @@ print(image_path("` + testKey + `", "uploads/cats/tom.jpg", {}, preset="thumb"))
 	if got := strings.Split(strings.TrimSpace(string(out)), "\n"); !reflect.DeepEqual(got, want) {
 		t.Fatalf("python:\n%s\ngo:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// upperSignature writes the signature of path in upper-case hex: the same
+// bytes, another path.
+func upperSignature(path string) string {
+	rest := strings.TrimPrefix(path, Prefix)
+	sig, tail, _ := strings.Cut(rest, "/")
+	return Prefix + strings.ToUpper(sig) + "/" + tail
 }

@@ -48,12 +48,19 @@ func Parse(escapedPath string) (URL, error) {
 	segs := strings.Split(parts[2], "/")
 	for i, s := range segs {
 		d, err := url.PathUnescape(s)
-		if err != nil || d == "" || d == "." || d == ".." {
+		if err != nil {
 			return bad("key segment %q", s)
 		}
 		segs[i] = d
 	}
 	u.Key = strings.Join(segs, "/")
+	// Checked once decoded: an encoded slash (%2F) must not bring back a
+	// segment that a browser would rewrite, or that leads up ("%2E%2E%2F").
+	for _, s := range strings.Split(u.Key, "/") {
+		if s == "" || s == "." || s == ".." {
+			return bad("key %q has an empty, . or .. segment", u.Key)
+		}
+	}
 	q, err := url.ParseQuery(parts[1])
 	if err != nil {
 		return bad("options: %v", err)
@@ -98,8 +105,12 @@ func (u URL) Verify(keys [][]byte, now time.Time) error {
 	if u.Signature == Unsigned {
 		return fmt.Errorf("%w: not signed", ErrBadSignature)
 	}
+	// Lower-case hex only, as the signers write it: hex.DecodeString takes
+	// either case, and a signature that could be spelled 2^n ways would
+	// let anyone who sees one URL make countless paths for one image, each
+	// a CDN miss and, with a CDN, a path to record and to invalidate.
 	got, err := hex.DecodeString(u.Signature)
-	if err != nil || len(got) != sha256.Size {
+	if err != nil || len(got) != sha256.Size || strings.ToLower(u.Signature) != u.Signature {
 		return fmt.Errorf("%w: malformed signature", ErrBadSignature)
 	}
 	ok := false

@@ -53,6 +53,16 @@ func handleDeliver(d deliverDeps) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		if canonical, ok := canonicalUnsigned(u); !ok {
+			// Anyone may write an unsigned URL, so anyone could spell one
+			// image countless ways (%61 for a, %2F for /), each a path a
+			// CDN keeps apart, records and has to invalidate: there is one
+			// spelling, and the others are sent to it.
+			w.Header().Set("Location", canonical)
+			w.Header().Set("Cache-Control", redirectCacheControl)
+			w.WriteHeader(http.StatusMovedPermanently)
+			return
+		}
 		req := delivery.Request{Key: u.Key, Preset: u.Preset, Version: u.Version, Expires: u.Expires, Path: u.Path}
 		var auto bool
 		if u.Preset == "" {
@@ -118,6 +128,24 @@ func (d deliverDeps) authorize(u imageurl.URL, now time.Time) error {
 		return fmt.Errorf("%w: no URL_SIGNING_KEYS are configured", imageurl.ErrBadSignature)
 	}
 	return u.Verify(d.keys, now)
+}
+
+// redirectCacheControl is the Cache-Control of a redirect to an unsigned
+// URL's one spelling: it never changes.
+const redirectCacheControl = "public, max-age=86400"
+
+// canonicalUnsigned returns, for an unsigned URL, the one spelling that
+// imageurl writes of it, and whether u is spelled so; a signed URL is
+// spelled as its signer chose, and only its signer can spell it otherwise.
+func canonicalUnsigned(u imageurl.URL) (string, bool) {
+	if u.Signature != imageurl.Unsigned {
+		return u.Path, true
+	}
+	canonical, err := imageurl.UnsignedPath(u.Request)
+	if err != nil {
+		return u.Path, true // not one authorize lets through
+	}
+	return canonical, canonical == u.Path
 }
 
 // matchesETag reports whether an If-None-Match header names etag, by the

@@ -2,6 +2,10 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"slices"
@@ -14,6 +18,7 @@ import (
 	_ "golang.org/x/image/webp" // decode WebP answers in assertions
 
 	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -175,6 +180,7 @@ func TestDeliverForbidden(t *testing.T) {
 		"unsigned preset":  unsignedPreset, // DELIVERY_UNSIGNED_PRESETS is off
 		"a retired key":    sign(t, "a-key-no-longer-listed-0123456789abcdef", r),
 		"not hex":          "/img/zz/width=32/uploads/a.jpg",
+		"upper-case hex":   "/img/" + strings.ToUpper(good[len("/img/"):len("/img/")+64]) + good[len("/img/")+64:],
 		"outside prefixes": sign(t, testSigningKey, imageurl.Request{Key: "private/a.jpg", Options: opts("width", "32")}),
 	} {
 		resp, body := s.do(t, "GET", path, nil, nil)
@@ -352,4 +358,122 @@ func TestDeliverPurgedByEvents(t *testing.T) {
 	if left, _ := s.local.List(t.Context(), "resized/_cache/", 0); len(cached) == 0 || len(left) != 0 {
 		t.Fatalf("cache before the deletion %d objects, after %d", len(cached), len(left))
 	}
+}
+
+// An unsigned URL has one spelling, the one imageurl writes: any other
+// (a letter percent-encoded, an escape in lower case, a character left
+// bare that must be encoded, a slash of the key encoded, v before preset)
+// is moved there with a 301, so that nobody can make countless CDN paths,
+// each recorded and invalidated, of one image. Only the one spelling is
+// recorded.
+func TestDeliverUnsignedHasOneSpelling(t *testing.T) {
+	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.UnsignedPresets = true })
+	noFollow := *s.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "GET", s.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.URL.EscapedPath() != path {
+			t.Fatalf("the client would send %s for %s", req.URL.EscapedPath(), path)
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		contract.Check(t, req, resp, b)
+		return resp, b
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	canonicals := map[string]bool{}
+	for _, key := range []string{"uploads/cats/tom's (1).jpg", "uploads/ü/a+b c.jpg", "uploads/plain/x.jpg"} {
+		etag := s.putOriginal(t, key, testJPEG(t, 64, 48))
+		for _, version := range []string{"", etag} {
+			canonical, err := imageurl.UnsignedPath(imageurl.Request{Key: key, Preset: "thumb", Version: version})
+			if err != nil {
+				t.Fatal(err)
+			}
+			canonicals[canonical] = true
+			if resp, body := get(canonical); resp.StatusCode != 200 {
+				t.Fatalf("%s: %d %s", canonical, resp.StatusCode, body)
+			}
+			for _, other := range otherSpellings(rng, canonical) {
+				resp, body := get(other)
+				if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != canonical || len(body) != 0 {
+					t.Fatalf("%s: %d %q %s, want a 301 to %s", other, resp.StatusCode, resp.Header.Get("Location"), body, canonical)
+				}
+			}
+		}
+	}
+	// Every answer is served and recorded: the markers name the canonical
+	// paths only.
+	var recorded []string
+	objs, err := s.local.List(t.Context(), "resized/_cache/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if strings.Contains(o.Key, ".path-") {
+			b, _, err := s.local.Get(t.Context(), o.Key, storage.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			recorded = append(recorded, string(b))
+		}
+	}
+	slices.Sort(recorded)
+	if want := slices.Sorted(maps.Keys(canonicals)); !slices.Equal(recorded, want) {
+		t.Fatalf("recorded %q\nwant %q", recorded, want)
+	}
+}
+
+// otherSpellings returns paths that read as the unsigned URL p but are
+// spelled otherwise: each way at a random place.
+func otherSpellings(rng *rand.Rand, p string) []string {
+	rest := strings.TrimPrefix(p, "/img/_/")
+	opts, key, _ := strings.Cut(rest, "/")
+	at := func(s string, ok func(i int) bool) int { // a random index of s where ok holds, or -1
+		var is []int
+		for i := range len(s) {
+			if ok(i) {
+				is = append(is, i)
+			}
+		}
+		if len(is) == 0 {
+			return -1
+		}
+		return is[rng.IntN(len(is))]
+	}
+	letter := func(s string) func(int) bool {
+		return func(i int) bool { c := s[i]; return 'a' <= c && c <= 'z' && (i < 2 || s[i-2] != '%' && s[i-1] != '%') }
+	}
+	build := func(o, k string) string { return "/img/_/" + o + "/" + k }
+	var out []string
+	if i := at(key, letter(key)); i >= 0 { // a letter of the key escaped, in upper- and lower-case hex
+		out = append(out, build(opts, key[:i]+fmt.Sprintf("%%%02X", key[i])+key[i+1:]))
+		out = append(out, build(opts, key[:i]+fmt.Sprintf("%%%02x", key[i])+key[i+1:]))
+	}
+	if i := at(opts, letter(opts)); i >= 0 { // a letter of the options escaped
+		out = append(out, build(opts[:i]+fmt.Sprintf("%%%02X", opts[i])+opts[i+1:], key))
+	}
+	if i := at(key, func(i int) bool { return key[i] == '%' && strings.ContainsAny(key[i+1:i+3], "ABCDEF") }); i >= 0 {
+		out = append(out, build(opts, key[:i+1]+strings.ToLower(key[i+1:i+3])+key[i+3:])) // an escape in lower case
+	}
+	for esc, bare := range map[string]string{"%27": "'", "%28": "(", "%29": ")"} {
+		if strings.Contains(key, esc) { // a character the browser leaves bare
+			out = append(out, build(opts, strings.Replace(key, esc, bare, 1)))
+		}
+	}
+	if i := at(key, func(i int) bool { return key[i] == '/' }); i >= 0 { // a slash of the key escaped
+		out = append(out, build(opts, key[:i]+"%2F"+key[i+1:]))
+	}
+	if words := strings.Split(opts, "&"); len(words) > 1 { // the words in another order
+		slices.Reverse(words)
+		out = append(out, build(strings.Join(words, "&"), key))
+	}
+	return out
 }
