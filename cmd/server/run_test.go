@@ -85,14 +85,7 @@ func start(t *testing.T, env map[string]string) *started {
 func post(t *testing.T, url string, body []byte) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	contract.Check(t, req, resp, b)
-	return resp, b
+	return contract.Do(t, nil, req)
 }
 
 // The whole service, through run and real HTTP: the README's curl example.
@@ -369,13 +362,7 @@ func TestRunWithS3(t *testing.T) {
 	})
 	req, _ := http.NewRequest("POST", s.url+"/uploads?key=e2e/photo.jpg", bytes.NewReader(imagetest.Photo(t)))
 	req.Header.Set("Authorization", "Bearer e2e-key")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	contract.Check(t, req, resp, body)
+	resp, body := contract.Do(t, nil, req)
 	if resp.StatusCode != 201 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"errors"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -21,14 +20,7 @@ func send(t *testing.T, method, url, ctype string, body []byte) (*http.Response,
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	contract.Check(t, req, resp, b)
-	return resp, b
+	return contract.Do(t, nil, req)
 }
 
 // Symbolic links in DATA_DIR lead no read and no upload outside it.

@@ -144,3 +144,24 @@ func Check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 			resp.StatusCode, resp.Header.Get("Content-Type"), verr)
 	}
 }
+
+// Do sends req with client (http.DefaultClient when nil), reads the whole
+// answer and Checks it: the tests' one way to make a request whose answer
+// the document must describe. A failure to send or to read fails the test.
+func Do(t testing.TB, client *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read the answer: %v", req.Method, req.URL.Path, err)
+	}
+	Check(t, req, resp, body)
+	return resp, body
+}
