@@ -68,6 +68,7 @@ type Config struct {
 	DeliveryPrefixes        []string
 	DeliveryCacheControl    string
 	DeliveryETagTTL         time.Duration
+	DeliveryFailureTTL      time.Duration
 	DeliveryUnsignedPresets bool
 	CloudFrontDistribution  string
 	// Variants as published: the base URL of the outputs in manifests,
@@ -220,6 +221,8 @@ var vars = []variable{
 		func(c *Config, v string) error { c.DeliveryCacheControl = v; return nil }},
 	{"DELIVERY_ETAG_TTL", "10s", "how long an original's current ETag is remembered, for image URLs that do not pin it; a replaced original may be served for so long from memory (0: ask the store on every request)",
 		func(c *Config, v string) (err error) { c.DeliveryETagTTL, err = nonNegativeDuration(v); return err }},
+	{"DELIVERY_FAILURE_TTL", "10m", "how long a render that failed for its original's sake (not an image, undecodable, too large, impossible as asked, or over PROCESS_TIMEOUT) is remembered and answered again without rendering: a broken or hostile original on a busy page costs one render per period, not one per request (0: remember none)",
+		func(c *Config, v string) (err error) { c.DeliveryFailureTTL, err = nonNegativeDuration(v); return err }},
 	{"DELIVERY_UNSIGNED_PRESETS", "false", "serve the variants of VARIANTS by URL without a signature (/img/_/preset=NAME/KEY): their set is bounded, where arbitrary sizes are not",
 		func(c *Config, v string) (err error) {
 			c.DeliveryUnsignedPresets, err = strconv.ParseBool(v)

@@ -78,6 +78,9 @@ type Config struct {
 	CacheControl string
 	// ETagTTL is how long an original's current ETag is remembered.
 	ETagTTL time.Duration
+	// FailureTTL is how long a render's failure for its original's sake
+	// is remembered (see render).
+	FailureTTL time.Duration
 	// MaxSourceBytes bounds the originals read.
 	MaxSourceBytes int64
 	// RenderTimeout bounds a render and the write of its result: the work
@@ -109,6 +112,7 @@ type Service struct {
 	markers  singleflight.Group // concurrent writes of one marker
 	etags    *memo[string]      // key -> current ETag
 	recorded *memo[struct{}]    // markers written (see record)
+	failures *memo[error]       // renders that failed for their original's sake (see render)
 	metrics  *metrics
 	// originals are the buffers misses read originals into: at most one
 	// per place at the gate is in use, and reusing them spares the
@@ -128,7 +132,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("delivery: metrics: %w", err)
 	}
 	return &Service{cfg: cfg, d: d, flights: flights{m: map[string]*flight{}},
-		etags: newMemo[string](cfg.ETagTTL), recorded: newMemo[struct{}](recordedTTL), metrics: m}, nil
+		etags: newMemo[string](cfg.ETagTTL), recorded: newMemo[struct{}](recordedTTL), failures: newMemo[error](cfg.FailureTTL),
+		metrics: m}, nil
 }
 
 // Request is one image asked for by URL.

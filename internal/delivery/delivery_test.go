@@ -83,9 +83,15 @@ type fixture struct {
 // the real processor, gate included, and a pipeline for the presets.
 func newFixture(t *testing.T, st Cache, concurrency, queue int) *fixture {
 	t.Helper()
+	return newFixtureTimeout(t, st, concurrency, queue, 30*time.Second)
+}
+
+// newFixtureTimeout is newFixture with PROCESS_TIMEOUT set to timeout.
+func newFixtureTimeout(t *testing.T, st Cache, concurrency, queue int, timeout time.Duration) *fixture {
+	t.Helper()
 	p, err := imageproc.New(imageproc.Config{Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000,
 		MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500, Concurrency: concurrency, QueueSize: queue,
-		QueueTimeout: 10 * time.Second, Timeout: 30 * time.Second}, nil)
+		QueueTimeout: 10 * time.Second, Timeout: timeout}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +107,7 @@ func newFixture(t *testing.T, st Cache, concurrency, queue int) *fixture {
 	}
 	f := &fixture{store: st, proc: &counting{Processor: p}, pl: pl, cdn: &invalidations{}}
 	f.svc, err = New(Config{Prefixes: []string{"uploads/"}, CachePrefix: "resized/_cache/", CacheControl: "public, max-age=300",
-		ETagTTL: time.Minute, MaxSourceBytes: 32 << 20, RenderTimeout: time.Minute},
+		ETagTTL: time.Minute, FailureTTL: time.Minute, MaxSourceBytes: 32 << 20, RenderTimeout: time.Minute},
 		Deps{Sources: st, Cache: st, Renderer: f.proc, Presets: pl, Invalidator: f.cdn, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -660,5 +666,83 @@ func TestPurgeSkipsExpiredPaths(t *testing.T) {
 	}
 	if left, _ := f.store.List(t.Context(), "resized/_cache/", 0); len(left) != 0 {
 		t.Fatalf("left in the cache: %v", left)
+	}
+}
+
+// A render that fails for its original's sake is remembered: asked again,
+// the same failure comes back without a render, for that image, and for
+// an original that is not an image (or is undecodable), for every image
+// of that version of it. Other images of a good original still render; a
+// new version of the original is rendered afresh; a full gate is a
+// failure of the moment, never remembered.
+func TestFailuresRemembered(t *testing.T) {
+	f := newFixtureTimeout(t, dirStore(t), 1, 1, 300*time.Millisecond)
+	ctx := t.Context()
+	serve := func(key, query string) (Image, error) {
+		t.Helper()
+		img, err := f.svc.Serve(ctx, req(t, key, query, "/"+query+"/"+key))
+		f.svc.Wait()
+		return img, err
+	}
+	rendersFor := func(key, query string) (int32, error) {
+		t.Helper()
+		before := f.proc.renders.Load()
+		_, err := serve(key, query)
+		return f.proc.renders.Load() - before, err
+	}
+
+	// Not an image: every image of this version fails at once after the first.
+	f.put(t, "uploads/text.jpg", []byte("these are not the pixels you are looking for"))
+	for i, q := range []string{"width=100", "width=100", "width=50&format=webp"} {
+		n, err := rendersFor("uploads/text.jpg", q)
+		if want := int32(1 - min(i, 1)); !errors.Is(err, imageproc.ErrUnsupported) || n != want {
+			t.Fatalf("%s, request %d: %v after %d renders, want %d", q, i, err, n, want)
+		}
+	}
+	// Replaced by an image: a new version, rendered.
+	f.put(t, "uploads/text.jpg", testJPEG(t, 64, 48))
+	f.svc.etags.forget("uploads/text.jpg") // as the purge of its event would
+	if n, err := rendersFor("uploads/text.jpg", "width=100"); err != nil || n != 1 {
+		t.Fatalf("the new version: %v after %d renders", err, n)
+	}
+
+	// Impossible as asked: that image is remembered, the others render.
+	f.put(t, "uploads/photo.jpg", imagetest.Photo(t))
+	for i := range 3 {
+		n, err := rendersFor("uploads/photo.jpg", "max_bytes=10&width=300")
+		if !errors.Is(err, imageproc.ErrUnsatisfiable) || n != int32(1-min(i, 1)) {
+			t.Fatalf("max_bytes=10, request %d: %v after %d renders", i, err, n)
+		}
+	}
+	if n, err := rendersFor("uploads/photo.jpg", "width=120"); err != nil || n != 1 {
+		t.Fatalf("another image of the same original: %v after %d renders", err, n)
+	}
+
+	// Over PROCESS_TIMEOUT: the worker is killed once, not on every request.
+	for i := range 3 {
+		n, err := rendersFor("uploads/photo.jpg", "format=avif&quality=100&width=4000&enlarge=true")
+		if !errors.Is(err, imageproc.ErrTimeout) || n != int32(1-min(i, 1)) {
+			t.Fatalf("a timeout, request %d: %v after %d renders", i, err, n)
+		}
+	}
+
+	// A full gate is not the original's fault: asked again, it renders.
+	var held []func()
+	for range 2 { // every place the gate admits (one working, one waiting)
+		done, err := f.proc.Gate().Admit()
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, done)
+	}
+	_, err := serve("uploads/photo.jpg", "width=91")
+	for _, done := range held {
+		done()
+	}
+	if !errors.Is(err, imageproc.ErrBusy) {
+		t.Fatalf("with the gate full: %v", err)
+	}
+	if n, err := rendersFor("uploads/photo.jpg", "width=91"); err != nil || n != 1 {
+		t.Fatalf("after the gate had room again: %v after %d renders", err, n)
 	}
 }

@@ -8,6 +8,7 @@ type metrics struct {
 	answers     *prometheus.CounterVec
 	deleted     prometheus.Counter
 	invalidated prometheus.Counter
+	remembered  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -27,8 +28,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "resizer_delivery_invalidated_paths_total",
 			Help: "Paths invalidated at the CDN.",
 		}),
+		remembered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "resizer_delivery_failures_remembered_total",
+			Help: "Requests answered with the remembered failure of an earlier render of the same image (DELIVERY_FAILURE_TTL), without rendering.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.answers, m.deleted, m.invalidated} {
+	for _, c := range []prometheus.Collector{m.answers, m.deleted, m.invalidated, m.remembered} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -46,5 +51,11 @@ func (m *metrics) purged(images, paths int) {
 	if m != nil {
 		m.deleted.Add(float64(images))
 		m.invalidated.Add(float64(paths))
+	}
+}
+
+func (m *metrics) failureRemembered() {
+	if m != nil {
+		m.remembered.Inc()
 	}
 }

@@ -112,6 +112,7 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	}
 	s.etags.forget(key)
 	s.recorded.forgetPrefix(folder)
+	s.failures.forgetPrefix(folder)
 	s.metrics.purged(out.Images, len(out.Paths))
 	return out, nil
 }

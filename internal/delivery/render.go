@@ -79,6 +79,10 @@ func (f *flights) settle(ctx context.Context, prefix string) error {
 // cache follows, and requests that arrive meanwhile are answered from the
 // render in memory.
 func (s *Service) render(ctx context.Context, e entry, pinned bool) (Image, error) {
+	if err := s.failed(e); err != nil {
+		s.metrics.failureRemembered()
+		return Image{}, err
+	}
 	fl, lead := s.flights.join(e.key)
 	if lead {
 		s.flights.wg.Add(1)
@@ -109,6 +113,7 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	defer cancel()
 	defer s.flights.leave(e.key)
 	fl.img, fl.err = s.make(ctx, e, pinned)
+	s.remember(e, fl.err)
 	close(fl.done)
 	if fl.err != nil {
 		return
@@ -155,3 +160,43 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 
 // Wait returns once no render is being made or written.
 func (s *Service) Wait() { s.flights.wg.Wait() }
+
+// A render that fails for its original's sake fails the same way each
+// time it is asked again, at the cost of a render: a broken or hostile
+// original (or a timeout, which kills a worker) behind a page's URLs would
+// otherwise take a place at the gate for every request the CDN passes on,
+// since errors are not cached. Such failures are remembered for FailureTTL
+// and answered again without rendering: by the derived image they were
+// for, and, for those of the original itself (not an image, or
+// undecodable), by every image of that version of it. Failures of the
+// moment (a full gate, the store) are not remembered, nor is anything of a
+// version once a purge has passed over it.
+
+// versionFailed is the failures memo's key for every image of version etag
+// of the original key.
+func (s *Service) versionFailed(source, etag string) string {
+	return s.folder(source) + etagSegment(etag) + "/*"
+}
+
+// failed returns the remembered failure of e, if any.
+func (s *Service) failed(e entry) error {
+	if err, ok := s.failures.get(e.key); ok {
+		return err
+	}
+	if err, ok := s.failures.get(s.versionFailed(e.source, e.etag)); ok {
+		return err
+	}
+	return nil
+}
+
+// remember keeps err, the outcome of rendering e, when it is a failure
+// the original causes.
+func (s *Service) remember(e entry, err error) {
+	switch {
+	case errors.Is(err, imageproc.ErrUnsupported), errors.Is(err, imageproc.ErrUndecodable):
+		s.failures.put(s.versionFailed(e.source, e.etag), err)
+	case errors.Is(err, imageproc.ErrTooLarge), errors.Is(err, imageproc.ErrUnsatisfiable),
+		errors.Is(err, imageproc.ErrTimeout), errors.Is(err, imageproc.ErrBadOption):
+		s.failures.put(e.key, err)
+	}
+}
