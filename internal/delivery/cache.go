@@ -171,7 +171,7 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 	path := r.Path
 	m := marker(e.key, path, r.Preset)
 	seen := m + "\x00" + img.written.UTC().Format(time.RFC3339Nano)
-	if _, ok := s.recorded.get(seen); ok {
+	if _, ok := s.recorded.Get(seen); ok {
 		return nil
 	}
 	_, err, _ := s.markers.Do(seen, func() (any, error) {
@@ -182,7 +182,7 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 		if _, err := s.d.Cache.Put(ctx, m, []byte(path), opts); err != nil {
 			return nil, fmt.Errorf("record path: %w", err)
 		}
-		s.recorded.put(seen, struct{}{})
+		s.recorded.Put(seen, struct{}{})
 		return nil, nil
 	})
 	return err

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/memo"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -108,11 +109,11 @@ type Service struct {
 	cfg      Config
 	d        Deps
 	flights  flights
-	heads    singleflight.Group // concurrent look-ups of one original's ETag
-	markers  singleflight.Group // concurrent writes of one marker
-	etags    *memo[string]      // key -> current ETag
-	recorded *memo[struct{}]    // markers written (see record)
-	failures *memo[error]       // renders that failed for their original's sake (see render)
+	heads    singleflight.Group   // concurrent look-ups of one original's ETag
+	markers  singleflight.Group   // concurrent writes of one marker
+	etags    *memo.Memo[string]   // key -> current ETag
+	recorded *memo.Memo[struct{}] // markers written (see record)
+	failures *memo.Memo[error]    // renders that failed for their original's sake (see render)
 	metrics  *metrics
 	// originals are the buffers misses read originals into: at most one
 	// per place at the gate is in use, and reusing them spares the
@@ -132,7 +133,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("delivery: metrics: %w", err)
 	}
 	return &Service{cfg: cfg, d: d, flights: flights{m: map[string]*flight{}},
-		etags: newMemo[string](cfg.ETagTTL), recorded: newMemo[struct{}](recordedTTL), failures: newMemo[error](cfg.FailureTTL),
+		etags: memo.New[string](cfg.ETagTTL), recorded: memo.New[struct{}](recordedTTL), failures: memo.New[error](cfg.FailureTTL),
 		metrics: m}, nil
 }
 
@@ -199,7 +200,7 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 	if errors.Is(err, errSuperseded) {
 		// The original changed since its ETag was remembered: once more,
 		// with the one it has now.
-		s.etags.forget(r.Key)
+		s.etags.Forget(r.Key)
 		img, e, err = s.serve(ctx, r)
 	}
 	if err != nil {
@@ -269,7 +270,7 @@ func (s *Service) served(key string) error {
 // currentETag is the original's ETag, unquoted, remembered for ETagTTL;
 // concurrent look-ups of one key make one request to the store.
 func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
-	if e, ok := s.etags.get(key); ok {
+	if e, ok := s.etags.Get(key); ok {
 		return e, nil
 	}
 	v, err, _ := s.heads.Do(key, func() (any, error) {
@@ -282,7 +283,7 @@ func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
 			return "", fmt.Errorf("original: %w", err)
 		}
 		e := strings.Trim(obj.ETag, `"`)
-		s.etags.put(key, e)
+		s.etags.Put(key, e)
 		return e, nil
 	})
 	return v.(string), err

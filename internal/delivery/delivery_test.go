@@ -572,7 +572,7 @@ func TestSettle(t *testing.T) {
 			}
 			f.svc.Wait()
 			v2 := f.put(t, "uploads/cats/tom.jpg", testJPEG(t, 150, 100))
-			f.svc.etags.forget("uploads/cats/tom.jpg")
+			f.svc.etags.Forget("uploads/cats/tom.jpg")
 			if _, err := f.svc.Serve(ctx, req(t, "uploads/cats/tom.jpg", "width=200", "/new")); err != nil {
 				t.Fatal(err)
 			}
@@ -701,7 +701,7 @@ func TestFailuresRemembered(t *testing.T) {
 	}
 	// Replaced by an image: a new version, rendered.
 	f.put(t, "uploads/text.jpg", testJPEG(t, 64, 48))
-	f.svc.etags.forget("uploads/text.jpg") // as the purge of its event would
+	f.svc.etags.Forget("uploads/text.jpg") // as the purge of its event would
 	if n, err := rendersFor("uploads/text.jpg", "width=100"); err != nil || n != 1 {
 		t.Fatalf("the new version: %v after %d renders", err, n)
 	}

@@ -110,9 +110,9 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	if err := each(len(markers), func(i int) error { return s.d.Cache.Delete(ctx, markers[i]) }); err != nil {
 		return out, fmt.Errorf("delete markers: %w", err)
 	}
-	s.etags.forget(key)
-	s.recorded.forgetPrefix(folder)
-	s.failures.forgetPrefix(folder)
+	s.etags.Forget(key)
+	s.recorded.ForgetPrefix(folder)
+	s.failures.ForgetPrefix(folder)
 	s.metrics.purged(out.Images, len(out.Paths))
 	return out, nil
 }

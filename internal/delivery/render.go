@@ -180,10 +180,10 @@ func (s *Service) versionFailed(source, etag string) string {
 
 // failed returns the remembered failure of e, if any.
 func (s *Service) failed(e entry) error {
-	if err, ok := s.failures.get(e.key); ok {
+	if err, ok := s.failures.Get(e.key); ok {
 		return err
 	}
-	if err, ok := s.failures.get(s.versionFailed(e.source, e.etag)); ok {
+	if err, ok := s.failures.Get(s.versionFailed(e.source, e.etag)); ok {
 		return err
 	}
 	return nil
@@ -194,9 +194,9 @@ func (s *Service) failed(e entry) error {
 func (s *Service) remember(e entry, err error) {
 	switch {
 	case errors.Is(err, imageproc.ErrUnsupported), errors.Is(err, imageproc.ErrUndecodable):
-		s.failures.put(s.versionFailed(e.source, e.etag), err)
+		s.failures.Put(s.versionFailed(e.source, e.etag), err)
 	case errors.Is(err, imageproc.ErrTooLarge), errors.Is(err, imageproc.ErrUnsatisfiable),
 		errors.Is(err, imageproc.ErrTimeout), errors.Is(err, imageproc.ErrBadOption):
-		s.failures.put(e.key, err)
+		s.failures.Put(e.key, err)
 	}
 }

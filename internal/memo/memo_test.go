@@ -1,0 +1,63 @@
+package memo
+
+import (
+	"strconv"
+	"testing"
+	"time"
+)
+
+func TestMemo(t *testing.T) {
+	m := New[int](time.Hour)
+	if _, ok := m.Get("a"); ok {
+		t.Fatal("a value never put")
+	}
+	m.Put("a/1", 1)
+	m.Put("a/2", 2)
+	m.Put("b/1", 3)
+	if v, ok := m.Get("a/2"); !ok || v != 2 {
+		t.Fatalf("a/2: %v %v", v, ok)
+	}
+	m.Forget("a/2")
+	if _, ok := m.Get("a/2"); ok {
+		t.Fatal("a/2 forgotten, still there")
+	}
+	m.ForgetPrefix("a/")
+	if _, ok := m.Get("a/1"); ok {
+		t.Fatal("a/1 forgotten by prefix, still there")
+	}
+	if v, ok := m.Get("b/1"); !ok || v != 3 {
+		t.Fatalf("b/1, of another prefix: %v %v", v, ok)
+	}
+}
+
+func TestMemoExpires(t *testing.T) {
+	m := New[string](20 * time.Millisecond)
+	m.Put("k", "v")
+	if _, ok := m.Get("k"); !ok {
+		t.Fatal("gone at once")
+	}
+	time.Sleep(40 * time.Millisecond)
+	if _, ok := m.Get("k"); ok {
+		t.Fatal("still there past its ttl")
+	}
+	none := New[string](0)
+	none.Put("k", "v")
+	if _, ok := none.Get("k"); ok {
+		t.Fatal("a ttl of 0 kept a value")
+	}
+}
+
+// Past maxEntries, what has expired goes first; the count never passes
+// the bound.
+func TestMemoBounded(t *testing.T) {
+	m := New[int](time.Hour)
+	for i := range maxEntries + 10 {
+		m.Put(strconv.Itoa(i), i)
+		if len(m.m) > maxEntries {
+			t.Fatalf("%d entries after %d puts", len(m.m), i+1)
+		}
+	}
+	if v, ok := m.Get(strconv.Itoa(maxEntries + 9)); !ok || v != maxEntries+9 {
+		t.Fatalf("the last put: %v %v", v, ok)
+	}
+}
