@@ -45,7 +45,7 @@ func newDelivery(ctx context.Context, s settings, st *stores, proc *imageproc.Pr
 		CachePrefix:    s.OutputPrefix + cacheSegment,
 		CacheControl:   s.DeliveryCacheControl,
 		ETagTTL:        s.DeliveryETagTTL,
-		FailureTTL:     s.DeliveryFailureTTL,
+		FailureTTL:     s.FailureTTL,
 		MaxSourceBytes: s.MaxBodyBytes,
 		// A render waits at the gate, reads its original and is processed;
 		// its write to the cache follows.

@@ -51,7 +51,7 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		InputPrefix: cfg.InputPrefix, OutputPrefix: cfg.OutputPrefix,
 		SameStore: !cfg.S3Mode() || cfg.OutputBucket == cfg.S3Bucket,
 		Variants:  variants, CacheControl: cfg.CacheControl, MaxSourceBytes: cfg.MaxBodyBytes,
-		RejectedPrefix: cfg.RejectedPrefix, PublicBaseURL: cfg.VariantsBaseURL,
+		RejectedPrefix: cfg.RejectedPrefix, PublicBaseURL: cfg.VariantsBaseURL, FailureTTL: cfg.FailureTTL,
 	}
 	if !cfg.S3Mode() {
 		// The local store serves its objects itself: manifests and srcsets

@@ -34,6 +34,7 @@ type Config struct {
 	QueueSize                             int
 	QueueTimeout                          time.Duration
 	ProcessTimeout                        time.Duration
+	FailureTTL                            time.Duration
 	ReadTimeout                           time.Duration
 	ShutdownTimeout                       time.Duration
 	DrainDelay                            time.Duration
@@ -68,7 +69,6 @@ type Config struct {
 	DeliveryPrefixes        []string
 	DeliveryCacheControl    string
 	DeliveryETagTTL         time.Duration
-	DeliveryFailureTTL      time.Duration
 	DeliveryUnsignedPresets bool
 	CloudFrontDistribution  string
 	// Variants as published: the base URL of the outputs in manifests,
@@ -146,6 +146,8 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
 	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503; its worker process is then killed, so the slot is free at once whatever the codec is doing",
 		func(c *Config, v string) (err error) { c.ProcessTimeout, err = positiveDuration(v); return err }},
+	{"FAILURE_TTL", "10m", "how long a failure for an original's sake is remembered: delivery by URL answers a render that failed (not an image, undecodable, too large, impossible as asked, over PROCESS_TIMEOUT) again without rendering, and the S3 flow rejects an original whose processing runs into PROCESS_TIMEOUT a second time within it instead of retrying it into the dead-letter queue (0: remember none)",
+		func(c *Config, v string) (err error) { c.FailureTTL, err = nonNegativeDuration(v); return err }},
 	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body (an image body: from the end of its headers; 408)",
 		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
 	// Bodies are read before they take a processing place, so that slow
@@ -221,8 +223,6 @@ var vars = []variable{
 		func(c *Config, v string) error { c.DeliveryCacheControl = v; return nil }},
 	{"DELIVERY_ETAG_TTL", "10s", "how long an original's current ETag is remembered, for image URLs that do not pin it; a replaced original may be served for so long from memory (0: ask the store on every request)",
 		func(c *Config, v string) (err error) { c.DeliveryETagTTL, err = nonNegativeDuration(v); return err }},
-	{"DELIVERY_FAILURE_TTL", "10m", "how long a render that failed for its original's sake (not an image, undecodable, too large, impossible as asked, or over PROCESS_TIMEOUT) is remembered and answered again without rendering: a broken or hostile original on a busy page costs one render per period, not one per request (0: remember none)",
-		func(c *Config, v string) (err error) { c.DeliveryFailureTTL, err = nonNegativeDuration(v); return err }},
 	{"DELIVERY_UNSIGNED_PRESETS", "false", "serve the variants of VARIANTS by URL without a signature (/img/_/preset=NAME/KEY): their set is bounded, where arbitrary sizes are not",
 		func(c *Config, v string) (err error) {
 			c.DeliveryUnsignedPresets, err = strconv.ParseBool(v)

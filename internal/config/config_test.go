@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 		PresignExpiry: 15 * time.Minute, WebhookMaxBytes: 1 << 20, WebhookMaxRecords: 100, UI: true,
 		BodyMemory: int64(9*n+1) * 32 << 20, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
 		MaxPerClient:     9 * n,
-		DeliveryPrefixes: []string{"uploads/"}, DeliveryCacheControl: "public, max-age=300", DeliveryETagTTL: 10 * time.Second, DeliveryFailureTTL: 10 * time.Minute,
+		DeliveryPrefixes: []string{"uploads/"}, DeliveryCacheControl: "public, max-age=300", DeliveryETagTTL: 10 * time.Second, FailureTTL: 10 * time.Minute,
 		WatermarkPrefix: "watermarks/", WatermarkMaxBytes: 1 << 20, WatermarkCacheBytes: 16 << 20,
 	}
 	if !reflect.DeepEqual(c, want) {

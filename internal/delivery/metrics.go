@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		remembered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "resizer_delivery_failures_remembered_total",
-			Help: "Requests answered with the remembered failure of an earlier render of the same image (DELIVERY_FAILURE_TTL), without rendering.",
+			Help: "Requests answered with the remembered failure of an earlier render of the same image (FAILURE_TTL), without rendering.",
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.answers, m.deleted, m.invalidated, m.remembered} {

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/memo"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -58,6 +59,10 @@ type Config struct {
 	// Ready, when set, is told of every original whose outputs and
 	// manifest are written.
 	Ready Notifier
+	// FailureTTL is how long a version of a source whose processing ran
+	// into the processor's timeout is remembered: a second timeout within
+	// it is permanent (ErrTimedOutAgain). 0 remembers none.
+	FailureTTL time.Duration
 }
 
 // Notifier announces that an original's variants are written. Its error
@@ -140,6 +145,9 @@ type Pipeline struct {
 	// flights makes concurrent runs for one version of one source (a
 	// duplicate delivery) share the first one's work.
 	flights singleflight.Group
+	// timedOut are the versions of sources whose processing ran into the
+	// timeout, by key and ETag.
+	timedOut *memo.Memo[struct{}]
 }
 
 // New returns a pipeline reading from in and writing to out. It fails as
@@ -151,7 +159,7 @@ func New(cfg Config, in, out Store, proc *imageproc.Processor) (*Pipeline, error
 	if len(cfg.Variants) == 0 || in == nil || out == nil || proc == nil {
 		return nil, errors.New("pipeline: incomplete configuration")
 	}
-	return &Pipeline{cfg: cfg, in: in, out: out, proc: proc}, nil
+	return &Pipeline{cfg: cfg, in: in, out: out, proc: proc, timedOut: memo.New[struct{}](cfg.FailureTTL)}, nil
 }
 
 // Validate reports every fault of the store layout at once, each naming
@@ -326,6 +334,7 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	}
 	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) {
 		res, err := p.run(ctx, key, etag)
+		err = p.timeoutAgain(key, etag, err)
 		if err != nil && IsPermanent(err) {
 			return p.reject(ctx, key, err), nil
 		}
@@ -337,15 +346,41 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	return v.(Result), nil
 }
 
+// ErrTimedOutAgain: the processing of one version of a source ran into the
+// processor's timeout a second time within FailureTTL. A timeout may be
+// the moment's (a machine slowed by its neighbours), so the first is worth
+// a retry; the second is the source's own doing (a decompression bomb, a
+// codec that hangs), and retrying it would only hold a processing slot for
+// the whole timeout, each time, until the event reached the dead-letter
+// queue.
+var ErrTimedOutAgain = errors.New("processing timed out again")
+
+// timeoutAgain returns err, made ErrTimedOutAgain when it is a timeout of
+// version etag of key and an earlier one was remembered; a first timeout
+// is remembered. Without an ETag nothing is: the version is unknown.
+func (p *Pipeline) timeoutAgain(key, etag string, err error) error {
+	etag = strings.Trim(etag, `"`)
+	if etag == "" || !errors.Is(err, imageproc.ErrTimeout) {
+		return err
+	}
+	k := key + "\x00" + etag
+	if _, ok := p.timedOut.Get(k); ok {
+		return fmt.Errorf("%w: %w", ErrTimedOutAgain, err)
+	}
+	p.timedOut.Put(k, struct{}{})
+	return err
+}
+
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
 // or its key is not one the stores accept, or a variant's option cannot
 // be used on it (a crop outside it, a watermark that does not exist or is
 // not an image), or it cannot be made as a variant asks (max_bytes under
-// what quality 1 gives, a trim that leaves nothing).
+// what quality 1 gives, a trim that leaves nothing), or its processing
+// ran into the timeout twice (ErrTimedOutAgain).
 func IsPermanent(err error) bool {
 	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, imageproc.ErrBadOption,
-		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey} {
+		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey, ErrTimedOutAgain} {
 		if errors.Is(err, e) {
 			return true
 		}

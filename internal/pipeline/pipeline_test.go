@@ -491,3 +491,56 @@ func TestIsPermanent(t *testing.T) {
 		}
 	}
 }
+
+// A version of a source whose processing runs into the timeout is worth
+// one retry (the moment may have been slow); a second timeout within
+// FailureTTL rejects it, moved aside, rather than holding a slot for the
+// whole timeout on every retry until its event reached the dead-letter
+// queue. Another version of the key starts afresh.
+func TestTimeoutTwiceRejects(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc := testProcConfig()
+	pc.Timeout = 300 * time.Millisecond
+	p, err := imageproc.New(pc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	cfg := testConfig(t)
+	// An AVIF of 4000 pixels at full quality takes the encoder seconds.
+	if cfg.Variants, err = ParseVariants("huge:4000x0:avif?quality=100&enlarge=true", 8192); err != nil {
+		t.Fatal(err)
+	}
+	cfg.RejectedPrefix, cfg.FailureTTL = "rejected/", time.Minute
+	pl, err := New(cfg, d, d, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	obj, err := d.Put(ctx, "uploads/slow.jpg", imagetest.Photo(t), storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pl.Run(ctx, "uploads/slow.jpg", obj.ETag); !errors.Is(err, imageproc.ErrTimeout) || IsPermanent(err) {
+		t.Fatalf("the first timeout: %v, want a timeout to retry", err)
+	}
+	res, err := pl.Run(ctx, "uploads/slow.jpg", obj.ETag)
+	if err != nil || res.Status != StatusRejected || !strings.Contains(res.Reason, "timed out again") {
+		t.Fatalf("the second timeout: %+v %v, want rejected", res, err)
+	}
+	if _, err := d.Head(ctx, "rejected/slow.jpg"); err != nil {
+		t.Fatalf("not moved aside: %v", err)
+	}
+	// Another version of the same key: a first timeout again.
+	v2 := append(imagetest.Photo(t), 0) // a byte past the end: other bytes, the same picture
+	obj, err = d.Put(ctx, "uploads/slow.jpg", v2, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pl.Run(ctx, "uploads/slow.jpg", obj.ETag); !errors.Is(err, imageproc.ErrTimeout) {
+		t.Fatalf("a new version: %v, want a timeout to retry", err)
+	}
+}
