@@ -146,7 +146,7 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
 	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503; its worker process is then killed, so the slot is free at once whatever the codec is doing",
 		func(c *Config, v string) (err error) { c.ProcessTimeout, err = positiveDuration(v); return err }},
-	{"FAILURE_TTL", "10m", "how long a failure for an original's sake is remembered: delivery by URL answers a render that failed (not an image, undecodable, too large, impossible as asked, over PROCESS_TIMEOUT) again without rendering, and the S3 flow rejects an original whose processing runs into PROCESS_TIMEOUT a second time within it instead of retrying it into the dead-letter queue (0: remember none)",
+	{"FAILURE_TTL", "10m", "how long a failure for an original's sake is remembered: delivery by URL answers a render that failed (not an image, undecodable, too large, impossible as asked, or over PROCESS_TIMEOUT a second time) again without rendering, and the S3 flow rejects an original whose processing runs into PROCESS_TIMEOUT a second time within it instead of retrying it into the dead-letter queue (0: remember none)",
 		func(c *Config, v string) (err error) { c.FailureTTL, err = nonNegativeDuration(v); return err }},
 	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body (an image body: from the end of its headers; 408)",
 		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},

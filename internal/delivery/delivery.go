@@ -114,6 +114,7 @@ type Service struct {
 	etags    *memo.Memo[string]   // key -> current ETag
 	recorded *memo.Memo[struct{}] // markers written (see record)
 	failures *memo.Memo[error]    // renders that failed for their original's sake (see render)
+	timedOut *memo.Memo[struct{}] // renders that ran into the timeout once (see remember)
 	metrics  *metrics
 	// originals are the buffers misses read originals into: at most one
 	// per place at the gate is in use, and reusing them spares the
@@ -134,7 +135,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, d: d, flights: flights{m: map[string]*flight{}},
 		etags: memo.New[string](cfg.ETagTTL), recorded: memo.New[struct{}](recordedTTL), failures: memo.New[error](cfg.FailureTTL),
-		metrics: m}, nil
+		timedOut: memo.New[struct{}](cfg.FailureTTL),
+		metrics:  m}, nil
 }
 
 // Request is one image asked for by URL.

@@ -113,6 +113,7 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	s.etags.Forget(key)
 	s.recorded.ForgetPrefix(folder)
 	s.failures.ForgetPrefix(folder)
+	s.timedOut.ForgetPrefix(folder)
 	s.metrics.purged(out.Images, len(out.Paths))
 	return out, nil
 }

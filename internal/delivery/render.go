@@ -190,13 +190,20 @@ func (s *Service) failed(e entry) error {
 }
 
 // remember keeps err, the outcome of rendering e, when it is a failure
-// the original causes.
+// the original causes. A timeout may be the moment's (a machine slowed by
+// its neighbours), as the pipeline also holds: only a second one within
+// FailureTTL is remembered.
 func (s *Service) remember(e entry, err error) {
 	switch {
 	case errors.Is(err, imageproc.ErrUnsupported), errors.Is(err, imageproc.ErrUndecodable):
 		s.failures.Put(s.versionFailed(e.source, e.etag), err)
-	case errors.Is(err, imageproc.ErrTooLarge), errors.Is(err, imageproc.ErrUnsatisfiable),
-		errors.Is(err, imageproc.ErrTimeout), errors.Is(err, imageproc.ErrBadOption):
+	case errors.Is(err, imageproc.ErrTooLarge), errors.Is(err, imageproc.ErrUnsatisfiable), errors.Is(err, imageproc.ErrBadOption):
 		s.failures.Put(e.key, err)
+	case errors.Is(err, imageproc.ErrTimeout):
+		if _, again := s.timedOut.Get(e.key); again {
+			s.failures.Put(e.key, err)
+		} else {
+			s.timedOut.Put(e.key, struct{}{})
+		}
 	}
 }
