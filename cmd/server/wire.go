@@ -203,6 +203,7 @@ func newHandler(ctx context.Context, s settings, st *stores, proc *imageproc.Pro
 		TrustedProxies:    s.TrustedProxies,
 		URLSigningKeys:    keys,
 		UnsignedPresets:   s.DeliveryUnsignedPresets,
+		AllowOrigin:       s.DeliveryAllowOrigin,
 	}, httpapi.Deps{
 		Logger: log, Processor: proc, Registry: reg, Spec: resizer.OpenAPI, Checks: st.checks,
 		Draining: draining, Pipeline: pl, Store: st.uploads, Delivery: dl,

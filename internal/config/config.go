@@ -70,6 +70,7 @@ type Config struct {
 	DeliveryCacheControl    string
 	DeliveryETagTTL         time.Duration
 	DeliveryUnsignedPresets bool
+	DeliveryAllowOrigin     string
 	CloudFrontDistribution  string
 	// Variants as published: the base URL of the outputs in manifests,
 	// the callback told when an original's variants are written, and the
@@ -228,6 +229,8 @@ var vars = []variable{
 			c.DeliveryUnsignedPresets, err = strconv.ParseBool(v)
 			return err
 		}},
+	{"DELIVERY_ALLOW_ORIGIN", "", "the Access-Control-Allow-Origin of GET /img/ answers, for pages that read the images from scripts (fetch, a canvas, WebGL): * or one origin such as https://www.example.com (default: none, which <img> does not need)",
+		func(c *Config, v string) error { c.DeliveryAllowOrigin = v; return checkOrigin(v) }},
 	{"CLOUDFRONT_DISTRIBUTION_ID", "", "the CloudFront distribution in front of GET /img/: when an original changes or goes, exactly the paths of its derived images are invalidated there",
 		func(c *Config, v string) error { c.CloudFrontDistribution = v; return nil }},
 	// The bucket is private: pages reach the variants through a CDN or
@@ -616,4 +619,18 @@ func cutDefault(help string) (def, rest string, ok bool) {
 		}
 	}
 	return "", help, false
+}
+
+// checkOrigin accepts "", "*" or one origin: a scheme (http or https) and
+// a host, with a port or not, and nothing after it.
+func checkOrigin(v string) error {
+	if v == "" || v == "*" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q is not * or an origin such as https://www.example.com", v)
+	}
+	return nil
 }

@@ -73,7 +73,8 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
 		"URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef,short", "DELIVERY_ETAG_TTL": "-1s", "DELIVERY_UNSIGNED_PRESETS": "yes",
 		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "JPEG_QUALITY": "0", "WEBP_QUALITY": "101", "AVIF_QUALITY": "high",
-		"WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0",
+		"WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0", "FAILURE_TTL": "-1m",
+		"DELIVERY_ALLOW_ORIGIN": "https://www.example.com/path",
 	}
 	_, err := Load(env(bad))
 	if err == nil {
@@ -295,5 +296,19 @@ func TestWithout(t *testing.T) {
 	_, err = Load(func(k string) string { return env[k] })
 	if rest := Without(err, ErrNoAPIKeys); rest != nil {
 		t.Errorf("only the keys: %v", rest)
+	}
+}
+
+// DELIVERY_ALLOW_ORIGIN is *, one origin, or nothing.
+func TestAllowOrigin(t *testing.T) {
+	for v, ok := range map[string]bool{
+		"": true, "*": true, "https://www.example.com": true, "http://localhost:3000": true,
+		"https://www.example.com/": false, "www.example.com": false, "ftp://example.com": false,
+		"https://a.example, https://b.example": false, "https://u:p@example.com": false, "https://example.com?x": false,
+	} {
+		c, err := Load(env(map[string]string{"DELIVERY_ALLOW_ORIGIN": v}))
+		if (err == nil) != ok || ok && c.DeliveryAllowOrigin != v {
+			t.Errorf("%q: %v", v, err)
+		}
 	}
 }

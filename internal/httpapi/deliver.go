@@ -3,13 +3,16 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"mime"
 	"net/http"
+	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/delivery"
+	"github.com/resizer/resizer/internal/imageproc"
 )
 
 // imageServer is what GET /img/ needs of delivery.
@@ -25,10 +28,13 @@ type deliverDeps struct {
 	// unsignedPresets serves presets without a signature.
 	unsignedPresets bool
 	maxDimension    int
+	// allowOrigin is the Access-Control-Allow-Origin of every answer.
+	allowOrigin string
 }
 
 func newDeliverDeps(cfg Config, d Deps) deliverDeps {
-	dd := deliverDeps{delivery: d.Delivery, unsignedPresets: cfg.UnsignedPresets, maxDimension: cfg.MaxDimension}
+	dd := deliverDeps{delivery: d.Delivery, unsignedPresets: cfg.UnsignedPresets, maxDimension: cfg.MaxDimension,
+		allowOrigin: cfg.AllowOrigin}
 	for _, k := range cfg.URLSigningKeys {
 		dd.keys = append(dd.keys, []byte(k))
 	}
@@ -43,6 +49,11 @@ func newDeliverDeps(cfg Config, d Deps) deliverDeps {
 // request or a HEAD of a stored image reads no body.
 func handleDeliver(d deliverDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.allowOrigin != "" {
+			// One value for every origin, so nothing varies on Origin: a
+			// CDN keeps one copy, and a script can read errors too.
+			w.Header().Set("Access-Control-Allow-Origin", d.allowOrigin)
+		}
 		// The path as the client wrote it: the signature covers its bytes.
 		u, err := imageurl.Parse(r.URL.EscapedPath())
 		if err != nil {
@@ -95,6 +106,9 @@ func handleDeliver(d deliverDeps) http.Handler {
 			return
 		}
 		h.Set("Content-Type", img.ContentType)
+		if cd := disposition(u.Key, img.ContentType); cd != "" {
+			h.Set("Content-Disposition", cd)
+		}
 		h.Set("Content-Length", strconv.FormatInt(img.Size, 10))
 		w.WriteHeader(http.StatusOK)
 		if r.Method != http.MethodHead {
@@ -128,6 +142,18 @@ func (d deliverDeps) authorize(u imageurl.URL, now time.Time) error {
 		return fmt.Errorf("%w: no URL_SIGNING_KEYS are configured", imageurl.ErrBadSignature)
 	}
 	return u.Verify(d.keys, now)
+}
+
+// disposition names the image for a browser's "save as": the original's
+// file name with the extension of the format served (tom.jpg served as
+// WebP saves as tom.webp, not as a .jpg holding WebP), shown inline. ""
+// when the name cannot be written in the header.
+func disposition(key, contentType string) string {
+	name := path.Base(key)
+	if f := imageproc.FormatOfType(contentType); f != imageproc.FormatUnknown {
+		name = strings.TrimSuffix(name, path.Ext(name)) + "." + f.Ext()
+	}
+	return mime.FormatMediaType("inline", map[string]string{"filename": name})
 }
 
 // redirectCacheControl is the Cache-Control of a redirect to an unsigned

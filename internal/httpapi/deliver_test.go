@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -468,4 +470,45 @@ func otherSpellings(rng *rand.Rand, p string) []string {
 		out = append(out, build(strings.Join(words, "&"), key))
 	}
 	return out
+}
+
+// An image is saved under its original's name with the extension of the
+// format served, whatever the name holds; with DELIVERY_ALLOW_ORIGIN every
+// answer (image, 304, redirect, error) carries it, and without it none does.
+func TestDeliverNamesAndOrigins(t *testing.T) {
+	for _, origin := range []string{"", "*", "https://www.example.com"} {
+		s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.UnsignedPresets, c.AllowOrigin = true, origin })
+		for key, format := range map[string]string{
+			"uploads/cats/tom.jpg":              "webp",
+			"uploads/a/b/no-extension":          "png",
+			"uploads/two.dots.in.name.png":      "jpeg",
+			`uploads/quote"and space.jpg`:       "avif",
+			"uploads/ünïcødé/Straße café.jpeg":  "webp",
+			"uploads/semi;colon,comma=equal.jp": "jpeg",
+		} {
+			s.putOriginal(t, key, testJPEG(t, 64, 48))
+			resp, body := s.do(t, "GET", sign(t, testSigningKey, imageurl.Request{Key: key, Options: opts("width", "32", "format", format)}), nil, nil)
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: %d %s", key, resp.StatusCode, body)
+			}
+			disp, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition"))
+			ext := map[string]string{"webp": ".webp", "png": ".png", "jpeg": ".jpg", "avif": ".avif"}[format]
+			want := strings.TrimSuffix(path.Base(key), path.Ext(path.Base(key))) + ext
+			if err != nil || disp != "inline" || params["filename"] != want {
+				t.Errorf("%s as %s: Content-Disposition %q (%v), want %q", key, format, resp.Header.Get("Content-Disposition"), err, want)
+			}
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != origin {
+				t.Errorf("origin %q: the image has %q", origin, got)
+			}
+		}
+		good := sign(t, testSigningKey, imageurl.Request{Key: "uploads/cats/tom.jpg", Options: opts("width", "32")})
+		resp, _ := s.do(t, "GET", good, nil, nil)
+		notModified, _ := s.do(t, "GET", good, nil, http.Header{"If-None-Match": {resp.Header.Get("ETag")}})
+		forbidden, _ := s.do(t, "GET", strings.Replace(good, "width=32", "width=33", 1), nil, nil)
+		for name, r := range map[string]*http.Response{"304": notModified, "403": forbidden} {
+			if got := r.Header.Get("Access-Control-Allow-Origin"); r.StatusCode != 304 && name == "304" || got != origin {
+				t.Errorf("origin %q: the %s (%d) has %q", origin, name, r.StatusCode, got)
+			}
+		}
+	}
 }

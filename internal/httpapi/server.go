@@ -70,6 +70,9 @@ type Config struct {
 	// UnsignedPresets serves presets there without one.
 	URLSigningKeys  []string
 	UnsignedPresets bool
+	// AllowOrigin, when set, is the Access-Control-Allow-Origin of every
+	// answer there: "*" or one origin.
+	AllowOrigin string
 }
 
 // Deps are the parts the handlers use.
