@@ -93,28 +93,35 @@ func handleDeliver(d deliverDeps) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		h := w.Header()
-		h.Set("ETag", img.ETag)
-		h.Set("Cache-Control", img.CacheControl)
-		h.Set("Last-Modified", img.LastModified.UTC().Format(http.TimeFormat))
-		h.Set("Cache-Status", cacheStatus[img.Outcome])
-		if auto {
-			h.Set("Vary", "Accept")
-		}
-		if matchesETag(inm, img.ETag) {
-			w.WriteHeader(http.StatusNotModified)
-			return
-		}
-		h.Set("Content-Type", img.ContentType)
-		if cd := disposition(u.Key, img.ContentType); cd != "" {
-			h.Set("Content-Disposition", cd)
-		}
-		h.Set("Content-Length", strconv.FormatInt(img.Size, 10))
-		w.WriteHeader(http.StatusOK)
-		if r.Method != http.MethodHead {
-			_, _ = w.Write(img.Data)
-		}
+		writeImage(w, r, img, u.Key, auto)
 	})
+}
+
+// writeImage answers with img, the image of the original key: a 304 when
+// the client's If-None-Match names it, else the image (its body but for a
+// HEAD). auto says its format was chosen by the Accept header.
+func writeImage(w http.ResponseWriter, r *http.Request, img delivery.Image, key string, auto bool) {
+	h := w.Header()
+	h.Set("ETag", img.ETag)
+	h.Set("Cache-Control", img.CacheControl)
+	h.Set("Last-Modified", img.LastModified.UTC().Format(http.TimeFormat))
+	h.Set("Cache-Status", cacheStatus[img.Outcome])
+	if auto {
+		h.Set("Vary", "Accept")
+	}
+	if matchesETag(r.Header.Get("If-None-Match"), img.ETag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", img.ContentType)
+	if cd := disposition(key, img.ContentType); cd != "" {
+		h.Set("Content-Disposition", cd)
+	}
+	h.Set("Content-Length", strconv.FormatInt(img.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(img.Data)
+	}
 }
 
 // cacheStatus is the Cache-Status (RFC 9211) of each outcome: a hit of
