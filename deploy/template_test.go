@@ -633,3 +633,32 @@ func TestManifestAndReadySignal(t *testing.T) {
 		t.Errorf("with a ReadyEventBus the task role allows %v, want PutEvents on %s only", got, bus)
 	}
 }
+
+// The operator's AWS WAF web ACLs, when given, guard the distribution and
+// the public load balancer (never the internal one, which only the
+// forwarder reaches); without them nothing refers to one.
+func TestWebAcls(t *testing.T) {
+	tpl := load(t)
+	dist := get(t, tpl, "Resources", "Distribution", "Properties", "DistributionConfig")
+	if got := resolve(dist, map[string]bool{"HasCloudFrontWebAcl": true}).(map[string]any)["WebACLId"]; fmt.Sprint(got) != fmt.Sprint(map[string]any{"Ref": "CloudFrontWebAclArn"}) {
+		t.Errorf("the distribution's web ACL: %v", got)
+	}
+	if got, ok := resolve(dist, nil).(map[string]any)["WebACLId"]; ok {
+		t.Errorf("a web ACL without one given: %v", got)
+	}
+	assocs := resources(t, tpl, "AWS::WAFv2::WebACLAssociation")
+	if len(assocs) != 1 {
+		t.Fatalf("%d web ACL associations", len(assocs))
+	}
+	for _, a := range assocs {
+		if a["Condition"] != "HasLoadBalancerWebAcl" || fmt.Sprint(get(t, a, "Properties", "ResourceArn")) != fmt.Sprint(map[string]any{"Ref": "LoadBalancer"}) ||
+			fmt.Sprint(get(t, a, "Properties", "WebACLArn")) != fmt.Sprint(map[string]any{"Ref": "LoadBalancerWebAclArn"}) {
+			t.Errorf("association %v", a)
+		}
+	}
+	for _, p := range []string{"CloudFrontWebAclArn", "LoadBalancerWebAclArn"} {
+		if get(t, tpl, "Parameters", p, "Default") != "" {
+			t.Errorf("%s is not optional", p)
+		}
+	}
+}
