@@ -92,11 +92,15 @@ func TestTimeoutFreesTheSlot(t *testing.T) {
 // A worker that dies mid-image (a crashing codec) costs that worker only:
 // the image is tried once more on a fresh worker, and refused as
 // undecodable if that one dies too.
+//
+// A worker the kernel kills (SIGKILL: its OOM killer, which takes workers
+// first) is the same, but twice means the image needs more memory than
+// the server has: too large, not undecodable.
 func TestCrashingWorker(t *testing.T) {
 	p := newTestProcessor(t, func(c *Config) { c.Concurrency, c.Timeout = 1, time.Minute })
 	photo := readTestdata(t, "ladybird.jpg")
 	slow := Options{Width: 2400, Height: 2400, Fit: FitFill, Enlarge: true, Format: FormatAVIF}
-	crash := func(times int) error {
+	crash := func(sig syscall.Signal, times int) error {
 		done := make(chan error, 1)
 		go func() {
 			_, err := p.Process(t.Context(), photo, slow)
@@ -104,18 +108,23 @@ func TestCrashingWorker(t *testing.T) {
 		}()
 		for i := 0; i < times; i++ {
 			pid := waitBusy(t, p, 1)[0]
-			syscall.Kill(pid, syscall.SIGSEGV)
+			syscall.Kill(pid, sig)
 			for busy, _ := p.pool.pids(); len(busy) > 0 && busy[0] == pid; busy, _ = p.pool.pids() {
 				time.Sleep(5 * time.Millisecond)
 			}
 		}
 		return <-done
 	}
-	if err := crash(1); err != nil {
-		t.Fatalf("one crash: err = %v, want the image made on a fresh worker", err)
+	for _, sig := range []syscall.Signal{syscall.SIGSEGV, syscall.SIGKILL} {
+		if err := crash(sig, 1); err != nil {
+			t.Fatalf("%s once: err = %v, want the image made on a fresh worker", sig, err)
+		}
 	}
-	if err := crash(2); !errors.Is(err, ErrUndecodable) {
+	if err := crash(syscall.SIGSEGV, 2); !errors.Is(err, ErrUndecodable) {
 		t.Fatalf("two crashes: err = %v, want ErrUndecodable", err)
+	}
+	if err := crash(syscall.SIGKILL, 2); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("killed by the kernel twice: err = %v, want ErrTooLarge for memory", err)
 	}
 	if r, err := p.Process(t.Context(), photo, Options{Width: 50}); err != nil || r.Width != 50 {
 		t.Fatalf("after the crashes: %v", err)

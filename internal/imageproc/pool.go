@@ -29,6 +29,11 @@ import (
 // errWorkerDied is a worker that exited (crashed) while making an image.
 var errWorkerDied = errors.New("image worker died")
 
+// errWorkerOutOfMemory is a worker that the kernel killed while making an
+// image (SIGKILL, which the server had not sent): out of memory, since
+// workers offer themselves to the OOM killer first. It wraps errWorkerDied.
+var errWorkerOutOfMemory = fmt.Errorf("%w: killed by the kernel, out of memory", errWorkerDied)
+
 // worker is one running worker process.
 type worker struct {
 	cmd     *exec.Cmd
@@ -205,6 +210,18 @@ func workerEnv(env []string) []string {
 	return keep
 }
 
+// killedByKernel reports whether the worker, whose pipe to the server
+// broke, was killed with SIGKILL, which the server had not yet sent: by
+// the kernel's OOM killer. It waits a moment for the process to be reaped.
+func (w *worker) killedByKernel() bool {
+	select {
+	case <-w.exited:
+	case <-time.After(time.Second):
+		return false // alive: it broke its pipe some other way
+	}
+	return killedBySIGKILL(w.cmd.ProcessState)
+}
+
 // kill stops the worker at once and waits until it is gone.
 func (w *worker) kill() {
 	_ = w.cmd.Process.Kill()
@@ -279,8 +296,12 @@ func (p *pool) do(ctx context.Context, deadline time.Time, j job, image [][]byte
 	select {
 	case r := <-done:
 		if r.err != nil {
+			died := errWorkerDied
+			if w.killedByKernel() {
+				died = errWorkerOutOfMemory
+			}
 			p.replace(w)
-			return reply{}, nil, fmt.Errorf("%w: %v", errWorkerDied, r.err)
+			return reply{}, nil, fmt.Errorf("%w: %v", died, r.err)
 		}
 		p.idle <- w
 		return r.rep, r.outs, nil

@@ -31,3 +31,18 @@ func ownBinary() (string, error) {
 	}
 	return "/proc/self/exe", nil
 }
+
+// offerToOOMKiller makes this process (a worker) the first the kernel's
+// OOM killer takes when the task or container runs out of memory: an image
+// that needs more than there is then costs its worker, which the server
+// replaces, and never the server with every request in flight. Raising
+// one's own score needs no privilege; a failure leaves the default.
+func offerToOOMKiller() {
+	_ = os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0)
+}
+
+// killedBySIGKILL reports whether the process ended by SIGKILL.
+func killedBySIGKILL(ps *os.ProcessState) bool {
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}

@@ -15,3 +15,9 @@ func growPipe(*os.File) {}
 
 // ownBinary is the program a worker runs: this process's binary.
 func ownBinary() (string, error) { return os.Executable() }
+
+// offerToOOMKiller: Linux only.
+func offerToOOMKiller() {}
+
+// killedBySIGKILL: Linux's OOM killer only.
+func killedBySIGKILL(*os.ProcessState) bool { return false }

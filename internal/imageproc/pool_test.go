@@ -29,3 +29,26 @@ func TestWorkerEnvHoldsNoSecrets(t *testing.T) {
 		t.Fatal("a worker got API_KEYS")
 	}
 }
+
+// Out of memory, the kernel takes a worker, never the server: every worker
+// offers itself to the OOM killer first, the server keeps its own score.
+func TestWorkersAreTheOOMKillersFirstChoice(t *testing.T) {
+	own, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Skip("no /proc here")
+	}
+	p := newTestProcessor(t, func(c *Config) { c.Concurrency = 2 })
+	_, idle := p.pool.pids()
+	if len(idle) != 2 {
+		t.Fatalf("%d idle workers", len(idle))
+	}
+	for _, pid := range idle {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/oom_score_adj")
+		if err != nil || strings.TrimSpace(string(b)) != "1000" {
+			t.Errorf("worker %d: oom_score_adj %q (%v)", pid, b, err)
+		}
+	}
+	if again, _ := os.ReadFile("/proc/self/oom_score_adj"); string(again) != string(own) || strings.TrimSpace(string(own)) == "1000" {
+		t.Errorf("the server's oom_score_adj: %q, was %q", again, own)
+	}
+}

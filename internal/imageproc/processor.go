@@ -230,7 +230,11 @@ func (p *Processor) run(ctx context.Context, in input, j job, more [][]byte) (re
 	rep, outs, err := p.pool.do(ctx, deadline, j, payloads)
 	if errors.Is(err, errWorkerDied) {
 		// Once may be bad luck (memory pressure); twice is the image.
-		if rep, outs, err = p.pool.do(ctx, deadline, j, payloads); errors.Is(err, errWorkerDied) {
+		rep, outs, err = p.pool.do(ctx, deadline, j, payloads)
+		switch {
+		case errors.Is(err, errWorkerOutOfMemory):
+			err = fmt.Errorf("%w: making it took more memory than this server has (its worker was killed out of memory, twice)", ErrTooLarge)
+		case errors.Is(err, errWorkerDied):
 			err = fmt.Errorf("%w: the %s decoder crashed on this image", ErrUndecodable, in.header.Format)
 		}
 	}

@@ -29,6 +29,7 @@ func ServeWorkerIfAsked() {
 	if len(os.Args) != 2 || os.Args[1] != workerArg {
 		return
 	}
+	offerToOOMKiller()
 	jobs := os.NewFile(workerJobsFD, "jobs")
 	replies := os.NewFile(workerRepliesFD, "replies")
 	err := serveWorker(jobs, replies)
