@@ -42,6 +42,7 @@ type worker struct {
 	rfile   *os.File
 	exited  chan struct{} // closed once the process is reaped
 	busy    atomic.Bool   // making an image (for tests and metrics)
+	killed  atomic.Bool   // the server sent SIGKILL (see kill)
 }
 
 // pool runs the workers: size of them, each in one of the gate's slots.
@@ -211,19 +212,21 @@ func workerEnv(env []string) []string {
 }
 
 // killedByKernel reports whether the worker, whose pipe to the server
-// broke, was killed with SIGKILL, which the server had not yet sent: by
-// the kernel's OOM killer. It waits a moment for the process to be reaped.
+// broke, was killed with SIGKILL that the server did not send (its own
+// kills, on a timeout or when the pool closes, are marked): by the
+// kernel's OOM killer. It waits a moment for the process to be reaped.
 func (w *worker) killedByKernel() bool {
 	select {
 	case <-w.exited:
 	case <-time.After(time.Second):
 		return false // alive: it broke its pipe some other way
 	}
-	return killedBySIGKILL(w.cmd.ProcessState)
+	return !w.killed.Load() && killedBySIGKILL(w.cmd.ProcessState)
 }
 
 // kill stops the worker at once and waits until it is gone.
 func (w *worker) kill() {
+	w.killed.Store(true) // a SIGKILL of the server's, not the kernel's (the pool closing)
 	_ = w.cmd.Process.Kill()
 	<-w.exited
 	w.jobs.Close()
