@@ -147,7 +147,7 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
 	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503; its worker process is then killed, so the slot is free at once whatever the codec is doing",
 		func(c *Config, v string) (err error) { c.ProcessTimeout, err = positiveDuration(v); return err }},
-	{"FAILURE_TTL", "10m", "how long a failure for an original's sake is remembered: delivery by URL answers a render that failed (not an image, undecodable, too large, impossible as asked, or over PROCESS_TIMEOUT a second time) again without rendering, and the S3 flow rejects an original whose processing runs into PROCESS_TIMEOUT a second time within it instead of retrying it into the dead-letter queue (0: remember none)",
+	{"FAILURE_TTL", "10m", "how long a failure for an original's sake is remembered: delivery by URL answers a render that failed (not an image, undecodable, too large, impossible as asked, or over PROCESS_TIMEOUT a second time, then 422) again without rendering, and the S3 flow rejects an original whose processing runs into PROCESS_TIMEOUT a second time within it instead of retrying it into the dead-letter queue (0: remember none)",
 		func(c *Config, v string) (err error) { c.FailureTTL, err = nonNegativeDuration(v); return err }},
 	{"READ_TIMEOUT", "30s", "longest time to read a whole request, headers and body (an image body: from the end of its headers; 408)",
 		func(c *Config, v string) (err error) { c.ReadTimeout, err = positiveDuration(v); return err }},
@@ -621,16 +621,17 @@ func cutDefault(help string) (def, rest string, ok bool) {
 	return "", help, false
 }
 
-// checkOrigin accepts "", "*" or one origin: a scheme (http or https) and
-// a host, with a port or not, and nothing after it.
+// checkOrigin accepts "", "*" or one origin written as a browser sends it
+// in Origin (which the header's value must equal byte for byte): http or
+// https, a host in lower case, a port or not, and nothing after it.
 func checkOrigin(v string) error {
 	if v == "" || v == "*" {
 		return nil
 	}
 	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return fmt.Errorf("%q is not * or an origin such as https://www.example.com", v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.HasSuffix(u.Host, ":") ||
+		(&url.URL{Scheme: u.Scheme, Host: u.Host}).String() != v || strings.ToLower(v) != v {
+		return fmt.Errorf("%q is not * or an origin as browsers send it, such as https://www.example.com", v)
 	}
 	return nil
 }

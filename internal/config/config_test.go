@@ -305,6 +305,8 @@ func TestAllowOrigin(t *testing.T) {
 		"": true, "*": true, "https://www.example.com": true, "http://localhost:3000": true,
 		"https://www.example.com/": false, "www.example.com": false, "ftp://example.com": false,
 		"https://a.example, https://b.example": false, "https://u:p@example.com": false, "https://example.com?x": false,
+		"https://example.com?": false, "https://example.com#": false, "https://Example.com": false, "https://example.com:": false,
+		"https://example.com:8443": true,
 	} {
 		c, err := Load(env(map[string]string{"DELIVERY_ALLOW_ORIGIN": v}))
 		if (err == nil) != ok || ok && c.DeliveryAllowOrigin != v {

@@ -627,6 +627,7 @@ func TestCapAges(t *testing.T) {
 		{pinnedCacheControl, 3600, "public, max-age=3600, immutable"},
 		{"no-cache", 10, "no-cache, max-age=10"},
 		{"public, Max-Age=abc", 5, "public, max-age=5"},
+		{"public, max-age=300, stale-while-revalidate=60, Stale-If-Error=86400", 30, "public, max-age=30"},
 	} {
 		if got := capAges(c.cc, c.n); got != c.want {
 			t.Errorf("capAges(%q, %d) = %q, want %q", c.cc, c.n, got, c.want)
@@ -723,13 +724,27 @@ func TestFailuresRemembered(t *testing.T) {
 		t.Fatalf("another image of the same original: %v after %d renders", err, n)
 	}
 
-	// Over PROCESS_TIMEOUT: the first may be the moment's, the second is
-	// remembered; the worker is killed twice, not on every request.
+	// Over PROCESS_TIMEOUT: the first may be the moment's (503, retry);
+	// the second is remembered, as an image that cannot be made within the
+	// limits (422); the worker is killed twice, not on every request.
 	slow.put(t, "uploads/photo.jpg", imagetest.Photo(t))
 	for i := range 4 {
 		n, err := rendersBy(slow, "uploads/photo.jpg", "format=avif&quality=100&width=4000&enlarge=true")
-		if want := int32(1 - min(i/2, 1)); !errors.Is(err, imageproc.ErrTimeout) || n != want {
-			t.Fatalf("a timeout, request %d: %v after %d renders", i, err, n)
+		want, kind := int32(1-min(i/2, 1)), imageproc.ErrUnsatisfiable
+		if i == 0 {
+			kind = imageproc.ErrTimeout
+		}
+		if !errors.Is(err, kind) || n != want {
+			t.Fatalf("a timeout, request %d: %v after %d renders, want %v after %d", i, err, n, kind, want)
+		}
+	}
+
+	// A bad option (here a crop outside the original) is found from the
+	// header, before any decode, and is not remembered (a missing
+	// watermark, the other kind, may be stored a moment later).
+	for range 2 {
+		if n, err := rendersFor("uploads/photo.jpg", "crop=0,0,99999,10"); !errors.Is(err, imageproc.ErrBadOption) || n != 1 {
+			t.Fatalf("a crop outside: %v after %d renders", err, n)
 		}
 	}
 

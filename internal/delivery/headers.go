@@ -26,8 +26,10 @@ func cacheControl(unpinned string, r Request, now time.Time) string {
 	return capAges(cc, max(int64(r.Expires.Sub(now)/time.Second), 0))
 }
 
-// capAges lowers max-age and s-maxage to at most n seconds, and adds
-// max-age=n where there was none (a cache would otherwise guess one).
+// capAges lowers max-age and s-maxage to at most n seconds, adds
+// max-age=n where there was none (a cache would otherwise guess one), and
+// drops stale-while-revalidate and stale-if-error, which would let a cache
+// serve the answer past n.
 func capAges(cc string, n int64) string {
 	var out []string
 	hasMaxAge := false
@@ -38,6 +40,8 @@ func capAges(cc string, n int64) string {
 		}
 		name, v, ok := strings.Cut(d, "=")
 		switch name = strings.ToLower(name); {
+		case name == "stale-while-revalidate" || name == "stale-if-error":
+			continue
 		case ok && (name == "max-age" || name == "s-maxage"):
 			hasMaxAge = hasMaxAge || name == "max-age"
 			if age, err := strconv.ParseInt(v, 10, 64); err != nil || age > n {

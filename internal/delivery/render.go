@@ -113,7 +113,7 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	defer cancel()
 	defer s.flights.leave(e.key)
 	fl.img, fl.err = s.make(ctx, e, pinned)
-	s.remember(e, fl.err)
+	fl.err = s.remember(e, fl.err)
 	close(fl.done)
 	if fl.err != nil {
 		return
@@ -167,10 +167,11 @@ func (s *Service) Wait() { s.flights.wg.Wait() }
 // otherwise take a place at the gate for every request the CDN passes on,
 // since errors are not cached. Such failures are remembered for FailureTTL
 // and answered again without rendering: by the derived image they were
-// for, and, for those of the original itself (not an image, or
-// undecodable), by every image of that version of it. Failures of the
-// moment (a full gate, the store) are not remembered, nor is anything of a
-// version once a purge has passed over it.
+// for, and, when the original is not an image at all, by every image of
+// that version of it. Failures of the moment (a full gate, no worker, the
+// store) are not remembered, nor are bad options (found before any decode,
+// and a missing watermark may be added), nor is anything of a version once
+// a purge has passed over it.
 
 // versionFailed is the failures memo's key for every image of version etag
 // of the original key.
@@ -189,21 +190,29 @@ func (s *Service) failed(e entry) error {
 	return nil
 }
 
-// remember keeps err, the outcome of rendering e, when it is a failure
-// the original causes. A timeout may be the moment's (a machine slowed by
-// its neighbours), as the pipeline also holds: only a second one within
-// FailureTTL is remembered.
-func (s *Service) remember(e entry, err error) {
+// remember keeps the outcome of rendering e when it is a failure the
+// original causes, and returns the error to answer. A timeout may be the
+// moment's (a machine slowed by its neighbours), as the pipeline also
+// holds: the first is answered as it is (503, retry); the second within
+// FailureTTL is remembered, and answered as what it now is, an image that
+// cannot be made within the limits (422), not a reason to come back in a
+// second.
+func (s *Service) remember(e entry, err error) error {
 	switch {
-	case errors.Is(err, imageproc.ErrUnsupported), errors.Is(err, imageproc.ErrUndecodable):
+	case err == nil:
+		s.timedOut.Forget(e.key)
+	case errors.Is(err, imageproc.ErrUnsupported):
 		s.failures.Put(s.versionFailed(e.source, e.etag), err)
-	case errors.Is(err, imageproc.ErrTooLarge), errors.Is(err, imageproc.ErrUnsatisfiable), errors.Is(err, imageproc.ErrBadOption):
+	case errors.Is(err, imageproc.ErrUndecodable), errors.Is(err, imageproc.ErrTooLarge), errors.Is(err, imageproc.ErrUnsatisfiable):
+		// Per image: a decoder or an encoder may fail on one size only.
 		s.failures.Put(e.key, err)
 	case errors.Is(err, imageproc.ErrTimeout):
-		if _, again := s.timedOut.Get(e.key); again {
-			s.failures.Put(e.key, err)
-		} else {
+		if _, again := s.timedOut.Get(e.key); !again {
 			s.timedOut.Put(e.key, struct{}{})
+			return err
 		}
+		err = fmt.Errorf("%w: it ran into the processing timeout twice (%v)", imageproc.ErrUnsatisfiable, err)
+		s.failures.Put(e.key, err)
 	}
+	return err
 }

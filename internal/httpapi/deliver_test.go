@@ -505,9 +505,13 @@ func TestDeliverNamesAndOrigins(t *testing.T) {
 		resp, _ := s.do(t, "GET", good, nil, nil)
 		notModified, _ := s.do(t, "GET", good, nil, http.Header{"If-None-Match": {resp.Header.Get("ETag")}})
 		forbidden, _ := s.do(t, "GET", strings.Replace(good, "width=32", "width=33", 1), nil, nil)
-		for name, r := range map[string]*http.Response{"304": notModified, "403": forbidden} {
-			if got := r.Header.Get("Access-Control-Allow-Origin"); r.StatusCode != 304 && name == "304" || got != origin {
-				t.Errorf("origin %q: the %s (%d) has %q", origin, name, r.StatusCode, got)
+		noFollow := *s.Client()
+		noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		req, _ := http.NewRequestWithContext(t.Context(), "GET", s.URL+"/img/_/preset=th%75mb/uploads/cats/tom.jpg", nil)
+		moved, _ := contract.Do(t, &noFollow, req)
+		for status, r := range map[int]*http.Response{304: notModified, 403: forbidden, 301: moved} {
+			if got := r.Header.Get("Access-Control-Allow-Origin"); r.StatusCode != status || got != origin {
+				t.Errorf("origin %q: the %d (%d) has %q", origin, status, r.StatusCode, got)
 			}
 		}
 	}

@@ -236,7 +236,7 @@ func (w *worker) kill() {
 // roundTrip sends one job with its image and reads the reply and outputs.
 func (w *worker) roundTrip(j job, image [][]byte) (reply, [][]byte, error) {
 	if err := writeFrame(w.jobs, j, image...); err != nil {
-		return reply{}, nil, err
+		return reply{}, nil, fmt.Errorf("%w: %w", errNotSent, err)
 	}
 	var rep reply
 	if err := readMessage(w.replies, &rep); err != nil {
@@ -272,18 +272,44 @@ func (s stopped) Unwrap() error { return s.cause }
 // been killed: either way the worker no longer reads image, so the caller
 // may reuse its memory. deadline bounds the whole of it (waiting for a
 // worker that is being replaced included); when it passes or ctx ends, the
-// worker is killed and a fresh one started in the background.
+// worker is killed and a fresh one started in the background. A worker
+// found dead before it took the job (the OOM killer takes idle workers
+// too) is replaced and another one tried: that is not the image's doing.
+// With no worker free before the deadline, nothing was tried: ErrBusy.
 func (p *pool) do(ctx context.Context, deadline time.Time, j job, image [][]byte) (reply, [][]byte, error) {
+	start := time.Now()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
-	var w *worker
-	select {
-	case w = <-p.idle:
-	case <-t.C:
-		return reply{}, nil, stopped{ErrTimeout}
-	case <-ctx.Done():
-		return reply{}, nil, stopped{context.Cause(ctx)}
+	for unsent := 0; ; unsent++ {
+		var w *worker
+		select {
+		case w = <-p.idle:
+		case <-t.C:
+			return reply{}, nil, stopped{fmt.Errorf("%w: no image worker free in %s", ErrBusy, time.Since(start).Round(time.Millisecond))}
+		case <-ctx.Done():
+			return reply{}, nil, stopped{context.Cause(ctx)}
+		}
+		select {
+		case <-w.exited: // died while idle
+			p.replace(w)
+			continue
+		default:
+		}
+		rep, outs, err := p.roundTrip(ctx, t, w, j, image)
+		if errors.Is(err, errNotSent) && unsent < 2 {
+			continue // it died before it had the whole job; replaced
+		}
+		return rep, outs, err
 	}
+}
+
+// errNotSent: the worker died before it had read the whole job, so before
+// it began the image.
+var errNotSent = errors.New("job not sent")
+
+// roundTrip runs j on w, which it replaces when it fails or is stopped by
+// t or ctx, and returns it to the idle workers otherwise.
+func (p *pool) roundTrip(ctx context.Context, t *time.Timer, w *worker, j job, image [][]byte) (reply, [][]byte, error) {
 	type result struct {
 		rep  reply
 		outs [][]byte
@@ -304,7 +330,7 @@ func (p *pool) do(ctx context.Context, deadline time.Time, j job, image [][]byte
 				died = errWorkerOutOfMemory
 			}
 			p.replace(w)
-			return reply{}, nil, fmt.Errorf("%w: %v", died, r.err)
+			return reply{}, nil, fmt.Errorf("%w: %w", died, r.err)
 		}
 		p.idle <- w
 		return r.rep, r.outs, nil

@@ -1,10 +1,13 @@
 package imageproc
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // A worker's environment holds what libvips and the runtime read, and no
@@ -50,5 +53,49 @@ func TestWorkersAreTheOOMKillersFirstChoice(t *testing.T) {
 	}
 	if again, _ := os.ReadFile("/proc/self/oom_score_adj"); string(again) != string(own) || strings.TrimSpace(string(own)) == "1000" {
 		t.Errorf("the server's oom_score_adj: %q, was %q", again, own)
+	}
+}
+
+// killIdle waits until all n workers are idle (replacements started), kills
+// them with SIGKILL, as the OOM killer would, and waits until each is gone.
+func killIdle(t *testing.T, p *Processor, n int) {
+	t.Helper()
+	_, idle := p.pool.pids()
+	for deadline := time.Now().Add(10 * time.Second); len(idle) < n; _, idle = p.pool.pids() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idle workers, want %d", len(idle), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, pid := range idle {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, pid := range idle {
+		for syscall.Kill(pid, 0) == nil { // until reaped
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+}
+
+// Workers the kernel kills while idle (it takes workers first) are not
+// the next image's doing: it is made on fresh ones, not refused as too
+// large; and when no worker can be had before the deadline, nothing was
+// tried: the answer is busy (retry), never a timeout of the image's.
+func TestWorkersDeadBeforeTheJob(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) { c.Concurrency, c.Timeout = 2, 3*time.Second })
+	photo := readTestdata(t, "ladybird.jpg")
+	for range 3 {
+		killIdle(t, p, 2)
+		if r, err := p.Process(t.Context(), photo, Options{Width: 50}); err != nil || r.Width != 50 {
+			t.Fatalf("after idle workers were killed: %v", err)
+		}
+	}
+	killIdle(t, p, 2)                   // once all are idle again,
+	p.pool.exe = "/nonexistent/resizer" // no replacement can start
+
+	if _, err := p.Process(t.Context(), photo, Options{Width: 50}); !errors.Is(err, ErrBusy) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("with no worker to be had: %v, want ErrBusy", err)
 	}
 }

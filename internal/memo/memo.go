@@ -18,6 +18,7 @@ type Memo[V any] struct {
 	mu  sync.Mutex
 	ttl time.Duration
 	m   map[string]entry[V]
+	now func() time.Time // time.Now; the tests' own clock
 }
 
 type entry[V any] struct {
@@ -27,7 +28,7 @@ type entry[V any] struct {
 
 // New returns a Memo whose values last ttl; with 0 it keeps nothing.
 func New[V any](ttl time.Duration) *Memo[V] {
-	return &Memo[V]{ttl: ttl, m: map[string]entry[V]{}}
+	return &Memo[V]{ttl: ttl, m: map[string]entry[V]{}, now: time.Now}
 }
 
 // Get returns the value of k, unless it has expired or was never put.
@@ -35,7 +36,7 @@ func (m *Memo[V]) Get(k string) (V, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	e, ok := m.m[k]
-	if !ok || time.Now().After(e.until) {
+	if !ok || m.now().After(e.until) {
 		var zero V
 		return zero, false
 	}
@@ -47,9 +48,9 @@ func (m *Memo[V]) Put(k string, v V) {
 	if m.ttl <= 0 {
 		return
 	}
-	now := time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.now()
 	if len(m.m) >= maxEntries {
 		for k, e := range m.m {
 			if now.After(e.until) {

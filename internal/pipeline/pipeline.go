@@ -335,8 +335,11 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) {
 		res, err := p.run(ctx, key, etag)
 		err = p.timeoutAgain(key, etag, err)
+		if err == nil {
+			p.timedOut.Forget(timeoutKey(key, etag))
+		}
 		if err != nil && IsPermanent(err) {
-			return p.reject(ctx, key, err), nil
+			return p.reject(ctx, key, etag, err), nil
 		}
 		return res, err
 	})
@@ -363,13 +366,16 @@ func (p *Pipeline) timeoutAgain(key, etag string, err error) error {
 	if etag == "" || !errors.Is(err, imageproc.ErrTimeout) {
 		return err
 	}
-	k := key + "\x00" + etag
+	k := timeoutKey(key, etag)
 	if _, ok := p.timedOut.Get(k); ok {
 		return fmt.Errorf("%w: %w", ErrTimedOutAgain, err)
 	}
 	p.timedOut.Put(k, struct{}{})
 	return err
 }
+
+// timeoutKey is the timedOut memo's key of version etag of key.
+func timeoutKey(key, etag string) string { return key + "\x00" + strings.Trim(etag, `"`) }
 
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
@@ -391,12 +397,18 @@ func IsPermanent(err error) bool {
 // reject reports a source that cannot be processed and, with a rejected
 // prefix, moves it there, so that it neither sits among the inputs nor is
 // tried again. The move is best effort: the rejection stands either way.
-func (p *Pipeline) reject(ctx context.Context, key string, cause error) Result {
+func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Result {
 	res := Result{Status: StatusRejected, Key: key, Reason: cause.Error()}
 	if p.cfg.RejectedPrefix == "" || errors.Is(cause, storage.ErrInvalidKey) {
 		return res
 	}
-	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes})
+	// The version that failed, and no other: one stored since is its own
+	// event's to judge (a precondition failure leaves it in place).
+	o := storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes}
+	if etag = trimETag(etag); etag != "" {
+		o.IfMatch = `"` + etag + `"`
+	}
+	data, obj, err := p.in.Get(ctx, key, o)
 	if err == nil {
 		to := p.cfg.RejectedPrefix + strings.TrimPrefix(key, p.cfg.InputPrefix)
 		if _, err = p.in.Put(ctx, to, data, storage.PutOptions{ContentType: obj.ContentType,

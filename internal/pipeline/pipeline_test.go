@@ -544,3 +544,36 @@ func TestTimeoutTwiceRejects(t *testing.T) {
 		t.Fatalf("a new version: %v, want a timeout to retry", err)
 	}
 }
+
+// A rejection moves aside the version that failed and no other: a version
+// stored since stays where it is, for its own event to judge.
+func TestRejectMovesOnlyTheFailedVersion(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.RejectedPrefix = "rejected/"
+	pl, err := New(cfg, d, d, proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	old, err := d.Put(ctx, "uploads/a.jpg", []byte("not an image"), storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "uploads/a.jpg", imagetest.Photo(t), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+		t.Fatal(err)
+	}
+	res := pl.reject(ctx, "uploads/a.jpg", old.ETag, imageproc.ErrUnsupported)
+	if res.Status != StatusRejected || !strings.Contains(res.Reason, "not moved") {
+		t.Fatalf("%+v", res)
+	}
+	if _, err := d.Head(ctx, "uploads/a.jpg"); err != nil {
+		t.Fatalf("the newer version was moved: %v", err)
+	}
+	if _, err := d.Head(ctx, "rejected/a.jpg"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("something was moved aside: %v", err)
+	}
+}
