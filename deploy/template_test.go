@@ -8,6 +8,9 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/pipeline"
 )
 
 // load parses the template into plain maps, slices and strings, with the
@@ -660,5 +663,55 @@ func TestWebAcls(t *testing.T) {
 		if get(t, tpl, "Parameters", p, "Default") != "" {
 			t.Errorf("%s is not optional", p)
 		}
+	}
+}
+
+// The tasks read the client from the load balancers' X-Forwarded-For
+// (TRUSTED_PROXIES), so that MAX_PER_CLIENT counts clients and not the
+// balancer; the default is a list the service accepts.
+func TestTasksTrustTheLoadBalancers(t *testing.T) {
+	tpl := load(t)
+	env := map[string]string{}
+	for _, e := range list(resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment"), allReady)) {
+		env[get(t, e, "Name").(string)] = fmt.Sprint(get(t, e, "Value"))
+	}
+	if env["TRUSTED_PROXIES"] != fmt.Sprint(map[string]any{"Ref": "TrustedProxyCidrs"}) {
+		t.Fatalf("TRUSTED_PROXIES = %q", env["TRUSTED_PROXIES"])
+	}
+	def := get(t, tpl, "Parameters", "TrustedProxyCidrs", "Default").(string)
+	if _, err := config.Load(func(k string) string {
+		if k == "TRUSTED_PROXIES" {
+			return def
+		}
+		return ""
+	}); err != nil {
+		t.Fatalf("the default %q: %v", def, err)
+	}
+}
+
+// The dashboard graphs webhook outcomes that the service records.
+func TestDashboardOutcomesExist(t *testing.T) {
+	body := fmt.Sprint(get(t, load(t), "Resources", "Dashboard", "Properties", "DashboardBody"))
+	i := strings.Index(body, `"WebhookRecords", "Outcome", `)
+	if i < 0 {
+		t.Fatal("no webhook outcomes on the dashboard")
+	}
+	row := body[i : strings.Index(body[i:], `["${Namespace}", "Shed"]`)+i]
+	known := map[string]bool{"error": true, "ignored": true}
+	for _, s := range []pipeline.Status{pipeline.StatusProcessed, pipeline.StatusUpToDate, pipeline.StatusLoopGuard,
+		pipeline.StatusSuperseded, pipeline.StatusRejected, pipeline.StatusDeleted} {
+		known[string(s)] = true
+	}
+	n := 0
+	for _, part := range strings.Split(row, `"`) {
+		if part != "" && strings.Trim(part, "abcdefghijklmnopqrstuvwxyz_") == "" {
+			n++
+			if !known[part] {
+				t.Errorf("the dashboard graphs outcome %q, which the service never records", part)
+			}
+		}
+	}
+	if n < 3 {
+		t.Errorf("%d outcomes found in %s", n, row)
 	}
 }
