@@ -383,3 +383,24 @@ func (m *heifMeta) readIref(b []byte) error {
 	})
 	return errors.Join(err, ierr)
 }
+
+// maxItemID is the largest item ID that any of the boxes names.
+func (m *heifMeta) maxItemID() uint32 {
+	id := m.primary
+	for _, it := range m.items {
+		id = max(id, it.id)
+	}
+	for k := range m.locs {
+		id = max(id, k)
+	}
+	for k := range m.assocs {
+		id = max(id, k)
+	}
+	for _, r := range m.auxl {
+		id = max(id, r.from)
+		for _, to := range r.to {
+			id = max(id, to)
+		}
+	}
+	return id
+}

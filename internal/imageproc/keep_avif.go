@@ -50,8 +50,15 @@ func avifWith(b, exif, icc []byte) ([]byte, error) {
 	}
 	var exifData []byte
 	if exif != nil {
+		// The new item's ID must be new to every box that names items, not
+		// only to iloc: an item may be declared with no location (a grid,
+		// or a file that only claims to be an AVIF).
+		hm, err := readHeifMeta(b)
+		if err != nil {
+			return nil, fmt.Errorf("items: %w", err)
+		}
 		exifData = append([]byte{0, 0, 0, 0}, exif...) // the TIFF header at offset 0
-		if err := m.addExif(uint32(len(exifData))); err != nil {
+		if err := m.addExif(max(m.iloc.maxID(), hm.maxItemID(), m.primary)+1, uint32(len(exifData))); err != nil {
 			return nil, err
 		}
 	}
@@ -226,10 +233,10 @@ func idSize(version byte) int {
 	return 4
 }
 
-// addExif adds an Exif item of n bytes, describing the primary image.
-func (m *avifMeta) addExif(n uint32) error {
-	id := m.iloc.maxID() + 1
-	if id > 0xFFFF && m.iloc.version < 2 {
+// addExif adds an Exif item of n bytes, with ID id (unused; 0 when the
+// IDs ran out), describing the primary image.
+func (m *avifMeta) addExif(id, n uint32) error {
+	if id == 0 || id > 0xFFFF && m.iloc.version < 2 {
 		return errors.New("no item ID left")
 	}
 	m.iloc.items = append(m.iloc.items, ilocItem{id: id, exif: true, extents: []ilocExtent{{n: uint64(n)}}})
