@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -186,6 +187,30 @@ func TestSrcset(t *testing.T) {
 	} {
 		if got := srcset(tc.vs, tc.w, tc.h); got != tc.want {
 			t.Errorf("%v of %dx%d: %q, want %q", tc.vs, tc.w, tc.h, got, tc.want)
+		}
+	}
+}
+
+// A manifest's URLs name their outputs as a CDN or S3 in front of the
+// bucket reads paths: every character a path cannot hold escaped, and "+"
+// too, which S3 takes for a space.
+func TestPublicURLs(t *testing.T) {
+	p := &Pipeline{cfg: Config{PublicBaseURL: "https://cdn.example/"}}
+	for key, want := range map[string]string{
+		"resized/thumb/a.jpg":        "https://cdn.example/resized/thumb/a.jpg",
+		"resized/thumb/a+b.jpg":      "https://cdn.example/resized/thumb/a%2Bb.jpg",
+		"resized/thumb/a b.jpg":      "https://cdn.example/resized/thumb/a%20b.jpg",
+		"resized/thumb/ü/%41?#.jpg":  "https://cdn.example/resized/thumb/%C3%BC/%2541%3F%23.jpg",
+		"resized/thumb/tom's (1).jp": "https://cdn.example/resized/thumb/tom%27s%20%281%29.jp",
+	} {
+		got := p.publicURL(key)
+		if got != want {
+			t.Errorf("%q: %s, want %s", key, got, want)
+			continue
+		}
+		u, err := url.Parse(got)
+		if err != nil || strings.TrimPrefix(u.Path, "/") != key {
+			t.Errorf("%s reads back as %q (%v)", got, u.Path, err)
 		}
 	}
 }

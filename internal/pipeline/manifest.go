@@ -73,9 +73,10 @@ func (p *Pipeline) ManifestKey(key string) string {
 
 // publicURL is the URL of an output key under the public base URL (a CDN
 // in front of the private bucket), or else ObjectURL's, or else the key
-// itself, relative.
+// itself, relative. A path keeps "+" as it is, and S3 reads it as a space:
+// it is written %2B.
 func (p *Pipeline) publicURL(key string) string {
-	esc := (&url.URL{Path: key}).EscapedPath()
+	esc := strings.ReplaceAll((&url.URL{Path: key}).EscapedPath(), "+", "%2B")
 	if p.cfg.PublicBaseURL == "" {
 		if p.cfg.ObjectURL != nil {
 			return p.cfg.ObjectURL(key)
@@ -184,7 +185,7 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, info *imageproc.Info
 				stale = append(stale, v.Key)
 			}
 		}
-		if err := parallel(len(stale), func(i int) error { return p.out.Delete(ctx, stale[i]) }); err != nil {
+		if stale, err = p.deleteOwned(ctx, res.Key, stale); err != nil {
 			return fmt.Errorf("delete retired variants: %w", err)
 		}
 		res.Pruned = stale

@@ -413,13 +413,61 @@ func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Re
 		to := p.cfg.RejectedPrefix + strings.TrimPrefix(key, p.cfg.InputPrefix)
 		if _, err = p.in.Put(ctx, to, data, storage.PutOptions{ContentType: obj.ContentType,
 			Metadata: map[string]string{MetaSourceKey: escapeKey(key), "rejected": truncate(cause.Error(), 200)}}); err == nil {
-			err = p.in.Delete(ctx, key)
+			err = p.deleteIfStill(ctx, key, obj.ETag)
 		}
 	}
 	if err != nil {
 		res.Reason += " (not moved: " + err.Error() + ")"
 	}
 	return res
+}
+
+// deleteOwned deletes those of the outputs keys that are source's, and
+// returns them. Two originals can have one output key (a.jpg's WebP
+// variant is a.jpg.webp, as is the original a.jpg.webp's), so an output
+// is deleted only when its metadata names source (or names none: made
+// before outputs carried it). Keys the store cannot hold (a long key with
+// a format's extension appended) hold nothing and are skipped.
+func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string) ([]string, error) {
+	owned := make([]bool, len(keys))
+	err := parallel(len(keys), func(i int) error {
+		if storage.ValidateKey(keys[i]) != nil {
+			return nil
+		}
+		obj, err := p.out.Head(ctx, keys[i])
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		if s, ok := obj.Metadata[MetaSourceKey]; ok && s != escapeKey(source) {
+			return nil // another original's
+		}
+		owned[i] = true
+		return p.out.Delete(ctx, keys[i])
+	})
+	var deleted []string
+	for i, k := range keys {
+		if owned[i] {
+			deleted = append(deleted, k)
+		}
+	}
+	return deleted, err
+}
+
+// deleteIfStill deletes key if it is still version etag. The stores have
+// no conditional delete, so a version stored between the look and the
+// delete (milliseconds) could still go; its own event then finds it gone.
+func (p *Pipeline) deleteIfStill(ctx context.Context, key, etag string) error {
+	head, err := p.in.Head(ctx, key)
+	if err != nil {
+		return err
+	}
+	if trimETag(head.ETag) != trimETag(etag) {
+		return fmt.Errorf("%w: replaced by version %s", storage.ErrPreconditionFailed, head.ETag)
+	}
+	return p.in.Delete(ctx, key)
 }
 
 // truncate keeps metadata values within what S3 allows (ASCII, short).
@@ -473,7 +521,7 @@ func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
 			}
 		}
 	}
-	if err := parallel(len(keys), func(i int) error { return p.out.Delete(ctx, keys[i]) }); err != nil {
+	if _, err := p.deleteOwned(ctx, key, keys); err != nil {
 		return Result{}, fmt.Errorf("delete variants: %w", err)
 	}
 	if err := p.out.Delete(ctx, p.ManifestKey(key)); err != nil {
@@ -510,7 +558,38 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	case err != nil:
 		return Result{}, err
 	}
-	return p.make(ctx, obj, data)
+	res, err := p.make(ctx, obj, data)
+	if err != nil {
+		return res, err
+	}
+	return p.stillCurrent(ctx, key, etag, res)
+}
+
+// stillCurrent checks, once version etag of key is made, that it is still
+// the stored one. The read was of that version (If-Match), but the writes
+// that followed could land after a newer version's own run had written its
+// outputs and manifest, and over them; or after the source's deletion had
+// removed its outputs, which would then outlive it. Replaced since, the
+// current version is made again (sharing a run of it under way); deleted,
+// what was written is removed. Either way this version's result is
+// StatusSuperseded.
+func (p *Pipeline) stillCurrent(ctx context.Context, key, etag string, res Result) (Result, error) {
+	head, err := p.in.Head(ctx, key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		if _, err := p.Remove(ctx, key); err != nil {
+			return Result{}, fmt.Errorf("deleted while it was made: %w", err)
+		}
+	case err != nil:
+		return res, nil // written; a change since has an event of its own
+	case trimETag(head.ETag) != trimETag(etag):
+		if _, err := p.Run(ctx, key, head.ETag); err != nil && !IsPermanent(err) {
+			return Result{}, fmt.Errorf("replaced while it was made: %w", err)
+		}
+	default:
+		return res, nil
+	}
+	return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
 }
 
 // upToDate reports whether every output of key, as the key's extension

@@ -577,3 +577,148 @@ func TestRejectMovesOnlyTheFailedVersion(t *testing.T) {
 		t.Fatalf("something was moved aside: %v", err)
 	}
 }
+
+// meddling is a real store that does something (once) right after it has
+// given a source to a run: the moment at which another upload or a
+// deletion can slip in before the run writes.
+type meddling struct {
+	Store
+	done   atomic.Bool
+	meddle func()
+}
+
+func (m *meddling) Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error) {
+	b, obj, err := m.Store.Get(ctx, key, o)
+	if err == nil && strings.HasPrefix(key, "uploads/") && m.done.CompareAndSwap(false, true) {
+		m.meddle() // its own runs read through here too, and meddle no more
+	}
+	return b, obj, err
+}
+
+// A run's writes that land after a newer version's run, or after the
+// source's deletion, do not stand: the newer version's outputs and
+// manifest are made again, and a deleted source's outputs are removed.
+func TestARunOvertakenByAnotherVersion(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	st := &meddling{Store: d}
+	pl, err := New(testConfig(t), st, st, proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, err := d.Put(ctx, "uploads/a.jpg", imagetest.Photo(t), storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v2 storage.Object
+	st.meddle = func() { // v2 is stored, and its event's run finishes, while v1's run is at work
+		small := imagetest.Marked(t, 320, 200, image.Rect(0, 0, 10, 10))
+		if v2, err = d.Put(ctx, "uploads/a.jpg", small, storage.PutOptions{ContentType: "image/png"}); err != nil {
+			t.Error(err)
+			return
+		}
+		if res, err := pl.Run(ctx, "uploads/a.jpg", v2.ETag); err != nil || res.Status != StatusProcessed {
+			t.Errorf("v2's run: %+v %v", res, err)
+		}
+	}
+	res, err := pl.Run(ctx, "uploads/a.jpg", v1.ETag)
+	if err != nil || res.Status != StatusSuperseded {
+		t.Fatalf("v1's run: %+v %v, want superseded", res, err)
+	}
+	objs, err := d.List(ctx, "resized/", 0)
+	if err != nil || len(objs) < 4 {
+		t.Fatalf("outputs %v %v", objs, err)
+	}
+	for _, o := range objs {
+		h, err := d.Head(ctx, o.Key)
+		if err != nil || trimETag(h.Metadata[MetaSourceETag]) != trimETag(v2.ETag) {
+			t.Errorf("%s is of version %q, want v2 %q (%v)", o.Key, h.Metadata[MetaSourceETag], v2.ETag, err)
+		}
+	}
+
+	// Deleted (and its deletion event done) while a run is at work.
+	v3, err := d.Put(ctx, "uploads/b.jpg", imagetest.Photo(t), storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.done.Store(false)
+	st.meddle = func() {
+		if err := d.Delete(ctx, "uploads/b.jpg"); err != nil {
+			t.Error(err)
+		}
+		if _, err := pl.Remove(ctx, "uploads/b.jpg"); err != nil {
+			t.Error(err)
+		}
+	}
+	if res, err := pl.Run(ctx, "uploads/b.jpg", v3.ETag); err != nil || res.Status != StatusSuperseded {
+		t.Fatalf("b's run: %+v %v, want superseded", res, err)
+	}
+	for _, o := range mustList(t, d, "resized/") {
+		if strings.Contains(o.Key, "b.jpg") {
+			t.Errorf("%s outlived its deleted source", o.Key)
+		}
+	}
+}
+
+func mustList(t *testing.T, s Store, prefix string) []storage.Object {
+	t.Helper()
+	l, ok := s.(interface {
+		List(context.Context, string, int) ([]storage.Object, error)
+	})
+	if !ok {
+		t.Fatal("the store does not list")
+	}
+	objs, err := l.List(t.Context(), prefix, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// Two originals can have one output key (a.jpg's WebP variant and the
+// WebP original a.jpg.webp's are both a.jpg.webp): removing one leaves
+// the output that the other wrote last.
+func TestRemoveLeavesAnotherOriginalsOutput(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	if cfg.Variants, err = ParseVariants("thumb:64x64:cover:webp", 8192); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := New(cfg, d, d, proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	webp, err := pl.proc.Process(ctx, imagetest.Photo(t), imageproc.Options{Width: 320, Format: imageproc.FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []struct {
+		key  string
+		data []byte
+	}{{"uploads/a.jpg", imagetest.Photo(t)}, {"uploads/a.jpg.webp", webp.Data}} {
+		obj, err := d.Put(ctx, o.key, o.data, storage.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := pl.Run(ctx, o.key, obj.ETag); err != nil || res.Status != StatusProcessed || res.Outputs[0].Key != "resized/thumb/a.jpg.webp" {
+			t.Fatalf("%s: %+v %v", o.key, res, err)
+		}
+	}
+	if err := d.Delete(ctx, "uploads/a.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pl.Remove(ctx, "uploads/a.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	h, err := d.Head(ctx, "resized/thumb/a.jpg.webp")
+	if err != nil || h.Metadata[MetaSourceKey] != "uploads/a.jpg.webp" {
+		t.Fatalf("a.jpg.webp's thumbnail: %v %v", h.Metadata, err)
+	}
+}
