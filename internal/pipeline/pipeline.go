@@ -9,6 +9,7 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -592,12 +593,54 @@ func (p *Pipeline) stillCurrent(ctx context.Context, key, etag string, res Resul
 	return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
 }
 
-// upToDate reports whether every output of key, as the key's extension
-// predicts their formats, carries etag, focus (FormatFocus, or empty for
-// none) and its variant's current digest, and the manifest is there for
-// etag and the configured variants. A wrong prediction only costs the
-// work of remaking them.
+// upToDate reports whether every output of key carries etag, focus
+// (FormatFocus, or empty for none) and its variant's current digest, and
+// the manifest is there for etag and the configured variants. The output
+// keys are first predicted from the key's extension, in one round of
+// HEADs; when that fails (no extension, one that lies, an image with
+// alpha whose outputs are PNG), the manifest says where the outputs are.
 func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
+	return p.predictedCurrent(ctx, key, etag, focus) || p.manifestCurrent(ctx, key, etag, focus)
+}
+
+// manifestCurrent is upToDate with the output keys the manifest records.
+func (p *Pipeline) manifestCurrent(ctx context.Context, key, etag, focus string) bool {
+	b, obj, err := p.out.Get(ctx, p.ManifestKey(key), storage.GetOptions{MaxBytes: 1 << 20})
+	if err != nil || obj.Metadata[MetaSourceETag] != trimETag(etag) || obj.Metadata[MetaVariantDigest] != p.setDigest() {
+		return false
+	}
+	var m Manifest
+	if json.Unmarshal(b, &m) != nil {
+		return false
+	}
+	keys := make([]string, len(p.cfg.Variants))
+	for i, v := range p.cfg.Variants {
+		j := slices.IndexFunc(m.Variants, func(mv ManifestVariant) bool { return mv.Name == v.Name })
+		if j < 0 || !strings.HasPrefix(m.Variants[j].Key, p.cfg.OutputPrefix) {
+			return false
+		}
+		keys[i] = m.Variants[j].Key
+	}
+	return p.outputsCurrent(ctx, keys, etag, focus)
+}
+
+// outputsCurrent reports whether each of keys, the outputs of the
+// configured variants in order, carries etag, focus and its variant's
+// digest.
+func (p *Pipeline) outputsCurrent(ctx context.Context, keys []string, etag, focus string) bool {
+	current := make([]bool, len(keys))
+	parallel(len(keys), func(i int) error {
+		obj, err := p.out.Head(ctx, keys[i])
+		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus &&
+			obj.Metadata[MetaVariantDigest] == p.cfg.Variants[i].Digest()
+		return nil
+	})
+	return !slices.Contains(current, false)
+}
+
+// predictedCurrent is upToDate with the output keys the key's extension
+// predicts, and the manifest's HEAD, all in one round.
+func (p *Pipeline) predictedCurrent(ctx context.Context, key, etag, focus string) bool {
 	src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
 	if src == imageproc.FormatUnknown {
 		return false

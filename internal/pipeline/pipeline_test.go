@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -721,4 +722,52 @@ func TestRemoveLeavesAnotherOriginalsOutput(t *testing.T) {
 	if err != nil || h.Metadata[MetaSourceKey] != "uploads/a.jpg.webp" {
 		t.Fatalf("a.jpg.webp's thumbnail: %v %v", h.Metadata, err)
 	}
+}
+
+// An original whose key does not say its outputs' format (no extension,
+// one that lies, an image with alpha whose outputs are PNG) is current
+// once made: a second run, or a reconcile, does not make it again.
+func TestCurrentWhateverTheKeySays(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &counting{Store: d}
+	pl, err := New(testConfig(t), cs, cs, proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	alpha := image.NewNRGBA(image.Rect(0, 0, 64, 48)) // transparent: outputs keep alpha, as PNG
+	for key, data := range map[string][]byte{
+		"uploads/no-extension":  imagetest.Photo(t),
+		"uploads/lies.png":      imagetest.Photo(t),
+		"uploads/alpha.jpg":     encodePNGImage(t, alpha),
+		"uploads/plain.jpg":     imagetest.Photo(t),
+		"uploads/a/b/c/d/e.jpg": imagetest.Photo(t),
+	} {
+		obj, err := d.Put(ctx, key, data, storage.PutOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res, err := pl.Run(ctx, key, obj.ETag); err != nil || res.Status != StatusProcessed {
+			t.Fatalf("%s: %+v %v", key, res, err)
+		}
+		before := cs.gets.Load()
+		if res, err := pl.Run(ctx, key, obj.ETag); err != nil || res.Status != StatusUpToDate {
+			t.Errorf("%s again: %s %v, want up to date", key, res.Status, err)
+		}
+		if n := cs.gets.Load() - before; n > 1 {
+			t.Errorf("%s again: %d reads, want at most the manifest's", key, n)
+		}
+	}
+}
+
+func encodePNGImage(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
 }
