@@ -143,7 +143,11 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 		err = execute(ctx, pl, settle, plan, f, s, stdout)
 	}
 	if f.json {
-		b, _ := json.Marshal(map[string]int{"current": plan.Current, "create": plan.Create, "regenerate": plan.Regenerate, "delete": plan.Delete})
+		del := plan.Delete
+		if f.keepRetired {
+			del = 0 // what it deletes: nothing
+		}
+		b, _ := json.Marshal(map[string]int{"current": plan.Current, "create": plan.Create, "regenerate": plan.Regenerate, "delete": del})
 		fmt.Fprintf(stdout, "%s\n", b)
 	}
 	return err

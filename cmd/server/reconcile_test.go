@@ -166,6 +166,11 @@ func TestReconcileProof(t *testing.T) {
 	if rr.total != 0 {
 		t.Fatalf("the dry run made %d signals", rr.total)
 	}
+	// With --keep-retired, the count is of what it would delete: none.
+	out, err = reconcileRun(ctx, env, "--dry-run", "--json", "--keep-retired")
+	if got := lastJSON(t, out); err != nil || got["regenerate"] != n || got["delete"] != 0 {
+		t.Fatalf("dry run keeping retired variants: %v %v\n%s", got, err, out)
+	}
 
 	// Stopped (as by SIGINT) after 40 % of the signals, then run again.
 	stopped, stop := context.WithCancel(ctx)
