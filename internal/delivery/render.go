@@ -207,9 +207,8 @@ func (s *Service) remember(e entry, err error) error {
 		// Per image: a decoder or an encoder may fail on one size only.
 		s.failures.Put(e.key, err)
 	case errors.Is(err, imageproc.ErrTimeout):
-		if _, again := s.timedOut.Get(e.key); !again {
-			s.timedOut.Put(e.key, struct{}{})
-			return err
+		if s.timedOut.Add(e.key, struct{}{}) {
+			return err // the first
 		}
 		err = fmt.Errorf("%w: it ran into the processing timeout twice (%v)", imageproc.ErrUnsatisfiable, err)
 		s.failures.Put(e.key, err)

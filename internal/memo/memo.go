@@ -50,7 +50,28 @@ func (m *Memo[V]) Put(k string, v V) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.put(k, v, m.now())
+}
+
+// Add remembers v for k unless k holds a value still, and reports whether
+// it did: the first time within the ttl, true; the next ones, false (with
+// a ttl of 0, every time is the first).
+func (m *Memo[V]) Add(k string, v V) bool {
+	if m.ttl <= 0 {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	now := m.now()
+	if e, ok := m.m[k]; ok && !now.After(e.until) {
+		return false
+	}
+	m.put(k, v, now)
+	return true
+}
+
+// put is Put with m.mu held.
+func (m *Memo[V]) put(k string, v V, now time.Time) {
 	if len(m.m) >= maxEntries {
 		for k, e := range m.m {
 			if now.After(e.until) {

@@ -64,3 +64,28 @@ func TestMemoBounded(t *testing.T) {
 		t.Fatalf("the last put: %v %v", v, ok)
 	}
 }
+
+// Add remembers the first time within the ttl and says so; the next
+// times it says not, until the value expires or is forgotten.
+func TestMemoAdd(t *testing.T) {
+	m := New[struct{}](time.Minute)
+	clock := time.Unix(1_800_000_000, 0)
+	m.now = func() time.Time { return clock }
+	if !m.Add("k", struct{}{}) || m.Add("k", struct{}{}) {
+		t.Fatal("Add: want true, then false")
+	}
+	clock = clock.Add(time.Minute + time.Nanosecond)
+	if !m.Add("k", struct{}{}) {
+		t.Fatal("Add past the ttl: want true")
+	}
+	m.Forget("k")
+	if !m.Add("k", struct{}{}) {
+		t.Fatal("Add after Forget: want true")
+	}
+	none := New[struct{}](0)
+	for i := range 2 {
+		if !none.Add("k", struct{}{}) {
+			t.Fatalf("a ttl of 0, Add %d: want true, every time the first", i+1)
+		}
+	}
+}

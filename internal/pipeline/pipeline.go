@@ -363,20 +363,14 @@ var ErrTimedOutAgain = errors.New("processing timed out again")
 // version etag of key and an earlier one was remembered; a first timeout
 // is remembered. Without an ETag nothing is: the version is unknown.
 func (p *Pipeline) timeoutAgain(key, etag string, err error) error {
-	etag = strings.Trim(etag, `"`)
-	if etag == "" || !errors.Is(err, imageproc.ErrTimeout) {
+	if trimETag(etag) == "" || !errors.Is(err, imageproc.ErrTimeout) || p.timedOut.Add(timeoutKey(key, etag), struct{}{}) {
 		return err
 	}
-	k := timeoutKey(key, etag)
-	if _, ok := p.timedOut.Get(k); ok {
-		return fmt.Errorf("%w: %w", ErrTimedOutAgain, err)
-	}
-	p.timedOut.Put(k, struct{}{})
-	return err
+	return fmt.Errorf("%w: %w", ErrTimedOutAgain, err)
 }
 
 // timeoutKey is the timedOut memo's key of version etag of key.
-func timeoutKey(key, etag string) string { return key + "\x00" + strings.Trim(etag, `"`) }
+func timeoutKey(key, etag string) string { return key + "\x00" + trimETag(etag) }
 
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
