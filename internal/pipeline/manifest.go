@@ -142,19 +142,26 @@ func srcset(all []ManifestVariant, w, h int) string {
 // is none, or one that does not parse (written by another program), which
 // only costs that outputs it listed are not pruned.
 func (p *Pipeline) readManifest(ctx context.Context, key string) (Manifest, bool, error) {
-	b, _, err := p.out.Get(ctx, p.ManifestKey(key), storage.GetOptions{MaxBytes: 1 << 20})
+	m, _, ok, err := p.readManifestObject(ctx, key)
+	return m, ok, err
+}
+
+// readManifestObject is readManifest with the stored object's description
+// (its metadata: the version and variants it was written for).
+func (p *Pipeline) readManifestObject(ctx context.Context, key string) (Manifest, storage.Object, bool, error) {
+	b, obj, err := p.out.Get(ctx, p.ManifestKey(key), storage.GetOptions{MaxBytes: 1 << 20})
 	if errors.Is(err, storage.ErrNotFound) {
-		return Manifest{}, false, nil
+		return Manifest{}, obj, false, nil
 	}
 	if err != nil {
-		return Manifest{}, false, fmt.Errorf("read manifest: %w", err)
+		return Manifest{}, obj, false, fmt.Errorf("read manifest: %w", err)
 	}
 	var m Manifest
 	if err := json.Unmarshal(b, &m); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Str("key", key).Msg("stored manifest ignored")
-		return Manifest{}, false, nil
+		return Manifest{}, obj, false, nil
 	}
-	return m, true, nil
+	return m, obj, true, nil
 }
 
 // isPrunable reports whether an output key may be deleted as a retired

@@ -9,7 +9,6 @@ package pipeline
 import (
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -599,12 +598,8 @@ func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
 
 // manifestCurrent is upToDate with the output keys the manifest records.
 func (p *Pipeline) manifestCurrent(ctx context.Context, key, etag, focus string) bool {
-	b, obj, err := p.out.Get(ctx, p.ManifestKey(key), storage.GetOptions{MaxBytes: 1 << 20})
-	if err != nil || obj.Metadata[MetaSourceETag] != trimETag(etag) || obj.Metadata[MetaVariantDigest] != p.setDigest() {
-		return false
-	}
-	var m Manifest
-	if json.Unmarshal(b, &m) != nil {
+	m, obj, ok, err := p.readManifestObject(ctx, key)
+	if err != nil || !ok || !p.manifestOf(obj, etag) {
 		return false
 	}
 	keys := make([]string, len(p.cfg.Variants))
@@ -619,17 +614,28 @@ func (p *Pipeline) manifestCurrent(ctx context.Context, key, etag, focus string)
 }
 
 // outputsCurrent reports whether each of keys, the outputs of the
-// configured variants in order, carries etag, focus and its variant's
-// digest.
+// configured variants in order, is current (outputOf).
 func (p *Pipeline) outputsCurrent(ctx context.Context, keys []string, etag, focus string) bool {
 	current := make([]bool, len(keys))
 	parallel(len(keys), func(i int) error {
 		obj, err := p.out.Head(ctx, keys[i])
-		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus &&
-			obj.Metadata[MetaVariantDigest] == p.cfg.Variants[i].Digest()
+		current[i] = err == nil && p.outputOf(obj, i, etag, focus)
 		return nil
 	})
 	return !slices.Contains(current, false)
+}
+
+// outputOf reports whether obj, an output of the configured variant i,
+// was made from version etag with focus, by the variant's definition.
+func (p *Pipeline) outputOf(obj storage.Object, i int, etag, focus string) bool {
+	return obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus &&
+		obj.Metadata[MetaVariantDigest] == p.cfg.Variants[i].Digest()
+}
+
+// manifestOf reports whether obj, a manifest, was written for version etag
+// and the configured variants.
+func (p *Pipeline) manifestOf(obj storage.Object, etag string) bool {
+	return obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaVariantDigest] == p.setDigest()
 }
 
 // predictedCurrent is upToDate with the output keys the key's extension
@@ -653,20 +659,14 @@ func (p *Pipeline) predictedCurrent(ctx context.Context, key, etag, focus string
 	parallel(len(keys)+1, func(i int) error {
 		if i == len(keys) {
 			obj, err := p.out.Head(ctx, p.ManifestKey(key))
-			current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaVariantDigest] == p.setDigest()
+			current[i] = err == nil && p.manifestOf(obj, etag)
 			return nil
 		}
 		obj, err := p.out.Head(ctx, keys[i])
-		current[i] = err == nil && obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus &&
-			obj.Metadata[MetaVariantDigest] == p.cfg.Variants[i].Digest()
+		current[i] = err == nil && p.outputOf(obj, i, etag, focus)
 		return nil
 	})
-	for _, c := range current {
-		if !c {
-			return false
-		}
-	}
-	return true
+	return !slices.Contains(current, false)
 }
 
 // make processes the source, with the focus its metadata give it, and
