@@ -58,7 +58,7 @@ func avifWith(b, exif, icc []byte) ([]byte, error) {
 			return nil, fmt.Errorf("items: %w", err)
 		}
 		exifData = append([]byte{0, 0, 0, 0}, exif...) // the TIFF header at offset 0
-		if err := m.addExif(max(m.iloc.maxID(), hm.maxItemID(), m.primary)+1, uint32(len(exifData))); err != nil {
+		if err := m.addExif(max(m.iloc.maxID(), hm.maxItemID())+1, uint32(len(exifData))); err != nil {
 			return nil, err
 		}
 	}
