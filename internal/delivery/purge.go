@@ -50,11 +50,10 @@ func (s *Service) Settle(ctx context.Context, key, etag string, res pipeline.Res
 // from version keep (an ETag, quotes optional; "" deletes them all), and
 // with a CDN invalidates exactly the paths they were served under, and
 // the paths of presets served from version keep by a definition of the
-// preset since changed. The
-// images go first, so that a CDN that asks again once invalidated finds
-// nothing old; the markers of their paths go last, once the CDN has taken
-// the invalidation, so that a Purge that fails on the way leaves them for
-// the next attempt to find. Renders of the key under way when it is
+// preset since changed. The images go first, so that a CDN that asks
+// again once invalidated finds nothing old; the markers of their paths go
+// last, once the CDN has taken the invalidation, so that a Purge that
+// fails on the way leaves them for the next attempt to find. Renders of the key under way when it is
 // called are waited for first: one that read the old version would
 // otherwise write its image after the purge. A key that is never served
 // (outside the prefixes, or one the store cannot hold) has nothing to

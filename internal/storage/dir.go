@@ -108,8 +108,8 @@ func (d *Dir) metaPath(key string) string { return metaDir + "/" + key + metaExt
 // Put writes the object and its metadata so that neither is ever seen in
 // part and the object is never left without its metadata: both are
 // written whole to temporary files and synced (unless o.Rebuildable)
-// before either is renamed into place, and the object is taken back out if its metadata's rename
-// fails. A key that cannot be a file here is refused before anything is
+// before either is renamed into place, and the object is taken back out
+// if its metadata's rename fails. A key that cannot be a file here is refused before anything is
 // written: ErrInvalidKey (see checkKey, or a path through a symbolic link)
 // or ErrConflict (a key is in the way); a full or failing disk is
 // ErrUnavailable.
