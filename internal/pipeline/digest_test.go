@@ -82,10 +82,7 @@ func (n *notes) Ready(_ context.Context, m Manifest) error {
 // writes the manifest and signals once.
 func TestDefinitionChange(t *testing.T) {
 	ctx := t.Context()
-	st, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := dirStore(t)
 	pr := proc(t)
 	withVariants := func(def string, n Notifier) *Pipeline {
 		t.Helper()

@@ -48,13 +48,20 @@ func testConfig(t *testing.T) Config {
 		CacheControl: "public, max-age=60", MaxSourceBytes: 32 << 20}
 }
 
-// stores returns the pipeline's stores to test on: a directory, and a
-// bucket of a real MinIO.
-func stores(t *testing.T) map[string]Store {
+// dirStore is a store in a directory of the test's own.
+func dirStore(t *testing.T) *storage.Dir {
+	t.Helper()
 	d, err := storage.NewDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return d
+}
+
+// stores returns the pipeline's stores to test on: a directory, and a
+// bucket of a real MinIO.
+func stores(t *testing.T) map[string]Store {
+	d := dirStore(t)
 	srv := s3test.Start(t)
 	s, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
 	if err != nil {
@@ -211,10 +218,7 @@ func (p *puts) Put(ctx context.Context, key string, data []byte, o storage.PutOp
 // 248-byte file name is fine for the original, not for its thumb's with
 // ".jpg" and the metadata's ".json" added.
 func TestUploadChecksDirKeysFirst(t *testing.T) {
-	d, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dirStore(t)
 	st := &puts{Dir: d}
 	p, _ := New(testConfig(t), st, st, proc(t))
 	key := "uploads/" + strings.Repeat("s", 248)
@@ -243,7 +247,7 @@ func (f failing) Put(ctx context.Context, key string, data []byte, o storage.Put
 // An upload whose variant cannot be written fails as a whole, and leaves
 // nothing behind: not the original, not the variants already written.
 func TestFailedOutputIsAnError(t *testing.T) {
-	d, _ := storage.NewDir(t.TempDir())
+	d := dirStore(t)
 	p, _ := New(testConfig(t), d, failing{Store: d, prefix: "resized/large/"}, proc(t))
 	_, err := p.Upload(t.Context(), "uploads/x.jpg", imagetest.Photo(t), nil)
 	if err == nil || !strings.Contains(err.Error(), "store variant large") {
@@ -393,7 +397,7 @@ func TestRunRejects(t *testing.T) {
 
 // Concurrent deliveries of one event read and decode the source once.
 func TestRunOnceForDuplicates(t *testing.T) {
-	d, _ := storage.NewDir(t.TempDir())
+	d := dirStore(t)
 	obj, err := d.Put(t.Context(), "uploads/dup.jpg", imagetest.Photo(t), storage.PutOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -450,7 +454,7 @@ func TestStatusesAreDocumented(t *testing.T) {
 // An upload reports the original's size upright, as its variants are made:
 // an EXIF-rotated 300x200 JPEG is 200x300 (it was reported as stored).
 func TestUploadReportsUprightSize(t *testing.T) {
-	d, _ := storage.NewDir(t.TempDir())
+	d := dirStore(t)
 	p, err := New(testConfig(t), d, d, proc(t))
 	if err != nil {
 		t.Fatal(err)
@@ -499,10 +503,7 @@ func TestIsPermanent(t *testing.T) {
 // whole timeout on every retry until its event reached the dead-letter
 // queue. Another version of the key starts afresh.
 func TestTimeoutTwiceRejects(t *testing.T) {
-	d, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dirStore(t)
 	pc := testProcConfig()
 	pc.Timeout = 300 * time.Millisecond
 	p, err := imageproc.New(pc, nil)
@@ -549,10 +550,7 @@ func TestTimeoutTwiceRejects(t *testing.T) {
 // A rejection moves aside the version that failed and no other: a version
 // stored since stays where it is, for its own event to judge.
 func TestRejectMovesOnlyTheFailedVersion(t *testing.T) {
-	d, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dirStore(t)
 	cfg := testConfig(t)
 	cfg.RejectedPrefix = "rejected/"
 	pl, err := New(cfg, d, d, proc(t))
@@ -600,10 +598,7 @@ func (m *meddling) Get(ctx context.Context, key string, o storage.GetOptions) ([
 // source's deletion, do not stand: the newer version's outputs and
 // manifest are made again, and a deleted source's outputs are removed.
 func TestARunOvertakenByAnotherVersion(t *testing.T) {
-	d, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dirStore(t)
 	ctx := t.Context()
 	st := &meddling{Store: d}
 	pl, err := New(testConfig(t), st, st, proc(t))
@@ -683,11 +678,9 @@ func mustList(t *testing.T, s Store, prefix string) []storage.Object {
 // WebP original a.jpg.webp's are both a.jpg.webp): removing one leaves
 // the output that the other wrote last.
 func TestRemoveLeavesAnotherOriginalsOutput(t *testing.T) {
-	d, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dirStore(t)
 	cfg := testConfig(t)
+	var err error
 	if cfg.Variants, err = ParseVariants("thumb:64x64:cover:webp", 8192); err != nil {
 		t.Fatal(err)
 	}
@@ -728,10 +721,7 @@ func TestRemoveLeavesAnotherOriginalsOutput(t *testing.T) {
 // one that lies, an image with alpha whose outputs are PNG) is current
 // once made: a second run, or a reconcile, does not make it again.
 func TestCurrentWhateverTheKeySays(t *testing.T) {
-	d, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := dirStore(t)
 	cs := &counting{Store: d}
 	pl, err := New(testConfig(t), cs, cs, proc(t))
 	if err != nil {

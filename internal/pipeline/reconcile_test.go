@@ -25,14 +25,12 @@ func (l *listings) List(ctx context.Context, prefix string, limit int) ([]storag
 // reconcile must never delete beside it.
 func TestPlan(t *testing.T) {
 	ctx := t.Context()
-	st, err := storage.NewDir(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := dirStore(t)
 	pr := proc(t)
 	with := func(def string) *Pipeline {
 		t.Helper()
 		cfg := testConfig(t)
+		var err error
 		if cfg.Variants, err = ParseVariants(def, 8192); err != nil {
 			t.Fatal(err)
 		}
