@@ -647,10 +647,14 @@ func colourVector(c Color, n int) []float64 {
 // decodes lazily, so a broken file (truncated, corrupt) fails in whichever
 // step first needs its pixels, often the encoder. It is the client's
 // (ErrUndecodable, with the decoder's own message) when the input does not
-// decode on its own, and the service's otherwise. A watermark that cannot
-// be used (ErrBadOption) is decoded whole before it is used, and says so.
+// decode on its own, and the service's otherwise. A failure already
+// sorted stands as it is, without a second decode: a watermark that cannot
+// be used (ErrBadOption) is decoded whole before it is used, and one that
+// decoded but cannot be met (ErrUnsatisfiable: no quality fits max_bytes,
+// trim leaves nothing) is no fault of the decoder.
 func classify(in cbuf, err error) error {
-	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBadOption) {
+	if errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrBadOption) ||
+		errors.Is(err, ErrUnsatisfiable) {
 		return err
 	}
 	if derr := vipsDecodes(in); derr != nil {
