@@ -69,6 +69,10 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		t.Fatal(err)
 	}
 	photo := testdata(t, "ladybird.jpg")
+	progressive, err := proc.Process(t.Context(), photo, imageproc.Options{Format: imageproc.FormatJPEG, Progressive: true, Quality: 90})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// A plain photo-like JPEG of Go's making: the corpus must not change
 	// when the service's own encoding does.
 	gradient := image.NewRGBA(image.Rect(0, 0, 320, 200))
@@ -149,15 +153,17 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		// Truncated behind a fake end marker: byte checks for IEND or FF D9
 		// pass; libvips, told to fail on truncation, refuses them.
 		"422-truncated-fake-eoi.jpg":         cat(photo[:len(photo)/2], []byte{0xFF, 0xFE, 0, 6, 'e', 'n', 0xFF, 0xD9}),
+		"422-truncated-bare-eoi.jpg":         cat(photo[:len(photo)/2], []byte{0xFF, 0xD9}),
+		"422-truncated-progressive-eoi.jpg":  cat(progressive.Data[:len(progressive.Data)/3], []byte{0xFF, 0xD9}),
 		"422-truncated-idat-fake-iend.png":   cat(pngb[:33], chunk("IDAT", idat(pngb)[:len(idat(pngb))/2]), chunk("tEXt", []byte("Comment\x00IEND"))),
 		"422-cut-in-idat-then-fake-iend.png": cat(pngb[:33+8+len(idat(pngb))/2], chunk("tEXt", []byte("Comment\x00IEND"))),
 		"422-header-then-garbage.png":        cat(pngb[:33], noise(4000)),
-		// Whole files whose compressed data is garbage: libvips, told to
-		// fail on truncation, refuses the PNG, whose deflate stream breaks;
-		// libjpeg decodes the JPEG's garbage as (wrong) pixels, as browsers
-		// show it. The damage shows; nothing fails.
+		// Files whose compressed data is garbage: libvips, told to fail on
+		// truncation, refuses the PNG, whose deflate stream breaks; libjpeg
+		// meets a marker in the JPEG's garbage before the scan's end, warns
+		// that its data ended early, and the service refuses it as cut.
 		"422-corrupt-pixels.png":       cat(pngb[:8], ihdr(64, 64, 8, 2), chunk("IDAT", noise(3000)), chunk("IEND", nil)),
-		"200-corrupt-pixels.jpg":       cat(jpg[:len(jpg)/3], noise(3000), []byte{0xFF, 0xD9}),
+		"422-corrupt-pixels.jpg":       cat(jpg[:len(jpg)/3], noise(3000), []byte{0xFF, 0xD9}),
 		"413-flood.jpg":                cat([]byte{0xFF, 0xD8}, sof(60000, 60000), []byte{0xFF, 0xD9}),
 		"413-flood.png":                cat(pngb[:8], ihdr(20000, 20000, 8, 0), chunk("IDAT", noise(100)), chunk("IEND", nil)),
 		"413-flood-16bit.png":          cat(pngb[:8], ihdr(100000, 100000, 16, 6), chunk("IEND", nil)),

@@ -47,8 +47,9 @@ type stored struct {
 
 // readHeader parses the stored size of the formats the service reads
 // itself, and checks that the file is complete: a fast first filter (the
-// cleaners check the structure, and libvips' fail_on=truncated is the
-// real check). For the other formats ok is false and libvips reads the
+// cleaners check the structure; the real checks are libvips'
+// fail_on=truncated and, for JPEG, libjpeg's warnings that a scan ended
+// early: decodeWarnings). For the other formats ok is false and libvips reads the
 // header, in a worker. The error wraps ErrUndecodable.
 func readHeader(f Format, b []byte) (s stored, ok bool, err error) {
 	switch f {

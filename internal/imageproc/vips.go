@@ -611,6 +611,33 @@ func (im vimage) then(op func(in *C.VipsImage, out **C.VipsImage) C.int) (vimage
 	return vimage{out}, nil
 }
 
+// jpegCutShort are libjpeg's warnings that the coded pixels ended before
+// the image did: an end marker, or the end of the input, met in the middle
+// of a scan. libjpeg fills what is missing with grey and goes on, and
+// fail_on=truncated does not stop it (only fail_on=warning does, which
+// would also refuse harmless quirks such as stray bytes between segments):
+// a file cut in the middle and closed with a fake FF D9 would be served
+// half grey. libvips passes the warnings to its error buffer, where
+// decodeWarnings finds them.
+var jpegCutShort = []string{"premature end of data segment", "Premature end of JPEG file"}
+
+// clearDecodeWarnings empties libvips' error buffer before a job, so that
+// decodeWarnings sees only the job's own. A worker runs one job at a time.
+func clearDecodeWarnings() { C.vips_error_clear() }
+
+// decodeWarnings fails with ErrUndecodable when the job's decoding met
+// pixel data cut short (jpegCutShort), and clears the buffer.
+func decodeWarnings() error {
+	msg := C.GoString(C.vips_error_buffer())
+	C.vips_error_clear()
+	for _, w := range jpegCutShort {
+		if strings.Contains(msg, w) {
+			return fmt.Errorf("%w: truncated: %s", ErrUndecodable, w)
+		}
+	}
+	return nil
+}
+
 // vipsDecodes reports whether in decodes whole; the error is the decoder's.
 func vipsDecodes(in cbuf) error {
 	if C.rz_decodes(in.p, C.size_t(in.n)) != 0 {

@@ -91,7 +91,11 @@ func serveWorker(jobs io.Reader, replies io.Writer) error {
 // runJob makes the outputs of one job. The payloads to write are views of
 // C memory, which the caller frees (frees) once they are written.
 func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
+	clearDecodeWarnings()
 	h, outs, err := render(in, j)
+	if err == nil {
+		err = decodeWarnings()
+	}
 	rep.Header = h
 	for _, o := range outs {
 		frees = append(frees, o.data)
@@ -113,6 +117,9 @@ func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 	if j.Sample > 0 {
 		s, err := sample(in, h, j.Sample)
 		frees = append(frees, s.data)
+		if err == nil {
+			err = decodeWarnings()
+		}
 		if err != nil {
 			rep.Outputs, rep.Err, rep.Heap = nil, toJobError(err), mallocInUse()
 			return rep, nil, frees
