@@ -20,6 +20,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 
+	"github.com/rs/zerolog"
+
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/memo"
 	"github.com/resizer/resizer/internal/storage"
@@ -234,7 +236,8 @@ func (p *Pipeline) outputKey(key string, v Variant, f imageproc.Format) string {
 // original. It is all or nothing: the variants are made first (so that
 // nothing is stored for an image that is refused: imageproc's errors),
 // every key is checked, and when a write fails, what was written is
-// deleted again.
+// undone: a new original and its outputs are deleted; an original it
+// replaced is put back and its variants made again (see rollback).
 func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map[string]string) (Result, error) {
 	focus := focusOf(ctx, key, meta)
 	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
@@ -249,6 +252,10 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	if err != nil {
 		return Result{}, fmt.Errorf("placeholder: %w", err)
 	}
+	prev, err := p.previous(ctx, key)
+	if err != nil {
+		return Result{}, err
+	}
 	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: h.Format.ContentType(), Metadata: meta})
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
@@ -258,26 +265,92 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 		err = p.finish(ctx, &res, info)
 	}
 	if err != nil {
-		p.rollback(ctx, key, append(keys, p.ManifestKey(key)))
+		if rerr := p.rollback(ctx, obj, prev, append(keys, p.ManifestKey(key))); rerr != nil {
+			zerolog.Ctx(ctx).Error().Err(rerr).Str("key", key).Msg("failed upload not undone")
+		}
 		return Result{}, err
 	}
 	return res, nil
 }
 
-// rollback deletes what a failed Upload wrote. It runs on even when the
-// request's context has ended (the client gone is no reason to leave half
-// an upload behind), within its own time limit; it is best effort: a
-// deletion that fails too is reported to nobody but the log of the error
-// that caused it, and a retried upload overwrites the same keys.
-func (p *Pipeline) rollback(ctx context.Context, original string, outputs []string) {
+// original is an original as it was stored, to be put back.
+type original struct {
+	data []byte
+	obj  storage.Object
+}
+
+// previous reads the original an upload to key is about to replace, so
+// that a failed upload can put it back: nil when there is none, or when it
+// is over MaxSourceBytes (the service could not have made its variants
+// either, and holds no more than that in memory).
+func (p *Pipeline) previous(ctx context.Context, key string) (*original, error) {
+	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes})
+	switch {
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrTooLarge):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read the original it replaces: %w", err)
+	}
+	return &original{data: data, obj: obj}, nil
+}
+
+// rollback undoes a failed Upload, which stored stored as the original:
+// unless another upload has replaced it since, which then owns the key,
+// it deletes the new original and the outputs of it, or, when it replaced
+// prev, puts prev back and makes prev's variants again (the failed upload
+// may have overwritten some). It runs on even when the request's context
+// has ended (the client gone is no reason to leave half an upload
+// behind), within its own time limit; it is best effort: its errors are
+// only logged, and a retried upload overwrites the same keys.
+func (p *Pipeline) rollback(ctx context.Context, stored storage.Object, prev *original, outputs []string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_ = parallel(len(outputs)+1, func(i int) error {
-		if i == len(outputs) {
-			return p.in.Delete(ctx, original)
+	key := stored.Key
+	if prev == nil {
+		if err := p.deleteIfStill(ctx, key, stored.ETag); err != nil {
+			return fmt.Errorf("delete the original: %w", err)
 		}
-		return p.out.Delete(ctx, outputs[i])
-	})
+		_, err := p.deleteOwned(ctx, key, outputs)
+		return err
+	}
+	head, err := p.in.Head(ctx, key)
+	if err != nil {
+		return fmt.Errorf("look at the original: %w", err)
+	}
+	if trimETag(head.ETag) != trimETag(stored.ETag) {
+		return nil // replaced again since: the newer upload's
+	}
+	if _, err := p.in.Put(ctx, key, prev.data, storage.PutOptions{ContentType: prev.obj.ContentType, Metadata: prev.obj.Metadata}); err != nil {
+		return fmt.Errorf("put back the original it replaced: %w", err)
+	}
+	res, err := p.Run(ctx, key, "")
+	if err != nil {
+		return fmt.Errorf("make the variants of the original put back: %w", err)
+	}
+	// The failed upload's outputs at keys the original put back has none
+	// at (its format, and so its outputs' extension, may differ). Found
+	// up to date, it wrote none: its manifest says where they are.
+	kept := map[string]bool{p.ManifestKey(key): true}
+	for _, o := range res.Outputs {
+		kept[o.Key] = true
+	}
+	if res.Status != StatusProcessed {
+		m, ok, err := p.readManifest(ctx, key)
+		if err != nil || !ok {
+			return err // without one, which are strays is unknown: left
+		}
+		for _, v := range m.Variants {
+			kept[v.Key] = true
+		}
+	}
+	var stray []string
+	for _, k := range outputs {
+		if !kept[k] {
+			stray = append(stray, k)
+		}
+	}
+	_, err = p.deleteOwned(ctx, key, stray)
+	return err
 }
 
 // options are the variants' options, in order, for a source with the

@@ -264,6 +264,64 @@ func TestFailedOutputIsAnError(t *testing.T) {
 	}
 }
 
+// An upload that replaces an original and then fails leaves the original
+// it replaced as it was: its bytes and metadata put back, and every
+// output current with it again, whether the failed upload overwrote some
+// (same format, same keys) or wrote beside them (another format, another
+// extension: those strays go).
+func TestFailedReplacementKeepsThePrevious(t *testing.T) {
+	photo := imagetest.Photo(t)
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewNRGBA(image.Rect(0, 0, 300, 200))); err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			cfg := testConfig(t)
+			good, _ := New(cfg, st, st, proc(t))
+			bad, _ := New(cfg, st, failing{Store: st, prefix: "resized/large/"}, proc(t))
+			for _, tt := range []struct {
+				key  string
+				with []byte
+			}{
+				{"uploads/same.jpg", imagetest.JPEG(photo, 6, nil)},
+				{"uploads/noext", b.Bytes()},
+			} {
+				before, err := good.Upload(t.Context(), tt.key, photo, FocusMetadata(&imageproc.Point{X: 0.2, Y: 0.7}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := bad.Upload(t.Context(), tt.key, tt.with, nil); err == nil {
+					t.Fatalf("%s: the failing upload succeeded", tt.key)
+				}
+				data, obj, err := st.Get(t.Context(), tt.key, storage.GetOptions{})
+				if err != nil || !bytes.Equal(data, photo) {
+					t.Fatalf("%s: the original replaced is not back (%d bytes): %v", tt.key, len(data), err)
+				}
+				if obj.Metadata[MetaFocus] == "" {
+					t.Errorf("%s: the original put back lost its metadata: %v", tt.key, obj.Metadata)
+				}
+				res, err := good.Run(t.Context(), tt.key, "")
+				if err != nil || res.Status != StatusUpToDate {
+					t.Errorf("%s: after the rollback, a run finds %s (%v), want everything up to date", tt.key, res.Status, err)
+				}
+				want := map[string]bool{}
+				for _, o := range before.Outputs {
+					want[o.Key] = true
+				}
+				for _, v := range cfg.Variants {
+					for _, f := range []imageproc.Format{imageproc.FormatJPEG, imageproc.FormatPNG, imageproc.FormatWebP} {
+						k := good.outputKey(tt.key, v, f)
+						if _, err := st.Head(t.Context(), k); err == nil && !want[k] {
+							t.Errorf("%s: %s left behind by the failed upload", tt.key, k)
+						}
+					}
+				}
+			}
+		})
+	}
+}
+
 func TestCheckPrefixes(t *testing.T) {
 	for _, tt := range []struct {
 		in, out string
