@@ -175,6 +175,99 @@ func TestBucketIsPrivateEncryptedAndNotifiesOnlyInputs(t *testing.T) {
 	}
 }
 
+// defaults gives the value CloudFormation would give v, a Ref or a Sub of
+// parameters, with every parameter at its default.
+func defaults(t *testing.T, tpl map[string]any, v any) string {
+	t.Helper()
+	param := func(name string) string {
+		d, ok := get(t, tpl, "Parameters", name).(map[string]any)["Default"].(string)
+		if !ok {
+			t.Fatalf("parameter %s has no default", name)
+		}
+		return d
+	}
+	switch x := v.(type) {
+	case string:
+		return x
+	case map[string]any:
+		if name, ok := x["Ref"].(string); ok {
+			return param(name)
+		}
+		if sub, ok := x["Fn::Sub"].(string); ok {
+			for _, part := range strings.Split(sub, "${")[1:] {
+				name, _, _ := strings.Cut(part, "}")
+				sub = strings.ReplaceAll(sub, "${"+name+"}", param(name))
+			}
+			return sub
+		}
+	}
+	t.Fatalf("cannot evaluate %v", v)
+	return ""
+}
+
+// Each object's noncurrent versions live as long as the shortest of the
+// enabled lifecycle rules that cover it says (S3 honours the shorter of
+// two overlapping expirations): an original, a watermark or anything else
+// NoncurrentVersionDays, so that an overwrite or a delete can be undone;
+// everything under the output prefix, which the service makes again, one
+// day, so that a reconcile that rewrites every variant, the derived cache's
+// expiry and purges, and the daily rewrite of path markers do not keep a
+// second copy for a month. Delete markers left alone go everywhere.
+func TestLifecycleOfVersions(t *testing.T) {
+	tpl := load(t)
+	rules := list(get(t, tpl, "Resources", "Bucket", "Properties", "LifecycleConfiguration", "Rules"))
+	keep, err := strconv.Atoi(defaults(t, tpl, map[string]any{"Ref": "NoncurrentVersionDays"}))
+	if err != nil || keep <= 1 {
+		t.Fatalf("NoncurrentVersionDays defaults to %d (%v)", keep, err)
+	}
+	out := defaults(t, tpl, map[string]any{"Ref": "OutputPrefix"})
+	for _, c := range []struct {
+		key  string
+		days int
+	}{
+		{defaults(t, tpl, map[string]any{"Ref": "InputPrefix"}) + "cats/tom.jpg", keep},
+		{defaults(t, tpl, map[string]any{"Ref": "WatermarkPrefix"}) + "logo.png", keep},
+		{"rejected/cats/tom.jpg", keep},
+		{out + "thumb/cats/tom.jpg", 1},
+		{out + pipeline.ManifestSegment + "cats/tom.jpg.json", 1},
+		{out + pipeline.CacheSegment + "uploads/cats/tom.jpg/32268be4/abc", 1},
+	} {
+		days, markers := 0, false
+		for _, r := range rules {
+			prefix := ""
+			if p := get(t, r, "Prefix"); p != nil {
+				prefix = defaults(t, tpl, p)
+			}
+			if get(t, r, "Status") != "Enabled" || !strings.HasPrefix(c.key, prefix) {
+				continue
+			}
+			if nve := get(t, r, "NoncurrentVersionExpiration"); nve != nil {
+				d, err := strconv.Atoi(defaults(t, tpl, get(t, nve, "NoncurrentDays")))
+				if err != nil {
+					t.Fatalf("rule %v: %v", get(t, r, "Id"), err)
+				}
+				if days == 0 || d < days {
+					days = d
+				}
+			}
+			markers = markers || get(t, r, "ExpiredObjectDeleteMarker") == "true"
+		}
+		if days != c.days {
+			t.Errorf("%s: noncurrent versions kept %d days, want %d", c.key, days, c.days)
+		}
+		if !markers {
+			t.Errorf("%s: delete markers left alone are never removed", c.key)
+		}
+	}
+	for _, r := range rules {
+		// S3 refuses a rule that expires current versions by age and
+		// removes delete markers.
+		if get(t, r, "ExpirationInDays") != nil && get(t, r, "ExpiredObjectDeleteMarker") != nil {
+			t.Errorf("rule %v has both ExpirationInDays and ExpiredObjectDeleteMarker", get(t, r, "Id"))
+		}
+	}
+}
+
 // Only the stack's bucket may send to the event queue.
 func TestQueuePolicyIsScopedToTheBucket(t *testing.T) {
 	tpl := load(t)
