@@ -3,6 +3,7 @@ package deploy
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -358,6 +359,58 @@ func TestForwarderRoleIsNarrow(t *testing.T) {
 	}
 	if get(t, tpl, "Resources", "ForwarderRole", "Properties", "ManagedPolicyArns") != nil {
 		t.Error("managed policies on the forwarder role")
+	}
+}
+
+// The forwarder runs on the architecture of the tasks, from the zip that
+// make forwarder builds for it: nothing lets a stack pair an arm64
+// function with an amd64 bootstrap (it deploys, then fails every
+// invocation).
+func TestForwarderFollowsCpuArchitecture(t *testing.T) {
+	tpl := load(t)
+	want := fmt.Sprint(map[string]any{"Fn::Equals": []any{map[string]any{"Ref": "CpuArchitecture"}, "ARM64"}})
+	if got := fmt.Sprint(get(t, tpl, "Conditions", "IsArm")); got != want {
+		t.Fatalf("IsArm = %s, want %s", got, want)
+	}
+	if got := fmt.Sprint(get(t, tpl, "Resources", "TaskDefinition", "Properties", "RuntimePlatform", "CpuArchitecture")); got != "map[Ref:CpuArchitecture]" {
+		t.Errorf("the tasks' architecture is %s", got)
+	}
+	mk, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := map[string]bool{}
+	for _, line := range strings.Split(string(mk), "\n") {
+		if arches, ok := strings.CutPrefix(strings.TrimSpace(line), "@for arch in "); ok {
+			arches, _, _ = strings.Cut(arches, ";")
+			for _, a := range strings.Fields(arches) {
+				built["forwarder-"+a+".zip"] = true
+			}
+		}
+	}
+	if !strings.Contains(string(mk), "zip -q -X ../forwarder-$$arch.zip bootstrap") || len(built) == 0 {
+		t.Fatalf("make forwarder no longer builds forwarder-ARCH.zip for %v", built)
+	}
+	for arch, lambda := range map[string][2]string{"X86_64": {"x86_64", "amd64"}, "ARM64": {"arm64", "arm64"}} {
+		if !slices.Contains(list(get(t, tpl, "Parameters", "CpuArchitecture", "AllowedValues")), any(arch)) {
+			t.Errorf("CpuArchitecture does not allow %s", arch)
+		}
+		fn := resolve(get(t, tpl, "Resources", "ForwarderFunction", "Properties"), map[string]bool{"IsArm": arch == "ARM64"})
+		if got := fmt.Sprint(get(t, fn, "Architectures")); got != "["+lambda[0]+"]" {
+			t.Errorf("%s: the function runs on %s, want %s", arch, got, lambda[0])
+		}
+		zip := "forwarder-" + lambda[1] + ".zip"
+		if got, want := fmt.Sprint(get(t, fn, "Code", "S3Key")), fmt.Sprint(map[string]any{"Fn::Sub": "${ForwarderCodePrefix}" + zip}); got != want {
+			t.Errorf("%s: the function's code is %s, want %s", arch, got, want)
+		}
+		if !built[zip] {
+			t.Errorf("%s: make forwarder builds no %s (it builds %v)", arch, zip, built)
+		}
+	}
+	for name := range tpl["Parameters"].(map[string]any) {
+		if strings.HasPrefix(name, "ForwarderCode") && name != "ForwarderCodeBucket" && name != "ForwarderCodePrefix" {
+			t.Errorf("parameter %s may choose the forwarder's code apart from CpuArchitecture", name)
+		}
 	}
 }
 
