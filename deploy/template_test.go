@@ -567,6 +567,30 @@ func TestScalingAndDraining(t *testing.T) {
 	}
 }
 
+// ForwarderConcurrency's default gives each processing slot of a full
+// fleet at its defaults a forwarder, as its description says: a forwarder
+// holds at most one slot, and a task has one per vCPU (the template leaves
+// CONCURRENCY to its default, the CPUs the task gets).
+func TestForwarderConcurrencyFitsTheFleet(t *testing.T) {
+	tpl := load(t)
+	number := func(name string) int {
+		t.Helper()
+		n, err := strconv.Atoi(defaults(t, tpl, map[string]any{"Ref": name}))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		return n
+	}
+	if got, want := number("ForwarderConcurrency"), number("MaxCount")*number("TaskCpu")/1024; got != want {
+		t.Errorf("ForwarderConcurrency defaults to %d, want MaxCount x TaskCpu / 1024 = %d", got, want)
+	}
+	for _, e := range list(resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment"), allReady)) {
+		if name := get(t, e, "Name"); name == "CONCURRENCY" || name == "GOMAXPROCS" {
+			t.Errorf("the task sets %s: ForwarderConcurrency's sizing assumes a slot per vCPU", name)
+		}
+	}
+}
+
 // Secrets reach the task and the function by reference, never as plain
 // environment values.
 func TestSecretsAreNotInPlainEnvironment(t *testing.T) {
