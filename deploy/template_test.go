@@ -591,6 +591,37 @@ func TestForwarderConcurrencyFitsTheFleet(t *testing.T) {
 	}
 }
 
+// BacklogPerTask's description and the cost model in docs/operations.md
+// count with the throughput docs/benchmarks.md measured for whole
+// originals with the default variants, not with a figure of their own.
+func TestThroughputFiguresAgree(t *testing.T) {
+	bench, err := os.ReadFile("../docs/benchmarks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var measured string
+	for _, line := range strings.Split(string(bench), "\n") {
+		if strings.Contains(line, "| the default three (") {
+			cells := strings.Split(strings.TrimSuffix(strings.TrimSpace(line), "|"), "|")
+			measured = strings.Trim(strings.TrimSpace(cells[len(cells)-1]), "*")
+		}
+	}
+	if _, err := strconv.ParseFloat(measured, 64); err != nil {
+		t.Fatalf("no originals/s for the default variants in docs/benchmarks.md (%q)", measured)
+	}
+	desc := fmt.Sprint(get(t, load(t), "Parameters", "BacklogPerTask", "Description"))
+	if !strings.Contains(desc, "about "+measured+" originals") {
+		t.Errorf("BacklogPerTask's description does not count with the measured %s originals/s: %s", measured, desc)
+	}
+	ops, err := os.ReadFile("../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(ops), "**"+measured+" originals/s**") || !strings.Contains(string(ops), "/ "+measured+" / 3600") {
+		t.Errorf("docs/operations.md's cost model does not count with the measured %s originals/s", measured)
+	}
+}
+
 // Secrets reach the task and the function by reference, never as plain
 // environment values.
 func TestSecretsAreNotInPlainEnvironment(t *testing.T) {
