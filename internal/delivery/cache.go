@@ -25,8 +25,8 @@ import (
 //
 // The first is a derived image; the digest is of the options' canonical
 // form (imageproc's Options.Canonical, and for a negotiated format the
-// formats the client takes), so that two spellings of the same options,
-// or a preset and the same options spelled out, share one image. The
+// formats the client takes), so that two spellings of the same options
+// share one image; for a preset, of its name and definition (presetEntry). The
 // second, written only with a CDN to invalidate, is a marker whose body is
 // one request path the image was served under: a signed URL's spellings,
 // keys, expiry times and the unsigned preset all lead to one image, and a
@@ -66,6 +66,9 @@ type entry struct {
 	etag    string // the version it is made from, unquoted
 	key     string // where it is kept
 	options imageproc.Options
+	// preset, for a preset's image, makes the options for the original
+	// as read (its focal point is in its metadata).
+	preset *pipeline.Preset
 }
 
 // etagSegment is an ETag as a key segment: as it is when it is one an S3
@@ -94,6 +97,17 @@ func (s *Service) entry(key, etag string, o imageproc.Options) entry {
 	}
 	sum := sha256.Sum256([]byte(c))
 	return entry{source: key, etag: etag, options: o,
+		key: s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])}
+}
+
+// presetEntry is the place of preset name's image, made from version etag
+// of the original key: apart from the same options spelled out, since a
+// preset is cut around the original's focal point as its stored variant
+// is, and named by the preset's definition, so that a definition changed
+// since is another image.
+func (s *Service) presetEntry(key, etag, name string, p pipeline.Preset) entry {
+	sum := sha256.Sum256([]byte("preset " + name + "\n" + p.Digest))
+	return entry{source: key, etag: etag, options: p.Options, preset: &p,
 		key: s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])}
 }
 
@@ -143,7 +157,7 @@ func (s *Service) keep(ctx context.Context, e entry, img Image) error {
 		Metadata: map[string]string{
 			metaSourceKey:      (&url.URL{Path: e.source}).EscapedPath(),
 			metaSourceETag:     e.etag,
-			metaOptions:        e.options.Canonical(),
+			metaOptions:        img.options,
 			metaDigest:         strings.Trim(img.ETag, `"`),
 			metaSourceModified: strconv.FormatInt(img.LastModified.Unix(), 10),
 		},

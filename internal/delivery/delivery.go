@@ -58,9 +58,12 @@ type Renderer interface {
 // Presets are the variants of VARIANTS (a *pipeline.Pipeline).
 type Presets interface {
 	// Preset returns the variant name of the original key (its options,
-	// where its output is stored, its definition's digest), or false when
-	// there is no such variant.
+	// where its output is stored when the key predicts it, its
+	// definition's digest), or false when there is no such variant.
 	Preset(key, name string) (pipeline.Preset, bool)
+	// StoredVariant returns where the original's manifest says its
+	// variant name is stored, "" when it says nothing of it.
+	StoredVariant(ctx context.Context, key, name string) (string, error)
 }
 
 // Invalidator drops paths from a CDN's cache.
@@ -187,6 +190,8 @@ type Image struct {
 	// written is when the stored object served was written (zero for a
 	// render).
 	written time.Time
+	// options are the canonical options a render was made with.
+	options string
 }
 
 // Serve answers r: from the derived cache, or from the stored variant of a
@@ -244,8 +249,9 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 		}
 	}
 	e := s.entry(r.Key, etag, opts)
-	if preset.Stored != "" {
-		if img, ok, err := s.fromVariant(ctx, preset, etag, r.DescribeOnly); ok || err != nil {
+	if r.Preset != "" {
+		e = s.presetEntry(r.Key, etag, r.Preset, preset)
+		if img, ok, err := s.fromVariant(ctx, r, preset, etag); ok || err != nil {
 			return img, e, err
 		}
 	}
@@ -291,12 +297,25 @@ func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
 	return v.(string), err
 }
 
-// fromVariant serves a preset from the variant the pipeline stored, when
-// it was made from version etag of the original by the preset's current
-// definition (after VARIANTS changes, the stored outputs are of the old
-// one until they are made again).
-func (s *Service) fromVariant(ctx context.Context, p pipeline.Preset, etag string, describeOnly bool) (Image, bool, error) {
-	data, obj, err := s.read(ctx, p.Stored, describeOnly)
+// fromVariant serves the preset r asks for from the variant the pipeline
+// stored, when it was made from version etag of the original by the
+// preset's current definition (after VARIANTS changes, the stored outputs
+// are of the old one until they are made again). The variant is looked
+// for where the original's key predicts it, and else (no extension, one
+// that lies) where the original's manifest says it is.
+func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset, etag string) (Image, bool, error) {
+	key := p.Stored
+	data, obj, err := s.read(ctx, key, r.DescribeOnly)
+	if key == "" || errors.Is(err, storage.ErrNotFound) {
+		listed, lerr := s.d.Presets.StoredVariant(ctx, r.Key, r.Preset)
+		switch {
+		case lerr != nil:
+			return Image{}, false, fmt.Errorf("variant: %w", lerr)
+		case listed == "" || listed == key:
+			return Image{}, false, nil
+		}
+		data, obj, err = s.read(ctx, listed, r.DescribeOnly)
+	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return Image{}, false, nil
@@ -311,8 +330,11 @@ func (s *Service) fromVariant(ctx context.Context, p pipeline.Preset, etag strin
 		Outcome: Variant, written: obj.LastModified}, true, nil
 }
 
-// read gets an object, or only its description.
+// read gets an object, or only its description; no key is none.
 func (s *Service) read(ctx context.Context, key string, describeOnly bool) ([]byte, storage.Object, error) {
+	if key == "" {
+		return nil, storage.Object{}, storage.ErrNotFound
+	}
 	if describeOnly {
 		obj, err := s.d.Cache.Head(ctx, key)
 		return nil, obj, err

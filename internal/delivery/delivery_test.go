@@ -336,8 +336,9 @@ func TestHitsBypassTheGate(t *testing.T) {
 }
 
 // A preset whose variant the pipeline stored is served from it, rendering
-// nothing; a preset and the same options spelled out share one derived
-// image; an unknown preset is a bad option.
+// nothing; a preset outside the inputs is rendered once into an image of
+// its own (apart from the same options spelled out: a preset follows the
+// original's focal point); an unknown preset is a bad option.
 func TestPresets(t *testing.T) {
 	f := newFixture(t, dirStore(t), 2, 4)
 	data := imagetest.Photo(t)
@@ -353,19 +354,70 @@ func TestPresets(t *testing.T) {
 	if img.Outcome != Variant || img.ContentType != "image/webp" || img.ETag != res.Outputs[1].ETag || f.proc.renders.Load() != before {
 		t.Fatalf("preset: %s %s %s, %d renders", img.Outcome, img.ContentType, img.ETag, f.proc.renders.Load()-before)
 	}
-	// Outside the inputs there are no variants: the preset is rendered,
-	// into the image its options spelled out also find.
+	// Outside the inputs there are no variants: the preset is rendered
+	// once, and kept.
 	f.put(t, "uploads2/x.jpg", data)
 	f.svc.cfg.Prefixes = append(f.svc.cfg.Prefixes, "uploads2/")
-	if img, err = f.svc.Serve(t.Context(), Request{Key: "uploads2/x.jpg", Preset: "thumb", Path: "/t"}); err != nil || img.Outcome != Rendered {
-		t.Fatalf("preset outside the inputs: %v %s", err, img.Outcome)
-	}
-	f.svc.Wait()
-	if img, err = f.svc.Serve(t.Context(), req(t, "uploads2/x.jpg", "fit=cover&height=100&width=100", "/o")); err != nil || img.Outcome != Hit {
-		t.Fatalf("the same options: %v %s", err, img.Outcome)
+	for _, want := range []Outcome{Rendered, Hit} {
+		if img, err = f.svc.Serve(t.Context(), Request{Key: "uploads2/x.jpg", Preset: "thumb", Path: "/t"}); err != nil || img.Outcome != want {
+			t.Fatalf("preset outside the inputs: %v %s, want %s", err, img.Outcome, want)
+		}
+		f.svc.Wait()
 	}
 	if _, err := f.svc.Serve(t.Context(), Request{Key: "uploads/cats/tom.jpg", Preset: "huge"}); !errors.Is(err, imageproc.ErrBadOption) {
 		t.Fatalf("unknown preset: %v", err)
+	}
+}
+
+// A preset is what the pipeline's variant of the original is: served from
+// the variant where the original's manifest says it is when the key does
+// not predict it (no extension), and, rendered when the variant is
+// missing, cut around the original's focal point as the variant was, in
+// an image apart from the same options spelled out (cut at the centre). A
+// pinned preset's answer is not immutable: the preset may be redefined.
+func TestPresetsFollowTheOriginal(t *testing.T) {
+	st := dirStore(t)
+	f := newFixture(t, st, 2, 4)
+	ctx := t.Context()
+	// The red marker at the right edge: a centre crop of the 2:1 image
+	// misses it, a crop around the focal point (0.95, 0.5) holds it.
+	src := imagetest.Marked(t, 400, 200, image.Rect(370, 90, 390, 110))
+	res, err := f.pl.Upload(ctx, "uploads/marked", src, pipeline.FocusMetadata(&imageproc.Point{X: 0.95, Y: 0.5}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	etag := strings.Trim(res.ETag, `"`)
+	before := f.proc.renders.Load()
+	img, err := f.svc.Serve(ctx, Request{Key: "uploads/marked", Preset: "thumb", Path: "/p"})
+	if err != nil || img.Outcome != Variant || f.proc.renders.Load() != before {
+		t.Fatalf("preset of an original without an extension: %v %s, %d renders", err, img.Outcome, f.proc.renders.Load()-before)
+	}
+	if _, _, _, ok := imagetest.MarkerCentre(t, img.Data); !ok {
+		t.Fatal("the stored variant is not cut around the focal point")
+	}
+	if err := st.Delete(ctx, res.Outputs[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range []Request{{Key: "uploads/marked", Preset: "thumb", Path: "/p"},
+		{Key: "uploads/marked", Preset: "thumb", Version: etag, Path: "/p/v"}} {
+		img, err := f.svc.Serve(ctx, r)
+		f.svc.Wait()
+		if err != nil || img.Outcome != []Outcome{Rendered, Hit}[i] {
+			t.Fatalf("%+v: %v %s", r, err, img.Outcome)
+		}
+		if _, _, _, ok := imagetest.MarkerCentre(t, img.Data); !ok {
+			t.Errorf("%+v: the render is not cut around the original's focal point", r)
+		}
+		if img.CacheControl != "public, max-age=300" {
+			t.Errorf("%+v: Cache-Control %q, want the unpinned one", r, img.CacheControl)
+		}
+	}
+	img, err = f.svc.Serve(ctx, req(t, "uploads/marked", "width=100&height=100&fit=cover", "/o"))
+	if err != nil || img.Outcome != Rendered {
+		t.Fatalf("the same options spelled out: %v %s, want an image of their own", err, img.Outcome)
+	}
+	if _, _, _, ok := imagetest.MarkerCentre(t, img.Data); ok {
+		t.Error("the options spelled out were cut around the focal point")
 	}
 }
 

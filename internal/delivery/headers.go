@@ -14,10 +14,12 @@ const pinnedCacheControl = "public, max-age=31536000, immutable"
 
 // cacheControl is the Cache-Control of the answer to r: pinned, or the
 // configured one; for an expiring URL, no cache may keep it past its
-// expiry.
+// expiry. A preset's answer is never pinned: the URL pins the original's
+// version, not the preset's definition, which VARIANTS may change (the
+// CDN is then told, by Purge; a browser told immutable never would be).
 func cacheControl(unpinned string, r Request, now time.Time) string {
 	cc := unpinned
-	if r.Version != "" {
+	if r.Version != "" && r.Preset == "" {
 		cc = pinnedCacheControl
 	}
 	if r.Expires.IsZero() {

@@ -132,7 +132,7 @@ func (s *Service) stalePreset(key, etag, objKey string) bool {
 		return false
 	}
 	p, ok := s.d.Presets.Preset(key, name)
-	return !ok || s.entry(key, etag, p.Options).key != entryKey
+	return !ok || s.presetEntry(key, etag, name, p).key != entryKey
 }
 
 // expiryGrace is how long after its expiry a path is still invalidated:

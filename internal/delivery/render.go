@@ -150,12 +150,16 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 	case err != nil:
 		return Image{}, fmt.Errorf("original: %w", err)
 	}
-	res, err := s.d.Renderer.Process(ctx, data, e.options)
+	opts := e.options
+	if e.preset != nil {
+		opts = e.preset.OptionsFor(obj.Metadata)
+	}
+	res, err := s.d.Renderer.Process(ctx, data, opts)
 	if err != nil {
 		return Image{}, err
 	}
 	return Image{Data: res.Data, Size: int64(len(res.Data)), ContentType: res.Format.ContentType(), ETag: digestETag(res.Data),
-		LastModified: obj.LastModified, Outcome: Rendered, written: time.Now()}, nil
+		LastModified: obj.LastModified, Outcome: Rendered, written: time.Now(), options: opts.Canonical()}, nil
 }
 
 // Wait returns once no render is being made or written.
