@@ -4,7 +4,8 @@
 // invocations, or as EventBridge events), drops what the service must
 // never process, signs the rest with the shared webhook scheme and posts
 // it to POST /webhooks/s3, retrying with backoff until shortly before the
-// Lambda deadline. A failure is returned, never swallowed, and so is a
+// Lambda deadline, the messages of an SQS batch in turn, each within its
+// share of that time. A failure is returned, never swallowed, and so is a
 // body it cannot read, so that the queue's redelivery and its dead-letter
 // queue keep the event. It runs and is tested without the Lambda runtime;
 // cmd/forwarder only wires it in.
@@ -117,6 +118,21 @@ func splitSecrets(s string) [][]byte {
 // message that is no event the forwarder knows is one of them; a direct
 // invocation returns an error when its event could not be delivered. S3's
 // test event is acknowledged and dropped.
+//
+// The messages of a batch are posted one after another, never at once,
+// so that a forwarder has at most one request at the service and
+// ForwarderConcurrency bounds the requests in flight (the stack sizes it
+// against the fleet). That is the backpressure: a forwarder that waits
+// out the service's 503s holds its slot of the function's concurrency, so
+// the backlog waits in the queue, whose depth scales the fleet out,
+// rather than in more requests at a service already shedding (a batch
+// posted at once would be up to ten). Fairness comes from time instead:
+// each message gets an equal share of the time left when its turn comes
+// (see share), so that none is reported failed without an attempt. Every
+// failure costs the message one of its receives, and after
+// maxReceiveCount it is a dead letter, so a message that waited for
+// another's retries would reach the dead-letter queue under sustained
+// overload without ever having been tried.
 func (f *Forwarder) Handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	start := time.Now()
 	log := f.log.With().Str("lambda_request_id", requestID(ctx)).Logger()
@@ -133,9 +149,12 @@ func (f *Forwarder) Handle(ctx context.Context, raw json.RawMessage) (any, error
 			return nil, fmt.Errorf("sqs event: %w", err)
 		}
 		resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
-		for _, m := range batch.Records {
+		for i, m := range batch.Records {
 			mlog := log.With().Str("message_id", m.MessageId).Logger()
-			if err := f.forwardBody(ctx, mlog, []byte(m.Body), &s); err != nil {
+			mctx, cancel := f.share(ctx, len(batch.Records)-i)
+			err := f.forwardBody(mctx, mlog, []byte(m.Body), &s)
+			cancel()
+			if err != nil {
 				mlog.Error().Err(err).Msg("message not delivered; SQS will retry it")
 				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: m.MessageId})
 			}
@@ -151,6 +170,27 @@ func (f *Forwarder) Handle(ctx context.Context, raw json.RawMessage) (any, error
 		s.log(log, start)
 		return nil, err
 	}
+}
+
+// share bounds ctx to one message's share of the time before the Lambda
+// deadline, less the margin, when n messages are still to do: an equal
+// part, so that the first of a full batch of ten gets a tenth, at least
+// 11.8 s of the stack's 120 s; time a message leaves unused goes to those
+// after it, and the last one gets all that is left. The margin is kept on
+// top of the share, where post looks for it. Without a deadline, or for
+// the last message, ctx is left as it is.
+//
+// The price is that a request slower than its share is cut and its
+// message comes back; the service answers an event in a second or two
+// and sheds within QUEUE_TIMEOUT (5 s), so what a share bounds in
+// practice is the retries.
+func (f *Forwarder) share(ctx context.Context, n int) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	left := time.Until(deadline) - f.cfg.Margin
+	if !ok || n <= 1 || left <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithDeadline(ctx, time.Now().Add(left/time.Duration(n)+f.cfg.Margin))
 }
 
 // summary counts what one invocation did, for its closing log line.
@@ -204,9 +244,12 @@ func (f *Forwarder) forward(ctx context.Context, log zerolog.Logger, raws []json
 }
 
 // post sends body, signed, retrying network errors, 408, 429 and 5xx with
-// jittered exponential backoff, never sooner than a Retry-After asks, for
-// as long as the Lambda deadline, less the margin, allows. A 401 reloads
-// the secrets once and, when they have changed, tries again at once.
+// jittered exponential backoff, for as long as ctx's deadline (the
+// message's share), less the margin, allows. A Retry-After is honoured up
+// to half the time left, so that a wait always leaves as long for the
+// attempt after it: the service asks for a second, and a longer wait (a
+// proxy's, a far HTTP date) would otherwise end the attempts at once. A 401 reloads the secrets once and, when they have
+// changed, tries again at once.
 func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) error {
 	budget, hasDeadline := ctx.Deadline()
 	if hasDeadline {
@@ -230,9 +273,12 @@ func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) e
 		if errors.Is(err, ErrPermanent) || errors.Is(err, errUnauthorized) {
 			return err
 		}
+		if hasDeadline {
+			retryAfter = min(retryAfter, time.Until(budget)/2)
+		}
 		wait := f.backoff(attempt, retryAfter)
 		if hasDeadline && time.Now().Add(wait).After(budget) {
-			return fmt.Errorf("gave up before the Lambda deadline after %d attempts: %w", attempt+1, err)
+			return fmt.Errorf("gave up at the end of the event's share of the time, after %d attempts: %w", attempt+1, err)
 		}
 		log.Warn().Err(err).Int("attempt", attempt+1).Dur("retry_in", wait).Msg("retrying")
 		select {
@@ -248,8 +294,8 @@ func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) e
 // of forwarders does not come back in step; and never under the service's
 // Retry-After, which is itself spread over a quarter more for the same
 // reason (a busy service tells every caller the same second). MaxDelay
-// caps the backoff, not what the service asks for: a wait that would
-// outlast the deadline ends the attempts instead (see post).
+// caps the backoff, not what the service asks for: post caps that by the
+// time left, and a wait that would outlast it ends the attempts.
 func (f *Forwarder) backoff(attempt int, retryAfter time.Duration) time.Duration {
 	d := min(f.cfg.MaxDelay, f.cfg.BaseDelay<<min(attempt, 20))
 	wait := d/2 + rand.N(d/2+1)

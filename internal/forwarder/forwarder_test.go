@@ -432,3 +432,71 @@ func TestReloadsTheSecretOn401(t *testing.T) {
 		t.Fatalf("%d reloads, want 2 (one per ReloadEvery)", reloads)
 	}
 }
+
+// Under sustained overload every message of a batch is tried, though
+// retrying any one of them could take all the function's time: each gets
+// its share, and each that is not delivered is reported, for SQS to bring
+// it back.
+func TestOverloadedBatchTriesEveryMessage(t *testing.T) {
+	var mu sync.Mutex
+	tries := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		if ev, err := webhook.Parse(body); err == nil && len(ev.Records) == 1 {
+			mu.Lock()
+			tries[ev.Records[0].Key()]++
+			mu.Unlock()
+		}
+		time.Sleep(50 * time.Millisecond) // a moment in the admission queue
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	f := newForwarder(t, srv.URL, nil)
+	bodies := map[string]string{}
+	for i := range 8 {
+		bodies["m"+strconv.Itoa(i)] = string(s3Event("uploads/" + strconv.Itoa(i) + ".jpg"))
+	}
+	start := time.Now()
+	out, err := f.Handle(lambdaCtx(t, 3*time.Second), sqsBatch(bodies))
+	took := time.Since(start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took > 3*time.Second {
+		t.Fatalf("took %v, past the 3 s deadline", took)
+	}
+	failed := map[string]bool{}
+	for _, it := range out.(events.SQSEventResponse).BatchItemFailures {
+		failed[it.ItemIdentifier] = true
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	total := 0
+	for i := range 8 {
+		id, key := "m"+strconv.Itoa(i), "uploads/"+strconv.Itoa(i)+".jpg"
+		if tries[key] == 0 {
+			t.Errorf("%s reported failed without an attempt", id)
+		}
+		if !failed[id] {
+			t.Errorf("%s not in batchItemFailures", id)
+		}
+		total += tries[key]
+	}
+	t.Logf("%d attempts for 8 messages in %v", total, took.Round(time.Millisecond))
+}
+
+// A Retry-After longer than the time left is waited for only in part, and
+// the event is delivered, instead of given up at once.
+func TestRetryAfterCappedByTheTimeLeft(t *testing.T) {
+	r := newReceiver(t, 503)
+	r.retryHdr = "60"
+	f := newForwarder(t, r.URL, nil)
+	start := time.Now()
+	if _, err := f.Handle(lambdaCtx(t, 3*time.Second), s3Event("uploads/x.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	if n, d := len(r.received()), time.Since(start); n != 2 || d < time.Second || d > 3*time.Second {
+		t.Fatalf("%d attempts in %v; want 2, after waiting about half of the 2.5 s left", n, d)
+	}
+}
