@@ -59,7 +59,11 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		s.pipeline.ObjectURL = storage.ObjectPath
 	}
 	if cfg.ReadyCallbackURL != "" && len(cfg.WebhookSecrets) > 0 {
-		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, []byte(cfg.WebhookSecrets[0]), nil)
+		var secrets [][]byte
+		for _, sec := range cfg.WebhookSecrets {
+			secrets = append(secrets, []byte(sec))
+		}
+		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, secrets, nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("READY_CALLBACK_URL: %w", err))
 		}

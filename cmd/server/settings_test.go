@@ -1,11 +1,18 @@
 package main
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
+	"github.com/resizer/resizer/internal/webhook"
 )
 
 // settle reports a variant in a format that is not enabled, with the rest.
@@ -44,6 +51,43 @@ func TestQualityDefaultsAreTheTable(t *testing.T) {
 	} {
 		if q != f.DefaultQuality() {
 			t.Errorf("%s: the configuration's default quality is %d, the format table's %d", f, q, f.DefaultQuality())
+		}
+	}
+}
+
+// The ready callback is signed with every secret it has: during a rotation
+// of WEBHOOK_SECRETS a receiver that knows only the old one still accepts
+// it.
+func TestReadyCallbackSignsWithEverySecret(t *testing.T) {
+	for _, tt := range []struct {
+		env   map[string]string
+		knows string
+		ok    bool
+	}{
+		{map[string]string{"WEBHOOK_SECRETS": "new,old"}, "old", true},
+		{map[string]string{"WEBHOOK_SECRETS": "new,old"}, "new", true},
+		{map[string]string{"WEBHOOK_SECRETS": "new,old"}, "other", false},
+	} {
+		var got atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			code := http.StatusNoContent
+			if webhook.Verify(r.Header.Get(webhook.Header), body, [][]byte{[]byte(tt.knows)}, time.Now()) != nil {
+				code = http.StatusUnauthorized
+			}
+			got.Store(int32(code))
+			w.WriteHeader(code)
+		}))
+		tt.env["READY_CALLBACK_URL"] = srv.URL
+		cfg, err := config.Load(func(k string) string { return tt.env[k] })
+		s, err := settle(cfg, err)
+		if err != nil || s.pipeline.Ready == nil {
+			t.Fatalf("%v: %v, notifier %v", tt.env, err, s.pipeline.Ready)
+		}
+		err = s.pipeline.Ready.Ready(t.Context(), pipeline.Manifest{Key: "uploads/a.jpg", ETag: `"e"`})
+		srv.Close()
+		if (err == nil) != tt.ok || got.Load() == 0 {
+			t.Errorf("%v, a receiver that knows %q: answered %d, %v", tt.env, tt.knows, got.Load(), err)
 		}
 	}
 }

@@ -237,7 +237,7 @@ var vars = []variable{
 	// another public origin, whose URLs the manifests carry.
 	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
 		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
-	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, first of WEBHOOK_SECRETS), each time an original's variants and manifest are written (default: none)",
+	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, with each of WEBHOOK_SECRETS), each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error { c.ReadyCallbackURL = v; return checkURL(v) }},
 	{"READY_EVENT_BUS", "", "name or ARN of an Amazon EventBridge bus that gets an event (source resizer, detail-type Variants Ready, the callback's body as detail) each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error { c.ReadyEventBus = v; return nil }},
@@ -366,7 +366,7 @@ func Load(getenv func(string) string) (Config, error) {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
 	}
 	if c.ReadyCallbackURL != "" && len(c.WebhookSecrets) == 0 {
-		errs = append(errs, errors.New("READY_CALLBACK_URL needs WEBHOOK_SECRETS, whose first secret signs its calls"))
+		errs = append(errs, errors.New("READY_CALLBACK_URL needs WEBHOOK_SECRETS, whose secrets sign its calls"))
 	}
 	if (c.AWSAccessKeyID == "") != (c.AWSSecretAccessKey == "") {
 		errs = append(errs, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"))

@@ -8,28 +8,34 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 )
 
 // Callback posts signed JSON events to one URL: the service's own ready
-// signals, signed as the forwarder signs S3 events (Resizer-Signature), so
-// that a receiver verifies them with Verify and the same secrets.
+// signals, signed as the forwarder signs S3 events (Resizer-Signature,
+// one v1 value for each secret), so that a receiver verifies them with
+// Verify and whichever of the secrets it knows.
 type Callback struct {
-	url    string
-	secret []byte
-	client *http.Client
+	url     string
+	secrets [][]byte
+	client  *http.Client
 	// backoff is the wait before each retry; its length bounds them.
 	backoff []time.Duration
 }
 
 // NewCallback returns a Callback to rawURL (http or https), signing with
-// secret. It fails on a bad URL or an empty secret.
-func NewCallback(rawURL string, secret []byte, client *http.Client) (*Callback, error) {
+// every one of secrets: during a rotation ("new,old") a receiver that
+// knows only the old secret, or only the new, still accepts the signal,
+// so receivers and the service need not switch at the same moment. It
+// fails on a bad URL or when no secret is given.
+func NewCallback(rawURL string, secrets [][]byte, client *http.Client) (*Callback, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("callback URL %q: must be an http or https URL", rawURL)
 	}
-	if len(secret) == 0 {
+	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s []byte) bool { return len(s) == 0 })
+	if len(secrets) == 0 {
 		return nil, errors.New("callback: no signing secret")
 	}
 	if client == nil {
@@ -39,7 +45,7 @@ func NewCallback(rawURL string, secret []byte, client *http.Client) (*Callback, 
 	}
 	// Four tries over some seven seconds: a receiver that restarts is
 	// waited for, one that is down does not hold the run of an original.
-	return &Callback{url: rawURL, secret: secret, client: client,
+	return &Callback{url: rawURL, secrets: secrets, client: client,
 		backoff: []time.Duration{500 * time.Millisecond, 2 * time.Second, 4 * time.Second}}, nil
 }
 
@@ -79,7 +85,7 @@ func (c *Callback) post(ctx context.Context, body []byte) error {
 		return fmt.Errorf("callback: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(Header, Sign(c.secret, body, time.Now()))
+	req.Header.Set(Header, SignAll(c.secrets, body, time.Now()))
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("callback: %w", err)

@@ -24,7 +24,7 @@ func TestCallback(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	c, err := NewCallback(srv.URL, secret, nil)
+	c, err := NewCallback(srv.URL, [][]byte{secret}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,12 +38,48 @@ func TestCallback(t *testing.T) {
 		w.WriteHeader(http.StatusBadRequest)
 	}))
 	defer bad.Close()
-	c, _ = NewCallback(bad.URL, secret, nil)
+	c, _ = NewCallback(bad.URL, [][]byte{secret}, nil)
 	calls.Store(0)
 	if err := c.Post(t.Context(), []byte(`{}`)); err == nil || calls.Load() != 1 {
 		t.Fatalf("400: %v after %d calls", err, calls.Load())
 	}
-	if _, err := NewCallback("ftp://x", secret, nil); err == nil {
+	if _, err := NewCallback("ftp://x", [][]byte{secret}, nil); err == nil {
 		t.Error("ftp URL accepted")
+	}
+	if _, err := NewCallback(srv.URL, [][]byte{nil}, nil); err == nil {
+		t.Error("no secret accepted")
+	}
+}
+
+// During a rotation the service holds "new,old" and signs with both: a
+// receiver that knows only the old secret, and one that already knows only
+// the new, each accept the signal; one that knows neither refuses it.
+func TestCallbackSignsWithEverySecret(t *testing.T) {
+	oldSecret, newSecret := []byte("old-secret"), []byte("new-secret")
+	for _, c := range []struct {
+		name  string
+		knows [][]byte
+		ok    bool
+	}{
+		{"the old secret", [][]byte{oldSecret}, true},
+		{"the new secret", [][]byte{newSecret}, true},
+		{"another secret", [][]byte{[]byte("other")}, false},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if Verify(r.Header.Get(Header), body, c.knows, time.Now()) != nil {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		cb, err := NewCallback(srv.URL, [][]byte{newSecret, oldSecret}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cb.Post(t.Context(), []byte(`{"a":1}`)); (err == nil) != c.ok {
+			t.Errorf("a receiver that knows %s: %v", c.name, err)
+		}
+		srv.Close()
 	}
 }
