@@ -58,9 +58,9 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		// that work in a page as they are.
 		s.pipeline.ObjectURL = storage.ObjectPath
 	}
-	if cfg.ReadyCallbackURL != "" && len(cfg.WebhookSecrets) > 0 {
+	if cfg.ReadyCallbackURL != "" && len(cfg.ReadyCallbackSecrets) > 0 {
 		var secrets [][]byte
-		for _, sec := range cfg.WebhookSecrets {
+		for _, sec := range cfg.ReadyCallbackSecrets {
 			secrets = append(secrets, []byte(sec))
 		}
 		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, secrets, nil)

@@ -57,7 +57,9 @@ func TestQualityDefaultsAreTheTable(t *testing.T) {
 
 // The ready callback is signed with every secret it has: during a rotation
 // of WEBHOOK_SECRETS a receiver that knows only the old one still accepts
-// it.
+// it. With READY_CALLBACK_SECRETS it is signed with those alone, and a
+// receiver that knows the webhook's secret (and could sign S3 events with
+// it) is not needed.
 func TestReadyCallbackSignsWithEverySecret(t *testing.T) {
 	for _, tt := range []struct {
 		env   map[string]string
@@ -66,7 +68,8 @@ func TestReadyCallbackSignsWithEverySecret(t *testing.T) {
 	}{
 		{map[string]string{"WEBHOOK_SECRETS": "new,old"}, "old", true},
 		{map[string]string{"WEBHOOK_SECRETS": "new,old"}, "new", true},
-		{map[string]string{"WEBHOOK_SECRETS": "new,old"}, "other", false},
+		{map[string]string{"WEBHOOK_SECRETS": "hook", "READY_CALLBACK_SECRETS": "cb-new,cb-old"}, "cb-old", true},
+		{map[string]string{"WEBHOOK_SECRETS": "hook", "READY_CALLBACK_SECRETS": "cb-new,cb-old"}, "hook", false},
 	} {
 		var got atomic.Int32
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

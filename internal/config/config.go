@@ -77,8 +77,11 @@ type Config struct {
 	// queue of the event path that reconcile --enqueue sends to.
 	VariantsBaseURL  string
 	ReadyCallbackURL string
-	ReadyEventBus    string
-	EventQueueURL    string
+	// ReadyCallbackSecrets sign the callback, every one of them; they are
+	// WebhookSecrets unless set apart.
+	ReadyCallbackSecrets []string
+	ReadyEventBus        string
+	EventQueueURL        string
 	// Watermarks: where they are kept in the originals' store ("": none),
 	// the largest file, and the memory that holds them.
 	WatermarkPrefix     string
@@ -237,8 +240,13 @@ var vars = []variable{
 	// another public origin, whose URLs the manifests carry.
 	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
 		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
-	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, with each of WEBHOOK_SECRETS), each time an original's variants and manifest are written (default: none)",
+	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, with each of READY_CALLBACK_SECRETS), each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error { c.ReadyCallbackURL = v; return checkURL(v) }},
+	// A receiver that knows the webhook's secret could sign S3 events of
+	// its own to POST /webhooks/s3: a secret of its own keeps it to
+	// verifying signals.
+	{"READY_CALLBACK_SECRETS", "", "comma-separated secrets that sign the POSTs to READY_CALLBACK_URL, each adding its own v1 value, so that a receiver verifies with whichever it knows (new,old during a rotation); set them apart from WEBHOOK_SECRETS so that the receiver cannot sign events to POST /webhooks/s3 (default: WEBHOOK_SECRETS)",
+		func(c *Config, v string) error { c.ReadyCallbackSecrets = splitList(v); return nil }},
 	{"READY_EVENT_BUS", "", "name or ARN of an Amazon EventBridge bus that gets an event (source resizer, detail-type Variants Ready, the callback's body as detail) each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error { c.ReadyEventBus = v; return nil }},
 	{"EVENT_QUEUE_URL", "", "URL of the SQS queue of the S3 event path, to which server reconcile --enqueue sends one event per original (default: none)",
@@ -365,8 +373,11 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
 	}
-	if c.ReadyCallbackURL != "" && len(c.WebhookSecrets) == 0 {
-		errs = append(errs, errors.New("READY_CALLBACK_URL needs WEBHOOK_SECRETS, whose secrets sign its calls"))
+	if strings.TrimSpace(getenv("READY_CALLBACK_SECRETS")) == "" {
+		c.ReadyCallbackSecrets = c.WebhookSecrets
+	}
+	if c.ReadyCallbackURL != "" && len(c.ReadyCallbackSecrets) == 0 {
+		errs = append(errs, errors.New("READY_CALLBACK_URL needs READY_CALLBACK_SECRETS or WEBHOOK_SECRETS, to sign its calls"))
 	}
 	if (c.AWSAccessKeyID == "") != (c.AWSSecretAccessKey == "") {
 		errs = append(errs, errors.New("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY go together"))

@@ -282,6 +282,29 @@ func TestWatermarkSettings(t *testing.T) {
 	}
 }
 
+// The ready callback is signed with WEBHOOK_SECRETS unless it has secrets
+// of its own, and it needs one or the other.
+func TestReadyCallbackSecrets(t *testing.T) {
+	const url = "https://app.example.com/resizer-ready"
+	for _, tt := range []struct {
+		env     map[string]string
+		secrets string
+	}{
+		{map[string]string{"READY_CALLBACK_URL": url, "WEBHOOK_SECRETS": "new,old"}, "new|old"},
+		{map[string]string{"READY_CALLBACK_URL": url, "WEBHOOK_SECRETS": "w", "READY_CALLBACK_SECRETS": " cb-new, cb-old "}, "cb-new|cb-old"},
+		{map[string]string{"READY_CALLBACK_URL": url, "READY_CALLBACK_SECRETS": "cb"}, "cb"},
+		{map[string]string{"WEBHOOK_SECRETS": "w"}, "w"},
+	} {
+		c, err := Load(env(tt.env))
+		if err != nil || strings.Join(c.ReadyCallbackSecrets, "|") != tt.secrets {
+			t.Errorf("%v: secrets %q (%v), want %q", tt.env, c.ReadyCallbackSecrets, err, tt.secrets)
+		}
+	}
+	if _, err := Load(env(map[string]string{"READY_CALLBACK_URL": url})); err == nil || !strings.Contains(err.Error(), "READY_CALLBACK_SECRETS") {
+		t.Errorf("a callback with no secret: %v", err)
+	}
+}
+
 func TestWithout(t *testing.T) {
 	env := map[string]string{"S3_BUCKET": "b", "MAX_PIXELS": "x"}
 	_, err := Load(func(k string) string { return env[k] })
