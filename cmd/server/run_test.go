@@ -505,14 +505,21 @@ func TestConfigFormatsAreTheTable(t *testing.T) {
 	if strings.Join(c.InputFormats, ",") != strings.Join(defaults, ",") {
 		t.Errorf("INPUT_FORMATS defaults to %v, the table's defaults are %v", c.InputFormats, defaults)
 	}
+	load := func(formats string) error {
+		c, err := config.Load(func(k string) string { return map[string]string{"INPUT_FORMATS": formats}[k] })
+		_, err = settle(c, err)
+		return err
+	}
 	for _, f := range imageproc.AllFormats {
-		env := map[string]string{"INPUT_FORMATS": f.String()}
-		if _, err := config.Load(func(k string) string { return env[k] }); err != nil {
-			t.Errorf("config refuses the table's format %s: %v", f, err)
+		if err := load(f.String()); err != nil {
+			t.Errorf("the configuration refuses the table's format %s: %v", f, err)
 		}
 	}
-	env := map[string]string{"INPUT_FORMATS": "bmp"}
-	if _, err := config.Load(func(k string) string { return env[k] }); err == nil {
-		t.Error("config accepts a format the table does not know")
+	// The table's other names too, in any case.
+	if err := load("JPG, heic,tif"); err != nil {
+		t.Errorf("the configuration refuses the table's aliases: %v", err)
+	}
+	if err := load("jpeg,bmp"); err == nil || !strings.Contains(err.Error(), "INPUT_FORMATS") || !strings.Contains(err.Error(), "bmp") {
+		t.Errorf("a format the table does not know: %v, want an error naming INPUT_FORMATS and bmp", err)
 	}
 }

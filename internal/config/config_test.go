@@ -66,7 +66,7 @@ func TestValues(t *testing.T) {
 // Every bad variable is reported at once, by name.
 func TestErrorsNameEveryVariable(t *testing.T) {
 	bad := map[string]string{
-		"ADDR": "", "ALLOW_ANONYMOUS": "maybe", "INPUT_FORMATS": "jpeg,bmp", "MAX_BODY_BYTES": "lots",
+		"ADDR": "", "ALLOW_ANONYMOUS": "maybe", "INPUT_FORMATS": " , ", "MAX_BODY_BYTES": "lots",
 		"MAX_PIXELS": "-1", "MAX_DIMENSION": "0", "CONCURRENCY": "two", "QUEUE_SIZE": "-3",
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
