@@ -71,15 +71,21 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 	}
 	errs = append(errs, s.pipeline.Validate())
 	s.watermarks = watermark.Config{Prefix: cfg.WatermarkPrefix, MaxBytes: cfg.WatermarkMaxBytes,
-		CacheBytes: cfg.WatermarkCacheBytes, Apart: []string{cfg.InputPrefix}}
+		CacheBytes: cfg.WatermarkCacheBytes}
+	apart := [][2]string{{"INPUT_PREFIX", cfg.InputPrefix}}
 	if cfg.RejectedPrefix != "" {
-		s.watermarks.Apart = append(s.watermarks.Apart, cfg.RejectedPrefix)
+		apart = append(apart, [2]string{"REJECTED_PREFIX", cfg.RejectedPrefix})
 	}
 	if s.pipeline.SameStore {
-		s.watermarks.Apart = append(s.watermarks.Apart, cfg.OutputPrefix)
+		apart = append(apart, [2]string{"OUTPUT_PREFIX", cfg.OutputPrefix})
 	}
-	if err := s.watermarks.Validate(); err != nil && cfg.WatermarkPrefix != "" {
-		errs = append(errs, fmt.Errorf("WATERMARK_PREFIX: %w", err))
+	for _, a := range apart {
+		s.watermarks.Apart = append(s.watermarks.Apart, a[1])
+		// Checked one by one, so that each fault names both variables.
+		one := watermark.Config{Prefix: cfg.WatermarkPrefix, Apart: []string{a[1]}}
+		if err := one.Validate(); err != nil && cfg.WatermarkPrefix != "" {
+			errs = append(errs, fmt.Errorf("WATERMARK_PREFIX and %s: %w", a[0], err))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return s, fmt.Errorf("configuration: %w", err)

@@ -101,12 +101,20 @@ func TestRunWatermarks(t *testing.T) {
 }
 
 // Watermarks never share keys with originals: a prefix among them does
-// not start.
+// not start, and each line of the error names both variables.
 func TestRunRefusesWatermarksAmongOriginals(t *testing.T) {
 	env := map[string]string{"DATA_DIR": t.TempDir(), "WATERMARK_PREFIX": "uploads/marks/"}
 	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "WATERMARK_PREFIX") {
+	if err == nil || !strings.Contains(err.Error(), "WATERMARK_PREFIX and INPUT_PREFIX:") {
 		t.Fatalf("err = %v", err)
+	}
+	env = map[string]string{"DATA_DIR": t.TempDir(), "WATERMARK_PREFIX": "out/", "OUTPUT_PREFIX": "out/small/",
+		"REJECTED_PREFIX": "out/"}
+	err = run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard)
+	for _, want := range []string{"WATERMARK_PREFIX and OUTPUT_PREFIX:", "WATERMARK_PREFIX and REJECTED_PREFIX:"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want a line starting %q", err, want)
+		}
 	}
 	env = map[string]string{"DATA_DIR": t.TempDir(), "INPUT_PREFIX": "/", "WATERMARK_PREFIX": "marks/"}
 	if err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard); err == nil ||
