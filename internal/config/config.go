@@ -588,10 +588,10 @@ func parseBytes(v string) (int64, error) {
 	return n * mult, nil
 }
 
-// Markdown returns every variable as a Markdown table (variable, default,
+// markdown returns every variable as a Markdown table (variable, default,
 // meaning): the table of docs/configuration.md, which a test keeps equal
 // to this one.
-func Markdown() string {
+func markdown() string {
 	var b strings.Builder
 	b.WriteString("| variable | default | meaning |\n|---|---|---|\n")
 	for _, v := range vars {

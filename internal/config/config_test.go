@@ -212,7 +212,7 @@ func TestDocumentedTable(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("%s has no %q ... %q markers", path, begin, end)
 	}
-	want := s[:i+len(begin)] + Markdown() + s[j:]
+	want := s[:i+len(begin)] + markdown() + s[j:]
 	if *update {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
