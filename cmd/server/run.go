@@ -25,31 +25,8 @@ import (
 // environment.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
 	cfg, err := config.Load(getenv)
-	if len(args) > 1 && args[1] == "reconcile" {
-		// It serves nothing: API keys are no concern of it.
-		s, err := settle(cfg, config.Without(err, config.ErrNoAPIKeys))
-		if err != nil {
-			return err
-		}
-		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return reconcile(ctx, args[2:], s, stdout)
-	}
-	for _, a := range args[1:] {
-		switch a {
-		case "-h", "-help", "--help":
-			_, err := io.WriteString(stdout, config.Usage())
-			return err
-		case "healthcheck":
-			if err != nil {
-				return err
-			}
-			return healthcheck(ctx, cfg.Addr)
-		case "sign":
-			return sign(getenv, args[2:], stdout)
-		default:
-			return fmt.Errorf("unknown argument %q (try --help, healthcheck, reconcile or sign)", a)
-		}
+	if len(args) > 1 {
+		return command(ctx, args, cfg, err, getenv, stdout)
 	}
 	s, err := settle(cfg, err)
 	if err != nil {
@@ -91,4 +68,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		defer func() { stopEMF(); <-done }()
 	}
 	return serve(ctx, s, newServer(s, h, log), ln, proc, &draining, log)
+}
+
+// command runs the command args name instead of the server, with the
+// configuration cfg as Load gave it (loadErr: its faults).
+func command(ctx context.Context, args []string, cfg config.Config, loadErr error, getenv func(string) string, stdout io.Writer) error {
+	switch args[1] {
+	case "reconcile":
+		// It serves nothing: API keys are no concern of it.
+		s, err := settle(cfg, config.Without(loadErr, config.ErrNoAPIKeys))
+		if err != nil {
+			return err
+		}
+		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		return reconcile(ctx, args[2:], s, stdout)
+	case "-h", "-help", "--help":
+		_, err := io.WriteString(stdout, config.Usage())
+		return err
+	case "healthcheck":
+		if loadErr != nil {
+			return loadErr
+		}
+		return healthcheck(ctx, cfg.Addr)
+	case "sign":
+		return sign(getenv, args[2:], stdout)
+	}
+	return fmt.Errorf("unknown argument %q (try --help, healthcheck, reconcile or sign)", args[1])
 }
