@@ -210,6 +210,10 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 		s.etags.Forget(r.Key)
 		img, e, err = s.serve(ctx, r)
 	}
+	if errors.Is(err, errSuperseded) {
+		// Changed again meanwhile: worth a retry, as a full gate is.
+		err = fmt.Errorf("%w: the original changed twice while it was served", imageproc.ErrBusy)
+	}
 	if err != nil {
 		return Image{}, err
 	}

@@ -37,10 +37,16 @@ func TestMain(m *testing.M) {
 type counting struct {
 	*imageproc.Processor
 	renders atomic.Int32
+	// during, when set, runs once in the next render, before it is made:
+	// what happens elsewhere meanwhile.
+	during atomic.Pointer[func()]
 }
 
 func (c *counting) Process(ctx context.Context, b []byte, o imageproc.Options) (*imageproc.Result, error) {
 	c.renders.Add(1)
+	if fn := c.during.Swap(nil); fn != nil {
+		(*fn)()
+	}
 	return c.Processor.Process(ctx, b, o)
 }
 
@@ -505,6 +511,48 @@ func TestPurgeOfARedefinedPreset(t *testing.T) {
 	redefine("thumb:120x120:cover")
 	purge("/p/small")
 	purge("")
+}
+
+// An original replaced while an unpinned URL's image is being rendered
+// from it (the purge that follows runs on another task, which cannot wait
+// for this render): the render's image is neither answered (a CDN, told to
+// drop the path already, would keep the old picture) nor kept; the new
+// version is rendered and served.
+func TestOriginalReplacedDuringARender(t *testing.T) {
+	for name, st := range map[string]Cache{"dir": dirStore(t), "s3": s3Store(t)} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, st, 2, 4)
+			ctx := t.Context()
+			wide := imagetest.Marked(t, 400, 200, image.Rect(0, 0, 1, 1))
+			square := imagetest.Marked(t, 300, 300, image.Rect(0, 0, 1, 1))
+			old := f.put(t, "uploads/r.png", wide)
+			replace := func() { f.put(t, "uploads/r.png", square) }
+			f.proc.during.Store(&replace)
+			img, err := f.svc.Serve(ctx, req(t, "uploads/r.png", "width=100", "/r"))
+			f.svc.Wait()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if size, _, _, _ := imagetest.MarkerCentre(t, img.Data); size.Y != 100 {
+				t.Fatalf("served %dx%d: the version replaced during the render", size.X, size.Y)
+			}
+			kept, err := st.List(ctx, "resized/_cache/uploads/r.png/"+etagSegment(old)+"/", 0)
+			if err != nil || len(kept) != 0 {
+				t.Fatalf("kept for the replaced version: %v %v", kept, err)
+			}
+			// Replaced during the second render too: a retry later.
+			second := func() { f.put(t, "uploads/r.png", wide) }
+			first := func() {
+				f.put(t, "uploads/r.png", imagetest.Marked(t, 200, 300, image.Rect(0, 0, 1, 1)))
+				f.proc.during.Store(&second)
+			}
+			f.proc.during.Store(&first)
+			if _, err := f.svc.Serve(ctx, req(t, "uploads/r.png", "width=90", "/r2")); !errors.Is(err, imageproc.ErrBusy) {
+				t.Fatalf("replaced during both renders: %v, want ErrBusy", err)
+			}
+			f.svc.Wait()
+		})
+	}
 }
 
 func TestNotServed(t *testing.T) {

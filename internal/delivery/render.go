@@ -113,6 +113,9 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	defer cancel()
 	defer s.flights.leave(e.key)
 	fl.img, fl.err = s.make(ctx, e, pinned)
+	if fl.err == nil && !pinned {
+		fl.err = s.stillCurrent(ctx, e)
+	}
 	fl.err = s.remember(e, fl.err)
 	close(fl.done)
 	if fl.err != nil {
@@ -122,6 +125,27 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 		// The answer stands; the next request renders again.
 		s.d.Logger.Warn().Err(err).Str("key", e.key).Msg("derived image not kept")
 	}
+}
+
+// stillCurrent fails with errSuperseded when the original is no longer
+// the version e was made from: replaced during the render, whose image
+// must then be neither answered to an unpinned URL nor kept. The purge
+// that follows a replacement waits for renders on its own task only; one
+// on another task would otherwise answer the old picture after the CDN
+// was told to drop it, and the CDN keep it under the same path, with
+// nothing left to purge it. Serve then serves the new version. A failed
+// look leaves the render standing: the window it guards is seconds wide.
+func (s *Service) stillCurrent(ctx context.Context, e entry) error {
+	obj, err := s.d.Sources.Head(ctx, e.source)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return errSuperseded // gone: the next try answers so
+	case err != nil:
+		return nil
+	case strings.Trim(obj.ETag, `"`) != e.etag:
+		return errSuperseded
+	}
+	return nil
 }
 
 // make reads the original at the version e names and renders it. It holds
