@@ -717,10 +717,13 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 		t.Errorf("origin %v is not the load balancer", get(t, origin, "DomainName"))
 	}
 
+	// The variants' behaviour, from the bucket, is the last
+	// (TestVariantsThroughCloudFront).
 	behaviors := list(get(t, dist, "CacheBehaviors"))
-	if len(behaviors) != 2 || get(t, behaviors[0], "PathPattern") != "/img/*format=auto*" || get(t, behaviors[1], "PathPattern") != "/img/*" {
-		t.Fatalf("behaviors %v: the negotiated URLs must come first", behaviors)
+	if len(behaviors) != 3 || get(t, behaviors[0], "PathPattern") != "/img/*format=auto*" || get(t, behaviors[1], "PathPattern") != "/img/*" {
+		t.Fatalf("behaviors %v: the negotiated URLs must come first, then the other images by URL", behaviors)
 	}
+	behaviors = behaviors[:2]
 	headers := func(b any) string {
 		ref := get(t, b, "CachePolicyId").(map[string]any)["Ref"].(string)
 		p := get(t, tpl, "Resources", ref, "Properties", "CachePolicyConfig", "ParametersInCacheKeyAndForwardedToOrigin")
@@ -769,6 +772,164 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 	}
 	if !found {
 		t.Error("no lifecycle rule expiring the derived cache")
+	}
+}
+
+// cachingOptimized is the id of CloudFront's managed cache policy
+// CachingOptimized, whose key is the path alone (and the encodings of
+// compression): no query string, cookie or other header.
+const cachingOptimized = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+
+// The variants and manifests under OutputPrefix, which the manifests name
+// and pages poll, are public through the distribution: read from the
+// private bucket with CloudFront's own signature (OAC), by a behaviour at
+// OutputPrefix's path, HTTPS only, keyed on the path alone. The bucket lets
+// this distribution read OutputPrefix and nothing else, and never the
+// derived cache, which /img/ serves with signatures. All of it stands or
+// falls with the distribution.
+func TestVariantsThroughCloudFront(t *testing.T) {
+	tpl := load(t)
+	dist := get(t, tpl, "Resources", "Distribution").(map[string]any)
+	cond, _ := dist["Condition"].(string)
+	on := map[string]bool{cond: true, "HasCors": true}
+	oac := get(t, tpl, "Resources", "VariantsOriginAccess").(map[string]any)
+	if c, _ := oac["Condition"].(string); c != cond {
+		t.Errorf("the origin access control's condition %q, the distribution's %q", c, cond)
+	}
+	if got := fmt.Sprint(get(t, oac, "Properties", "OriginAccessControlConfig")); !strings.Contains(got, "OriginAccessControlOriginType:s3") ||
+		!strings.Contains(got, "SigningBehavior:always") || !strings.Contains(got, "SigningProtocol:sigv4") {
+		t.Errorf("origin access control %s, want s3, always signed, SigV4", got)
+	}
+
+	cfg := resolve(get(t, dist, "Properties", "DistributionConfig"), on)
+	var origin any
+	for _, o := range list(get(t, cfg, "Origins")) {
+		if get(t, o, "Id") == "variants" {
+			origin = o
+		}
+	}
+	if origin == nil {
+		t.Fatal("no origin for the variants")
+	}
+	// The URL's path is the object's key: no origin path.
+	if fmt.Sprint(get(t, origin, "DomainName")) != "map[Fn::GetAtt:Bucket.RegionalDomainName]" ||
+		fmt.Sprint(get(t, origin, "OriginAccessControlId")) != "map[Fn::GetAtt:VariantsOriginAccess.Id]" ||
+		get(t, origin, "S3OriginConfig", "OriginAccessIdentity") != "" || get(t, origin, "OriginPath") != nil ||
+		get(t, origin, "CustomOriginConfig") != nil {
+		t.Errorf("variants origin %v: want the bucket, read through VariantsOriginAccess", origin)
+	}
+
+	out := defaults(t, tpl, map[string]any{"Ref": "OutputPrefix"})
+	behaviors := list(get(t, cfg, "CacheBehaviors"))
+	var b any
+	for i, x := range behaviors {
+		if get(t, x, "TargetOriginId") == "variants" {
+			if b != nil || i != len(behaviors)-1 {
+				t.Errorf("behaviour %d of %d reads the bucket: one, after images by URL", i, len(behaviors))
+			}
+			b = x
+		}
+	}
+	if b == nil {
+		t.Fatal("no behaviour reads the variants")
+	}
+	if p := get(t, b, "PathPattern"); fmt.Sprint(p) != fmt.Sprint(map[string]any{"Fn::Sub": "/${OutputPrefix}*"}) ||
+		defaults(t, tpl, p) != "/"+out+"*" {
+		t.Errorf("variants behaviour at %v, want OutputPrefix and * (/%s*)", p, out)
+	}
+	if get(t, b, "CachePolicyId") != cachingOptimized || get(t, b, "OriginRequestPolicyId") != nil {
+		t.Errorf("variants cached by %v, sent with %v: want CachingOptimized alone", get(t, b, "CachePolicyId"), get(t, b, "OriginRequestPolicyId"))
+	}
+	if get(t, b, "ViewerProtocolPolicy") != "https-only" || fmt.Sprint(get(t, b, "AllowedMethods")) != "[GET HEAD]" ||
+		get(t, b, "FunctionAssociations") != nil {
+		t.Errorf("variants behaviour %v: want HTTPS, GET and HEAD, no function", b)
+	}
+	// The images by URL are served first: an OutputPrefix of their path
+	// would never reach the bucket.
+	imgs := strings.Trim(get(t, behaviors[len(behaviors)-2], "PathPattern").(string), "/*") + "/"
+	if rules := fmt.Sprint(get(t, tpl, "Rules", "OutputsBesideImages")); !strings.Contains(rules, "Fn::Equals:[map[Ref:OutputPrefix] "+imgs+"]") {
+		t.Errorf("no rule keeps OutputPrefix from %s: %s", imgs, rules)
+	}
+
+	// Pages of CorsAllowedOrigins poll the manifests from scripts.
+	if got := fmt.Sprint(get(t, b, "ResponseHeadersPolicyId")); got != "map[Ref:VariantsCorsPolicy]" {
+		t.Errorf("with CORS origins the variants answer with %s", got)
+	}
+	off := resolve(get(t, dist, "Properties", "DistributionConfig"), map[string]bool{cond: true})
+	if got := fmt.Sprint(list(get(t, off, "CacheBehaviors"))[len(behaviors)-1]); strings.Contains(got, "ResponseHeadersPolicyId") {
+		t.Errorf("without CORS origins: %s", got)
+	}
+	cors := get(t, tpl, "Resources", "VariantsCorsPolicy")
+	if get(t, cors, "Condition") != "HasCors" ||
+		fmt.Sprint(get(t, cors, "Properties", "ResponseHeadersPolicyConfig", "CorsConfig", "AccessControlAllowOrigins", "Items")) != "map[Ref:CorsAllowedOrigins]" ||
+		fmt.Sprint(get(t, cors, "Properties", "ResponseHeadersPolicyConfig", "CorsConfig", "AccessControlAllowMethods", "Items")) != "[GET HEAD]" ||
+		get(t, cors, "Properties", "ResponseHeadersPolicyConfig", "CorsConfig", "AccessControlAllowCredentials") != "false" {
+		t.Errorf("variants CORS %v", cors)
+	}
+
+	// The bucket policy, as CloudFront's principal meets it: what it may
+	// read, evaluated on keys with the parameters' defaults.
+	cloudfront := fmt.Sprint(map[string]any{"Service": "cloudfront.amazonaws.com"})
+	source := fmt.Sprint(map[string]any{"StringEquals": map[string]any{"AWS:SourceArn": map[string]any{
+		"Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${Distribution}"}}})
+	statements := func(conds map[string]bool) (allow, deny []string) {
+		for _, s := range list(resolve(get(t, tpl, "Resources", "BucketPolicy", "Properties", "PolicyDocument", "Statement"), conds)) {
+			if fmt.Sprint(get(t, s, "Principal")) != cloudfront {
+				continue
+			}
+			actions := list(get(t, s, "Action"))
+			for _, r := range list(get(t, s, "Resource")) {
+				sub, _ := r.(map[string]any)["Fn::Sub"].(string)
+				arn := strings.NewReplacer("${AWS::Partition}", "aws", "${Bucket}", "photos",
+					"${OutputPrefix}", out, "${InputPrefix}", defaults(t, tpl, map[string]any{"Ref": "InputPrefix"})).Replace(sub)
+				switch {
+				case get(t, s, "Effect") == "Allow":
+					if fmt.Sprint(actions) != "[s3:GetObject]" || fmt.Sprint(get(t, s, "Condition")) != source {
+						t.Errorf("CloudFront may %v on %s under %v: want s3:GetObject, for this distribution", actions, sub, get(t, s, "Condition"))
+					}
+					allow = append(allow, arn)
+				case get(t, s, "Effect") == "Deny" && (slices.Contains(actions, any("s3:GetObject")) || slices.Contains(actions, any("s3:*"))):
+					deny = append(deny, arn)
+				}
+			}
+		}
+		return allow, deny
+	}
+	matches := func(arns []string, key string) bool {
+		for _, a := range arns {
+			if p, wild := strings.CutSuffix(a, "*"); a == "arn:aws:s3:::photos/"+key || wild && strings.HasPrefix("arn:aws:s3:::photos/"+key, p) {
+				return true
+			}
+		}
+		return false
+	}
+	allow, deny := statements(on)
+	for _, c := range []struct {
+		key  string
+		read bool
+	}{
+		{out + "thumb/cats/tom.jpg", true},
+		{out + "large/cats/a+b.webp", true},
+		{out + pipeline.ManifestSegment + "cats/tom.jpg.json", true},
+		{out + pipeline.CacheSegment + "uploads/cats/tom.jpg/32268be4/abc", false},
+		{out + pipeline.CacheSegment + "uploads/cats/tom.jpg/32268be4/abc.path-0123456789abcdef", false},
+		{defaults(t, tpl, map[string]any{"Ref": "InputPrefix"}) + "cats/tom.jpg", false},
+		{defaults(t, tpl, map[string]any{"Ref": "WatermarkPrefix"}) + "logo.png", false},
+		{"rejected/cats/tom.jpg", false},
+	} {
+		if got := matches(allow, c.key) && !matches(deny, c.key); got != c.read {
+			t.Errorf("CloudFront reads %s: %v, want %v (allowed %v, denied %v)", c.key, got, c.read, allow, deny)
+		}
+	}
+	// S3 bucket policies cannot say "but not": the derived cache is taken
+	// out by an explicit deny to CloudFront.
+	if want := "arn:aws:s3:::photos/" + out + pipeline.CacheSegment + "*"; !slices.Contains(deny, want) {
+		t.Errorf("no deny of %s to CloudFront: %v", want, deny)
+	}
+	if cond != "" {
+		if allow, deny := statements(map[string]bool{}); len(allow)+len(deny) != 0 {
+			t.Errorf("without the distribution the bucket lets CloudFront in: %v, %v", allow, deny)
+		}
 	}
 }
 
