@@ -938,8 +938,10 @@ func TestVariantsThroughCloudFront(t *testing.T) {
 var allReady = map[string]bool{"HasVariantsBaseUrl": true, "HasReadyCallbackUrl": true, "HasReadyEventBus": true}
 
 // VariantsBaseUrl, ReadyCallbackUrl and ReadyEventBus reach the task's
-// environment when given and are absent otherwise; the task may put events
-// on the ReadyEventBus only when there is one, and on that bus only.
+// environment when given; otherwise the manifests' URLs start at the
+// distribution (TestVariantsBaseURLFallsBackToTheDistribution) and the
+// others are absent. The task may put events on the ReadyEventBus only
+// when there is one, and on that bus only.
 func TestManifestAndReadySignal(t *testing.T) {
 	tpl := load(t)
 	params := map[string]string{"VariantsBaseUrl": "VARIANTS_BASE_URL", "ReadyCallbackUrl": "READY_CALLBACK_URL", "ReadyEventBus": "READY_EVENT_BUS"}
@@ -979,7 +981,7 @@ func TestManifestAndReadySignal(t *testing.T) {
 
 	none, all := env(nil), env(allReady)
 	for p, name := range params {
-		if v, ok := none[name]; ok {
+		if v, ok := none[name]; ok && p != "VariantsBaseUrl" {
 			t.Errorf("without %s, the task's environment has %s=%s", p, name, v)
 		}
 		if got, want := all[name], fmt.Sprint(map[string]any{"Ref": p}); got != want {
@@ -996,6 +998,48 @@ func TestManifestAndReadySignal(t *testing.T) {
 	bus := fmt.Sprint(map[string]any{"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${ReadyEventBus}"})
 	if got := putEvents(allReady); len(got) != 1 || got[0] != "Allow events:PutEvents on "+bus {
 		t.Errorf("with a ReadyEventBus the task role allows %v, want PutEvents on %s only", got, bus)
+	}
+}
+
+// Without a VariantsBaseUrl, the manifests' URLs and srcset start at this
+// stack's distribution, which serves OutputPrefix from the bucket
+// (TestVariantsThroughCloudFront): the ImagesURL output and a slash, a
+// base the service takes; the VariantsBaseURL output says where they
+// start either way.
+func TestVariantsBaseURLFallsBackToTheDistribution(t *testing.T) {
+	tpl := load(t)
+	env := func(conds map[string]bool) string {
+		for _, e := range list(resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment"), conds)) {
+			if get(t, e, "Name") == "VARIANTS_BASE_URL" {
+				return fmt.Sprint(get(t, e, "Value"))
+			}
+		}
+		return ""
+	}
+	images := get(t, tpl, "Outputs", "ImagesURL", "Value").(map[string]any)["Fn::Sub"].(string)
+	distribution := fmt.Sprint(map[string]any{"Fn::Sub": images + "/"})
+	if images != "https://${Distribution.DomainName}" {
+		t.Errorf("ImagesURL is %s, not the distribution's HTTPS URL", images)
+	}
+	given := fmt.Sprint(map[string]any{"Ref": "VariantsBaseUrl"})
+	for _, c := range []struct {
+		conds map[string]bool
+		want  string
+	}{{nil, distribution}, {map[string]bool{"HasVariantsBaseUrl": true}, given}} {
+		if got := env(c.conds); got != c.want {
+			t.Errorf("with %v, the task's VARIANTS_BASE_URL = %s, want %s", c.conds, got, c.want)
+		}
+		if got := fmt.Sprint(resolve(get(t, tpl, "Outputs", "VariantsBaseURL", "Value"), c.conds)); got != c.want {
+			t.Errorf("with %v, the VariantsBaseURL output = %s, want %s", c.conds, got, c.want)
+		}
+	}
+	if _, err := config.Load(func(k string) string {
+		if k == "VARIANTS_BASE_URL" {
+			return "https://d111111abcdef8.cloudfront.net/"
+		}
+		return ""
+	}); err != nil {
+		t.Errorf("the distribution's URL as VARIANTS_BASE_URL: %v", err)
 	}
 }
 
