@@ -114,10 +114,16 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
-	todo := plan.Create + plan.Regenerate
-	fmt.Fprintf(stdout, "plan (%s): %d originals: %d current, %d to create, %d to regenerate (%s to read); %d retired variants to delete (%s)",
+	// An original whose manifest alone is written again makes nothing:
+	// the estimate leaves it out.
+	todo := plan.Create + plan.Regenerate - plan.Manifests
+	fmt.Fprintf(stdout, "plan (%s): %d originals: %d current, %d to create, %d to regenerate (%s to read)",
 		time.Since(start).Round(time.Millisecond), len(plan.Tasks), plan.Current, plan.Create, plan.Regenerate,
-		bytesText(plan.SourceBytes), plan.Delete, bytesText(plan.DeleteBytes))
+		bytesText(plan.SourceBytes))
+	if plan.Manifests > 0 {
+		fmt.Fprintf(stdout, ", %d of them only their manifest", plan.Manifests)
+	}
+	fmt.Fprintf(stdout, "; %d retired variants to delete (%s)", plan.Delete, bytesText(plan.DeleteBytes))
 	if f.keepRetired {
 		fmt.Fprint(stdout, ", kept (--keep-retired)")
 	}

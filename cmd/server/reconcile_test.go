@@ -351,6 +351,32 @@ func TestReconcileLocal(t *testing.T) {
 	if err != nil || lastJSON(t, out)["current"] != 2 || !strings.Contains(out, "2 originals: 2 current") {
 		t.Fatalf("after: %v\n%s", err, out)
 	}
+	// The variants move behind a CDN: every manifest is written again,
+	// with the CDN's URLs, and nothing else.
+	env["VARIANTS_BASE_URL"] = "https://cdn.example.com/"
+	out, err = reconcileRun(ctx, env, "--dry-run", "--json")
+	if err != nil || lastJSON(t, out)["regenerate"] != 2 || !strings.Contains(out, "2 to regenerate (0 B to read), 2 of them only their manifest") {
+		t.Fatalf("plan after VARIANTS_BASE_URL changed: %v\n%s", err, out)
+	}
+	if out, err = reconcileRun(ctx, env, "--json"); err != nil || processed(t, out) != 2 {
+		t.Fatalf("reconcile after VARIANTS_BASE_URL changed: %v\n%s", err, out)
+	}
+	if out, err = reconcileRun(ctx, env, "--dry-run", "--json"); err != nil || lastJSON(t, out)["current"] != 2 {
+		t.Fatalf("after the manifests: %v\n%s", err, out)
+	}
+	d, err = storage.NewDir(env["DATA_DIR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	b, _, err := d.Get(ctx, "resized/_manifest/b/c.jpg.json", storage.GetOptions{})
+	var m pipeline.Manifest
+	if err == nil {
+		err = json.Unmarshal(b, &m)
+	}
+	if err != nil || m.Srcset != "https://cdn.example.com/resized/small/b/c.jpg 100w" {
+		t.Fatalf("manifest %+v: %v", m, err)
+	}
 	for _, args := range [][]string{{"--concurrency", "0"}, {"extra"}, {"--enqueue"}, {"--nope"}, {"--inventory", "s3://b/manifest.json"}} {
 		if out, err := reconcileRun(ctx, env, args...); err == nil {
 			t.Errorf("%v: accepted\n%s", args, out)

@@ -86,17 +86,29 @@ func (p *Pipeline) publicURL(key string) string {
 	return strings.TrimSuffix(p.cfg.PublicBaseURL, "/") + "/" + esc
 }
 
-// manifest is the manifest of res, with the placeholder of info (nil:
-// none).
-func (p *Pipeline) manifest(res Result, info *imageproc.Info) Manifest {
-	m := Manifest{Key: res.Key, ETag: res.ETag, Format: res.Format.String(), Width: res.Width, Height: res.Height,
-		Bytes: res.Bytes, Variants: make([]ManifestVariant, len(res.Outputs))}
+// placeholder is what a manifest shows until a variant has loaded: the
+// original's ThumbHash and dominant colour (Manifest's fields).
+type placeholder struct {
+	thumbHash []byte
+	dominant  string
+}
+
+// placeholderOf is the placeholder of info (nil: none).
+func placeholderOf(info *imageproc.Info) placeholder {
+	var ph placeholder
 	if info != nil {
-		m.ThumbHash = info.ThumbHash
+		ph.thumbHash = info.ThumbHash
 		if info.Dominant != nil {
-			m.DominantColor = info.Dominant.String()
+			ph.dominant = info.Dominant.String()
 		}
 	}
+	return ph
+}
+
+// manifest is the manifest of res, with the placeholder ph.
+func (p *Pipeline) manifest(res Result, ph placeholder) Manifest {
+	m := Manifest{Key: res.Key, ETag: res.ETag, Format: res.Format.String(), Width: res.Width, Height: res.Height,
+		Bytes: res.Bytes, ThumbHash: ph.thumbHash, DominantColor: ph.dominant, Variants: make([]ManifestVariant, len(res.Outputs))}
 	for i, o := range res.Outputs {
 		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.publicURL(o.Key), Width: o.Width, Height: o.Height,
 			Bytes: o.Bytes, Format: o.Format.String(), Digest: p.cfg.Variants[i].Digest()}
@@ -171,16 +183,17 @@ func (p *Pipeline) isPrunable(key string) bool {
 	return ok && rest != "" && !strings.HasPrefix(rest, "_") && storage.ValidateKey(key) == nil
 }
 
-// finish completes a run whose outputs are written: it deletes the outputs
-// the previous manifest lists that this run did not write (variants no
-// longer configured, or whose format and so key changed), writes the new
-// manifest, which marks the run as finished, and announces it (Ready).
-func (p *Pipeline) finish(ctx context.Context, res *Result, info *imageproc.Info) error {
+// finish completes a run whose outputs are written (or found current:
+// rewrite): it deletes the outputs the previous manifest lists that this
+// run did not write (variants no longer configured, or whose format and
+// so key changed), writes the new manifest, with the placeholder ph,
+// which marks the run as finished, and announces it (Ready).
+func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) error {
 	old, ok, err := p.readManifest(ctx, res.Key)
 	if err != nil {
 		return err
 	}
-	m := p.manifest(*res, info)
+	m := p.manifest(*res, ph)
 	if ok {
 		written := map[string]bool{}
 		for _, o := range res.Outputs {
@@ -203,7 +216,7 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, info *imageproc.Info
 	}
 	if _, err := p.out.Put(ctx, p.ManifestKey(res.Key), b, storage.PutOptions{ContentType: "application/json",
 		CacheControl: "no-cache", Metadata: map[string]string{MetaSourceETag: trimETag(res.ETag), MetaSourceKey: escapeKey(res.Key),
-			MetaVariantDigest: p.setDigest()}}); err != nil {
+			MetaVariantDigest: p.setDigest(), MetaManifestDigest: p.manifestDigest()}}); err != nil {
 		return fmt.Errorf("store manifest: %w", err)
 	}
 	res.Manifest = &m
@@ -236,4 +249,23 @@ func (p *Pipeline) setDigest() string {
 		b.WriteString(v.Name + "=" + v.Digest() + ";")
 	}
 	return digest(b.String())
+}
+
+// ManifestVersion is the version of the manifest's content: a release that
+// changes what a manifest holds, or how it is written, raises it, so that
+// every stored manifest is written again (without its variants being made
+// again: see rewrite).
+const ManifestVersion = "1"
+
+// urlSample is an output key whose URL shows how every output key becomes
+// a URL: its base, and its escaping of a space and a "+".
+const urlSample = "a/b c+d.jpg"
+
+// manifestDigest is the digest of what a manifest's content depends on
+// besides its outputs and its original: how an output key becomes a URL
+// (VARIANTS_BASE_URL, or the local store's object URL), and
+// ManifestVersion. The manifest records it (MetaManifestDigest), so that
+// a change of either makes every manifest out of date.
+func (p *Pipeline) manifestDigest() string {
+	return digest("url=" + p.publicURL(urlSample) + ";version=" + ManifestVersion)
 }

@@ -103,6 +103,10 @@ const (
 	MetaVariantDigest = "variant-digest"
 	// MetaEncoder is EncoderVersion, for people: the digest holds it.
 	MetaEncoder = "encoder"
+	// MetaManifestDigest, on a manifest, is the digest of what else its
+	// content depends on (manifestDigest): the outputs' public URLs and
+	// ManifestVersion.
+	MetaManifestDigest = "manifest-digest"
 )
 
 // escapeKey percent-encodes a key as a URL path ("/" kept), for metadata.
@@ -262,7 +266,7 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	}
 	res, err := p.store(ctx, obj, data, h, focus, results, keys)
 	if err == nil {
-		err = p.finish(ctx, &res, info)
+		err = p.finish(ctx, &res, placeholderOf(info))
 	}
 	if err != nil {
 		if rerr := p.rollback(ctx, obj, prev, append(keys, p.ManifestKey(key))); rerr != nil {
@@ -612,8 +616,12 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	}
 	if trimETag(head.ETag) == trimETag(etag) {
 		focus, _ := storedFocus(head.Metadata) // one that does not parse is none, as make takes it
-		if p.upToDate(ctx, key, etag, focusText(focus)) {
+		switch f, res, ph := p.freshness(ctx, key, etag, focusText(focus)); f {
+		case fresh:
 			return Result{Status: StatusUpToDate, Key: key, ETag: etag}, nil
+		case staleManifest:
+			res.ETag, res.Focus = head.ETag, focus
+			return p.rewrite(ctx, res, ph)
 		}
 	}
 	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{IfMatch: etag, MaxBytes: p.cfg.MaxSourceBytes})
@@ -659,89 +667,6 @@ func (p *Pipeline) stillCurrent(ctx context.Context, key, etag string, res Resul
 	return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
 }
 
-// upToDate reports whether every output of key carries etag, focus
-// (FormatFocus, or empty for none) and its variant's current digest, and
-// the manifest is there for etag and the configured variants. The output
-// keys are first predicted from the key's extension, in one round of
-// HEADs; when that fails (no extension, one that lies, an image with
-// alpha whose outputs are PNG), the manifest says where the outputs are.
-func (p *Pipeline) upToDate(ctx context.Context, key, etag, focus string) bool {
-	return p.predictedCurrent(ctx, key, etag, focus) || p.manifestCurrent(ctx, key, etag, focus)
-}
-
-// manifestCurrent is upToDate with the output keys the manifest records.
-func (p *Pipeline) manifestCurrent(ctx context.Context, key, etag, focus string) bool {
-	m, obj, ok, err := p.readManifestObject(ctx, key)
-	if err != nil || !ok || !p.manifestOf(obj, etag) {
-		return false
-	}
-	keys := make([]string, len(p.cfg.Variants))
-	for i, v := range p.cfg.Variants {
-		j := slices.IndexFunc(m.Variants, func(mv ManifestVariant) bool { return mv.Name == v.Name })
-		if j < 0 || !strings.HasPrefix(m.Variants[j].Key, p.cfg.OutputPrefix) {
-			return false
-		}
-		keys[i] = m.Variants[j].Key
-	}
-	return p.outputsCurrent(ctx, keys, etag, focus)
-}
-
-// outputsCurrent reports whether each of keys, the outputs of the
-// configured variants in order, is current (outputOf).
-func (p *Pipeline) outputsCurrent(ctx context.Context, keys []string, etag, focus string) bool {
-	current := make([]bool, len(keys))
-	parallel(len(keys), func(i int) error {
-		obj, err := p.out.Head(ctx, keys[i])
-		current[i] = err == nil && p.outputOf(obj, i, etag, focus)
-		return nil
-	})
-	return !slices.Contains(current, false)
-}
-
-// outputOf reports whether obj, an output of the configured variant i,
-// was made from version etag with focus, by the variant's definition.
-func (p *Pipeline) outputOf(obj storage.Object, i int, etag, focus string) bool {
-	return obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaSourceFocus] == focus &&
-		obj.Metadata[MetaVariantDigest] == p.cfg.Variants[i].Digest()
-}
-
-// manifestOf reports whether obj, a manifest, was written for version etag
-// and the configured variants.
-func (p *Pipeline) manifestOf(obj storage.Object, etag string) bool {
-	return obj.Metadata[MetaSourceETag] == trimETag(etag) && obj.Metadata[MetaVariantDigest] == p.setDigest()
-}
-
-// predictedCurrent is upToDate with the output keys the key's extension
-// predicts, and the manifest's HEAD, all in one round.
-func (p *Pipeline) predictedCurrent(ctx context.Context, key, etag, focus string) bool {
-	src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
-	if src == imageproc.FormatUnknown {
-		return false
-	}
-	keys := make([]string, len(p.cfg.Variants))
-	for i, v := range p.cfg.Variants {
-		f := v.Options.Format
-		if f == imageproc.FormatUnknown {
-			f = imageproc.OutputFormatFor(src, false)
-		}
-		keys[i] = p.outputKey(key, v, f)
-	}
-	// The manifest too, written last: without it the run did not finish
-	// (its retired outputs may remain, its ready signal was not sent).
-	current := make([]bool, len(keys)+1)
-	parallel(len(keys)+1, func(i int) error {
-		if i == len(keys) {
-			obj, err := p.out.Head(ctx, p.ManifestKey(key))
-			current[i] = err == nil && p.manifestOf(obj, etag)
-			return nil
-		}
-		obj, err := p.out.Head(ctx, keys[i])
-		current[i] = err == nil && p.outputOf(obj, i, etag, focus)
-		return nil
-	})
-	return !slices.Contains(current, false)
-}
-
 // make processes the source, with the focus its metadata give it, and
 // writes every output.
 func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (Result, error) {
@@ -762,7 +687,7 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 	if err != nil {
 		return Result{}, err
 	}
-	if err := p.finish(ctx, &res, info); err != nil {
+	if err := p.finish(ctx, &res, placeholderOf(info)); err != nil {
 		return Result{}, err
 	}
 	return res, nil

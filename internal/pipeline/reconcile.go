@@ -47,7 +47,8 @@ const (
 	// ActionCreate: no variant of the original exists (an original stored
 	// before the service, or before its events).
 	ActionCreate Action = "create"
-	// ActionRegenerate: some exist, but not all, or not all current.
+	// ActionRegenerate: some exist, but not all, or not all current; or
+	// all are current but the manifest is not (Task.ManifestOnly).
 	ActionRegenerate Action = "regenerate"
 )
 
@@ -57,6 +58,10 @@ type Task struct {
 	ETag   string
 	Size   int64
 	Action Action
+	// ManifestOnly: every variant is current, and only the manifest is
+	// written again (after VARIANTS_BASE_URL changed, say), without the
+	// original being read or anything made.
+	ManifestOnly bool
 	// Retired are its outputs under variant names no longer configured,
 	// to delete, and RetiredBytes their size.
 	Retired      []string
@@ -69,6 +74,9 @@ type Plan struct {
 	// Current, Create and Regenerate count originals; Delete counts the
 	// retired outputs.
 	Current, Create, Regenerate, Delete int
+	// Manifests counts the originals of Regenerate whose manifest alone
+	// is written again (Task.ManifestOnly).
+	Manifests int
 	// SourceBytes are the originals to read, DeleteBytes the outputs to
 	// delete.
 	SourceBytes, DeleteBytes int64
@@ -81,7 +89,9 @@ type Plan struct {
 // Plan lists the originals, then the outputs folder by folder, and
 // decides what each original needs, checking up to concurrency originals
 // at a time (a HEAD of the source, one of each variant and one of the
-// manifest: what Run checks before it skips). Of the reserved folders (see
+// manifest: what Run checks before it skips; when that fails, a read of
+// the manifest and a HEAD of each output it records, as Run checks before
+// it writes the manifest alone). Of the reserved folders (see
 // ManifestSegment), only the manifests' is listed, and one folder's
 // listing is held at a time: what Plan holds grows with the originals, not
 // with their outputs. It fails when a listing or a HEAD fails (storage's
@@ -163,9 +173,12 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concur
 		}
 		t.ETag = head.ETag
 		focus, _ := storedFocus(head.Metadata)
+		f, _, _ := p.freshness(ctx, t.Key, head.ETag, focusText(focus))
 		switch {
-		case p.upToDate(ctx, t.Key, head.ETag, focusText(focus)):
+		case f == fresh:
 			t.Action = ActionCurrent
+		case f == staleManifest:
+			t.Action, t.ManifestOnly = ActionRegenerate, true
 		case hasOutputs[i]:
 			t.Action = ActionRegenerate
 		default:
@@ -185,7 +198,10 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concur
 		case ActionRegenerate:
 			plan.Regenerate++
 		}
-		if t.Action != ActionCurrent {
+		if t.ManifestOnly {
+			plan.Manifests++
+		}
+		if t.Action != ActionCurrent && !t.ManifestOnly {
 			plan.SourceBytes += t.Size
 		}
 		plan.Delete += len(t.Retired)
