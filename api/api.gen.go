@@ -738,11 +738,21 @@ type Presigned struct {
 	Fields *map[string]string `json:"fields,omitempty"`
 
 	// Headers For PUT, the headers to send as they are (`X-Amz-Meta-Focus` among them, with S3, when the request had a `focus`).
-	Headers  *map[string]string `json:"headers,omitempty"`
-	Key      string             `json:"key"`
-	MaxBytes *int64             `json:"max_bytes,omitempty"`
-	Method   PresignedMethod    `json:"method"`
-	Url      string             `json:"url"`
+	Headers *map[string]string `json:"headers,omitempty"`
+	Key     string             `json:"key"`
+
+	// ManifestKey Where the original's manifest (an `Upload`) is written, in the output store, once its variants are (`OUTPUT_PREFIX` + `_manifest/` + the key below `INPUT_PREFIX` + `.json`).
+	//
+	// Example: resized/_manifest/cats/tom.jpg.json
+	ManifestKey string `json:"manifest_key"`
+
+	// ManifestUrl The manifest's URL, made as its variants' URLs are (`VARIANTS_BASE_URL` + `manifest_key`, escaped), or this server's own `GET /objects/` URL of it with local storage. Absent when the manifests' URLs are the keys themselves (S3 without `VARIANTS_BASE_URL`). Poll it, until it answers 200 with the upload's `etag`, to know that the variants are ready.
+	//
+	// Example: https://cdn.example.com/resized/_manifest/cats/tom.jpg.json
+	ManifestUrl *string         `json:"manifest_url,omitempty"`
+	MaxBytes    *int64          `json:"max_bytes,omitempty"`
+	Method      PresignedMethod `json:"method"`
+	Url         string          `json:"url"`
 }
 
 // PresignedMethod defines model for Presigned.Method.

@@ -173,7 +173,7 @@ func allowed(r chi.Routes, path string) []string {
 
 func newUploadDeps(cfg Config, d Deps, in *intake) uploadDeps {
 	u := uploadDeps{
-		pipeline: purgingUploader{uploader: d.Pipeline, purger: d.Delivery}, intake: in, objects: d.Store,
+		pipeline: purgingUploader{uploader: d.Pipeline, purger: d.Delivery}, manifests: d.Pipeline, intake: in, objects: d.Store,
 		maxBody: cfg.MaxBodyBytes, expiry: cfg.PresignExpiry, baseURL: baseURL(cfg),
 		types: map[string]bool{},
 	}

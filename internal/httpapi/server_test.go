@@ -58,6 +58,14 @@ func newTestServer(t *testing.T, edit func(*Config, *imageproc.Config)) *testSer
 // directory when s3 is nil.
 func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc.Config)) *testServer {
 	t.Helper()
+	return newTestServerWith(t, s3, edit, nil)
+}
+
+// newTestServerWith is newTestServerOn with the pipeline's configuration
+// edited by editPipeline (nil: none); with local storage, its ObjectURL is
+// the /objects/ route's, as the server wires it.
+func newTestServerWith(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc.Config), editPipeline func(*pipeline.Config)) *testServer {
+	t.Helper()
 	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
 		BodyMemory: 64 << 20, ReadTimeout: 30 * time.Second, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
 		WebhookSecrets: []string{"webhook-secret-old", "webhook-secret"}, WebhookMaxBytes: 64 << 10, WebhookMaxRecords: 10,
@@ -96,8 +104,15 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 		}
 		st, d.Store = local, local
 	}
-	d.Pipeline, err = pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
-		Variants: variants, CacheControl: "public, max-age=60", MaxSourceBytes: cfg.MaxBodyBytes}, st, st, proc)
+	plc := pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+		Variants: variants, CacheControl: "public, max-age=60", MaxSourceBytes: cfg.MaxBodyBytes}
+	if local != nil {
+		plc.ObjectURL = storage.ObjectPath
+	}
+	if editPipeline != nil {
+		editPipeline(&plc)
+	}
+	d.Pipeline, err = pipeline.New(plc, st, st, proc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,16 +25,24 @@ type uploader interface {
 	NewKey(f imageproc.Format, now time.Time) string
 }
 
+// manifests says where the manifest of an original is (pipeline's), for a
+// client that uploads straight to storage to wait for.
+type manifests interface {
+	ManifestKey(key string) string
+	ManifestURL(key string) string
+}
+
 // uploadDeps are the parts of the upload routes.
 type uploadDeps struct {
-	pipeline uploader
-	intake   *intake // reads the image bodies
-	objects  Store
-	local    LocalStore // the same store when it is the local directory, else nil
-	maxBody  int64
-	types    map[string]bool // media types a presigned upload may have
-	expiry   time.Duration
-	baseURL  string // of this server, in its own upload URLs
+	pipeline  uploader
+	manifests manifests
+	intake    *intake // reads the image bodies
+	objects   Store
+	local     LocalStore // the same store when it is the local directory, else nil
+	maxBody   int64
+	types     map[string]bool // media types a presigned upload may have
+	expiry    time.Duration
+	baseURL   string // of this server, in its own upload URLs
 }
 
 // handleUpload serves POST /uploads: the original in the body, stored with
@@ -148,7 +156,8 @@ const maxPresignBody = 16 << 10
 // handlePresign serves POST /uploads/presign: a URL to upload one original
 // straight to storage, refused before it is issued when the type, the size
 // or the focus is not allowed. The focus is bound into the upload, so that
-// the store keeps it as the original's metadata.
+// the store keeps it as the original's metadata. The answer says where the
+// original's manifest will be, which is written once its variants are.
 func handlePresign(d uploadDeps) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req api.PresignRequest
@@ -197,7 +206,13 @@ func handlePresign(d uploadDeps) http.Handler {
 			p.URL = d.baseURL + p.URL // this server's own upload route
 		}
 		out := api.Presigned{Method: api.PresignedMethod(p.Method), Url: p.URL, Key: key, ExpiresAt: p.ExpiresAt.UTC(),
-			MaxBytes: &req.Size}
+			MaxBytes: &req.Size, ManifestKey: d.manifests.ManifestKey(key)}
+		if mu := d.manifests.ManifestURL(key); mu != "" {
+			if strings.HasPrefix(mu, "/") {
+				mu = d.baseURL + mu // this server's own /objects/ route
+			}
+			out.ManifestUrl = &mu
+		}
 		if p.Fields != nil {
 			out.Fields = &p.Fields
 		}
@@ -243,8 +258,16 @@ func handleGetObject(local LocalStore) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		// The type is the bytes', never the stored one, but for the
+		// service's own manifests (the manifest_url of a presign answer):
+		// every upload is an image.
+		f := imageproc.Sniff(data)
+		ct := f.ContentType()
+		if f == imageproc.FormatUnknown && obj.ContentType == "application/json" && json.Valid(data) {
+			ct = "application/json"
+		}
 		h := w.Header()
-		h.Set("Content-Type", imageproc.Sniff(data).ContentType())
+		h.Set("Content-Type", ct)
 		h.Set("Content-Length", strconv.Itoa(len(data)))
 		h.Set("ETag", obj.ETag)
 		if obj.CacheControl != "" {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/resizer/resizer/api"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -206,7 +207,17 @@ func TestPresignLocal(t *testing.T) {
 	if resp.StatusCode != 201 {
 		t.Fatalf("signed upload: %d %s", resp.StatusCode, body)
 	}
-	checkUpload(t, decodeJSON[api.Upload](t, body), p.Key)
+	up := decodeJSON[api.Upload](t, body)
+	checkUpload(t, up, p.Key)
+	// The manifest is where the answer said, at this server's own URL.
+	if want := "resized/_manifest/" + strings.TrimPrefix(p.Key, "uploads/") + ".json"; p.ManifestKey != want ||
+		p.ManifestUrl == nil || *p.ManifestUrl != s.URL+"/objects/"+url.PathEscape(want) {
+		t.Fatalf("manifest at %q, %v; want %q at this server's /objects/", p.ManifestKey, p.ManifestUrl, want)
+	}
+	if resp, body := s.do(t, "GET", strings.TrimPrefix(*p.ManifestUrl, s.URL), nil, nil); resp.StatusCode != 200 ||
+		decodeJSON[api.Upload](t, body).Etag != up.Etag {
+		t.Fatalf("manifest: %d %s", resp.StatusCode, body)
+	}
 
 	// An expired URL is refused.
 	q, _ := s.local.SignUpload("uploads/late.jpg", "image/jpeg", int64(len(photo)), nil, time.Now().Add(-time.Second))
@@ -443,7 +454,8 @@ func TestPresignS3(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
 	p := decodeJSON[api.Presigned](t, body)
-	if p.Method != "POST" || p.Fields == nil || (*p.Fields)["key"] != "uploads/post.jpg" || p.Key != "uploads/post.jpg" {
+	if p.Method != "POST" || p.Fields == nil || (*p.Fields)["key"] != "uploads/post.jpg" || p.Key != "uploads/post.jpg" ||
+		p.ManifestKey != "resized/_manifest/post.jpg.json" || p.ManifestUrl != nil /* no VARIANTS_BASE_URL: no URL */ {
 		t.Fatalf("presigned %+v", p)
 	}
 	var form bytes.Buffer
@@ -480,5 +492,48 @@ func TestPresignS3(t *testing.T) {
 	}
 	if strings.Contains(s.logs.String(), "X-Amz-Signature") || strings.Contains(s.logs.String(), "policy") {
 		t.Fatal("a presigned query or policy reached the log")
+	}
+}
+
+// With VARIANTS_BASE_URL, a presign answer says where the manifest will
+// be, at the CDN, escaped as the manifest's own URLs are; once the
+// variants are made, the manifest is there with the upload's ETag: what a
+// browser polls for.
+func TestPresignManifestS3(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServerWith(t, st, nil, func(c *pipeline.Config) { c.PublicBaseURL = "https://cdn.example.com/" })
+	photo := testdata(t, "ladybird.jpg")
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "key": "cats/tom+1.jpg", "method": "PUT"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	p := decodeJSON[api.Presigned](t, body)
+	if p.ManifestKey != "resized/_manifest/cats/tom+1.jpg.json" || p.ManifestUrl == nil ||
+		*p.ManifestUrl != "https://cdn.example.com/resized/_manifest/cats/tom%2B1.jpg.json" {
+		t.Fatalf("presigned %+v, manifest URL %v", p, p.ManifestUrl)
+	}
+	req, _ := http.NewRequest("PUT", p.Url, bytes.NewReader(photo))
+	for k, v := range *p.Headers {
+		req.Header.Set(k, v)
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("PUT to S3: %v %v", r, err)
+	}
+	r.Body.Close()
+	// S3's event, as the webhook would take it.
+	if res, err := s.deps.Pipeline.Run(t.Context(), p.Key, r.Header.Get("ETag")); err != nil || res.Status != pipeline.StatusProcessed {
+		t.Fatalf("run: %+v %v", res, err)
+	}
+	b, _, err := st.Get(t.Context(), p.ManifestKey, storage.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := decodeJSON[api.Upload](t, b); m.Etag != r.Header.Get("ETag") || !strings.HasPrefix(m.Variants[0].Url, "https://cdn.example.com/resized/thumb/cats/tom%2B1.jpg") {
+		t.Fatalf("manifest %s, upload ETag %s", b, r.Header.Get("ETag"))
 	}
 }

@@ -71,6 +71,17 @@ func (p *Pipeline) ManifestKey(key string) string {
 	return p.cfg.OutputPrefix + ManifestSegment + strings.TrimPrefix(key, p.cfg.InputPrefix) + ".json"
 }
 
+// ManifestURL is the URL of the manifest of the original key, made as its
+// variants' URLs are (publicURL): under the public base URL, or else
+// ObjectURL's; "" when there is neither, and the manifests' URLs are the
+// keys themselves, relative.
+func (p *Pipeline) ManifestURL(key string) string {
+	if p.cfg.PublicBaseURL == "" && p.cfg.ObjectURL == nil {
+		return ""
+	}
+	return p.publicURL(p.ManifestKey(key))
+}
+
 // publicURL is the URL of an output key under the public base URL (a CDN
 // in front of the private bucket), or else ObjectURL's, or else the key
 // itself, relative. A path keeps "+" as it is, and S3 reads it as a space:
