@@ -23,6 +23,7 @@ import (
 // reconcileFlags are the options of server reconcile.
 type reconcileFlags struct {
 	dryRun, json, enqueue, keepRetired bool
+	checkConcurrency                   int
 	concurrency                        int
 	rate                               float64
 	// throughput is the originals per second per CPU the estimate
@@ -52,6 +53,7 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	fs.BoolVar(&f.enqueue, "enqueue", false, "send each original to do as an S3 event to EVENT_QUEUE_URL, for the fleet, instead of processing here")
 	fs.BoolVar(&f.keepRetired, "keep-retired", false, "leave the outputs of variants no longer configured in place")
 	fs.IntVar(&f.concurrency, "concurrency", cfg.Concurrency, "originals in hand at once (default: CONCURRENCY)")
+	fs.IntVar(&f.checkConcurrency, "check-concurrency", 32, "originals checked at once while planning (HEAD requests: the original, its variants, its manifest)")
 	fs.Float64Var(&f.rate, "rate", 0, "most originals started per second (0: no limit)")
 	fs.Float64Var(&f.throughput, "throughput", measuredThroughput, "originals per second per CPU the dry run's estimate assumes")
 	fs.DurationVar(&f.every, "progress", 2*time.Second, "interval of the progress lines")
@@ -62,8 +64,8 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("reconcile: unexpected argument %q", fs.Arg(0))
 	}
-	if f.concurrency < 1 || f.rate < 0 || f.throughput <= 0 {
-		return f, errors.New("reconcile: --concurrency and --throughput must be positive, --rate not negative")
+	if f.concurrency < 1 || f.checkConcurrency < 1 || f.rate < 0 || f.throughput <= 0 {
+		return f, errors.New("reconcile: --concurrency, --check-concurrency and --throughput must be positive, --rate not negative")
 	}
 	if f.inventory != "" && !cfg.S3Mode() {
 		return f, errors.New("reconcile: --inventory needs S3_BUCKET: an inventory lists an S3 bucket")
@@ -110,7 +112,7 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 			m.SourceBucket, m.Created().Format(time.RFC3339), len(m.Files))
 		inList = inv
 	}
-	plan, err := pl.Plan(ctx, inList, st.outList, max(8, f.concurrency))
+	plan, err := pl.Plan(ctx, inList, st.outList, planOptions(f, stdout, start))
 	if err != nil {
 		return fmt.Errorf("reconcile: %w", err)
 	}
@@ -157,6 +159,29 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 		fmt.Fprintf(stdout, "%s\n", b)
 	}
 	return err
+}
+
+// planOptions are the plan's, with progress lines while the originals are
+// checked (on a bucket of millions, a few HEAD requests each take a
+// while): how many were listed, then one line every f.every.
+func planOptions(f reconcileFlags, stdout io.Writer, start time.Time) pipeline.PlanOptions {
+	var total int
+	last := time.Now()
+	return pipeline.PlanOptions{
+		Concurrency: f.checkConcurrency,
+		Listed: func(n int) {
+			total = n
+			fmt.Fprintf(stdout, "listed %d originals and their outputs in %s; checking them, %d at a time\n",
+				n, time.Since(start).Round(time.Millisecond), f.checkConcurrency)
+		},
+		Checked: func(done int) {
+			if done < total && time.Since(last) >= f.every {
+				last = time.Now()
+				fmt.Fprintf(stdout, "checked: %d/%d (%.0f%%) in %s\n", done, total, 100*float64(done)/float64(total),
+					time.Since(start).Round(time.Second))
+			}
+		},
+	}
 }
 
 // settleFunc is delivery's Settle.

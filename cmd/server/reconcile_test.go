@@ -351,6 +351,12 @@ func TestReconcileLocal(t *testing.T) {
 	if err != nil || lastJSON(t, out)["current"] != 2 || !strings.Contains(out, "2 originals: 2 current") {
 		t.Fatalf("after: %v\n%s", err, out)
 	}
+	// The checks report their progress (here after every original but
+	// the last, whose line is the plan's).
+	out, err = reconcileRun(ctx, env, "--dry-run", "--progress", "1ns", "--check-concurrency", "1")
+	if err != nil || !strings.Contains(out, "listed 2 originals and their outputs") || !strings.Contains(out, "checked: 1/2 (50%)") {
+		t.Fatalf("progress of the checks: %v\n%s", err, out)
+	}
 	// The variants move behind a CDN: every manifest is written again,
 	// with the CDN's URLs, and nothing else.
 	env["VARIANTS_BASE_URL"] = "https://cdn.example.com/"

@@ -68,7 +68,7 @@ func TestManifestOnlyStale(t *testing.T) {
 			lister := st.(OutputLister)
 			plan := func(p *Pipeline) Plan {
 				t.Helper()
-				plan, err := p.Plan(ctx, lister, lister, 2)
+				plan, err := p.Plan(ctx, lister, lister, PlanOptions{Concurrency: 2})
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -86,9 +86,24 @@ type Plan struct {
 	Orphans int
 }
 
+// PlanOptions say how a plan is made.
+type PlanOptions struct {
+	// Concurrency is how many originals are checked at once (at least 1):
+	// their checks are HEAD requests, which a store answers by the
+	// thousand a second, so that it may be far above the originals
+	// processed at once.
+	Concurrency int
+	// Listed, when set, is told how many originals were listed, before
+	// their checks begin; Checked, of every original checked, in turn,
+	// with the count so far: on a bucket of millions the checks take
+	// long enough to need a progress of their own.
+	Listed  func(n int)
+	Checked func(done int)
+}
+
 // Plan lists the originals, then the outputs folder by folder, and
-// decides what each original needs, checking up to concurrency originals
-// at a time (a HEAD of the source, one of each variant and one of the
+// decides what each original needs, checking up to opts.Concurrency
+// originals at a time (a HEAD of the source, one of each variant and one of the
 // manifest: what Run checks before it skips; when that fails, a read of
 // the manifest and a HEAD of each output it records, as Run checks before
 // it writes the manifest alone). Of the reserved folders (see
@@ -100,7 +115,7 @@ type Plan struct {
 // An original stored during the listing may be missed (its event does
 // it), and its outputs then seen without it: they are of configured
 // variants, which are neither counted as orphans nor deleted.
-func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concurrency int) (Plan, error) {
+func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts PlanOptions) (Plan, error) {
 	ins, err := in.List(ctx, p.cfg.InputPrefix, 0)
 	if err != nil {
 		return Plan{}, fmt.Errorf("list originals: %w", err)
@@ -161,8 +176,23 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, concur
 			}
 		}
 	}
-	err = each(ctx, len(plan.Tasks), concurrency, func(i int) error {
+	if opts.Listed != nil {
+		opts.Listed(len(plan.Tasks))
+	}
+	var (
+		mu      sync.Mutex
+		checked int
+	)
+	err = each(ctx, len(plan.Tasks), opts.Concurrency, func(i int) error {
 		t := &plan.Tasks[i]
+		if opts.Checked != nil {
+			defer func() {
+				mu.Lock()
+				defer mu.Unlock()
+				checked++
+				opts.Checked(checked)
+			}()
+		}
 		head, err := p.in.Head(ctx, t.Key)
 		if errors.Is(err, storage.ErrNotFound) {
 			t.Action = ActionCurrent // gone since the listing: its deletion event removes its outputs

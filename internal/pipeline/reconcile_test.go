@@ -69,7 +69,7 @@ func TestPlan(t *testing.T) {
 	}
 
 	listed := &listings{OutputLister: st}
-	plan, err := p.Plan(ctx, st, listed, 4)
+	plan, err := p.Plan(ctx, st, listed, PlanOptions{Concurrency: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestPlan(t *testing.T) {
 			t.Errorf("%s: %v, want kept", k, err)
 		}
 	}
-	again, err := p.Plan(ctx, st, st, 4)
+	again, err := p.Plan(ctx, st, st, PlanOptions{Concurrency: 4})
 	if err != nil || again.Current != 3 || again.Delete != 0 {
 		t.Fatalf("plan after: %+v %v", again, err)
 	}
