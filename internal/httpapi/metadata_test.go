@@ -5,22 +5,57 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/imagetest"
 )
 
-// What reaches a client, from POST /resize in every format (format=auto
-// included) and from the variants of POST /uploads, carries none of the
+// writableAll returns the input formats that make every format the
+// service can write writable (the default ones, and those, such as JPEG
+// XL, that are written only once enabled), and the formats then written.
+func writableAll() (enabled, outputs []imageproc.Format) {
+	enabled = slices.Clone(imageproc.DefaultInputFormats)
+	for _, f := range imageproc.OutputFormats {
+		if !f.Writable(enabled) {
+			enabled = append(enabled, f)
+		}
+		if f.Writable(enabled) {
+			outputs = append(outputs, f)
+		}
+	}
+	return enabled, outputs
+}
+
+// What reaches a client, from POST /resize in every format the service can
+// write (format=original and format=auto included) and from the variants
+// of POST /uploads, one in each such format, carries none of the
 // uploader's metadata: no EXIF (GPS, Artist, MakerNote), XMP, IPTC, ICC
-// profile, comment, or orientation tag.
+// profile, comment, or orientation tag. Every output is upright: the
+// input's orientation 6 is applied, not carried.
 func TestResponsesCarryNoMetadata(t *testing.T) {
-	s := newTestServer(t, nil)
+	enabled, formats := writableAll()
+	var variants []string
+	for _, f := range formats {
+		variants = append(variants, fmt.Sprintf("as-%s:100x0:%s", f, f))
+	}
+	s := newTestServerVariants(t, nil, strings.Join(variants, ","), func(_ *Config, p *imageproc.Config) {
+		p.Formats = enabled
+	}, nil)
 	base := testJPEG(t, 300, 200)
 	icc := imagetest.JPEGICC(testdata(t, "p3.jpg"))
-	original := imagetest.JPEG(base, 6, icc)
+	if len(icc) == 0 {
+		t.Fatal("testdata/p3.jpg has no ICC profile")
+	}
+	original := imagetest.JPEG(base, 6, icc) // 200x300 upright
 	outs := map[string][]byte{}
-	for _, q := range []string{"format=jpeg", "format=png", "format=webp", "format=avif", "format=original", "format=auto"} {
+	queries := []string{"format=original", "format=auto"}
+	for _, f := range formats {
+		queries = append(queries, "format="+f.String())
+	}
+	for _, q := range queries {
 		for _, accept := range []string{"", "image/webp", "image/avif,image/webp"} {
 			if accept != "" && q != "format=auto" {
 				continue
@@ -29,7 +64,9 @@ func TestResponsesCarryNoMetadata(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("%s: %d %s", q, resp.StatusCode, b)
 			}
-			outs[fmt.Sprintf("/resize?%s (Accept %q): %s", q, accept, resp.Header.Get("Content-Type"))] = b
+			name := fmt.Sprintf("/resize?%s (Accept %q): %s", q, accept, resp.Header.Get("Content-Type"))
+			checkUpright(t, s, name, b, 80, 120)
+			outs[name] = b
 		}
 	}
 	resp, b := s.do(t, "POST", "/uploads?key=privacy/meta.jpg", original, nil)
@@ -37,17 +74,49 @@ func TestResponsesCarryNoMetadata(t *testing.T) {
 		t.Fatalf("upload: %d %s", resp.StatusCode, b)
 	}
 	var up struct {
-		Variants []struct{ Key, Format string }
+		Variants []struct {
+			Key, Format   string
+			Width, Height int
+		}
 	}
-	if err := json.Unmarshal(b, &up); err != nil || len(up.Variants) == 0 {
+	if err := json.Unmarshal(b, &up); err != nil {
 		t.Fatalf("upload answer %s: %v", b, err)
 	}
+	made := map[string]bool{}
 	for _, v := range up.Variants {
+		made[v.Format] = true
 		resp, b := s.do(t, "GET", "/objects/"+url.PathEscape(v.Key), nil, nil)
 		if resp.StatusCode != http.StatusOK {
 			t.Fatalf("%s: %d", v.Key, resp.StatusCode)
 		}
-		outs["variant "+v.Key] = b
+		if v.Width != 100 || v.Height != 150 {
+			t.Errorf("variant %s: answered %dx%d, want 100x150 (upright)", v.Key, v.Width, v.Height)
+		}
+		name := "variant " + v.Key + " (" + v.Format + ")"
+		if info := checkUpright(t, s, name, b, 100, 150); info != nil && info.Format.String() != v.Format {
+			t.Errorf("%s: is %s", name, info.Format)
+		}
+		outs[name] = b
+	}
+	for _, f := range formats {
+		if !made[f.String()] {
+			t.Errorf("no variant in %s: the upload answered %s", f, b)
+		}
 	}
 	imagetest.CheckClean(t, outs)
+}
+
+// checkUpright fails t unless out, as the service's own reader sees it, is
+// w x h with no orientation to apply. It returns what it read, or nil.
+func checkUpright(t *testing.T, s *testServer, name string, out []byte, w, h int) *imageproc.Info {
+	t.Helper()
+	info, err := s.proc.Info(t.Context(), out)
+	if err != nil {
+		t.Errorf("%s: %v", name, err)
+		return nil
+	}
+	if info.Width != w || info.Height != h || info.Orientation > 1 {
+		t.Errorf("%s: %dx%d orientation %d, want %dx%d upright", name, info.Width, info.Height, info.Orientation, w, h)
+	}
+	return info
 }

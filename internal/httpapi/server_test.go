@@ -61,10 +61,20 @@ func newTestServerOn(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc
 	return newTestServerWith(t, s3, edit, nil)
 }
 
+// testVariants are the test server's VARIANTS.
+const testVariants = "thumb:100x100:cover,medium:400x0:webp"
+
 // newTestServerWith is newTestServerOn with the pipeline's configuration
 // edited by editPipeline (nil: none); with local storage, its ObjectURL is
 // the /objects/ route's, as the server wires it.
 func newTestServerWith(t *testing.T, s3 *storage.S3, edit func(*Config, *imageproc.Config), editPipeline func(*pipeline.Config)) *testServer {
+	t.Helper()
+	return newTestServerVariants(t, s3, testVariants, edit, editPipeline)
+}
+
+// newTestServerVariants is newTestServerWith with its own VARIANTS.
+func newTestServerVariants(t *testing.T, s3 *storage.S3, variantSpec string, edit func(*Config, *imageproc.Config),
+	editPipeline func(*pipeline.Config)) *testServer {
 	t.Helper()
 	cfg := Config{MaxBodyBytes: 4 << 20, MaxDimension: 8192, PresignExpiry: time.Minute,
 		BodyMemory: 64 << 20, ReadTimeout: 30 * time.Second, MinBodyRate: 4 << 10, MinBodyRateGrace: 10 * time.Second,
@@ -89,7 +99,7 @@ func newTestServerWith(t *testing.T, s3 *storage.S3, edit func(*Config, *imagepr
 		t.Fatal(err)
 	}
 	t.Cleanup(proc.Close)
-	variants, err := pipeline.ParseVariants("thumb:100x100:cover,medium:400x0:webp", 8192)
+	variants, err := pipeline.ParseVariants(variantSpec, 8192)
 	if err != nil {
 		t.Fatal(err)
 	}
