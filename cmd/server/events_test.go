@@ -10,7 +10,9 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -22,6 +24,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/resizer/resizer/imageurl"
+	"github.com/resizer/resizer/internal/contract"
+	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/imagetest"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
@@ -80,9 +84,26 @@ func TestS3EventsEndToEnd(t *testing.T) {
 	e := &e2e{t: t, env: map[string]string{
 		"ADDR": serverAddr, "S3_BUCKET": e2eBucket, "S3_ENDPOINT": "http://" + minioAddr, "S3_FORCE_PATH_STYLE": "true",
 		"AWS_REGION": s3test.Region, "AWS_ACCESS_KEY_ID": s3test.AccessKey, "AWS_SECRET_ACCESS_KEY": s3test.SecretKey,
-		"API_KEYS": e2eKey, "WEBHOOK_SECRETS": e2eSecret, "VARIANTS": "thumb:200x200:cover,medium:800x0,small:120x0:webp",
-		"URL_SIGNING_KEYS": e2eURLKey,
+		"API_KEYS": e2eKey, "WEBHOOK_SECRETS": e2eSecret, "URL_SIGNING_KEYS": e2eURLKey,
 	}}
+	// Besides the three variants the subtests check, one in each format the
+	// service can write, those written only once enabled (JPEG XL) enabled,
+	// for the privacy check: a format added to the table is covered by it.
+	variants := []string{"thumb:200x200:cover", "medium:800x0", "small:120x0:webp"}
+	enabled := slices.Clone(imageproc.DefaultInputFormats)
+	var formats []imageproc.Format
+	for _, f := range imageproc.OutputFormats {
+		if !f.Writable(enabled) {
+			enabled = append(enabled, f)
+		}
+		formats = append(formats, f)
+		variants = append(variants, fmt.Sprintf("as-%s:120x0:%s", f, f))
+	}
+	var names []string
+	for _, f := range enabled {
+		names = append(names, f.String())
+	}
+	e.env["VARIANTS"], e.env["INPUT_FORMATS"] = strings.Join(variants, ","), strings.Join(names, ",")
 	e.server = start(t, e.env)
 	e.minio = s3test.New(t, minioAddr,
 		"MINIO_NOTIFY_WEBHOOK_ENABLE_RESIZER=on",
@@ -127,20 +148,41 @@ func TestS3EventsEndToEnd(t *testing.T) {
 	})
 
 	t.Run("variants carry none of the original's metadata", func(t *testing.T) {
-		original := imagetest.JPEG(imagetest.Photo(t), 1, nil)
+		p3, err := os.ReadFile("../../testdata/p3.jpg")
+		if err != nil {
+			t.Fatal(err)
+		}
+		icc := imagetest.JPEGICC(p3)
+		if len(icc) == 0 {
+			t.Fatal("testdata/p3.jpg has no ICC profile")
+		}
+		// EXIF (GPS, Artist, MakerNote, orientation 6), XMP, IPTC, a
+		// profile, a comment; 2560x1600 stored, 1600x2560 upright.
+		original := imagetest.JPEG(imagetest.Photo(t), 6, icc)
 		e.put("uploads/privacy/meta.jpg", original)
-		e.waitVariants("uploads/privacy/meta.jpg", "privacy/meta.jpg", 60*time.Second)
+		m := e.waitManifest("privacy/meta.jpg", 60*time.Second)
+		upright := map[string][2]int{"thumb": {200, 200}, "medium": {800, 1280}, "small": {120, 192}}
+		for _, f := range formats {
+			upright["as-"+f.String()] = [2]int{120, 192}
+		}
 		outs := map[string][]byte{}
-		for _, k := range []string{"resized/thumb/privacy/meta.jpg", "resized/medium/privacy/meta.jpg", "resized/small/privacy/meta.jpg.webp"} {
-			eventually(t, 30*time.Second, k, func() error {
-				out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(k)})
-				if err != nil {
-					return err
-				}
-				defer out.Body.Close()
-				outs[k], err = io.ReadAll(out.Body)
-				return err
-			})
+		for _, v := range m.Variants {
+			want, ok := upright[v.Name]
+			if !ok {
+				t.Fatalf("manifest names a variant %q not in VARIANTS", v.Name)
+			}
+			delete(upright, v.Name)
+			b := e.get(v.Key)
+			info := e.info(b)
+			if v.Width != want[0] || v.Height != want[1] || info.Width != want[0] || info.Height != want[1] ||
+				info.Orientation != 1 || info.Format != v.Format {
+				t.Errorf("%s: manifest %dx%d %s, read back %dx%d %s orientation %d; want %dx%d upright",
+					v.Key, v.Width, v.Height, v.Format, info.Width, info.Height, info.Format, info.Orientation, want[0], want[1])
+			}
+			outs[v.Key] = b
+		}
+		if len(upright) > 0 {
+			t.Errorf("no variant made for %v", upright)
 		}
 		imagetest.CheckClean(t, outs)
 	})
@@ -345,6 +387,59 @@ func (e *e2e) waitVariants(key, rel string, within time.Duration) {
 		}
 		return nil
 	})
+}
+
+// waitManifest waits for the manifest of the original uploads/rel, which
+// is written after its variants, and returns it.
+func (e *e2e) waitManifest(rel string, within time.Duration) pipeline.Manifest {
+	e.t.Helper()
+	var m pipeline.Manifest
+	eventually(e.t, within, "manifest of "+rel, func() error {
+		b, err := e.read("resized/" + pipeline.ManifestSegment + rel + ".json")
+		if err != nil {
+			return err
+		}
+		return json.Unmarshal(b, &m)
+	})
+	return m
+}
+
+// get returns the object key, failing the test when it cannot be read.
+func (e *e2e) get(key string) []byte {
+	e.t.Helper()
+	b, err := e.read(key)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return b
+}
+
+func (e *e2e) read(key string) ([]byte, error) {
+	out, err := e.s3.GetObject(context.Background(), &s3.GetObjectInput{Bucket: aws.String(e2eBucket), Key: aws.String(key)})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	defer out.Body.Close()
+	b, err := io.ReadAll(out.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	return b, nil
+}
+
+// info is what the service's POST /info reads of an image.
+func (e *e2e) info(b []byte) (info struct {
+	Format                     string
+	Width, Height, Orientation int
+}) {
+	e.t.Helper()
+	req, _ := http.NewRequest("POST", e.server.url+"/info", bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+e2eKey)
+	resp, body := contract.Do(e.t, nil, req)
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &info) != nil {
+		e.t.Fatalf("POST /info: %d %s", resp.StatusCode, body)
+	}
+	return info
 }
 
 func (e *e2e) put(key string, data []byte) string {
