@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"encoding/json"
 	"flag"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/resizer/resizer/api"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/imagetest"
 )
 
 var generateHostile = flag.Bool("generate-hostile", false, "rewrite testdata/hostile from its generators")
@@ -141,6 +143,50 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 	}
 	hugeExif := cat(small[:2], bytes.Join(app1s, nil), small[2:])
 
+	// The bombs the hardening found (docs/reliability.md), each at the
+	// smallest size that still crosses the limit it met.
+	//
+	// A progressive JPEG of 2,000 empty scans (DC refinement, no coded
+	// data): libjpeg spent 33 s on them in a photograph; the scans are
+	// counted in Go, over MAX_JPEG_SCANS.
+	smallProgressive, err := proc.Process(t.Context(), small, imageproc.Options{Format: imageproc.FormatJPEG, Progressive: true, Quality: 85})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eoi := bytes.LastIndex(smallProgressive.Data, []byte{0xFF, 0xD9})
+	emptyScan := []byte{0xFF, 0xDA, 0, 8, 1, 1, 0, 0, 0, 0x10}
+	manyScans := cat(smallProgressive.Data[:eoi], bytes.Repeat(emptyScan, 2000), []byte{0xFF, 0xD9})
+	// A PNG of four zTXt chunks, each inflating to 51 MiB, over the 50 MiB
+	// libpng inflates of one chunk before it gives up (twenty inflating to
+	// 5 GiB held both slots 70 s): text chunks are removed in Go, before
+	// libpng.
+	var z bytes.Buffer
+	zw, err := zlib.NewWriterLevel(&z, zlib.BestCompression)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 51 {
+		zw.Write(make([]byte, 1<<20))
+	}
+	zw.Close()
+	var texts [][]byte
+	for range 4 {
+		texts = append(texts, chunk("zTXt", cat([]byte("Comment\x00\x00"), z.Bytes())))
+	}
+	textBomb := cat(pngb[:33], bytes.Join(texts, nil), pngb[33:])
+	// Strips: every step of the resize meets a side of 1.
+	strip := func(w, h int) []byte {
+		img := image.NewGray(image.Rect(0, 0, w, h))
+		for i := range img.Pix {
+			img.Pix[i] = byte(i)
+		}
+		return enc(func(b *bytes.Buffer) error { return png.Encode(b, img) })
+	}
+	// A WebP whose EXIF chunk (orientation 6) is one byte over the 1 MiB
+	// libvips accepts ("exif too large": the image was refused); the EXIF
+	// is removed in Go, its orientation read first.
+	webpExif := imagetest.WebPWithExif(webp.Data, 64, 64, cat(imagetest.Exif(6), make([]byte, 1<<20+1-len(imagetest.Exif(6)))))
+
 	return map[string][]byte{
 		"400-empty.jpg":               nil,
 		"422-truncated.jpg":           photo[:len(photo)/2],
@@ -178,6 +224,11 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"200-16-bit.png":               enc(func(b *bytes.Buffer) error { return png.Encode(b, rgb16) }),
 		"200-grey-alpha.png":           greyAlpha,
 		"200-cmyk-without-profile.jpg": testdata(t, "cmyk-noprofile.jpg"),
+		"413-2000-empty-scans.jpg":     manyScans,
+		"200-text-bomb.png":            textBomb,
+		"200-strip-10000x1.png":        strip(10000, 1),
+		"200-strip-1x10000.png":        strip(1, 10000),
+		"200-exif-over-1mib.webp":      webpExif,
 		"415-external-entity.svg": []byte(`<?xml version="1.0"?>
 <!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">
