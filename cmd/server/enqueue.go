@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -34,7 +37,22 @@ type eventQueue struct {
 	aws    aws.Config
 	signer *v4.Signer
 	client *http.Client
+	// Sends are gathered into SendMessageBatch calls of up to ten
+	// messages (SQS's most): a tenth of the calls, and of their time, for
+	// a bucket of millions.
+	mu      sync.Mutex
+	pending []*queued
+	linger  time.Duration // how long a batch waits for more before it goes
 }
+
+// queued is one message waiting for its batch's call.
+type queued struct {
+	body string
+	done chan error
+}
+
+// batchSize is the most messages SQS takes in one SendMessageBatch.
+const batchSize = 10
 
 // newEventQueue is the queue at EVENT_QUEUE_URL, with the stores' AWS
 // configuration.
@@ -50,7 +68,7 @@ func newEventQueue(ctx context.Context, s settings) (*eventQueue, error) {
 		return nil, fmt.Errorf("EVENT_QUEUE_URL: no AWS region or credentials to sign with")
 	}
 	return &eventQueue{url: s.EventQueueURL, bucket: s.S3Bucket, aws: awsCfg, signer: v4.NewSigner(),
-		client: &http.Client{Timeout: 30 * time.Second}}, nil
+		client: &http.Client{Timeout: 30 * time.Second}, linger: 20 * time.Millisecond}, nil
 }
 
 // send enqueues t's original as an ObjectCreated event. Its key is encoded
@@ -65,37 +83,108 @@ func (q *eventQueue) send(ctx context.Context, t pipeline.Task) (pipeline.Result
 	if err != nil {
 		return pipeline.Result{}, fmt.Errorf("event for %q: %w", t.Key, err)
 	}
-	if err := q.call(ctx, url.Values{"Action": {"SendMessage"}, "Version": {"2012-11-05"},
-		"QueueUrl": {q.url}, "MessageBody": {string(body)}}); err != nil {
+	m := &queued{body: string(body), done: make(chan error, 1)}
+	q.add(m)
+	if err := <-m.done; err != nil {
 		return pipeline.Result{}, fmt.Errorf("enqueue %q: %w", t.Key, err)
 	}
 	return pipeline.Result{Status: pipeline.StatusEnqueued, Key: t.Key, ETag: t.ETag}, nil
 }
 
-// call posts one signed query-protocol request to the queue's URL.
-func (q *eventQueue) call(ctx context.Context, params url.Values) error {
+// add puts m in the batch being gathered: the batch goes when it is full,
+// or linger after its first message, whichever is first. Its call is
+// made whatever becomes of the context of the send that started it: a
+// stopped reconcile finishes the originals in hand, sends included.
+func (q *eventQueue) add(m *queued) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, m)
+	switch len(q.pending) {
+	case batchSize:
+		batch := q.pending
+		q.pending = nil
+		go q.flush(batch)
+	case 1:
+		time.AfterFunc(q.linger, func() {
+			q.mu.Lock()
+			// Still the batch this timer was started for, unless it went
+			// full meanwhile (then these are another's, with their own
+			// timer, which finds them in turn).
+			if len(q.pending) == 0 || q.pending[0] != m {
+				q.mu.Unlock()
+				return
+			}
+			batch := q.pending
+			q.pending = nil
+			q.mu.Unlock()
+			q.flush(batch)
+		})
+	}
+}
+
+// flush sends batch in one SendMessageBatch call, and tells each message
+// its own outcome: SQS may refuse some entries of a batch it takes.
+func (q *eventQueue) flush(batch []*queued) {
+	params := url.Values{"Action": {"SendMessageBatch"}, "Version": {"2012-11-05"}, "QueueUrl": {q.url}}
+	for i, m := range batch {
+		prefix := fmt.Sprintf("SendMessageBatchRequestEntry.%d.", i+1)
+		params.Set(prefix+"Id", strconv.Itoa(i))
+		params.Set(prefix+"MessageBody", m.body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), q.client.Timeout)
+	defer cancel()
+	b, err := q.call(ctx, params)
+	var res struct {
+		Failed []struct {
+			ID      string `xml:"Id"`
+			Code    string `xml:"Code"`
+			Message string `xml:"Message"`
+		} `xml:"SendMessageBatchResult>BatchResultErrorEntry"`
+	}
+	if err == nil {
+		if xerr := xml.Unmarshal(b, &res); xerr != nil {
+			err = fmt.Errorf("SQS's answer: %w", xerr)
+		}
+	}
+	failed := map[string]error{}
+	for _, f := range res.Failed {
+		failed[f.ID] = fmt.Errorf("SQS refused it: %s: %s", f.Code, f.Message)
+	}
+	for i, m := range batch {
+		switch {
+		case err != nil:
+			m.done <- err
+		default:
+			m.done <- failed[strconv.Itoa(i)]
+		}
+	}
+}
+
+// call posts one signed query-protocol request to the queue's URL, and
+// returns the body of its answer.
+func (q *eventQueue) call(ctx context.Context, params url.Values) ([]byte, error) {
 	form := []byte(params.Encode())
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, q.url, bytes.NewReader(form))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	creds, err := q.aws.Credentials.Retrieve(ctx)
 	if err != nil {
-		return fmt.Errorf("credentials: %w", err)
+		return nil, fmt.Errorf("credentials: %w", err)
 	}
 	sum := sha256.Sum256(form)
 	if err := q.signer.SignHTTP(ctx, creds, req, hex.EncodeToString(sum[:]), "sqs", q.aws.Region, time.Now()); err != nil {
-		return fmt.Errorf("sign: %w", err)
+		return nil, fmt.Errorf("sign: %w", err)
 	}
 	resp, err := q.client.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("SQS answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+		return nil, fmt.Errorf("SQS answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
 	}
-	return nil
+	return b, nil
 }

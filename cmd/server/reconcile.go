@@ -40,6 +40,11 @@ type reconcileFlags struct {
 // per CPU, rounded down: the dry run's time estimate.
 const measuredThroughput = 3.0
 
+// enqueueConcurrency is --concurrency's default with --enqueue: an
+// original in hand is then a message waiting for its SendMessageBatch
+// call, and batches fill only with ten or more in hand.
+const enqueueConcurrency = 50
+
 func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (reconcileFlags, error) {
 	var f reconcileFlags
 	fs := flag.NewFlagSet("server reconcile", flag.ContinueOnError)
@@ -52,7 +57,7 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	fs.BoolVar(&f.json, "json", false, `end with one JSON line: {"current":N,"create":N,"regenerate":N,"delete":N}`)
 	fs.BoolVar(&f.enqueue, "enqueue", false, "send each original to do as an S3 event to EVENT_QUEUE_URL, for the fleet, instead of processing here")
 	fs.BoolVar(&f.keepRetired, "keep-retired", false, "leave the outputs of variants no longer configured in place")
-	fs.IntVar(&f.concurrency, "concurrency", cfg.Concurrency, "originals in hand at once (default: CONCURRENCY)")
+	fs.IntVar(&f.concurrency, "concurrency", cfg.Concurrency, fmt.Sprintf("originals in hand at once (default: CONCURRENCY; with --enqueue, %d)", enqueueConcurrency))
 	fs.IntVar(&f.checkConcurrency, "check-concurrency", 32, "originals checked at once while planning (HEAD requests: the original, its variants, its manifest)")
 	fs.Float64Var(&f.rate, "rate", 0, "most originals started per second (0: no limit)")
 	fs.Float64Var(&f.throughput, "throughput", measuredThroughput, "originals per second per CPU the dry run's estimate assumes")
@@ -63,6 +68,11 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	}
 	if fs.NArg() > 0 {
 		return f, fmt.Errorf("reconcile: unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if f.enqueue && !set["concurrency"] {
+		f.concurrency = enqueueConcurrency
 	}
 	if f.concurrency < 1 || f.checkConcurrency < 1 || f.rate < 0 || f.throughput <= 0 {
 		return f, errors.New("reconcile: --concurrency, --check-concurrency and --throughput must be positive, --rate not negative")

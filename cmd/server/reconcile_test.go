@@ -291,7 +291,12 @@ func TestReconcileEnqueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	etags := map[string]string{}
-	for i, k := range []string{"uploads/a.jpg", "uploads/with space+plus.jpg", "uploads/dir/b.jpg"} {
+	keys := []string{"uploads/a.jpg", "uploads/with space+plus.jpg", "uploads/dir/b.jpg"}
+	// Enough for batches of ten (SendMessageBatch's most) and one less.
+	for i := range 22 {
+		keys = append(keys, fmt.Sprintf("uploads/many/%02d.jpg", i))
+	}
+	for i, k := range keys {
 		obj, err := st.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"})
 		if err != nil {
 			t.Fatal(err)
@@ -304,14 +309,17 @@ func TestReconcileEnqueue(t *testing.T) {
 		"LOG_LEVEL": "warn", "EVENT_QUEUE_URL": queue.URL, // no API_KEYS: reconcile serves nothing
 	}
 	out, err := reconcileRun(ctx, env, "--enqueue", "--json")
-	if err != nil || !strings.Contains(out, "3 enqueued") {
+	if err != nil || !strings.Contains(out, fmt.Sprintf("%d enqueued", len(keys))) {
 		t.Fatalf("enqueue: %v\n%s", err, out)
 	}
-	got := map[string]string{}
-	for len(got) < 3 {
+	got, messages := map[string]string{}, 0
+	for {
 		msgs, err := q.Receive(ctx, queue, 10, time.Second)
-		if err != nil || len(msgs) == 0 {
+		if err != nil {
 			t.Fatalf("receive: %v; have %v", err, got)
+		}
+		if len(msgs) == 0 {
+			break
 		}
 		for _, m := range msgs {
 			ev, err := webhook.Parse([]byte(m.Body))
@@ -319,10 +327,11 @@ func TestReconcileEnqueue(t *testing.T) {
 				t.Fatalf("message %s: %v", m.Body, err)
 			}
 			got[ev.Records[0].Key()] = strings.Trim(ev.Records[0].ETag(), `"`)
+			messages++
 		}
 	}
-	if fmt.Sprint(got) != fmt.Sprint(etags) {
-		t.Errorf("events for %v, want %v", got, etags)
+	if fmt.Sprint(got) != fmt.Sprint(etags) || messages != len(keys) {
+		t.Errorf("%d events for %v, want one each for %v", messages, got, etags)
 	}
 	if outs, err := st.List(ctx, "resized/", 0); err != nil || len(outs) != 0 {
 		t.Errorf("outputs made in process: %v %v", outs, err)
