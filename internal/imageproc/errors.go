@@ -25,3 +25,13 @@ var (
 	// leave nothing).
 	ErrUnsatisfiable = errors.New("cannot be made as asked")
 )
+
+// ErrBadWatermark: a watermark that an option names cannot be used (there
+// is none of that name, the server has no watermarks, or the file is not
+// an image this server takes or is over a limit). It is an ErrBadOption,
+// and reads as one ("bad option: ..."), for a client whose request named
+// the watermark; a caller whose options are its own configuration (the
+// pipeline's VARIANTS) tells it apart, since there the fault is neither
+// the image's nor a client's but the configuration's, and a watermark
+// uploaded later mends it.
+var ErrBadWatermark error = &wrapped{msg: ErrBadOption.Error(), sentinel: ErrBadOption}

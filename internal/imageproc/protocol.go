@@ -97,18 +97,25 @@ type jobError struct {
 	Msg  string
 }
 
-var errorKinds = map[string]error{
-	"undecodable":   ErrUndecodable,
-	"unsatisfiable": ErrUnsatisfiable,
-	"too-large":     ErrTooLarge,
-	"unsupported":   ErrUnsupported,
-	"bad-option":    ErrBadOption,
+// errorKinds are the sentinels a worker's failure can carry, by the name
+// it travels under. They are looked for in order: ErrBadWatermark is an
+// ErrBadOption, and must keep its own name across the pipe.
+var errorKinds = []struct {
+	kind     string
+	sentinel error
+}{
+	{"undecodable", ErrUndecodable},
+	{"unsatisfiable", ErrUnsatisfiable},
+	{"too-large", ErrTooLarge},
+	{"unsupported", ErrUnsupported},
+	{"bad-watermark", ErrBadWatermark},
+	{"bad-option", ErrBadOption},
 }
 
 func toJobError(err error) *jobError {
-	for kind, sentinel := range errorKinds {
-		if errors.Is(err, sentinel) {
-			return &jobError{Kind: kind, Msg: err.Error()}
+	for _, k := range errorKinds {
+		if errors.Is(err, k.sentinel) {
+			return &jobError{Kind: k.kind, Msg: err.Error()}
 		}
 	}
 	return &jobError{Kind: "internal", Msg: err.Error()}
@@ -117,8 +124,10 @@ func toJobError(err error) *jobError {
 // err turns a jobError back into an error that wraps its sentinel. The
 // message already names the sentinel.
 func (e *jobError) err() error {
-	if s, ok := errorKinds[e.Kind]; ok {
-		return wrapped{msg: e.Msg, sentinel: s}
+	for _, k := range errorKinds {
+		if k.kind == e.Kind {
+			return wrapped{msg: e.Msg, sentinel: k.sentinel}
+		}
 	}
 	return fmt.Errorf("worker: %s", e.Msg)
 }

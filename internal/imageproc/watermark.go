@@ -18,10 +18,10 @@ import (
 // a name means is the Watermarks implementation's business.
 
 // Watermarks gives the bytes of stored watermarks by name (the value of
-// the watermark option). Its error wraps ErrBadOption when the name
+// the watermark option). Its error wraps ErrBadWatermark when the name
 // cannot be used (no such watermark, an invalid name, a file over the
-// size limit), which is the client's to fix; any other error (a store
-// that is unreachable) is passed on as it is. The bytes returned are
+// size limit), which is for whoever named it to fix; any other error (a
+// store that is unreachable) is passed on as it is. The bytes returned are
 // shared: they must not be written to.
 type Watermarks interface {
 	Watermark(ctx context.Context, name string) ([]byte, error)
@@ -40,8 +40,8 @@ type jobMark struct {
 // prepare checks an input (an enabled format, a whole header, the pixel
 // and scan limits), removing its metadata on the way. It returns the
 // marks of the job and their payloads, in order. A watermark that cannot
-// be used is ErrBadOption, whatever the reason: the client's own image is
-// not at fault, the option's value is.
+// be used is ErrBadWatermark (an ErrBadOption), whatever the reason: the
+// image is not at fault, the option's value is.
 func (p *Processor) fetchMarks(ctx context.Context, opts []Options) ([]jobMark, [][]byte, error) {
 	var marks []jobMark
 	var parts [][]byte
@@ -51,7 +51,7 @@ func (p *Processor) fetchMarks(ctx context.Context, opts []Options) ([]jobMark, 
 			continue
 		}
 		if p.cfg.Watermarks == nil {
-			return nil, nil, fmt.Errorf("%w: watermark: this server has no watermarks", ErrBadOption)
+			return nil, nil, fmt.Errorf("%w: watermark: this server has no watermarks", ErrBadWatermark)
 		}
 		b, err := p.cfg.Watermarks.Watermark(ctx, w.Key)
 		if err != nil {
@@ -59,12 +59,25 @@ func (p *Processor) fetchMarks(ctx context.Context, opts []Options) ([]jobMark, 
 		}
 		in, err := p.prepare(b, nil)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%w: watermark %q: %v", ErrBadOption, w.Key, err)
+			return nil, nil, fmt.Errorf("%w: watermark %q: %v", ErrBadWatermark, w.Key, err)
 		}
 		marks = append(marks, jobMark{Name: w.Key, Header: in.header, Size: in.size})
 		parts = append(parts, in.parts...)
 	}
 	return marks, parts, nil
+}
+
+// CheckWatermarks reads every watermark opts name and checks it as
+// Variants does before it takes a slot (a file that only libvips can tell
+// is broken passes), without making anything: for a service to find out,
+// before any image comes, that the watermarks its configuration names are
+// there.
+//
+// Errors: ErrBadWatermark for the first that cannot be used; the
+// Watermarks' own error (a store that cannot be reached); ctx's.
+func (p *Processor) CheckWatermarks(ctx context.Context, opts []Options) error {
+	_, _, err := p.fetchMarks(ctx, opts)
+	return err
 }
 
 // markBufs are a job's watermarks in a worker, by name: C memory, as an

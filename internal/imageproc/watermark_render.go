@@ -46,8 +46,9 @@ func (ms *markSet) free() {
 // leaves im as it is. It is a function of one frame, so that the frames
 // of an animation can each go through it.
 //
-// Errors: ErrBadOption when the watermark cannot be decoded or is over
-// the pixel limit (the option's value is at fault, not the image).
+// Errors: ErrBadWatermark (an ErrBadOption) when the watermark cannot be
+// decoded or is over the pixel limit (the option's value is at fault, not
+// the image).
 func (ms *markSet) apply(im vimage, w *Watermark) (vimage, error) {
 	if w == nil {
 		return im, nil
@@ -66,7 +67,7 @@ func (ms *markSet) apply(im vimage, w *Watermark) (vimage, error) {
 // mark returns w decoded for an output of W x H, and where it goes. The
 // image stays the set's.
 func (ms *markSet) mark(w *Watermark, W, H int) (vimage, rect, error) {
-	bad := func(err error) error { return fmt.Errorf("%w: watermark %q: %v", ErrBadOption, w.Key, err) }
+	bad := func(err error) error { return fmt.Errorf("%w: watermark %q: %v", ErrBadWatermark, w.Key, err) }
 	in, ok := ms.bufs[w.Key]
 	if !ok {
 		return vimage{}, rect{}, fmt.Errorf("watermark %q was not sent with the job", w.Key)

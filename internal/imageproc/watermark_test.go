@@ -12,6 +12,7 @@ import (
 	"image/draw"
 	"image/gif"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -27,7 +28,7 @@ func (s *storedMarks) Watermark(_ context.Context, name string) ([]byte, error) 
 	s.fetches.Add(1)
 	b, ok := s.files[name]
 	if !ok {
-		return nil, fmt.Errorf("%w: no watermark %q", ErrBadOption, name)
+		return nil, fmt.Errorf("%w: no watermark %q", ErrBadWatermark, name)
 	}
 	return b, nil
 }
@@ -284,7 +285,16 @@ func TestWatermarkRefusals(t *testing.T) {
 		if !errors.Is(err, ErrBadOption) || errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsupported) {
 			t.Errorf("%s: %v, want only ErrBadOption", name, err)
 		}
+		// Found in Go or by the worker alike, it is told apart from other
+		// bad options: a caller whose configuration named it is at fault.
+		if !errors.Is(err, ErrBadWatermark) || !strings.HasPrefix(err.Error(), "bad option: ") {
+			t.Errorf("%s: %v, want ErrBadWatermark, reading as a bad option", name, err)
+		}
 		t.Logf("%s: %v", name, err)
+	}
+	// Any other bad option is not a watermark's.
+	if _, err := p.Process(t.Context(), in, Options{Crop: &Region{W: 500, H: 500}}); !errors.Is(err, ErrBadOption) || errors.Is(err, ErrBadWatermark) {
+		t.Errorf("crop outside: %v, want ErrBadOption, not ErrBadWatermark", err)
 	}
 	// The client's own image is checked first.
 	if _, err := p.Process(t.Context(), []byte("nope"), Options{Watermark: wm("missing.png", GravityCenter, 0)}); !errors.Is(err, ErrUnsupported) {
@@ -292,8 +302,48 @@ func TestWatermarkRefusals(t *testing.T) {
 	}
 	// No Watermarks at all: the option is refused.
 	bare := newTestProcessor(t, nil)
-	if _, err := bare.Process(t.Context(), in, Options{Watermark: wm("x.png", GravityCenter, 0)}); !errors.Is(err, ErrBadOption) {
+	if _, err := bare.Process(t.Context(), in, Options{Watermark: wm("x.png", GravityCenter, 0)}); !errors.Is(err, ErrBadWatermark) {
 		t.Errorf("without watermarks: %v", err)
+	}
+}
+
+// CheckWatermarks finds, without an image, the watermarks that Variants
+// would refuse before taking a slot, and reads each once.
+func TestCheckWatermarks(t *testing.T) {
+	p, s := markProcessor(t, map[string][]byte{
+		"red.png":  encodePNG(t, solid(40, 20, opaqueRed)),
+		"text.png": []byte("not an image at all"),
+	}, nil)
+	plain := Options{Width: 10}
+	for _, tt := range []struct {
+		names []string
+		bad   string // the watermark the error names; "" for none
+	}{
+		{nil, ""},
+		{[]string{"red.png"}, ""},
+		{[]string{"red.png", "red.png"}, ""},
+		{[]string{"red.png", "missing.png"}, "missing.png"},
+		{[]string{"text.png", "red.png"}, "text.png"},
+	} {
+		opts := []Options{plain}
+		for _, n := range tt.names {
+			opts = append(opts, Options{Width: 10, Watermark: wm(n, GravityCenter, 0)})
+		}
+		err := p.CheckWatermarks(t.Context(), opts)
+		switch {
+		case tt.bad == "" && err != nil:
+			t.Errorf("%v: %v", tt.names, err)
+		case tt.bad != "" && (!errors.Is(err, ErrBadWatermark) || !strings.Contains(err.Error(), tt.bad)):
+			t.Errorf("%v: %v, want ErrBadWatermark naming %s", tt.names, err, tt.bad)
+		}
+	}
+	s.fetches.Store(0)
+	if err := p.CheckWatermarks(t.Context(), []Options{{Watermark: wm("red.png", GravityCenter, 0)}, {Watermark: wm("red.png", GravityNorth, 0)}}); err != nil || s.fetches.Load() != 1 {
+		t.Errorf("one watermark named twice: %v, %d fetches, want 1", err, s.fetches.Load())
+	}
+	bare := newTestProcessor(t, nil)
+	if err := bare.CheckWatermarks(t.Context(), []Options{{Watermark: wm("red.png", GravityCenter, 0)}}); !errors.Is(err, ErrBadWatermark) {
+		t.Errorf("without watermarks: %v, want ErrBadWatermark", err)
 	}
 }
 

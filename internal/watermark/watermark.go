@@ -7,8 +7,8 @@
 // pipeline turns originals into variants and POST /resize needs the
 // watermarks without it, and storage knows nothing of what objects mean.
 // This package is the one place where a watermark name becomes a key, and
-// where the store's errors become imageproc's (a missing watermark is a
-// bad option, not a missing object).
+// where the store's errors become imageproc's (a missing watermark is an
+// unusable watermark, imageproc.ErrBadWatermark, not a missing object).
 package watermark
 
 import (
@@ -117,13 +117,14 @@ func New(cfg Config, st Store) (*Cache, error) {
 // Prefix+name, held or read. The bytes are shared and must not be written
 // to.
 //
-// Errors: imageproc.ErrBadOption when there is no such watermark, when
-// name is not a valid key (empty, absolute, with a "." or ".." segment)
-// or when the file is over MaxBytes; the store's own error, wrapped, when
-// it cannot be reached (storage.ErrUnavailable) or refuses; ctx's error.
+// Errors: imageproc.ErrBadWatermark (an imageproc.ErrBadOption) when
+// there is no such watermark, when name is not a valid key (empty,
+// absolute, with a "." or ".." segment) or when the file is over
+// MaxBytes; the store's own error, wrapped, when it cannot be reached
+// (storage.ErrUnavailable) or refuses; ctx's error.
 func (c *Cache) Watermark(ctx context.Context, name string) ([]byte, error) {
 	if err := storage.ValidateKey(name); err != nil {
-		return nil, fmt.Errorf("%w: watermark %q is not a valid name", imageproc.ErrBadOption, name)
+		return nil, fmt.Errorf("%w: watermark %q is not a valid name", imageproc.ErrBadWatermark, name)
 	}
 	if data, ok := c.fresh(name); ok {
 		return data, nil
@@ -177,11 +178,11 @@ func (c *Cache) load(ctx context.Context, name string) ([]byte, error) {
 	data, obj, err := c.st.Get(ctx, key, storage.GetOptions{MaxBytes: c.cfg.MaxBytes})
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		return nil, fmt.Errorf("%w: no watermark %q", imageproc.ErrBadOption, name)
+		return nil, fmt.Errorf("%w: no watermark %q", imageproc.ErrBadWatermark, name)
 	case errors.Is(err, storage.ErrTooLarge):
-		return nil, fmt.Errorf("%w: watermark %q is larger than the %d bytes a watermark may have", imageproc.ErrBadOption, name, c.cfg.MaxBytes)
+		return nil, fmt.Errorf("%w: watermark %q is larger than the %d bytes a watermark may have", imageproc.ErrBadWatermark, name, c.cfg.MaxBytes)
 	case errors.Is(err, storage.ErrInvalidKey):
-		return nil, fmt.Errorf("%w: watermark %q is not a valid name", imageproc.ErrBadOption, name)
+		return nil, fmt.Errorf("%w: watermark %q is not a valid name", imageproc.ErrBadWatermark, name)
 	case err != nil:
 		return nil, fmt.Errorf("watermark %q: %w", name, err)
 	}

@@ -157,8 +157,8 @@ func TestReadsOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 			clk.add(refreshAfter + time.Second)
-			if _, err := c.Watermark(ctx, "logo.png"); !errors.Is(err, imageproc.ErrBadOption) {
-				t.Fatalf("deleted: %v, want ErrBadOption", err)
+			if _, err := c.Watermark(ctx, "logo.png"); !errors.Is(err, imageproc.ErrBadWatermark) {
+				t.Fatalf("deleted: %v, want ErrBadWatermark", err)
 			}
 			if n, _ := c.usage(); n != 0 {
 				t.Fatalf("deleted, still held: %d", n)
@@ -180,8 +180,8 @@ func TestBounds(t *testing.T) {
 			cs := &counting{Store: st}
 			c, _ := newCache(t, Config{MaxBytes: 1000, CacheBytes: 3000}, cs)
 			_, err := c.Watermark(ctx, "big.png")
-			if !errors.Is(err, imageproc.ErrBadOption) || errors.Is(err, storage.ErrTooLarge) {
-				t.Fatalf("over MaxBytes: %v, want ErrBadOption only", err)
+			if !errors.Is(err, imageproc.ErrBadWatermark) || errors.Is(err, storage.ErrTooLarge) {
+				t.Fatalf("over MaxBytes: %v, want ErrBadWatermark only", err)
 			}
 			for _, n := range []string{"a", "b", "c", "a", "d"} { // b is then the least recently used
 				if b, err := c.Watermark(ctx, n+".png"); err != nil || len(b) != 1000 || b[0] != n[0] {
@@ -216,8 +216,8 @@ func TestRefusals(t *testing.T) {
 			c, _ := newCache(t, Config{}, cs)
 			for _, n := range []string{"missing.png", "../uploads/secret.png", "a/../../uploads/secret.png", "/uploads/secret.png", "", ".hidden.png", "sub/"} {
 				b, err := c.Watermark(t.Context(), n)
-				if !errors.Is(err, imageproc.ErrBadOption) || errors.Is(err, storage.ErrNotFound) || b != nil {
-					t.Errorf("%q: %q, %v; want ErrBadOption only", n, b, err)
+				if !errors.Is(err, imageproc.ErrBadWatermark) || errors.Is(err, storage.ErrNotFound) || b != nil {
+					t.Errorf("%q: %q, %v; want ErrBadWatermark only", n, b, err)
 				}
 			}
 			if g := cs.gets.Load(); g != 1 {
