@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -179,6 +180,11 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 		opts = e.preset.OptionsFor(obj.Metadata)
 	}
 	res, err := s.d.Renderer.Process(ctx, data, opts)
+	if err != nil && e.preset != nil {
+		// A preset's watermark is VARIANTS', not the URL's: one that is
+		// missing is the configuration's fault, not a bad option.
+		err = pipeline.Misconfigured(err)
+	}
 	if err != nil {
 		return Image{}, err
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -38,53 +40,68 @@ type statusRow struct {
 	status int
 	slug   string // the problem type is urn:resizer:problem:<slug>
 	title  string
+	// retryAfter is the Retry-After of a 503 or a 429 when it is not
+	// retryAfterSeconds.
+	retryAfter string
+	// fault marks a 503 that is the service's own fault, not load: logged
+	// at error level, its detail kept from the client as a 500's is.
+	fault bool
 }
 
 // statusTable is the one place errors become HTTP statuses. It is checked
 // in order with errors.Is; anything not listed is a 500.
 var statusTable = []statusRow{
-	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "Missing or wrong API key"},
-	{errNotFound, http.StatusNotFound, "not-found", "No such route"},
-	{errMethodNotAllowed, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed"},
-	{storage.ErrBadSignature, http.StatusForbidden, "bad-signature", "Upload URL invalid or expired"},
-	{imageurl.ErrBadSignature, http.StatusForbidden, "bad-signature", "Image URL not signed, wrongly signed or expired"},
-	{delivery.ErrNotServed, http.StatusForbidden, "not-served", "Not served by URL"},
-	{imageurl.ErrMalformed, http.StatusBadRequest, "bad-request", "Malformed image URL"},
-	{storage.ErrNotFound, http.StatusNotFound, "not-found", "No such object"},
-	{errBadRequest, http.StatusBadRequest, "bad-request", "Malformed request"},
-	{errRequestTimeout, http.StatusRequestTimeout, "request-timeout", "Request body too slow"},
-	{errTooManyRequests, http.StatusTooManyRequests, "too-many-requests", "Too many requests in flight, retry later"},
-	{storage.ErrInvalidKey, http.StatusBadRequest, "bad-key", "Invalid object key"},
-	{storage.ErrUnsupported, http.StatusBadRequest, "bad-request", "Not supported by this store"},
-	{storage.ErrConflict, http.StatusConflict, "conflict", "Conflict with a stored key or a running upload"},
-	{imageproc.ErrBadOption, http.StatusBadRequest, "bad-option", "Invalid option"},
-	{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"},
-	{imageproc.ErrTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Image too large"},
-	{storage.ErrTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Object too large"},
-	{imageproc.ErrUnsupported, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image"},
-	{errUnsupportedType, http.StatusUnsupportedMediaType, "unsupported-format", "Not a supported image type"},
-	{imageproc.ErrUndecodable, http.StatusUnprocessableEntity, "undecodable", "Image cannot be decoded"},
-	{imageproc.ErrUnsatisfiable, http.StatusUnprocessableEntity, "unsatisfiable", "Image cannot be made as asked"},
-	{imageproc.ErrBusy, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
-	{errBodyMemory, http.StatusServiceUnavailable, "busy", "Too busy, retry later"},
-	{imageproc.ErrTimeout, http.StatusServiceUnavailable, "timeout", "Processing took too long, retry later"},
-	{storage.ErrUnavailable, http.StatusServiceUnavailable, "storage-unavailable", "Storage unavailable, retry later"},
-	{errNotConfigured, http.StatusServiceUnavailable, "not-configured", "Webhook not configured"},
+	{err: errUnauthorized, status: http.StatusUnauthorized, slug: "unauthorized", title: "Missing or wrong API key"},
+	{err: errNotFound, status: http.StatusNotFound, slug: "not-found", title: "No such route"},
+	{err: errMethodNotAllowed, status: http.StatusMethodNotAllowed, slug: "method-not-allowed", title: "Method not allowed"},
+	{err: storage.ErrBadSignature, status: http.StatusForbidden, slug: "bad-signature", title: "Upload URL invalid or expired"},
+	{err: imageurl.ErrBadSignature, status: http.StatusForbidden, slug: "bad-signature", title: "Image URL not signed, wrongly signed or expired"},
+	{err: delivery.ErrNotServed, status: http.StatusForbidden, slug: "not-served", title: "Not served by URL"},
+	{err: imageurl.ErrMalformed, status: http.StatusBadRequest, slug: "bad-request", title: "Malformed image URL"},
+	{err: storage.ErrNotFound, status: http.StatusNotFound, slug: "not-found", title: "No such object"},
+	{err: errBadRequest, status: http.StatusBadRequest, slug: "bad-request", title: "Malformed request"},
+	{err: errRequestTimeout, status: http.StatusRequestTimeout, slug: "request-timeout", title: "Request body too slow"},
+	{err: errTooManyRequests, status: http.StatusTooManyRequests, slug: "too-many-requests", title: "Too many requests in flight, retry later"},
+	{err: storage.ErrInvalidKey, status: http.StatusBadRequest, slug: "bad-key", title: "Invalid object key"},
+	{err: storage.ErrUnsupported, status: http.StatusBadRequest, slug: "bad-request", title: "Not supported by this store"},
+	{err: storage.ErrConflict, status: http.StatusConflict, slug: "conflict", title: "Conflict with a stored key or a running upload"},
+	// A watermark that VARIANTS names and the store lacks: the operator's
+	// to store, not the uploader's mistake (a bad option), nor load.
+	{err: pipeline.ErrMisconfigured, status: http.StatusServiceUnavailable, slug: "misconfigured",
+		title: "Service misconfigured, retry later", retryAfter: misconfiguredRetryAfter, fault: true},
+	{err: imageproc.ErrBadOption, status: http.StatusBadRequest, slug: "bad-option", title: "Invalid option"},
+	{err: errTooLarge, status: http.StatusRequestEntityTooLarge, slug: "too-large", title: "Request body too large"},
+	{err: imageproc.ErrTooLarge, status: http.StatusRequestEntityTooLarge, slug: "too-large", title: "Image too large"},
+	{err: storage.ErrTooLarge, status: http.StatusRequestEntityTooLarge, slug: "too-large", title: "Object too large"},
+	{err: imageproc.ErrUnsupported, status: http.StatusUnsupportedMediaType, slug: "unsupported-format", title: "Not a supported image"},
+	{err: errUnsupportedType, status: http.StatusUnsupportedMediaType, slug: "unsupported-format", title: "Not a supported image type"},
+	{err: imageproc.ErrUndecodable, status: http.StatusUnprocessableEntity, slug: "undecodable", title: "Image cannot be decoded"},
+	{err: imageproc.ErrUnsatisfiable, status: http.StatusUnprocessableEntity, slug: "unsatisfiable", title: "Image cannot be made as asked"},
+	{err: imageproc.ErrBusy, status: http.StatusServiceUnavailable, slug: "busy", title: "Too busy, retry later"},
+	{err: errBodyMemory, status: http.StatusServiceUnavailable, slug: "busy", title: "Too busy, retry later"},
+	{err: imageproc.ErrTimeout, status: http.StatusServiceUnavailable, slug: "timeout", title: "Processing took too long, retry later"},
+	{err: storage.ErrUnavailable, status: http.StatusServiceUnavailable, slug: "storage-unavailable", title: "Storage unavailable, retry later"},
+	{err: errNotConfigured, status: http.StatusServiceUnavailable, slug: "not-configured", title: "Webhook not configured"},
 	// The client went away: nothing reaches it, but the log says so.
-	{context.Canceled, 499, "client-closed-request", "Client closed request"},
+	{err: context.Canceled, status: 499, slug: "client-closed-request", title: "Client closed request"},
 }
 
-var internalRow = statusRow{nil, http.StatusInternalServerError, "internal", "Internal error"}
+var internalRow = statusRow{status: http.StatusInternalServerError, slug: "internal", title: "Internal error"}
 
 // retryAfterSeconds is the Retry-After of a 503 and a 429. A second is a
 // few images' worth of work for every slot, time for some of a client's
 // requests in flight to end; a longer wait would idle the server.
 const retryAfterSeconds = "1"
 
+// misconfiguredRetryAfter is the Retry-After of a configuration at fault:
+// a person has to mend it, so a retry within a second would only fail
+// again; half a minute is still short enough for an uploader who waits.
+const misconfiguredRetryAfter = "30"
+
 func lookup(err error) statusRow {
 	var maxBytes *http.MaxBytesError
 	if errors.As(err, &maxBytes) {
-		return statusRow{errTooLarge, http.StatusRequestEntityTooLarge, "too-large", "Request body too large"}
+		return statusRow{err: errTooLarge, status: http.StatusRequestEntityTooLarge, slug: "too-large", title: "Request body too large"}
 	}
 	for _, row := range statusTable {
 		if errors.Is(err, row.err) {
@@ -97,13 +114,17 @@ func lookup(err error) statusRow {
 // writeError answers a failed request with an RFC 9457 problem document,
 // and is the one place a failure is logged: at error level for a fault of
 // the service, warn for load shedding (503, 429), info for the client's
-// mistakes. A 500 body says only "internal error".
+// mistakes. A 500 body says only "internal error"; a 503 that is the
+// service's fault (its configuration) only its title.
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	row := lookup(err)
 	log := zerolog.Ctx(r.Context())
 	ev := log.Info()
 	detail := err.Error()
 	switch {
+	case row.fault:
+		ev = log.Error()
+		detail = row.title
 	case row.status == http.StatusServiceUnavailable || row.status == http.StatusTooManyRequests:
 		ev = log.Warn()
 	case row.status >= 500:
@@ -114,7 +135,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 	h := w.Header()
 	if row.status == http.StatusServiceUnavailable || row.status == http.StatusTooManyRequests {
-		h.Set("Retry-After", retryAfterSeconds)
+		h.Set("Retry-After", cmp.Or(row.retryAfter, retryAfterSeconds))
 	}
 	if row.status == http.StatusUnauthorized {
 		h.Set("WWW-Authenticate", `Bearer realm="resizer"`)

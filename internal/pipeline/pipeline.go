@@ -238,15 +238,16 @@ func (p *Pipeline) outputKey(key string, v Variant, f imageproc.Format) string {
 // (FocusMetadata, or what a signed upload URL carried), and its variants,
 // made as that metadata says, as Run would make them from the stored
 // original. It is all or nothing: the variants are made first (so that
-// nothing is stored for an image that is refused: imageproc's errors),
-// every key is checked, and when a write fails, what was written is
-// undone: a new original and its outputs are deleted; an original it
-// replaced is put back and its variants made again (see rollback).
+// nothing is stored for an image that is refused: imageproc's errors, or
+// ErrMisconfigured for a variant's watermark), every key is checked, and
+// when a write fails, what was written is undone: a new original and its
+// outputs are deleted; an original it replaced is put back and its
+// variants made again (see rollback).
 func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map[string]string) (Result, error) {
 	focus := focusOf(ctx, key, meta)
 	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
 	if err != nil {
-		return Result{}, err
+		return Result{}, misconfigured(err)
 	}
 	keys, err := p.outputKeys(key, results)
 	if err != nil {
@@ -451,10 +452,11 @@ func timeoutKey(key, etag string) string { return key + "\x00" + trimETag(etag) 
 // IsPermanent reports whether err means that the source can never be
 // processed, however often it is tried: it is not an image, or too large,
 // or its key is not one the stores accept, or a variant's option cannot
-// be used on it (a crop outside it, a watermark that does not exist or is
-// not an image), or it cannot be made as a variant asks (max_bytes under
-// what quality 1 gives, a trim that leaves nothing), or its processing
-// ran into the timeout twice (ErrTimedOutAgain).
+// be used on it (a crop outside it), or it cannot be made as a variant
+// asks (max_bytes under what quality 1 gives, a trim that leaves nothing),
+// or its processing ran into the timeout twice (ErrTimedOutAgain). A
+// variant that names a watermark that cannot be used is not: no original
+// can be made until the configuration is mended (ErrMisconfigured).
 func IsPermanent(err error) bool {
 	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, imageproc.ErrBadOption,
 		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey, ErrTimedOutAgain} {
@@ -673,7 +675,7 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 	focus := focusOf(ctx, src.Key, src.Metadata)
 	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
 	if err != nil {
-		return Result{}, err
+		return Result{}, misconfigured(err)
 	}
 	keys, err := p.outputKeys(src.Key, results)
 	if err != nil {

@@ -531,8 +531,8 @@ func TestUploadReportsUprightSize(t *testing.T) {
 	}
 }
 
-// A failure that no retry can mend is permanent; busy, timed out and
-// storage faults are not.
+// A failure that no retry can mend is permanent; busy, timed out, storage
+// faults and a configuration to mend are not.
 func TestIsPermanent(t *testing.T) {
 	tests := []struct {
 		err  error
@@ -543,6 +543,10 @@ func TestIsPermanent(t *testing.T) {
 		{imageproc.ErrTooLarge, true},
 		{fmt.Errorf("variant small: %w: max_bytes=100: 2000 bytes at quality 1", imageproc.ErrUnsatisfiable), true},
 		{storage.ErrInvalidKey, true},
+		{fmt.Errorf("%w: crop=0,0,500,500 lies outside the 300x200 image", imageproc.ErrBadOption), true},
+		// The configuration's watermark: mended by storing it, not by
+		// rejecting every original meanwhile.
+		{misconfigured(fmt.Errorf("variant thumb: %w: no watermark %q", imageproc.ErrBadWatermark, "logo.png")), false},
 		{imageproc.ErrBusy, false},
 		{imageproc.ErrTimeout, false},
 		{storage.ErrUnavailable, false},

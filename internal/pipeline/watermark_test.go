@@ -36,8 +36,7 @@ func jpegEnc(b *bytes.Buffer, img image.Image) error {
 
 // A VARIANTS entry's watermark is read from the store under the watermark
 // prefix and put over that variant only, in uploads and in runs of a
-// stored original alike; a variant naming a missing watermark rejects the
-// source (nothing is stored for an upload).
+// stored original alike.
 func TestVariantWatermark(t *testing.T) {
 	for name, st := range stores(t) {
 		t.Run(name, func(t *testing.T) {
@@ -57,8 +56,9 @@ func TestVariantWatermark(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(proc.Close)
-			newPipeline := func(variants string) *Pipeline {
+			newPipeline := func(variants, rejected string) *Pipeline {
 				cfg := testConfig(t)
+				cfg.RejectedPrefix = rejected
 				if cfg.Variants, err = ParseVariants(variants, 8192); err != nil {
 					t.Fatal(err)
 				}
@@ -68,7 +68,7 @@ func TestVariantWatermark(t *testing.T) {
 				}
 				return p
 			}
-			p := newPipeline("thumb:200x200:cover?watermark=logo.png&watermark_position=northwest&watermark_margin=0;plain:100x0")
+			p := newPipeline("thumb:200x200:cover?watermark=logo.png&watermark_position=northwest&watermark_margin=0;plain:100x0", "")
 			grey := fill(t, 400, 300, color.NRGBA{100, 100, 100, 255}, jpegEnc)
 			check := func(res Result) {
 				t.Helper()
@@ -103,16 +103,46 @@ func TestVariantWatermark(t *testing.T) {
 			}
 			check(res)
 
-			missing := newPipeline("marked:200x200:cover?watermark=gone.png") // a name of its own: up-to-date does not yet look at definitions
-			if _, err := missing.Upload(ctx, "uploads/m.jpg", grey, nil); !errors.Is(err, imageproc.ErrBadOption) {
-				t.Fatalf("upload with a missing watermark: %v, want ErrBadOption", err)
+			// A watermark that VARIANTS names and the store lacks is the
+			// configuration's fault: the upload is refused as a fault of the
+			// service, nothing stored; a stored original is neither rejected
+			// nor moved aside, and is made once the watermark is there.
+			missing := newPipeline("marked:200x200:cover?watermark=gone.png", "rejected/") // a name of its own: up-to-date does not yet look at definitions
+			err = missing.CheckWatermarks(ctx)
+			if !errors.Is(err, ErrMisconfigured) || errors.Is(err, imageproc.ErrBadOption) ||
+				!strings.Contains(err.Error(), "VARIANTS") || !strings.Contains(err.Error(), `"gone.png"`) {
+				t.Fatalf("check with a missing watermark: %v, want ErrMisconfigured naming VARIANTS and gone.png", err)
+			}
+			_, err = missing.Upload(ctx, "uploads/m.jpg", grey, nil)
+			if !errors.Is(err, ErrMisconfigured) || errors.Is(err, imageproc.ErrBadOption) || IsPermanent(err) {
+				t.Fatalf("upload with a missing watermark: %v, want ErrMisconfigured only", err)
 			}
 			if _, err := st.Head(ctx, "uploads/m.jpg"); !errors.Is(err, storage.ErrNotFound) {
 				t.Errorf("the refused upload was stored: %v", err)
 			}
-			res, err = missing.Run(ctx, "uploads/stored.jpg", "")
-			if err != nil || res.Status != StatusRejected || !strings.Contains(res.Reason, `no watermark "gone.png"`) {
-				t.Fatalf("run with a missing watermark: %+v %v", res, err)
+			for range 2 { // a retry finds it as the first try did
+				res, err = missing.Run(ctx, "uploads/stored.jpg", "")
+				if !errors.Is(err, ErrMisconfigured) || res.Status == StatusRejected {
+					t.Fatalf("run with a missing watermark: %+v %v, want ErrMisconfigured, not rejected", res, err)
+				}
+			}
+			if _, err := st.Head(ctx, "uploads/stored.jpg"); err != nil {
+				t.Errorf("the original left the inputs: %v", err)
+			}
+			if _, err := st.Head(ctx, "rejected/stored.jpg"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("the original was moved under the rejected prefix: %v", err)
+			}
+			if _, err := st.Put(ctx, "watermarks/gone.png", fill(t, 40, 20, color.NRGBA{255, 0, 0, 255}, pngEnc), storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := missing.CheckWatermarks(ctx); err != nil {
+				t.Errorf("check once the watermark is stored: %v", err)
+			}
+			if res, err = missing.Run(ctx, "uploads/stored.jpg", ""); err != nil || res.Status != StatusProcessed {
+				t.Fatalf("run once the watermark is stored: %+v %v", res, err)
+			}
+			if err := p.CheckWatermarks(ctx); err != nil {
+				t.Errorf("check of watermarks that are there: %v", err)
 			}
 		})
 	}
