@@ -109,6 +109,14 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	if err != nil {
 		return err
 	}
+	if !f.dryRun {
+		// Every original would fail on a missing watermark: no run, rather
+		// than one that fails them all, or, with --enqueue, fills the queue
+		// with events the fleet cannot do.
+		if err := pl.CheckWatermarks(ctx); err != nil {
+			return fmt.Errorf("reconcile: %w", err)
+		}
+	}
 	start := time.Now()
 	inList := st.inList
 	if f.inventory != "" {

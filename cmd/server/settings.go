@@ -87,6 +87,11 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 			errs = append(errs, fmt.Errorf("WATERMARK_PREFIX and %s: %w", a[0], err))
 		}
 	}
+	for _, v := range variants {
+		if w := v.Options.Watermark; w != nil && cfg.WatermarkPrefix == "" {
+			errs = append(errs, fmt.Errorf("VARIANTS: variant %q: watermark %q needs WATERMARK_PREFIX, which is off", v.Name, w.Key))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return s, fmt.Errorf("configuration: %w", err)
 	}

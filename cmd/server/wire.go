@@ -173,6 +173,9 @@ func newHandler(ctx context.Context, s settings, st *stores, proc *imageproc.Pro
 	if err != nil {
 		return nil, err
 	}
+	if err := checkWatermarks(ctx, s, pl, st.checks, log); err != nil {
+		return nil, err
+	}
 	dl, err := newDelivery(ctx, s, st, proc, pl, reg, log)
 	if err != nil {
 		return nil, err
