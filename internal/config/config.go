@@ -198,7 +198,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.InputPrefix = strings.TrimPrefix(v, "/"); return nil }},
 	{"OUTPUT_PREFIX", "resized/", "key prefix of the variants; never inside INPUT_PREFIX in one bucket",
 		func(c *Config, v string) error { c.OutputPrefix = v; return nonEmpty(v) }},
-	{"VARIANTS", "thumb:200x200:cover,medium:800x0,large:1600x0", "variants of every original: name:WIDTHxHEIGHT[:fit][:format], comma-separated",
+	{"VARIANTS", "thumb:200x200:cover,medium:800x0,large:1600x0", "variants of every original: name:WIDTHxHEIGHT[:fit][:format][?options], 0 leaving a side free, options being those of POST /resize in query form; comma-separated, or semicolon-separated (option values hold commas) as soon as the list has a '?' or a ';': thumb:200x200:cover?sharpen=1&quality=70;large:1600x0:webp",
 		func(c *Config, v string) error { c.Variants = v; return nil }},
 	{"CACHE_CONTROL", "public, max-age=86400", "Cache-Control written on every variant",
 		func(c *Config, v string) error { c.CacheControl = v; return nil }},
