@@ -9,6 +9,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"os"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -370,22 +371,172 @@ func TestOutputKey(t *testing.T) {
 	}
 }
 
+// parsed is a variant as a test expects it: its name and its options.
+type parsed struct {
+	name string
+	o    imageproc.Options
+}
+
+// ParseVariants reads the short form, comma-separated, and the query form
+// after "?", whose entries are separated by ";" (option values hold
+// commas); each entry's options are those of POST /resize, each once.
 func TestParseVariants(t *testing.T) {
-	vs, err := ParseVariants("thumb:200x200:cover,medium:800x0,large:1600x0", 8192)
-	if err != nil || len(vs) != 3 || vs[0].Name != "thumb" || vs[0].Options.Fit != imageproc.FitCover ||
-		vs[0].Options.Width != 200 || vs[1].Options.Height != 0 || vs[2].Options.Width != 1600 {
-		t.Fatalf("%+v %v", vs, err)
-	}
-	vs, err = ParseVariants(" a:10x0:webp:contain , b:0x20 ", 100)
-	if err != nil || vs[0].Options.Format != imageproc.FormatWebP || vs[0].Options.Fit != imageproc.FitContain || vs[1].Options.Height != 20 {
-		t.Fatalf("%+v %v", vs, err)
-	}
-	for _, bad := range []string{"", "thumb", "thumb:200", "thumb:0x0", "thumb:200x200:crop", "Thumb:1x1", "a:1x1,a:2x2",
-		"a:101x1", "a:-1x1", "a:1x1:auto", "a:1x1:webp:cover:extra", "a b:1x1"} {
-		if _, err := ParseVariants(bad, 100); err == nil {
-			t.Errorf("%q accepted", bad)
+	cover, webp := imageproc.FitCover, imageproc.FormatWebP
+	for _, tt := range []struct {
+		in   string
+		max  int
+		want []parsed
+	}{
+		{"thumb:200x200:cover,medium:800x0,large:1600x0", 8192, []parsed{
+			{"thumb", imageproc.Options{Width: 200, Height: 200, Fit: cover}},
+			{"medium", imageproc.Options{Width: 800}},
+			{"large", imageproc.Options{Width: 1600}}}},
+		{" a:10x0:webp:contain , b:0x20 ", 100, []parsed{
+			{"a", imageproc.Options{Width: 10, Format: webp, Fit: imageproc.FitContain}},
+			{"b", imageproc.Options{Height: 20}}}},
+		// Commas inside a value, a quality per variant, sharpen.
+		{"thumb:200x200:cover?crop=0,0,10,10&quality=70;large:1600x0:webp?sharpen=1.5&quality=90", 8192, []parsed{
+			{"thumb", imageproc.Options{Width: 200, Height: 200, Fit: cover, Crop: &imageproc.Region{W: 10, H: 10}, Quality: 70}},
+			{"large", imageproc.Options{Width: 1600, Format: webp, Sharpen: 1.5, Quality: 90}}}},
+		{"a:100x0?quality=50;b:100x0?quality=90&pad=1,2,3,4;c:100x0", 8192, []parsed{
+			{"a", imageproc.Options{Width: 100, Quality: 50}},
+			{"b", imageproc.Options{Width: 100, Quality: 90, Pad: [4]int{1, 2, 3, 4}}},
+			{"c", imageproc.Options{Width: 100}}}},
+		// ";" without any options; spaces and empty entries between
+		// separators are skipped, as with commas.
+		{"a:1x1;b:2x2", 100, []parsed{{"a", imageproc.Options{Width: 1, Height: 1}}, {"b", imageproc.Options{Width: 2, Height: 2}}}},
+		{" a:10x0 ; ; b:0x20?blur=2&flip=both ;", 100, []parsed{
+			{"a", imageproc.Options{Width: 10}},
+			{"b", imageproc.Options{Height: 20, Blur: 2, Flip: imageproc.FlipBoth}}}},
+		{"a:10x0?", 100, []parsed{{"a", imageproc.Options{Width: 10}}}},
+		{"w:100x100:cover?watermark=logo.png&watermark_position=northwest&watermark_opacity=0.5;f:300x300:cover?gravity=focus&focus=0.25,0.75", 8192, []parsed{
+			{"w", imageproc.Options{Width: 100, Height: 100, Fit: cover,
+				Watermark: &imageproc.Watermark{Key: "logo.png", Position: imageproc.GravityNorthWest, Opacity: 0.5}}},
+			{"f", imageproc.Options{Width: 300, Height: 300, Fit: cover, Gravity: imageproc.GravityFocus, Focus: &imageproc.Point{X: 0.25, Y: 0.75}}}}},
+	} {
+		vs, err := ParseVariants(tt.in, tt.max)
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		var got []parsed
+		for _, v := range vs {
+			got = append(got, parsed{v.Name, v.Options})
+		}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", tt.in, got, tt.want)
 		}
 	}
+
+	for _, tt := range []struct {
+		in, want  string // want: a part of the error
+		badOption bool   // the error is imageproc's, with the option named
+	}{
+		{"", "no variants", false},
+		{" ; ;", "no variants", false},
+		{"thumb", "want name:WIDTHxHEIGHT", false},
+		{"thumb:200", `size "200"`, false},
+		{"thumb:0x0", `size "0x0"`, false},
+		{"thumb:20x20:crop", "format", true},
+		{"Thumb:1x1", "name must be", false},
+		{"a b:1x1", "name must be", false},
+		{"_a:1x1?quality=5", "name must be", false},
+		{"a:1x1,a:2x2", "name used twice", false},
+		{"a:10x0?quality=5;a:20x0", `"a": name used twice`, false},
+		{"a:101x1", `size "101x1"`, false},
+		{"a:-1x1", `size "-1x1"`, false},
+		{"a:1x1:auto", "format auto", false},
+		{"a:1x1:webp:cover:extra", "want name:WIDTHxHEIGHT", false},
+		{"a:10x0;b:0x0", `variant "b:0x0"`, false},
+		{"?quality=5", "want name:WIDTHxHEIGHT", false},
+		// Options: unknown, repeated (the short form counts), malformed,
+		// out of range, meaningless alone.
+		{"a:10x0?bogus=1", `unknown parameter "bogus"`, true},
+		{"a:10x0?quality=5&quality=6", "quality: given 2 times", true},
+		{"a:10x10:cover?fit=contain", "fit: given 2 times", true},
+		{"a:10x0:webp?format=png", "format: given 2 times", true},
+		{"a:10x0?width=5", "width: given 2 times", true},
+		{"a:10x0?format=auto", "format", true},
+		{"a:10x0?quality", "quality", true},
+		{"a:10x0?sharpen=99", "sharpen", true},
+		{"a:10x0?crop=0,0,0,10", "crop", true},
+		{"a:10x0?gravity=focus", "needs focus", true},
+		{"a:10x0?watermark_opacity=0.5", "need watermark=NAME", true},
+		{"a:10x0?quality=%zz", "options:", false},
+		// Bad separators: a comma-separated list where an entry carries
+		// options is one entry (its options would swallow the rest); a
+		// second "?" is part of the options.
+		{"a:10x0?quality=5,b:20x0", `quality: "5,b:20x0"`, true},
+		{"a:10x0,b:20x0?sharpen=1", `size "10x0,b"`, false},
+		{"a:10x0?quality=5?sharpen=1", `quality: "5?sharpen=1"`, true},
+		{"a:10x0??quality=5", `unknown parameter "?quality"`, true},
+	} {
+		_, err := ParseVariants(tt.in, 100)
+		switch {
+		case err == nil:
+			t.Errorf("%q accepted", tt.in)
+		case !strings.Contains(err.Error(), tt.want):
+			t.Errorf("%q: %v, want it to say %s", tt.in, err, tt.want)
+		case errors.Is(err, imageproc.ErrBadOption) != tt.badOption:
+			t.Errorf("%q: %v: a bad option: %v, want %v", tt.in, err, errors.Is(err, imageproc.ErrBadOption), tt.badOption)
+		case tt.want != "no variants" && !strings.Contains(err.Error(), "variant "):
+			t.Errorf("%q: %v names no entry", tt.in, err)
+		}
+	}
+}
+
+// FuzzParseVariants: whatever the text, ParseVariants does not panic; a
+// list it accepts has unique, valid names and sizes within the limit, not
+// both free, and written back in the query form (canonical options) it
+// reads back as the same variants.
+func FuzzParseVariants(f *testing.F) {
+	for _, s := range []string{
+		"thumb:200x200:cover,medium:800x0,large:1600x0",
+		" a:10x0:webp:contain , b:0x20 ",
+		"thumb:200x200:cover?crop=0,0,10,10&quality=70;large:1600x0:webp?sharpen=1.5",
+		"w:100x100:cover?watermark=logo.png&watermark_position=northwest&watermark_opacity=0.5;b:0x20?blur=2&flip=both;",
+		"f:300x300:cover?gravity=focus&focus=0.25,0.75&background=%23ff0000&pad=1,2,3,4&dpr=2",
+		"a:1x1;;b:2x2", "a:10x0?quality=5,b:20x0", "a:10x0??q=%zz", "a:1x1,a:2x2", ":;?,", "a:0x0",
+	} {
+		f.Add(s)
+	}
+	const max = 8192
+	f.Fuzz(func(t *testing.T, in string) {
+		vs, err := ParseVariants(in, max)
+		if err != nil {
+			if vs != nil {
+				t.Fatalf("%q: variants %+v with the error %v", in, vs, err)
+			}
+			return
+		}
+		seen := map[string]bool{}
+		entries := make([]string, len(vs))
+		for i, v := range vs {
+			o := v.Options
+			if !variantName.MatchString(v.Name) || seen[v.Name] {
+				t.Fatalf("%q: name %q invalid or repeated", in, v.Name)
+			}
+			seen[v.Name] = true
+			if o.Width < 0 || o.Width > max || o.Height < 0 || o.Height > max || o.Width+o.Height == 0 {
+				t.Fatalf("%q: variant %s is %dx%d", in, v.Name, o.Width, o.Height)
+			}
+			// The size in the short form, every other option canonical.
+			rest := o
+			rest.Width, rest.Height = 0, 0
+			entries[i] = fmt.Sprintf("%s:%dx%d", v.Name, o.Width, o.Height)
+			if q := rest.Canonical(); q != "" {
+				entries[i] += "?" + q
+			}
+		}
+		canonical := strings.Join(entries, ";")
+		back, err := ParseVariants(canonical, max)
+		if err != nil {
+			t.Fatalf("%q: written back as %q, it reads back as %v", in, canonical, err)
+		}
+		if !reflect.DeepEqual(back, vs) {
+			t.Fatalf("%q: written back as %q, it reads back as %+v, want %+v", in, canonical, back, vs)
+		}
+	})
 }
 
 func TestRemoveDeletesVariants(t *testing.T) {
