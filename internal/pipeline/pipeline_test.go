@@ -604,6 +604,56 @@ func TestRunRejects(t *testing.T) {
 	}
 }
 
+// A variant whose crop lies outside a stored original can never be made
+// of it: the original is rejected with the crop as its reason and moved
+// aside, as other unprocessable originals are, while one large enough for
+// the crop is made.
+func TestRunRejectsACropOutside(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			cfg := testConfig(t)
+			cfg.RejectedPrefix = "rejected/"
+			var err error
+			if cfg.Variants, err = ParseVariants("thumb:100x100:cover?crop=0,0,400,400;plain:50x0", 8192); err != nil {
+				t.Fatal(err)
+			}
+			p, err := New(cfg, st, st, proc(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			small := grey(t, 300, 200)
+			if _, err := st.Put(ctx, "uploads/small.jpg", small, storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.Run(ctx, "uploads/small.jpg", "")
+			if err != nil || res.Status != StatusRejected || !strings.Contains(res.Reason, "crop 0,0,400,400 is outside the 300x200 image") {
+				t.Fatalf("run of a 300x200 original: %+v %v, want rejected for the crop", res, err)
+			}
+			if _, err := st.Head(ctx, "uploads/small.jpg"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("the rejected original is still among the inputs: %v", err)
+			}
+			if got, _, err := st.Get(ctx, "rejected/small.jpg", storage.GetOptions{}); err != nil || !bytes.Equal(got, small) {
+				t.Errorf("the rejected original was not moved aside: %v", err)
+			}
+			if _, err := st.Head(ctx, "resized/plain/small.jpg"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("a variant of the rejected original was written: %v", err)
+			}
+
+			if _, err := st.Put(ctx, "uploads/large.jpg", grey(t, 500, 400), storage.PutOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			res, err = p.Run(ctx, "uploads/large.jpg", "")
+			if err != nil || res.Status != StatusProcessed || len(res.Outputs) != 2 {
+				t.Fatalf("run of a 500x400 original: %+v %v, want processed", res, err)
+			}
+			if o := res.Outputs[0]; o.Width != 100 || o.Height != 100 {
+				t.Errorf("thumb is %dx%d, want 100x100", o.Width, o.Height)
+			}
+		})
+	}
+}
+
 // Concurrent deliveries of one event read and decode the source once.
 func TestRunOnceForDuplicates(t *testing.T) {
 	d := dirStore(t)
