@@ -42,6 +42,8 @@ fi
 ops=(
   "resize to 800|width=800|rs:fit:800:0|jpg|photo.jpg"
   "cover 400x400|width=400&height=400&fit=cover|rs:fill:400:400|jpg|photo.jpg"
+  "cover, gravity northeast|width=400&height=400&fit=cover&gravity=northeast|rs:fill:400:400/g:noea|jpg|photo.jpg"
+  "cover, focus 0.8,0.3|width=400&height=400&fit=cover&gravity=focus&focus=0.8,0.3|rs:fill:400:400/g:fp:0.8:0.3|jpg|photo.jpg"
   "crop, then 800|crop=1000,500,2000,1500&width=800|c:2000:1500:nowe:1000:500/rs:fit:800:0|jpg|photo.jpg"
   "rotate 90|width=800&rotate=90|rs:fit:800:0/rot:90|jpg|photo.jpg"
   "flip|width=800&flip=horizontal|rs:fit:800:0/fl:1:0|jpg|photo.jpg"
@@ -53,6 +55,8 @@ ops=(
   "watermark|width=800&watermark=logo.png&watermark_scale=0.2|rs:fit:800:0/wm:1:soea:0:0:0.2|jpg|photo.jpg"
   "WebP|width=800&format=webp|rs:fit:800:0|webp|photo.jpg"
   "AVIF|width=800&format=avif|rs:fit:800:0|avif|photo.jpg"
+  "max_bytes 40 KB|width=800&max_bytes=40000|rs:fit:800:0/mb:40000|jpg|photo.jpg"
+  "keep copyright|width=800&keep=copyright|rs:fit:800:0/sm:1/kcr:1|jpg|photo.jpg"
   "animated GIF to 200|width=200|rs:fit:200:0|gif|anim.gif"
 )
 
