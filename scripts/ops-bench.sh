@@ -7,6 +7,7 @@
 # measured. Only 127.0.0.1 is used; every step is bounded in time.
 #
 #   IMGPROXY_BIN=/path/to/imgproxy ./scripts/ops-bench.sh
+#   ONLY='max_bytes|focus' IMGPROXY_BIN=... ./scripts/ops-bench.sh   # some operations only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15}
@@ -71,6 +72,8 @@ echo "== $(date -u +%FT%TZ) $(nproc) CPUs, $(go env GOVERSION), libvips $(pkg-co
 printf '| operation | resizer images/s | imgproxy images/s | resizer / imgproxy |\n|---|---|---|---|\n'
 for op in "${ops[@]}"; do
   IFS='|' read -r name query ipx ext src <<<"$op"
+  # ONLY, a regular expression, picks operations by name.
+  if [ -n "${ONLY:-}" ] && ! [[ "$name" =~ $ONLY ]]; then continue; fi
   r=0; i=0
   for _ in $(seq 1 "$ROUNDS"); do
     BODY="$CACHE/$src" wrk -t2 -c2 -d"${slice}s" --timeout 60s -s scripts/wrk-post.lua \
