@@ -156,7 +156,7 @@ type task struct {
 // secrets and CONCURRENCY=2. An event waits at most 100 ms for a slot
 // (QUEUE_TIMEOUT; 5 s by default) before its 503: the service sheds as
 // soon as it is behind, as a small fleet under a large burst does.
-func startTask(t *testing.T, srv *s3test.Server, bucket, secrets string) *task {
+func startTask(t *testing.T, srv *s3test.Server, bucket, secrets string, env ...string) *task {
 	t.Helper()
 	_, server := binaries(t)
 	addr, _ := s3test.FreeAddr()
@@ -166,6 +166,7 @@ func startTask(t *testing.T, srv *s3test.Server, bucket, secrets string) *task {
 		"S3_FORCE_PATH_STYLE=true", "AWS_REGION="+s3test.Region, "AWS_ACCESS_KEY_ID="+s3test.AccessKey,
 		"AWS_SECRET_ACCESS_KEY="+s3test.SecretKey, "API_KEYS=k", "WEBHOOK_SECRETS="+secrets,
 		"VARIANTS=medium:800x0", "CONCURRENCY=2", "QUEUE_TIMEOUT=100ms", "LOG_LEVEL=warn")
+	tk.cmd.Env = append(tk.cmd.Env, env...)
 	tk.cmd.Stdout, tk.cmd.Stderr = tk.logs, tk.logs
 	tk.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := tk.cmd.Start(); err != nil {

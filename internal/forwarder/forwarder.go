@@ -127,7 +127,7 @@ func splitSecrets(s string) [][]byte {
 // the backlog waits in the queue, whose depth scales the fleet out,
 // rather than in more requests at a service already shedding (a batch
 // posted at once would be up to ten). Fairness comes from time instead:
-// each message gets an equal share of the time left when its turn comes
+// each message keeps, for every message after it, the time of one attempt
 // (see share), so that none is reported failed without an attempt. Every
 // failure costs the message one of its receives, and after
 // maxReceiveCount it is a dead letter, so a message that waited for
@@ -172,25 +172,30 @@ func (f *Forwarder) Handle(ctx context.Context, raw json.RawMessage) (any, error
 	}
 }
 
-// share bounds ctx to one message's share of the time before the Lambda
-// deadline, less the margin, when n messages are still to do: an equal
-// part, so that the first of a full batch of ten gets a tenth, at least
-// 11.8 s of the stack's 120 s; time a message leaves unused goes to those
-// after it, and the last one gets all that is left. The margin is kept on
-// top of the share, where post looks for it. Without a deadline, or for
-// the last message, ctx is left as it is.
-//
-// The price is that a request slower than its share is cut and its
-// message comes back; the service answers an event in a second or two
-// and sheds within QUEUE_TIMEOUT (5 s), so what a share bounds in
-// practice is the retries.
+// attemptReserve is the time share keeps for one attempt of a message
+// still to come: the service answers an event in a second or two, and
+// sheds a request it cannot take within QUEUE_TIMEOUT (5 s).
+const attemptReserve = 5 * time.Second
+
+// share bounds ctx for the next of n messages still to do: it may retry
+// until the Lambda deadline less the time of one attempt for each of the
+// n-1 after it (attemptReserve, or less when the time left is short, so
+// that the reserves never take more than half of it; the margin stays on
+// top, where post looks for it). The first of a full batch of ten gets at
+// least 118 - 9 x 5 = 73 s of the stack's 120 s, and each later one at
+// least its 5 s plus whatever those before it left unused; the last gets
+// all that is left. A message that meets a busy service can so wait its
+// turn at the service, which an equal share (a tenth) would often cut
+// short after a 503 or two, and none is ever failed untried. Without a
+// deadline, or for the last message, ctx is left as it is.
 func (f *Forwarder) share(ctx context.Context, n int) (context.Context, context.CancelFunc) {
 	deadline, ok := ctx.Deadline()
 	left := time.Until(deadline) - f.cfg.Margin
 	if !ok || n <= 1 || left <= 0 {
 		return context.WithCancel(ctx)
 	}
-	return context.WithDeadline(ctx, time.Now().Add(left/time.Duration(n)+f.cfg.Margin))
+	reserve := min(attemptReserve, left/time.Duration(2*(n-1)))
+	return context.WithDeadline(ctx, deadline.Add(-time.Duration(n-1)*reserve))
 }
 
 // summary counts what one invocation did, for its closing log line.
