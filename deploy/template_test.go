@@ -763,6 +763,19 @@ func TestDeliveryThroughCloudFront(t *testing.T) {
 	if env["CLOUDFRONT_DISTRIBUTION_ID"] != fmt.Sprint(map[string]any{"Ref": "Distribution"}) {
 		t.Errorf("CLOUDFRONT_DISTRIBUTION_ID = %q", env["CLOUDFRONT_DISTRIBUTION_ID"])
 	}
+	// The variants' paths are invalidated when the distribution serves
+	// them: not when VariantsBaseUrl names another origin.
+	for _, e := range list(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0, "Environment")) {
+		if m, ok := e.(map[string]any); ok && m["Name"] == "CLOUDFRONT_INVALIDATE_VARIANTS" {
+			if got, want := fmt.Sprint(m["Value"]), fmt.Sprint(map[string]any{"Fn::If": []any{"HasVariantsBaseUrl", "false", "true"}}); got != want {
+				t.Errorf("CLOUDFRONT_INVALIDATE_VARIANTS = %s, want %s", got, want)
+			}
+			env["checked"] = "yes"
+		}
+	}
+	if env["checked"] == "" {
+		t.Error("no CLOUDFRONT_INVALIDATE_VARIANTS in the task's environment")
+	}
 
 	found := false
 	for _, r := range list(get(t, tpl, "Resources", "Bucket", "Properties", "LifecycleConfiguration", "Rules")) {

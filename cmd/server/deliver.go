@@ -49,7 +49,8 @@ func newDelivery(ctx context.Context, s settings, st *stores, proc *imageproc.Pr
 		MaxSourceBytes: s.MaxBodyBytes,
 		// A render waits at the gate, reads its original and is processed;
 		// its write to the cache follows.
-		RenderTimeout: s.QueueTimeout + s.ProcessTimeout + 30*time.Second,
+		RenderTimeout:      s.QueueTimeout + s.ProcessTimeout + 30*time.Second,
+		InvalidateVariants: s.CloudFrontVariants,
 	}, d)
 }
 

@@ -72,6 +72,7 @@ type Config struct {
 	DeliveryUnsignedPresets bool
 	DeliveryAllowOrigin     string
 	CloudFrontDistribution  string
+	CloudFrontVariants      bool
 	// Variants as published: the base URL of the outputs in manifests,
 	// the callback told when an original's variants are written, and the
 	// queue of the event path that reconcile --enqueue sends to.
@@ -236,6 +237,8 @@ var vars = []variable{
 		func(c *Config, v string) error { c.DeliveryAllowOrigin = v; return checkOrigin(v) }},
 	{"CLOUDFRONT_DISTRIBUTION_ID", "", "the CloudFront distribution in front of GET /img/: when an original changes or goes, exactly the paths of its derived images are invalidated there",
 		func(c *Config, v string) error { c.CloudFrontDistribution = v; return nil }},
+	{"CLOUDFRONT_INVALIDATE_VARIANTS", "false", "the distribution also serves the outputs at the paths of their VARIANTS_BASE_URL URLs (the stack's does): when a variant is written over or deleted, its path is invalidated there too",
+		func(c *Config, v string) (err error) { c.CloudFrontVariants, err = strconv.ParseBool(v); return err }},
 	// The bucket is private: pages reach the variants through a CDN or
 	// another public origin, whose URLs the manifests carry.
 	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
@@ -372,6 +375,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
+	}
+	if c.CloudFrontVariants && c.CloudFrontDistribution == "" {
+		errs = append(errs, errors.New("CLOUDFRONT_INVALIDATE_VARIANTS=true needs CLOUDFRONT_DISTRIBUTION_ID"))
 	}
 	if strings.TrimSpace(getenv("READY_CALLBACK_SECRETS")) == "" {
 		c.ReadyCallbackSecrets = c.WebhookSecrets

@@ -74,7 +74,7 @@ func TestErrorsNameEveryVariable(t *testing.T) {
 		"URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef,short", "DELIVERY_ETAG_TTL": "-1s", "DELIVERY_UNSIGNED_PRESETS": "yes",
 		"TRUSTED_PROXIES": "10.0.0.0/16,alb", "JPEG_QUALITY": "0", "WEBP_QUALITY": "101", "AVIF_QUALITY": "high",
 		"WATERMARK_MAX_BYTES": "big", "WATERMARK_CACHE_BYTES": "0", "FAILURE_TTL": "-1m",
-		"DELIVERY_ALLOW_ORIGIN": "https://www.example.com/path",
+		"DELIVERY_ALLOW_ORIGIN": "https://www.example.com/path", "CLOUDFRONT_INVALIDATE_VARIANTS": "true",
 	}
 	_, err := Load(env(bad))
 	if err == nil {

@@ -64,6 +64,8 @@ type Presets interface {
 	// StoredVariant returns where the original's manifest says its
 	// variant name is stored, "" when it says nothing of it.
 	StoredVariant(ctx context.Context, key, name string) (string, error)
+	// PublicURL is the URL of an output key that the manifests give.
+	PublicURL(key string) string
 }
 
 // Invalidator drops paths from a CDN's cache.
@@ -91,6 +93,10 @@ type Config struct {
 	// belongs to every request waiting on it, so no one request's end
 	// stops it.
 	RenderTimeout time.Duration
+	// InvalidateVariants says that the CDN also serves the outputs, at
+	// the paths of their public URLs (Presets.PublicURL): Settle then
+	// invalidates the paths of variants written over or deleted.
+	InvalidateVariants bool
 }
 
 // Deps are the parts delivery works with.

@@ -555,6 +555,58 @@ func TestOriginalReplacedDuringARender(t *testing.T) {
 	}
 }
 
+// With a CDN in front of the outputs too, settling an original replaced
+// invalidates exactly the paths of the variants written over (a new one's
+// none), at their public URLs' paths, "+" escaped as the URLs have it;
+// without InvalidateVariants, none.
+func TestSettleInvalidatesVariants(t *testing.T) {
+	st := dirStore(t)
+	f := newFixture(t, st, 2, 4)
+	ctx := t.Context()
+	vs, err := pipeline.ParseVariants("thumb:100x100:cover,small:300x0:webp", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+		Variants: vs, MaxSourceBytes: 32 << 20, PublicBaseURL: "https://cdn.example.com/"}, st, st, f.proc.Processor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc.d.Presets = pl
+	photo := imagetest.Photo(t)
+	settle := func(data []byte) []string {
+		t.Helper()
+		res, err := pl.Upload(ctx, "uploads/a+b.jpg", data, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.svc.Settle(ctx, "uploads/a+b.jpg", "", res); err != nil {
+			t.Fatal(err)
+		}
+		return f.cdn.take()
+	}
+	if got := settle(photo); len(got) != 0 {
+		t.Fatalf("without InvalidateVariants: %v", got)
+	}
+	f.svc.cfg.InvalidateVariants = true
+	if got := settle(photo); strings.Join(got, " ") != "/resized/small/a%2Bb.jpg.webp /resized/thumb/a%2Bb.jpg" {
+		t.Fatalf("a replaced original: invalidated %v", got)
+	}
+	if err := st.Delete(ctx, "uploads/a+b.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := pl.Remove(ctx, "uploads/a+b.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Settle(ctx, "uploads/a+b.jpg", "", res); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cdn.take(); strings.Join(got, " ") != "/resized/small/a%2Bb.jpg.webp /resized/thumb/a%2Bb.jpg" {
+		t.Fatalf("a deleted original: invalidated %v", got)
+	}
+}
+
 func TestNotServed(t *testing.T) {
 	f := newFixture(t, dirStore(t), 1, 1)
 	for _, key := range []string{"private/a.jpg", "resized/_cache/uploads/a.jpg/abc/0123"} {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,8 +30,10 @@ type Purged struct {
 // (processed, or up to date) the images of its other versions and the
 // paths of presets redefined since, keeping the version res names (else
 // etag, the one the original was asked for at); for one rejected (no
-// longer an image) or deleted, everything. Other results purge nothing.
-// Errors are Purge's, wrapped.
+// longer an image) or deleted, everything; and, when the CDN serves the
+// outputs too, the paths of the variants res wrote over or deleted
+// (invalidateVariants). Other results purge nothing. Errors are Purge's
+// and the CDN's, wrapped.
 func (s *Service) Settle(ctx context.Context, key, etag string, res pipeline.Result) error {
 	keep := ""
 	switch res.Status {
@@ -43,6 +46,37 @@ func (s *Service) Settle(ctx context.Context, key, etag string, res pipeline.Res
 	if _, err := s.Purge(ctx, key, keep); err != nil {
 		return fmt.Errorf("purge images derived from %q: %w", key, err)
 	}
+	return s.invalidateVariants(ctx, res.Stale)
+}
+
+// invalidateVariants tells the CDN, when it serves the outputs too
+// (InvalidateVariants), to drop the paths of the outputs keys: variants
+// written over keep their URLs, and a CDN would otherwise serve the old
+// picture under them for as long as their Cache-Control allows (a day by
+// default), and a deleted one's as long. Only the service knows which
+// were written, so only those are invalidated: a replaced original with
+// three variants costs three paths, a new one none. Keys whose URL is not
+// absolute (no base URL) have no CDN path.
+func (s *Service) invalidateVariants(ctx context.Context, keys []string) error {
+	if !s.cfg.InvalidateVariants || s.d.Invalidator == nil || len(keys) == 0 {
+		return nil
+	}
+	var paths []string
+	for _, k := range keys {
+		u, err := url.Parse(s.d.Presets.PublicURL(k))
+		if err != nil || !u.IsAbs() {
+			continue
+		}
+		paths = append(paths, u.EscapedPath())
+	}
+	if len(paths) == 0 {
+		return nil
+	}
+	slices.Sort(paths)
+	if err := s.d.Invalidator.Invalidate(ctx, slices.Compact(paths)); err != nil {
+		return fmt.Errorf("invalidate %d variant paths: %w", len(paths), err)
+	}
+	s.metrics.purged(0, len(paths))
 	return nil
 }
 

@@ -200,7 +200,7 @@ func TestPublicURLs(t *testing.T) {
 		"resized/thumb/ü/%41?#.jpg":  "https://cdn.example/resized/thumb/%C3%BC/%2541%3F%23.jpg",
 		"resized/thumb/tom's (1).jp": "https://cdn.example/resized/thumb/tom%27s%20%281%29.jp",
 	} {
-		got := p.publicURL(key)
+		got := p.PublicURL(key)
 		if got != want {
 			t.Errorf("%q: %s, want %s", key, got, want)
 			continue

@@ -72,21 +72,21 @@ func (p *Pipeline) ManifestKey(key string) string {
 }
 
 // ManifestURL is the URL of the manifest of the original key, made as its
-// variants' URLs are (publicURL): under the public base URL, or else
+// variants' URLs are (PublicURL): under the public base URL, or else
 // ObjectURL's; "" when there is neither, and the manifests' URLs are the
 // keys themselves, relative.
 func (p *Pipeline) ManifestURL(key string) string {
 	if p.cfg.PublicBaseURL == "" && p.cfg.ObjectURL == nil {
 		return ""
 	}
-	return p.publicURL(p.ManifestKey(key))
+	return p.PublicURL(p.ManifestKey(key))
 }
 
-// publicURL is the URL of an output key under the public base URL (a CDN
+// PublicURL is the URL of an output key under the public base URL (a CDN
 // in front of the private bucket), or else ObjectURL's, or else the key
 // itself, relative. A path keeps "+" as it is, and S3 reads it as a space:
 // it is written %2B.
-func (p *Pipeline) publicURL(key string) string {
+func (p *Pipeline) PublicURL(key string) string {
 	esc := strings.ReplaceAll((&url.URL{Path: key}).EscapedPath(), "+", "%2B")
 	if p.cfg.PublicBaseURL == "" {
 		if p.cfg.ObjectURL != nil {
@@ -121,7 +121,7 @@ func (p *Pipeline) manifest(res Result, ph placeholder) Manifest {
 	m := Manifest{Key: res.Key, ETag: res.ETag, Format: res.Format.String(), Width: res.Width, Height: res.Height,
 		Bytes: res.Bytes, ThumbHash: ph.thumbHash, DominantColor: ph.dominant, Variants: make([]ManifestVariant, len(res.Outputs))}
 	for i, o := range res.Outputs {
-		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.publicURL(o.Key), Width: o.Width, Height: o.Height,
+		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.PublicURL(o.Key), Width: o.Width, Height: o.Height,
 			Bytes: o.Bytes, Format: o.Format.String(), Digest: p.cfg.Variants[i].Digest()}
 	}
 	m.Srcset = srcset(m.Variants, m.Width, m.Height)
@@ -220,6 +220,12 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) erro
 			return fmt.Errorf("delete retired variants: %w", err)
 		}
 		res.Pruned = stale
+		res.Stale = slices.Clone(stale)
+		for _, v := range old.Variants {
+			if res.wrote && written[v.Key] {
+				res.Stale = append(res.Stale, v.Key) // written over
+			}
+		}
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
@@ -278,5 +284,5 @@ const urlSample = "a/b c+d.jpg"
 // ManifestVersion. The manifest records it (MetaManifestDigest), so that
 // a change of either makes every manifest out of date.
 func (p *Pipeline) manifestDigest() string {
-	return digest("url=" + p.publicURL(urlSample) + ";version=" + ManifestVersion)
+	return digest("url=" + p.PublicURL(urlSample) + ";version=" + ManifestVersion)
 }

@@ -141,6 +141,14 @@ type Result struct {
 	// this one no longer makes them.
 	Manifest *Manifest
 	Pruned   []string
+	// Stale are the output keys whose earlier objects a CDN in front of
+	// the outputs may still serve: outputs of an earlier run written over
+	// (a replaced original, a redefined variant), pruned, or deleted with
+	// their original.
+	Stale []string
+	// wrote: this run wrote its outputs (a manifest alone written again
+	// wrote none).
+	wrote bool
 }
 
 // Pipeline makes and stores the variants of originals.
@@ -594,13 +602,14 @@ func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
 			}
 		}
 	}
-	if _, err := p.deleteOwned(ctx, key, keys); err != nil {
+	deleted, err := p.deleteOwned(ctx, key, keys)
+	if err != nil {
 		return Result{}, fmt.Errorf("delete variants: %w", err)
 	}
 	if err := p.out.Delete(ctx, p.ManifestKey(key)); err != nil {
 		return Result{}, fmt.Errorf("delete manifest: %w", err)
 	}
-	return Result{Status: StatusDeleted, Key: key}, nil
+	return Result{Status: StatusDeleted, Key: key, Stale: deleted}, nil
 }
 
 func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
@@ -699,7 +708,8 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h imageproc.Header,
 	focus *imageproc.Point, results []*imageproc.Result, keys []string) (Result, error) {
 	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: h.Format,
-		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Focus: focus, Outputs: make([]Output, len(results))}
+		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Focus: focus, Outputs: make([]Output, len(results)),
+		wrote: true}
 	err := parallel(len(results), func(i int) error {
 		r, v := results[i], p.cfg.Variants[i]
 		meta := map[string]string{

@@ -10,6 +10,7 @@ import (
 	"image/png"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -320,6 +321,57 @@ func TestFailedReplacementKeepsThePrevious(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The outputs a CDN may hold old copies of (Result.Stale): none for a new
+// original; for one replaced, every output written over; for a variant
+// no longer configured, the one pruned; for a manifest alone written
+// again, none; for a deleted original, every output deleted.
+func TestStaleOutputs(t *testing.T) {
+	ctx := t.Context()
+	d := dirStore(t)
+	cfg := testConfig(t)
+	p, _ := New(cfg, d, d, proc(t))
+	photo := imagetest.Photo(t)
+	first, err := p.Upload(ctx, "uploads/s.jpg", photo, nil)
+	if err != nil || len(first.Stale) != 0 {
+		t.Fatalf("a new original: stale %v, %v", first.Stale, err)
+	}
+	keys := func(res Result) string {
+		var ks []string
+		for _, o := range res.Outputs {
+			ks = append(ks, o.Key)
+		}
+		slices.Sort(ks)
+		return strings.Join(ks, " ")
+	}
+	sorted := func(ks []string) string { ks = slices.Clone(ks); slices.Sort(ks); return strings.Join(ks, " ") }
+	second, err := p.Upload(ctx, "uploads/s.jpg", imagetest.JPEG(photo, 6, nil), nil)
+	if err != nil || sorted(second.Stale) != keys(first) {
+		t.Fatalf("a replaced original: stale %v, want every output %s (%v)", second.Stale, keys(first), err)
+	}
+	// A variant retired: its output pruned; the manifest alone is then
+	// current again, and written again under another base URL, with no
+	// output written.
+	cfg.Variants = cfg.Variants[:2]
+	p2, _ := New(cfg, d, d, proc(t))
+	third, err := p2.Run(ctx, "uploads/s.jpg", "")
+	if err != nil || sorted(third.Stale) != second.Outputs[2].Key {
+		t.Fatalf("a variant retired: %s, stale %v, want the pruned %s (%v)", third.Status, third.Stale, second.Outputs[2].Key, err)
+	}
+	cfg.PublicBaseURL = "https://cdn.example.com/"
+	p3, _ := New(cfg, d, d, proc(t))
+	fourth, err := p3.Run(ctx, "uploads/s.jpg", "")
+	if err != nil || fourth.Status != StatusProcessed || len(fourth.Stale) != 0 {
+		t.Fatalf("a manifest alone written again: %s, stale %v (%v)", fourth.Status, fourth.Stale, err)
+	}
+	if err := d.Delete(ctx, "uploads/s.jpg"); err != nil {
+		t.Fatal(err)
+	}
+	gone, err := p3.Remove(ctx, "uploads/s.jpg")
+	if err != nil || sorted(gone.Stale) != keys(fourth) {
+		t.Fatalf("a deleted original: stale %v, want %s (%v)", gone.Stale, keys(fourth), err)
 	}
 }
 
