@@ -220,10 +220,11 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) erro
 			return fmt.Errorf("delete retired variants: %w", err)
 		}
 		res.Pruned = stale
-		res.Stale = slices.Clone(stale)
-		for _, v := range old.Variants {
-			if res.wrote && written[v.Key] {
-				res.Stale = append(res.Stale, v.Key) // written over
+		if res.wrote && (res.upload || trimETag(old.ETag) != trimETag(res.ETag)) {
+			for _, v := range old.Variants {
+				if written[v.Key] {
+					res.Stale = append(res.Stale, v.Key) // written over
+				}
 			}
 		}
 	}

@@ -142,13 +142,17 @@ type Result struct {
 	Manifest *Manifest
 	Pruned   []string
 	// Stale are the output keys whose earlier objects a CDN in front of
-	// the outputs may still serve: outputs of an earlier run written over
-	// (a replaced original, a redefined variant), pruned, or deleted with
-	// their original.
+	// the outputs may still serve with another picture, one original's
+	// worth: outputs written over for a replaced original (another
+	// version, or an upload, which may change its focus), or deleted with
+	// their original. Not those a redefined variant wrote over, nor those
+	// of a retired variant pruned: after a VARIANTS change, reconcile
+	// makes them for every original, and invalidating a bucket path by
+	// path would cost more than the one wildcard the operator can send.
 	Stale []string
 	// wrote: this run wrote its outputs (a manifest alone written again
-	// wrote none).
-	wrote bool
+	// wrote none); upload: it was an upload's.
+	wrote, upload bool
 }
 
 // Pipeline makes and stores the variants of originals.
@@ -275,6 +279,7 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	}
 	res, err := p.store(ctx, obj, data, h, focus, results, keys)
 	if err == nil {
+		res.upload = true
 		err = p.finish(ctx, &res, placeholderOf(info))
 	}
 	if err != nil {
