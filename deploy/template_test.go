@@ -642,6 +642,30 @@ func TestSecretsAreNotInPlainEnvironment(t *testing.T) {
 	if !injected["API_KEYS"] || !injected["WEBHOOK_SECRETS"] || !injected["URL_SIGNING_KEYS"] {
 		t.Errorf("secrets not injected: %v", injected)
 	}
+	// The ready callback is signed with a secret of its own, which the
+	// tasks may read, so that its receiver learns nothing that signs S3
+	// events; without a callback there is none.
+	for _, s := range list(get(t, c, "Secrets")) {
+		if get(t, s, "Name") == "READY_CALLBACK_SECRETS" && fmt.Sprint(get(t, s, "ValueFrom")) != fmt.Sprint(map[string]any{"Ref": "ReadyCallbackSecret"}) {
+			t.Errorf("READY_CALLBACK_SECRETS from %v", get(t, s, "ValueFrom"))
+		}
+	}
+	if !injected["READY_CALLBACK_SECRETS"] {
+		t.Error("READY_CALLBACK_SECRETS not injected with a callback")
+	}
+	none := resolve(get(t, tpl, "Resources", "TaskDefinition", "Properties", "ContainerDefinitions", 0), map[string]bool{})
+	for _, s := range list(get(t, none, "Secrets")) {
+		if get(t, s, "Name") == "READY_CALLBACK_SECRETS" {
+			t.Error("READY_CALLBACK_SECRETS injected without a callback")
+		}
+	}
+	if got := fmt.Sprint(get(t, tpl, "Resources", "ReadyCallbackSecret", "Condition")); got != "HasReadyCallbackUrl" {
+		t.Errorf("the callback's secret exists under %q", got)
+	}
+	readable := fmt.Sprint(resolve(get(t, tpl, "Resources", "ExecutionRole", "Properties", "Policies"), allReady))
+	if !strings.Contains(readable, "ReadyCallbackSecret") {
+		t.Errorf("the execution role cannot read the callback's secret: %s", readable)
+	}
 	for name := range get(t, tpl, "Resources", "ForwarderFunction", "Properties", "Environment", "Variables").(map[string]any) {
 		if secretish(name) && name != "WEBHOOK_SECRET_ARN" {
 			t.Errorf("forwarder environment holds %s", name)
