@@ -65,6 +65,7 @@ var statusTable = []statusRow{
 	{err: storage.ErrInvalidKey, status: http.StatusBadRequest, slug: "bad-key", title: "Invalid object key"},
 	{err: storage.ErrUnsupported, status: http.StatusBadRequest, slug: "bad-request", title: "Not supported by this store"},
 	{err: storage.ErrConflict, status: http.StatusConflict, slug: "conflict", title: "Conflict with a stored key or a running upload"},
+	{err: pipeline.ErrKeyTaken, status: http.StatusConflict, slug: "conflict", title: "Conflict with a stored key or a running upload"},
 	// A watermark that VARIANTS names and the store lacks: the operator's
 	// to store, not the uploader's mistake (a bad option), nor load.
 	{err: pipeline.ErrMisconfigured, status: http.StatusServiceUnavailable, slug: "misconfigured",

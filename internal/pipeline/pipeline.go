@@ -262,6 +262,9 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 		return Result{}, misconfigured(err)
 	}
 	keys, err := p.outputKeys(key, results)
+	if err == nil {
+		err = p.checkOwners(ctx, key, keys)
+	}
 	if err != nil {
 		return Result{}, err
 	}
@@ -440,6 +443,45 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	return v.(Result), nil
 }
 
+// ErrKeyTaken: an output key of the source is another original's output
+// key. A key keeps the original's name and adds the output format's
+// extension only when the name's own does not say it, so that the WebP
+// variant of a.jpg and the WebP variant of the original a.jpg.webp are
+// both a.jpg.webp; whichever came first keeps it, and the other is
+// refused rather than written over it, which would serve one original's
+// picture as the other's.
+var ErrKeyTaken = errors.New("output key taken by another original")
+
+// checkOwners fails with ErrKeyTaken when one of the output keys of
+// source holds an output of another original that still exists (an
+// output of one deleted, or of none named, is taken over).
+func (p *Pipeline) checkOwners(ctx context.Context, source string, keys []string) error {
+	return parallel(len(keys), func(i int) error {
+		obj, err := p.out.Head(ctx, keys[i])
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("look at output %q: %w", keys[i], err)
+		}
+		owner, ok := obj.Metadata[MetaSourceKey]
+		if !ok || owner == escapeKey(source) {
+			return nil
+		}
+		other, err := url.PathUnescape(owner)
+		if err != nil {
+			return nil
+		}
+		if _, err := p.in.Head(ctx, other); errors.Is(err, storage.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("look at original %q: %w", other, err)
+		}
+		return fmt.Errorf("%w: %q would be written over the output of %q: give one of them another name",
+			ErrKeyTaken, keys[i], other)
+	})
+}
+
 // ErrTimedOutAgain: the processing of one version of a source ran into the
 // processor's timeout a second time within FailureTTL. A timeout may be
 // the moment's (a machine slowed by its neighbours), so the first is worth
@@ -467,12 +509,13 @@ func timeoutKey(key, etag string) string { return key + "\x00" + trimETag(etag) 
 // or its key is not one the stores accept, or a variant's option cannot
 // be used on it (a crop outside it), or it cannot be made as a variant
 // asks (max_bytes under what quality 1 gives, a trim that leaves nothing),
-// or its processing ran into the timeout twice (ErrTimedOutAgain). A
+// or its processing ran into the timeout twice (ErrTimedOutAgain), or its
+// outputs' keys are another original's (ErrKeyTaken). A
 // variant that names a watermark that cannot be used is not: no original
 // can be made until the configuration is mended (ErrMisconfigured).
 func IsPermanent(err error) bool {
 	for _, e := range []error{imageproc.ErrUnsupported, imageproc.ErrUndecodable, imageproc.ErrTooLarge, imageproc.ErrBadOption,
-		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey, ErrTimedOutAgain} {
+		imageproc.ErrUnsatisfiable, storage.ErrInvalidKey, ErrTimedOutAgain, ErrKeyTaken} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -485,8 +528,8 @@ func IsPermanent(err error) bool {
 // tried again. The move is best effort: the rejection stands either way.
 func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Result {
 	res := Result{Status: StatusRejected, Key: key, Reason: cause.Error()}
-	if p.cfg.RejectedPrefix == "" || errors.Is(cause, storage.ErrInvalidKey) {
-		return res
+	if p.cfg.RejectedPrefix == "" || errors.Is(cause, storage.ErrInvalidKey) || errors.Is(cause, ErrKeyTaken) {
+		return res // its name is at fault, not its content: left where it is
 	}
 	// The version that failed, and no other: one stored since is its own
 	// event's to judge (a precondition failure leaves it in place).
@@ -692,6 +735,9 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 		return Result{}, misconfigured(err)
 	}
 	keys, err := p.outputKeys(src.Key, results)
+	if err == nil {
+		err = p.checkOwners(ctx, src.Key, keys)
+	}
 	if err != nil {
 		return Result{}, err
 	}

@@ -389,6 +389,60 @@ func TestStaleOutputs(t *testing.T) {
 	}
 }
 
+// Two originals whose output keys meet (a.jpg's WebP variant and the WebP
+// original a.jpg.webp's are both a.jpg.webp): the first keeps the key, and
+// the second is refused, by an upload (nothing stored) as by a run
+// (rejected, and left where it is: its name is at fault), rather than
+// written over the first's, which would serve one's picture as the
+// other's. Once the first is gone, the second takes the key over.
+func TestOutputKeyTaken(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			cfg := testConfig(t) // large is WebP
+			cfg.RejectedPrefix = "rejected/"
+			pr := proc(t)
+			p, _ := New(cfg, st, st, pr)
+			photo := imagetest.Photo(t)
+			first, err := p.Upload(ctx, "uploads/k.jpg", photo, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			webp, err := pr.Process(ctx, photo, imageproc.Options{Format: imageproc.FormatWebP, Width: 400})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.Upload(ctx, "uploads/k.jpg.webp", webp.Data, nil); !errors.Is(err, ErrKeyTaken) || !strings.Contains(err.Error(), "uploads/k.jpg") {
+				t.Fatalf("upload over another original's output key: %v, want ErrKeyTaken naming it", err)
+			}
+			if _, err := st.Head(ctx, "uploads/k.jpg.webp"); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("the refused upload was stored: %v", err)
+			}
+			if _, err := st.Put(ctx, "uploads/k.jpg.webp", webp.Data, storage.PutOptions{ContentType: "image/webp"}); err != nil {
+				t.Fatal(err)
+			}
+			res, err := p.Run(ctx, "uploads/k.jpg.webp", "")
+			if err != nil || res.Status != StatusRejected || !strings.Contains(res.Reason, "uploads/k.jpg") {
+				t.Fatalf("a run over another original's output key: %s %q %v", res.Status, res.Reason, err)
+			}
+			if _, err := st.Head(ctx, "uploads/k.jpg.webp"); err != nil {
+				t.Fatalf("the refused original was moved: %v", err)
+			}
+			large := first.Outputs[2]
+			if obj, err := st.Head(ctx, large.Key); err != nil || obj.ETag != large.ETag {
+				t.Fatalf("the first original's %s was written over: %v", large.Key, err)
+			}
+			// The first goes: the second takes the key over.
+			if err := st.Delete(ctx, "uploads/k.jpg"); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := p.Run(ctx, "uploads/k.jpg.webp", ""); err != nil || res.Status != StatusProcessed {
+				t.Fatalf("once the first is gone: %s %v", res.Status, err)
+			}
+		})
+	}
+}
+
 func TestCheckPrefixes(t *testing.T) {
 	for _, tt := range []struct {
 		in, out string
@@ -810,6 +864,7 @@ func TestIsPermanent(t *testing.T) {
 		{imageproc.ErrTooLarge, true},
 		{fmt.Errorf("variant small: %w: max_bytes=100: 2000 bytes at quality 1", imageproc.ErrUnsatisfiable), true},
 		{storage.ErrInvalidKey, true},
+		{fmt.Errorf("%w: %q would be written over the output of %q", ErrKeyTaken, "resized/large/k.jpg.webp", "uploads/k.jpg"), true},
 		{fmt.Errorf("%w: crop=0,0,500,500 lies outside the 300x200 image", imageproc.ErrBadOption), true},
 		// The configuration's watermark: mended by storing it, not by
 		// rejecting every original meanwhile.
@@ -1004,8 +1059,9 @@ func mustList(t *testing.T, s Store, prefix string) []storage.Object {
 }
 
 // Two originals can have one output key (a.jpg's WebP variant and the
-// WebP original a.jpg.webp's are both a.jpg.webp): removing one leaves
-// the output that the other wrote last.
+// WebP original a.jpg.webp's are both a.jpg.webp): the first keeps it and
+// the other is refused (TestOutputKeyTaken), and removing the other leaves
+// the first's output.
 func TestRemoveLeavesAnotherOriginalsOutput(t *testing.T) {
 	d := dirStore(t)
 	cfg := testConfig(t)
@@ -1025,13 +1081,14 @@ func TestRemoveLeavesAnotherOriginalsOutput(t *testing.T) {
 	for _, o := range []struct {
 		key  string
 		data []byte
-	}{{"uploads/a.jpg", imagetest.Photo(t)}, {"uploads/a.jpg.webp", webp.Data}} {
+		want Status
+	}{{"uploads/a.jpg.webp", webp.Data, StatusProcessed}, {"uploads/a.jpg", imagetest.Photo(t), StatusRejected}} {
 		obj, err := d.Put(ctx, o.key, o.data, storage.PutOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res, err := pl.Run(ctx, o.key, obj.ETag); err != nil || res.Status != StatusProcessed || res.Outputs[0].Key != "resized/thumb/a.jpg.webp" {
-			t.Fatalf("%s: %+v %v", o.key, res, err)
+		if res, err := pl.Run(ctx, o.key, obj.ETag); err != nil || res.Status != o.want {
+			t.Fatalf("%s: %+v %v, want %s", o.key, res, err, o.want)
 		}
 	}
 	if err := d.Delete(ctx, "uploads/a.jpg"); err != nil {
