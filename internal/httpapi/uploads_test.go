@@ -167,6 +167,28 @@ func TestUploadLocalConflicts(t *testing.T) {
 	}
 }
 
+// An upload whose variant's key is another original's (the test
+// server's medium variant is WebP: k.jpg's is k.jpg.webp, as is the WebP
+// original k.jpg.webp's) is a 409, and leaves the first as it was.
+func TestUploadOverAnotherOriginalsOutput(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	if resp, body := s.do(t, "POST", "/uploads?key=k.jpg", photo, nil); resp.StatusCode != 201 {
+		t.Fatalf("k.jpg: %d %s", resp.StatusCode, body)
+	}
+	webp, err := s.proc.Process(t.Context(), photo, imageproc.Options{Format: imageproc.FormatWebP, Width: 300})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := s.do(t, "POST", "/uploads?key=k.jpg.webp", webp.Data, nil)
+	if resp.StatusCode != 409 || !strings.Contains(string(body), "urn:resizer:problem:conflict") || !strings.Contains(string(body), "another name") {
+		t.Fatalf("k.jpg.webp: %d %s", resp.StatusCode, body)
+	}
+	if resp, _ := s.do(t, "GET", "/objects/"+url.PathEscape("uploads/k.jpg.webp"), nil, nil); resp.StatusCode != 404 {
+		t.Errorf("the refused original was stored: %d", resp.StatusCode)
+	}
+}
+
 func presign(t *testing.T, s *testServer, req map[string]any, h http.Header) (*http.Response, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(req)
