@@ -303,7 +303,9 @@ type original struct {
 // previous reads the original an upload to key is about to replace, so
 // that a failed upload can put it back: nil when there is none, or when it
 // is over MaxSourceBytes (the service could not have made its variants
-// either, and holds no more than that in memory).
+// either, and holds no more than that in memory). The memory is bounded
+// as the uploads are: the HTTP handlers call Upload holding a place at the
+// gate, so at most CONCURRENCY such originals are held at once.
 func (p *Pipeline) previous(ctx context.Context, key string) (*original, error) {
 	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes})
 	switch {
