@@ -237,7 +237,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.DeliveryAllowOrigin = v; return checkOrigin(v) }},
 	{"CLOUDFRONT_DISTRIBUTION_ID", "", "the CloudFront distribution in front of GET /img/: when an original changes or goes, exactly the paths of its derived images are invalidated there",
 		func(c *Config, v string) error { c.CloudFrontDistribution = v; return nil }},
-	{"CLOUDFRONT_INVALIDATE_VARIANTS", "false", "the distribution also serves the outputs at the paths of their VARIANTS_BASE_URL URLs (the stack's does): when a variant is written over or deleted, its path is invalidated there too",
+	{"CLOUDFRONT_INVALIDATE_VARIANTS", "false", "the distribution also serves the outputs at the paths of their VARIANTS_BASE_URL URLs (the stack's does; both must be set): when a replaced or deleted original's variant is written over or deleted, its path is invalidated there too",
 		func(c *Config, v string) (err error) { c.CloudFrontVariants, err = strconv.ParseBool(v); return err }},
 	// The bucket is private: pages reach the variants through a CDN or
 	// another public origin, whose URLs the manifests carry.
@@ -376,8 +376,9 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))
 	}
-	if c.CloudFrontVariants && c.CloudFrontDistribution == "" {
-		errs = append(errs, errors.New("CLOUDFRONT_INVALIDATE_VARIANTS=true needs CLOUDFRONT_DISTRIBUTION_ID"))
+	if c.CloudFrontVariants && (c.CloudFrontDistribution == "" || c.VariantsBaseURL == "") {
+		// The paths invalidated are those of the variants' public URLs.
+		errs = append(errs, errors.New("CLOUDFRONT_INVALIDATE_VARIANTS=true needs CLOUDFRONT_DISTRIBUTION_ID and VARIANTS_BASE_URL"))
 	}
 	if strings.TrimSpace(getenv("READY_CALLBACK_SECRETS")) == "" {
 		c.ReadyCallbackSecrets = c.WebhookSecrets

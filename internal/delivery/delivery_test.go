@@ -592,10 +592,39 @@ func TestSettleInvalidatesVariants(t *testing.T) {
 	if got := settle(photo); strings.Join(got, " ") != "/resized/small/a%2Bb.jpg.webp /resized/thumb/a%2Bb.jpg" {
 		t.Fatalf("a replaced original: invalidated %v", got)
 	}
+	// The CDN refuses (too many invalidations in progress): the settling
+	// fails, and its retry, which finds the original up to date and knows
+	// of no variant written, still invalidates them.
+	res, err := pl.Upload(ctx, "uploads/a+b.jpg", photo, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cdn.mu.Lock()
+	f.cdn.fail = true
+	f.cdn.mu.Unlock()
+	if err := f.svc.Settle(ctx, "uploads/a+b.jpg", "", res); err == nil {
+		t.Fatal("settled while the CDN refused")
+	}
+	f.cdn.mu.Lock()
+	f.cdn.fail = false
+	f.cdn.mu.Unlock()
+	again, err := pl.Run(ctx, "uploads/a+b.jpg", "")
+	if err != nil || again.Status != pipeline.StatusUpToDate || len(again.Stale) != 0 {
+		t.Fatalf("the retry's run: %s %v %v", again.Status, again.Stale, err)
+	}
+	if err := f.svc.Settle(ctx, "uploads/a+b.jpg", "", again); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cdn.take(); strings.Join(got, " ") != "/resized/small/a%2Bb.jpg.webp /resized/thumb/a%2Bb.jpg" {
+		t.Fatalf("the retry invalidated %v", got)
+	}
+	if err := f.svc.Settle(ctx, "uploads/a+b.jpg", "", again); err != nil || len(f.cdn.take()) != 0 {
+		t.Fatalf("a second retry invalidated again (%v)", err)
+	}
 	if err := st.Delete(ctx, "uploads/a+b.jpg"); err != nil {
 		t.Fatal(err)
 	}
-	res, err := pl.Remove(ctx, "uploads/a+b.jpg")
+	res, err = pl.Remove(ctx, "uploads/a+b.jpg")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,8 +32,8 @@ type Purged struct {
 // etag, the one the original was asked for at); for one rejected (no
 // longer an image) or deleted, everything; and, when the CDN serves the
 // outputs too, the paths of the variants res wrote over or deleted
-// (invalidateVariants). Other results purge nothing. Errors are Purge's
-// and the CDN's, wrapped.
+// (recordVariants). Other results purge nothing. Errors are Purge's and
+// the CDN's, wrapped.
 func (s *Service) Settle(ctx context.Context, key, etag string, res pipeline.Result) error {
 	keep := ""
 	switch res.Status {
@@ -43,23 +43,40 @@ func (s *Service) Settle(ctx context.Context, key, etag string, res pipeline.Res
 	default:
 		return nil
 	}
+	if err := s.recordVariants(ctx, key, res.Stale); err != nil {
+		return fmt.Errorf("record the variants of %q to invalidate: %w", key, err)
+	}
 	if _, err := s.Purge(ctx, key, keep); err != nil {
 		return fmt.Errorf("purge images derived from %q: %w", key, err)
 	}
-	return s.invalidateVariants(ctx, res.Stale)
+	return nil
 }
 
-// invalidateVariants tells the CDN, when it serves the outputs too
-// (InvalidateVariants), to drop the paths of the outputs keys: variants
-// written over keep their URLs, and a CDN would otherwise serve the old
-// picture under them for as long as their Cache-Control allows (a day by
-// default), and a deleted one's as long. Only the service knows which
-// were written, so only those are invalidated: a replaced original with
-// three variants costs three paths, a new one none. Keys whose URL is not
-// absolute (no base URL) have no CDN path.
-func (s *Service) invalidateVariants(ctx context.Context, keys []string) error {
+// variantsSegment is the folder, beside an original's versions in the
+// derived cache, of the markers of its variants' paths to invalidate: no
+// ETag is spelled so, so a Purge takes them as markers of a version gone.
+const variantsSegment = "_variants"
+
+// recordVariants, when the CDN serves the outputs too (InvalidateVariants),
+// writes a marker of the path of each of the output keys beside the
+// original's derived images, for the Purge that follows to invalidate
+// with theirs and delete once the CDN has taken it: variants written over
+// keep their URLs, and a CDN would otherwise serve the old picture under
+// them for as long as their Cache-Control allows (a day by default), and
+// a deleted one's as long. Only the service knows which were written, so
+// only those are invalidated: a replaced original with three variants
+// costs three paths, a new one none. The markers make it last: the run
+// that wrote the variants is the only one that knows them (a retry finds
+// the original up to date), so a Purge that fails (CloudFront refuses
+// more than 3,000 paths in progress) leaves them for the retry, or the
+// original's next purge, to find. Keys whose URL is not absolute (no base
+// URL) have no CDN path.
+func (s *Service) recordVariants(ctx context.Context, key string, keys []string) error {
 	if !s.cfg.InvalidateVariants || s.d.Invalidator == nil || len(keys) == 0 {
 		return nil
+	}
+	if s.served(key) != nil || storage.ValidateKey(key) != nil {
+		return nil // no folder of derived images, which Purge reads
 	}
 	var paths []string
 	for _, k := range keys {
@@ -69,15 +86,13 @@ func (s *Service) invalidateVariants(ctx context.Context, keys []string) error {
 		}
 		paths = append(paths, u.EscapedPath())
 	}
-	if len(paths) == 0 {
+	return each(len(paths), func(i int) error {
+		m := marker(s.folder(key)+variantsSegment+"/v", paths[i], "")
+		if _, err := s.d.Cache.Put(ctx, m, []byte(paths[i]), storage.PutOptions{ContentType: "text/plain"}); err != nil {
+			return fmt.Errorf("record path: %w", err)
+		}
 		return nil
-	}
-	slices.Sort(paths)
-	if err := s.d.Invalidator.Invalidate(ctx, slices.Compact(paths)); err != nil {
-		return fmt.Errorf("invalidate %d variant paths: %w", len(paths), err)
-	}
-	s.metrics.purged(0, len(paths))
-	return nil
+	})
 }
 
 // Purge deletes the derived images of the original key, except those made
