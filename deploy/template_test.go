@@ -1158,3 +1158,19 @@ func TestDashboardOutcomesExist(t *testing.T) {
 		t.Errorf("%d outcomes found in %s", n, row)
 	}
 }
+
+// A page that uploads straight to the bucket and polls for the manifest
+// can do so: the bucket's CORS rule lets its script read the upload's
+// ETag, and the distribution keeps the 403 of a manifest not yet written
+// for a second, not CloudFront's default 10.
+func TestBrowserCanWaitForTheManifest(t *testing.T) {
+	tpl := load(t)
+	cors := resolve(get(t, tpl, "Resources", "Bucket", "Properties", "CorsConfiguration"), map[string]bool{"HasCors": true})
+	if got := fmt.Sprint(get(t, cors, "CorsRules", 0, "ExposedHeaders")); got != "[ETag]" {
+		t.Errorf("the bucket's CORS exposes %s, want [ETag]", got)
+	}
+	errs := list(get(t, tpl, "Resources", "Distribution", "Properties", "DistributionConfig", "CustomErrorResponses"))
+	if len(errs) != 1 || fmt.Sprint(get(t, errs[0], "ErrorCode")) != "403" || fmt.Sprint(get(t, errs[0], "ErrorCachingMinTTL")) != "1" {
+		t.Errorf("the distribution's error caching: %v", errs)
+	}
+}
