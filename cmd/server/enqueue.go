@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -122,42 +123,101 @@ func (q *eventQueue) add(m *queued) {
 	}
 }
 
-// flush sends batch in one SendMessageBatch call, and tells each message
-// its own outcome: SQS may refuse some entries of a batch it takes.
+// flushTries bounds the SendMessageBatch calls one batch gets: a call
+// that fails (a network error, SQS's 5xx or throttling) is made again, and
+// so are the entries SQS refused for its own reasons (not the sender's),
+// after a short wait that doubles.
+const flushTries = 4
+
+// flush sends batch in SendMessageBatch calls, and tells each message its
+// own outcome: SQS may refuse some entries of a batch it takes. An entry
+// counts as sent only when SQS's answer lists it as sent. Sending one
+// again after a failed call may enqueue it twice, which costs the fleet
+// one look (the pipeline finds the original up to date), not a second
+// making of its variants.
 func (q *eventQueue) flush(batch []*queued) {
+	ctx, cancel := context.WithTimeout(context.Background(), flushTries*q.client.Timeout)
+	defer cancel()
+	left := batch
+	for try := 0; len(left) > 0; try++ {
+		var retry []*queued
+		outcomes, err := q.sendBatch(ctx, left)
+		for i, m := range left {
+			switch o := outcomes[i]; {
+			case err == nil && o.sent:
+				m.done <- nil
+			case try+1 < flushTries && (err != nil || o.retry):
+				retry = append(retry, m)
+			case err != nil:
+				m.done <- err
+			default:
+				m.done <- o.err
+			}
+		}
+		if len(retry) > 0 {
+			select {
+			case <-time.After(time.Duration(100<<try) * time.Millisecond):
+			case <-ctx.Done():
+				for _, m := range retry {
+					m.done <- context.Cause(ctx)
+				}
+				return
+			}
+		}
+		left = retry
+	}
+}
+
+// sent is what SQS's answer says of one entry of a batch.
+type sent struct {
+	sent  bool
+	retry bool // refused for SQS's own reasons: worth sending again
+	err   error
+}
+
+// sendBatch makes one SendMessageBatch call of batch, and reads what
+// SQS's answer says of each entry (an entry it does not name was not
+// sent).
+func (q *eventQueue) sendBatch(ctx context.Context, batch []*queued) ([]sent, error) {
 	params := url.Values{"Action": {"SendMessageBatch"}, "Version": {"2012-11-05"}, "QueueUrl": {q.url}}
 	for i, m := range batch {
 		prefix := fmt.Sprintf("SendMessageBatchRequestEntry.%d.", i+1)
 		params.Set(prefix+"Id", strconv.Itoa(i))
 		params.Set(prefix+"MessageBody", m.body)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), q.client.Timeout)
-	defer cancel()
+	out := make([]sent, len(batch))
 	b, err := q.call(ctx, params)
+	if err != nil {
+		return out, err
+	}
 	var res struct {
+		Sent []struct {
+			ID string `xml:"Id"`
+		} `xml:"SendMessageBatchResult>SendMessageBatchResultEntry"`
 		Failed []struct {
-			ID      string `xml:"Id"`
-			Code    string `xml:"Code"`
-			Message string `xml:"Message"`
+			ID          string `xml:"Id"`
+			Code        string `xml:"Code"`
+			Message     string `xml:"Message"`
+			SenderFault bool   `xml:"SenderFault"`
 		} `xml:"SendMessageBatchResult>BatchResultErrorEntry"`
 	}
-	if err == nil {
-		if xerr := xml.Unmarshal(b, &res); xerr != nil {
-			err = fmt.Errorf("SQS's answer: %w", xerr)
+	if err := xml.Unmarshal(b, &res); err != nil {
+		return out, fmt.Errorf("SQS's answer: %w", err)
+	}
+	for i := range out {
+		out[i].err = errors.New("not in SQS's answer")
+	}
+	for _, e := range res.Sent {
+		if i, err := strconv.Atoi(e.ID); err == nil && i >= 0 && i < len(out) {
+			out[i] = sent{sent: true}
 		}
 	}
-	failed := map[string]error{}
 	for _, f := range res.Failed {
-		failed[f.ID] = fmt.Errorf("SQS refused it: %s: %s", f.Code, f.Message)
-	}
-	for i, m := range batch {
-		switch {
-		case err != nil:
-			m.done <- err
-		default:
-			m.done <- failed[strconv.Itoa(i)]
+		if i, err := strconv.Atoi(f.ID); err == nil && i >= 0 && i < len(out) {
+			out[i] = sent{retry: !f.SenderFault, err: fmt.Errorf("SQS refused it: %s: %s", f.Code, f.Message)}
 		}
 	}
+	return out, nil
 }
 
 // call posts one signed query-protocol request to the queue's URL, and

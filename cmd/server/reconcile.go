@@ -154,7 +154,12 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	if f.rate > 0 {
 		rate = math.Min(rate, f.rate)
 	}
-	fmt.Fprintf(stdout, "; about %s at %.1f originals/s\n", (time.Duration(float64(todo) / rate * float64(time.Second))).Round(time.Second), rate)
+	if f.enqueue {
+		// The fleet does the work, at the pace of its autoscaling.
+		fmt.Fprintf(stdout, "; %d to send to the event queue, for the fleet\n", todo)
+	} else {
+		fmt.Fprintf(stdout, "; about %s at %.1f originals/s\n", (time.Duration(float64(todo) / rate * float64(time.Second))).Round(time.Second), rate)
+	}
 	if !f.dryRun {
 		var settle settleFunc
 		if s.CloudFrontDistribution != "" && !f.enqueue {

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// The error paths of --enqueue's batches, against a stand-in for SQS that
+// answers as AWS does (its XML namespace included) and fails on purpose:
+// a failed call is made again, an entry SQS refused for its own reasons
+// is sent again, one refused for the sender's is an error, and one that
+// SQS's answer does not name counts as not sent. goaws, in
+// TestReconcileEnqueue, answers only with success.
+func TestEnqueueBatchFailures(t *testing.T) {
+	var (
+		mu    sync.Mutex
+		calls int
+		got   = map[string]int{} // bodies SQS took
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil || r.Form.Get("Action") != "SendMessageBatch" || r.Header.Get("Authorization") == "" {
+			http.Error(w, "bad request", 400)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			http.Error(w, "<Error><Code>InternalError</Code></Error>", 500)
+			return
+		}
+		var sent, failed strings.Builder
+		for i := 1; ; i++ {
+			id := r.Form.Get(fmt.Sprintf("SendMessageBatchRequestEntry.%d.Id", i))
+			body := r.Form.Get(fmt.Sprintf("SendMessageBatchRequestEntry.%d.MessageBody", i))
+			if id == "" {
+				break
+			}
+			switch {
+			case body == "transient" && got[body] == 0 && calls == 2:
+				fmt.Fprintf(&failed, "<BatchResultErrorEntry><Id>%s</Id><Code>ServiceUnavailable</Code><Message>busy</Message><SenderFault>false</SenderFault></BatchResultErrorEntry>", id)
+			case body == "refused":
+				fmt.Fprintf(&failed, "<BatchResultErrorEntry><Id>%s</Id><Code>InvalidMessageContents</Code><Message>no</Message><SenderFault>true</SenderFault></BatchResultErrorEntry>", id)
+			case body == "forgotten":
+			default:
+				got[body]++
+				fmt.Fprintf(&sent, "<SendMessageBatchResultEntry><Id>%s</Id><MessageId>m</MessageId></SendMessageBatchResultEntry>", id)
+			}
+		}
+		fmt.Fprintf(w, `<?xml version="1.0"?><SendMessageBatchResponse xmlns="http://queue.amazonaws.com/doc/2012-11-05/">`+
+			`<SendMessageBatchResult>%s%s</SendMessageBatchResult></SendMessageBatchResponse>`, sent.String(), failed.String())
+	}))
+	t.Cleanup(srv.Close)
+	q := &eventQueue{url: srv.URL + "/000000000000/events", aws: aws.Config{Region: "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}, signer: v4.NewSigner(),
+		client: &http.Client{Timeout: 5 * time.Second}, linger: 10 * time.Millisecond}
+	bodies := []string{"a", "b", "transient", "refused", "forgotten", "c"}
+	errs := make([]error, len(bodies))
+	var wg sync.WaitGroup
+	for i, b := range bodies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := &queued{body: b, done: make(chan error, 1)}
+			q.add(m)
+			errs[i] = <-m.done
+		}()
+	}
+	wg.Wait()
+	for i, b := range bodies {
+		want := b != "refused" && b != "forgotten"
+		if (errs[i] == nil) != want {
+			t.Errorf("%s: %v, want sent %v", b, errs[i], want)
+		}
+		if want && got[b] != 1 {
+			t.Errorf("%s taken %d times", b, got[b])
+		}
+	}
+	if calls < 3 {
+		t.Errorf("%d calls: the failed one and the refused entry were not tried again", calls)
+	}
+}
