@@ -621,18 +621,47 @@ func (im vimage) then(op func(in *C.VipsImage, out **C.VipsImage) C.int) (vimage
 // decodeWarnings finds them.
 var jpegCutShort = []string{"premature end of data segment", "Premature end of JPEG file"}
 
-// clearDecodeWarnings empties libvips' error buffer before a job, so that
-// decodeWarnings sees only the job's own. A worker runs one job at a time.
-func clearDecodeWarnings() { C.vips_error_clear() }
+// inputWarnings are the input's warnings set aside while a watermark is
+// decoded (markWarnings), one job's worth. A worker runs one job at a
+// time, as the error buffer itself assumes.
+var inputWarnings strings.Builder
 
-// decodeWarnings fails with ErrUndecodable when the job's decoding met
-// pixel data cut short (jpegCutShort), and clears the buffer.
+// clearDecodeWarnings empties libvips' error buffer before a job, so that
+// decodeWarnings sees only the job's own.
+func clearDecodeWarnings() {
+	C.vips_error_clear()
+	inputWarnings.Reset()
+}
+
+// decodeWarnings fails with ErrUndecodable when the job's decoding of its
+// input met pixel data cut short (jpegCutShort), and clears the buffer.
 func decodeWarnings() error {
+	msg := inputWarnings.String() + C.GoString(C.vips_error_buffer())
+	clearDecodeWarnings()
+	return cutShort(msg, ErrUndecodable)
+}
+
+// setAsideWarnings keeps what the buffer holds so far (the input's) before
+// a watermark is decoded, so that markWarnings finds the watermark's
+// alone, and a broken watermark is never taken for a broken input.
+func setAsideWarnings() {
+	inputWarnings.WriteString(C.GoString(C.vips_error_buffer()))
+	C.vips_error_clear()
+}
+
+// markWarnings fails with ErrBadWatermark when the decoding of a watermark
+// since setAsideWarnings met pixel data cut short, and clears the buffer.
+func markWarnings() error {
 	msg := C.GoString(C.vips_error_buffer())
 	C.vips_error_clear()
+	return cutShort(msg, ErrBadWatermark)
+}
+
+// cutShort is kind when msg holds a warning of jpegCutShort.
+func cutShort(msg string, kind error) error {
 	for _, w := range jpegCutShort {
 		if strings.Contains(msg, w) {
-			return fmt.Errorf("%w: truncated: %s", ErrUndecodable, w)
+			return fmt.Errorf("%w: truncated: %s", kind, w)
 		}
 	}
 	return nil

@@ -99,6 +99,7 @@ func (ms *markSet) mark(w *Watermark, W, H int) (vimage, rect, error) {
 // by opacity. The result is in memory: a broken file fails here, not in
 // the encoder of the output it would have gone over.
 func decodeMark(in cbuf, h Header, w, ht int, opacity float64) (vimage, error) {
+	setAsideWarnings()
 	src := &source{in: in, h: h}
 	im, err := src.decode(w, ht)
 	if err != nil {
@@ -119,5 +120,12 @@ func decodeMark(in cbuf, h Header, w, ht int, opacity float64) (vimage, error) {
 			return vimage{}, err
 		}
 	}
-	return im.inMemory()
+	if im, err = im.inMemory(); err != nil {
+		return vimage{}, err
+	}
+	if err := markWarnings(); err != nil {
+		im.free()
+		return vimage{}, err
+	}
+	return im, nil
 }

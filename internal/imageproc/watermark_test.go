@@ -11,6 +11,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/gif"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -277,9 +278,22 @@ func TestWatermarkRefusals(t *testing.T) {
 		"corrupt.png": corruptIDAT(encodePNG(t, quadrants(200, 200))), // whole, within the limits: only libvips can tell
 		"huge.png":    redPNG,                                         // 160,000 pixels, over the limit below
 		"tiff.tif":    tiff2x2(),
+		// Cut mid-scan behind a bare end marker: libjpeg only warns, in the
+		// job's one error buffer, which must not blame the input.
+		"cut-eoi.jpg": readTestFile(t, filepath.Join("..", "..", "testdata", "hostile", "422-truncated-bare-eoi.jpg")),
+		"red.png":     encodePNG(t, solid(40, 20, opaqueRed)),
 	}
 	p, _ := markProcessor(t, files, func(c *Config) { c.MaxPixels = 100_000 })
 	in := encodePNG(t, solid(100, 100, midGrey))
+	// And the other way round: an input cut so, under a good watermark, is
+	// the input's fault.
+	unlimited, _ := markProcessor(t, files, nil)
+	if _, err := unlimited.Process(t.Context(), files["cut-eoi.jpg"], Options{Width: 50, Watermark: wm("red.png", GravityCenter, 0)}); !errors.Is(err, ErrUndecodable) || errors.Is(err, ErrBadOption) {
+		t.Errorf("a cut input under a good watermark: %v, want ErrUndecodable", err)
+	}
+	if _, err := unlimited.Process(t.Context(), in, Options{Watermark: wm("cut-eoi.jpg", GravityCenter, 0)}); !errors.Is(err, ErrBadWatermark) || errors.Is(err, ErrUndecodable) {
+		t.Errorf("a good input under a cut watermark: %v, want ErrBadWatermark only", err)
+	}
 	for _, name := range []string{"missing.png", "text.png", "cut.png", "corrupt.png", "huge.png", "tiff.tif"} {
 		_, err := p.Process(t.Context(), in, Options{Watermark: wm(name, GravityCenter, 0)})
 		if !errors.Is(err, ErrBadOption) || errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsupported) {
