@@ -84,7 +84,7 @@ func (s *Service) render(ctx context.Context, e entry, pinned bool) (Image, erro
 		s.metrics.failureRemembered()
 		return Image{}, err
 	}
-	fl, lead := s.flights.join(e.key)
+	fl, lead := s.flights.join(flightKey(e, pinned))
 	if lead {
 		s.flights.wg.Add(1)
 		go func() {
@@ -107,12 +107,23 @@ func (s *Service) render(ctx context.Context, e entry, pinned bool) (Image, erro
 	return img, nil
 }
 
+// flightKey is the flight of e for a pinned request or not: they are not
+// shared, since a pinned one reads a version that may be gone (a 404 for
+// it alone) and skips the unpinned one's look at the original once it is
+// made (stillCurrent). It starts with e's key, which settle looks for.
+func flightKey(e entry, pinned bool) string {
+	if pinned {
+		return e.key + "\x00pinned"
+	}
+	return e.key
+}
+
 // fly is the work of one flight: make the image, hand it to the waiting
 // requests, keep it.
 func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RenderTimeout)
 	defer cancel()
-	defer s.flights.leave(e.key)
+	defer s.flights.leave(flightKey(e, pinned))
 	fl.img, fl.err = s.make(ctx, e, pinned)
 	if fl.err == nil && !pinned {
 		fl.err = s.stillCurrent(ctx, e)
