@@ -221,9 +221,13 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) erro
 		}
 		res.Pruned = stale
 		if res.wrote && (res.upload || trimETag(old.ETag) != trimETag(res.ETag)) {
+			// A replaced original: its outputs written over, and those
+			// of the old one at keys this one has none at (its format,
+			// and so their extension, changed).
+			res.Stale = slices.Clone(stale)
 			for _, v := range old.Variants {
 				if written[v.Key] {
-					res.Stale = append(res.Stale, v.Key) // written over
+					res.Stale = append(res.Stale, v.Key)
 				}
 			}
 		}

@@ -294,23 +294,28 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	return res, nil
 }
 
-// original is an original as it was stored, to be put back.
+// original is an original as it was stored, to be put back; unheld when
+// it was too large to be held (then it cannot be).
 type original struct {
-	data []byte
-	obj  storage.Object
+	data   []byte
+	obj    storage.Object
+	unheld bool
 }
 
 // previous reads the original an upload to key is about to replace, so
-// that a failed upload can put it back: nil when there is none, or when it
-// is over MaxSourceBytes (the service could not have made its variants
-// either, and holds no more than that in memory). The memory is bounded
+// that a failed upload can put it back: nil when there is none; unheld
+// when it is over MaxSourceBytes (the service holds no more than that in
+// memory), and then the failed upload's original is kept rather than it
+// deleted too. The memory is bounded
 // as the uploads are: the HTTP handlers call Upload holding a place at the
 // gate, so at most CONCURRENCY such originals are held at once.
 func (p *Pipeline) previous(ctx context.Context, key string) (*original, error) {
 	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes})
 	switch {
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrTooLarge):
+	case errors.Is(err, storage.ErrNotFound):
 		return nil, nil
+	case errors.Is(err, storage.ErrTooLarge):
+		return &original{unheld: true}, nil
 	case err != nil:
 		return nil, fmt.Errorf("read the original it replaces: %w", err)
 	}
@@ -342,6 +347,12 @@ func (p *Pipeline) rollback(ctx context.Context, stored storage.Object, prev *or
 	}
 	if trimETag(head.ETag) != trimETag(stored.ETag) {
 		return nil // replaced again since: the newer upload's
+	}
+	if prev.unheld {
+		// It cannot be put back, and deleting the new one would lose
+		// both: the new one stays, and its variants are made once more.
+		_, err := p.Run(ctx, key, stored.ETag)
+		return err
 	}
 	if _, err := p.in.Put(ctx, key, prev.data, storage.PutOptions{ContentType: prev.obj.ContentType, Metadata: prev.obj.Metadata}); err != nil {
 		return fmt.Errorf("put back the original it replaced: %w", err)

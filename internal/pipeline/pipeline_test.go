@@ -443,6 +443,55 @@ func TestOutputKeyTaken(t *testing.T) {
 	}
 }
 
+// An original replaced by one of another format, under a key whose
+// extension says neither: the old outputs, pruned since their keys
+// changed, are stale too.
+func TestStaleOutputsOfAnotherFormat(t *testing.T) {
+	ctx := t.Context()
+	d := dirStore(t)
+	p, _ := New(testConfig(t), d, d, proc(t))
+	first, err := p.Upload(ctx, "uploads/n", imagetest.Photo(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := png.Encode(&b, image.NewNRGBA(image.Rect(0, 0, 300, 200))); err != nil {
+		t.Fatal(err)
+	}
+	second, err := p.Upload(ctx, "uploads/n", b.Bytes(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range first.Outputs {
+		if !slices.Contains(second.Stale, o.Key) {
+			t.Errorf("%s, written before, not stale: %v", o.Key, second.Stale)
+		}
+	}
+}
+
+// A failed upload that replaced an original too large to be held (over
+// MaxSourceBytes) keeps the new one, with its variants, rather than
+// deleting it and losing both.
+func TestFailedReplacementOfAnUnheldOriginal(t *testing.T) {
+	ctx := t.Context()
+	d := dirStore(t)
+	cfg := testConfig(t)
+	big := imagetest.Photo(t)
+	if _, err := d.Put(ctx, "uploads/big.jpg", big, storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+		t.Fatal(err)
+	}
+	small := grey(t, 320, 200)
+	cfg.MaxSourceBytes = int64(len(big) - 1)
+	bad, _ := New(cfg, d, failing{Store: d, prefix: "resized/large/"}, proc(t))
+	if _, err := bad.Upload(ctx, "uploads/big.jpg", small, nil); err == nil {
+		t.Fatal("the failing upload succeeded")
+	}
+	data, _, err := d.Get(ctx, "uploads/big.jpg", storage.GetOptions{})
+	if err != nil || !bytes.Equal(data, small) {
+		t.Fatalf("the original after the failed upload: %d bytes, %v; want the new one kept", len(data), err)
+	}
+}
+
 func TestCheckPrefixes(t *testing.T) {
 	for _, tt := range []struct {
 		in, out string
