@@ -198,8 +198,11 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"422-header-then-garbage.jpg": cat([]byte{0xFF, 0xD8}, sof(100, 100), noise(4000)),
 		// Truncated behind a fake end marker: byte checks for IEND or FF D9
 		// pass; libvips, told to fail on truncation, refuses them.
-		"422-truncated-fake-eoi.jpg":         cat(photo[:len(photo)/2], []byte{0xFF, 0xFE, 0, 6, 'e', 'n', 0xFF, 0xD9}),
-		"422-truncated-bare-eoi.jpg":         cat(photo[:len(photo)/2], []byte{0xFF, 0xD9}),
+		"422-truncated-fake-eoi.jpg": cat(photo[:len(photo)/2], []byte{0xFF, 0xFE, 0, 6, 'e', 'n', 0xFF, 0xD9}),
+		"422-truncated-bare-eoi.jpg": cat(photo[:len(photo)/2], []byte{0xFF, 0xD9}),
+		// The same behind a harmless first warning (a JFIF revision libjpeg
+		// does not know), which libvips passes on instead of the cut.
+		"422-truncated-behind-a-warning.jpg": jfifRevision(cat(photo[:len(photo)/2], []byte{0xFF, 0xD9}), 2),
 		"422-truncated-progressive-eoi.jpg":  cat(progressive.Data[:len(progressive.Data)/3], []byte{0xFF, 0xD9}),
 		"422-truncated-idat-fake-iend.png":   cat(pngb[:33], chunk("IDAT", idat(pngb)[:len(idat(pngb))/2]), chunk("tEXt", []byte("Comment\x00IEND"))),
 		"422-cut-in-idat-then-fake-iend.png": cat(pngb[:33+8+len(idat(pngb))/2], chunk("tEXt", []byte("Comment\x00IEND"))),
@@ -246,6 +249,16 @@ func riff(chunkType string, data []byte) []byte {
 	b := append([]byte(chunkType), binary.LittleEndian.AppendUint32(nil, uint32(len(data)))...)
 	b = append(b, data...)
 	return append(append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(b)))...), append([]byte("WEBP"), b...)...)
+}
+
+// jfifRevision returns a copy of the JPEG b with the major revision of its
+// JFIF segment set to major.
+func jfifRevision(b []byte, major byte) []byte {
+	b = bytes.Clone(b)
+	if i := bytes.Index(b, []byte("JFIF\x00")); i >= 0 && i+5 < len(b) {
+		b[i+5] = major
+	}
+	return b
 }
 
 // crc32png is the CRC of PNG chunks (IEEE).

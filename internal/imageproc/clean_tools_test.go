@@ -202,6 +202,16 @@ func vipsDecode(t testing.TB, in, out string) error {
 			return fmt.Errorf("vips copy %s: %s", in, msg)
 		}
 	}
+	// libvips tells only the first of libjpeg's warnings; the service
+	// asks libjpeg itself after any (decodeWarnings).
+	if b := readTestFile(t, in); len(msg) > 0 && Sniff(b) == FormatJPEG {
+		c := newCbuf(len(b))
+		defer c.free()
+		copy(c.bytes(), b)
+		if jpegEndsEarly(c) {
+			return fmt.Errorf("%s: a scan's data ends early, behind: %s", in, msg)
+		}
+	}
 	return nil
 }
 

@@ -1,11 +1,15 @@
 package imageproc
 
 /*
-#cgo pkg-config: vips
+#cgo pkg-config: vips libjpeg
 #cgo LDFLAGS: -lm
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <setjmp.h>
+#include <jpeglib.h>
+#include <jerror.h>
 #ifdef __linux__
 #include <malloc.h>
 #endif
@@ -101,6 +105,57 @@ static int rz_header(const void *buf, size_t len, int *width, int *height, int *
 static int rz_load(const void *buf, size_t len, const char *opts, VipsImage **out) {
 	*out = vips_image_new_from_buffer(buf, len, opts, "access", VIPS_ACCESS_SEQUENTIAL, NULL);
 	return *out == NULL ? -1 : 0;
+}
+
+// rz_jpeg_err is a libjpeg error manager that notes the warnings of a
+// scan whose data ended early, whichever they are among the warnings
+// (libvips passes on only the first), and turns errors into a return.
+typedef struct {
+	struct jpeg_error_mgr pub;
+	jmp_buf jump;
+	int cut;
+} rz_jpeg_err;
+
+static void rz_jpeg_exit(j_common_ptr c) { longjmp(((rz_jpeg_err *)c->err)->jump, 1); }
+static void rz_jpeg_quiet(j_common_ptr c) {}
+static void rz_jpeg_emit(j_common_ptr c, int level) {
+	if (level < 0) {
+		c->err->num_warnings++;
+		if (c->err->msg_code == JWRN_HIT_MARKER || c->err->msg_code == JWRN_JPEG_EOF) {
+			((rz_jpeg_err *)c->err)->cut = 1;
+		}
+	}
+}
+
+// rz_jpeg_cut decodes the JPEG buf with libjpeg itself, at an eighth of
+// its size (the entropy-coded data is read whole all the same), and
+// reports 1 when a scan's data ended early, 0 when none did, -1 when it
+// does not decode.
+static int rz_jpeg_cut(const void *buf, size_t len) {
+	struct jpeg_decompress_struct d;
+	rz_jpeg_err e;
+	d.err = jpeg_std_error(&e.pub);
+	e.pub.error_exit = rz_jpeg_exit;
+	e.pub.emit_message = rz_jpeg_emit;
+	e.pub.output_message = rz_jpeg_quiet;
+	e.cut = 0;
+	if (setjmp(e.jump)) {
+		jpeg_destroy_decompress(&d);
+		return -1;
+	}
+	jpeg_create_decompress(&d);
+	jpeg_mem_src(&d, (const unsigned char *)buf, (unsigned long)len);
+	jpeg_read_header(&d, TRUE);
+	d.scale_num = 1;
+	d.scale_denom = 8;
+	jpeg_start_decompress(&d);
+	JSAMPARRAY row = (*d.mem->alloc_sarray)((j_common_ptr)&d, JPOOL_IMAGE, d.output_width * d.output_components, 1);
+	while (d.output_scanline < d.output_height) {
+		jpeg_read_scanlines(&d, row, 1);
+	}
+	jpeg_finish_decompress(&d);
+	jpeg_destroy_decompress(&d);
+	return e.cut;
 }
 
 // rz_decodes reports whether buf decodes whole (0) or not (-1, the
@@ -634,12 +689,26 @@ func clearDecodeWarnings() {
 }
 
 // decodeWarnings fails with ErrUndecodable when the job's decoding of its
-// input met pixel data cut short (jpegCutShort), and clears the buffer.
-func decodeWarnings() error {
+// input, in, met pixel data cut short (jpegCutShort), and clears the
+// buffer. libvips passes on only libjpeg's first warning: a harmless one
+// first (a JFIF revision it does not know) would hide the cut, so a JPEG
+// that warned at all is decoded once more by libjpeg itself, which tells
+// every warning (rz_jpeg_cut); a JPEG that warns is rare.
+func decodeWarnings(in cbuf, f Format) error {
 	msg := inputWarnings.String() + C.GoString(C.vips_error_buffer())
 	clearDecodeWarnings()
-	return cutShort(msg, ErrUndecodable)
+	if err := cutShort(msg, ErrUndecodable); err != nil || f != FormatJPEG || !strings.Contains(msg, "VipsJpeg") {
+		return err
+	}
+	if jpegEndsEarly(in) {
+		return fmt.Errorf("%w: truncated: a scan's data ends early (after another warning: %s)", ErrUndecodable, strings.TrimSpace(msg))
+	}
+	return nil
 }
+
+// jpegEndsEarly reports whether libjpeg, decoding the JPEG in itself, meets
+// a scan whose data ends early (rz_jpeg_cut).
+func jpegEndsEarly(in cbuf) bool { return C.rz_jpeg_cut(in.p, C.size_t(in.n)) == 1 }
 
 // setAsideWarnings keeps what the buffer holds so far (the input's) before
 // a watermark is decoded, so that markWarnings finds the watermark's

@@ -94,7 +94,7 @@ func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 	clearDecodeWarnings()
 	h, outs, err := render(in, j)
 	if err == nil {
-		err = decodeWarnings()
+		err = decodeWarnings(in, h.Format)
 	}
 	rep.Header = h
 	for _, o := range outs {
@@ -118,7 +118,7 @@ func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 		s, err := sample(in, h, j.Sample)
 		frees = append(frees, s.data)
 		if err == nil {
-			err = decodeWarnings()
+			err = decodeWarnings(in, h.Format)
 		}
 		if err != nil {
 			rep.Outputs, rep.Err, rep.Heap = nil, toJobError(err), mallocInUse()
