@@ -125,6 +125,22 @@ func (p *Pipeline) manifestOf(obj storage.Object, etag string) bool {
 		obj.Metadata[MetaManifestDigest] == p.manifestDigest()
 }
 
+// predictedKey is where variant v of the original key, of format src
+// (FormatUnknown when its extension says none), is stored when its
+// outputs are made as the key predicts: in v's own format, or else in
+// src's output format for an image without alpha. "" when neither says a
+// format.
+func (p *Pipeline) predictedKey(key string, src imageproc.Format, v Variant) string {
+	f := v.Options.Format
+	if f == imageproc.FormatUnknown {
+		if src == imageproc.FormatUnknown {
+			return ""
+		}
+		f = imageproc.OutputFormatFor(src, false)
+	}
+	return p.outputKey(key, v, f)
+}
+
 // predictedCurrent is freshness's fresh with the output keys the key's
 // extension predicts, and the manifest's HEAD, all in one round.
 func (p *Pipeline) predictedCurrent(ctx context.Context, key, etag, focus string) bool {
@@ -134,11 +150,7 @@ func (p *Pipeline) predictedCurrent(ctx context.Context, key, etag, focus string
 	}
 	keys := make([]string, len(p.cfg.Variants))
 	for i, v := range p.cfg.Variants {
-		f := v.Options.Format
-		if f == imageproc.FormatUnknown {
-			f = imageproc.OutputFormatFor(src, false)
-		}
-		keys[i] = p.outputKey(key, v, f)
+		keys[i] = p.predictedKey(key, src, v)
 	}
 	// The manifest too, written last: without it the run did not finish
 	// (its retired outputs may remain, its ready signal was not sent).

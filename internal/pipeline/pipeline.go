@@ -334,19 +334,19 @@ func (p *Pipeline) rollback(ctx context.Context, stored storage.Object, prev *or
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	key := stored.Key
-	if prev == nil {
-		if err := p.deleteIfStill(ctx, key, stored.ETag); err != nil {
-			return fmt.Errorf("delete the original: %w", err)
-		}
-		_, err := p.deleteOwned(ctx, key, outputs)
-		return err
-	}
 	head, err := p.in.Head(ctx, key)
 	if err != nil {
 		return fmt.Errorf("look at the original: %w", err)
 	}
 	if trimETag(head.ETag) != trimETag(stored.ETag) {
 		return nil // replaced again since: the newer upload's
+	}
+	if prev == nil {
+		if err := p.in.Delete(ctx, key); err != nil {
+			return fmt.Errorf("delete the original: %w", err)
+		}
+		_, err := p.deleteOwned(ctx, key, outputs)
+		return err
 	}
 	if prev.unheld {
 		// It cannot be put back, and deleting the new one would lose
@@ -477,11 +477,10 @@ func (p *Pipeline) checkOwners(ctx context.Context, source string, keys []string
 		if err != nil {
 			return fmt.Errorf("look at output %q: %w", keys[i], err)
 		}
-		owner, ok := obj.Metadata[MetaSourceKey]
-		if !ok || owner == escapeKey(source) {
+		if ownsOutput(obj, source) {
 			return nil
 		}
-		other, err := url.PathUnescape(owner)
+		other, err := url.PathUnescape(obj.Metadata[MetaSourceKey])
 		if err != nil {
 			return nil
 		}
@@ -583,7 +582,7 @@ func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string
 		case err != nil:
 			return err
 		}
-		if s, ok := obj.Metadata[MetaSourceKey]; ok && s != escapeKey(source) {
+		if !ownsOutput(obj, source) {
 			return nil // another original's
 		}
 		owned[i] = true
@@ -596,6 +595,13 @@ func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string
 		}
 	}
 	return deleted, err
+}
+
+// ownsOutput reports whether obj, an output, is source's: its metadata
+// name source, or no original (it was made before outputs carried one).
+func ownsOutput(obj storage.Object, source string) bool {
+	owner, ok := obj.Metadata[MetaSourceKey]
+	return !ok || owner == escapeKey(source)
 }
 
 // deleteIfStill deletes key if it is still version etag. The stores have

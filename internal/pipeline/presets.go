@@ -45,15 +45,7 @@ func (p *Pipeline) Preset(key, name string) (Preset, bool) {
 		if !p.isInput(key) {
 			return pr, true
 		}
-		f := v.Options.Format
-		if f == imageproc.FormatUnknown {
-			src := imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), "."))
-			if src == imageproc.FormatUnknown {
-				return pr, true
-			}
-			f = imageproc.OutputFormatFor(src, false)
-		}
-		pr.Stored = p.outputKey(key, v, f)
+		pr.Stored = p.predictedKey(key, imageproc.FormatOfExt(strings.TrimPrefix(path.Ext(key), ".")), v)
 		return pr, true
 	}
 	return Preset{}, false
