@@ -95,9 +95,14 @@ func (s *Service) entry(key, etag string, o imageproc.Options) entry {
 		}
 		c += "\nprefer=" + strings.Join(names, ",")
 	}
-	sum := sha256.Sum256([]byte(c))
-	return entry{source: key, etag: etag, options: o,
-		key: s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])}
+	return entry{source: key, etag: etag, options: o, key: s.place(key, etag, c)}
+}
+
+// place is where the image named by form (its canonical options, or its
+// preset) of version etag of the original key is kept.
+func (s *Service) place(key, etag, form string) string {
+	sum := sha256.Sum256([]byte(form))
+	return s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])
 }
 
 // presetEntry is the place of preset name's image, made from version etag
@@ -106,9 +111,7 @@ func (s *Service) entry(key, etag string, o imageproc.Options) entry {
 // is, and named by the preset's definition, so that a definition changed
 // since is another image.
 func (s *Service) presetEntry(key, etag, name string, p pipeline.Preset) entry {
-	sum := sha256.Sum256([]byte("preset " + name + "\n" + p.Digest))
-	return entry{source: key, etag: etag, options: p.Options, preset: &p,
-		key: s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])}
+	return entry{source: key, etag: etag, options: p.Options, preset: &p, key: s.place(key, etag, "preset "+name+"\n"+p.Digest)}
 }
 
 // presetInfix precedes, in the name of a marker of a preset's path, the

@@ -243,13 +243,12 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 	if err := s.served(r.Key); err != nil {
 		return Image{}, entry{}, err
 	}
-	opts, preset := r.Options, pipeline.Preset{}
+	var preset pipeline.Preset
 	if r.Preset != "" {
 		var ok bool
 		if preset, ok = s.d.Presets.Preset(r.Key, r.Preset); !ok {
 			return Image{}, entry{}, fmt.Errorf("%w: no preset %q", imageproc.ErrBadOption, r.Preset)
 		}
-		opts = preset.Options
 	}
 	etag := r.Version
 	if etag == "" {
@@ -258,8 +257,10 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 			return Image{}, entry{}, err
 		}
 	}
-	e := s.entry(r.Key, etag, opts)
-	if r.Preset != "" {
+	var e entry
+	if r.Preset == "" {
+		e = s.entry(r.Key, etag, r.Options)
+	} else {
 		e = s.presetEntry(r.Key, etag, r.Preset, preset)
 		if img, ok, err := s.fromVariant(ctx, r, preset, etag); ok || err != nil {
 			return img, e, err
