@@ -93,7 +93,9 @@ func serveWorker(jobs io.Reader, replies io.Writer) error {
 func runJob(in cbuf, j job) (rep reply, payloads [][]byte, frees [][]byte) {
 	clearDecodeWarnings()
 	h, outs, err := render(in, j)
-	if err == nil {
+	if err == nil && j.Sample == 0 {
+		// With a sample, its decode is checked with the render's, once
+		// (decodeWarnings may decode the input again).
 		err = decodeWarnings(in, h.Format)
 	}
 	rep.Header = h
