@@ -59,11 +59,7 @@ func settle(cfg config.Config, loadErr error) (settings, error) {
 		s.pipeline.ObjectURL = storage.ObjectPath
 	}
 	if cfg.ReadyCallbackURL != "" && len(cfg.ReadyCallbackSecrets) > 0 {
-		var secrets [][]byte
-		for _, sec := range cfg.ReadyCallbackSecrets {
-			secrets = append(secrets, []byte(sec))
-		}
-		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, secrets, nil)
+		cb, err := webhook.NewCallback(cfg.ReadyCallbackURL, webhook.Secrets(cfg.ReadyCallbackSecrets), nil)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("READY_CALLBACK_URL: %w", err))
 		}

@@ -24,6 +24,7 @@ import (
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
+	"github.com/resizer/resizer/internal/webhook"
 )
 
 // Config is what the HTTP layer needs to know of the configuration.
@@ -147,10 +148,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)
 	}
 	wd := webhookDeps{pipeline: purgingRunner{runner: d.Pipeline, purger: d.Delivery}, bucket: cfg.InputBucket, maxBytes: cfg.WebhookMaxBytes,
-		maxRecords: cfg.WebhookMaxRecords, metrics: wm, tokens: newKeyring(cfg.WebhookSecrets)}
-	for _, s := range cfg.WebhookSecrets {
-		wd.secrets = append(wd.secrets, []byte(s))
-	}
+		maxRecords: cfg.WebhookMaxRecords, metrics: wm, tokens: newKeyring(cfg.WebhookSecrets), secrets: webhook.Secrets(cfg.WebhookSecrets)}
 	in, err := newIntake(d.Processor.Gate(), cfg, d.Registry)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: metrics: %w", err)

@@ -25,6 +25,16 @@ var (
 	ErrStale        = errors.New("signature too old or from the future")
 )
 
+// Secrets are the secrets of a configured list (WEBHOOK_SECRETS,
+// READY_CALLBACK_SECRETS), as Sign, SignAll and Verify take them.
+func Secrets(list []string) [][]byte {
+	out := make([][]byte, len(list))
+	for i, s := range list {
+		out[i] = []byte(s)
+	}
+	return out
+}
+
 // Sign returns the Resizer-Signature value for body at time t:
 // "t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">".
 func Sign(secret, body []byte, t time.Time) string {
