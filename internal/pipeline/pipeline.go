@@ -291,6 +291,15 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 		}
 		return Result{}, err
 	}
+	// Stored, and then replaced (or deleted) by another request to the
+	// same key: the last to store the original wins, as in S3, and its
+	// outputs are the ones that stand, though this upload's writes may
+	// have landed over them. The upload itself succeeded.
+	if overtaken, err := p.overtaken(ctx, key, obj.ETag); err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Str("key", key).Msg("upload overtaken while its variants were written; the current original's not made again")
+	} else if overtaken {
+		zerolog.Ctx(ctx).Info().Str("key", key).Msg("upload overtaken while its variants were written; the current original's made again")
+	}
 	return res, nil
 }
 
@@ -718,31 +727,43 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	return p.stillCurrent(ctx, key, etag, res)
 }
 
-// stillCurrent checks, once version etag of key is made, that it is still
-// the stored one. The read was of that version (If-Match), but the writes
-// that followed could land after a newer version's own run had written its
-// outputs and manifest, and over them; or after the source's deletion had
-// removed its outputs, which would then outlive it. Replaced since, the
-// current version is made again (sharing a run of it under way); deleted,
-// what was written is removed. Either way this version's result is
-// StatusSuperseded.
+// stillCurrent is res, the result of making version etag of key, unless
+// that version was overtaken while it was made: then StatusSuperseded.
 func (p *Pipeline) stillCurrent(ctx context.Context, key, etag string, res Result) (Result, error) {
+	switch overtaken, err := p.overtaken(ctx, key, etag); {
+	case err != nil:
+		return Result{}, err
+	case overtaken:
+		return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
+	}
+	return res, nil
+}
+
+// overtaken checks, once version etag of key is made, that it is still
+// the stored one. The read was of that version (If-Match), or the upload
+// stored it, but the writes that followed could land after a newer
+// version's own run (or upload) had written its outputs and manifest, and
+// over them; or after the source's deletion had removed its outputs,
+// which would then outlive it. Replaced since, the current version is
+// made again (sharing a run of it under way); deleted, what was written is
+// removed. Either way it reports true: this version's outputs do not
+// stand. A failed look reports false: a change since has an event of its
+// own.
+func (p *Pipeline) overtaken(ctx context.Context, key, etag string) (bool, error) {
 	head, err := p.in.Head(ctx, key)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		if _, err := p.Remove(ctx, key); err != nil {
-			return Result{}, fmt.Errorf("deleted while it was made: %w", err)
+			return true, fmt.Errorf("deleted while it was made: %w", err)
 		}
-	case err != nil:
-		return res, nil // written; a change since has an event of its own
-	case trimETag(head.ETag) != trimETag(etag):
-		if _, err := p.Run(ctx, key, head.ETag); err != nil && !IsPermanent(err) {
-			return Result{}, fmt.Errorf("replaced while it was made: %w", err)
-		}
+	case err != nil, trimETag(head.ETag) == trimETag(etag):
+		return false, nil
 	default:
-		return res, nil
+		if _, err := p.Run(ctx, key, head.ETag); err != nil && !IsPermanent(err) {
+			return true, fmt.Errorf("replaced while it was made: %w", err)
+		}
 	}
-	return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
+	return true, nil
 }
 
 // make processes the source, with the focus its metadata give it, and

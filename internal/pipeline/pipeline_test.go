@@ -1092,6 +1092,89 @@ func TestARunOvertakenByAnotherVersion(t *testing.T) {
 	}
 }
 
+// writeMeddling is a real store that does something (once) right before
+// its first write of an output: the moment at which another upload to the
+// same key can store its original and write all its outputs, to be
+// written over.
+type writeMeddling struct {
+	Store
+	done   atomic.Bool
+	meddle func()
+}
+
+func (m *writeMeddling) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
+	if strings.HasPrefix(key, "resized/") && m.done.CompareAndSwap(false, true) {
+		m.meddle()
+	}
+	return m.Store.Put(ctx, key, data, o)
+}
+
+// Two uploads to one key at once: the last to store the original wins (as
+// in S3), and its outputs stand, whatever order the writes landed in; both
+// uploads succeed. Deleted while the upload writes, nothing of it stays.
+func TestUploadOvertakenByAnotherUpload(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			m := &writeMeddling{Store: st}
+			p, err := New(testConfig(t), m, m, proc(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key := "uploads/same.jpg"
+			var second storage.Object
+			m.meddle = func() { // the first upload has stored its original; the second does all its work now
+				res, err := p.Upload(ctx, key, imagetest.Marked(t, 320, 200, image.Rect(0, 0, 10, 10)), nil)
+				if err != nil || res.Status != StatusProcessed {
+					t.Errorf("second upload: %+v %v", res, err)
+				}
+				if second, err = st.Head(ctx, key); err != nil {
+					t.Error(err)
+				}
+			}
+			res, err := p.Upload(ctx, key, imagetest.Photo(t), nil)
+			if err != nil || res.Status != StatusProcessed {
+				t.Fatalf("first upload: %+v %v", res, err)
+			}
+			if cur, err := st.Head(ctx, key); err != nil || cur.ETag != second.ETag {
+				t.Fatalf("the original is %q (%v), want the second upload's %q", cur.ETag, err, second.ETag)
+			}
+			outs := mustList(t, st, "resized/")
+			if len(outs) != len(testConfig(t).Variants)+1 {
+				t.Errorf("%d outputs and manifest, want %d: %v", len(outs), len(testConfig(t).Variants)+1, outs)
+			}
+			for _, o := range outs {
+				h, err := st.Head(ctx, o.Key)
+				if err != nil || trimETag(h.Metadata[MetaSourceETag]) != trimETag(second.ETag) {
+					t.Errorf("%s is of version %q, want the second upload's %q (%v)", o.Key, h.Metadata[MetaSourceETag], second.ETag, err)
+				}
+			}
+			if r, err := p.Run(ctx, key, ""); err != nil || r.Status != StatusUpToDate {
+				t.Errorf("a run after both finds %s (%v), want up to date", r.Status, err)
+			}
+
+			// Deleted (and its deletion's event done) while the upload writes.
+			m.done.Store(false)
+			m.meddle = func() {
+				if err := st.Delete(ctx, "uploads/gone.jpg"); err != nil {
+					t.Error(err)
+				}
+				if _, err := p.Remove(ctx, "uploads/gone.jpg"); err != nil {
+					t.Error(err)
+				}
+			}
+			if _, err := p.Upload(ctx, "uploads/gone.jpg", imagetest.Photo(t), nil); err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range mustList(t, st, "resized/") {
+				if strings.Contains(o.Key, "gone.jpg") {
+					t.Errorf("%s outlived its deleted original", o.Key)
+				}
+			}
+		})
+	}
+}
+
 func mustList(t *testing.T, s Store, prefix string) []storage.Object {
 	t.Helper()
 	l, ok := s.(interface {
