@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -121,7 +123,7 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	row := lookup(err)
 	log := zerolog.Ctx(r.Context())
 	ev := log.Info()
-	detail := err.Error()
+	detail := oneLine(err.Error())
 	switch {
 	case row.fault:
 		ev = log.Error()
@@ -155,4 +157,29 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 		Instance:  &path,
 		RequestId: requestID(r.Context()),
 	})
+}
+
+// maxDetail bounds a problem's detail, in bytes: a decoder's message can
+// run to many lines, each warning it met.
+const maxDetail = 300
+
+// oneLine is msg as a problem's detail: its lines joined with "; ", a
+// line that repeats the one before it dropped, cut at maxDetail (on a
+// rune's boundary) with "…".
+func oneLine(msg string) string {
+	var lines []string
+	for l := range strings.Lines(msg) {
+		if l = strings.TrimSpace(l); l != "" && (len(lines) == 0 || lines[len(lines)-1] != l) {
+			lines = append(lines, l)
+		}
+	}
+	s := strings.Join(lines, "; ")
+	if len(s) <= maxDetail {
+		return s
+	}
+	cut := maxDetail
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

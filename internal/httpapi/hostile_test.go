@@ -341,6 +341,11 @@ func TestHostileCorpus(t *testing.T) {
 				if err := json.Unmarshal(out, &p); err != nil || p.Status != want || resp.Header.Get("Content-Type") != "application/problem+json" {
 					t.Errorf("%s: not a problem document: %.200s", name, out)
 				}
+				// One line a client can show: what the decoder said, not
+				// every warning it printed on the way.
+				if p.Detail == "" || strings.ContainsAny(p.Detail, "\r\n") || len(p.Detail) > maxDetail+len("…") {
+					t.Errorf("%s: detail is not one short line: %q", name, p.Detail)
+				}
 				continue
 			}
 			checkCleanImage(t, name, out)

@@ -701,7 +701,9 @@ func decodeWarnings(in cbuf, f Format) error {
 		return err
 	}
 	if jpegEndsEarly(in) {
-		return fmt.Errorf("%w: truncated: a scan's data ends early (after another warning: %s)", ErrUndecodable, strings.TrimSpace(msg))
+		// The warning that led here (often a harmless one: an unknown
+		// JFIF revision) says nothing to the client, and repeats.
+		return fmt.Errorf("%w: truncated: a scan's data ends early", ErrUndecodable)
 	}
 	return nil
 }
