@@ -65,10 +65,11 @@ type entry struct {
 	source  string // the original's key
 	etag    string // the version it is made from, unquoted
 	key     string // where it is kept
+	// options are what the image is made with: for a preset, those it
+	// takes for the original as it was looked at (its focal point is in
+	// its metadata), which the original as read must give again.
 	options imageproc.Options
-	// preset, for a preset's image, makes the options for the original
-	// as read (its focal point is in its metadata).
-	preset *pipeline.Preset
+	preset  *pipeline.Preset
 }
 
 // etagSegment is an ETag as a key segment: as it is when it is one an S3
@@ -105,13 +106,21 @@ func (s *Service) place(key, etag, form string) string {
 	return s.folder(key) + etagSegment(etag) + "/" + hex.EncodeToString(sum[:16])
 }
 
-// presetEntry is the place of preset name's image, made from version etag
+// presetEntry is the place of preset name's image, made from version v
 // of the original key: apart from the same options spelled out, since a
 // preset is cut around the original's focal point as its stored variant
-// is, and named by the preset's definition, so that a definition changed
-// since is another image.
-func (s *Service) presetEntry(key, etag, name string, p pipeline.Preset) entry {
-	return entry{source: key, etag: etag, options: p.Options, preset: &p, key: s.place(key, etag, "preset "+name+"\n"+p.Digest)}
+// is; named by the preset's definition, so that a definition changed
+// since is another image; and by the options it takes for v when they
+// differ from the definition's (cut around v's focal point), so that the
+// same picture stored again with another focal point (the same ETag) is
+// another image too.
+func (s *Service) presetEntry(key string, v version, name string, p pipeline.Preset) entry {
+	form := "preset " + name + "\n" + p.Digest
+	opts := p.OptionsFor(v.meta)
+	if c := opts.Canonical(); c != p.Options.Canonical() {
+		form += "\n" + c
+	}
+	return entry{source: key, etag: v.etag, options: opts, preset: &p, key: s.place(key, v.etag, form)}
 }
 
 // presetInfix precedes, in the name of a marker of a preset's path, the

@@ -118,9 +118,9 @@ type Service struct {
 	cfg      Config
 	d        Deps
 	flights  flights
-	heads    singleflight.Group   // concurrent look-ups of one original's ETag
+	heads    singleflight.Group   // concurrent look-ups of one original's version
 	markers  singleflight.Group   // concurrent writes of one marker
-	etags    *memo.Memo[string]   // key -> current ETag
+	versions *memo.Memo[version]  // key -> current version
 	recorded *memo.Memo[struct{}] // markers written (see record)
 	failures *memo.Memo[error]    // renders that failed for their original's sake (see render)
 	timedOut *memo.Memo[struct{}] // renders that ran into the timeout once (see remember)
@@ -143,7 +143,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		return nil, fmt.Errorf("delivery: metrics: %w", err)
 	}
 	return &Service{cfg: cfg, d: d, flights: flights{m: map[string]*flight{}},
-		etags: memo.New[string](cfg.ETagTTL), recorded: memo.New[struct{}](recordedTTL), failures: memo.New[error](cfg.FailureTTL),
+		versions: memo.New[version](cfg.ETagTTL), recorded: memo.New[struct{}](recordedTTL), failures: memo.New[error](cfg.FailureTTL),
 		timedOut: memo.New[struct{}](cfg.FailureTTL),
 		metrics:  m}, nil
 }
@@ -213,7 +213,7 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 	if errors.Is(err, errSuperseded) {
 		// The original changed since its ETag was remembered: once more,
 		// with the one it has now.
-		s.etags.Forget(r.Key)
+		s.versions.Forget(r.Key)
 		img, e, err = s.serve(ctx, r)
 	}
 	if errors.Is(err, errSuperseded) {
@@ -250,19 +250,16 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 			return Image{}, entry{}, fmt.Errorf("%w: no preset %q", imageproc.ErrBadOption, r.Preset)
 		}
 	}
-	etag := r.Version
-	if etag == "" {
-		var err error
-		if etag, err = s.currentETag(ctx, r.Key); err != nil {
-			return Image{}, entry{}, err
-		}
+	v, err := s.version(ctx, r)
+	if err != nil {
+		return Image{}, entry{}, err
 	}
 	var e entry
 	if r.Preset == "" {
-		e = s.entry(r.Key, etag, r.Options)
+		e = s.entry(r.Key, v.etag, r.Options)
 	} else {
-		e = s.presetEntry(r.Key, etag, r.Preset, preset)
-		if img, ok, err := s.fromVariant(ctx, r, preset, etag); ok || err != nil {
+		e = s.presetEntry(r.Key, v, r.Preset, preset)
+		if img, ok, err := s.fromVariant(ctx, r, preset, v); ok || err != nil {
 			return img, e, err
 		}
 	}
@@ -286,11 +283,34 @@ func (s *Service) served(key string) error {
 	return fmt.Errorf("%w: %q is outside %s", ErrNotServed, key, strings.Join(s.cfg.Prefixes, ", "))
 }
 
-// currentETag is the original's ETag, unquoted, remembered for ETagTTL;
+// version is a version of an original: its ETag, unquoted, and its
+// metadata (its focal point is there), when known.
+type version struct {
+	etag string
+	meta map[string]string
+}
+
+// version is the version of the original r asks for: the current one, or
+// the one it pins. A preset needs the pinned version's metadata too,
+// which are known while it is the current one; an older version's are
+// not (and it is seldom still stored: its render is then a 404).
+func (s *Service) version(ctx context.Context, r Request) (version, error) {
+	if r.Version == "" {
+		return s.current(ctx, r.Key)
+	}
+	if r.Preset != "" {
+		if v, err := s.current(ctx, r.Key); err == nil && v.etag == r.Version {
+			return v, nil
+		}
+	}
+	return version{etag: r.Version}, nil
+}
+
+// current is the original's current version, remembered for ETagTTL;
 // concurrent look-ups of one key make one request to the store.
-func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
-	if e, ok := s.etags.Get(key); ok {
-		return e, nil
+func (s *Service) current(ctx context.Context, key string) (version, error) {
+	if v, ok := s.versions.Get(key); ok {
+		return v, nil
 	}
 	v, err, _ := s.heads.Do(key, func() (any, error) {
 		// Shared by every request asking now: not ended by the first one's
@@ -299,22 +319,23 @@ func (s *Service) currentETag(ctx context.Context, key string) (string, error) {
 		defer cancel()
 		obj, err := s.d.Sources.Head(ctx, key)
 		if err != nil {
-			return "", fmt.Errorf("original: %w", err)
+			return version{}, fmt.Errorf("original: %w", err)
 		}
-		e := strings.Trim(obj.ETag, `"`)
-		s.etags.Put(key, e)
-		return e, nil
+		v := version{etag: strings.Trim(obj.ETag, `"`), meta: obj.Metadata}
+		s.versions.Put(key, v)
+		return v, nil
 	})
-	return v.(string), err
+	return v.(version), err
 }
 
 // fromVariant serves the preset r asks for from the variant the pipeline
-// stored, when it was made from version etag of the original by the
-// preset's current definition (after VARIANTS changes, the stored outputs
-// are of the old one until they are made again). The variant is looked
+// stored, when it was made from version v of the original, with v's focal
+// point (the same picture stored again with another keeps its ETag), by
+// the preset's current definition (after VARIANTS changes, the stored
+// outputs are of the old one until they are made again). The variant is looked
 // for where the original's key predicts it, and else (no extension, one
 // that lies) where the original's manifest says it is.
-func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset, etag string) (Image, bool, error) {
+func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset, v version) (Image, bool, error) {
 	key := p.Stored
 	data, obj, err := s.read(ctx, key, r.DescribeOnly)
 	if key == "" || errors.Is(err, storage.ErrNotFound) {
@@ -332,8 +353,10 @@ func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset,
 		return Image{}, false, nil
 	case err != nil:
 		return Image{}, false, err
-	case strings.Trim(obj.Metadata[metaSourceETag], `"`) != etag:
+	case strings.Trim(obj.Metadata[metaSourceETag], `"`) != v.etag:
 		return Image{}, false, nil // a variant of another version: not this one
+	case obj.Metadata[pipeline.MetaSourceFocus] != pipeline.SourceFocus(v.meta):
+		return Image{}, false, nil // made before the focal point changed
 	case obj.Metadata[pipeline.MetaVariantDigest] != p.Digest:
 		return Image{}, false, nil // made by another definition of the variant
 	}

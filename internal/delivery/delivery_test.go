@@ -427,6 +427,81 @@ func TestPresetsFollowTheOriginal(t *testing.T) {
 	}
 }
 
+// The same picture uploaded again with another focal point keeps its
+// ETag, but not its presets: the stored variant of the old focus is not
+// served for the new one, the preset's image rendered around the old focus
+// is another image than the one around the new, and the settle of the
+// upload invalidates the preset's path at the CDN.
+func TestPresetsFollowANewFocus(t *testing.T) {
+	st := dirStore(t)
+	f := newFixture(t, st, 2, 4)
+	ctx := t.Context()
+	const key = "uploads/marked"
+	// The red marker at the right edge: a crop around (0.95, 0.5) holds
+	// it, one around (0.05, 0.5) misses it.
+	src := imagetest.Marked(t, 400, 200, image.Rect(370, 90, 390, 110))
+	right, left := pipeline.FocusMetadata(&imageproc.Point{X: 0.95, Y: 0.5}), pipeline.FocusMetadata(&imageproc.Point{X: 0.05, Y: 0.5})
+	res, err := f.pl.Upload(ctx, key, src, right)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(want Outcome, marked bool) {
+		t.Helper()
+		img, err := f.svc.Serve(ctx, Request{Key: key, Preset: "thumb", Path: "/p"})
+		f.svc.Wait()
+		if err != nil || img.Outcome != want {
+			t.Fatalf("preset: %v %s, want %s", err, img.Outcome, want)
+		}
+		if _, _, _, ok := imagetest.MarkerCentre(t, img.Data); ok != marked {
+			t.Fatalf("preset (%s): marker seen %v, want %v", img.Outcome, ok, marked)
+		}
+	}
+	serve(Variant, true)
+	if err := st.Delete(ctx, res.Outputs[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	serve(Rendered, true)
+	serve(Hit, true)
+	if _, err := f.pl.Run(ctx, key, ""); err != nil { // the variant made again
+		t.Fatal(err)
+	}
+	serve(Variant, true)
+	f.cdn.take()
+
+	// Stored again, with the other focus, straight to storage: no run
+	// yet, and no settle; the ETag is remembered no longer. Neither the
+	// stored variant nor the render of the old focus is served for it.
+	data, _, err := st.Get(ctx, key, storage.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.Put(ctx, key, data, storage.PutOptions{ContentType: "image/png", Metadata: left})
+	if err != nil || strings.Trim(again.ETag, `"`) != strings.Trim(res.ETag, `"`) {
+		t.Fatalf("the same bytes stored again: ETag %s, was %s (%v)", again.ETag, res.ETag, err)
+	}
+	f.svc.versions.Forget(key)
+	serve(Rendered, false)
+	serve(Hit, false)
+
+	// Through the pipeline, with the settle that follows: the preset's
+	// path is invalidated, and its stored variant (of the new focus) served.
+	res, err = f.pl.Upload(ctx, key, src, right)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Settle(ctx, key, "", res); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.cdn.take(); !slices.Contains(got, "/p") {
+		t.Errorf("invalidated %q, want the preset's path /p", got)
+	}
+	serve(Variant, true)
+	if err := st.Delete(ctx, res.Outputs[0].Key); err != nil {
+		t.Fatal(err)
+	}
+	serve(Hit, true) // the render around this focus, kept before
+}
+
 // After VARIANTS changes, a preset's stored output, made by the old
 // definition, is not served for it: the preset is rendered as it is now
 // defined.
@@ -753,7 +828,7 @@ func TestSettle(t *testing.T) {
 			}
 			f.svc.Wait()
 			v2 := f.put(t, "uploads/cats/tom.jpg", testJPEG(t, 150, 100))
-			f.svc.etags.Forget("uploads/cats/tom.jpg")
+			f.svc.versions.Forget("uploads/cats/tom.jpg")
 			if _, err := f.svc.Serve(ctx, req(t, "uploads/cats/tom.jpg", "width=200", "/new")); err != nil {
 				t.Fatal(err)
 			}
@@ -888,7 +963,7 @@ func TestFailuresRemembered(t *testing.T) {
 	}
 	// Replaced by an image: a new version, rendered.
 	f.put(t, "uploads/text.jpg", testJPEG(t, 64, 48))
-	f.svc.etags.Forget("uploads/text.jpg") // as the purge of its event would
+	f.svc.versions.Forget("uploads/text.jpg") // as the purge of its event would
 	if n, err := rendersFor("uploads/text.jpg", "width=100"); err != nil || n != 1 {
 		t.Fatalf("the new version: %v after %d renders", err, n)
 	}

@@ -124,15 +124,15 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	if keep = strings.Trim(keep, `"`); keep != "" {
 		keepSegment = etagSegment(keep)
 	}
-	var images, markers []string
+	var images, markers, kept []string
 	for _, o := range objs {
-		version, name, ok := strings.Cut(strings.TrimPrefix(o.Key, folder), "/")
+		segment, name, ok := strings.Cut(strings.TrimPrefix(o.Key, folder), "/")
 		if !ok || strings.Contains(name, "/") {
 			continue // an original whose key continues this one's
 		}
-		if version == keepSegment {
-			if s.stalePreset(key, keep, o.Key) {
-				markers = append(markers, o.Key)
+		if segment == keepSegment {
+			if strings.Contains(name, presetInfix) {
+				kept = append(kept, o.Key)
 			}
 			continue
 		}
@@ -141,6 +141,13 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 		} else {
 			images = append(images, o.Key)
 		}
+	}
+	if len(kept) > 0 {
+		stale, err := s.stalePresets(ctx, key, keep, kept)
+		if err != nil {
+			return Purged{}, err
+		}
+		markers = append(markers, stale...)
 	}
 	var out Purged
 	if err := each(len(images), func(i int) error { return s.d.Cache.Delete(ctx, images[i]) }); err != nil {
@@ -158,7 +165,7 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	if err := each(len(markers), func(i int) error { return s.d.Cache.Delete(ctx, markers[i]) }); err != nil {
 		return out, fmt.Errorf("delete markers: %w", err)
 	}
-	s.etags.Forget(key)
+	s.versions.Forget(key)
 	s.recorded.ForgetPrefix(folder)
 	s.failures.ForgetPrefix(folder)
 	s.timedOut.ForgetPrefix(folder)
@@ -166,12 +173,39 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	return out, nil
 }
 
-// stalePreset reports whether the object at objKey, of version etag of the
+// stalePresets are those of markers, the markers of paths that asked for
+// a preset of version etag of the original key, whose answer is now
+// another image (stalePreset). The version's metadata (its focal point)
+// are looked up in the store: when it is no longer the current version,
+// none is found stale, and the purge of the version that replaced it
+// takes them all.
+func (s *Service) stalePresets(ctx context.Context, key, etag string, markers []string) ([]string, error) {
+	obj, err := s.d.Sources.Head(ctx, key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("look at the original: %w", err)
+	case strings.Trim(obj.ETag, `"`) != etag:
+		return nil, nil
+	}
+	v := version{etag: etag, meta: obj.Metadata}
+	var stale []string
+	for _, m := range markers {
+		if s.stalePreset(key, v, m) {
+			stale = append(stale, m)
+		}
+	}
+	return stale, nil
+}
+
+// stalePreset reports whether the object at objKey, of version v of the
 // original key, is the marker of a path that asked for a preset whose
-// definition has changed since (or that is no longer configured): the
-// path's answer is now another image. The image it was served from stays,
-// right for any URL that spells its options out.
-func (s *Service) stalePreset(key, etag, objKey string) bool {
+// definition has changed since (or that is no longer configured), or that
+// v's focal point cuts otherwise than when it was served: the path's
+// answer is now another image. The image it was served from stays, right
+// for any URL that spells its options out.
+func (s *Service) stalePreset(key string, v version, objKey string) bool {
 	entryKey, rest, ok := strings.Cut(objKey, presetInfix)
 	if !ok {
 		return false
@@ -181,7 +215,7 @@ func (s *Service) stalePreset(key, etag, objKey string) bool {
 		return false
 	}
 	p, ok := s.d.Presets.Preset(key, name)
-	return !ok || s.presetEntry(key, etag, name, p).key != entryKey
+	return !ok || s.presetEntry(key, v, name, p).key != entryKey
 }
 
 // expiryGrace is how long after its expiry a path is still invalidated:

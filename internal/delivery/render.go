@@ -140,7 +140,8 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 }
 
 // stillCurrent fails with errSuperseded when the original is no longer
-// the version e was made from: replaced during the render, whose image
+// the version e was made from (or, for a preset, no longer has its focal
+// point): replaced during the render, whose image
 // must then be neither answered to an unpinned URL nor kept. The purge
 // that follows a replacement waits for renders on its own task only; one
 // on another task would otherwise answer the old picture after the CDN
@@ -154,10 +155,18 @@ func (s *Service) stillCurrent(ctx context.Context, e entry) error {
 		return errSuperseded // gone: the next try answers so
 	case err != nil:
 		return nil
-	case strings.Trim(obj.ETag, `"`) != e.etag:
+	case strings.Trim(obj.ETag, `"`) != e.etag, !e.takes(obj.Metadata):
 		return errSuperseded
 	}
 	return nil
+}
+
+// takes reports whether the original with metadata meta gives the options
+// e is made with: a preset's are cut around the original's focal point,
+// which may have changed since it was looked at (stored again, same
+// ETag, another focus).
+func (e entry) takes(meta map[string]string) bool {
+	return e.preset == nil || e.preset.OptionsFor(meta).Canonical() == e.options.Canonical()
 }
 
 // make reads the original at the version e names and renders it. It holds
@@ -186,10 +195,10 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 	case err != nil:
 		return Image{}, fmt.Errorf("original: %w", err)
 	}
-	opts := e.options
-	if e.preset != nil {
-		opts = e.preset.OptionsFor(obj.Metadata)
+	if !e.takes(obj.Metadata) {
+		return Image{}, errSuperseded // its focal point changed since it was looked at
 	}
+	opts := e.options
 	res, err := s.d.Renderer.Process(ctx, data, opts)
 	if err != nil && e.preset != nil {
 		// A preset's watermark is VARIANTS', not the URL's: one that is

@@ -76,6 +76,14 @@ func focusOf(ctx context.Context, key string, meta map[string]string) *imageproc
 	return p
 }
 
+// SourceFocus is the focus an output of an original whose metadata are
+// meta records (MetaSourceFocus): FormatFocus's spelling, empty for none
+// or one that does not parse (taken as none).
+func SourceFocus(meta map[string]string) string {
+	p, _ := storedFocus(meta)
+	return focusText(p)
+}
+
 // focusText is the focus an output records (MetaSourceFocus): its one
 // spelling, empty for none.
 func focusText(p *imageproc.Point) string {
