@@ -815,8 +815,7 @@ type S3Event struct {
 
 // Upload The original and its variants: the same document as the manifest
 // the service keeps at `OUTPUT_PREFIX` + `_manifest/` + the key below
-// `INPUT_PREFIX` + `.json` (which has no `focus`), and sends in its
-// ready signal.
+// `INPUT_PREFIX` + `.json`, and sends in its ready signal.
 type Upload struct {
 	Bytes int64 `json:"bytes"`
 

@@ -42,6 +42,9 @@ type Manifest struct {
 	Width  int    `json:"width"`
 	Height int    `json:"height"`
 	Bytes  int64  `json:"bytes"`
+	// Focus is the focal point the variants were made with (FormatFocus),
+	// empty when the original has none.
+	Focus string `json:"focus,omitempty"`
 	// Srcset lists the variants by width for an <img srcset>, their URLs
 	// under the public base URL.
 	Srcset string `json:"srcset"`
@@ -119,7 +122,7 @@ func placeholderOf(info *imageproc.Info) placeholder {
 // manifest is the manifest of res, with the placeholder ph.
 func (p *Pipeline) manifest(res Result, ph placeholder) Manifest {
 	m := Manifest{Key: res.Key, ETag: res.ETag, Format: res.Format.String(), Width: res.Width, Height: res.Height,
-		Bytes: res.Bytes, ThumbHash: ph.thumbHash, DominantColor: ph.dominant, Variants: make([]ManifestVariant, len(res.Outputs))}
+		Bytes: res.Bytes, Focus: focusText(res.Focus), ThumbHash: ph.thumbHash, DominantColor: ph.dominant, Variants: make([]ManifestVariant, len(res.Outputs))}
 	for i, o := range res.Outputs {
 		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.PublicURL(o.Key), Width: o.Width, Height: o.Height,
 			Bytes: o.Bytes, Format: o.Format.String(), Digest: p.cfg.Variants[i].Digest()}
@@ -220,8 +223,9 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) erro
 			return fmt.Errorf("delete retired variants: %w", err)
 		}
 		res.Pruned = stale
-		if res.wrote && (res.upload || trimETag(old.ETag) != trimETag(res.ETag)) {
-			// A replaced original: its outputs written over, and those
+		if res.wrote && (res.upload || trimETag(old.ETag) != trimETag(res.ETag) || old.Focus != m.Focus) {
+			// A replaced original (or the same picture stored again with
+			// another focal point): its outputs written over, and those
 			// of the old one at keys this one has none at (its format,
 			// and so their extension, changed).
 			res.Stale = slices.Clone(stale)
@@ -277,7 +281,7 @@ func (p *Pipeline) setDigest() string {
 // changes what a manifest holds, or how it is written, raises it, so that
 // every stored manifest is written again (without its variants being made
 // again: see rewrite).
-const ManifestVersion = "1"
+const ManifestVersion = "2" // 2: the focus
 
 // urlSample is an output key whose URL shows how every output key becomes
 // a URL: its base, and its escaping of a space and a "+".

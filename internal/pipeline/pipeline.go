@@ -144,7 +144,8 @@ type Result struct {
 	// Stale are the output keys whose earlier objects a CDN in front of
 	// the outputs may still serve with another picture, one original's
 	// worth: outputs written over for a replaced original (another
-	// version, or an upload, which may change its focus), or deleted with
+	// version, an upload, or the same bytes stored with another focus),
+	// or deleted with
 	// their original. Not those a redefined variant wrote over, nor those
 	// of a retired variant pruned: after a VARIANTS change, reconcile
 	// makes them for every original, and invalidating a bucket path by

@@ -380,12 +380,30 @@ func TestStaleOutputs(t *testing.T) {
 	if err != nil || fifth.Status != StatusProcessed || len(fifth.Stale) != 0 {
 		t.Fatalf("a manifest alone written again: %s, stale %v (%v)", fifth.Status, fifth.Stale, err)
 	}
+	// The same bytes stored again with a focal point (the same ETag):
+	// every output written over is stale, and the manifest says the focus.
+	data, obj, err := d.Get(ctx, "uploads/s.jpg", storage.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	focused, err := d.Put(ctx, "uploads/s.jpg", data, storage.PutOptions{ContentType: "image/jpeg",
+		Metadata: FocusMetadata(&imageproc.Point{X: 0.2, Y: 0.7})})
+	if err != nil || focused.ETag != obj.ETag {
+		t.Fatalf("stored again: %s, was %s (%v)", focused.ETag, obj.ETag, err)
+	}
+	sixth, err := p3.Run(ctx, "uploads/s.jpg", "")
+	if err != nil || sixth.Status != StatusProcessed || sorted(sixth.Stale) != keys(fifth) || sixth.Manifest.Focus != "0.2,0.7" {
+		t.Fatalf("another focus: %s, stale %v, want %s, manifest focus %q (%v)", sixth.Status, sixth.Stale, keys(fifth), sixth.Manifest.Focus, err)
+	}
+	if again, err := p3.Run(ctx, "uploads/s.jpg", ""); err != nil || again.Status != StatusUpToDate {
+		t.Fatalf("run again: %s (%v)", again.Status, err)
+	}
 	if err := d.Delete(ctx, "uploads/s.jpg"); err != nil {
 		t.Fatal(err)
 	}
 	gone, err := p3.Remove(ctx, "uploads/s.jpg")
-	if err != nil || sorted(gone.Stale) != keys(fifth) {
-		t.Fatalf("a deleted original: stale %v, want %s (%v)", gone.Stale, keys(fifth), err)
+	if err != nil || sorted(gone.Stale) != keys(sixth) {
+		t.Fatalf("a deleted original: stale %v, want %s (%v)", gone.Stale, keys(sixth), err)
 	}
 }
 
