@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"os"
@@ -31,6 +32,11 @@ type Dir struct {
 	dir     string // absolute path, for messages
 	root    *os.Root
 	signKey []byte
+
+	// writes serializes the writes and deletions of a key (striped by its
+	// hash), so that a conditional write's look at the key and its write
+	// are one step: the store is one process's.
+	writes [64]sync.Mutex
 
 	// The single use of signed upload URLs (dir_claim.go).
 	mu       sync.Mutex
@@ -116,6 +122,23 @@ func (d *Dir) metaPath(key string) string { return metaDir + "/" + key + metaExt
 func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (Object, error) {
 	if err := checkKey(key); err != nil {
 		return Object{}, err
+	}
+	unlock := d.lock(key)
+	defer unlock()
+	if o.IfMatch != "" || o.IfAbsent {
+		cur, err := d.Head(ctx, key)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if o.IfMatch != "" {
+				return Object{}, fmt.Errorf("put %q: no object, want ETag %s: %w", key, o.IfMatch, ErrPreconditionFailed)
+			}
+		case err != nil:
+			return Object{}, fmt.Errorf("put %q: %w", key, err)
+		case o.IfAbsent:
+			return Object{}, fmt.Errorf("put %q: an object is there: %w", key, ErrPreconditionFailed)
+		case cur.ETag != o.IfMatch:
+			return Object{}, fmt.Errorf("put %q: ETag %s, want %s: %w", key, cur.ETag, o.IfMatch, ErrPreconditionFailed)
+		}
 	}
 	p, mp := key, d.metaPath(key)
 	for _, rel := range []string{p, mp} {
@@ -286,6 +309,8 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
 	}
+	unlock := d.lock(key)
+	defer unlock()
 	for _, p := range []string{key, d.metaPath(key)} {
 		err := d.place(p)
 		if errors.Is(err, ErrConflict) {
@@ -402,4 +427,13 @@ func lowerKeys(m map[string]string) map[string]string {
 		out[strings.ToLower(k)] = v
 	}
 	return out
+}
+
+// lock takes the lock of key's writes, and returns its release.
+func (d *Dir) lock(key string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	mu := &d.writes[h.Sum32()%uint32(len(d.writes))]
+	mu.Lock()
+	return mu.Unlock
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -35,6 +36,10 @@ type S3 struct {
 	endpoint  string
 	pathStyle bool
 	region    string
+	// unconditional is set once the server refuses conditional writes
+	// (S3-compatible servers that predate them answer NotImplemented):
+	// they are then sent as plain writes, as before S3 had them.
+	unconditional atomic.Bool
 }
 
 // NewS3 returns a store for cfg.Bucket. aws holds the region and
@@ -99,9 +104,27 @@ func (s *S3) Put(ctx context.Context, key string, data []byte, o PutOptions) (Ob
 	if o.CacheControl != "" {
 		in.CacheControl = aws.String(o.CacheControl)
 	}
+	conditional := (o.IfMatch != "" || o.IfAbsent) && !s.unconditional.Load()
+	if conditional && o.IfMatch != "" {
+		in.IfMatch = aws.String(o.IfMatch)
+	}
+	if conditional && o.IfAbsent {
+		in.IfNoneMatch = aws.String("*")
+	}
 	out, err := s.client.PutObject(ctx, in)
+	if apiErr := smithy.APIError(nil); conditional && errors.As(err, &apiErr) && apiErr.ErrorCode() == "NotImplemented" {
+		s.unconditional.Store(true)
+		in.IfMatch, in.IfNoneMatch = nil, nil
+		in.Body = bytes.NewReader(data)
+		out, err = s.client.PutObject(ctx, in)
+	}
 	if err != nil {
-		return Object{}, fmt.Errorf("put %q: %w", key, translate(err))
+		err = translate(err)
+		if errors.Is(err, ErrNotFound) && o.IfMatch != "" {
+			// S3 answers a write if-match to no object with NoSuchKey.
+			err = fmt.Errorf("%w: no object", ErrPreconditionFailed)
+		}
+		return Object{}, fmt.Errorf("put %q: %w", key, err)
 	}
 	return Object{Key: key, Size: int64(len(data)), ETag: aws.ToString(out.ETag), ContentType: o.ContentType,
 		CacheControl: o.CacheControl, Metadata: in.Metadata, LastModified: time.Now()}, nil
@@ -315,7 +338,10 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %s", ErrNotFound, apiErr.ErrorCode())
 		case "NoSuchBucket": // the configuration's fault, not a missing object
 			return fmt.Errorf("bucket does not exist: %w", err)
-		case "PreconditionFailed":
+		case "PreconditionFailed",
+			// A conditional write that met another write of the key
+			// under way: the key is no longer as it was looked at.
+			"ConditionalRequestConflict":
 			return fmt.Errorf("%w: %s", ErrPreconditionFailed, apiErr.ErrorCode())
 		case "AccessDenied", "Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled":
 			return fmt.Errorf("%w: %s", ErrAccessDenied, apiErr.ErrorCode())

@@ -6,7 +6,11 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,5 +227,47 @@ func TestS3PresignedMetadata(t *testing.T) {
 		if _, err := s.Presign(ctx, "uploads/bad.jpg", PresignRequest{ContentType: "image/jpeg", Size: 1, TTL: time.Minute, Metadata: m}); err == nil {
 			t.Errorf("metadata %q was signed", m)
 		}
+	}
+}
+
+// An S3-compatible server that predates conditional writes (it answers
+// them NotImplemented) still takes the writes: plain, from the first
+// refusal on, which is asked once.
+func TestS3WithoutConditionalWrites(t *testing.T) {
+	srv := s3test.Start(t)
+	target, err := url.Parse(srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused atomic.Int32
+	minio := httputil.NewSingleHostReverseProxy(target) // keeps the Host header, which the signature covers
+	old := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && (r.Header.Get("If-Match") != "" || r.Header.Get("If-None-Match") != "") {
+			refused.Add(1)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotImplemented)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`)
+			return
+		}
+		minio.ServeHTTP(w, r)
+	}))
+	defer old.Close()
+	s, err := NewS3(S3Config{Bucket: srv.Bucket(t), Endpoint: old.URL, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	first, err := s.Put(ctx, "resized/a.jpg", []byte("one"), PutOptions{IfAbsent: true})
+	if err != nil {
+		t.Fatalf("a conditional write the server cannot do: %v", err)
+	}
+	if _, err := s.Put(ctx, "resized/a.jpg", []byte("two"), PutOptions{IfMatch: first.ETag}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _, err := s.Get(ctx, "resized/a.jpg", GetOptions{}); err != nil || string(b) != "two" {
+		t.Fatalf("stored %q %v", b, err)
+	}
+	if refused.Load() != 1 {
+		t.Fatalf("%d conditional writes refused, want 1 (then plain writes)", refused.Load())
 	}
 }

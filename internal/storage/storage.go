@@ -66,6 +66,13 @@ type PutOptions struct {
 	// power loss it may be missing or fail its size check and be read
 	// without its metadata. S3 ignores it.
 	Rebuildable bool
+	// IfMatch, when set (quoted, as Object.ETag), makes the write fail
+	// with ErrPreconditionFailed unless the key holds an object with this
+	// ETag when it is written; IfAbsent, unless it holds none. Two writers
+	// that looked at a key and found it free (or theirs) cannot then both
+	// write it: the second fails, and looks again.
+	IfMatch  string
+	IfAbsent bool
 }
 
 // GetOptions constrain a read.

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/resizer/resizer/internal/s3test"
@@ -179,5 +181,61 @@ func TestValidateKey(t *testing.T) {
 		if err := ValidateKey(bad); !errors.Is(err, ErrInvalidKey) {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+// Conditional writes: IfAbsent writes only a new key, IfMatch only over
+// the version looked at; of many writers that looked at a key at once and
+// found it free, exactly one writes it.
+func TestConditionalPut(t *testing.T) {
+	for name, s := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			const key = "resized/thumb/a.jpg"
+			first, err := s.Put(ctx, key, []byte("one"), PutOptions{IfAbsent: true})
+			if err != nil {
+				t.Fatalf("a new key, if absent: %v", err)
+			}
+			if _, err := s.Put(ctx, key, []byte("two"), PutOptions{IfAbsent: true}); !errors.Is(err, ErrPreconditionFailed) {
+				t.Fatalf("a taken key, if absent: %v, want a failed precondition", err)
+			}
+			if _, err := s.Put(ctx, key, []byte("two"), PutOptions{IfMatch: `"0123456789abcdef0123456789abcdef"`}); !errors.Is(err, ErrPreconditionFailed) {
+				t.Fatalf("another ETag: %v, want a failed precondition", err)
+			}
+			if _, err := s.Put(ctx, "resized/thumb/none.jpg", []byte("two"), PutOptions{IfMatch: first.ETag}); !errors.Is(err, ErrPreconditionFailed) {
+				t.Fatalf("no object, if match: %v, want a failed precondition", err)
+			}
+			if b, _, err := s.Get(ctx, key, GetOptions{}); err != nil || string(b) != "one" {
+				t.Fatalf("after refused writes: %q %v", b, err)
+			}
+			second, err := s.Put(ctx, key, []byte("two"), PutOptions{IfMatch: first.ETag})
+			if err != nil {
+				t.Fatalf("the ETag looked at: %v", err)
+			}
+			if b, _, err := s.Get(ctx, key, GetOptions{}); err != nil || string(b) != "two" || second.ETag == first.ETag {
+				t.Fatalf("written over: %q %v", b, err)
+			}
+
+			// Eight writers, one free key, at once.
+			var wins atomic.Int32
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := s.Put(ctx, "resized/race.jpg", []byte{byte(i)}, PutOptions{IfAbsent: true})
+					switch {
+					case err == nil:
+						wins.Add(1)
+					case !errors.Is(err, ErrPreconditionFailed):
+						t.Errorf("writer %d: %v", i, err)
+					}
+				}()
+			}
+			wg.Wait()
+			if wins.Load() != 1 {
+				t.Fatalf("%d writers wrote the free key, want 1", wins.Load())
+			}
+		})
 	}
 }
