@@ -263,8 +263,9 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 		return Result{}, misconfigured(err)
 	}
 	keys, err := p.outputKeys(key, results)
+	var over []string
 	if err == nil {
-		err = p.checkOwners(ctx, key, keys)
+		over, err = p.claim(ctx, key, keys)
 	}
 	if err != nil {
 		return Result{}, err
@@ -281,7 +282,7 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
 	}
-	res, err := p.store(ctx, obj, data, h, focus, results, keys)
+	res, err := p.store(ctx, obj, data, h, focus, results, keys, over)
 	if err == nil {
 		res.upload = true
 		err = p.finish(ctx, &res, placeholderOf(info))
@@ -475,33 +476,66 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 // picture as the other's.
 var ErrKeyTaken = errors.New("output key taken by another original")
 
-// checkOwners fails with ErrKeyTaken when one of the output keys of
-// source holds an output of another original that still exists (an
-// output of one deleted, or of none named, is taken over).
-func (p *Pipeline) checkOwners(ctx context.Context, source string, keys []string) error {
-	return parallel(len(keys), func(i int) error {
-		obj, err := p.out.Head(ctx, keys[i])
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("look at output %q: %w", keys[i], err)
-		}
-		if ownsOutput(obj, source) {
-			return nil
-		}
-		other, err := url.PathUnescape(obj.Metadata[MetaSourceKey])
-		if err != nil {
-			return nil
-		}
-		if _, err := p.in.Head(ctx, other); errors.Is(err, storage.ErrNotFound) {
-			return nil
-		} else if err != nil {
-			return fmt.Errorf("look at original %q: %w", other, err)
-		}
-		return fmt.Errorf("%w: %q would be written over the output of %q: give one of them another name",
-			ErrKeyTaken, keys[i], other)
+// claim looks at the output keys of source before they are written: it
+// fails with ErrKeyTaken when one holds an output of another original
+// that still exists (an output of one deleted, or of none named, is taken
+// over), and otherwise returns, for each key, the ETag of the object to
+// be written over ("" for none). The writes are conditional on them
+// (store), so that of two originals that claim one key at once, the
+// second to write finds it taken.
+func (p *Pipeline) claim(ctx context.Context, source string, keys []string) ([]string, error) {
+	over := make([]string, len(keys))
+	err := parallel(len(keys), func(i int) error {
+		var err error
+		over[i], err = p.claimOne(ctx, source, keys[i])
+		return err
 	})
+	return over, err
+}
+
+// claimOne is claim of one key.
+func (p *Pipeline) claimOne(ctx context.Context, source, key string) (string, error) {
+	obj, err := p.out.Head(ctx, key)
+	if errors.Is(err, storage.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look at output %q: %w", key, err)
+	}
+	if ownsOutput(obj, source) {
+		return obj.ETag, nil
+	}
+	other, err := url.PathUnescape(obj.Metadata[MetaSourceKey])
+	if err != nil {
+		return obj.ETag, nil
+	}
+	if _, err := p.in.Head(ctx, other); errors.Is(err, storage.ErrNotFound) {
+		return obj.ETag, nil
+	} else if err != nil {
+		return "", fmt.Errorf("look at original %q: %w", other, err)
+	}
+	return "", fmt.Errorf("%w: %q would be written over the output of %q: give one of them another name",
+		ErrKeyTaken, key, other)
+}
+
+// claimTries bounds the writes of one output that find the key changed
+// since it was claimed, each claiming it again: runs of one original
+// writing at once take turns; another original's output ends it.
+const claimTries = 3
+
+// putClaimed writes an output at key over the object whose ETag over is
+// (none: ""), claiming the key again when it changed meanwhile.
+func (p *Pipeline) putClaimed(ctx context.Context, source, key, over string, data []byte, o storage.PutOptions) (storage.Object, error) {
+	for try := 1; ; try++ {
+		o.IfMatch, o.IfAbsent = over, over == ""
+		obj, err := p.out.Put(ctx, key, data, o)
+		if !errors.Is(err, storage.ErrPreconditionFailed) || try == claimTries {
+			return obj, err
+		}
+		if over, err = p.claimOne(ctx, source, key); err != nil {
+			return storage.Object{}, err
+		}
+	}
 }
 
 // ErrTimedOutAgain: the processing of one version of a source ran into the
@@ -776,8 +810,9 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 		return Result{}, misconfigured(err)
 	}
 	keys, err := p.outputKeys(src.Key, results)
+	var over []string
 	if err == nil {
-		err = p.checkOwners(ctx, src.Key, keys)
+		over, err = p.claim(ctx, src.Key, keys)
 	}
 	if err != nil {
 		return Result{}, err
@@ -786,7 +821,7 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 	if err != nil {
 		return Result{}, fmt.Errorf("placeholder: %w", err)
 	}
-	res, err := p.store(ctx, src, data, h, focus, results, keys)
+	res, err := p.store(ctx, src, data, h, focus, results, keys, over)
 	if err != nil {
 		return Result{}, err
 	}
@@ -796,9 +831,10 @@ func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (R
 	return res, nil
 }
 
-// store writes the outputs of src, made with focus, under keys.
+// store writes the outputs of src, made with focus, under keys, each over
+// the object claim found there (over).
 func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h imageproc.Header,
-	focus *imageproc.Point, results []*imageproc.Result, keys []string) (Result, error) {
+	focus *imageproc.Point, results []*imageproc.Result, keys, over []string) (Result, error) {
 	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: h.Format,
 		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Focus: focus, Outputs: make([]Output, len(results)),
 		wrote: true}
@@ -816,7 +852,7 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h
 		if focus != nil {
 			meta[MetaSourceFocus] = FormatFocus(*focus)
 		}
-		obj, err := p.out.Put(ctx, keys[i], r.Data, storage.PutOptions{
+		obj, err := p.putClaimed(ctx, src.Key, keys[i], over[i], r.Data, storage.PutOptions{
 			ContentType:  r.Format.ContentType(),
 			CacheControl: p.cfg.CacheControl,
 			Metadata:     meta,

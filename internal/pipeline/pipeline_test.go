@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -1111,17 +1112,18 @@ func TestARunOvertakenByAnotherVersion(t *testing.T) {
 }
 
 // writeMeddling is a real store that does something (once) right before
-// its first write of an output: the moment at which another upload to the
-// same key can store its original and write all its outputs, to be
-// written over.
+// its first write of a key under prefix ("resized/" when empty): the
+// moment at which another upload to the same key can store its original
+// and write all its outputs, to be written over.
 type writeMeddling struct {
 	Store
+	prefix string
 	done   atomic.Bool
 	meddle func()
 }
 
 func (m *writeMeddling) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
-	if strings.HasPrefix(key, "resized/") && m.done.CompareAndSwap(false, true) {
+	if strings.HasPrefix(key, cmp.Or(m.prefix, "resized/")) && m.done.CompareAndSwap(false, true) {
 		m.meddle()
 	}
 	return m.Store.Put(ctx, key, data, o)
@@ -1187,6 +1189,52 @@ func TestUploadOvertakenByAnotherUpload(t *testing.T) {
 			for _, o := range mustList(t, st, "resized/") {
 				if strings.Contains(o.Key, "gone.jpg") {
 					t.Errorf("%s outlived its deleted original", o.Key)
+				}
+			}
+		})
+	}
+}
+
+// Two originals whose output keys meet, uploaded at once: both find the
+// key free, and the second to write it finds it taken (the writes are
+// conditional on what each found): it is refused and undone, and the
+// first's output stands.
+func TestOutputKeyTakenMeanwhile(t *testing.T) {
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			pr := proc(t)
+			m := &writeMeddling{Store: st, prefix: "resized/large/"}
+			p, err := New(testConfig(t), m, m, pr) // large is WebP
+			if err != nil {
+				t.Fatal(err)
+			}
+			photo := imagetest.Photo(t)
+			webp, err := pr.Process(ctx, photo, imageproc.Options{Format: imageproc.FormatWebP, Width: 400})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var other Result
+			m.meddle = func() { // k.jpg has claimed its keys; k.jpg.webp claims and writes them all now
+				if other, err = p.Upload(ctx, "uploads/k.jpg.webp", webp.Data, nil); err != nil {
+					t.Errorf("the other upload: %v", err)
+				}
+			}
+			if _, err := p.Upload(ctx, "uploads/k.jpg", photo, nil); !errors.Is(err, ErrKeyTaken) {
+				t.Fatalf("the upload that found its key taken on writing: %v, want ErrKeyTaken", err)
+			}
+			if _, err := st.Head(ctx, "uploads/k.jpg"); !errors.Is(err, storage.ErrNotFound) {
+				t.Errorf("the refused upload's original stayed: %v", err)
+			}
+			for _, o := range other.Outputs {
+				obj, err := st.Head(ctx, o.Key)
+				if err != nil || obj.ETag != o.ETag || obj.Metadata[MetaSourceKey] != escapeKey("uploads/k.jpg.webp") {
+					t.Errorf("%s: %v %v, want the other original's output %s", o.Key, obj.ETag, err, o.ETag)
+				}
+			}
+			for _, o := range mustList(t, st, "resized/") {
+				if obj, err := st.Head(ctx, o.Key); err != nil || obj.Metadata[MetaSourceKey] != escapeKey("uploads/k.jpg.webp") {
+					t.Errorf("%s left by the refused upload (%v)", o.Key, err)
 				}
 			}
 		})
