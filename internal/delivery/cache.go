@@ -62,9 +62,9 @@ const recordedTTL = 24 * time.Hour
 
 // entry is one derived image's place in the cache.
 type entry struct {
-	source  string // the original's key
-	etag    string // the version it is made from, unquoted
-	key     string // where it is kept
+	source string // the original's key
+	etag   string // the version it is made from, unquoted
+	key    string // where it is kept
 	// options are what the image is made with: for a preset, those it
 	// takes for the original as it was looked at (its focal point is in
 	// its metadata), which the original as read must give again.
