@@ -146,7 +146,9 @@ func TestBucketIsPrivateEncryptedAndNotifiesOnlyInputs(t *testing.T) {
 	if len(confs) == 0 {
 		t.Fatal("no notification to the queue")
 	}
+	events := map[string]bool{}
 	for i, c := range confs {
+		events[fmt.Sprint(get(t, c, "Event"))] = true
 		rule := get(t, c, "Filter", "S3Key", "Rules", 0)
 		if get(t, rule, "Name") != "prefix" || fmt.Sprint(get(t, rule, "Value")) != fmt.Sprint(map[string]any{"Ref": "InputPrefix"}) {
 			t.Errorf("notification %d is not filtered by the input prefix: %v", i, rule)
@@ -154,6 +156,11 @@ func TestBucketIsPrivateEncryptedAndNotifiesOnlyInputs(t *testing.T) {
 		if fmt.Sprint(get(t, c, "Queue")) != fmt.Sprint(map[string]any{"Fn::GetAtt": "EventQueue.Arn"}) {
 			t.Errorf("notification %d goes to %v, not the event queue", i, get(t, c, "Queue"))
 		}
+	}
+	// Every removal, not only delete markers: a version deleted by its ID
+	// can bring an older one back, whose variants must be made again.
+	if !events["s3:ObjectCreated:*"] || !events["s3:ObjectRemoved:*"] {
+		t.Errorf("notified of %v, want every creation and every removal", events)
 	}
 	if ns := get(t, b, "NotificationConfiguration"); len(ns.(map[string]any)) != 1 {
 		t.Errorf("notifications besides the queue's: %v", ns)

@@ -9,7 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -312,5 +317,81 @@ func TestWebhookLimitsAndFailures(t *testing.T) {
 	resp, _ := ds.event(t, s3Event("ObjectCreated:Put", "b", "uploads/x.jpg", `"abc"`), nil)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("storage down: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// On a versioned bucket a removal can bring an older version of an
+// original back, and S3 reports no creation for it: the newest version
+// deleted by its ID, or a delete marker deleted (an undelete). The
+// variants must then be the older version's again, not those of the
+// version removed, and not none.
+func TestWebhookRemovalBringsAnOlderVersionBack(t *testing.T) {
+	s, srv, st := newS3TestServer(t)
+	ctx := t.Context()
+	b, key := st.Bucket(), "uploads/versions.jpg"
+	c := srv.Client()
+	if _, err := c.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(b),
+		VersioningConfiguration: &types.VersioningConfiguration{Status: types.BucketVersioningStatusEnabled}}); err != nil {
+		t.Fatal(err)
+	}
+	var etags []string
+	for _, img := range [][]byte{testdata(t, "ladybird.jpg"), testJPEG(t, 300, 200)} {
+		obj, err := st.Put(ctx, key, img, storage.PutOptions{ContentType: "image/jpeg"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, r := s.event(t, s3Event("ObjectCreated:Put", b, key, obj.ETag), nil); r.Records[0].Status != "processed" {
+			t.Fatalf("put: %+v", r)
+		}
+		etags = append(etags, obj.ETag)
+	}
+	thumbOf := func(want string) {
+		t.Helper()
+		h, err := st.Head(ctx, "resized/thumb/versions.jpg")
+		if err != nil || h.Metadata[pipeline.MetaSourceETag] != strings.Trim(want, `"`) {
+			t.Fatalf("thumb of version %q (%v), want %q", h.Metadata[pipeline.MetaSourceETag], err, want)
+		}
+	}
+	thumbOf(etags[1])
+	deleteVersion := func(id *string) {
+		t.Helper()
+		if _, err := c.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(b), Key: aws.String(key), VersionId: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The newest version deleted: the first is current again.
+	head, err := c.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(b), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deleteVersion(head.VersionId)
+	if _, r := s.event(t, s3Event("ObjectRemoved:Delete", b, key, ""), nil); r.Records[0].Status != "processed" {
+		t.Fatalf("newest version deleted: %+v", r)
+	}
+	thumbOf(etags[0])
+
+	// Deleted (a delete marker), then undeleted.
+	deleteVersion(nil)
+	if _, r := s.event(t, s3Event("ObjectRemoved:DeleteMarkerCreated", b, key, ""), nil); r.Records[0].Status != "deleted" {
+		t.Fatalf("delete marker: %+v", r)
+	}
+	vs, err := c.ListObjectVersions(ctx, &s3.ListObjectVersionsInput{Bucket: aws.String(b), Prefix: aws.String(key)})
+	if err != nil || len(vs.DeleteMarkers) != 1 {
+		t.Fatalf("delete markers %+v (%v)", vs, err)
+	}
+	deleteVersion(vs.DeleteMarkers[0].VersionId)
+	if _, r := s.event(t, s3Event("ObjectRemoved:Delete", b, key, ""), nil); r.Records[0].Status != "processed" {
+		t.Fatalf("delete marker deleted: %+v", r)
+	}
+	thumbOf(etags[0])
+
+	// A removal of an old version leaves the current one's variants be.
+	processed := processCount(t, s)
+	if _, r := s.event(t, s3Event("ObjectRemoved:Delete", b, key, ""), nil); r.Records[0].Status != "skipped_up_to_date" {
+		t.Fatalf("old version deleted: %+v", r)
+	}
+	if processCount(t, s) != processed {
+		t.Fatal("a removal of an old version decoded the image again")
 	}
 }

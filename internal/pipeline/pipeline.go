@@ -677,14 +677,32 @@ func truncate(s string, n int) string {
 }
 
 // Remove deletes the variants of a source that was deleted. A source that
-// exists again (re-created after the deletion the event reports) keeps its
-// variants: StatusSuperseded.
+// is there all the same gets the variants of the version now stored, as
+// Run makes them (StatusUpToDate when they are): on a versioned bucket a
+// removal can bring an older version back with no creation reported (the
+// newest version deleted by its ID, or a delete marker deleted: an
+// undelete), and the outputs of the version removed must not stand for
+// it, nor an undeleted original stay without any. A source re-created
+// after the deletion is found up to date, or made a moment before its own
+// event would make it.
 func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
+	res, err := p.remove(ctx, key)
+	if err != nil || res.Status != StatusSuperseded {
+		return res, err
+	}
+	return p.Run(ctx, key, res.ETag)
+}
+
+// remove is Remove without the run of a source that is there, which it
+// reports as StatusSuperseded with the stored ETag. overtaken calls it
+// from inside a run, where a run of the same version would wait for
+// itself; a source there again has an event of its own.
+func (p *Pipeline) remove(ctx context.Context, key string) (Result, error) {
 	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
 	}
-	if _, err := p.in.Head(ctx, key); err == nil {
-		return Result{Status: StatusSuperseded, Key: key}, nil
+	if head, err := p.in.Head(ctx, key); err == nil {
+		return Result{Status: StatusSuperseded, Key: key, ETag: head.ETag}, nil
 	} else if !errors.Is(err, storage.ErrNotFound) {
 		return Result{}, err
 	}
@@ -788,7 +806,7 @@ func (p *Pipeline) overtaken(ctx context.Context, key, etag string) (bool, error
 	head, err := p.in.Head(ctx, key)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
-		if _, err := p.Remove(ctx, key); err != nil {
+		if _, err := p.remove(ctx, key); err != nil {
 			return true, fmt.Errorf("deleted while it was made: %w", err)
 		}
 	case err != nil, trimETag(head.ETag) == trimETag(etag):

@@ -736,8 +736,9 @@ func TestRemoveDeletesVariants(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			// While the source exists, a stale removal event leaves it alone.
-			if r, err := p.Remove(ctx, "uploads/gone.jpg"); err != nil || r.Status != StatusSuperseded {
+			// While the source exists, a stale removal event leaves it alone:
+			// its variants are the stored version's.
+			if r, err := p.Remove(ctx, "uploads/gone.jpg"); err != nil || r.Status != StatusUpToDate {
 				t.Fatalf("remove of an existing source: %+v %v", r, err)
 			}
 			if err := st.Delete(ctx, "uploads/gone.jpg"); err != nil {
