@@ -60,12 +60,17 @@ const (
 // Name is the event name without MinIO's "s3:" prefix.
 func (r Record) Name() string { return strings.TrimPrefix(r.EventName, "s3:") }
 
-// Kind says whether the record created or removed its object.
+// Kind says whether the record created or removed its object. S3 reports
+// what a lifecycle rule deletes (LifecycleExpiration:Delete and
+// :DeleteMarkerCreated) apart from ObjectRemoved, never as one: a bucket
+// that expires its originals, and is notified of it, removes their
+// variants with them. Every other event (restores, replication, tags,
+// transitions) changes no object's content.
 func (r Record) Kind() Kind {
-	switch {
-	case strings.HasPrefix(r.Name(), "ObjectCreated:"):
+	switch name := r.Name(); {
+	case strings.HasPrefix(name, "ObjectCreated:"):
 		return Created
-	case strings.HasPrefix(r.Name(), "ObjectRemoved:"):
+	case strings.HasPrefix(name, "ObjectRemoved:"), strings.HasPrefix(name, "LifecycleExpiration:"):
 		return Removed
 	}
 	return Other

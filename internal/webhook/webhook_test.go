@@ -56,11 +56,37 @@ func TestParse(t *testing.T) {
 			t.Errorf("%q parsed", bad)
 		}
 	}
-	if k := (Record{EventName: "s3:ObjectAccessed:Get"}).Kind(); k != Other {
-		t.Errorf("ObjectAccessed is %v", k)
-	}
-	if k := (Record{EventName: "ObjectRemoved:DeleteMarkerCreated"}).Kind(); k != Removed {
-		t.Errorf("DeleteMarkerCreated is %v", k)
+}
+
+// Every event name S3 or MinIO sends has the kind that its effect on the
+// object's content calls for.
+func TestKind(t *testing.T) {
+	for name, want := range map[string]Kind{
+		"ObjectCreated:Put":                       Created,
+		"ObjectCreated:Post":                      Created,
+		"ObjectCreated:Copy":                      Created,
+		"ObjectCreated:CompleteMultipartUpload":   Created,
+		"s3:ObjectCreated:PutTagging":             Created, // MinIO: found up to date
+		"ObjectRemoved:Delete":                    Removed,
+		"ObjectRemoved:DeleteMarkerCreated":       Removed,
+		"s3:ObjectRemoved:DeleteAllVersions":      Removed,
+		"LifecycleExpiration:Delete":              Removed,
+		"LifecycleExpiration:DeleteMarkerCreated": Removed,
+		"s3:ObjectAccessed:Get":                   Other,
+		"ObjectRestore:Post":                      Other,
+		"ObjectRestore:Completed":                 Other,
+		"ObjectRestore:Delete":                    Other, // a restored copy expires; the object stays
+		"LifecycleTransition":                     Other,
+		"Replication:OperationFailedReplication":  Other,
+		"ObjectTagging:Put":                       Other,
+		"ObjectAcl:Put":                           Other,
+		"IntelligentTiering":                      Other,
+		"s3:TestEvent":                            Other,
+		"":                                        Other,
+	} {
+		if k := (Record{EventName: name}).Kind(); k != want {
+			t.Errorf("%q is %v, want %v", name, k, want)
+		}
 	}
 }
 
