@@ -55,7 +55,10 @@ func handleWebhook(d webhookDeps) http.Handler {
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBytes))
 		if err != nil {
-			writeError(w, r, fmt.Errorf("read event: %w", err))
+			// A cut or slow body is the sender's (400, 408), as on every
+			// route: a 500 would page someone for a sender's dropped
+			// connection.
+			writeError(w, r, fmt.Errorf("read event: %w", readError(err, nil)))
 			return
 		}
 		if err := d.authorize(r, body); err != nil {
