@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -119,6 +120,12 @@ func (d webhookDeps) record(ctx context.Context, rec webhook.Record) (api.Webhoo
 	var err error
 	switch {
 	case kind == webhook.Other:
+		res.Status = statusIgnored
+	case strings.HasSuffix(out.Key, "/"):
+		// A folder marker (the S3 console's "Create folder": an empty
+		// object whose key ends in "/") is no original, and no store key
+		// of ours ends so: neither a rejection to log and count each time
+		// someone makes a folder, nor variants to delete.
 		res.Status = statusIgnored
 	case d.bucket != "" && rec.S3.Bucket.Name != d.bucket:
 		res.Status = pipeline.StatusLoopGuard // the output bucket, or one not ours

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -100,8 +101,13 @@ func TestWebhookAuth(t *testing.T) {
 }
 
 func TestWebhookRecords(t *testing.T) {
-	s, _, st := newS3TestServer(t)
+	s, srv, st := newS3TestServer(t)
 	ctx := t.Context()
+	// What the S3 console's "Create folder" stores.
+	if _, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(st.Bucket()), Key: aws.String("uploads/trip/"),
+		Body: bytes.NewReader(nil)}); err != nil {
+		t.Fatal(err)
+	}
 	photo := testdata(t, "ladybird.jpg")
 	key := "uploads/trip/beach day+été.jpg"
 	obj, err := st.Put(ctx, key, photo, storage.PutOptions{ContentType: "image/jpeg"})
@@ -138,6 +144,8 @@ func TestWebhookRecords(t *testing.T) {
 		{"outside the inputs", "ObjectCreated:Put", st.Bucket(), "elsewhere/x.jpg", "", "skipped_loop_guard"},
 		{"another bucket", "ObjectCreated:Put", "other-bucket", key, obj.ETag, "skipped_loop_guard"},
 		{"not a change", "ObjectAccessed:Get", st.Bucket(), key, "", "ignored"},
+		{"a folder marker", "ObjectCreated:Put", st.Bucket(), "uploads/trip/", `"d41d8cd98f00b204e9800998ecf8427e"`, "ignored"},
+		{"a folder marker removed", "ObjectRemoved:Delete", st.Bucket(), "uploads/trip/", "", "ignored"},
 		{"an old version", "ObjectCreated:Put", st.Bucket(), "uploads/never.jpg", `"0123456789abcdef0123456789abcdef"`, "superseded"},
 	}
 	for _, c := range cases {
