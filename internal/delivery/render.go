@@ -173,6 +173,11 @@ func (e entry) takes(meta map[string]string) bool {
 // a place at the gate from before the read, so that the originals in
 // memory are bounded as request bodies are.
 func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error) {
+	if pinned {
+		if err := s.stored(ctx, e); err != nil {
+			return Image{}, err
+		}
+	}
 	done, err := s.d.Renderer.Gate().Admit()
 	if err != nil {
 		return Image{}, err
@@ -210,6 +215,26 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 	}
 	return Image{Data: res.Data, Size: int64(len(res.Data)), ContentType: res.Format.ContentType(), ETag: digestETag(res.Data),
 		LastModified: obj.LastModified, Outcome: Rendered, written: time.Now(), options: opts.Canonical()}, nil
+}
+
+// stored fails with storage.ErrNotFound when the version of the original
+// that a pinned URL names is not the one stored: a read is of the current
+// object (If-Match), so no other can ever be rendered. It is looked at
+// before a place at the gate is taken: anyone may write an unsigned
+// preset's URL with a v= of their own making, and each would otherwise
+// hold a place for a read of the store, shutting out the renders of real
+// images (a 503 for them), to end in a 404 anyway.
+func (s *Service) stored(ctx context.Context, e entry) error {
+	obj, err := s.d.Sources.Head(ctx, e.source)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%w: %q", storage.ErrNotFound, e.source)
+	case err != nil:
+		return fmt.Errorf("original: %w", err)
+	case strings.Trim(obj.ETag, `"`) != e.etag:
+		return fmt.Errorf("%w: version %s of %q is no longer stored", storage.ErrNotFound, e.etag, e.source)
+	}
+	return nil
 }
 
 // Wait returns once no render is being made or written.

@@ -516,3 +516,38 @@ func TestDeliverNamesAndOrigins(t *testing.T) {
 		}
 	}
 }
+
+// A URL pinned to a version that is not stored (replaced, or made up:
+// anyone may write an unsigned preset's v=) is a 404 found without a
+// place at the gate, as a missing original is: with every place taken by
+// renders it is still a 404, not a 503, and a flood of such URLs shuts no
+// render out.
+func TestDeliverPinnedToNoVersionTakesNoPlace(t *testing.T) {
+	s := newTestServer(t, func(c *Config, p *imageproc.Config) {
+		c.UnsignedPresets = true
+		p.Concurrency, p.QueueSize = 1, 0
+	})
+	etag := s.putOriginal(t, "uploads/v.jpg", testJPEG(t, 64, 48))
+	current := sign(t, testSigningKey, imageurl.Request{Key: "uploads/v.jpg", Options: opts("width", "16"), Version: etag})
+	if resp, body := s.do(t, "GET", current, nil, nil); resp.StatusCode != 200 {
+		t.Fatalf("the current version: %d %s", resp.StatusCode, body)
+	}
+	s.settled(t, current)
+	done, err := s.proc.Gate().Admit() // the only place
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	made, _ := imageurl.UnsignedPath(imageurl.Request{Key: "uploads/v.jpg", Preset: "thumb", Version: "0123456789abcdef"})
+	for _, path := range []string{
+		made,
+		sign(t, testSigningKey, imageurl.Request{Key: "uploads/v.jpg", Options: opts("width", "16"), Version: "fedcba9876543210"}),
+	} {
+		if resp, body := s.do(t, "GET", path, nil, nil); resp.StatusCode != 404 {
+			t.Errorf("%s: %d %s, want 404", path, resp.StatusCode, body)
+		}
+	}
+	if resp, body := s.do(t, "GET", current, nil, nil); resp.StatusCode != 200 || resp.Header.Get("Cache-Status") != "resizer; hit" {
+		t.Errorf("the current version, cached: %d %s", resp.StatusCode, body)
+	}
+}
