@@ -49,7 +49,8 @@ func negotiate(accept string) []imageproc.Format {
 		typ := strings.ToLower(strings.TrimSpace(fields[0]))
 		ok := true
 		for _, p := range fields[1:] {
-			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); k == "q" {
+			// Parameter names are case-insensitive: Q=0 refuses too.
+			if k, v, _ := strings.Cut(strings.TrimSpace(p), "="); strings.EqualFold(k, "q") {
 				if q, err := strconv.ParseFloat(v, 64); err == nil && q <= 0 {
 					ok = false
 				}

@@ -18,6 +18,10 @@ func TestNegotiate(t *testing.T) {
 		{"image/avif;q=0, image/webp", imageproc.FormatWebP},
 		{"IMAGE/WEBP", imageproc.FormatWebP},
 		{"image/avif;q=0.0", imageproc.FormatUnknown},
+		// Parameter names are case-insensitive (RFC 9110 5.6.6): Q=0
+		// refuses as q=0 does.
+		{"image/webp;Q=0", imageproc.FormatUnknown},
+		{"image/avif; Q=0, image/webp", imageproc.FormatWebP},
 		{"text/html", imageproc.FormatUnknown},
 	}
 	for _, tt := range tests {
