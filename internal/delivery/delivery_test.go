@@ -1024,3 +1024,29 @@ func TestFailuresRemembered(t *testing.T) {
 		t.Fatalf("after the gate had room again: %v after %d renders", err, n)
 	}
 }
+
+// An original whose key itself holds the marker's words (".preset-",
+// ".path-") is purged as any other: its preset's path, still answered by
+// the same image, is not invalidated by every purge that keeps its
+// version (each redelivered event, each reconcile).
+func TestPurgeOfAKeyThatReadsLikeAMarker(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 4)
+	ctx := t.Context()
+	for _, key := range []string{"uploads/tom.preset-thumb.jpg", "uploads/a.preset-small.path-0/tom.jpg"} {
+		res, err := f.pl.Upload(ctx, key, testJPEG(t, 300, 200), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.svc.Serve(ctx, Request{Key: key, Preset: "thumb", Path: "/p/" + key}); err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		out, err := f.svc.Purge(ctx, key, res.ETag)
+		if err != nil || len(out.Paths) != 0 || out.Images != 0 {
+			t.Errorf("%s: purge of the current version: %v %+v, want nothing", key, err, out)
+		}
+		if out, err := f.svc.Purge(ctx, key, ""); err != nil || len(out.Paths) != 1 || out.Paths[0] != "/p/"+key {
+			t.Errorf("%s: purge of every version: %v %+v, want its path", key, err, out)
+		}
+	}
+}

@@ -206,7 +206,10 @@ func (s *Service) stalePresets(ctx context.Context, key, etag string, markers []
 // answer is now another image. The image it was served from stays, right
 // for any URL that spells its options out.
 func (s *Service) stalePreset(key string, v version, objKey string) bool {
-	entryKey, rest, ok := strings.Cut(objKey, presetInfix)
+	// Read after the original's folder: the key itself may hold the words
+	// (uploads/tom.preset-thumb.jpg), and its ETag and digest cannot.
+	folder := s.folder(key)
+	entryName, rest, ok := strings.Cut(strings.TrimPrefix(objKey, folder), presetInfix)
 	if !ok {
 		return false
 	}
@@ -215,7 +218,7 @@ func (s *Service) stalePreset(key string, v version, objKey string) bool {
 		return false
 	}
 	p, ok := s.d.Presets.Preset(key, name)
-	return !ok || s.presetEntry(key, v, name, p).key != entryKey
+	return !ok || s.presetEntry(key, v, name, p).key != folder+entryName
 }
 
 // expiryGrace is how long after its expiry a path is still invalidated:
