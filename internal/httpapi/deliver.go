@@ -64,11 +64,12 @@ func handleDeliver(d deliverDeps) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		if canonical, ok := canonicalUnsigned(u); !ok {
+		if canonical, ok := canonicalUnsigned(u, r.URL.RawQuery != "" || r.URL.ForceQuery); !ok {
 			// Anyone may write an unsigned URL, so anyone could spell one
-			// image countless ways (%61 for a, %2F for /), each a path a
-			// CDN keeps apart, records and has to invalidate: there is one
-			// spelling, and the others are sent to it.
+			// image countless ways (%61 for a, %2F for /, a query string
+			// that a CDN keys on), each a copy a CDN keeps apart, records
+			// and has to invalidate: there is one spelling, and the others
+			// are sent to it.
 			w.Header().Set("Location", canonical)
 			w.Header().Set("Cache-Control", redirectCacheControl)
 			w.WriteHeader(http.StatusMovedPermanently)
@@ -168,9 +169,10 @@ func disposition(key, contentType string) string {
 const redirectCacheControl = "public, max-age=86400"
 
 // canonicalUnsigned returns, for an unsigned URL, the one spelling that
-// imageurl writes of it, and whether u is spelled so; a signed URL is
-// spelled as its signer chose, and only its signer can spell it otherwise.
-func canonicalUnsigned(u imageurl.URL) (string, bool) {
+// imageurl writes of it, and whether u (with a query string when query
+// says so) is spelled so; a signed URL is spelled as its signer chose, and
+// only its signer can spell it otherwise.
+func canonicalUnsigned(u imageurl.URL, query bool) (string, bool) {
 	if u.Signature != imageurl.Unsigned {
 		return u.Path, true
 	}
@@ -178,7 +180,7 @@ func canonicalUnsigned(u imageurl.URL) (string, bool) {
 	if err != nil {
 		return u.Path, true // not one authorize lets through
 	}
-	return canonical, canonical == u.Path
+	return canonical, canonical == u.Path && !query
 }
 
 // matchesETag reports whether an If-None-Match header names etag, by the

@@ -551,3 +551,29 @@ func TestDeliverPinnedToNoVersionTakesNoPlace(t *testing.T) {
 		t.Errorf("the current version, cached: %d %s", resp.StatusCode, body)
 	}
 }
+
+// A query string is another spelling of an unsigned URL too (a CDN that
+// keys on it would keep a copy per query, which no purge invalidates):
+// it is moved to the one spelling, which has none. A signed URL is served
+// as it is.
+func TestDeliverUnsignedHasNoQuery(t *testing.T) {
+	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.UnsignedPresets = true })
+	s.putOriginal(t, "uploads/q.jpg", testJPEG(t, 64, 48))
+	noFollow := *s.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	canonical, _ := imageurl.UnsignedPath(imageurl.Request{Key: "uploads/q.jpg", Preset: "thumb"})
+	for _, query := range []string{"?utm_source=x", "?width=1000", "?"} {
+		req, err := http.NewRequestWithContext(t.Context(), "GET", s.URL+canonical+query, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, body := contract.Do(t, &noFollow, req)
+		if resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != canonical || len(body) != 0 {
+			t.Errorf("%s: %d %q, want a 301 to %s", canonical+query, resp.StatusCode, resp.Header.Get("Location"), canonical)
+		}
+	}
+	signed := sign(t, testSigningKey, imageurl.Request{Key: "uploads/q.jpg", Options: opts("width", "16")})
+	if resp, body := s.do(t, "GET", signed+"?utm_source=x", nil, nil); resp.StatusCode != 200 {
+		t.Errorf("signed, with a query: %d %s", resp.StatusCode, body)
+	}
+}
