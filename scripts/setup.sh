@@ -11,8 +11,9 @@ sudo=""
 
 # The tests read outputs with independent tools: Chromium (the pages),
 # exiftool (metadata), libvips' and libjpeg's command-line tools and
-# libwebp's (reference decoders and encoders for the cleaners' tests).
-test_tools="chromium:chromium exiftool:libimage-exiftool-perl vips:libvips-tools djpeg:libjpeg-turbo-progs cwebp:webp webpmux:webp gif2webp:webp pgrep:procps"
+# libwebp's (reference decoders and encoders for the cleaners' tests);
+# Node runs the stack's CloudFront function.
+test_tools="chromium:chromium exiftool:libimage-exiftool-perl vips:libvips-tools djpeg:libjpeg-turbo-progs cwebp:webp webpmux:webp gif2webp:webp pgrep:procps node:nodejs"
 if [ "$mode" = test ]; then
   missing=""
   for t in $test_tools; do

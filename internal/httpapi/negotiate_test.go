@@ -1,7 +1,17 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/resizer/resizer/internal/imageproc"
 )
@@ -33,4 +43,107 @@ func TestNegotiate(t *testing.T) {
 			t.Errorf("negotiate(%q) = %v, want %v", tt.accept, got, tt.want)
 		}
 	}
+}
+
+// The CDN's Accept function (deploy/cloudformation.yaml) reduces a
+// browser's Accept header to what the service reads of it, so that the
+// cache holds few copies of a negotiated image: run under Node on
+// thousands of headers (real browsers' and random mixes of types and q
+// values), its reduction must negotiate exactly what the header itself
+// does, and be one of the four reductions.
+func TestCDNAcceptFunction(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatal("node is needed to run the CDN's function (scripts/setup.sh test installs it)")
+	}
+	code := cloudFrontFunction(t, "AcceptFunction")
+	headers := []string{"", "*/*", "image/avif;q=0.0000",
+		"image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8",                                                             // Chrome
+		"image/avif,image/webp,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5",                                                        // Firefox
+		"image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,image/svg+xml,image/*;q=0.8,*/*;q=0.5", // Safari
+	}
+	types := []string{"image/avif", "image/webp", "IMAGE/WEBP", "Image/Avif", "image/png", "image/*", "*/*", "text/html", "image/avif ", " image/webp"}
+	params := []string{"", "", ";q=0", ";q=0.0", ";Q=0", "; q=0", ";q =0", ";q=1", ";q=0.8", ";q=0.001", ";q=-0", ";q=+0", ";q=1e-3", ";q=0e0",
+		";q=", ";q=abc", ";q=.0", ";q=0.", ";level=1;q=0", ";q=0;level=1", ";q"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 3000 {
+		parts := make([]string, 1+rng.IntN(4))
+		for i := range parts {
+			parts[i] = types[rng.IntN(len(types))] + params[rng.IntN(len(params))]
+		}
+		headers = append(headers, strings.Join(parts, []string{",", ", "}[rng.IntN(2)]))
+	}
+	in, err := json.Marshal(headers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	harness := code + `
+var input = JSON.parse(require("fs").readFileSync(0, "utf8"));
+console.log(JSON.stringify(input.map(function (a) {
+  var headers = a === "" ? {} : {accept: {value: a}};
+  return handler({request: {headers: headers}}).headers.accept.value; // the request, as CloudFront takes it
+})));
+`
+	file := filepath.Join(t.TempDir(), "accept.js")
+	if err := os.WriteFile(file, []byte(harness), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(t.Context(), node, file)
+	cmd.Stdin = bytes.NewReader(in)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("node: %v: %s", err, stderr.Bytes())
+	}
+	var reduced []string
+	if err := json.Unmarshal(out, &reduced); err != nil || len(reduced) != len(headers) {
+		t.Fatalf("node's answer: %v, %d of %d: %.200s", err, len(reduced), len(headers), out)
+	}
+	seen := map[string]int{}
+	for i, a := range headers {
+		r := reduced[i]
+		seen[r]++
+		if !slices.Contains([]string{"image/avif,image/webp", "image/avif", "image/webp", "*/*"}, r) {
+			t.Fatalf("Accept %q reduced to %q, not one of the four", a, r)
+		}
+		if got, want := negotiate(r), negotiate(a); !slices.Equal(got, want) {
+			t.Errorf("Accept %q reduced to %q: the service negotiates %v of it, %v of the header", a, r, got, want)
+		}
+	}
+	if len(seen) != 4 {
+		t.Errorf("reductions seen: %v, want all four", seen)
+	}
+}
+
+// cloudFrontFunction is the code of the CloudFront function resource name
+// of the stack's template.
+func cloudFrontFunction(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/cloudformation.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	n := &doc
+	for _, k := range []string{"", "Resources", name, "Properties", "FunctionCode"} {
+		if k == "" {
+			n = n.Content[0]
+			continue
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == k {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			t.Fatalf("no %s in the template's %s", k, name)
+		}
+		n = next
+	}
+	return n.Value
 }
