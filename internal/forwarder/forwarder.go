@@ -380,13 +380,17 @@ func (f *Forwarder) attempt(ctx context.Context, budget time.Time, hasDeadline b
 	}
 }
 
+// maxRetryAfter bounds what a Retry-After is read as: far more than any
+// invocation lasts, and far from where seconds overflow a Duration.
+const maxRetryAfter = 24 * time.Hour
+
 // retryAfter reads a Retry-After of seconds or an HTTP date; 0 when absent.
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-		return time.Duration(s) * time.Second
+		return time.Duration(min(s, int(maxRetryAfter/time.Second))) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {
 		return max(time.Until(t), 0)

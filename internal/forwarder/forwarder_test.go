@@ -500,3 +500,24 @@ func TestRetryAfterCappedByTheTimeLeft(t *testing.T) {
 		t.Fatalf("%d attempts in %v; want 2, after waiting about half of the 2.5 s left", n, d)
 	}
 }
+
+// A Retry-After is read as seconds or a date, whatever its size: one past
+// what a Duration holds waits the longest, never wraps round to a short
+// or negative wait.
+func TestRetryAfter(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0}, {"0", 0}, {"1", time.Second}, {"120", 2 * time.Minute}, {"-5", 0}, {"soon", 0},
+		{"10000000000", maxRetryAfter}, {"9223372036854775807", maxRetryAfter}, {"99999999999999999999", 0},
+		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0},
+	} {
+		if got := retryAfter(tt.in); got != tt.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+	if got := retryAfter(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)); got < 58*time.Minute || got > time.Hour {
+		t.Errorf("an hour from now: %v", got)
+	}
+}
