@@ -145,11 +145,11 @@ type Result struct {
 	// the outputs may still serve with another picture, one original's
 	// worth: outputs written over for a replaced original (another
 	// version, an upload, or the same bytes stored with another focus),
-	// or deleted with
-	// their original. Not those a redefined variant wrote over, nor those
-	// of a retired variant pruned: after a VARIANTS change, reconcile
-	// makes them for every original, and invalidating a bucket path by
-	// path would cost more than the one wildcard the operator can send.
+	// or deleted with their original. Not those a redefined variant wrote
+	// over, nor those of a retired variant pruned: after a VARIANTS
+	// change, reconcile makes them for every original, and invalidating a
+	// bucket path by path would cost more than the one wildcard the
+	// operator can send.
 	Stale []string
 	// wrote: this run wrote its outputs (a manifest alone written again
 	// wrote none); upload: it was an upload's.
