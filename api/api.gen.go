@@ -1180,7 +1180,7 @@ type UploadImageMultipartBody struct {
 
 // UploadImageParams defines parameters for UploadImage.
 type UploadImageParams struct {
-	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`).
+	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`). Given at most once and never empty (either is a 400); left out, a new key is made.
 	Key *string `form:"key,omitempty" json:"key,omitempty"`
 
 	// Focus The original's focal point, as fractions 0..1 of the upright image's

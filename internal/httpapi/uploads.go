@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -55,8 +56,15 @@ func handleUpload(d uploadDeps) http.Handler {
 				switch {
 				case k != "key" && k != "focus":
 					err = fmt.Errorf("unknown parameter %q (known: key, focus)", k)
-				case k == "focus" && len(vs) > 1:
-					err = fmt.Errorf("focus given %d times", len(vs))
+				case len(vs) > 1:
+					// Which one a client meant is not ours to guess: the
+					// first would store the original under a key, or with
+					// a focus, that the client may never look for.
+					err = fmt.Errorf("%s given %d times", k, len(vs))
+				case k == "key" && vs[0] == "":
+					// An empty key is a client's variable left unset, not
+					// a request for a new key: that is the key left out.
+					err = errors.New("key is empty (leave it out for a new key)")
 				}
 			}
 		}

@@ -124,6 +124,8 @@ func TestUploadRefusals(t *testing.T) {
 		{"hidden key", "key=.meta/x", photo, 400},
 		{"key segment too long for local storage", "key=" + strings.Repeat("s", 248) + ".jpg", photo, 400},
 		{"unknown parameter", "width=10", photo, 400},
+		{"key given twice", "key=a.jpg&key=b.jpg", photo, 400},
+		{"empty key", "key=", photo, 400},
 		{"empty body", "", nil, 400},
 	} {
 		resp, body := s.do(t, "POST", "/uploads?"+tt.query, tt.body, nil)
