@@ -544,6 +544,12 @@ func parseFloat(v string, lo, hi float64) (float64, error) {
 	if f < lo || f > hi {
 		return 0, fmt.Errorf("%g is out of range %g..%g", f, lo, hi)
 	}
+	if f == 0 {
+		// -0 is 0, but formats as "-0": the canonical form (and so a
+		// derived image's cache key, and the focus an upload records)
+		// would have two spellings of one value.
+		f = 0
+	}
 	return f, nil
 }
 

@@ -169,6 +169,7 @@ func TestCanonical(t *testing.T) {
 		{"watermark=w.png&watermark_position=center", "watermark_position=center&watermark=w.png"},
 		{"dpr=1&width=10", "width=10"},
 		{"animated=true&width=1", "width=1"},
+		{"gravity=focus&focus=0,0.5&width=9", "gravity=focus&focus=-0,0.5&width=9", "gravity=focus&focus=-0e3,0.5&width=9"},
 	}
 	for _, group := range same {
 		var first string
