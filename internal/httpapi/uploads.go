@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -171,7 +172,16 @@ func handlePresign(d uploadDeps) http.Handler {
 		var req api.PresignRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxPresignBody))
 		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
+		err := dec.Decode(&req)
+		if err == nil {
+			// One document: whatever follows it is a client's mistake (two
+			// requests concatenated, a half-edited body) that would
+			// otherwise be signed as the first one says.
+			if _, terr := dec.Token(); terr != io.EOF {
+				err = errors.New("more than one JSON value")
+			}
+		}
+		if err != nil {
 			writeError(w, r, fmt.Errorf("%w: presign request: %v", errBadRequest, err))
 			return
 		}

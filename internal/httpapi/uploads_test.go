@@ -402,8 +402,14 @@ func TestPresignRefusals(t *testing.T) {
 			t.Errorf("%s: %d, want %d: %s", tt.name, resp.StatusCode, tt.status, body)
 		}
 	}
-	if resp, body := s.do(t, "POST", "/uploads/presign", []byte("{not json"), http.Header{"Content-Type": {"application/json"}}); resp.StatusCode != 400 {
-		t.Errorf("bad json: %d %s", resp.StatusCode, body)
+	for _, b := range []string{"{not json", `{"content_type":"image/jpeg","size":10} {"size":20}`, `{"content_type":"image/jpeg","size":10}x`} {
+		if resp, body := s.do(t, "POST", "/uploads/presign", []byte(b), http.Header{"Content-Type": {"application/json"}}); resp.StatusCode != 400 {
+			t.Errorf("%s: %d %s", b, resp.StatusCode, body)
+		}
+	}
+	// Blanks after the document are still one document.
+	if resp, body := s.do(t, "POST", "/uploads/presign", []byte("{\"content_type\":\"image/jpeg\",\"size\":10}\n"), http.Header{"Content-Type": {"application/json"}}); resp.StatusCode != 200 {
+		t.Errorf("a newline after the request: %d %s", resp.StatusCode, body)
 	}
 }
 
