@@ -83,7 +83,7 @@ func handleUpload(d uploadDeps) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		d.store(w, r, q.Get("key"), true, meta)
+		d.store(w, r, q.Get("key"), true, meta, imageproc.FormatUnknown)
 	})
 }
 
@@ -104,8 +104,9 @@ func focusMetadata(focus *string) (map[string]string, error) {
 
 // store reads the image in the body and uploads it under name (below the
 // input prefix; empty: a new key), or under the whole key when relative is
-// false, with the metadata meta.
-func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, relative bool, meta map[string]string) {
+// false, with the metadata meta. Unless want is FormatUnknown, the image
+// must be of that format (errUnsupportedType).
+func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, relative bool, meta map[string]string, want imageproc.Format) {
 	body, err := d.intake.take(w, r)
 	if err != nil {
 		writeError(w, r, err)
@@ -113,6 +114,11 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	}
 	defer body.close()
 	data := body.Bytes()
+	if got := imageproc.Sniff(data); want != imageproc.FormatUnknown && got != want {
+		writeError(w, r, fmt.Errorf("%w: the body is not %s, the type the upload URL is for (it looks like %s)",
+			errUnsupportedType, want.ContentType(), got.ContentType()))
+		return
+	}
 	key := name
 	switch {
 	case name == "":
@@ -259,7 +265,11 @@ func handlePutUpload(d uploadDeps) http.Handler {
 			return
 		}
 		defer claim.Release()
-		d.store(&useOnSuccess{ResponseWriter: w, r: r, use: claim.Use}, r, key, false, claim.Metadata())
+		// The bytes must be of the type the URL was signed for, as the
+		// Content-Type just verified says: the presign refused types it
+		// does not take, and chose the key's extension, by that type.
+		want := imageproc.FormatOfType(r.Header.Get("Content-Type"))
+		d.store(&useOnSuccess{ResponseWriter: w, r: r, use: claim.Use}, r, key, false, claim.Metadata(), want)
 	})
 }
 

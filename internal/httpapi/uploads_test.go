@@ -331,6 +331,35 @@ func TestSignedUploadURLIsSingleUse(t *testing.T) {
 	}
 }
 
+// A signed upload's bytes must be of the type its URL was signed for: a
+// PNG sent to a URL for image/jpeg (and its .jpg key) is a 415, stores
+// nothing, and leaves the URL usable.
+func TestSignedUploadIsOfItsType(t *testing.T) {
+	s := newTestServer(t, nil)
+	png, err := s.proc.Process(t.Context(), testJPEG(t, 40, 30), imageproc.Options{Format: imageproc.FormatPNG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(png.Data), "key": "lie.jpg"}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign: %d %s", resp.StatusCode, body)
+	}
+	u := strings.TrimPrefix(decodeJSON[api.Presigned](t, body).Url, s.URL)
+	resp, body = s.do(t, "PUT", u, png.Data, http.Header{"Content-Type": {"image/jpeg"}})
+	if resp.StatusCode != 415 || !strings.Contains(string(body), "image/png") {
+		t.Fatalf("PNG to a URL for JPEG: %d %s", resp.StatusCode, body)
+	}
+	if objs, _ := s.local.List(t.Context(), "", 0); len(objs) != 0 {
+		t.Fatalf("the refused upload left objects: %v", objs)
+	}
+	// The same URL still takes a JPEG of that size: there is none at
+	// hand, so its refusal must be the size's, not a used URL's.
+	resp, body = s.do(t, "PUT", u, testJPEG(t, 40, 30), http.Header{"Content-Type": {"image/jpeg"}})
+	if resp.StatusCode != 403 || strings.Contains(string(body), "already used") {
+		t.Fatalf("the URL after the refusal: %d %s", resp.StatusCode, body)
+	}
+}
+
 // The server's own upload URLs lead to PUBLIC_URL or to its listen
 // address, whatever Host header the request that asked for them carried.
 func TestPresignLocalURLIgnoresHost(t *testing.T) {
