@@ -30,6 +30,9 @@ var (
 	// errRequestTimeout: a body that did not arrive in time (READ_TIMEOUT)
 	// or fast enough (MIN_BODY_RATE).
 	errRequestTimeout = errors.New("request body timed out")
+	// errLengthRequired: a signed upload sent without Content-Length
+	// (chunked), whose size its URL fixes.
+	errLengthRequired = errors.New("content length required")
 	// errTooManyRequests: a client address or API key at MAX_PER_CLIENT.
 	errTooManyRequests = errors.New("too many requests in flight")
 	// errBodyMemory: the memory for request bodies (BODY_MEMORY) is taken.
@@ -63,6 +66,7 @@ var statusTable = []statusRow{
 	{err: storage.ErrNotFound, status: http.StatusNotFound, slug: "not-found", title: "No such object"},
 	{err: errBadRequest, status: http.StatusBadRequest, slug: "bad-request", title: "Malformed request"},
 	{err: errRequestTimeout, status: http.StatusRequestTimeout, slug: "request-timeout", title: "Request body too slow"},
+	{err: errLengthRequired, status: http.StatusLengthRequired, slug: "length-required", title: "Content-Length required"},
 	{err: errTooManyRequests, status: http.StatusTooManyRequests, slug: "too-many-requests", title: "Too many requests in flight, retry later"},
 	{err: storage.ErrInvalidKey, status: http.StatusBadRequest, slug: "bad-key", title: "Invalid object key"},
 	{err: storage.ErrUnsupported, status: http.StatusBadRequest, slug: "bad-request", title: "Not supported by this store"},

@@ -259,6 +259,15 @@ func handlePutUpload(d uploadDeps) http.Handler {
 			writeError(w, r, err)
 			return
 		}
+		if r.ContentLength < 0 {
+			// A chunked body's size is known only at its end; the URL
+			// fixes it, and S3 refuses such a PUT too. Said as such, not
+			// as a signature that does not match (403), which would send
+			// the client after a fault its URL does not have.
+			writeError(w, r, fmt.Errorf("%w: the upload URL is for an exact size: send the body with Content-Length, not chunked",
+				errLengthRequired))
+			return
+		}
 		claim, err := d.local.ClaimUpload(key, r.URL.Query(), r.Header.Get("Content-Type"), r.ContentLength, time.Now())
 		if err != nil {
 			writeError(w, r, err)

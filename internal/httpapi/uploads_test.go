@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/resizer/resizer/api"
+	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
@@ -357,6 +358,33 @@ func TestSignedUploadIsOfItsType(t *testing.T) {
 	resp, body = s.do(t, "PUT", u, testJPEG(t, 40, 30), http.Header{"Content-Type": {"image/jpeg"}})
 	if resp.StatusCode != 403 || strings.Contains(string(body), "already used") {
 		t.Fatalf("the URL after the refusal: %d %s", resp.StatusCode, body)
+	}
+}
+
+// A signed upload sent chunked, without Content-Length, is told so (411),
+// not that its URL is wrong (403); the URL stays usable.
+func TestSignedUploadNeedsContentLength(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testJPEG(t, 40, 30)
+	resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo)}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("presign: %d %s", resp.StatusCode, body)
+	}
+	u := decodeJSON[api.Presigned](t, body).Url
+	req, _ := http.NewRequest("PUT", u, io.MultiReader(bytes.NewReader(photo))) // no length known: chunked
+	req.Header.Set("Content-Type", "image/jpeg")
+	chunked, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(chunked.Body)
+	chunked.Body.Close()
+	if chunked.StatusCode != 411 || chunked.Header.Get("Content-Type") != "application/problem+json" || !strings.Contains(string(b), "Content-Length") {
+		t.Fatalf("chunked: %d %s", chunked.StatusCode, b)
+	}
+	contract.Check(t, req, chunked, b)
+	if resp, body := s.do(t, "PUT", strings.TrimPrefix(u, s.URL), photo, http.Header{"Content-Type": {"image/jpeg"}}); resp.StatusCode != 201 {
+		t.Fatalf("with its length: %d %s", resp.StatusCode, body)
 	}
 }
 
