@@ -185,6 +185,27 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 	// A WebP whose EXIF chunk (orientation 6) is one byte over the 1 MiB
 	// libvips accepts ("exif too large": the image was refused); the EXIF
 	// is removed in Go, its orientation read first.
+	// An animation cut in its last frame: the first frame, all that the
+	// header check reads, is whole, but an output that stays animated
+	// decodes every frame, and libvips' GIF loader shows the cut one as
+	// whatever the frame before left on the screen, without an error.
+	frameNoise := rand.New(rand.NewPCG(3, 4)) // its own: the other files keep their bytes
+	noisyFrames := &gif.GIF{}
+	for range 3 {
+		fr := image.NewPaletted(image.Rect(0, 0, 32, 32), pal)
+		for j := range fr.Pix {
+			fr.Pix[j] = uint8(frameNoise.Uint32() & 1)
+		}
+		noisyFrames.Image, noisyFrames.Delay = append(noisyFrames.Image, fr), append(noisyFrames.Delay, 10)
+	}
+	threeFrames := enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, noisyFrames) })
+	noisyFrames.Image, noisyFrames.Delay = noisyFrames.Image[:2], noisyFrames.Delay[:2]
+	twoFrames := enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, noisyFrames) })
+	twoFrames = twoFrames[:len(twoFrames)-1] // without its trailer: where the third frame starts
+	if !bytes.HasPrefix(threeFrames, twoFrames) {
+		t.Fatal("the two-frame GIF is not the start of the three-frame one")
+	}
+	cutAnimation := threeFrames[:len(twoFrames)+(len(threeFrames)-len(twoFrames))/2]
 	webpExif := imagetest.WebPWithExif(webp.Data, 64, 64, cat(imagetest.Exif(6), make([]byte, 1<<20+1-len(imagetest.Exif(6)))))
 
 	return map[string][]byte{
@@ -211,27 +232,28 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		// truncation, refuses the PNG, whose deflate stream breaks; libjpeg
 		// meets a marker in the JPEG's garbage before the scan's end, warns
 		// that its data ended early, and the service refuses it as cut.
-		"422-corrupt-pixels.png":       cat(pngb[:8], ihdr(64, 64, 8, 2), chunk("IDAT", noise(3000)), chunk("IEND", nil)),
-		"422-corrupt-pixels.jpg":       cat(jpg[:len(jpg)/3], noise(3000), []byte{0xFF, 0xD9}),
-		"413-flood.jpg":                cat([]byte{0xFF, 0xD8}, sof(60000, 60000), []byte{0xFF, 0xD9}),
-		"413-flood.png":                cat(pngb[:8], ihdr(20000, 20000, 8, 0), chunk("IDAT", noise(100)), chunk("IEND", nil)),
-		"413-flood-16bit.png":          cat(pngb[:8], ihdr(100000, 100000, 16, 6), chunk("IEND", nil)),
-		"413-flood.webp":               riff("VP8X", cat([]byte{0, 0, 0, 0}, []byte{0xFF, 0x3F, 0}, []byte{0xFF, 0x3F, 0})),
-		"413-flood-screen.gif":         cat([]byte("GIF89a"), le16(65535), le16(65535), gifb[10:]),
-		"413-flood.avif":               testdata(t, "heif/bomb-8192-ispe100.avif"),
-		"422-meta-without-items.avif":  cat(box("ftyp", []byte("avif"), []byte{0, 0, 0, 0}, []byte("mif1avif")), fullBox("meta", box("iprp", box("ipco", fullBox("ispe", binary.BigEndian.AppendUint32(nil, 40000), binary.BigEndian.AppendUint32(nil, 40000)))))),
-		"413-flood-real.png":           testdata(t, "flood.png"),
-		"200-huge-exif.jpg":            hugeExif,
-		"200-polyglot.jpg":             cat(small, []byte("<html><body><script>alert(document.cookie)</script></body></html>")),
-		"413-thousands-of-frames.gif":  enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, anim) }),
-		"200-16-bit.png":               enc(func(b *bytes.Buffer) error { return png.Encode(b, rgb16) }),
-		"200-grey-alpha.png":           greyAlpha,
-		"200-cmyk-without-profile.jpg": testdata(t, "cmyk-noprofile.jpg"),
-		"413-2000-empty-scans.jpg":     manyScans,
-		"200-text-bomb.png":            textBomb,
-		"200-strip-10000x1.png":        strip(10000, 1),
-		"200-strip-1x10000.png":        strip(1, 10000),
-		"200-exif-over-1mib.webp":      webpExif,
+		"422-corrupt-pixels.png":              cat(pngb[:8], ihdr(64, 64, 8, 2), chunk("IDAT", noise(3000)), chunk("IEND", nil)),
+		"422-corrupt-pixels.jpg":              cat(jpg[:len(jpg)/3], noise(3000), []byte{0xFF, 0xD9}),
+		"413-flood.jpg":                       cat([]byte{0xFF, 0xD8}, sof(60000, 60000), []byte{0xFF, 0xD9}),
+		"413-flood.png":                       cat(pngb[:8], ihdr(20000, 20000, 8, 0), chunk("IDAT", noise(100)), chunk("IEND", nil)),
+		"413-flood-16bit.png":                 cat(pngb[:8], ihdr(100000, 100000, 16, 6), chunk("IEND", nil)),
+		"413-flood.webp":                      riff("VP8X", cat([]byte{0, 0, 0, 0}, []byte{0xFF, 0x3F, 0}, []byte{0xFF, 0x3F, 0})),
+		"413-flood-screen.gif":                cat([]byte("GIF89a"), le16(65535), le16(65535), gifb[10:]),
+		"413-flood.avif":                      testdata(t, "heif/bomb-8192-ispe100.avif"),
+		"422-meta-without-items.avif":         cat(box("ftyp", []byte("avif"), []byte{0, 0, 0, 0}, []byte("mif1avif")), fullBox("meta", box("iprp", box("ipco", fullBox("ispe", binary.BigEndian.AppendUint32(nil, 40000), binary.BigEndian.AppendUint32(nil, 40000)))))),
+		"413-flood-real.png":                  testdata(t, "flood.png"),
+		"200-huge-exif.jpg":                   hugeExif,
+		"200-polyglot.jpg":                    cat(small, []byte("<html><body><script>alert(document.cookie)</script></body></html>")),
+		"413-thousands-of-frames.gif":         enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, anim) }),
+		"200-16-bit.png":                      enc(func(b *bytes.Buffer) error { return png.Encode(b, rgb16) }),
+		"200-grey-alpha.png":                  greyAlpha,
+		"200-cmyk-without-profile.jpg":        testdata(t, "cmyk-noprofile.jpg"),
+		"413-2000-empty-scans.jpg":            manyScans,
+		"200-text-bomb.png":                   textBomb,
+		"200-strip-10000x1.png":               strip(10000, 1),
+		"200-strip-1x10000.png":               strip(1, 10000),
+		"200-exif-over-1mib.webp":             webpExif,
+		"422-animation-cut-in-last-frame.gif": cutAnimation,
 		"415-external-entity.svg": []byte(`<?xml version="1.0"?>
 <!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">

@@ -158,7 +158,33 @@ func TestAnimationLimits(t *testing.T) {
 	if _, err := p.Process(t.Context(), big, Options{Width: 100}); !errors.Is(err, ErrTooLarge) {
 		t.Errorf("5 frames of 500x500 over 1 M pixels: err = %v, want ErrTooLarge", err)
 	}
-	if n := frameCount(FormatGIF, long); n != 11 {
-		t.Errorf("frameCount = %d, want 11", n)
+	if n, err := frameCount(FormatGIF, long); n != 11 || err != nil {
+		t.Errorf("frameCount = %d, %v; want 11, nil", n, err)
+	}
+}
+
+// An animation cut in a frame after its first is refused while it would
+// stay animated (libvips' GIF loader shows the cut frame as the screen the
+// frames before left, without an error), and served as a still, whose one
+// frame is whole.
+func TestAnimationCutInAFrame(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	whole := animatedGIF(t, 3, 16, 16, rgbPalette, []int{10})
+	cut := whole[:len(whole)-8] // inside the third frame's data
+	if n, err := frameCount(FormatGIF, whole); n != 3 || err != nil {
+		t.Errorf("whole: frameCount = %d, %v; want 3, nil", n, err)
+	}
+	if n, err := frameCount(FormatGIF, cut); n != 3 || !errors.Is(err, ErrUndecodable) {
+		t.Errorf("cut: frameCount = %d, %v; want 3, ErrUndecodable", n, err)
+	}
+	for _, o := range []Options{{}, {Format: FormatWebP}} {
+		if _, err := p.Process(t.Context(), cut, o); !errors.Is(err, ErrUndecodable) {
+			t.Errorf("cut, to %v: err = %v, want ErrUndecodable", o.Format, err)
+		}
+	}
+	for _, o := range []Options{{Still: true}, {Format: FormatPNG}} {
+		if _, err := p.Process(t.Context(), cut, o); err != nil {
+			t.Errorf("cut, as a still (%v): %v", o.Format, err)
+		}
 	}
 }

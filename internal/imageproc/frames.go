@@ -6,38 +6,50 @@ import "encoding/binary"
 // blocks, without decoding any: the limits on animations are checked
 // before a slot is taken. It is 1 for a still image and for other
 // formats. A file broken after its first frame counts the frames before
-// the break (decoding them is libvips' business, with fail_on).
-func frameCount(f Format, b []byte) int {
+// the break (decoding them is libvips' business, with fail_on), except a
+// GIF frame whose data runs to the end of the file: that frame counts,
+// and err, wrapping ErrUndecodable, says it is cut. libvips' GIF loader
+// shows such a frame as whatever the frames before left on the screen,
+// with no error even with fail_on=truncated, so an output that stays
+// animated must not be made from it (a still one decodes the first frame
+// alone, which gifHeader checked whole). A WebP cut so fails the RIFF
+// size check before.
+func frameCount(f Format, b []byte) (n int, err error) {
 	switch f {
 	case FormatGIF:
-		return max(1, gifFrames(b))
+		n, cut := gifFrames(b)
+		if cut {
+			err = errBroken(FormatGIF, "truncated: frame %d runs past the end of the file", n)
+		}
+		return max(1, n), err
 	case FormatWebP:
-		return max(1, webpFrames(b))
+		return max(1, webpFrames(b)), nil
 	}
-	return 1
+	return 1, nil
 }
 
-// gifFrames counts a GIF's image descriptors.
-func gifFrames(b []byte) int {
+// gifFrames counts a GIF's image descriptors; cut reports that the last
+// one counted has a colour table or data running past the end of b.
+func gifFrames(b []byte) (n int, cut bool) {
 	if len(b) < 13 {
-		return 0
+		return 0, false
 	}
 	i := 13
 	if b[10]&0x80 != 0 {
 		i += 3 << (int(b[10]&7) + 1)
 	}
-	n := 0
 	for i < len(b) {
 		switch b[i] {
 		case 0x21: // extension: label, then sub-blocks
 			j, err := skipSubBlocks(b, i+2)
 			if err != nil {
-				return n
+				return n, false
 			}
 			i = j
 		case 0x2C: // image descriptor, local palette, LZW size, data
+			n++
 			if i+10 > len(b) {
-				return n
+				return n, true
 			}
 			j := i + 10
 			if b[i+9]&0x80 != 0 {
@@ -45,15 +57,14 @@ func gifFrames(b []byte) int {
 			}
 			j, err := skipSubBlocks(b, j+1)
 			if err != nil {
-				return n
+				return n, true
 			}
-			n++
 			i = j
 		default: // the trailer (0x3B), or garbage after the last frame
-			return n
+			return n, false
 		}
 	}
-	return n
+	return n, false
 }
 
 // webpFrames counts the ANMF chunks of an animated WebP (its VP8X flags

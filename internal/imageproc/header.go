@@ -170,8 +170,9 @@ func pngHeader(b []byte) (w, h int, err error) {
 }
 
 // gifHeader takes the larger of the logical screen and the first frame's
-// extent, and checks that the first frame's data is complete (only the
-// first frame is ever decoded).
+// extent, and checks that the first frame's data is complete: all a still
+// output decodes. The later frames of an output that stays animated are
+// checked by frameCount.
 func gifHeader(b []byte) (w, h int, err error) {
 	if len(b) < 13 {
 		return 0, 0, fmt.Errorf("truncated logical screen descriptor")

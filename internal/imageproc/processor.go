@@ -294,7 +294,10 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.parts, in.size, in.rights = c.parts, c.size, c.rights
 	in.header.Orientation = c.orientation
-	if frames := frameCount(f, b); frames > 1 && animates(f, opts) {
+	if frames, err := frameCount(f, b); frames > 1 && animates(f, opts) {
+		if err != nil {
+			return in, err
+		}
 		if frames > p.cfg.MaxFrames {
 			return in, fmt.Errorf("%w: %d frames, over the limit of %d (animated=false takes the first)", ErrTooLarge, frames, p.cfg.MaxFrames)
 		}
