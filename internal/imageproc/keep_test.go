@@ -250,6 +250,41 @@ func TestKeepICC(t *testing.T) {
 	}
 }
 
+// keep=icc keeps no profile that is not whole: p3.jpg's profile cut to its
+// first half (its header, saying RGB and the full size, intact), or to its
+// header alone, is dropped as keep=none drops it, in every format, and
+// the output is keep=none's. Kept, it left the pixels unconverted under a
+// profile that libpng, exiftool and lcms refuse.
+func TestKeepICCBrokenProfile(t *testing.T) {
+	p := newTestProcessor(t, withJXL)
+	icc := imagetest.JPEGICC(readTestdata(t, "p3.jpg"))
+	base := encodeJPEG(t, quadrants(64, 48))
+	for name, broken := range map[string][]byte{"half": icc[:len(icc)/2], "header": icc[:128]} {
+		src := imagetest.JPEG(base, 1, broken)
+		outs := map[string][]byte{}
+		for _, f := range keepFormats {
+			kept, err := p.Process(t.Context(), src, Options{Format: f, Keep: KeepICC, Width: 32})
+			if err != nil {
+				t.Fatalf("%s, %s: %v", name, f, err)
+			}
+			none, err := p.Process(t.Context(), src, Options{Format: f, Width: 32})
+			if err != nil {
+				t.Fatalf("%s, %s: %v", name, f, err)
+			}
+			outs[name+"."+f.String()] = kept.Data
+			// libjxl's decoder gives every JPEG XL a profile of its own
+			// making: there the equality below says it.
+			if got := vipsProfile(t, kept.Data); got != nil && f != FormatJXL {
+				t.Errorf("%s, %s: a profile of %d bytes kept", name, f, len(got))
+			}
+			if !bytes.Equal(kept.Data, none.Data) {
+				t.Errorf("%s, %s: keep=icc wrote %d bytes, keep=none %d: want the same", name, f, len(kept.Data), len(none.Data))
+			}
+		}
+		imagetest.CheckClean(t, outs)
+	}
+}
+
 // Outputs of one source that keep the profile and outputs that do not
 // share a decode (in the profile's space, each output that does not keep
 // it converted as its first step): each is what it is in a job of outputs

@@ -220,9 +220,15 @@ static int rz_to_8bit_untagged(VipsImage *in, VipsImage **out) {
 }
 
 // rz_rgb_profile returns the ICC profile embedded in in, and its length,
-// when it describes RGB data and in holds RGB pixels (three bands, and
-// maybe alpha): the profiles keep=icc keeps. Otherwise (none, a CMYK or
-// grey profile) NULL. The data belong to in.
+// when it describes RGB data, in holds RGB pixels (three bands, and maybe
+// alpha), and the profile is whole and one lcms opens: the profiles
+// keep=icc keeps. Otherwise (none, a CMYK or grey profile, a broken one)
+// NULL, and the pixels are converted as for keep=none. A profile cut
+// short (its header gives a larger size than the data: a lost APP2
+// chunk, a file cut inside it) has only its first bytes to pass for RGB;
+// kept, it left the pixels unconverted under a profile no colour manager
+// reads (libpng, reading the PNG written with it, says "iCCP: too
+// short"). The data belong to in.
 static const void *rz_rgb_profile(VipsImage *in, size_t *len) {
 	const void *data;
 	if (!vips_image_get_typeof(in, VIPS_META_ICC_NAME) || vips_image_get_blob(in, VIPS_META_ICC_NAME, &data, len)) {
@@ -232,6 +238,12 @@ static const void *rz_rgb_profile(VipsImage *in, size_t *len) {
 	int colours = vips_image_get_bands(in) - (vips_image_hasalpha(in) ? 1 : 0);
 	if (*len < 128 || memcmp((const char *) data + 16, "RGB ", 4) != 0 || colours != 3 ||
 			(i != VIPS_INTERPRETATION_sRGB && i != VIPS_INTERPRETATION_RGB && i != VIPS_INTERPRETATION_RGB16)) {
+		return NULL;
+	}
+	const unsigned char *h = data;
+	size_t declared = (size_t) h[0] << 24 | (size_t) h[1] << 16 | (size_t) h[2] << 8 | h[3];
+	if (declared < 128 || declared > *len || !vips_icc_is_compatible_profile(in, data, *len)) {
+		vips_error_clear();
 		return NULL;
 	}
 	return data;
