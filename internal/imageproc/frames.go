@@ -1,6 +1,9 @@
 package imageproc
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"fmt"
+)
 
 // frameCount counts the frames of an animated GIF or WebP by walking its
 // blocks, without decoding any: the limits on animations are checked
@@ -19,7 +22,7 @@ func frameCount(f Format, b []byte) (n int, err error) {
 	case FormatGIF:
 		n, cut := gifFrames(b)
 		if cut {
-			err = errBroken(FormatGIF, "truncated: frame %d runs past the end of the file", n)
+			err = fmt.Errorf("%w: %s: truncated: frame %d runs past the end of the file", ErrUndecodable, FormatGIF, n)
 		}
 		return max(1, n), err
 	case FormatWebP:
