@@ -1,7 +1,10 @@
 package imageproc
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/resizer/resizer/internal/imagetest"
@@ -90,4 +93,39 @@ func TestHugeWebPExif(t *testing.T) {
 		t.Errorf("%dx%d, want 100x150 (upright: the orientation is read from the huge block)", r.Width, r.Height)
 	}
 	imagetest.CheckClean(t, map[string][]byte{"webp from 20 MiB of EXIF": r.Data})
+}
+
+// The resolution an input declares (a PNG's pHYs, a JPEG's JFIF density)
+// is not carried into the outputs: a made-up one (4294967295 x 1 pixels
+// per metre holds 64 bits of the uploader's choosing) gives the same
+// bytes, in every output format, as none at all.
+func TestResolutionIsNotCarried(t *testing.T) {
+	p := newTestProcessor(t, withJXL)
+	pix := quadrants(300, 200)
+	png := encodePNG(t, pix)
+	jpg := encodeJPEG(t, pix)
+	phys := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, 4294967295), 1)
+	ihdrEnd := 8 + 8 + 13 + 4
+	withPHYs := slices.Concat(png[:ihdrEnd], crcChunk("pHYs", append(phys, 1)), png[ihdrEnd:])
+	jfif := []byte{0xFF, 0xE0, 0, 16, 'J', 'F', 'I', 'F', 0, 1, 1, 1, 0x02, 0x58, 0, 1, 0, 0} // 600 x 1 dpi
+	withDensity := slices.Concat(jpg[:2], jfif, jpg[2:])
+	for _, in := range []struct {
+		name         string
+		plain, dense []byte
+	}{{"png", png, withPHYs}, {"jpeg", jpg, withDensity}} {
+		for _, f := range OutputFormats {
+			o := Options{Width: 120, Format: f}
+			a, err := p.Process(t.Context(), in.plain, o)
+			if err != nil {
+				t.Fatalf("%s to %s: %v", in.name, f, err)
+			}
+			b, err := p.Process(t.Context(), in.dense, o)
+			if err != nil {
+				t.Fatalf("%s with a resolution to %s: %v", in.name, f, err)
+			}
+			if !bytes.Equal(a.Data, b.Data) {
+				t.Errorf("%s to %s: the input's resolution changed the output (%d and %d bytes)", in.name, f, len(a.Data), len(b.Data))
+			}
+		}
+	}
 }

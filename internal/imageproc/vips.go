@@ -431,13 +431,19 @@ static int rz_frame_field(const char *name) {
 		strcmp(name, "gif-loop") == 0;
 }
 
+// RZ_RES is the resolution of every output, in pixels per millimetre: 72
+// dots per inch, the savers' own default. The input's (a PNG's pHYs) would
+// otherwise be written as it came, any value the uploader chose.
+#define RZ_RES (72 / 25.4)
+
 // rz_strip returns a copy of in without any metadata item: EXIF, XMP,
 // IPTC, the ICC profile, the orientation, comments and every
-// loader-specific field; for an animation (frames), its layout and timing
-// stay. Savers are also told to strip, but libvips 8.14.1
-// ignores that in its WebP saver and writes whatever fields are left.
+// loader-specific field, and at the resolution RZ_RES; for an animation
+// (frames), its layout and timing stay. Savers are also told to strip,
+// but libvips 8.14.1 ignores that in its WebP saver and writes whatever
+// fields are left.
 static int rz_strip(VipsImage *in, int frames, VipsImage **out) {
-	if (vips_copy(in, out, NULL)) {
+	if (vips_copy(in, out, "xres", RZ_RES, "yres", RZ_RES, NULL)) {
 		return -1;
 	}
 	gchar **fields = vips_image_get_fields(*out);
