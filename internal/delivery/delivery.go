@@ -283,11 +283,12 @@ func (s *Service) served(key string) error {
 	return fmt.Errorf("%w: %q is outside %s", ErrNotServed, key, strings.Join(s.cfg.Prefixes, ", "))
 }
 
-// version is a version of an original: its ETag, unquoted, and its
-// metadata (its focal point is there), when known.
+// version is a version of an original: its ETag, unquoted, and, when
+// known, its metadata (its focal point is there) and when it was stored.
 type version struct {
-	etag string
-	meta map[string]string
+	etag     string
+	meta     map[string]string
+	modified time.Time
 }
 
 // version is the version of the original r asks for: the current one, or
@@ -321,7 +322,7 @@ func (s *Service) current(ctx context.Context, key string) (version, error) {
 		if err != nil {
 			return version{}, fmt.Errorf("original: %w", err)
 		}
-		v := version{etag: strings.Trim(obj.ETag, `"`), meta: obj.Metadata}
+		v := version{etag: strings.Trim(obj.ETag, `"`), meta: obj.Metadata, modified: obj.LastModified}
 		s.versions.Put(key, v)
 		return v, nil
 	})
@@ -360,7 +361,13 @@ func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset,
 	case obj.Metadata[pipeline.MetaVariantDigest] != p.Digest:
 		return Image{}, false, nil // made by another definition of the variant
 	}
-	return Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: obj.LastModified,
+	// Last-Modified is the original's, as for a render, when it is known:
+	// the variant's own changes with every run that writes it again.
+	modified := v.modified
+	if modified.IsZero() {
+		modified = obj.LastModified
+	}
+	return Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: obj.ETag, LastModified: modified,
 		Outcome: Variant, written: obj.LastModified}, true, nil
 }
 

@@ -502,6 +502,43 @@ func TestPresetsFollowANewFocus(t *testing.T) {
 	serve(Hit, true) // the render around this focus, kept before
 }
 
+// A preset served from its stored variant says when the original was
+// stored (Last-Modified), as a render does, not when the variant was last
+// written: that changes with every run that writes it again.
+func TestPresetLastModifiedIsTheOriginals(t *testing.T) {
+	st := dirStore(t)
+	f := newFixture(t, st, 2, 4)
+	ctx := t.Context()
+	if _, err := f.pl.Upload(ctx, "uploads/cats/tom.jpg", imagetest.Photo(t), nil); err != nil {
+		t.Fatal(err)
+	}
+	orig, err := st.Head(ctx, "uploads/cats/tom.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the variants, written again, are then younger
+	vs, err := pipeline.ParseVariants("thumb:100x100:cover?quality=70;small:300x0:webp", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pipeline.New(pipeline.Config{InputPrefix: "uploads/", OutputPrefix: "resized/", SameStore: true,
+		Variants: vs, MaxSourceBytes: 32 << 20}, st, st, f.proc.Processor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := pl.Run(ctx, "uploads/cats/tom.jpg", ""); err != nil || res.Status != pipeline.StatusProcessed {
+		t.Fatalf("run: %s %v", res.Status, err)
+	}
+	f.svc.d.Presets = pl
+	img, err := f.svc.Serve(ctx, Request{Key: "uploads/cats/tom.jpg", Preset: "thumb", Path: "/t"})
+	if err != nil || img.Outcome != Variant {
+		t.Fatalf("%v %s", err, img.Outcome)
+	}
+	if !img.LastModified.Equal(orig.LastModified) {
+		t.Errorf("Last-Modified %v, want the original's %v", img.LastModified, orig.LastModified)
+	}
+}
+
 // After VARIANTS changes, a preset's stored output, made by the old
 // definition, is not served for it: the preset is rendered as it is now
 // defined.
