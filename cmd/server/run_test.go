@@ -491,6 +491,20 @@ func TestEveryConfigurationFaultAtOnce(t *testing.T) {
 	}
 }
 
+// A bad READY_CALLBACK_URL is reported once, as config reports it, and
+// without the password it carries: the report is printed, and on ECS kept.
+func TestBadCallbackURLReportedOnce(t *testing.T) {
+	env := map[string]string{"READY_CALLBACK_URL": "ftp://hook:CALLBACK-SECRET@hooks.example.com/ready",
+		"WEBHOOK_SECRETS": "w", "DATA_DIR": t.TempDir()}
+	err := run(context.Background(), []string{"server"}, func(k string) string { return env[k] }, io.Discard)
+	if err == nil {
+		t.Fatal("started")
+	}
+	if n := strings.Count(err.Error(), "READY_CALLBACK_URL"); n != 1 || strings.Contains(err.Error(), "CALLBACK-SECRET") {
+		t.Fatalf("READY_CALLBACK_URL reported %d times, or with its password: %v", n, err)
+	}
+}
+
 // The formats configuration knows are the format table's, and its default
 // INPUT_FORMATS are the table's defaults.
 func TestConfigFormatsAreTheTable(t *testing.T) {

@@ -244,7 +244,15 @@ var vars = []variable{
 	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
 		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
 	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, with each of READY_CALLBACK_SECRETS), each time an original's variants and manifest are written (default: none)",
-		func(c *Config, v string) error { c.ReadyCallbackURL = v; return checkURL(v) }},
+		func(c *Config, v string) error {
+			// Kept only when valid: the server would otherwise report it
+			// again, as its callback fails to parse it.
+			if err := checkURL(v); err != nil {
+				return err
+			}
+			c.ReadyCallbackURL = v
+			return nil
+		}},
 	// A receiver that knows the webhook's secret could sign S3 events of
 	// its own to POST /webhooks/s3: a secret of its own keeps it to
 	// verifying signals.
@@ -322,7 +330,7 @@ func Load(getenv func(string) string) (Config, error) {
 			continue // a computed default, below
 		}
 		if err := v.set(&c, val); err != nil {
-			errs = append(errs, fmt.Errorf("%s=%q: %w", v.name, val, err))
+			errs = append(errs, fmt.Errorf("%s=%s: %w", v.name, shown(v.name, val), err))
 		}
 	}
 	if c.Concurrency == 0 {
@@ -400,6 +408,32 @@ func Load(getenv func(string) string) (Config, error) {
 		return c, fmt.Errorf("configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
+}
+
+// secrets are the variables whose values are credentials. A fault in one
+// is reported by name only: the error reaches stderr, and on ECS the log
+// group, where a key would stay readable by whoever reads the logs.
+var secrets = map[string]bool{
+	"API_KEYS": true, "WEBHOOK_SECRETS": true, "URL_SIGNING_KEYS": true, "READY_CALLBACK_SECRETS": true,
+	"AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
+}
+
+// shown is a variable's value as an error quotes it: hidden for a secret,
+// and a URL's password (https://user:password@host) masked.
+func shown(name, val string) string {
+	if secrets[name] {
+		return "(hidden)"
+	}
+	if i := strings.LastIndex(val, "@"); i >= 0 {
+		if u, err := url.Parse(val); err == nil && u.User != nil {
+			return strconv.Quote(u.Redacted())
+		}
+		// Not a URL that parses, yet it may hold one's credentials.
+		if j := strings.Index(val, "://"); j >= 0 && j < i {
+			return strconv.Quote(val[:j+3] + "(hidden)" + val[i:])
+		}
+	}
+	return strconv.Quote(val)
 }
 
 // Usage returns the help text: every variable with its default.

@@ -337,3 +337,29 @@ func TestAllowOrigin(t *testing.T) {
 		}
 	}
 }
+
+// A fault in a secret names the variable and never quotes its value, nor
+// a URL's password: the error is printed, and kept in the log group.
+func TestErrorsKeepSecrets(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"URL_SIGNING_KEYS":   "0123456789abcdef0123456789abcdef-SIGNING-SECRET,short",
+		"READY_CALLBACK_URL": "ftp://hook:CALLBACK-SECRET@hooks.example.com/ready",
+		"S3_ENDPOINT":        "https://AKIDEXAMPLE:ENDPOINT-SECRET@minio:9000/%zz",
+		"VARIANTS_BASE_URL":  "cdn.example.com",
+		"WEBHOOK_SECRETS":    "w",
+	}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	msg := err.Error()
+	for _, secret := range []string{"SIGNING-SECRET", "CALLBACK-SECRET", "ENDPOINT-SECRET"} {
+		if strings.Contains(msg, secret) {
+			t.Errorf("error quotes %s: %v", secret, msg)
+		}
+	}
+	for _, name := range []string{"URL_SIGNING_KEYS=", "READY_CALLBACK_URL=", "S3_ENDPOINT=", `VARIANTS_BASE_URL="cdn.example.com"`} {
+		if !strings.Contains(msg, name) {
+			t.Errorf("error does not name %s: %v", name, msg)
+		}
+	}
+}
