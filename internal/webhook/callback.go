@@ -17,7 +17,11 @@ import (
 // one v1 value for each secret), so that a receiver verifies them with
 // Verify and whichever of the secrets it knows.
 type Callback struct {
-	url     string
+	url string
+	// origin is the URL as errors name it: receivers often take a token
+	// in the path or the query (hooks.example.com/T0/B0/XXXX, ?token=),
+	// and the errors go to the log.
+	origin  string
 	secrets [][]byte
 	client  *http.Client
 	// backoff is the wait before each retry; its length bounds them.
@@ -32,7 +36,7 @@ type Callback struct {
 func NewCallback(rawURL string, secrets [][]byte, client *http.Client) (*Callback, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("callback URL %q: must be an http or https URL", rawURL)
+		return nil, errors.New("callback URL: must be an http or https URL")
 	}
 	secrets = slices.DeleteFunc(slices.Clone(secrets), func(s []byte) bool { return len(s) == 0 })
 	if len(secrets) == 0 {
@@ -45,7 +49,7 @@ func NewCallback(rawURL string, secrets [][]byte, client *http.Client) (*Callbac
 	}
 	// Four tries over some seven seconds: a receiver that restarts is
 	// waited for, one that is down does not hold the run of an original.
-	return &Callback{url: rawURL, secrets: secrets, client: client,
+	return &Callback{url: rawURL, origin: u.Scheme + "://" + u.Host, secrets: secrets, client: client,
 		backoff: []time.Duration{500 * time.Millisecond, 2 * time.Second, 4 * time.Second}}, nil
 }
 
@@ -82,13 +86,18 @@ func retryable(err error) bool {
 func (c *Callback) post(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("callback: %w", err)
+		return fmt.Errorf("callback to %s: %w", c.origin, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(Header, SignAll(c.secrets, body, time.Now()))
 	resp, err := c.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("callback: %w", err)
+		// net/http's error quotes the whole URL, token and all.
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
+		return fmt.Errorf("callback to %s: %w", c.origin, err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -81,5 +82,25 @@ func TestCallbackSignsWithEverySecret(t *testing.T) {
 			t.Errorf("a receiver that knows %s: %v", c.name, err)
 		}
 		srv.Close()
+	}
+}
+
+// A receiver that takes a token in its URL's path or query gets it into no
+// error: they are logged ("ready signal not delivered").
+func TestCallbackErrorsKeepTheURLsToken(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	target := srv.URL + "/hooks/PATH-TOKEN?token=QUERY-TOKEN"
+	srv.Close() // nothing listens: a network error, which quotes the URL
+	c, err := NewCallback(target, [][]byte{[]byte("s")}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.backoff = nil
+	err = c.Post(t.Context(), []byte(`{}`))
+	if err == nil || strings.Contains(err.Error(), "TOKEN") || !strings.Contains(err.Error(), strings.TrimPrefix(srv.URL, "http://")) {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := NewCallback("ftp://hooks.example.com/PATH-TOKEN", [][]byte{[]byte("s")}, nil); err == nil || strings.Contains(err.Error(), "TOKEN") {
+		t.Fatalf("bad URL: %v", err)
 	}
 }
