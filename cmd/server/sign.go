@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,8 +47,17 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("sign", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	expires := fs.Duration("expires", 0, "")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 2 || *expires < 0 {
-		return fmt.Errorf("%v\n%s", err, signUsage)
+	switch err := fs.Parse(args); {
+	case errors.Is(err, flag.ErrHelp):
+		// Asked for, as reconcile's: the usage on stdout, and success.
+		_, err = io.WriteString(stdout, signUsage)
+		return err
+	case err != nil:
+		return fmt.Errorf("sign: %w\n%s", err, signUsage)
+	case fs.NArg() != 2:
+		return fmt.Errorf("sign: want KEY and OPTIONS, got %d arguments\n%s", fs.NArg(), signUsage)
+	case *expires < 0:
+		return fmt.Errorf("sign: --expires %s: must not be negative\n%s", *expires, signUsage)
 	}
 	q, err := url.ParseQuery(fs.Arg(1))
 	if err != nil {

@@ -87,4 +87,21 @@ func TestSignArguments(t *testing.T) {
 			t.Errorf("%q: printed %q", args, p)
 		}
 	}
+	// Each refusal says what is wrong, then the usage; help is no fault.
+	for args, want := range map[string]string{
+		"uploads/a.jpg":                         "want KEY and OPTIONS, got 1 arguments",
+		"--expires -1h uploads/a.jpg width=80":  "must not be negative",
+		"--expires soon uploads/a.jpg width=80": `invalid value "soon"`,
+	} {
+		_, err := signPath(t, env, strings.Fields(args)...)
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "<nil>") ||
+			!strings.Contains(err.Error(), "usage: server sign") {
+			t.Errorf("%s: %v", args, err)
+		}
+	}
+	for _, h := range []string{"-h", "--help"} {
+		if out, err := signPath(t, env, h); err != nil || !strings.HasPrefix(out, "usage: server sign") {
+			t.Errorf("%s: %q %v", h, out, err)
+		}
+	}
 }
