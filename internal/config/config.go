@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"net/url"
 	"runtime"
@@ -113,7 +114,7 @@ type variable struct {
 // depend on other values are computed in Load and described in help.
 var vars = []variable{
 	{"ADDR", "127.0.0.1:8080", "listen address (the container image sets 0.0.0.0:8080)",
-		func(c *Config, v string) error { c.Addr = v; return nonEmpty(v) }},
+		func(c *Config, v string) error { c.Addr = v; return checkAddr(v) }},
 	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>' on /resize, /uploads, /uploads/presign and /objects; several allow rotation; empty: no keys",
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
@@ -510,6 +511,20 @@ func checkURL(v string) error {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return errors.New("must be an http or https URL")
+	}
+	return nil
+}
+
+// checkAddr checks a listen address as net.Listen will read it, so that
+// a bare port ("8080") or a port out of range is reported with the other
+// faults, by name, rather than by the listener once the stores are open.
+func checkAddr(v string) error {
+	_, port, err := net.SplitHostPort(v)
+	if err == nil {
+		_, err = net.LookupPort("tcp", port)
+	}
+	if err != nil || port == "" {
+		return errors.New("must be host:port, such as 127.0.0.1:8080 or :8080")
 	}
 	return nil
 }

@@ -122,6 +122,21 @@ func TestBodySettings(t *testing.T) {
 	}
 }
 
+// ADDR is checked as the listener reads it, with the other variables.
+func TestAddr(t *testing.T) {
+	for _, ok := range []string{"127.0.0.1:8080", ":8080", "0.0.0.0:0", "[::]:8080", "localhost:http"} {
+		if _, err := Load(env(map[string]string{"ADDR": ok})); err != nil {
+			t.Errorf("ADDR=%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"8080", "127.0.0.1", "127.0.0.1:", ":80800", ":-1", "::1:8080", "localhost:nosuchservice"} {
+		if _, err := Load(env(map[string]string{"ADDR": bad, "MAX_PIXELS": "lots"})); err == nil ||
+			!strings.Contains(err.Error(), "ADDR=") || !strings.Contains(err.Error(), "MAX_PIXELS=") {
+			t.Errorf("ADDR=%s: %v", bad, err)
+		}
+	}
+}
+
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{"1": 1, "1024": 1024, "2KiB": 2048, "32MiB": 32 << 20, "1 GiB": 1 << 30, "5MB": 5 << 20} {
 		if got, err := parseBytes(in); err != nil || got != want {
