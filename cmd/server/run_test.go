@@ -9,6 +9,7 @@ import (
 	"image"
 	_ "image/jpeg"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -472,6 +473,60 @@ func TestDrainDelay(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after the drain delay")
+	}
+}
+
+// A second SIGTERM cuts the drain short, whether it comes during
+// DRAIN_DELAY or while a request in flight holds the shutdown: whoever
+// sends it will not wait for the rest of either.
+func TestSecondSignalCutsTheDrain(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		env  map[string]string
+		wait string // the log line after which the second signal goes
+	}{
+		{"during DRAIN_DELAY", map[string]string{"DRAIN_DELAY": "60s"}, `"draining: readiness off"`},
+		{"during the shutdown", map[string]string{"SHUTDOWN_TIMEOUT": "60s", "MIN_BODY_RATE": "0", "READ_TIMEOUT": "2m"}, `"shutting down"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := start(t, c.env)
+			// A body that never ends holds its request in flight.
+			conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			fmt.Fprintf(conn, "POST /resize?width=10 HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n\xff\xd8")
+			time.Sleep(100 * time.Millisecond)
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			eventually(t, 5*time.Second, c.wait, func() error {
+				if !strings.Contains(s.logs.String(), c.wait) {
+					return fmt.Errorf("no %s in %s", c.wait, s.logs.String())
+				}
+				return nil
+			})
+			sent := time.Now()
+			if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-s.done:
+				s.done <- err // for the cleanup
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("run did not return after a second SIGTERM")
+			}
+			if d := time.Since(sent); d > 5*time.Second {
+				t.Fatalf("stopped %s after the second signal", d)
+			}
+			if !strings.Contains(s.logs.String(), `"second signal: cutting the drain short"`) {
+				t.Fatalf("not logged: %s", s.logs.String())
+			}
+		})
 	}
 }
 
