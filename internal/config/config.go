@@ -204,7 +204,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.Variants = v; return nil }},
 	{"CACHE_CONTROL", "public, max-age=86400", "Cache-Control written on every variant",
 		func(c *Config, v string) error { c.CacheControl = v; return nil }},
-	{"PRESIGN_EXPIRY", "15m", "how long a presigned upload URL stays valid",
+	{"PRESIGN_EXPIRY", "15m", "how long a presigned upload URL stays valid; with S3 at most 168h (7 days), S3's own limit",
 		func(c *Config, v string) (err error) { c.PresignExpiry, err = positiveDuration(v); return err }},
 	{"PUBLIC_URL", "", "base URL of this server in its own upload URLs, with local storage; never taken from a request's Host header (default: http:// and the listen address, loopback for 0.0.0.0)",
 		func(c *Config, v string) error { c.PublicURL = strings.TrimSuffix(v, "/"); return checkURL(v) }},
@@ -292,6 +292,10 @@ var vars = []variable{
 	{"AWS_SESSION_TOKEN", "", "with AWS_ACCESS_KEY_ID, for temporary credentials",
 		func(c *Config, v string) error { c.AWSSessionToken = v; return nil }},
 }
+
+// maxS3PresignExpiry is the longest validity S3 accepts in a presigned
+// URL: seven days.
+const maxS3PresignExpiry = 7 * 24 * time.Hour
 
 // ErrNoAPIKeys is the fault of a configuration that would serve without
 // API keys when it must not: a fault for serving only, which the server's
@@ -381,6 +385,11 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.WatermarkCacheBytes < c.WatermarkMaxBytes {
 		errs = append(errs, fmt.Errorf("WATERMARK_CACHE_BYTES=%d: must be at least WATERMARK_MAX_BYTES (%d)", c.WatermarkCacheBytes, c.WatermarkMaxBytes))
+	}
+	if c.S3Mode() && c.PresignExpiry > maxS3PresignExpiry {
+		// SigV4 refuses a presigned URL (X-Amz-Expires) valid for longer:
+		// every upload URL handed out would fail at S3, not here.
+		errs = append(errs, fmt.Errorf("PRESIGN_EXPIRY=%s: S3 takes presigned URLs of at most %s", c.PresignExpiry, maxS3PresignExpiry))
 	}
 	if c.OutputBucket != c.S3Bucket && !c.S3Mode() {
 		errs = append(errs, errors.New("OUTPUT_BUCKET needs S3_BUCKET"))

@@ -194,6 +194,23 @@ func TestS3Mode(t *testing.T) {
 	}
 }
 
+// S3 refuses presigned URLs valid for over a week: such a PRESIGN_EXPIRY
+// is refused as the server starts, not by S3 at each upload. The local
+// store's own URLs have no such limit.
+func TestPresignExpiry(t *testing.T) {
+	s3 := map[string]string{"S3_BUCKET": "photos", "API_KEYS": "k", "PRESIGN_EXPIRY": "168h"}
+	if _, err := Load(env(s3)); err != nil {
+		t.Fatalf("a week: %v", err)
+	}
+	s3["PRESIGN_EXPIRY"] = "720h"
+	if _, err := Load(env(s3)); err == nil || !strings.Contains(err.Error(), "PRESIGN_EXPIRY") {
+		t.Fatalf("30 days with S3: %v", err)
+	}
+	if c, err := Load(env(map[string]string{"PRESIGN_EXPIRY": "720h"})); err != nil || c.PresignExpiry != 720*time.Hour {
+		t.Fatalf("30 days, local: %v", err)
+	}
+}
+
 func TestLoadForwarder(t *testing.T) {
 	f, err := LoadForwarder(env(map[string]string{"RESIZER_URL": "https://resizer.internal/", "WEBHOOK_SECRET": "s"}))
 	if err != nil || f.URL != "https://resizer.internal" || f.InputPrefix != "uploads/" || f.OutputPrefix != "resized/" ||
