@@ -63,6 +63,20 @@ func TestMetricsAndSpec(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	// Methods a client makes up share one label value: the series stay
+	// bounded whatever it sends.
+	for _, m := range []string{"BREW", "X-1", "get"} {
+		s.do(t, m, "/resize", nil, nil)
+	}
+	_, body = s.do(t, "GET", "/metrics", nil, nil)
+	for _, bad := range []string{`method="BREW"`, `method="X-1"`, `method="get"`} {
+		if strings.Contains(string(body), bad) {
+			t.Errorf("metrics have %s", bad)
+		}
+	}
+	if want := `resizer_http_requests_total{method="other"`; !strings.Contains(string(body), want) {
+		t.Errorf("metrics lack %s", want)
+	}
 	resp, body := s.do(t, "GET", "/openapi.yaml", nil, nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "openapi: 3.0.3") {
 		t.Fatalf("openapi.yaml: %d %.40s", resp.StatusCode, body)

@@ -42,7 +42,19 @@ func (m *httpMetrics) withMetrics(next http.Handler) http.Handler {
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r)
 		route, code := routePattern(r), strconv.Itoa(status(ww))
-		m.requests.WithLabelValues(route, r.Method, code).Inc()
+		m.requests.WithLabelValues(route, metricMethod(r.Method), code).Inc()
 		m.duration.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
 	})
+}
+
+// metricMethod is a request's method as a label: net/http takes any token
+// as a method, so a client naming a new one on every request would add a
+// series each time, without bound; the methods routes serve, and "other".
+func metricMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
