@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -355,8 +356,13 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if strings.TrimSpace(getenv("BODY_MEMORY")) == "" {
 		c.BodyMemory = int64(c.Concurrency+c.QueueSize+1) * c.MaxBodyBytes
+		if n := int64(c.Concurrency + c.QueueSize + 1); c.MaxBodyBytes > math.MaxInt64/n {
+			// A huge QUEUE_SIZE or MAX_BODY_BYTES: the product would wrap
+			// negative, and the server refuse to start without a name.
+			c.BodyMemory = math.MaxInt64
+		}
 	}
-	if c.BodyMemory > 0 && c.BodyMemory < 2*c.MaxBodyBytes {
+	if c.BodyMemory > 0 && c.BodyMemory/2 < c.MaxBodyBytes { // 2 x MAX_BODY_BYTES may wrap
 		errs = append(errs, fmt.Errorf("BODY_MEMORY=%d: must be at least 2 x MAX_BODY_BYTES (%d), for a body of the largest size to be read", c.BodyMemory, 2*c.MaxBodyBytes))
 	}
 	if strings.TrimSpace(getenv("MAX_PER_CLIENT")) == "" {

@@ -112,8 +112,15 @@ func TestBodySettings(t *testing.T) {
 	if err != nil || c.BodyMemory != 64<<20 || c.MaxPerClient != 0 || c.MinBodyRate != 1024 {
 		t.Fatalf("%+v %v", c, err)
 	}
+	// The computed budget of huge values saturates rather than wrapping
+	// negative, which left the server to refuse to start without a name.
+	c, err = Load(env(map[string]string{"QUEUE_SIZE": "2000000000", "MAX_BODY_BYTES": "8GiB"}))
+	if err != nil || c.BodyMemory <= 0 {
+		t.Fatalf("huge QUEUE_SIZE: BODY_MEMORY %d, %v", c.BodyMemory, err)
+	}
 	for _, bad := range []map[string]string{
 		{"BODY_MEMORY": "32MiB"}, // under 2 x MAX_BODY_BYTES
+		{"BODY_MEMORY": "4GiB", "MAX_BODY_BYTES": "4611686018427387904"}, // 2 x MAX_BODY_BYTES wraps
 		{"BODY_MEMORY": "10MiB", "MAX_BODY_BYTES": "8MiB"},
 	} {
 		if _, err := Load(env(bad)); err == nil || !strings.Contains(err.Error(), "BODY_MEMORY") {
