@@ -5,12 +5,15 @@ package contract
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -121,7 +124,19 @@ func Check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 		r.Method = http.MethodGet
 	}
 	route, params, ferr := router.FindRoute(r)
-	if ferr != nil {
+	switch {
+	case errors.Is(ferr, routers.ErrPathNotFound):
+		// The document's preamble: a path it does not list is a 404.
+		checkUnrouted(t, req, resp, body, http.StatusNotFound)
+		return
+	case errors.Is(ferr, routers.ErrMethodNotAllowed):
+		// And a method its path does not list is a 405 naming the others.
+		checkUnrouted(t, req, resp, body, http.StatusMethodNotAllowed)
+		if resp.Header.Get("Allow") == "" {
+			t.Errorf("%s %s -> 405 without Allow", req.Method, req.URL.Path)
+		}
+		return
+	case ferr != nil:
 		t.Fatalf("%s %s: not in openapi.yaml: %v", req.Method, req.URL.Path, ferr)
 		return
 	}
@@ -142,7 +157,12 @@ func Check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	if verr := openapi3filter.ValidateResponse(context.Background(), in); verr != nil {
 		t.Errorf("%s %s -> %d %s does not match openapi.yaml: %v", req.Method, req.URL.Path,
 			resp.StatusCode, resp.Header.Get("Content-Type"), verr)
+		return
 	}
+	// The path as the document writes it: the router's copy spells a
+	// rest-of-path parameter in gorilla/mux's way.
+	path := strings.Replace(route.Path, ":.+}", "}", 1)
+	record(Answer{Method: r.Method, Path: path, Status: strconv.Itoa(resp.StatusCode)})
 }
 
 // Do sends req with client (http.DefaultClient when nil), reads the whole
@@ -164,4 +184,31 @@ func Do(t testing.TB, client *http.Client, req *http.Request) (*http.Response, [
 	}
 	Check(t, req, resp, body)
 	return resp, body
+}
+
+// checkUnrouted checks the answer to a request that no operation of the
+// document takes: the document says it is a problem document of status
+// want (404 for a path it does not list, 405 for a method it does not list
+// on a path), which no operation's responses can say.
+func checkUnrouted(t testing.TB, req *http.Request, resp *http.Response, body []byte, want int) {
+	t.Helper()
+	if resp.StatusCode != want {
+		t.Errorf("%s %s -> %d: not in openapi.yaml, whose answer for it is %d", req.Method, req.URL.Path, resp.StatusCode, want)
+		return
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("%s %s -> %d: Content-Type %q, want application/problem+json", req.Method, req.URL.Path, want, ct)
+		return
+	}
+	if req.Method == http.MethodHead {
+		return
+	}
+	var v any
+	if jerr := json.Unmarshal(body, &v); jerr != nil {
+		t.Errorf("%s %s -> %d: %v", req.Method, req.URL.Path, want, jerr)
+		return
+	}
+	if verr := doc.Components.Schemas["Problem"].Value.VisitJSON(v); verr != nil {
+		t.Errorf("%s %s -> %d: not a Problem: %v", req.Method, req.URL.Path, want, verr)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 )
 
@@ -19,6 +20,11 @@ func (r *recorder) Errorf(f string, a ...any) {
 	r.failed, r.msg = true, fmt.Sprintf(f, a...)
 }
 func (r *recorder) Fatalf(f string, a ...any) { r.Errorf(f, a...) }
+
+const (
+	problem404 = `{"type":"urn:resizer:problem:not-found","title":"t","status":404,"detail":"d","request_id":"x"}`
+	problem405 = `{"type":"urn:resizer:problem:method-not-allowed","title":"t","status":405,"detail":"d","request_id":"x"}`
+)
 
 // Check must catch responses the document does not allow, or every
 // contract assertion in the other packages would pass on anything.
@@ -42,14 +48,58 @@ func TestCheckCatchesViolations(t *testing.T) {
 			`{"type":"urn:resizer:problem:bad-option","title":"t","status":400,"detail":"d"}`, false},
 		{"problem as plain json", "POST", "/resize", 400, "application/json", `{}`, false},
 		{"undocumented route", "GET", "/nowhere", 200, "application/json", `{}`, false},
+		{"undocumented route, 404", "GET", "/nowhere", 404, "application/problem+json", problem404, true},
+		{"undocumented route, 404 not a problem", "GET", "/nowhere", 404, "application/problem+json", `{"status":404}`, false},
+		{"undocumented route, 404 as json", "GET", "/nowhere", 404, "application/json", problem404, false},
+		{"undocumented method, 405", "DELETE", "/healthz", 405, "application/problem+json", problem405, true},
+		{"undocumented method, 405 without Allow", "PATCH", "/healthz", 405, "application/problem+json", problem405, false},
+		{"undocumented method, 200", "DELETE", "/healthz", 200, "application/json", `{"status":"ok"}`, false},
 	}
 	for _, tt := range tests {
 		req := httptest.NewRequest(tt.method, tt.path, nil)
 		resp := &http.Response{StatusCode: tt.status, Header: http.Header{"Content-Type": {tt.ctype}}}
+		if tt.method == "DELETE" {
+			resp.Header.Set("Allow", "GET, HEAD")
+		}
 		r := &recorder{TB: t}
 		Check(r, req, resp, []byte(tt.body))
 		if r.failed == tt.ok {
 			t.Errorf("%s: failed=%v (%s), want ok=%v", tt.name, r.failed, r.msg, tt.ok)
 		}
+	}
+}
+
+// Check records what it validated, and only that: the coverage that
+// Unchecked reports is what the tests saw, not what they sent.
+func TestCheckRecordsAnswers(t *testing.T) {
+	ok := Answer{Method: "GET", Path: "/readyz", Status: "503"}
+	bad := Answer{Method: "GET", Path: "/metrics", Status: "200"}
+	head := Answer{Method: "GET", Path: "/openapi.yaml", Status: "200"}
+	for _, a := range []Answer{ok, bad, head} {
+		if Checked(a) {
+			t.Fatalf("%v checked before any Check", a)
+		}
+	}
+	Check(t, httptest.NewRequest("GET", "/readyz", nil),
+		&http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"application/json"}}},
+		[]byte(`{"status":"draining","checks":{}}`))
+	r := &recorder{TB: t}
+	Check(r, httptest.NewRequest("GET", "/metrics", nil),
+		&http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"image/png"}}}, []byte("x"))
+	Check(t, httptest.NewRequest("HEAD", "/openapi.yaml", nil),
+		&http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/yaml"}}}, nil)
+	if !Checked(ok) || Checked(bad) || !Checked(head) {
+		t.Errorf("checked: %v=%v %v=%v %v=%v, want true false true", ok, Checked(ok), bad, Checked(bad), head, Checked(head))
+	}
+	allow := map[Answer]string{ok: "checked after all", {Method: "GET", Path: "/gone", Status: "200"}: "not documented"}
+	missing, stale, err := Unchecked(allow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stale) != 2 {
+		t.Errorf("stale: %v, want both entries of allow", stale)
+	}
+	if slices.Contains(missing, ok) || slices.Contains(missing, head) || !slices.Contains(missing, bad) {
+		t.Errorf("unchecked: %v; want %v and not %v, %v", missing, bad, ok, head)
 	}
 }
