@@ -110,6 +110,26 @@ func TestObjectKeysDecodedOnce(t *testing.T) {
 	}
 }
 
+// GET /objects/ serves whatever the store holds at a key, not only the
+// images and manifests the service wrote: what delivery records of the
+// paths it served, a file put in the directory by hand. Its bytes go out
+// as application/octet-stream, which the document must allow; a key the
+// store cannot hold is a 400.
+func TestObjectOtherThanImage(t *testing.T) {
+	s := newTestServer(t, nil)
+	if _, err := s.local.Put(t.Context(), "resized/_cache/notes.txt", []byte("not an image"),
+		storage.PutOptions{ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := s.do(t, "GET", "/objects/"+url.PathEscape("resized/_cache/notes.txt"), nil, nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/octet-stream" || string(body) != "not an image" {
+		t.Errorf("text object: %d %s %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if resp, body := s.do(t, "GET", "/objects/"+url.PathEscape(".meta/x.jpg"), nil, nil); resp.StatusCode != 400 {
+		t.Errorf("hidden key: %d %s", resp.StatusCode, body)
+	}
+}
+
 func TestUploadRefusals(t *testing.T) {
 	s := newTestServer(t, nil)
 	photo := testdata(t, "ladybird.jpg")
