@@ -32,7 +32,7 @@ import (
 
 func TestMain(m *testing.M) {
 	imageproc.ServeWorkerIfAsked()
-	code := m.Run()
+	code := checkCoverage(m.Run())
 	s3test.Stop()
 	os.Exit(code)
 }
