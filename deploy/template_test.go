@@ -517,15 +517,19 @@ func TestEveryAlarmNotifies(t *testing.T) {
 }
 
 // The internet reaches neither the metrics, nor the webhook, nor the
-// contract; the internal load balancer serves the webhook alone.
+// contract, nor the readiness report; the internal load balancer serves
+// the webhook alone.
 func TestPrivatePathsAreNotPublic(t *testing.T) {
 	tpl := load(t)
 	rule := get(t, tpl, "Resources", "PrivatePathsRule", "Properties")
 	paths := fmt.Sprint(get(t, rule, "Conditions", 0, "PathPatternConfig", "Values"))
-	for _, p := range []string{"/metrics", "/webhooks/*", "/openapi.yaml"} {
+	for _, p := range []string{"/metrics", "/webhooks/*", "/openapi.yaml", "/readyz"} {
 		if !strings.Contains(paths, p) {
 			t.Errorf("%s reachable through the public load balancer", p)
 		}
+	}
+	if n := len(get(t, rule, "Conditions", 0, "PathPatternConfig", "Values").([]any)); n > 5 {
+		t.Errorf("%d path patterns in one rule: a load balancer takes 5 at most", n)
 	}
 	if get(t, rule, "Actions", 0, "Type") != "fixed-response" || get(t, rule, "Priority") != "1" {
 		t.Errorf("the private paths are not answered by the load balancer first: %v", rule)
