@@ -5,11 +5,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -26,7 +29,7 @@ variant of VARIANTS) and v=ETAG (pins the original's version).
 
 // signSettings are the variables `server sign` reads: it serves nothing,
 // so the rest of the configuration (API keys among it) is not asked for.
-var signSettings = map[string]bool{"URL_SIGNING_KEYS": true, "DATA_DIR": true, "S3_BUCKET": true}
+var signSettings = map[string]bool{"URL_SIGNING_KEYS": true, "DATA_DIR": true, "S3_BUCKET": true, "MAX_DIMENSION": true}
 
 // sign is `server sign`: it writes the signed path of one image URL to
 // stdout. It fails on bad arguments or settings, and without a key to
@@ -67,6 +70,9 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 	q.Del("preset")
 	q.Del("v")
 	if len(q) > 0 {
+		if err := checkOptions(q, cfg.MaxDimension); err != nil {
+			return err
+		}
 		r.Options = q
 	}
 	if *expires > 0 {
@@ -84,14 +90,34 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 	return err
 }
 
+// checkOptions refuses options the server would answer with a 400, as
+// POST /resize reads them (format=auto aside, which the server reads from
+// Accept): a signed URL that can only fail is no use to anyone.
+func checkOptions(q url.Values, maxDimension int) error {
+	c := maps.Clone(q)
+	if f := c["format"]; len(f) == 1 && f[0] == "auto" {
+		delete(c, "format")
+	}
+	if _, err := imageproc.ParseOptions(c, maxDimension); err != nil {
+		return fmt.Errorf("options: %w", err)
+	}
+	return nil
+}
+
 // signingKey is the key the server signs with: the first of
-// URL_SIGNING_KEYS, or with local storage the one kept in DATA_DIR.
+// URL_SIGNING_KEYS, or with local storage the one kept in DATA_DIR. A
+// DATA_DIR that does not exist is refused rather than made: `server sign`
+// run from another folder would make a ./data of its own there, with a
+// key of its own, and every path it printed would be a 403.
 func signingKey(s config.Config) (string, error) {
 	if len(s.URLSigningKeys) > 0 {
 		return s.URLSigningKeys[0], nil
 	}
 	if s.S3Mode() {
 		return "", errNoSigningKey
+	}
+	if _, err := os.Stat(s.DataDir); errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("DATA_DIR %s does not exist: run server sign where the server runs, or set DATA_DIR (or URL_SIGNING_KEYS) as the server has it", s.DataDir)
 	}
 	d, err := storage.NewDir(s.DataDir)
 	if err != nil {

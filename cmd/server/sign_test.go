@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"image"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -82,6 +85,11 @@ func TestSignArguments(t *testing.T) {
 		{"uploads/a.jpg", "width=800&width=900"},
 		{"uploads//a.jpg", "width=800"},
 		{"uploads/a.jpg", "exp=1"},
+		// Options the server would refuse: the path could only fail.
+		{"uploads/a.jpg", "width=100&foo=1"},
+		{"uploads/a.jpg", "width=-5"},
+		{"uploads/a.jpg", "width=100000"},
+		{"uploads/a.jpg", "format=bmp"},
 	} {
 		if p, err := signPath(t, env, args...); err == nil {
 			t.Errorf("%q: printed %q", args, p)
@@ -98,6 +106,18 @@ func TestSignArguments(t *testing.T) {
 			!strings.Contains(err.Error(), "usage: server sign") {
 			t.Errorf("%s: %v", args, err)
 		}
+	}
+	if p, err := signPath(t, env, "uploads/a.jpg", "format=auto&width=80"); err != nil || !strings.Contains(p, "format=auto") {
+		t.Errorf("format=auto: %q %v", p, err)
+	}
+	// Run from another folder, with no DATA_DIR there: refused, not a
+	// key of its own made (every path it printed would be a 403).
+	missing := filepath.Join(t.TempDir(), "data")
+	if p, err := signPath(t, map[string]string{"DATA_DIR": missing}, "uploads/a.jpg", "width=80"); err == nil || !strings.Contains(err.Error(), "DATA_DIR") {
+		t.Errorf("a DATA_DIR that does not exist: %q %v", p, err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("server sign made %s: %v", missing, err)
 	}
 	for _, h := range []string{"-h", "--help"} {
 		if out, err := signPath(t, env, h); err != nil || !strings.HasPrefix(out, "usage: server sign") {
