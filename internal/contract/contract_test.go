@@ -61,11 +61,22 @@ func TestCheckCatchesViolations(t *testing.T) {
 		if tt.method == "DELETE" {
 			resp.Header.Set("Allow", "GET, HEAD")
 		}
+		if tt.ctype == "application/problem+json" {
+			resp.Header.Set("Cache-Control", "no-store") // required of every documented problem
+		}
 		r := &recorder{TB: t}
 		Check(r, req, resp, []byte(tt.body))
 		if r.failed == tt.ok {
 			t.Errorf("%s: failed=%v (%s), want ok=%v", tt.name, r.failed, r.msg, tt.ok)
 		}
+	}
+	// A documented problem that a cache may keep.
+	req := httptest.NewRequest("POST", "/resize", nil)
+	resp := &http.Response{StatusCode: 400, Header: http.Header{"Content-Type": {"application/problem+json"}}}
+	r := &recorder{TB: t}
+	Check(r, req, resp, []byte(`{"type":"urn:resizer:problem:bad-option","title":"t","status":400,"detail":"d","request_id":"x"}`))
+	if !r.failed {
+		t.Error("a problem without Cache-Control: no-store passed")
 	}
 }
 
