@@ -261,6 +261,28 @@ func TestOneRenderForConcurrentMisses(t *testing.T) {
 	}
 }
 
+// A request that missed the cache just before another request's render
+// kept the image and ended joins no flight: it starts one of its own,
+// which finds the image kept and reads it rather than rendering again.
+func TestAMissJustBeforeARenderEnded(t *testing.T) {
+	f := newFixture(t, dirStore(t), 1, 0)
+	etag := f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
+	r := req(t, "uploads/cats/tom.jpg", "width=400", "/p")
+	if img, err := f.svc.Serve(t.Context(), r); err != nil || img.Outcome != Rendered {
+		t.Fatalf("first: %v %s", err, img.Outcome)
+	}
+	f.svc.Wait() // kept, and its flight gone
+	// The second request's look in the cache came before that: it goes
+	// on to render.
+	img, err := f.svc.render(t.Context(), f.svc.entry(r.Key, etag, r.Options), false)
+	if err != nil || img.Outcome != Hit || width(t, img.Data) != 400 {
+		t.Fatalf("second: %v %s", err, img.Outcome)
+	}
+	if n := f.proc.renders.Load(); n != 1 {
+		t.Fatalf("%d renders, want 1", n)
+	}
+}
+
 // A derived image whose metadata is not written yet (the local store
 // renames the file into place first) is not served as it is, without a
 // type or its ETag: the request renders, or joins the render under way.

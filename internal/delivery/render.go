@@ -124,6 +124,15 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.RenderTimeout)
 	defer cancel()
 	defer s.flights.leave(flightKey(e, pinned))
+	// The miss that started this flight may have come just before another
+	// flight of the same image kept it and left (a request's look in the
+	// cache and its joining a flight are two steps): it is read, not made
+	// again.
+	if img, err := s.fromCache(ctx, e, false); err == nil {
+		fl.img = img
+		close(fl.done)
+		return
+	}
 	fl.img, fl.err = s.make(ctx, e, pinned)
 	if fl.err == nil && !pinned {
 		fl.err = s.stillCurrent(ctx, e)
