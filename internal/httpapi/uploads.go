@@ -187,12 +187,21 @@ func handlePresign(d uploadDeps) http.Handler {
 				err = errors.New("more than one JSON value")
 			}
 		}
-		if err != nil {
+		var tooLong *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLong):
+			writeError(w, r, fmt.Errorf("%w: presign request over %d bytes", errTooLarge, maxPresignBody))
+			return
+		case err != nil:
 			writeError(w, r, fmt.Errorf("%w: presign request: %v", errBadRequest, err))
 			return
 		}
 		ct := req.ContentType
 		switch {
+		case ct == "":
+			// Left out (null, {}): a malformed request, not a type refused.
+			writeError(w, r, fmt.Errorf("%w: presign request: content_type is required", errBadRequest))
+			return
 		case !d.types[ct]:
 			writeError(w, r, fmt.Errorf("%w: content type %q is not an accepted image type", errUnsupportedType, ct))
 			return

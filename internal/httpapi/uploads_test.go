@@ -473,13 +473,16 @@ func TestPresignRefusals(t *testing.T) {
 		{"escaping key", map[string]any{"content_type": "image/jpeg", "size": 10, "key": "../x.jpg"}, 400},
 		{"key segment too long for local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "key": strings.Repeat("s", 248) + ".jpg"}, 400},
 		{"POST with local storage", map[string]any{"content_type": "image/jpeg", "size": 10, "method": "POST"}, 400},
+		{"no content type", map[string]any{"size": 10}, 400},
+		{"nothing", map[string]any{}, 400},
+		{"a body over 16 KiB", map[string]any{"content_type": "image/jpeg", "size": 10, "key": strings.Repeat("k/", 9000) + "a.jpg"}, 413},
 	} {
 		resp, body := presign(t, s, tt.req, nil)
 		if resp.StatusCode != tt.status {
 			t.Errorf("%s: %d, want %d: %s", tt.name, resp.StatusCode, tt.status, body)
 		}
 	}
-	for _, b := range []string{"{not json", `{"content_type":"image/jpeg","size":10} {"size":20}`, `{"content_type":"image/jpeg","size":10}x`} {
+	for _, b := range []string{"{not json", `{"content_type":"image/jpeg","size":10} {"size":20}`, `{"content_type":"image/jpeg","size":10}x`, "null"} {
 		if resp, body := s.do(t, "POST", "/uploads/presign", []byte(b), http.Header{"Content-Type": {"application/json"}}); resp.StatusCode != 400 {
 			t.Errorf("%s: %d %s", b, resp.StatusCode, body)
 		}
