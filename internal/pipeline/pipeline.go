@@ -257,38 +257,25 @@ func (p *Pipeline) outputKey(key string, v Variant, f imageproc.Format) string {
 // outputs are deleted; an original it replaced is put back and its
 // variants made again (see rollback).
 func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map[string]string) (Result, error) {
-	focus := focusOf(ctx, key, meta)
-	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
-	if err != nil {
-		return Result{}, misconfigured(err)
-	}
-	keys, err := p.outputKeys(key, results)
-	var over []string
-	if err == nil {
-		over, err = p.claim(ctx, key, keys)
-	}
+	pr, err := p.prepare(ctx, key, data, meta)
 	if err != nil {
 		return Result{}, err
-	}
-	info, err := p.proc.Info(ctx, data)
-	if err != nil {
-		return Result{}, fmt.Errorf("placeholder: %w", err)
 	}
 	prev, err := p.previous(ctx, key)
 	if err != nil {
 		return Result{}, err
 	}
-	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: h.Format.ContentType(), Metadata: meta})
+	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: pr.header.Format.ContentType(), Metadata: meta})
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
 	}
-	res, err := p.store(ctx, obj, data, h, focus, results, keys, over)
+	res, err := p.store(ctx, obj, data, pr)
 	if err == nil {
 		res.upload = true
-		err = p.finish(ctx, &res, placeholderOf(info))
+		err = p.finish(ctx, &res, pr.ph)
 	}
 	if err != nil {
-		if rerr := p.rollback(ctx, obj, prev, append(keys, p.ManifestKey(key))); rerr != nil {
+		if rerr := p.rollback(ctx, obj, prev, append(pr.keys, p.ManifestKey(key))); rerr != nil {
 			zerolog.Ctx(ctx).Error().Err(rerr).Str("key", key).Msg("failed upload not undone")
 		}
 		return Result{}, err
@@ -822,42 +809,65 @@ func (p *Pipeline) overtaken(ctx context.Context, key, etag string) (bool, error
 // make processes the source, with the focus its metadata give it, and
 // writes every output.
 func (p *Pipeline) make(ctx context.Context, src storage.Object, data []byte) (Result, error) {
-	focus := focusOf(ctx, src.Key, src.Metadata)
-	h, results, err := p.proc.Variants(ctx, data, p.options(focus))
-	if err != nil {
-		return Result{}, misconfigured(err)
-	}
-	keys, err := p.outputKeys(src.Key, results)
-	var over []string
-	if err == nil {
-		over, err = p.claim(ctx, src.Key, keys)
-	}
+	pr, err := p.prepare(ctx, src.Key, data, src.Metadata)
 	if err != nil {
 		return Result{}, err
 	}
-	info, err := p.proc.Info(ctx, data)
-	if err != nil {
-		return Result{}, fmt.Errorf("placeholder: %w", err)
-	}
-	res, err := p.store(ctx, src, data, h, focus, results, keys, over)
+	res, err := p.store(ctx, src, data, pr)
 	if err != nil {
 		return Result{}, err
 	}
-	if err := p.finish(ctx, &res, placeholderOf(info)); err != nil {
+	if err := p.finish(ctx, &res, pr.ph); err != nil {
 		return Result{}, err
 	}
 	return res, nil
 }
 
-// store writes the outputs of src, made with focus, under keys, each over
-// the object claim found there (over).
-func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h imageproc.Header,
-	focus *imageproc.Point, results []*imageproc.Result, keys, over []string) (Result, error) {
-	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: h.Format,
-		Width: h.Width, Height: h.Height, Bytes: int64(len(data)), Focus: focus, Outputs: make([]Output, len(results)),
-		wrote: true}
-	err := parallel(len(results), func(i int) error {
-		r, v := results[i], p.cfg.Variants[i]
+// prepared is an original's variants made in memory, before anything is
+// written: the header of the original and the focus they were cut
+// around, the keys they go to, each claimed (over: the ETag of the object
+// to write over, "" for none), and the original's placeholder.
+type prepared struct {
+	header  imageproc.Header
+	focus   *imageproc.Point
+	results []*imageproc.Result
+	keys    []string
+	over    []string
+	ph      placeholder
+}
+
+// prepare makes the variants of the original key, data with the
+// metadata meta (its focus), and claims their keys: what Upload and a run
+// do alike before they write. Its errors are imageproc's (ErrMisconfigured
+// for a variant's watermark), a key the stores cannot hold, and
+// ErrKeyTaken.
+func (p *Pipeline) prepare(ctx context.Context, key string, data []byte, meta map[string]string) (prepared, error) {
+	pr := prepared{focus: focusOf(ctx, key, meta)}
+	var err error
+	if pr.header, pr.results, err = p.proc.Variants(ctx, data, p.options(pr.focus)); err != nil {
+		return prepared{}, misconfigured(err)
+	}
+	if pr.keys, err = p.outputKeys(key, pr.results); err != nil {
+		return prepared{}, err
+	}
+	if pr.over, err = p.claim(ctx, key, pr.keys); err != nil {
+		return prepared{}, err
+	}
+	info, err := p.proc.Info(ctx, data)
+	if err != nil {
+		return prepared{}, fmt.Errorf("placeholder: %w", err)
+	}
+	pr.ph = placeholderOf(info)
+	return pr, nil
+}
+
+// store writes the outputs of src, as pr made and claimed them.
+func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, pr prepared) (Result, error) {
+	res := Result{Status: StatusProcessed, Key: src.Key, ETag: src.ETag, Format: pr.header.Format,
+		Width: pr.header.Width, Height: pr.header.Height, Bytes: int64(len(data)), Focus: pr.focus,
+		Outputs: make([]Output, len(pr.results)), wrote: true}
+	err := parallel(len(pr.results), func(i int) error {
+		r, v := pr.results[i], p.cfg.Variants[i]
 		meta := map[string]string{
 			MetaSourceETag: trimETag(src.ETag),
 			MetaSourceKey:  escapeKey(src.Key),
@@ -867,10 +877,10 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h
 			MetaVariantDigest: v.Digest(),
 			MetaEncoder:       EncoderVersion,
 		}
-		if focus != nil {
-			meta[MetaSourceFocus] = FormatFocus(*focus)
+		if pr.focus != nil {
+			meta[MetaSourceFocus] = FormatFocus(*pr.focus)
 		}
-		obj, err := p.putClaimed(ctx, src.Key, keys[i], over[i], r.Data, storage.PutOptions{
+		obj, err := p.putClaimed(ctx, src.Key, pr.keys[i], pr.over[i], r.Data, storage.PutOptions{
 			ContentType:  r.Format.ContentType(),
 			CacheControl: p.cfg.CacheControl,
 			Metadata:     meta,
@@ -878,7 +888,7 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, h
 		if err != nil {
 			return fmt.Errorf("store variant %s: %w", v.Name, err)
 		}
-		res.Outputs[i] = Output{Variant: v.Name, Key: keys[i], Format: r.Format, Width: r.Width, Height: r.Height,
+		res.Outputs[i] = Output{Variant: v.Name, Key: pr.keys[i], Format: r.Format, Width: r.Width, Height: r.Height,
 			Bytes: int64(len(r.Data)), ETag: obj.ETag}
 		return nil
 	})
