@@ -318,15 +318,24 @@ func (s *Service) current(ctx context.Context, key string) (version, error) {
 		// end.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RenderTimeout)
 		defer cancel()
-		obj, err := s.d.Sources.Head(ctx, key)
+		v, err := s.look(ctx, key)
 		if err != nil {
 			return version{}, fmt.Errorf("original: %w", err)
 		}
-		v := version{etag: strings.Trim(obj.ETag, `"`), meta: obj.Metadata, modified: obj.LastModified}
 		s.versions.Put(key, v)
 		return v, nil
 	})
 	return v.(version), err
+}
+
+// look is the version of the original key stored now, asked of the store
+// (current remembers it). Errors are the store's.
+func (s *Service) look(ctx context.Context, key string) (version, error) {
+	obj, err := s.d.Sources.Head(ctx, key)
+	if err != nil {
+		return version{}, err
+	}
+	return version{etag: strings.Trim(obj.ETag, `"`), meta: obj.Metadata, modified: obj.LastModified}, nil
 }
 
 // fromVariant serves the preset r asks for from the variant the pipeline

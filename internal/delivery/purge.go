@@ -180,16 +180,15 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 // none is found stale, and the purge of the version that replaced it
 // takes them all.
 func (s *Service) stalePresets(ctx context.Context, key, etag string, markers []string) ([]string, error) {
-	obj, err := s.d.Sources.Head(ctx, key)
+	v, err := s.look(ctx, key)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, nil
 	case err != nil:
 		return nil, fmt.Errorf("look at the original: %w", err)
-	case strings.Trim(obj.ETag, `"`) != etag:
+	case v.etag != etag:
 		return nil, nil
 	}
-	v := version{etag: etag, meta: obj.Metadata}
 	var stale []string
 	for _, m := range markers {
 		if s.stalePreset(key, v, m) {

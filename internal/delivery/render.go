@@ -158,13 +158,13 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 // nothing left to purge it. Serve then serves the new version. A failed
 // look leaves the render standing: the window it guards is seconds wide.
 func (s *Service) stillCurrent(ctx context.Context, e entry) error {
-	obj, err := s.d.Sources.Head(ctx, e.source)
+	v, err := s.look(ctx, e.source)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return errSuperseded // gone: the next try answers so
 	case err != nil:
 		return nil
-	case strings.Trim(obj.ETag, `"`) != e.etag, !e.takes(obj.Metadata):
+	case v.etag != e.etag, !e.takes(v.meta):
 		return errSuperseded
 	}
 	return nil
@@ -234,13 +234,13 @@ func (s *Service) make(ctx context.Context, e entry, pinned bool) (Image, error)
 // hold a place for a read of the store, shutting out the renders of real
 // images (a 503 for them), to end in a 404 anyway.
 func (s *Service) stored(ctx context.Context, e entry) error {
-	obj, err := s.d.Sources.Head(ctx, e.source)
+	v, err := s.look(ctx, e.source)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return fmt.Errorf("%w: %q", storage.ErrNotFound, e.source)
 	case err != nil:
 		return fmt.Errorf("original: %w", err)
-	case strings.Trim(obj.ETag, `"`) != e.etag:
+	case v.etag != e.etag:
 		return fmt.Errorf("%w: version %s of %q is no longer stored", storage.ErrNotFound, e.etag, e.source)
 	}
 	return nil
