@@ -123,23 +123,6 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 	if err := checkKey(key); err != nil {
 		return Object{}, err
 	}
-	unlock := d.lock(key)
-	defer unlock()
-	if o.IfMatch != "" || o.IfAbsent {
-		cur, err := d.Head(ctx, key)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			if o.IfMatch != "" {
-				return Object{}, fmt.Errorf("put %q: no object, want ETag %s: %w", key, o.IfMatch, ErrPreconditionFailed)
-			}
-		case err != nil:
-			return Object{}, fmt.Errorf("put %q: %w", key, err)
-		case o.IfAbsent:
-			return Object{}, fmt.Errorf("put %q: an object is there: %w", key, ErrPreconditionFailed)
-		case cur.ETag != o.IfMatch:
-			return Object{}, fmt.Errorf("put %q: ETag %s, want %s: %w", key, cur.ETag, o.IfMatch, ErrPreconditionFailed)
-		}
-	}
 	p, mp := key, d.metaPath(key)
 	for _, rel := range []string{p, mp} {
 		if err := d.place(rel); err != nil {
@@ -167,6 +150,14 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q metadata: %w", key, err)
 	}
+	// Written aside, outside the lock (a disk's sync can take long); what
+	// the condition looks at, and the renames, under it.
+	unlock := d.lock(key)
+	defer unlock()
+	if err := d.precondition(ctx, key, o); err != nil {
+		d.root.Remove(mtmp)
+		return Object{}, err
+	}
 	if err := d.rename(tmp, p); err != nil {
 		d.root.Remove(mtmp)
 		d.prune(p)
@@ -181,6 +172,28 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 		return Object{}, fmt.Errorf("put %q metadata: %w", key, err)
 	}
 	return m.object(key), nil
+}
+
+// precondition fails with ErrPreconditionFailed when key does not hold
+// what o's IfMatch or IfAbsent asks of it; the caller holds key's lock.
+func (d *Dir) precondition(ctx context.Context, key string, o PutOptions) error {
+	if o.IfMatch == "" && !o.IfAbsent {
+		return nil
+	}
+	cur, err := d.Head(ctx, key)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		if o.IfMatch != "" {
+			return fmt.Errorf("put %q: no object, want ETag %s: %w", key, o.IfMatch, ErrPreconditionFailed)
+		}
+	case err != nil:
+		return fmt.Errorf("put %q: %w", key, err)
+	case o.IfAbsent:
+		return fmt.Errorf("put %q: an object is there: %w", key, ErrPreconditionFailed)
+	case cur.ETag != o.IfMatch:
+		return fmt.Errorf("put %q: ETag %s, want %s: %w", key, cur.ETag, o.IfMatch, ErrPreconditionFailed)
+	}
+	return nil
 }
 
 // Head returns the object's description.
