@@ -78,10 +78,3 @@ func Unchecked(allow map[Answer]string) (missing, stale []Answer, err error) {
 	slices.SortFunc(stale, func(a, b Answer) int { return strings.Compare(a.String(), b.String()) })
 	return missing, stale, nil
 }
-
-// Checked reports whether a Check of this test binary has validated a.
-func Checked(a Answer) bool {
-	checkedMu.Lock()
-	defer checkedMu.Unlock()
-	return checked[a]
-}
