@@ -240,6 +240,11 @@ static const void *rz_rgb_profile(VipsImage *in, size_t *len) {
 			(i != VIPS_INTERPRETATION_sRGB && i != VIPS_INTERPRETATION_RGB && i != VIPS_INTERPRETATION_RGB16)) {
 		return NULL;
 	}
+	// A profile's header alone is 128 bytes, its first four its size: a
+	// shorter blob is refused before any of it is read.
+	if (*len < 128) {
+		return NULL;
+	}
 	const unsigned char *h = data;
 	size_t declared = (size_t) h[0] << 24 | (size_t) h[1] << 16 | (size_t) h[2] << 8 | h[3];
 	if (declared < 128 || declared > *len || !vips_icc_is_compatible_profile(in, data, *len)) {
