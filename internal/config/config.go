@@ -145,10 +145,12 @@ var vars = []variable{
 	// AVIF reaches the look of JPEG at 80 with a lower number.
 	{"AVIF_QUALITY", "60", "AVIF quality (1..100) when a request or variant gives none; also the highest a max_bytes search tries",
 		func(c *Config, v string) (err error) { c.AVIFQuality, err = quality(v); return err }},
-	{"CONCURRENCY", "", "images processed at once (default: the CPUs available, GOMAXPROCS)",
-		func(c *Config, v string) (err error) { c.Concurrency, err = positiveInt(v); return err }},
-	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503 (default: 8 x CONCURRENCY)",
-		func(c *Config, v string) (err error) { c.QueueSize, err = nonNegativeInt(v); return err }},
+	// Each slot is a worker process started with the server, so a slip of
+	// the keyboard (100000) would fork until the task ran out of memory.
+	{"CONCURRENCY", "", "images processed at once, 1 to 256, each in a worker process started with the server (default: the CPUs available, GOMAXPROCS)",
+		func(c *Config, v string) (err error) { c.Concurrency, err = intIn(v, 1, maxConcurrency); return err }},
+	{"QUEUE_SIZE", "", "further requests that may wait for a slot before 503, 0 to 1000000 (default: 8 x CONCURRENCY)",
+		func(c *Config, v string) (err error) { c.QueueSize, err = intIn(v, 0, maxQueueSize); return err }},
 	{"QUEUE_TIMEOUT", "5s", "longest wait for a slot before 503",
 		func(c *Config, v string) (err error) { c.QueueTimeout, err = positiveDuration(v); return err }},
 	{"PROCESS_TIMEOUT", "30s", "longest processing of one image before 503; its worker process is then killed, so the slot is free at once whatever the codec is doing",
@@ -340,7 +342,7 @@ func Load(getenv func(string) string) (Config, error) {
 		}
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = runtime.GOMAXPROCS(0) // follows the container's CPU quota
+		c.Concurrency = min(runtime.GOMAXPROCS(0), maxConcurrency) // follows the container's CPU quota
 	}
 	if c.DrainDelay < 0 {
 		errs = append(errs, fmt.Errorf("DRAIN_DELAY=%s: must not be negative", c.DrainDelay))
@@ -564,6 +566,21 @@ func positiveInt(v string) (int, error) {
 	n, err := strconv.Atoi(v)
 	if err != nil || n <= 0 {
 		return 0, errors.New("must be a positive integer")
+	}
+	return n, nil
+}
+
+// The bounds of CONCURRENCY and QUEUE_SIZE.
+const (
+	maxConcurrency = 256
+	maxQueueSize   = 1_000_000
+)
+
+// intIn reads an integer from lo to hi.
+func intIn(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("must be an integer from %d to %d", lo, hi)
 	}
 	return n, nil
 }

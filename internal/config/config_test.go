@@ -67,7 +67,7 @@ func TestValues(t *testing.T) {
 func TestErrorsNameEveryVariable(t *testing.T) {
 	bad := map[string]string{
 		"ADDR": "", "ALLOW_ANONYMOUS": "maybe", "INPUT_FORMATS": " , ", "MAX_BODY_BYTES": "lots",
-		"MAX_PIXELS": "-1", "MAX_DIMENSION": "0", "CONCURRENCY": "two", "QUEUE_SIZE": "-3",
+		"MAX_PIXELS": "-1", "MAX_DIMENSION": "0", "CONCURRENCY": "257", "QUEUE_SIZE": "1000001",
 		"QUEUE_TIMEOUT": "5", "PROCESS_TIMEOUT": "-1s", "READ_TIMEOUT": "soon", "SHUTDOWN_TIMEOUT": "0s",
 		"LOG_LEVEL": "loud", "LOG_FORMAT": "xml",
 		"BODY_MEMORY": "all", "MIN_BODY_RATE": "-1", "MIN_BODY_RATE_GRACE": "0s", "MAX_PER_CLIENT": "-2",
@@ -114,7 +114,7 @@ func TestBodySettings(t *testing.T) {
 	}
 	// The computed budget of huge values saturates rather than wrapping
 	// negative, which left the server to refuse to start without a name.
-	c, err = Load(env(map[string]string{"QUEUE_SIZE": "2000000000", "MAX_BODY_BYTES": "8GiB"}))
+	c, err = Load(env(map[string]string{"QUEUE_SIZE": "1000000", "MAX_BODY_BYTES": "1152921504606846976"}))
 	if err != nil || c.BodyMemory <= 0 {
 		t.Fatalf("huge QUEUE_SIZE: BODY_MEMORY %d, %v", c.BodyMemory, err)
 	}
