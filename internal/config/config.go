@@ -245,7 +245,7 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.CloudFrontVariants, err = strconv.ParseBool(v); return err }},
 	// The bucket is private: pages reach the variants through a CDN or
 	// another public origin, whose URLs the manifests carry.
-	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests under OUTPUT_PREFIX_manifest/ (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
+	{"VARIANTS_BASE_URL", "", "public base URL of the outputs (a CDN in front of the output bucket), for the URLs and srcset of the manifests (OUTPUT_PREFIX + _manifest/) (default: the server's own /objects/ URLs with local storage, the output keys, relative, with S3)",
 		func(c *Config, v string) error { c.VariantsBaseURL = v; return checkURL(v) }},
 	{"READY_CALLBACK_URL", "", "URL told, by a POST signed like the webhook (Resizer-Signature, with each of READY_CALLBACK_SECRETS), each time an original's variants and manifest are written (default: none)",
 		func(c *Config, v string) error {
