@@ -458,12 +458,22 @@ func shown(name, val string) string {
 func Usage() string {
 	var b strings.Builder
 	b.WriteString("resizer: an image resizing service.\n\nUsage: server [-h|--help]\n       server healthcheck\n       server reconcile [--dry-run] [--json] [--enqueue] [-h for its flags]\n       server sign [--expires DURATION] KEY OPTIONS   (the path of a signed image URL; see docs/delivery.md)\n\nConfiguration comes from environment variables:\n\n")
+	// Columns as wide as the longest name; a default wider than its
+	// column puts the meaning on a line of its own, aligned with the rest.
+	nameW, defW := 0, 29
+	for _, v := range vars {
+		nameW = max(nameW, len(v.name))
+	}
 	for _, v := range vars {
 		def := v.def
 		if def == "" {
 			def = "-"
 		}
-		fmt.Fprintf(&b, "  %-26s %-29s %s\n", v.name, def, v.help)
+		if len(def) > defW {
+			fmt.Fprintf(&b, "  %-*s %s\n  %-*s %-*s %s\n", nameW, v.name, def, nameW, "", defW, "", v.help)
+			continue
+		}
+		fmt.Fprintf(&b, "  %-*s %-*s %s\n", nameW, v.name, defW, def, v.help)
 	}
 	return b.String()
 }
