@@ -57,7 +57,10 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	fs.BoolVar(&f.json, "json", false, `end with one JSON line: {"current":N,"create":N,"regenerate":N,"delete":N}`)
 	fs.BoolVar(&f.enqueue, "enqueue", false, "send each original to do as an S3 event to EVENT_QUEUE_URL, for the fleet, instead of processing here")
 	fs.BoolVar(&f.keepRetired, "keep-retired", false, "leave the outputs of variants no longer configured in place")
-	fs.IntVar(&f.concurrency, "concurrency", cfg.Concurrency, fmt.Sprintf("originals in hand at once (default: CONCURRENCY; with --enqueue, %d)", enqueueConcurrency))
+	// 0, which flag's usage leaves unprinted, stands for "not given": the
+	// default depends on --enqueue, and a printed "(default 2)" beside the
+	// text below read as a second, contradicting one.
+	fs.IntVar(&f.concurrency, "concurrency", 0, fmt.Sprintf("originals in hand at once (default: CONCURRENCY, here %d; with --enqueue, %d)", cfg.Concurrency, enqueueConcurrency))
 	fs.IntVar(&f.checkConcurrency, "check-concurrency", 32, "originals checked at once while planning (HEAD requests: the original, its variants, its manifest)")
 	fs.Float64Var(&f.rate, "rate", 0, "most originals started per second (0: no limit)")
 	fs.Float64Var(&f.throughput, "throughput", measuredThroughput, "originals per second per CPU the dry run's estimate assumes")
@@ -71,8 +74,12 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if f.enqueue && !set["concurrency"] {
+	switch {
+	case set["concurrency"]:
+	case f.enqueue:
 		f.concurrency = enqueueConcurrency
+	default:
+		f.concurrency = cfg.Concurrency
 	}
 	if f.concurrency < 1 || f.checkConcurrency < 1 || f.rate < 0 || f.throughput <= 0 {
 		return f, errors.New("reconcile: --concurrency, --check-concurrency and --throughput must be positive, --rate not negative")

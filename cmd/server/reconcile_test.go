@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/color"
@@ -432,5 +433,33 @@ func TestReconcileThenSettle(t *testing.T) {
 	settleErr = errors.New("cdn down")
 	if _, err := do(t.Context(), pipeline.Task{Key: "uploads/new.jpg"}); !errors.Is(err, settleErr) {
 		t.Errorf("a failed settle: %v", err)
+	}
+}
+
+// --concurrency defaults to CONCURRENCY, or to enqueueConcurrency with
+// --enqueue; given, it is taken as given, in both; its help names one
+// default, not two.
+func TestReconcileConcurrencyDefault(t *testing.T) {
+	cfg := config.Config{Concurrency: 3, EventQueueURL: "http://127.0.0.1:1/queue"}
+	for _, c := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 3},
+		{[]string{"--enqueue"}, enqueueConcurrency},
+		{[]string{"--concurrency", "7"}, 7},
+		{[]string{"--enqueue", "--concurrency", "7"}, 7},
+	} {
+		f, err := parseReconcileFlags(c.args, cfg, io.Discard)
+		if err != nil || f.concurrency != c.want {
+			t.Errorf("%v: concurrency %d, %v; want %d", c.args, f.concurrency, err, c.want)
+		}
+	}
+	var help strings.Builder
+	if _, err := parseReconcileFlags([]string{"-h"}, cfg, &help); !errors.Is(err, flag.ErrHelp) {
+		t.Fatal(err)
+	}
+	if line := regexp.MustCompile(`originals in hand at once.*`).FindString(help.String()); strings.Count(line, "default") != 1 || !strings.Contains(line, "here 3") {
+		t.Errorf("help: %q", line)
 	}
 }
