@@ -157,6 +157,9 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	if plan.Orphans > 0 {
 		fmt.Fprintf(stdout, "; %d outputs without an original, left in place", plan.Orphans)
 	}
+	if plan.Foreign > 0 {
+		fmt.Fprintf(stdout, "; %d objects named as retired variants but not made by them, left in place", plan.Foreign)
+	}
 	rate := f.throughput * float64(min(f.concurrency, s.Concurrency))
 	if f.rate > 0 {
 		rate = math.Min(rate, f.rate)

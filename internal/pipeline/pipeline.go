@@ -596,10 +596,11 @@ func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Re
 
 // deleteOwned deletes those of the outputs keys that are source's, and
 // returns them. Two originals can have one output key (a.jpg's WebP
-// variant is a.jpg.webp, as is the original a.jpg.webp's), so an output
-// is deleted only when its metadata names source (or names none: made
-// before outputs carried it). Keys the store cannot hold (a long key with
-// a format's extension appended) hold nothing and are skipped.
+// variant is a.jpg.webp, as is the original a.jpg.webp's), and anyone
+// may store objects under the output prefix, so an object is deleted only
+// when its metadata names source (madeFrom): every output the service
+// has written names its original. Keys the store cannot hold (a long key
+// with a format's extension appended) hold nothing and are skipped.
 func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string) ([]string, error) {
 	owned := make([]bool, len(keys))
 	err := parallel(len(keys), func(i int) error {
@@ -613,8 +614,8 @@ func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string
 		case err != nil:
 			return err
 		}
-		if !ownsOutput(obj, source) {
-			return nil // another original's
+		if !madeFrom(obj, source) {
+			return nil // another original's, or not an output at all
 		}
 		owned[i] = true
 		return p.out.Delete(ctx, keys[i])
@@ -628,11 +629,21 @@ func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string
 	return deleted, err
 }
 
-// ownsOutput reports whether obj, an output, is source's: its metadata
-// name source, or no original (it was made before outputs carried one).
+// ownsOutput reports whether obj, at an output key of source, may be
+// written over by source's output: its metadata name source, or no
+// original (an object the service did not write, at a key it owns: the
+// output would otherwise never be made).
 func ownsOutput(obj storage.Object, source string) bool {
+	_, ok := obj.Metadata[MetaSourceKey]
+	return !ok || madeFrom(obj, source)
+}
+
+// madeFrom reports whether obj is an output made from source: its
+// metadata name source (escapeKey). Only such an object is ever deleted:
+// one without the name is not the service's.
+func madeFrom(obj storage.Object, source string) bool {
 	owner, ok := obj.Metadata[MetaSourceKey]
-	return !ok || owner == escapeKey(source)
+	return ok && owner == escapeKey(source)
 }
 
 // deleteIfStill deletes key if it is still version etag. The stores have

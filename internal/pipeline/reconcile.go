@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -84,6 +85,11 @@ type Plan struct {
 	// inputs (deleted while its event was lost, or a key this layout does
 	// not make): counted, never deleted, since an original may be arriving.
 	Orphans int
+	// Foreign are objects under folders of variants no longer configured,
+	// named as an original's output would be, whose metadata do not say
+	// they are (an object someone else stored there): counted, never
+	// deleted.
+	Foreign int
 }
 
 // PlanOptions say how a plan is made.
@@ -109,8 +115,11 @@ type PlanOptions struct {
 // it writes the manifest alone). Of the reserved folders (see
 // ManifestSegment), only the manifests' is listed, and one folder's
 // listing is held at a time: what Plan holds grows with the originals, not
-// with their outputs. It fails when a listing or a HEAD fails (storage's
-// errors, wrapped), or when ctx ends.
+// with their outputs. An object in the folder of a variant no longer
+// configured is planned for deletion only when a HEAD finds it made from
+// its original, as that variant (its metadata); any other is Foreign. It
+// fails when a listing or a HEAD fails (storage's errors, wrapped), or
+// when ctx ends.
 //
 // An original stored during the listing may be missed (its event does
 // it), and its outputs then seen without it: they are of configured
@@ -134,6 +143,9 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 		configured[v.Name] = true
 	}
 	hasOutputs := make([]bool, len(plan.Tasks))
+	// The objects under folders of retired variants named as outputs of
+	// an original, by that original, to be checked with it.
+	cands := make([][]retiredCandidate, len(plan.Tasks))
 	folders, err := out.Folders(ctx, p.cfg.OutputPrefix)
 	if err != nil {
 		return Plan{}, fmt.Errorf("list outputs: %w", err)
@@ -157,10 +169,16 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 				continue
 			}
 			// An output's key is the original's relative key, with the
-			// output format's extension appended when it differs.
+			// output format's extension appended when it differs: it may
+			// be of two originals (a.jpg.webp, of a.jpg or a.jpg.webp),
+			// which its metadata tell apart.
 			i, ok := byRel[tail]
+			alt, altOK := byRel[strings.TrimSuffix(tail, path.Ext(tail))]
 			if !ok {
-				i, ok = byRel[strings.TrimSuffix(tail, path.Ext(tail))]
+				i, ok, altOK = alt, altOK, false
+			}
+			if !altOK || alt == i {
+				alt = -1
 			}
 			switch {
 			case !ok:
@@ -170,9 +188,7 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 			case configured[name]:
 				hasOutputs[i] = true
 			default:
-				t := &plan.Tasks[i]
-				t.Retired = append(t.Retired, o.Key)
-				t.RetiredBytes += o.Size
+				cands[i] = append(cands[i], retiredCandidate{key: o.Key, alt: alt})
 			}
 		}
 	}
@@ -196,12 +212,15 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 		head, err := p.in.Head(ctx, t.Key)
 		if errors.Is(err, storage.ErrNotFound) {
 			t.Action = ActionCurrent // gone since the listing: its deletion event removes its outputs
-			return nil
+			return p.checkRetired(ctx, &plan, i, cands[i], &mu)
 		}
 		if err != nil {
 			return fmt.Errorf("head %q: %w", t.Key, err)
 		}
 		t.ETag = head.ETag
+		if err := p.checkRetired(ctx, &plan, i, cands[i], &mu); err != nil {
+			return err
+		}
 		focus, _ := storedFocus(head.Metadata)
 		f, _, _ := p.freshness(ctx, t.Key, head.ETag, focusText(focus))
 		switch {
@@ -238,6 +257,54 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 		plan.DeleteBytes += t.RetiredBytes
 	}
 	return plan, nil
+}
+
+// retiredCandidate is an object in the folder of a variant no longer
+// configured, named as an output of the original it is listed with, or
+// of the original alt (-1: none).
+type retiredCandidate struct {
+	key string
+	alt int
+}
+
+// checkRetired looks at the candidates of task i (a HEAD each) and puts
+// each that was made from its original as a variant of its folder's
+// name, the task's or alt's, among that original's Retired; any other is
+// counted as Foreign. mu guards every task's Retired and the count.
+func (p *Pipeline) checkRetired(ctx context.Context, plan *Plan, i int, cands []retiredCandidate, mu *sync.Mutex) error {
+	for _, c := range cands {
+		obj, err := p.out.Head(ctx, c.key)
+		if errors.Is(err, storage.ErrNotFound) {
+			continue // deleted since the listing
+		}
+		if err != nil {
+			return fmt.Errorf("head %q: %w", c.key, err)
+		}
+		owner := -1
+		for _, j := range []int{i, c.alt} {
+			if j >= 0 && p.retiredOf(obj, c.key, plan.Tasks[j].Key) {
+				owner = j
+				break
+			}
+		}
+		mu.Lock()
+		if owner < 0 {
+			plan.Foreign++
+		} else {
+			t := &plan.Tasks[owner]
+			t.Retired = append(t.Retired, c.key)
+			t.RetiredBytes += obj.Size
+		}
+		mu.Unlock()
+	}
+	return nil
+}
+
+// retiredOf reports whether obj, stored at key under the folder of a
+// variant, is that variant's output of source, by its metadata.
+func (p *Pipeline) retiredOf(obj storage.Object, key, source string) bool {
+	name, _, _ := strings.Cut(strings.TrimPrefix(key, p.cfg.OutputPrefix), "/")
+	return p.isPrunable(key) && madeFrom(obj, source) && obj.Metadata[MetaVariant] == name
 }
 
 // ReconcileOptions say how a plan is carried out.
@@ -301,10 +368,20 @@ func (p *Pipeline) Reconcile(ctx context.Context, plan Plan, o ReconcileOptions)
 		}
 		deleted := 0
 		if err == nil && !o.KeepRetired && len(t.Retired) > 0 && res.Status != StatusSuperseded {
-			if err = parallel(len(t.Retired), func(i int) error { return p.out.Delete(work, t.Retired[i]) }); err != nil {
-				err = fmt.Errorf("delete retired variants of %q: %w", t.Key, err)
-			} else {
-				deleted = len(t.Retired)
+			// Those the run pruned itself (its previous manifest listed
+			// them) are done; the others are looked at again, so that an
+			// object stored there since the plan is deleted only if it
+			// is the original's output.
+			var left []string
+			for _, k := range t.Retired {
+				if !slices.Contains(res.Pruned, k) {
+					left = append(left, k)
+				}
+			}
+			gone, derr := p.deleteOwned(work, t.Key, left)
+			deleted = len(t.Retired) - len(left) + len(gone)
+			if derr != nil {
+				err = fmt.Errorf("delete retired variants of %q: %w", t.Key, derr)
 			}
 		}
 		mu.Lock()

@@ -64,7 +64,8 @@ func TestPlan(t *testing.T) {
 	if r, err := p.Run(ctx, "uploads/done.jpg", ""); err != nil || r.Status != StatusProcessed {
 		t.Fatalf("run: %+v %v", r, err)
 	}
-	if _, err := st.Put(ctx, "resized/gone/done.jpg", []byte("retired"), storage.PutOptions{}); err != nil {
+	if _, err := st.Put(ctx, "resized/gone/done.jpg", []byte("retired"), storage.PutOptions{
+		Metadata: map[string]string{MetaSourceKey: "uploads/done.jpg", MetaVariant: "gone"}}); err != nil {
 		t.Fatal(err)
 	}
 
