@@ -45,6 +45,19 @@ const measuredThroughput = 3.0
 // call, and batches fill only with ten or more in hand.
 const enqueueConcurrency = 50
 
+// The bounds of the flags that count or pace: past them a run holds more
+// than the machine or the store should give it, and nothing goes faster.
+const (
+	// maxEnqueueConcurrency: messages in hand with --enqueue, a hundred
+	// SendMessageBatch calls at once.
+	maxEnqueueConcurrency = 1000
+	// maxCheckConcurrency: the plan's HEAD requests at once.
+	maxCheckConcurrency = 1024
+	// maxRate: originals started per second; a pace finer than a
+	// microsecond is no pace.
+	maxRate = 1e6
+)
+
 func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (reconcileFlags, error) {
 	var f reconcileFlags
 	fs := flag.NewFlagSet("server reconcile", flag.ContinueOnError)
@@ -81,8 +94,8 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	default:
 		f.concurrency = cfg.Concurrency
 	}
-	if f.concurrency < 1 || f.checkConcurrency < 1 || f.rate < 0 || f.throughput <= 0 {
-		return f, errors.New("reconcile: --concurrency, --check-concurrency and --throughput must be positive, --rate not negative")
+	if err := f.check(cfg); err != nil {
+		return f, err
 	}
 	if f.inventory != "" && !cfg.S3Mode() {
 		return f, errors.New("reconcile: --inventory needs S3_BUCKET: an inventory lists an S3 bucket")
@@ -91,6 +104,42 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 		return f, errors.New("reconcile: --enqueue needs EVENT_QUEUE_URL")
 	}
 	return f, nil
+}
+
+// check reports the first flag whose value is out of its bounds. In
+// process, an original in hand is held in memory (up to MAX_SOURCE_BYTES)
+// until a slot is free: --concurrency goes up to what the server itself
+// holds, CONCURRENCY plus QUEUE_SIZE.
+func (f reconcileFlags) check(cfg config.Config) error {
+	most, why := cfg.Concurrency+cfg.QueueSize, "CONCURRENCY + QUEUE_SIZE: the originals the server holds at once"
+	if f.enqueue {
+		most, why = maxEnqueueConcurrency, "messages in hand"
+	}
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	switch {
+	case f.concurrency < 1 || f.concurrency > most:
+		return fmt.Errorf("reconcile: --concurrency %d: want 1 to %d (%s)", f.concurrency, most, why)
+	case f.checkConcurrency < 1 || f.checkConcurrency > maxCheckConcurrency:
+		return fmt.Errorf("reconcile: --check-concurrency %d: want 1 to %d", f.checkConcurrency, maxCheckConcurrency)
+	case !finite(f.rate) || f.rate < 0 || f.rate > maxRate:
+		return fmt.Errorf("reconcile: --rate %g: want 0 (no limit) to %g originals per second", f.rate, float64(maxRate))
+	case !finite(f.throughput) || f.throughput <= 0:
+		return fmt.Errorf("reconcile: --throughput %g: want a positive number of originals per second per CPU", f.throughput)
+	case f.every <= 0:
+		return fmt.Errorf("reconcile: --progress %s: want a positive interval", f.every)
+	}
+	return nil
+}
+
+// slotWait is how long an original in hand may wait for one of this
+// process's CONCURRENCY slots: the server's QUEUE_TIMEOUT is a client's
+// patience, but here the wait is the run's own doing (more originals in
+// hand than slots), and nobody would retry an original it failed. It is
+// as long as the originals ahead of it could take, each PROCESS_TIMEOUT
+// at most, or QUEUE_TIMEOUT when that is longer.
+func slotWait(inHand int, s settings) time.Duration {
+	rounds := (inHand + s.Concurrency - 1) / max(1, s.Concurrency)
+	return max(s.QueueTimeout, time.Duration(rounds)*s.ProcessTimeout)
 }
 
 // reconcile is server reconcile: the plan, then, unless a dry run, its
@@ -106,6 +155,9 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	}
 	log := newLogger(s.Config, stdout)
 	ctx = log.WithContext(ctx)
+	if !f.enqueue {
+		s.QueueTimeout = slotWait(f.concurrency, s)
+	}
 	b, err := openBase(ctx, s, newRegistry())
 	if err != nil {
 		return err

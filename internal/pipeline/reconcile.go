@@ -311,7 +311,8 @@ func (p *Pipeline) retiredOf(obj storage.Object, key, source string) bool {
 type ReconcileOptions struct {
 	// Concurrency is how many originals are in hand at once (at least 1).
 	Concurrency int
-	// Rate, when positive, is the most originals started per second.
+	// Rate, when positive, is the most originals started per second (one
+	// so high that its interval is under a nanosecond: no limit).
 	Rate float64
 	// KeepRetired leaves the outputs of retired variants in place.
 	KeepRetired bool
@@ -340,8 +341,9 @@ func (p *Pipeline) Reconcile(ctx context.Context, plan Plan, o ReconcileOptions)
 		do = func(ctx context.Context, t Task) (Result, error) { return p.Run(ctx, t.Key, t.ETag) }
 	}
 	var tick <-chan time.Time
-	if o.Rate > 0 {
-		tk := time.NewTicker(time.Duration(float64(time.Second) / o.Rate))
+	// A rate whose interval rounds to nothing (or NaN) paces nothing.
+	if every := time.Duration(float64(time.Second) / o.Rate); o.Rate > 0 && every > 0 {
+		tk := time.NewTicker(every)
 		defer tk.Stop()
 		tick = tk.C
 	}

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -119,5 +120,24 @@ func TestPlan(t *testing.T) {
 	plan.Tasks[0].Action = ActionRegenerate
 	if sum, err := p.Reconcile(stopped, plan, ReconcileOptions{Concurrency: 1}); !errors.Is(err, context.Canceled) || sum.Processed != 0 {
 		t.Errorf("stopped: %+v %v", sum, err)
+	}
+}
+
+// A rate too high to pace (its interval under a nanosecond, or
+// infinite) is no limit, not a crash.
+func TestReconcileRateTooHighToPace(t *testing.T) {
+	p, err := New(testConfig(t), dirStore(t), dirStore(t), proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := Plan{Tasks: []Task{{Key: "uploads/a.jpg", Action: ActionCreate}, {Key: "uploads/b.jpg", Action: ActionCreate}}}
+	do := func(ctx context.Context, task Task) (Result, error) {
+		return Result{Status: StatusProcessed, Key: task.Key}, nil
+	}
+	for _, rate := range []float64{1e10, math.Inf(1), math.NaN()} {
+		sum, err := p.Reconcile(t.Context(), plan, ReconcileOptions{Concurrency: 1, Rate: rate, Do: do})
+		if err != nil || sum.Processed != 2 {
+			t.Errorf("rate %g: %+v %v", rate, sum, err)
+		}
 	}
 }
