@@ -209,6 +209,9 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	if plan.Orphans > 0 {
 		fmt.Fprintf(stdout, "; %d outputs without an original, left in place", plan.Orphans)
 	}
+	if plan.Skipped > 0 {
+		fmt.Fprintf(stdout, "; %d keys left out that no original can have (folder markers, hidden or empty segments, outputs' keys too long)", plan.Skipped)
+	}
 	if plan.Foreign > 0 {
 		fmt.Fprintf(stdout, "; %d objects named as retired variants but not made by them, left in place", plan.Foreign)
 	}

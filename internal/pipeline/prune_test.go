@@ -1,11 +1,17 @@
 package pipeline
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -137,5 +143,41 @@ func TestRemoveLeavesUnnamedObjects(t *testing.T) {
 	}
 	if _, err := st.Head(ctx, "resized/thumb/r.jpg.png"); err != nil {
 		t.Errorf("an object without metadata deleted: %v", err)
+	}
+}
+
+// A bucket holds keys no store of the service accepts (the console's
+// folder markers, a Finder's .DS_Store) and keys whose outputs' keys
+// would be too long: the plan leaves them out, counted, rather than
+// failing on them or planning them run after run, and does the others.
+func TestPlanSkipsKeysNoStoreTakes(t *testing.T) {
+	srv := s3test.Start(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	// 1,020 bytes, in segments a file system takes.
+	long := "uploads/" + strings.Repeat(strings.Repeat("x", 200)+"/", 4) + strings.Repeat("y", 200) + ".jpg"
+	for _, k := range []string{"uploads/2026/", "uploads/.DS_Store", "uploads/2026/.hidden/a.jpg", long} {
+		_, err := srv.Client().PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(st.Bucket()), Key: aws.String(k), Body: bytes.NewReader(grey(t, 40, 40))})
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	if _, err := st.Put(ctx, "uploads/2026/ok.jpg", grey(t, 40, 40), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := withVariants(t, st, "thumb:20x20:cover")
+	plan, err := p.Plan(ctx, st, st, PlanOptions{Concurrency: 2})
+	if err != nil {
+		t.Fatalf("plan: %v", err)
+	}
+	if len(plan.Tasks) != 1 || plan.Create != 1 || plan.Skipped != 4 {
+		t.Errorf("plan: %d originals, %d to create, want 1; %d skipped, want 4", len(plan.Tasks), plan.Create, plan.Skipped)
+	}
+	sum, err := p.Reconcile(ctx, plan, ReconcileOptions{Concurrency: 2})
+	if err != nil || sum.Processed != 1 {
+		t.Errorf("reconcile: %+v %v, want ok.jpg processed", sum, err)
 	}
 }

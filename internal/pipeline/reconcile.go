@@ -85,6 +85,12 @@ type Plan struct {
 	// inputs (deleted while its event was lost, or a key this layout does
 	// not make): counted, never deleted, since an original may be arriving.
 	Orphans int
+	// Skipped are keys under the input prefix that can never be
+	// processed for their name alone: one no store takes (a folder
+	// marker "uploads/2026/", a hidden segment ".DS_Store", an empty
+	// segment), or one whose outputs' or manifest's keys would be too
+	// long. Left out of the plan, as a run would reject them.
+	Skipped int
 	// Foreign are objects under folders of variants no longer configured,
 	// named as an original's output would be, whose metadata do not say
 	// they are (an object someone else stored there): counted, never
@@ -133,6 +139,10 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 	byRel := map[string]int{}
 	for _, o := range ins {
 		if !p.isInput(o.Key) {
+			continue
+		}
+		if !p.keysPossible(o.Key) {
+			plan.Skipped++
 			continue
 		}
 		byRel[strings.TrimPrefix(o.Key, p.cfg.InputPrefix)] = len(plan.Tasks)
@@ -257,6 +267,26 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 		plan.DeleteBytes += t.RetiredBytes
 	}
 	return plan, nil
+}
+
+// keysPossible reports whether the original key and the keys of its
+// outputs and manifest are keys the stores take (a variant's key may
+// still gain a format's extension, which the run checks).
+func (p *Pipeline) keysPossible(key string) bool {
+	check := storage.ValidateKey
+	if c, ok := p.out.(keyChecker); ok {
+		check = c.CheckKey
+	}
+	if storage.ValidateKey(key) != nil || check(p.ManifestKey(key)) != nil {
+		return false
+	}
+	rel := strings.TrimPrefix(key, p.cfg.InputPrefix)
+	for _, v := range p.cfg.Variants {
+		if check(p.cfg.OutputPrefix+v.Name+"/"+rel) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // retiredCandidate is an object in the folder of a variant no longer
