@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -86,8 +87,9 @@ func OpenInventory(ctx context.Context, manifestURL, sourceBucket string, cfg S3
 func (inv *Inventory) Manifest() InventoryManifest { return inv.manifest }
 
 // List returns up to limit objects of the report whose keys start with
-// prefix, in key order (limit <= 0: all): the current versions only, delete
-// markers left out, when the report has those columns. Each data file is
+// prefix, in key order (limit <= 0: all), each key once: the current
+// versions only, delete markers left out, when the report has those
+// columns. Each data file is
 // streamed and its MD5 checked against the manifest; a file that differs,
 // or a row that does not parse or names another bucket, fails the whole
 // listing with ErrInvalidInventory (wrapped), so that no partial list is
@@ -111,6 +113,9 @@ func (inv *Inventory) List(ctx context.Context, prefix string, limit int) ([]Obj
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	// A key listed twice (a manifest that names a file twice) is one
+	// object: a listing has each key once.
+	out = slices.CompactFunc(out, func(a, b Object) bool { return a.Key == b.Key })
 	if limit > 0 && len(out) > limit {
 		out = out[:limit]
 	}

@@ -148,12 +148,39 @@ func (r InventoryRow) Object() Object {
 	return Object{Key: r.Key, Size: r.Size, ETag: etag, LastModified: r.LastModified}
 }
 
+// maxInventoryRow bounds one row of a report: a key is at most 1,024
+// bytes, 3 KiB URL-encoded, and the other columns AWS writes are short.
+// A data file is a gzip stream, and a few kilobytes of it can inflate to
+// gigabytes of one row, which the CSV reader would hold whole.
+const maxInventoryRow = 64 << 10
+
+// rowBound passes a reader through, failing once more than limit bytes
+// have been read since the last reset (one row, and what the CSV reader's
+// buffer reads ahead).
+type rowBound struct {
+	r     io.Reader
+	n     int
+	limit int
+}
+
+var errRowTooLong = errors.New("row too long")
+
+func (b *rowBound) Read(p []byte) (int, error) {
+	if b.n > b.limit {
+		return 0, errRowTooLong
+	}
+	n, err := b.r.Read(p)
+	b.n += n
+	return n, err
+}
+
 // ReadInventoryCSV reads the rows of one decompressed data file, with
 // the columns of its manifest, and calls fn for each, as it goes: a file
-// is never held whole. It stops at fn's first error and returns it; a row
-// that does not parse (a field count other than the schema's, a key that
-// is not URL-encoded, a size that is not a number) is an error that wraps
-// ErrInvalidInventory and names the line.
+// is never held whole, nor a row longer than maxInventoryRow. It stops at
+// fn's first error and returns it; a row that does not parse (a field
+// count other than the schema's, a key that is not URL-encoded, a size
+// that is not a number, a row longer than the bound) is an error that
+// wraps ErrInvalidInventory and names the line.
 func ReadInventoryCSV(r io.Reader, columns []string, fn func(InventoryRow) error) error {
 	var (
 		iBucket, iKey     = col(columns, "Bucket"), col(columns, "Key")
@@ -164,7 +191,10 @@ func ReadInventoryCSV(r io.Reader, columns []string, fn func(InventoryRow) error
 	if iKey < 0 {
 		return fmt.Errorf("%w: no Key column", ErrInvalidInventory)
 	}
-	cr := csv.NewReader(r)
+	// The CSV reader's buffer (4 KiB) reads ahead of the row it returns.
+	bound := &rowBound{r: r, limit: maxInventoryRow + 4<<10}
+	cr := csv.NewReader(bound)
+	rows := 0
 	cr.FieldsPerRecord = len(columns)
 	cr.ReuseRecord = true
 	field := func(rec []string, i int) string {
@@ -178,6 +208,11 @@ func ReadInventoryCSV(r io.Reader, columns []string, fn func(InventoryRow) error
 		if err == io.EOF {
 			return nil
 		}
+		if errors.Is(err, errRowTooLong) {
+			return fmt.Errorf("%w: the row after the %d read is longer than %d KiB", ErrInvalidInventory, rows, maxInventoryRow>>10)
+		}
+		bound.n = 0
+		rows++
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {

@@ -3,6 +3,8 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -132,5 +134,60 @@ func TestParseInventoryManifest(t *testing.T) {
 		if _, err := ParseInventoryManifest(tt.b); !errors.Is(err, ErrInvalidInventory) || !strings.Contains(err.Error(), tt.text) {
 			t.Errorf("%s: %v, want %q", name, err, tt.text)
 		}
+	}
+}
+
+// endless is a reader of a CSV row that never ends: a field of n bytes
+// without a closing quote or a newline, as a small gzip'd file can
+// decompress to (a gzip bomb of one line).
+type endless struct{ n, read int }
+
+func (e *endless) Read(p []byte) (int, error) {
+	if e.read == 0 {
+		e.read = copy(p, `"b","uploads/`)
+		return e.read, nil
+	}
+	if e.read >= e.n {
+		return 0, io.EOF
+	}
+	k := min(len(p), e.n-e.read)
+	for i := range k {
+		p[i] = 'a'
+	}
+	e.read += k
+	return k, nil
+}
+
+// A row is bounded: one that runs on for 64 MiB (a key is at most 1,024
+// bytes, 3 KiB escaped) is refused as soon as it passes the bound, without
+// being held, and what is read of it stays small.
+func TestReadInventoryCSVBoundsARow(t *testing.T) {
+	for _, quoted := range []bool{false, true} {
+		r := &endless{n: 64 << 20}
+		var src io.Reader = r
+		if !quoted {
+			src = io.MultiReader(strings.NewReader(`b,uploads/`), &endless{n: 64 << 20, read: 1})
+			r = nil
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		err := ReadInventoryCSV(src, []string{"Bucket", "Key"}, func(InventoryRow) error { return nil })
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, ErrInvalidInventory) || !strings.Contains(err.Error(), "longer than") {
+			t.Errorf("quoted %v: %v, want a row too long", quoted, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+			t.Errorf("quoted %v: %d MiB allocated for one row", quoted, alloc>>20)
+		}
+		if r != nil && r.read > 1<<20 {
+			t.Errorf("quoted %v: read %d KiB of one row", quoted, r.read>>10)
+		}
+	}
+	// Rows up to the bound are read, one after another.
+	row := `"b","uploads/` + strings.Repeat("k", 3000) + `","5"` + "\n"
+	n := 0
+	err := ReadInventoryCSV(strings.NewReader(strings.Repeat(row, 100)), []string{"Bucket", "Key", "Size"}, func(InventoryRow) error { n++; return nil })
+	if err != nil || n != 100 {
+		t.Errorf("100 rows of 3 KiB: %d read, %v", n, err)
 	}
 }

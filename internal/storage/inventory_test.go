@@ -79,6 +79,30 @@ func TestInventory(t *testing.T) {
 		t.Errorf("limit 1: %v %v", objs, err)
 	}
 
+	// A manifest that names a file twice (or files that overlap) lists
+	// each object once: a listing has each key once.
+	inv, err = OpenInventory(ctx, manifest("twice", "", "inv/data/good.csv.gz", "inv/data/good.csv.gz"), src, cfg, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if objs, err := inv.List(ctx, "uploads/", 0); err != nil || len(objs) != 2 {
+		t.Errorf("a file named twice: %v %v, want 2 objects", objs, err)
+	}
+	// A gzip bomb: 32 MiB of one row, its checksum right.
+	var bomb bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&bomb, gzip.BestCompression)
+	fmt.Fprintf(zw, `"%s","uploads/`, src)
+	zw.Write(bytes.Repeat([]byte("a"), 32<<20))
+	zw.Close()
+	put("inv/data/bomb.csv.gz", bomb.Bytes())
+	inv, err = OpenInventory(ctx, manifest("bomb", "", "inv/data/bomb.csv.gz"), src, cfg, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inv.List(ctx, "uploads/", 0); !errors.Is(err, ErrInvalidInventory) || !strings.Contains(err.Error(), "longer than") {
+		t.Errorf("a row of 32 MiB: %v", err)
+	}
+
 	// A file changed since the manifest was written.
 	inv, err = OpenInventory(ctx, manifest("changed", "", "inv/data/good.csv.gz"), src, cfg, srv.AWSConfig())
 	if err != nil {
