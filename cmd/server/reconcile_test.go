@@ -440,7 +440,7 @@ func TestReconcileThenSettle(t *testing.T) {
 // --enqueue; given, it is taken as given, in both; its help names one
 // default, not two.
 func TestReconcileConcurrencyDefault(t *testing.T) {
-	cfg := config.Config{Concurrency: 3, EventQueueURL: "http://127.0.0.1:1/queue"}
+	cfg := config.Config{Concurrency: 3, QueueSize: 24, EventQueueURL: "http://127.0.0.1:1/queue"}
 	for _, c := range []struct {
 		args []string
 		want int
