@@ -206,6 +206,29 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		t.Fatal("the two-frame GIF is not the start of the three-frame one")
 	}
 	cutAnimation := threeFrames[:len(twoFrames)+(len(threeFrames)-len(twoFrames))/2]
+	// An animated WebP of two 64x64 frames side by side on a 128x64
+	// canvas, with an EXIF orientation of 6: each frame, turned upright,
+	// is 64x128, twice the height of the animation's pages, and libvips
+	// scaled it as two pages (a 500: "made 64x256 where 64x128 was
+	// planned").
+	anmf := func(x int) []byte {
+		u24 := func(v int) []byte { return []byte{byte(v), byte(v >> 8), byte(v >> 16)} }
+		return cat(u24(x/2), u24(0), u24(63), u24(63), u24(100), []byte{0x02}, webp.Data[30:]) // no blend; ALPH, VP8
+	}
+	if string(webp.Data[12:16]) != "VP8X" || string(webp.Data[30:34]) != "ALPH" {
+		t.Fatalf("the WebP made of a PNG with alpha does not start with VP8X and ALPH: %q", webp.Data[:34])
+	}
+	webpChunk := func(fourcc string, data []byte) []byte {
+		c := cat([]byte(fourcc), binary.LittleEndian.AppendUint32(nil, uint32(len(data))), data)
+		if len(data)%2 == 1 {
+			c = append(c, 0)
+		}
+		return c
+	}
+	turnedBody := cat(webpChunk("VP8X", cat([]byte{0x02 | 0x08 | 0x10, 0, 0, 0}, []byte{127, 0, 0}, []byte{63, 0, 0})),
+		webpChunk("ANIM", []byte{0, 0, 0, 0, 0, 0}), webpChunk("ANMF", anmf(0)), webpChunk("ANMF", anmf(64)),
+		webpChunk("EXIF", imagetest.Exif(6)))
+	turnedAnimation := cat([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(4+len(turnedBody))), []byte("WEBP"), turnedBody)
 	webpExif := imagetest.WebPWithExif(webp.Data, 64, 64, cat(imagetest.Exif(6), make([]byte, 1<<20+1-len(imagetest.Exif(6)))))
 
 	return map[string][]byte{
@@ -254,6 +277,7 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"200-strip-1x10000.png":               strip(1, 10000),
 		"200-exif-over-1mib.webp":             webpExif,
 		"422-animation-cut-in-last-frame.gif": cutAnimation,
+		"200-animation-turned-by-exif.webp":   turnedAnimation,
 		"415-external-entity.svg": []byte(`<?xml version="1.0"?>
 <!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">

@@ -469,6 +469,9 @@ func (s *source) animation(p plan) (vimage, error) {
 	for i := 0; i < n; i++ {
 		C.g_object_ref(C.gpointer(all.p))
 		f, err := all.crop(0, i*fh, all.width(), fh)
+		if err == nil {
+			f, err = f.frame()
+		}
 		if err != nil {
 			return fail(err)
 		}

@@ -381,6 +381,19 @@ static int rz_addalpha(VipsImage *in, VipsImage **out) {
 	return vips_addalpha(in, out, NULL);
 }
 
+// rz_frame copies one frame cut from an animation as an image of its own:
+// without the animation's page-height, which the cut keeps. Once the frame
+// is turned, its height may be a multiple of the old page-height (an 80x40
+// frame is 40x80), and vips_thumbnail_image would then scale it as so many
+// pages.
+static int rz_frame(VipsImage *in, VipsImage **out) {
+	if (vips_copy(in, out, NULL)) {
+		return -1;
+	}
+	vips_image_remove(*out, VIPS_META_PAGE_HEIGHT);
+	return 0;
+}
+
 // rz_join stacks frames of one size top to bottom into an animation: one
 // tall image whose page-height is a frame's height. The frames' other
 // fields (the delays, the loop count) come from the first.
@@ -895,6 +908,12 @@ func (im vimage) flatten(bg []float64) (vimage, error) {
 
 func (im vimage) addAlpha() (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_addalpha(in, out) })
+}
+
+// frame makes one frame cut from an animation an image of its own (see
+// rz_frame).
+func (im vimage) frame() (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_frame(in, out) })
 }
 
 // join stacks frames into an animation (see rz_join); it frees the frames.
