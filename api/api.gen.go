@@ -1058,7 +1058,8 @@ type ResizeImageParams struct {
 	Fit *ResizeImageParamsFit `form:"fit,omitempty" json:"fit,omitempty"`
 
 	// Gravity The part of the image a `cover` crop keeps: an edge, a corner, the
-	// centre, `smart` (the most interesting region), or `focus` (as near
+	// centre, `smart` (the most interesting region; in an animation, the
+	// one of its first frame, every frame cut there), or `focus` (as near
 	// the point `focus` as the image allows).
 	Gravity *ResizeImageParamsGravity `form:"gravity,omitempty" json:"gravity,omitempty"`
 

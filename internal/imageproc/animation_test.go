@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
 	"image/gif"
 	"math/rand/v2"
 	"testing"
@@ -296,4 +297,99 @@ func TestAnimationOrientationProperty(t *testing.T) {
 		}
 	}
 	t.Logf("%d animations checked", checked)
+}
+
+// gifScreens decodes an animated GIF into the screens a viewer shows, one
+// per frame: each frame drawn over what the ones before left, as their
+// disposal says.
+func gifScreens(t *testing.T, b []byte) []*image.RGBA {
+	t.Helper()
+	g, err := gif.DecodeAll(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := image.Rect(0, 0, g.Config.Width, g.Config.Height)
+	screen := image.NewRGBA(bounds)
+	var out []*image.RGBA
+	for i, fr := range g.Image {
+		before := image.NewRGBA(bounds)
+		draw.Draw(before, bounds, screen, image.Point{}, draw.Src)
+		draw.Draw(screen, fr.Bounds(), fr, fr.Bounds().Min, draw.Over)
+		shown := image.NewRGBA(bounds)
+		draw.Draw(shown, bounds, screen, image.Point{}, draw.Src)
+		out = append(out, shown)
+		switch g.Disposal[i] {
+		case gif.DisposalBackground:
+			draw.Draw(screen, fr.Bounds(), image.Transparent, image.Point{}, draw.Src)
+		case gif.DisposalPrevious:
+			screen = before
+		}
+	}
+	return out
+}
+
+// gravity=smart cuts every frame of an animation at one place, the place
+// libvips' attention search chooses in the first frame (as animated=false
+// does): over a still background, a square moving across random frames
+// of random animations and covers, the background shows in every frame of
+// the output as it does in the first. Searched frame by frame, the cut
+// followed the square, and the background jumped from frame to frame.
+func TestAnimationSmartCrop(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	r := rand.New(rand.NewPCG(47, 53))
+	pal := color.Palette{}
+	for i := 0; i < 200; i++ {
+		pal = append(pal, color.RGBA{uint8(i), uint8(i), uint8(i), 255})
+	}
+	pal = append(pal, color.RGBA{255, 0, 0, 255})
+	for round := range 6 {
+		w, h, n := 120+r.IntN(200), 40+r.IntN(40), 3+r.IntN(4)
+		anim := &gif.GIF{}
+		for i := 0; i < n; i++ {
+			fr := image.NewPaletted(image.Rect(0, 0, w, h), pal)
+			for y := 0; y < h; y++ {
+				for x := 0; x < w; x++ {
+					fr.SetColorIndex(x, y, uint8(x*199/(w-1))) // a still ramp
+				}
+			}
+			sx, sy := r.IntN(w-12), 10+r.IntN(h-22) // a red square, never in the top rows
+			for y := sy; y < sy+12; y++ {
+				for x := sx; x < sx+12; x++ {
+					fr.SetColorIndex(x, y, 200)
+				}
+			}
+			anim.Image, anim.Delay = append(anim.Image, fr), append(anim.Delay, 10)
+		}
+		var b bytes.Buffer
+		if err := gif.EncodeAll(&b, anim); err != nil {
+			t.Fatal(err)
+		}
+		box := 20 + r.IntN(h-20)
+		o := Options{Width: box, Height: box, Fit: FitCover, Gravity: GravitySmart, Format: FormatGIF}
+		res, err := p.Process(t.Context(), b.Bytes(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		screens := gifScreens(t, res.Data)
+		if len(screens) != n {
+			t.Fatalf("round %d: %d frames, want %d", round, len(screens), n)
+		}
+		for i, sc := range screens[1:] {
+			for x := 0; x < box; x++ {
+				if a, b := rgbAt(screens[0], x, 1), rgbAt(sc, x, 1); !near(a, b, 24) {
+					t.Errorf("round %d (%dx%d, %s): frame %d's background at x=%d is %v, the first's %v: cut elsewhere",
+						round, w, h, o.Canonical(), i+1, x, b, a)
+					break
+				}
+			}
+		}
+		o.Still = true
+		still, err := p.Process(t.Context(), b.Bytes(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := meanAbsDiff(screens[0], decode(t, still.Data)); d > 8 {
+			t.Errorf("round %d: the first frame differs from animated=false's by %.1f a sample", round, d)
+		}
+	}
 }

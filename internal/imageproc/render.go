@@ -487,6 +487,16 @@ func (s *source) animation(p plan) (vimage, error) {
 		if f, err = f.thumbnail(p.scaleW, p.scaleH); err != nil {
 			return fail(err)
 		}
+		if p.smart {
+			// One cut for every frame, where the attention search puts it
+			// in the first (as animated=false does): a search frame by
+			// frame would follow whatever moves, and the picture would
+			// jump from frame to frame.
+			if f, p.crop.x, p.crop.y, err = smartPlace(f, p.crop.w, p.crop.h); err != nil {
+				return fail(err)
+			}
+			p.smart = false
+		}
 		if f, err = s.finish(f, p); err != nil {
 			return fail(err)
 		}
@@ -586,6 +596,23 @@ func smartcrop(im vimage, w, h int) (vimage, error) {
 		return vimage{}, err
 	}
 	return im.smartcrop(w, h)
+}
+
+// smartPlace finds where libvips' attention strategy would cut w x h out
+// of im, and returns im in memory, uncut, and that place.
+func smartPlace(im vimage, w, h int) (vimage, int, int, error) {
+	im, err := im.inMemory()
+	if err != nil {
+		return vimage{}, 0, 0, err
+	}
+	c, err := im.ref().smartcrop(w, h)
+	if err != nil {
+		im.free()
+		return vimage{}, 0, 0, err
+	}
+	x, y := c.cutAt()
+	c.free()
+	return im, clamp(x, 0, im.width()-w), clamp(y, 0, im.height()-h), nil
 }
 
 // backgroundColour is the colour of padding and of what replaces

@@ -894,6 +894,13 @@ func (im vimage) smartcrop(w, h int) (vimage, error) {
 	})
 }
 
+// cutAt is where a cut made of a larger image (crop, smartcrop) lies in
+// it: libvips records the cut's origin in the larger image as the
+// negated offset of the cut.
+func (im vimage) cutAt() (x, y int) {
+	return -int(C.vips_image_get_xoffset(im.p)), -int(C.vips_image_get_yoffset(im.p))
+}
+
 func (im vimage) embed(x, y, w, h int, bg []float64) (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
 		return C.rz_embed(in, C.int(x), C.int(y), C.int(w), C.int(h), (*C.double)(&bg[0]), C.int(len(bg)), out)
