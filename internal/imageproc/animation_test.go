@@ -393,3 +393,53 @@ func TestAnimationSmartCrop(t *testing.T) {
 		}
 	}
 }
+
+// trim cuts the border that every frame of an animation has, not the first
+// frame's alone: over random animations of a square moving on a uniform
+// ground, the output is the box every square fits in, and every frame
+// shows its whole square. Trimmed as its first frame was, the animation
+// was cut to the first square, and the others left the picture.
+func TestAnimationTrim(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	r := rand.New(rand.NewPCG(59, 61))
+	pal := color.Palette{color.RGBA{250, 250, 250, 255}, color.RGBA{20, 20, 20, 255}}
+	for round := range 8 {
+		w, h, n, side := 60+r.IntN(100), 40+r.IntN(60), 2+r.IntN(4), 4+r.IntN(8)
+		anim := &gif.GIF{}
+		box := image.Rectangle{}
+		for i := 0; i < n; i++ {
+			fr := image.NewPaletted(image.Rect(0, 0, w, h), pal)
+			sq := image.Rect(0, 0, side, side).Add(image.Pt(1+r.IntN(w-side-1), 1+r.IntN(h-side-1)))
+			draw.Draw(fr, sq, image.NewUniform(pal[1]), image.Point{}, draw.Src)
+			box = box.Union(sq)
+			anim.Image, anim.Delay = append(anim.Image, fr), append(anim.Delay, 10)
+		}
+		var b bytes.Buffer
+		if err := gif.EncodeAll(&b, anim); err != nil {
+			t.Fatal(err)
+		}
+		th := 10.0
+		res, err := p.Process(t.Context(), b.Bytes(), Options{Trim: &th, Format: FormatGIF})
+		if err != nil {
+			t.Fatal(err)
+		}
+		what := fmt.Sprintf("round %d: %d squares of %d in %dx%d", round, n, side, w, h)
+		if res.Width != box.Dx() || res.Height != box.Dy() {
+			t.Errorf("%s: trimmed to %dx%d, want %v, the box of every square", what, res.Width, res.Height, box)
+			continue
+		}
+		for i, sc := range gifScreens(t, res.Data) {
+			dark := 0
+			for y := 0; y < res.Height; y++ {
+				for x := 0; x < res.Width; x++ {
+					if rgbAt(sc, x, y)[0] < 128 {
+						dark++
+					}
+				}
+			}
+			if dark != side*side {
+				t.Errorf("%s: frame %d shows %d pixels of its square, want %d", what, i, dark, side*side)
+			}
+		}
+	}
+}

@@ -158,7 +158,8 @@ type Options struct {
 	// Crop is a region of the upright source, cut before the resize.
 	Crop *Region `json:",omitempty"`
 	// Trim, when set, cuts away a uniform border (the colour of the top-left
-	// pixel, within this threshold) before the crop and the resize.
+	// pixel, within this threshold) before the crop and the resize; from an
+	// animation that stays animated, the border all its frames have.
 	Trim *float64 `json:",omitempty"`
 	// Rotate turns the resized image clockwise by 90, 180 or 270 degrees
 	// (after its EXIF orientation); Flip mirrors it.

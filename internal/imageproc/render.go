@@ -57,7 +57,8 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	for i, o := range j.Outputs {
 		var trim *rect
 		if o.Trim != nil {
-			if trim, err = src.trim(*o.Trim); err != nil {
+			_, animate := outputOf(h, vh.alpha, o)
+			if trim, err = src.trim(*o.Trim, animate, j.Limits); err != nil {
 				return h, nil, classify(in, err)
 			}
 		}
@@ -124,10 +125,8 @@ func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, er
 	if err != nil {
 		return plan{}, err
 	}
-	animated := h.Pages > 1 && h.Format.CanAnimate()
 	p := plan{geometry: g, options: o, quality: o.Quality, background: o.Background}
-	p.format = outputFormat(h.Format, alpha, animated, o)
-	p.animate = animated && !o.Still && p.format.CanAnimate()
+	p.format, p.animate = outputOf(h, alpha, o)
 	if p.quality == 0 {
 		p.quality = l.Qualities[p.format]
 	}
@@ -137,16 +136,30 @@ func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, er
 	return p, nil
 }
 
+// outputOf is the format of output o of the source h, and whether it
+// stays animated: the source is animated and the format can be.
+func outputOf(h Header, alpha bool, o Options) (f Format, animate bool) {
+	animated := h.Pages > 1 && h.Format.CanAnimate()
+	f = outputFormat(h.Format, alpha, animated, o)
+	return f, animated && !o.Still && f.CanAnimate()
+}
+
 // checkFrames bounds an animation that stays one, in and out (the input
 // was checked in Go already, from its blocks; these are libvips' counts).
 func (p plan) checkFrames(h Header, l limits) error {
 	if !p.animate {
 		return nil
 	}
+	return frameLimits(h, l, int64(h.Width)*int64(h.Height), int64(p.Width)*int64(p.Height))
+}
+
+// frameLimits bounds an animation of h.Pages frames of each of sizes
+// pixels.
+func frameLimits(h Header, l limits, sizes ...int64) error {
 	if h.Pages > l.MaxFrames {
 		return fmt.Errorf("%w: %d frames, over the limit of %d (animated=false takes the first)", ErrTooLarge, h.Pages, l.MaxFrames)
 	}
-	for _, px := range []int64{int64(h.Width) * int64(h.Height), int64(p.Width) * int64(p.Height)} {
+	for _, px := range sizes {
 		if total := px * int64(h.Pages); total > l.MaxAnimationPixels {
 			return fmt.Errorf("%w: %d frames are %d pixels, over the limit of %d (animated=false takes the first)",
 				ErrTooLarge, h.Pages, total, l.MaxAnimationPixels)
@@ -226,21 +239,73 @@ func (s *source) full() (vimage, error) {
 	return s.whole, nil
 }
 
-// trim finds what a trim of the source's border leaves.
-func (s *source) trim(threshold float64) (*rect, error) {
-	im, err := s.full()
+// trim finds what a trim of the source's border leaves: of its first
+// frame, or for an output that stays animated (every frame cut alike), of
+// every frame, the box that holds what is left of any of them. A border
+// only the first frame has would cut the others' pictures.
+func (s *source) trim(threshold float64, animate bool, l limits) (*rect, error) {
+	var box rect
+	var err error
+	if animate {
+		box, err = s.animationTrim(threshold, l)
+	} else {
+		var im vimage
+		if im, err = s.full(); err != nil {
+			return nil, err
+		}
+		box, err = im.findTrim(threshold)
+		im.free()
+	}
 	if err != nil {
 		return nil, err
 	}
-	defer im.free()
-	r, err := im.findTrim(threshold)
-	if err != nil {
-		return nil, err
-	}
-	if r.w <= 0 || r.h <= 0 {
+	if box.w <= 0 || box.h <= 0 {
 		return nil, fmt.Errorf("%w: trim=%g removes the whole image", ErrUnsatisfiable, threshold)
 	}
-	return &r, nil
+	return &box, nil
+}
+
+// animationTrim is the union of the boxes a trim leaves of each frame,
+// upright; empty when every frame is its border's colour. The frames are
+// decoded once, for the outputs too, within the limits on animations.
+func (s *source) animationTrim(threshold float64, l limits) (rect, error) {
+	if err := frameLimits(s.h, l, int64(s.h.Width)*int64(s.h.Height)); err != nil {
+		return rect{}, err
+	}
+	all, err := s.frames()
+	if err != nil {
+		return rect{}, err
+	}
+	defer all.free()
+	fh := all.pageHeight()
+	var box rect
+	for i := 0; i < all.height()/fh; i++ {
+		f, err := all.ref().crop(0, i*fh, all.width(), fh)
+		if err == nil {
+			f, err = f.frame()
+		}
+		if err == nil {
+			f, err = upright8(f, s.h.Orientation)
+		}
+		if err != nil {
+			return rect{}, err
+		}
+		r, err := f.findTrim(threshold)
+		f.free()
+		if err != nil {
+			return rect{}, err
+		}
+		switch {
+		case r.w <= 0 || r.h <= 0: // all border
+		case box.w == 0:
+			box = r
+		default:
+			x0, y0 := min(box.x, r.x), min(box.y, r.y)
+			x1, y1 := max(box.x+box.w, r.x+r.w), max(box.y+box.h, r.y+r.h)
+			box = rect{x0, y0, x1 - x0, y1 - y0}
+		}
+	}
+	return box, nil
 }
 
 // shareDecode decodes the source once for all outputs when there are
