@@ -206,6 +206,18 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		t.Fatal("the two-frame GIF is not the start of the three-frame one")
 	}
 	cutAnimation := threeFrames[:len(twoFrames)+(len(threeFrames)-len(twoFrames))/2]
+	// The same animation whole, but its third frame's LZW code size is
+	// 12, over the 11 GIF's codes can have: libvips' loader stopped there
+	// without an error, and the animation came out two frames long.
+	badFrame := bytes.Clone(threeFrames)
+	at := len(twoFrames) + 8 // past the frame's graphic control extension, at its descriptor
+	if badFrame[len(twoFrames)] != 0x21 || badFrame[at] != 0x2C {
+		t.Fatal("the third frame does not start with a graphic control extension and a descriptor")
+	}
+	if flags := badFrame[at+9]; flags&0x80 != 0 {
+		at += 3 << (int(flags&7) + 1) // its local palette
+	}
+	badFrame[at+10] = 12
 	// An animated WebP of two 64x64 frames side by side on a 128x64
 	// canvas, with an EXIF orientation of 6: each frame, turned upright,
 	// is 64x128, twice the height of the animation's pages, and libvips
@@ -278,6 +290,7 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"200-exif-over-1mib.webp":             webpExif,
 		"422-animation-cut-in-last-frame.gif": cutAnimation,
 		"200-animation-turned-by-exif.webp":   turnedAnimation,
+		"422-animation-undecodable-frame.gif": badFrame,
 		"415-external-entity.svg": []byte(`<?xml version="1.0"?>
 <!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">

@@ -443,3 +443,85 @@ func TestAnimationTrim(t *testing.T) {
 		}
 	}
 }
+
+// gifDescriptor returns the index of frame k's image descriptor (from 0)
+// in the GIF b.
+func gifDescriptor(t *testing.T, b []byte, k int) int {
+	t.Helper()
+	i := 13
+	if b[10]&0x80 != 0 {
+		i += 3 << (int(b[10]&7) + 1)
+	}
+	for n := 0; i < len(b); {
+		switch b[i] {
+		case 0x21:
+			j, err := skipSubBlocks(b, i+2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i = j
+		case 0x2C:
+			if n == k {
+				return i
+			}
+			n++
+			j := i + 10
+			if b[i+9]&0x80 != 0 {
+				j += 3 << (int(b[i+9]&7) + 1)
+			}
+			j, err := skipSubBlocks(b, j+1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i = j
+		default:
+			t.Fatalf("no frame %d", k)
+		}
+	}
+	t.Fatalf("no frame %d", k)
+	return 0
+}
+
+// An animation with a frame libvips cannot decode (an LZW code size of 12,
+// over the 11 GIF's codes can have) is refused while it would stay
+// animated, whichever frame it is, and served as a still (its first frame,
+// whole) with animated=false. libvips' GIF loader stopped at the frame
+// without an error, and the animation came out shorter: one frame where
+// the file has five, a still GIF in place of an animation.
+func TestAnimationUndecodableFrame(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	const n = 5
+	whole := animatedGIF(t, n, 40, 30, rgbPalette, []int{10, 20})
+	for k := 1; k < n; k++ {
+		in := bytes.Clone(whole)
+		at := gifDescriptor(t, in, k) + 10 // the LZW minimum code size, after any local palette
+		if flags := in[at-1]; flags&0x80 != 0 {
+			at += 3 << (int(flags&7) + 1)
+		}
+		in[at] = 12
+		if c, err := frameCount(FormatGIF, in); c != n || err != nil {
+			t.Fatalf("frame %d broken: frameCount = %d, %v; want %d, nil (its blocks are whole)", k, c, err, n)
+		}
+		for _, o := range []Options{{}, {Format: FormatWebP}, {Width: 20, Format: FormatGIF}} {
+			if r, err := p.Process(t.Context(), in, o); !errors.Is(err, ErrUndecodable) {
+				frames := 0
+				if r != nil {
+					if g, err := gif.DecodeAll(bytes.NewReader(r.Data)); err == nil {
+						frames = len(g.Image)
+					}
+				}
+				t.Errorf("frame %d of %d broken, %s: %v (%d frames), want ErrUndecodable", k+1, n, o.Canonical(), err, frames)
+			}
+		}
+		for _, o := range []Options{{Still: true}, {Format: FormatPNG}} {
+			r, err := p.Process(t.Context(), in, o)
+			if err != nil {
+				t.Errorf("frame %d broken, as a still (%s): %v", k+1, o.Canonical(), err)
+				continue
+			}
+			if c := rgbAt(decode(t, r.Data), 20, 15); !near(c, [4]uint8{255, 0, 0, 255}, 40) {
+				t.Errorf("frame %d broken, as a still (%s): %v, want the first frame, red", k+1, o.Canonical(), c)
+			}
+		}
+	}
+}

@@ -222,7 +222,7 @@ func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Hea
 // Header is the worker's when it answered, else in's. The caller holds a
 // slot.
 func (p *Processor) run(ctx context.Context, in input, j job, more [][]byte) (reply, [][]byte, error) {
-	j.Header, j.Size = in.header, in.size
+	j.Header, j.Size, j.Frames = in.header, in.size, in.frames
 	j.Limits = limits{MaxPixels: p.cfg.MaxPixels, MaxOutputPixels: p.cfg.MaxOutputPixels, MaxDimension: p.cfg.MaxDimension,
 		MaxFrames: p.cfg.MaxFrames, MaxAnimationPixels: p.cfg.MaxAnimationPixels, Qualities: p.cfg.Qualities}
 	payloads := slices.Concat(in.parts, more)
@@ -256,6 +256,7 @@ type input struct {
 	parts  [][]byte // the file to send, metadata removed
 	size   int
 	rights exifRights // read from the removed EXIF, for keep=copyright
+	frames int        // of an animated GIF or WebP, counted in its blocks (frameCount)
 }
 
 // prepare does, in Go and before any slot is taken, every check the bytes
@@ -294,7 +295,9 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	}
 	in.parts, in.size, in.rights = c.parts, c.size, c.rights
 	in.header.Orientation = c.orientation
-	if frames, err := frameCount(f, b); frames > 1 && animates(f, opts) {
+	frames, err := frameCount(f, b)
+	in.frames = frames
+	if frames > 1 && animates(f, opts) {
 		if err != nil {
 			return in, err
 		}

@@ -38,6 +38,9 @@ type job struct {
 	Outputs []Options
 	Limits  limits
 	Size    int // of the image that follows
+	// Frames is the number of frames of an animated GIF or WebP, counted in
+	// Go from its blocks; libvips' count is checked against it.
+	Frames int `json:",omitempty"`
 	// Rights are the source's EXIF Artist and Copyright, read in Go,
 	// when an output keeps them (keep=copyright).
 	Rights *exifRights `json:",omitempty"`

@@ -51,6 +51,9 @@ func render(in cbuf, j job) (Header, []rendered, error) {
 	if err != nil {
 		return h, nil, err
 	}
+	if err := wholeAnimation(h, j); err != nil {
+		return h, nil, err
+	}
 	src := &source{in: in, h: h, marks: newMarkSet(j), tagged: keepsAnyICC(j.Outputs), rights: j.Rights}
 	defer src.free()
 	plans := make([]plan, len(j.Outputs))
@@ -106,6 +109,19 @@ func confirm(h Header, vh vheader, l limits) (Header, error) {
 		return h, fmt.Errorf("%w: %dx%d is %d pixels, over the limit of %d", ErrTooLarge, vh.width, vh.height, px, l.MaxPixels)
 	}
 	return h, nil
+}
+
+// wholeAnimation refuses an animation that stays animated when libvips
+// reads fewer frames than its blocks hold: libvips' GIF loader stops
+// without an error at a frame it cannot decode (an LZW code size over 11),
+// and the animation would come out cut short, or as a still. Its first
+// frame, which a still output decodes alone, is whole.
+func wholeAnimation(h Header, j job) error {
+	if j.Frames <= h.Pages || !animates(h.Format, j.Outputs) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: frame %d of %d cannot be decoded (animated=false takes the first)",
+		ErrUndecodable, h.Format, h.Pages+1, j.Frames)
 }
 
 // plan is one output, planned.
