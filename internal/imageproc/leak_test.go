@@ -42,7 +42,7 @@ func cGrowth(t *testing.T, n int, fn func()) float64 {
 
 // unbounded are limits that no test image reaches, for tests of libvips'
 // own behaviour.
-var unbounded = limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192}
+var unbounded = limits{MaxPixels: 1 << 40, MaxOutputPixels: 1 << 40, MaxDimension: 8192, MaxFrames: 1 << 20, MaxAnimationPixels: 1 << 40}
 
 // cInput is a cleaned file in C memory, as a worker reads it from its
 // pipe; the caller frees it.
@@ -129,6 +129,20 @@ func TestNoCLeakPerImage(t *testing.T) {
 	cases["keep"] = func() {
 		inProcessKeep(t, photo, Options{Width: 100, Keep: KeepICC}, Options{Width: 80, Format: FormatAVIF, Keep: KeepCopyright},
 			Options{Width: 60, Format: FormatPNG})
+	}
+	// An animation, every frame made: turned by its EXIF orientation,
+	// trimmed over all its frames, cut where the attention search puts
+	// it in the first.
+	animGIF := animatedGIF(t, 4, 60, 30, rgbPalette, []int{10, 20})
+	animWebP, err := inProcessKeep(t, animGIF, Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	turned := withWebPExif(animWebP[0].data, imagetest.Exif(6))
+	trim := 10.0
+	cases["animation"] = func() {
+		inProcess(t, turned, Options{Width: 20, Format: FormatGIF}, Options{Width: 20, Height: 20, Fit: FitCover, Gravity: GravitySmart},
+			Options{Trim: &trim, Format: FormatGIF, Pad: [4]int{1, 2, 3, 4}})
 	}
 	for name, fn := range cases {
 		g := cGrowth(t, 150, fn)
