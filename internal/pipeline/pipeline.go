@@ -154,6 +154,9 @@ type Result struct {
 	// wrote: this run wrote its outputs (a manifest alone written again
 	// wrote none); upload: it was an upload's.
 	wrote, upload bool
+	// settle: the run found its version replaced or gone before it
+	// wrote anything, and made nothing again (see settle).
+	settle bool
 }
 
 // Pipeline makes and stores the variants of originals.
@@ -428,30 +431,123 @@ type keyChecker interface {
 // outputs all carry etag and its current focus already is skipped without
 // being read (StatusUpToDate: the same bytes uploaded again with another
 // focus keep their ETag, so the ETag alone would not do); one that has
-// changed or gone since the event was sent is StatusSuperseded, and its
-// successor's own event does the work. A source that can never be
-// processed (IsPermanent) is StatusRejected with a nil error, and moved
-// under RejectedPrefix when that is set. Concurrent runs for the same key
+// changed or gone since the event was sent is StatusSuperseded, and the
+// outputs are brought to what the original as it stands implies (settle).
+// A source that can never be processed (IsPermanent) is StatusRejected
+// with a nil error, and moved under RejectedPrefix when that is set. Concurrent runs for the same key
 // and ETag do the work once.
 func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
 	}
-	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) {
-		res, err := p.run(ctx, key, etag)
-		err = p.timeoutAgain(key, etag, err)
-		if err == nil {
-			p.timedOut.Forget(timeoutKey(key, etag))
-		}
-		if err != nil && IsPermanent(err) {
-			return p.reject(ctx, key, etag, err), nil
-		}
-		return res, err
-	})
+	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) { return p.runOnce(ctx, key, etag) })
 	if err != nil {
 		return Result{}, err
 	}
-	return v.(Result), nil
+	res := v.(Result)
+	if res.settle {
+		// Outside the shared run: settle runs the stored version, and
+		// a run waiting for another from inside its own could wait for
+		// one that waits for it.
+		if err := p.settle(ctx, key, etag); err != nil {
+			return Result{}, err
+		}
+	}
+	return res, nil
+}
+
+// settle brings the outputs of key to what the original as it stands
+// implies, after an event of version etag found that version replaced or
+// gone: the stored version's outputs made when they are not current, or a
+// deleted original's removed (Remove); and then the outputs of version
+// etag at keys the stored one has none at (another format's extension)
+// deleted. The event's version may have written them in a delivery that
+// failed before it could prune them (a passing failure, a crash); that
+// delivery failed, so the event comes again and settles them. Its
+// successor's own event may have come first, and finds no manifest that
+// lists them. Every event so leaves the key as its original stands, and
+// a run that could not look at its original after writing (overtaken)
+// fails its event, to be settled when it comes again.
+func (p *Pipeline) settle(ctx context.Context, key, etag string) error {
+	if _, err := p.Remove(ctx, key); err != nil {
+		return err
+	}
+	if etag = trimETag(etag); etag == "" {
+		return nil
+	}
+	var stray []string
+	var mu sync.Mutex
+	keys := p.everyOutputKey(key)
+	err := parallel(len(keys), func(i int) error {
+		obj, err := p.out.Head(ctx, keys[i])
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		if madeFrom(obj, key) && obj.Metadata[MetaSourceETag] == etag {
+			mu.Lock()
+			stray = append(stray, keys[i])
+			mu.Unlock()
+		}
+		return nil
+	})
+	if err != nil || len(stray) == 0 {
+		return err
+	}
+	if _, err := p.deleteOwned(ctx, key, stray); err != nil {
+		return fmt.Errorf("delete the outputs of a replaced version: %w", err)
+	}
+	// Stored again since (the same bytes, the same ETag), its run may
+	// have written them: made again, by a run of its own.
+	switch head, err := p.in.Head(ctx, key); {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look at the original after deleting: %w", err)
+	case trimETag(head.ETag) == etag:
+		_, err := p.runOnce(ctx, key, head.ETag)
+		return err
+	}
+	return nil
+}
+
+// everyOutputKey lists every key an output of key can have: each
+// variant's, in its format or, for a variant that keeps the original's,
+// in every output format (the key's extension follows the format).
+func (p *Pipeline) everyOutputKey(key string) []string {
+	var keys []string
+	for _, v := range p.cfg.Variants {
+		formats := imageproc.OutputFormats
+		if v.Options.Format != imageproc.FormatUnknown {
+			formats = []imageproc.Format{v.Options.Format}
+		}
+		for _, f := range formats {
+			if k := p.outputKey(key, v, f); !slices.Contains(keys, k) && storage.ValidateKey(k) == nil {
+				keys = append(keys, k)
+			}
+		}
+	}
+	return keys
+}
+
+// runOnce is Run's work, in a run of its own: it joins no run under way.
+// A run calls it, not Run, for work it must see done after its own writes
+// (overtaken, remove): a run of the same version under way may have
+// written before them, and finish as current; and a run waiting for
+// another run, from inside its own, could wait for one that waits for it
+// (the original back to an earlier version: A, B, A).
+func (p *Pipeline) runOnce(ctx context.Context, key, etag string) (Result, error) {
+	res, err := p.run(ctx, key, etag)
+	err = p.timeoutAgain(key, etag, err)
+	if err == nil {
+		p.timedOut.Forget(timeoutKey(key, etag))
+	}
+	if err != nil && IsPermanent(err) {
+		return p.reject(ctx, key, etag, err), nil
+	}
+	return res, err
 }
 
 // ErrKeyTaken: an output key of the source is another original's output
@@ -694,7 +790,9 @@ func (p *Pipeline) Remove(ctx context.Context, key string) (Result, error) {
 // remove is Remove without the run of a source that is there, which it
 // reports as StatusSuperseded with the stored ETag. overtaken calls it
 // from inside a run, where a run of the same version would wait for
-// itself; a source there again has an event of its own.
+// itself; a source there again has an event of its own. A source stored
+// again while the outputs were deleted is made again, by a run of its own
+// (runOnce), and that run's result is remove's.
 func (p *Pipeline) remove(ctx context.Context, key string) (Result, error) {
 	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
@@ -706,18 +804,7 @@ func (p *Pipeline) remove(ctx context.Context, key string) (Result, error) {
 	}
 	// A variant kept the source's format, which is gone with it: every
 	// format it could have had is deleted (deleting nothing is no error).
-	var keys []string
-	for _, v := range p.cfg.Variants {
-		formats := imageproc.OutputFormats
-		if v.Options.Format != imageproc.FormatUnknown {
-			formats = []imageproc.Format{v.Options.Format}
-		}
-		for _, f := range formats {
-			if k := p.outputKey(key, v, f); !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-	}
+	keys := p.everyOutputKey(key)
 	// And what the manifest lists (variants since retired), then the
 	// manifest itself.
 	if m, ok, err := p.readManifest(ctx, key); err != nil {
@@ -736,6 +823,16 @@ func (p *Pipeline) remove(ctx context.Context, key string) (Result, error) {
 	if err := p.out.Delete(ctx, p.ManifestKey(key)); err != nil {
 		return Result{}, fmt.Errorf("delete manifest: %w", err)
 	}
+	// Stored again since the look, its run may have finished before these
+	// deletions, and its event be done: its outputs are made again, by a
+	// run of its own (one under way may have written before them).
+	switch head, err := p.in.Head(ctx, key); {
+	case errors.Is(err, storage.ErrNotFound):
+	case err != nil:
+		return Result{}, fmt.Errorf("look at the original after deleting: %w", err)
+	default:
+		return p.runOnce(ctx, key, head.ETag)
+	}
 	return Result{Status: StatusDeleted, Key: key, Stale: deleted}, nil
 }
 
@@ -744,7 +841,7 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	// outputs must have been made with to be current.
 	head, err := p.in.Head(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
+		return Result{Status: StatusSuperseded, Key: key, ETag: etag, settle: true}, nil
 	}
 	if err != nil {
 		return Result{}, err
@@ -765,7 +862,7 @@ func (p *Pipeline) run(ctx context.Context, key, etag string) (Result, error) {
 	data, obj, err := p.in.Get(ctx, key, storage.GetOptions{IfMatch: etag, MaxBytes: p.cfg.MaxSourceBytes})
 	switch {
 	case errors.Is(err, storage.ErrPreconditionFailed), errors.Is(err, storage.ErrNotFound):
-		return Result{Status: StatusSuperseded, Key: key, ETag: etag}, nil
+		return Result{Status: StatusSuperseded, Key: key, ETag: etag, settle: true}, nil
 	case errors.Is(err, storage.ErrTooLarge):
 		return Result{}, fmt.Errorf("%w: source %s", imageproc.ErrTooLarge, err)
 	case err != nil:
@@ -796,10 +893,9 @@ func (p *Pipeline) stillCurrent(ctx context.Context, key, etag string, res Resul
 // version's own run (or upload) had written its outputs and manifest, and
 // over them; or after the source's deletion had removed its outputs,
 // which would then outlive it. Replaced since, the current version is
-// made again (sharing a run of it under way); deleted, what was written is
+// made again, by a run of its own; deleted, what was written is
 // removed. Either way it reports true: this version's outputs do not
-// stand. A failed look reports false: a change since has an event of its
-// own.
+// stand. A failed look is an error.
 func (p *Pipeline) overtaken(ctx context.Context, key, etag string) (bool, error) {
 	head, err := p.in.Head(ctx, key)
 	switch {
@@ -807,10 +903,17 @@ func (p *Pipeline) overtaken(ctx context.Context, key, etag string) (bool, error
 		if _, err := p.remove(ctx, key); err != nil {
 			return true, fmt.Errorf("deleted while it was made: %w", err)
 		}
-	case err != nil, trimETag(head.ETag) == trimETag(etag):
+	case err != nil:
+		// Unknown: the writes may have landed over a newer version's
+		// outputs, whose event is done. The event fails, and comes
+		// again to find its version replaced (settle).
+		return false, fmt.Errorf("look at the original after writing: %w", err)
+	case trimETag(head.ETag) == trimETag(etag):
 		return false, nil
 	default:
-		if _, err := p.Run(ctx, key, head.ETag); err != nil && !IsPermanent(err) {
+		// A run of its own, started after these writes: one under way
+		// may have written before them.
+		if _, err := p.runOnce(ctx, key, head.ETag); err != nil {
 			return true, fmt.Errorf("replaced while it was made: %w", err)
 		}
 	}
