@@ -45,6 +45,7 @@ func setup(ctx context.Context, getenv func(string) string, stdout io.Writer) (f
 		Reload:         reload,
 		InputPrefix:    cfg.InputPrefix,
 		OutputPrefix:   cfg.OutputPrefix,
+		OutputBucket:   cfg.OutputBucket,
 		RequestTimeout: cfg.RequestTimeout,
 	}, &http.Client{Transport: transport(http.DefaultTransport.(*http.Transport), cfg.ConnectTo)}, log)
 	if err != nil {

@@ -221,8 +221,11 @@ func TestPresignExpiry(t *testing.T) {
 func TestLoadForwarder(t *testing.T) {
 	f, err := LoadForwarder(env(map[string]string{"RESIZER_URL": "https://resizer.internal/", "WEBHOOK_SECRET": "s"}))
 	if err != nil || f.URL != "https://resizer.internal" || f.InputPrefix != "uploads/" || f.OutputPrefix != "resized/" ||
-		f.RequestTimeout != 80*time.Second || f.LogLevel != "info" {
+		f.RequestTimeout != 80*time.Second || f.LogLevel != "info" || f.OutputBucket != "" {
 		t.Fatalf("%+v %v", f, err)
+	}
+	if f, _ := LoadForwarder(env(map[string]string{"RESIZER_URL": "https://r.internal", "WEBHOOK_SECRET": "s", "OUTPUT_BUCKET": "out"})); f.OutputBucket != "out" {
+		t.Fatalf("OUTPUT_BUCKET: %q", f.OutputBucket)
 	}
 	_, err = LoadForwarder(env(map[string]string{"WEBHOOK_SECRET": "s", "WEBHOOK_SECRET_ARN": "arn:x", "REQUEST_TIMEOUT": "soon",
 		"RESIZER_CONNECT_TO": "internal-lb.example"}))

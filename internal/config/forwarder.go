@@ -19,6 +19,10 @@ type Forwarder struct {
 	// Records whose keys lie outside InputPrefix or inside OutputPrefix
 	// are dropped before sending: the loop guard, as in the service.
 	InputPrefix, OutputPrefix string
+	// OutputBucket, when set, is a bucket of the outputs' own (the
+	// service's OUTPUT_BUCKET): OutputPrefix guards its keys only, and
+	// in the bucket of the originals it is a folder like any other.
+	OutputBucket string
 	// ConnectTo, when set (host:port), is where connections go instead
 	// of URL's host, which still names the server for TLS and the Host
 	// header: the function reaches the service's internal load balancer
@@ -44,6 +48,7 @@ func LoadForwarder(getenv func(string) string) (Forwarder, error) {
 		SecretARN:    get("WEBHOOK_SECRET_ARN", ""),
 		InputPrefix:  strings.TrimPrefix(get("INPUT_PREFIX", "uploads/"), "/"),
 		OutputPrefix: get("OUTPUT_PREFIX", "resized/"),
+		OutputBucket: get("OUTPUT_BUCKET", ""),
 		ConnectTo:    get("RESIZER_CONNECT_TO", ""),
 		LogLevel:     get("LOG_LEVEL", "info"),
 	}

@@ -45,8 +45,10 @@ type Config struct {
 	// 401 and retries at once when the secrets have changed, so that an
 	// instance started before a rotation catches up instead of failing.
 	Reload func(context.Context) (string, error)
-	// Records outside InputPrefix or inside OutputPrefix are dropped.
-	InputPrefix, OutputPrefix string
+	// Records outside InputPrefix or inside OutputPrefix are dropped;
+	// with OutputBucket set (the outputs in a bucket of their own), only
+	// that bucket's records inside OutputPrefix are.
+	InputPrefix, OutputPrefix, OutputBucket string
 	// RequestTimeout bounds one attempt.
 	RequestTimeout time.Duration
 	// Margin is kept free before the Lambda deadline: no attempt starts,
@@ -215,6 +217,13 @@ func (f *Forwarder) forwardBody(ctx context.Context, log zerolog.Logger, body []
 	return f.forward(ctx, log, recs, s)
 }
 
+// isOutput reports whether key of bucket may be one of the service's
+// outputs: under OutputPrefix, in the outputs' bucket (any bucket when
+// they share the originals').
+func (f *Forwarder) isOutput(bucket, key string) bool {
+	return strings.HasPrefix(key, f.cfg.OutputPrefix) && (f.cfg.OutputBucket == "" || bucket == f.cfg.OutputBucket)
+}
+
 // forward drops records the service must not process, then posts the rest
 // as one S3 event notification.
 func (f *Forwarder) forward(ctx context.Context, log zerolog.Logger, raws []json.RawMessage, s *summary) error {
@@ -226,7 +235,7 @@ func (f *Forwarder) forward(ctx context.Context, log zerolog.Logger, raws []json
 		}
 		key := rec.Key()
 		rlog := log.With().Str("bucket", rec.S3.Bucket.Name).Str("key", key).Str("event", rec.Name()).Logger()
-		if !strings.HasPrefix(key, f.cfg.InputPrefix) || strings.HasPrefix(key, f.cfg.OutputPrefix) {
+		if !strings.HasPrefix(key, f.cfg.InputPrefix) || f.isOutput(rec.S3.Bucket.Name, key) {
 			rlog.Info().Msg("dropped by the loop guard")
 			s.dropped++
 			continue

@@ -181,6 +181,30 @@ func TestLoopGuardAndTestEvent(t *testing.T) {
 	}
 }
 
+// With the outputs in a bucket of their own (OUTPUT_BUCKET), as the
+// service's loop guard has it, OutputPrefix guards that bucket's keys
+// only: in the originals' bucket, with the whole bucket as INPUT_PREFIX,
+// resized/ is a folder of originals like any other.
+func TestLoopGuardOfAnOutputBucket(t *testing.T) {
+	for _, c := range []struct {
+		outputBucket string
+		forwarded    int
+	}{{"", 0}, {"photos", 0}, {"photos-resized", 1}} {
+		r := newReceiver(t)
+		f, err := New(Config{URL: r.URL, Secrets: secret, InputPrefix: "", OutputPrefix: "resized/", OutputBucket: c.outputBucket,
+			RequestTimeout: 2 * time.Second}, nil, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("resized/thumb/x.jpg")); err != nil {
+			t.Fatal(err)
+		}
+		if n := len(r.received()); n != c.forwarded {
+			t.Errorf("OutputBucket %q: %d requests for resized/thumb/x.jpg of photos, want %d", c.outputBucket, n, c.forwarded)
+		}
+	}
+}
+
 func sqsBatch(bodies map[string]string) json.RawMessage {
 	var recs []events.SQSMessage
 	for id, b := range bodies {
