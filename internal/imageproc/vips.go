@@ -733,13 +733,20 @@ func clearDecodeWarnings() {
 func decodeWarnings(in cbuf, f Format) error {
 	msg := inputWarnings.String() + C.GoString(C.vips_error_buffer())
 	clearDecodeWarnings()
-	if err := cutShort(msg, ErrUndecodable); err != nil || f != FormatJPEG || !strings.Contains(msg, "VipsJpeg") {
+	return endedEarly(msg, in, f, ErrUndecodable)
+}
+
+// endedEarly is kind when the warnings msg of decoding in, of format f,
+// tell of pixel data cut short: one of them is a jpegCutShort, or a JPEG
+// warned at all and libjpeg itself meets a scan that ends early.
+func endedEarly(msg string, in cbuf, f Format, kind error) error {
+	if err := cutShort(msg, kind); err != nil || f != FormatJPEG || !strings.Contains(msg, "VipsJpeg") {
 		return err
 	}
 	if jpegEndsEarly(in) {
 		// The warning that led here (often a harmless one: an unknown
 		// JFIF revision) says nothing to the client, and repeats.
-		return fmt.Errorf("%w: truncated: a scan's data ends early", ErrUndecodable)
+		return fmt.Errorf("%w: truncated: a scan's data ends early", kind)
 	}
 	return nil
 }
@@ -756,12 +763,15 @@ func setAsideWarnings() {
 	C.vips_error_clear()
 }
 
-// markWarnings fails with ErrBadWatermark when the decoding of a watermark
-// since setAsideWarnings met pixel data cut short, and clears the buffer.
-func markWarnings() error {
+// markWarnings fails with ErrBadWatermark when the decoding of the
+// watermark in, of format f, since setAsideWarnings met pixel data cut
+// short, and clears the buffer. It asks libjpeg itself as decodeWarnings
+// does: a cut scan behind a harmless first warning is as cut in a
+// watermark as in an input.
+func markWarnings(in cbuf, f Format) error {
 	msg := C.GoString(C.vips_error_buffer())
 	C.vips_error_clear()
-	return cutShort(msg, ErrBadWatermark)
+	return endedEarly(msg, in, f, ErrBadWatermark)
 }
 
 // cutShort is kind when msg holds a warning of jpegCutShort.

@@ -123,7 +123,7 @@ func decodeMark(in cbuf, h Header, w, ht int, opacity float64) (vimage, error) {
 	if im, err = im.inMemory(); err != nil {
 		return vimage{}, err
 	}
-	if err := markWarnings(); err != nil {
+	if err := markWarnings(in, h.Format); err != nil {
 		im.free()
 		return vimage{}, err
 	}

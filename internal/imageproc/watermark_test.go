@@ -11,6 +11,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/gif"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -511,6 +512,40 @@ func TestWatermarkAnimation(t *testing.T) {
 		want := rgbPalette[i%3].(color.RGBA)
 		if got := rgbAt(canvas, 30, 40); !near(got, [4]uint8{want.R, want.G, want.B, 255}, 40) {
 			t.Errorf("frame %d: %v beside the watermark, want %v", i, got, want)
+		}
+	}
+}
+
+// Every file of the hostile corpus is, as a watermark, what it is as an
+// input made still (a watermark is its first frame): used when the input
+// would be served, and otherwise refused as the option's fault
+// (ErrBadWatermark), never taken for the image's (ErrUndecodable,
+// ErrTooLarge, ErrUnsupported) nor a fault of the service. A file that a
+// watermark's decode let through would be put over outputs half grey.
+func TestWatermarkHostileCorpus(t *testing.T) {
+	dir := filepath.Join("..", "..", "testdata", "hostile")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	for _, e := range ents {
+		if filepath.Ext(e.Name()) != ".md" {
+			files[e.Name()] = readTestFile(t, filepath.Join(dir, e.Name()))
+		}
+	}
+	p, _ := markProcessor(t, files, nil)
+	grey := encodePNG(t, solid(120, 80, midGrey))
+	for name, b := range files {
+		_, inErr := p.Process(t.Context(), b, Options{Width: 100, Still: true})
+		_, err := p.Process(t.Context(), grey, Options{Format: FormatPNG, Watermark: &Watermark{Key: name, Position: GravityCenter, Opacity: 0.5}})
+		switch {
+		case inErr == nil && err != nil:
+			t.Errorf("%s: served as an input, refused as a watermark: %v", name, err)
+		case inErr != nil && err == nil:
+			t.Errorf("%s: refused as an input (%v), used as a watermark", name, inErr)
+		case err != nil && (!errors.Is(err, ErrBadWatermark) || errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsupported)):
+			t.Errorf("%s: %v, want ErrBadWatermark only", name, err)
 		}
 	}
 }
