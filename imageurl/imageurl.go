@@ -68,7 +68,9 @@ type Request struct {
 	// Version, when set, is the ETag of the original (quotes optional):
 	// the URL then names that version only, and its answer never changes.
 	Version string
-	// Expires, when not zero, is when the URL stops working.
+	// Expires, when not zero, is when the URL stops working, in whole
+	// seconds (a fraction is dropped: the URL stops working no later than
+	// asked), after the Unix epoch.
 	Expires time.Time
 }
 
@@ -104,7 +106,14 @@ func (r Request) options() (string, error) {
 		words[wordVersion] = v
 	}
 	if !r.Expires.IsZero() {
-		words[wordExpires] = strconv.FormatInt(r.Expires.Unix(), 10)
+		// Parse takes a moment after the Unix epoch only: an earlier one
+		// would be written into a URL that is malformed (a 400), not
+		// expired.
+		n := r.Expires.Unix()
+		if n <= 0 {
+			return "", fmt.Errorf("imageurl: expiry %s is not after 1970-01-01T00:00:00Z", r.Expires.UTC().Format(time.RFC3339))
+		}
+		words[wordExpires] = strconv.FormatInt(n, 10)
 	}
 	if len(words) == 0 {
 		return "", errors.New("imageurl: no options: format=original asks for the original as it is, re-encoded")
@@ -182,8 +191,8 @@ func NewSigner(key string) Signer { return Signer{key: []byte(key)} }
 
 // Path returns the path, from its leading slash, that asks for r. It fails
 // when r cannot be written: a repeated or reserved option, a preset with
-// options, nothing asked, a key with an empty, "." or ".." segment, or a
-// version that is not an ETag.
+// options, nothing asked, a key with an empty, "." or ".." segment, a
+// version that is not an ETag, or an expiry not after the Unix epoch.
 func (s Signer) Path(r Request) (string, error) {
 	signed, err := r.signed()
 	if err != nil {

@@ -132,6 +132,11 @@ func TestPathRefuses(t *testing.T) {
 		{Key: "k", Options: url.Values{"v": {"abc"}}},
 		{Key: "k", Options: url.Values{"width": {"1"}}, Preset: "thumb"},
 		{Key: "k", Preset: "thumb", Version: "W/\"weak\""},
+		// Not after the epoch: Parse would refuse exp=0 or exp=-5.
+		{Key: "k", Options: url.Values{"width": {"1"}}, Expires: time.Unix(0, 0)},
+		{Key: "k", Options: url.Values{"width": {"1"}}, Expires: time.Unix(0, 999_999_999)},
+		{Key: "k", Options: url.Values{"width": {"1"}}, Expires: time.Unix(-5, 0)},
+		{Key: "k", Options: url.Values{"width": {"1"}}, Expires: time.Date(1, 1, 1, 0, 0, 1, 0, time.UTC)},
 	} {
 		if p, err := s.Path(r); err == nil {
 			t.Errorf("%+v: %s", r, p)
