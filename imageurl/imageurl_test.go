@@ -114,6 +114,7 @@ func TestParseRefuses(t *testing.T) {
 		"/img/sig/preset=thumb&width=8/k", "/img/sig/width=8/a*b.jpg",
 		"/img/sig/width=8/a/%2E%2E%2Fb", "/img/sig/width=8/a%2F..%2Fb", "/img/sig/width=8/a%2F%2Fb", "/img/sig/width=8/%2Fa",
 		"/img/sig/width=8/a%2F.%2Fb", "/img/sig/width=8/a%2F",
+		"/img/sig/exp=9223372036854775807/k", "/img/sig/exp=9223372036854775806&width=1/k", "/img/sig/exp=0/k", "/img/sig/exp=-5/k",
 	} {
 		if _, err := Parse(p); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v, want ErrMalformed", p, err)

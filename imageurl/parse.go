@@ -75,8 +75,11 @@ func Parse(escapedPath string) (URL, error) {
 		return bad("v=%q is not an ETag", u.Version)
 	}
 	if exp := take(q, wordExpires); exp != "" {
+		// A time.Time holds seconds from year 1 in an int64: the last
+		// 62,135,596,800 int64 values of Unix seconds overflow it into the
+		// past, an expiry in 292 billion years that had always passed.
 		n, err := strconv.ParseInt(exp, 10, 64)
-		if err != nil || n <= 0 {
+		if err != nil || n <= 0 || !time.Unix(n, 0).After(time.Unix(0, 0)) {
 			return bad("exp=%q is not a time in Unix seconds", exp)
 		}
 		u.Expires = time.Unix(n, 0)
