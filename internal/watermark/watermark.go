@@ -123,7 +123,10 @@ func New(cfg Config, st Store) (*Cache, error) {
 // MaxBytes; the store's own error, wrapped, when it cannot be reached
 // (storage.ErrUnavailable) or refuses; ctx's error.
 func (c *Cache) Watermark(ctx context.Context, name string) ([]byte, error) {
-	if err := storage.ValidateKey(name); err != nil {
+	// The whole key too, as the pipeline checks an upload's: a name that
+	// is a valid key may not be one under the prefix (over S3's 1,024
+	// bytes), which S3 answers with an error of its own (a 500 here).
+	if storage.ValidateKey(name) != nil || storage.ValidateKey(c.cfg.Prefix+name) != nil {
 		return nil, fmt.Errorf("%w: watermark %q is not a valid name", imageproc.ErrBadWatermark, name)
 	}
 	if data, ok := c.fresh(name); ok {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -214,7 +215,9 @@ func TestRefusals(t *testing.T) {
 			put(t, st, "uploads/secret.png", []byte("an original"))
 			cs := &counting{Store: st}
 			c, _ := newCache(t, Config{}, cs)
-			for _, n := range []string{"missing.png", "../uploads/secret.png", "a/../../uploads/secret.png", "/uploads/secret.png", "", ".hidden.png", "sub/"} {
+			// A valid key of 1,015 bytes, over 1,024 under the prefix.
+			long := strings.Repeat("abcdefghi/", 101) + "x.png"
+			for _, n := range []string{"missing.png", "../uploads/secret.png", "a/../../uploads/secret.png", "/uploads/secret.png", "", ".hidden.png", "sub/", long} {
 				b, err := c.Watermark(t.Context(), n)
 				if !errors.Is(err, imageproc.ErrBadWatermark) || errors.Is(err, storage.ErrNotFound) || b != nil {
 					t.Errorf("%q: %q, %v; want ErrBadWatermark only", n, b, err)
