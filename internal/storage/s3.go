@@ -336,6 +336,11 @@ func translate(err error) error {
 		switch apiErr.ErrorCode() {
 		case "NoSuchKey", "NotFound":
 			return fmt.Errorf("%w: %s", ErrNotFound, apiErr.ErrorCode())
+		case "KeyTooLongError", "XMinioInvalidObjectName":
+			// A key the server will not name (S3: over 1,024 bytes; MinIO
+			// also a segment over 255): the caller's, as ValidateKey's
+			// refusals are.
+			return fmt.Errorf("%w: %s", ErrInvalidKey, apiErr.ErrorCode())
 		case "NoSuchBucket": // the configuration's fault, not a missing object
 			return fmt.Errorf("bucket does not exist: %w", err)
 		case "PreconditionFailed",

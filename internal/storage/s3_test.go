@@ -129,6 +129,15 @@ func TestS3Errors(t *testing.T) {
 	if _, err := bad.Put(ctx, "k", []byte("x"), PutOptions{}); !errors.Is(err, ErrAccessDenied) {
 		t.Errorf("anonymous put: %v", err)
 	}
+	// A key that ValidateKey takes and the server will not name (MinIO:
+	// a segment over 255 bytes; S3: over 1,024 bytes) is an invalid key,
+	// the caller's to fix, not an unexplained failure of the store. (A
+	// HEAD's 400 has no body to say why, and stays the store's error.)
+	good, _ := NewS3(S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, cfg)
+	long := "uploads/" + strings.Repeat("a", 300) + ".png"
+	if _, _, err := good.Get(ctx, long, GetOptions{}); !errors.Is(err, ErrInvalidKey) {
+		t.Errorf("get of a key the server refuses: %v", err)
+	}
 	down, _ := NewS3(S3Config{Bucket: "b", Endpoint: "http://127.0.0.1:1", PathStyle: true}, cfg)
 	if _, err := down.Head(ctx, "k"); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("unreachable endpoint: %v", err)

@@ -226,6 +226,13 @@ func TestRefusals(t *testing.T) {
 			if g := cs.gets.Load(); g != 1 {
 				t.Errorf("%d reads: only missing.png should reach the store", g)
 			}
+			// A name the store itself will not take (a segment of 300
+			// bytes: too long for a file name, and for MinIO) is a bad
+			// watermark too, not the store's failure (a 500).
+			n := "brand/" + strings.Repeat("a", 300) + ".png"
+			if _, err := c.Watermark(t.Context(), n); !errors.Is(err, imageproc.ErrBadWatermark) || errors.Is(err, storage.ErrUnavailable) {
+				t.Errorf("a segment of 300 bytes: %v; want ErrBadWatermark only", err)
+			}
 		})
 	}
 }
