@@ -73,6 +73,14 @@ func (cfg Config) Validate() error {
 // minute, for one small request a minute per watermark and server.
 const refreshAfter = time.Minute
 
+// checkWait bounds how long a request waits for the check of a watermark
+// it holds (HEAD, and a read when it changed) before it uses the one held:
+// a store that answers slowly or not at all would otherwise hold every
+// request that names the watermark for up to loadTimeout, once a minute,
+// or for ever behind one another while it does not answer, with its bytes
+// in memory. The check goes on, and the requests after it use its answer.
+const checkWait = 2 * time.Second
+
 // loadTimeout bounds one read of a watermark. The read is shared by every
 // request waiting for it, so it runs on when the request that started it
 // ends, and the next request finds the watermark held.
@@ -86,6 +94,7 @@ type Cache struct {
 	st      Store
 	now     func() time.Time
 	flights singleflight.Group
+	wait    time.Duration // checkWait
 
 	mu    sync.Mutex
 	held  map[string]*list.Element // of *entry, by name
@@ -110,7 +119,7 @@ func New(cfg Config, st Store) (*Cache, error) {
 	if cfg.MaxBytes <= 0 || cfg.CacheBytes < cfg.MaxBytes {
 		return nil, fmt.Errorf("watermark: cache of %d bytes for watermarks of up to %d", cfg.CacheBytes, cfg.MaxBytes)
 	}
-	return &Cache{cfg: cfg, st: st, now: time.Now, held: map[string]*list.Element{}, order: list.New()}, nil
+	return &Cache{cfg: cfg, st: st, now: time.Now, wait: checkWait, held: map[string]*list.Element{}, order: list.New()}, nil
 }
 
 // Watermark returns the bytes of the watermark called name: the object
@@ -129,26 +138,36 @@ func (c *Cache) Watermark(ctx context.Context, name string) ([]byte, error) {
 	if storage.ValidateKey(name) != nil || storage.ValidateKey(c.cfg.Prefix+name) != nil {
 		return nil, fmt.Errorf("%w: watermark %q is not a valid name", imageproc.ErrBadWatermark, name)
 	}
-	if data, ok := c.fresh(name); ok {
-		return data, nil
+	held, fresh := c.fresh(name)
+	if fresh {
+		return held, nil
 	}
 	ch := c.flights.DoChan(name, func() (any, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), loadTimeout)
 		defer cancel()
 		return c.load(ctx, name)
 	})
+	var late <-chan time.Time
+	if held != nil {
+		t := time.NewTimer(c.wait)
+		defer t.Stop()
+		late = t.C
+	}
 	select {
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
 		}
 		return r.Val.([]byte), nil
+	case <-late:
+		return held, nil // the check is slow: the one held, as when it fails
 	case <-ctx.Done():
 		return nil, context.Cause(ctx)
 	}
 }
 
-// fresh returns the watermark when it is held and was checked recently.
+// fresh returns the watermark when it is held (nil when not), and whether
+// it was checked recently.
 func (c *Cache) fresh(name string) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -374,3 +374,60 @@ func TestValidate(t *testing.T) {
 		t.Error("a cache smaller than one watermark was accepted")
 	}
 }
+
+// stalled is a store whose checks (HEAD) wait for release, or for the
+// end of their context.
+type stalled struct {
+	Store
+	release chan struct{}
+}
+
+func (s stalled) Head(ctx context.Context, key string) (storage.Object, error) {
+	select {
+	case <-s.release:
+	case <-ctx.Done():
+		return storage.Object{}, fmt.Errorf("head %q: %w: %v", key, storage.ErrUnavailable, ctx.Err())
+	}
+	return s.Store.Head(ctx, key)
+}
+
+// A store that does not answer the minute's check holds no request for
+// longer than the cache waits for it: each uses the watermark held (the
+// store failing would give the same), and once the store answers, the
+// replacement it reports is used.
+func TestSlowCheckUsesHeld(t *testing.T) {
+	d, err := storage.NewDir(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, d, "watermarks/logo.png", []byte("logo v1"))
+	s := stalled{Store: d, release: make(chan struct{})}
+	c, clk := newCache(t, Config{}, s)
+	c.wait = 50 * time.Millisecond
+	if _, err := c.Watermark(t.Context(), "logo.png"); err != nil {
+		t.Fatal(err)
+	}
+	put(t, d, "watermarks/logo.png", []byte("logo v2"))
+	clk.add(refreshAfter + time.Second)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		start := time.Now()
+		b, err := c.Watermark(ctx, "logo.png")
+		cancel()
+		if took := time.Since(start); err != nil || string(b) != "logo v1" || took > 2*time.Second {
+			t.Fatalf("request %d, the check stalled: %q, %v after %s; want the one held at once", i, b, err, took)
+		}
+	}
+	close(s.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := c.Watermark(t.Context(), "logo.png")
+		if err == nil && string(b) == "logo v2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store answered, still %q, %v", b, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
