@@ -341,11 +341,16 @@ var params = []param{
 	}},
 	{"watermark_position", func(o *Options, v string, _ parseLimits) error {
 		var g int
-		if err := parseEnum(v, gravityNames, &g); err != nil {
-			return err
-		}
-		if Gravity(g) == GravitySmart || Gravity(g) == GravityFocus {
-			return fmt.Errorf("%q is not a position", v)
+		if err := parseEnum(v, gravityNames, &g); err != nil || Gravity(g) == GravitySmart || Gravity(g) == GravityFocus {
+			// Smart and focus pick a place in the image, not a corner
+			// or side of it: not named among the positions.
+			var places []string
+			for i, n := range gravityNames {
+				if Gravity(i) != GravitySmart && Gravity(i) != GravityFocus {
+					places = append(places, n)
+				}
+			}
+			return fmt.Errorf("%q is not one of %s", v, strings.Join(places, ", "))
 		}
 		o.watermark().Position = Gravity(g)
 		return nil

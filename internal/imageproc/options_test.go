@@ -68,7 +68,8 @@ func TestParseOptions(t *testing.T) {
 		{"animated=maybe", Options{}, "not true or false"},
 		{"watermark=http://evil.example/x.png", Options{}, "not the name of a stored watermark"},
 		{"watermark_opacity=0.5", Options{}, "need watermark=NAME"},
-		{"watermark=a.png&watermark_position=smart", Options{}, "not a position"},
+		{"watermark=a.png&watermark_position=smart", Options{}, "not one of center, north, south, east, west, northeast, northwest, southeast, southwest"},
+		{"watermark=a.png&watermark_position=foo", Options{}, `"foo" is not one of center, north, south, east, west, northeast, northwest, southeast, southwest`},
 		{"watermark=a.png&watermark_opacity=2", Options{}, "out of range 0..1"},
 		// every error row
 		{"size=10", Options{}, `unknown parameter "size"`},

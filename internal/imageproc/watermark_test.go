@@ -546,6 +546,8 @@ func TestWatermarkHostileCorpus(t *testing.T) {
 			t.Errorf("%s: refused as an input (%v), used as a watermark", name, inErr)
 		case err != nil && (!errors.Is(err, ErrBadWatermark) || errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) || errors.Is(err, ErrUnsupported)):
 			t.Errorf("%s: %v, want ErrBadWatermark only", name, err)
+		case err != nil && strings.Count(err.Error(), ErrBadWatermark.Error()) != 1:
+			t.Errorf("%s: %q says %q more than once", name, err, ErrBadWatermark)
 		}
 	}
 }
