@@ -62,8 +62,8 @@ type Config struct {
 	ReloadEvery time.Duration
 }
 
-// ErrPermanent marks a refusal that retrying will not change (a 4xx other
-// than 408 and 429, a body that is no event).
+// ErrPermanent marks a refusal that retrying will not change (a redirect,
+// a 4xx other than 408 and 429, a body that is no event).
 var ErrPermanent = errors.New("refused by the service")
 
 // errUnauthorized is a 401: the secrets may be stale.
@@ -101,7 +101,14 @@ func New(cfg Config, client *http.Client, log zerolog.Logger) (*Forwarder, error
 	if client == nil {
 		client = http.DefaultClient
 	}
-	return &Forwarder{cfg: cfg, client: client, log: log, secrets: secrets}, nil
+	// A redirect is never followed: only the webhook's own 2xx is a
+	// delivery. Go's client turns a POST into a GET on a 301, 302 or 303,
+	// so a login page or a folder's index answering that GET with 200
+	// would acknowledge an event the service never saw; a 307 or 308
+	// sends the body and its signature to wherever the Location says.
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &Forwarder{cfg: cfg, client: &c, log: log, secrets: secrets}, nil
 }
 
 // splitSecrets reads "new,old" into the secrets, blanks dropped.
@@ -384,9 +391,22 @@ func (f *Forwarder) attempt(ctx context.Context, budget time.Time, hasDeadline b
 		return retryAfter(resp.Header.Get("Retry-After")), fmt.Errorf("HTTP %d: %s", code, bytes.TrimSpace(detail))
 	case code == http.StatusUnauthorized:
 		return 0, fmt.Errorf("%w: HTTP %d: %s", errUnauthorized, code, bytes.TrimSpace(detail))
+	case code/100 == 3:
+		return 0, fmt.Errorf("%w: HTTP %d, a redirect to %q: RESIZER_URL must name the service itself", ErrPermanent, code, location(resp))
 	default:
 		return 0, fmt.Errorf("%w: HTTP %d: %s", ErrPermanent, code, bytes.TrimSpace(detail))
 	}
+}
+
+// location is where a redirect points, without its query (a login page's
+// state and nonce are no business of the log).
+func location(resp *http.Response) string {
+	u, err := resp.Location()
+	if err != nil {
+		return ""
+	}
+	u.RawQuery, u.Fragment, u.User = "", "", nil
+	return u.String()
 }
 
 // maxRetryAfter bounds what a Retry-After is read as: far more than any

@@ -545,3 +545,46 @@ func TestRetryAfter(t *testing.T) {
 		t.Errorf("an hour from now: %v", got)
 	}
 }
+
+// A redirect is not a delivery. Go's client follows a 302 with a GET, so
+// a login page in front of the service (an authenticating proxy, a load
+// balancer rule) answering it 200 acknowledged every event the service
+// never saw; a 307 re-posted the signed body wherever it pointed. Each
+// redirect now fails its message at once, to come back and, while the
+// URL stays wrong, reach the dead-letter queue.
+func TestRedirectIsNoDelivery(t *testing.T) {
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		var mu sync.Mutex
+		elsewhere := 0
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if req.URL.Path == "/webhooks/s3" {
+				http.Redirect(w, req, "/login?state=s3cr3t-state", code)
+				return
+			}
+			mu.Lock()
+			elsewhere++
+			mu.Unlock()
+			io.WriteString(w, "<html>sign in</html>")
+		}))
+		t.Cleanup(srv.Close)
+		var logs strings.Builder
+		f := newForwarder(t, srv.URL+"/webhooks/s3", &logs)
+		out, err := f.Handle(lambdaCtx(t, 5*time.Second), sqsBatch(map[string]string{"m": string(s3Event("uploads/x.jpg"))}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed := out.(events.SQSEventResponse).BatchItemFailures
+		mu.Lock()
+		n := elsewhere
+		mu.Unlock()
+		if len(failed) != 1 || failed[0].ItemIdentifier != "m" || n != 0 {
+			t.Errorf("HTTP %d: batchItemFailures %+v, %d requests to where it pointed; want the message failed, none followed", code, failed, n)
+		}
+		if _, err := f.Handle(lambdaCtx(t, 5*time.Second), s3Event("uploads/y.jpg")); !errors.Is(err, ErrPermanent) {
+			t.Errorf("HTTP %d invoked directly: %v, want ErrPermanent", code, err)
+		}
+		if !strings.Contains(logs.String(), "/login") || strings.Contains(logs.String(), "s3cr3t-state") {
+			t.Errorf("HTTP %d: the log names no Location, or its query: %s", code, logs.String())
+		}
+	}
+}
