@@ -52,8 +52,8 @@ type Config struct {
 	// RequestTimeout bounds one attempt.
 	RequestTimeout time.Duration
 	// Margin is kept free before the Lambda deadline: no attempt starts,
-	// and no wait ends, inside it, so the function returns its error
-	// before Lambda kills it.
+	// no read of the secrets runs, and no wait ends, inside it, so the
+	// function returns its error before Lambda kills it.
 	Margin time.Duration
 	// BaseDelay and MaxDelay shape the exponential backoff: the n-th wait
 	// is drawn from [d/2, d] with d = min(MaxDelay, BaseDelay * 2^n).
@@ -287,7 +287,18 @@ func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) e
 		}
 		if errors.Is(err, errUnauthorized) && !reloaded {
 			reloaded = true
-			if f.reload(ctx, log) {
+			// The read of the secret keeps out of the margin as an
+			// attempt does: a Secrets Manager that does not answer
+			// would otherwise hold the invocation past its deadline,
+			// and Lambda would bring back the whole batch, the
+			// messages delivered with it.
+			rctx, cancel := context.WithCancel(ctx)
+			if hasDeadline {
+				rctx, cancel = context.WithDeadline(ctx, budget)
+			}
+			changed := f.reload(rctx, log)
+			cancel()
+			if changed {
 				continue
 			}
 		}

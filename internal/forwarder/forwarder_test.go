@@ -588,3 +588,34 @@ func TestRedirectIsNoDelivery(t *testing.T) {
 		}
 	}
 }
+
+// A 401 reads the secret again within the message's time, as an attempt
+// runs: a Secrets Manager that does not answer (its endpoint unreachable
+// from the VPC) held the invocation until its deadline, where Lambda
+// kills it and brings back the whole batch, delivered messages too.
+func TestReloadKeepsOutOfTheMargin(t *testing.T) {
+	r := newReceiver(t) // knows only the test's secret
+	for _, how := range []string{"direct", "sqs"} {
+		reloads := 0
+		f, err := New(Config{URL: r.URL, Secrets: "a-stale-secret", InputPrefix: "uploads/", OutputPrefix: "resized/",
+			Margin: 500 * time.Millisecond, RequestTimeout: time.Second,
+			Reload: func(ctx context.Context) (string, error) { reloads++; <-ctx.Done(); return "", ctx.Err() }}, nil, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := lambdaCtx(t, 2*time.Second)
+		deadline, _ := ctx.Deadline()
+		var out any
+		if how == "direct" {
+			out, err = f.Handle(ctx, s3Event("uploads/x.jpg"))
+		} else {
+			out, err = f.Handle(ctx, sqsBatch(map[string]string{"m": string(s3Event("uploads/x.jpg"))}))
+			if resp, ok := out.(events.SQSEventResponse); err != nil || !ok || len(resp.BatchItemFailures) != 1 {
+				t.Errorf("sqs: answered %+v, %v; want the message failed", out, err)
+			}
+		}
+		if left := time.Until(deadline); left < 250*time.Millisecond || reloads != 1 {
+			t.Errorf("%s: returned (%v, %v) %v before the deadline after %d reloads; want at least 250 ms (half the margin) after 1", how, out, err, left, reloads)
+		}
+	}
+}
