@@ -431,9 +431,11 @@ func retryAfter(v string) time.Duration {
 	}
 	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
 		return time.Duration(min(s, int(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) && s > 0 {
+		return maxRetryAfter // more seconds than an int holds
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(time.Until(t), 0)
+		return min(max(time.Until(t), 0), maxRetryAfter)
 	}
 	return 0
 }

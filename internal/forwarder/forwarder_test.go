@@ -534,8 +534,10 @@ func TestRetryAfter(t *testing.T) {
 		want time.Duration
 	}{
 		{"", 0}, {"0", 0}, {"1", time.Second}, {"120", 2 * time.Minute}, {"-5", 0}, {"soon", 0},
-		{"10000000000", maxRetryAfter}, {"9223372036854775807", maxRetryAfter}, {"99999999999999999999", 0},
+		{"10000000000", maxRetryAfter}, {"9223372036854775807", maxRetryAfter}, {"99999999999999999999", maxRetryAfter},
+		{"-99999999999999999999", 0},
 		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0},
+		{"Fri, 31 Dec 9999 23:59:59 GMT", maxRetryAfter}, // the date form is capped as the seconds form is
 	} {
 		if got := retryAfter(tt.in); got != tt.want {
 			t.Errorf("retryAfter(%q) = %v, want %v", tt.in, got, tt.want)
