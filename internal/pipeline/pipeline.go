@@ -602,18 +602,36 @@ func (p *Pipeline) claimOne(ctx context.Context, source, key string) (string, er
 }
 
 // claimTries bounds the writes of one output that find the key changed
-// since it was claimed, each claiming it again: runs of one original
-// writing at once take turns; another original's output ends it.
-const claimTries = 3
+// since it was claimed, each claiming it again. Runs of one original
+// writing at once take turns: a run whose version is no longer the stored
+// one gives way (errGaveWay) to the stored version's, which tries again;
+// another original's output ends it (ErrKeyTaken). Three tries, without
+// giving way, failed most of twenty uploads of one key at once (a 500).
+const claimTries = 16
+
+// errGaveWay: an output was not written because its original is no longer
+// the version it is made from, and the key changed meanwhile: the stored
+// version's run writes it. The run goes on as one overtaken.
+var errGaveWay = errors.New("gave way to the stored version")
 
 // putClaimed writes an output at key over the object whose ETag over is
-// (none: ""), claiming the key again when it changed meanwhile.
-func (p *Pipeline) putClaimed(ctx context.Context, source, key, over string, data []byte, o storage.PutOptions) (storage.Object, error) {
+// (none: ""), the output of version etag of source, claiming the key
+// again when it changed meanwhile; unless source is no longer version
+// etag: then the output is left to the stored version (errGaveWay).
+func (p *Pipeline) putClaimed(ctx context.Context, source, etag, key, over string, data []byte, o storage.PutOptions) (storage.Object, error) {
 	for try := 1; ; try++ {
 		o.IfMatch, o.IfAbsent = over, over == ""
 		obj, err := p.out.Put(ctx, key, data, o)
 		if !errors.Is(err, storage.ErrPreconditionFailed) || try == claimTries {
 			return obj, err
+		}
+		switch head, herr := p.in.Head(ctx, source); {
+		case errors.Is(herr, storage.ErrNotFound):
+			return storage.Object{}, errGaveWay
+		case herr != nil:
+			return storage.Object{}, fmt.Errorf("look at original %q: %w", source, herr)
+		case trimETag(head.ETag) != trimETag(etag):
+			return storage.Object{}, errGaveWay
 		}
 		if over, err = p.claimOne(ctx, source, key); err != nil {
 			return storage.Object{}, err
@@ -994,11 +1012,17 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, p
 		if pr.focus != nil {
 			meta[MetaSourceFocus] = FormatFocus(*pr.focus)
 		}
-		obj, err := p.putClaimed(ctx, src.Key, pr.keys[i], pr.over[i], r.Data, storage.PutOptions{
+		obj, err := p.putClaimed(ctx, src.Key, src.ETag, pr.keys[i], pr.over[i], r.Data, storage.PutOptions{
 			ContentType:  r.Format.ContentType(),
 			CacheControl: p.cfg.CacheControl,
 			Metadata:     meta,
 		})
+		if errors.Is(err, errGaveWay) {
+			// Replaced meanwhile: the run ends as overtaken (Upload,
+			// stillCurrent), as if this had been written and then
+			// written over.
+			err = nil
+		}
 		if err != nil {
 			return fmt.Errorf("store variant %s: %w", v.Name, err)
 		}
