@@ -270,11 +270,23 @@ func (s *S3) Presign(ctx context.Context, key string, r PresignRequest) (Presign
 	return Presigned{}, fmt.Errorf("%w: %s uploads", ErrUnsupported, r.Method)
 }
 
+// filenameVariable, in a form field, is replaced by S3 with the name of the
+// file part, which the client chooses. In the key of a form upload it
+// makes a key that is not the one signed: MinIO checks the policy's exact
+// key after the replacement, so every upload of such a form is refused
+// (403), and a store that checked it before would take a key of the
+// client's choosing, unchecked by ValidateKey.
+const filenameVariable = "${filename}"
+
 // presignPost returns a form upload of key that S3 itself holds to
 // r.ContentType, to 1..r.Size bytes and to r.Metadata (each an exact
 // condition of the policy, so that a form with another value, or without
 // it, is refused), valid for r.TTL.
 func (s *S3) presignPost(ctx context.Context, key string, r PresignRequest) (Presigned, error) {
+	if strings.Contains(key, filenameVariable) {
+		return Presigned{}, fmt.Errorf("%w %q: %s in a form upload's key is the uploaded file's name, which the client chooses",
+			ErrInvalidKey, key, filenameVariable)
+	}
 	conditions := []any{
 		[]any{"content-length-range", 1, r.Size},
 		map[string]string{"Content-Type": r.ContentType},
