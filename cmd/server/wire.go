@@ -173,6 +173,15 @@ func newHandler(ctx context.Context, s settings, st *stores, proc *imageproc.Pro
 	if err != nil {
 		return nil, err
 	}
+	// Uploads that a crash cut short (the local directory's: S3's events
+	// finish those) are finished before anything is served.
+	done, err := pl.Recover(ctx)
+	for _, key := range done {
+		log.Warn().Str("key", key).Msg("upload cut short by a crash: the key's outputs made to match its original")
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("an upload cut short by a crash not finished; the next start tries again")
+	}
 	if err := checkWatermarks(ctx, s, pl, st.checks, log); err != nil {
 		return nil, err
 	}

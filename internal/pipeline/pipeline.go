@@ -268,6 +268,19 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 	if err != nil {
 		return Result{}, err
 	}
+	if j, ok := p.in.(Journal); ok {
+		id, err := j.BeginUpload(key)
+		if err != nil {
+			return Result{}, err
+		}
+		// Done or undone, the key is as it should be; killed before
+		// this, the next start finishes it (Recover).
+		defer func() {
+			if err := j.EndUpload(id); err != nil {
+				zerolog.Ctx(ctx).Error().Err(err).Str("key", key).Msg("upload note left: the next start looks at the key again")
+			}
+		}()
+	}
 	obj, err := p.in.Put(ctx, key, data, storage.PutOptions{ContentType: pr.header.Format.ContentType(), Metadata: meta})
 	if err != nil {
 		return Result{}, fmt.Errorf("store original: %w", err)
@@ -417,6 +430,55 @@ func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return keys, nil
+}
+
+// Journal is a store of originals that keeps, across a crash, the keys
+// of its uploads under way: a directory, which has no event to finish
+// what a killed upload left (an original without its variants), as S3's
+// ObjectCreated does.
+type Journal interface {
+	// BeginUpload notes an upload of key, durably, and returns the
+	// note's id.
+	BeginUpload(key string) (string, error)
+	// EndUpload removes the note id.
+	EndUpload(id string) error
+	// PendingUploads returns the notes left, keys by id.
+	PendingUploads() (map[string]string, error)
+}
+
+// Recover finishes what uploads cut short by a crash left, when the store
+// of originals keeps a Journal: each key noted is brought in line with
+// its original as it stands (Remove: the original's variants and manifest
+// made, or the outputs of one that is gone deleted), and its note
+// removed. It returns the keys it finished. A key that fails keeps its
+// note, for the next start; the error names the first.
+func (p *Pipeline) Recover(ctx context.Context) ([]string, error) {
+	j, ok := p.in.(Journal)
+	if !ok {
+		return nil, nil
+	}
+	notes, err := j.PendingUploads()
+	if err != nil {
+		return nil, err
+	}
+	var done []string
+	var errs []error
+	for id, key := range notes {
+		if _, err := p.Remove(ctx, key); err != nil {
+			errs = append(errs, fmt.Errorf("finish the upload of %q: %w", key, err))
+			continue
+		}
+		if err := j.EndUpload(id); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		done = append(done, key)
+	}
+	slices.Sort(done)
+	if len(errs) > 0 {
+		return done, errs[0]
+	}
+	return done, nil
 }
 
 // keyChecker is a store that holds fewer keys than storage.ValidateKey

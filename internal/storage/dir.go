@@ -49,6 +49,7 @@ const (
 	metaDir = ".meta"
 	tmpDir  = ".tmp"
 	usedDir = ".used" // markers of used upload URLs
+	// pendingDir (dir_pending.go): notes of uploads under way
 	metaExt = ".json"
 )
 
@@ -88,7 +89,7 @@ func NewDir(dir string) (*Dir, error) {
 }
 
 func (d *Dir) init() error {
-	for _, sub := range []string{metaDir, tmpDir, usedDir} {
+	for _, sub := range []string{metaDir, tmpDir, usedDir, pendingDir} {
 		if err := d.root.Mkdir(sub, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
 		}

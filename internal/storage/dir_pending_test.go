@@ -1,0 +1,61 @@
+package storage
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// An upload's note outlives the Dir that wrote it (a crash), is read back
+// by the next one, and is gone once ended; a note that is not a key (torn
+// by a crash, or planted) is dropped, never returned; notes are no keys.
+func TestDirUploadNotes(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := d.BeginUpload("uploads/a.jpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := d.BeginUpload("uploads/a.jpg") // a second upload of the key
+	if err != nil || a == b {
+		t.Fatalf("second note %q, %v", b, err)
+	}
+	if _, err := d.BeginUpload("../x"); err == nil {
+		t.Error("a note of a key no store takes")
+	}
+	objs, err := d.List(t.Context(), "", 0)
+	if err != nil || len(objs) != 0 {
+		t.Fatalf("notes listed as objects: %v %v", objs, err)
+	}
+	d.Close()
+
+	os.WriteFile(filepath.Join(dir, pendingDir, "torn"), nil, 0o644)
+	os.WriteFile(filepath.Join(dir, pendingDir, "planted"), []byte("../../etc/passwd"), 0o644)
+	os.Symlink("/etc/hostname", filepath.Join(dir, pendingDir, "link"))
+	d, err = NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	notes, err := d.PendingUploads()
+	if err != nil || len(notes) != 2 || notes[a] != "uploads/a.jpg" || notes[b] != "uploads/a.jpg" {
+		t.Fatalf("notes %v, %v", notes, err)
+	}
+	if err := d.EndUpload(a); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.EndUpload(a); err != nil {
+		t.Errorf("ending a note twice: %v", err)
+	}
+	if notes, err = d.PendingUploads(); err != nil || len(notes) != 1 || notes[b] == "" {
+		t.Fatalf("after one ended: %v, %v", notes, err)
+	}
+	for _, name := range []string{"torn", "planted"} {
+		if _, err := os.Lstat(filepath.Join(dir, pendingDir, name)); !os.IsNotExist(err) {
+			t.Errorf("%s: still there (%v)", name, err)
+		}
+	}
+}
