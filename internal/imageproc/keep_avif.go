@@ -184,8 +184,20 @@ func parseAVIFMeta(b []byte) (*avifMeta, error) {
 		case "iinf":
 			m.iinf = c
 			m.iinfN = r.uint(idSize(c.vf[0]))
+			// Entries are appended after the body: it must end where
+			// its last box does, or they would be read from inside
+			// whatever trails it.
+			if len(c.body) < idSize(c.vf[0]) {
+				return nil, errors.New("iinf box too short")
+			}
+			if _, err := childBoxes(c.body[idSize(c.vf[0]):]); err != nil {
+				return nil, fmt.Errorf("iinf: %w", err)
+			}
 		case "iref":
 			m.iref = c
+			if _, err := childBoxes(c.body); err != nil { // as iinf's
+				return nil, fmt.Errorf("iref: %w", err)
+			}
 		case "iprp":
 			if c.kids, err = childBoxes(c.body); err != nil {
 				return nil, err
