@@ -97,6 +97,7 @@ func (d *Dir) init() error {
 			return fmt.Errorf("%s is not a directory", sub)
 		}
 	}
+	d.sweepTemp(time.Now())
 	key, err := loadSigningKey(d.root)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"path"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // The files under Dir: how keys become paths, how files are written and
@@ -94,6 +95,28 @@ func (d *Dir) place(rel string) error {
 		r = sub
 	}
 	return nil
+}
+
+// tempMaxAge is the age past which a file in the temporary directory is
+// taken for one a crash left behind: a write's lasts a moment. Another
+// process on the directory (server reconcile beside the server) may be
+// writing the younger ones.
+const tempMaxAge = time.Hour
+
+// sweepTemp removes the files of the temporary directory older than
+// tempMaxAge: those of writes cut short by a crash, which nothing else
+// would ever remove (a killed upload's are megabytes).
+func (d *Dir) sweepTemp(now time.Time) {
+	ents, err := fs.ReadDir(d.root.FS(), tmpDir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := tmpDir + "/" + e.Name()
+		if st, err := d.root.Lstat(name); err == nil && !st.IsDir() && now.Sub(st.ModTime()) > tempMaxAge {
+			d.root.Remove(name)
+		}
+	}
 }
 
 // writeTemp writes data to a new file in the temporary directory, synced

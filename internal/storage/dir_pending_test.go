@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // An upload's note outlives the Dir that wrote it (a crash), is read back
@@ -57,5 +58,35 @@ func TestDirUploadNotes(t *testing.T) {
 		if _, err := os.Lstat(filepath.Join(dir, pendingDir, name)); !os.IsNotExist(err) {
 			t.Errorf("%s: still there (%v)", name, err)
 		}
+	}
+}
+
+// A temporary file older than tempMaxAge (a write a crash cut short) is
+// removed when the directory is opened; a younger one (another process's
+// write under way) is left.
+func TestDirSweepsOldTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	d, err := NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	old, young := filepath.Join(dir, tmpDir, "old"), filepath.Join(dir, tmpDir, "young")
+	for _, p := range []string{old, young} {
+		if err := os.WriteFile(p, make([]byte, 1<<20), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-tempMaxAge - time.Minute)
+	os.Chtimes(old, then, then)
+	if d, err = NewDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Errorf("old temporary file: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Errorf("young temporary file: %v", err)
 	}
 }
