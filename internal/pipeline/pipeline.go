@@ -269,7 +269,7 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 		return Result{}, err
 	}
 	if j, ok := p.in.(Journal); ok {
-		id, err := j.BeginUpload(key)
+		id, err := j.BeginUpload(key, data)
 		if err != nil {
 			return Result{}, err
 		}
@@ -437,20 +437,24 @@ func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string
 // what a killed upload left (an original without its variants), as S3's
 // ObjectCreated does.
 type Journal interface {
-	// BeginUpload notes an upload of key, durably, and returns the
-	// note's id.
-	BeginUpload(key string) (string, error)
+	// BeginUpload notes an upload of data to key, durably, with the
+	// version (ETag) it stores, and returns the note's id.
+	BeginUpload(key string, data []byte) (string, error)
 	// EndUpload removes the note id.
 	EndUpload(id string) error
-	// PendingUploads returns the notes left, keys by id.
-	PendingUploads() (map[string]string, error)
+	// PendingUploads returns the notes left, by id.
+	PendingUploads() (map[string]storage.PendingUpload, error)
 }
 
 // Recover finishes what uploads cut short by a crash left, when the store
 // of originals keeps a Journal: each key noted is brought in line with
-// its original as it stands (Remove: the original's variants and manifest
-// made, or the outputs of one that is gone deleted), and its note
-// removed. It returns the keys it finished. A key that fails keeps its
+// its original as it stands (the original's variants and manifest made,
+// or the outputs of one that is gone deleted), and its note removed. A
+// note that names the version its upload stored is run as that version's
+// event (Run): replaced since (another upload, or its own rollback put
+// the original it replaced back) or gone, the key is settled, and the
+// outputs of the noted version at keys the original as it stands has
+// none at (another format's extension) are deleted with the rest. It returns the keys it finished. A key that fails keeps its
 // note, for the next start; the error names the first.
 func (p *Pipeline) Recover(ctx context.Context) ([]string, error) {
 	j, ok := p.in.(Journal)
@@ -463,8 +467,15 @@ func (p *Pipeline) Recover(ctx context.Context) ([]string, error) {
 	}
 	var done []string
 	var errs []error
-	for id, key := range notes {
-		if _, err := p.Remove(ctx, key); err != nil {
+	for id, n := range notes {
+		key := n.Key
+		var err error
+		if n.ETag != "" {
+			_, err = p.Run(ctx, key, n.ETag)
+		} else {
+			_, err = p.Remove(ctx, key)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("finish the upload of %q: %w", key, err))
 			continue
 		}

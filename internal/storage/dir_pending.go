@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"crypto/md5"
 	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,27 +13,38 @@ import (
 )
 
 // pendingDir holds a note per upload under way: a file named at random
-// that holds the upload's key. A crash between an upload's first write
+// that holds the upload's key and, on a second line, the ETag of the
+// version it stores (a note of an older server holds the key alone). A crash between an upload's first write
 // and its last leaves the note, and the server that starts next on the
 // directory finishes the key's outputs (pipeline's Recover). S3 needs no
 // notes: its ObjectCreated event does that work.
 const pendingDir = ".pending"
 
-// maxPendingNote bounds what is read of a note: a key and no more.
+// maxPendingNote bounds what is read of a note: a key and an ETag, no
+// more.
 const maxPendingNote = 4 << 10
 
-// BeginUpload notes that an upload of key is under way, on the disk
-// before it returns, and returns the note's id for EndUpload.
-func (d *Dir) BeginUpload(key string) (string, error) {
+// PendingUpload is what a note says of an upload that a crash cut short:
+// its key, and the ETag of the version it was storing ("" when the note
+// does not say), whose outputs may stand beside the key's current ones.
+type PendingUpload struct {
+	Key, ETag string
+}
+
+// BeginUpload notes that an upload of data to key is under way, on the
+// disk before it returns, and returns the note's id for EndUpload. The
+// note names the version (the ETag that Put gives data).
+func (d *Dir) BeginUpload(key string, data []byte) (string, error) {
 	if err := ValidateKey(key); err != nil {
 		return "", err
 	}
+	sum := md5.Sum(data)
 	id := strings.ToLower(rand.Text())
 	f, err := d.root.OpenFile(pendingDir+"/"+id, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return "", fmt.Errorf("note upload: %w", fsError(err))
 	}
-	_, err = f.WriteString(key)
+	_, err = f.WriteString(key + "\n" + `"` + hex.EncodeToString(sum[:]) + `"`)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -56,28 +69,39 @@ func (d *Dir) EndUpload(id string) error {
 	return nil
 }
 
-// PendingUploads returns the notes left, by id: the keys of uploads that
-// a crash cut short. A note that cannot be read as a key (torn by a
-// crash before its sync) is removed: its upload had written nothing yet.
-func (d *Dir) PendingUploads() (map[string]string, error) {
+// PendingUploads returns the notes left, by id: the uploads that a crash
+// cut short. A note that cannot be read as a key (torn by a crash before
+// its sync) is removed: its upload had written nothing yet.
+func (d *Dir) PendingUploads() (map[string]PendingUpload, error) {
 	ents, err := fs.ReadDir(d.root.FS(), pendingDir)
 	if err != nil {
 		return nil, fmt.Errorf("read upload notes: %w", fsError(err))
 	}
-	notes := map[string]string{}
+	notes := map[string]PendingUpload{}
 	for _, e := range ents {
 		name := pendingDir + "/" + e.Name()
 		b, err := d.readNote(name)
 		if err != nil {
 			return nil, err
 		}
-		if key := string(b); e.Type().IsRegular() && ValidateKey(key) == nil {
-			notes[e.Name()] = key
+		key, etag, _ := strings.Cut(string(b), "\n")
+		if e.Type().IsRegular() && ValidateKey(key) == nil && (etag == "" || validETag(etag)) {
+			notes[e.Name()] = PendingUpload{Key: key, ETag: etag}
 			continue
 		}
 		d.root.Remove(name)
 	}
 	return notes, nil
+}
+
+// validETag reports whether s is an ETag as Put gives them: an MD5 in
+// hex, quoted.
+func validETag(s string) bool {
+	if len(s) != 2*md5.Size+2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return false
+	}
+	_, err := hex.DecodeString(s[1 : len(s)-1])
+	return err == nil
 }
 
 // readNote reads at most maxPendingNote bytes of a note, without

@@ -16,15 +16,15 @@ func TestDirUploadNotes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := d.BeginUpload("uploads/a.jpg")
+	a, err := d.BeginUpload("uploads/a.jpg", []byte("one"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := d.BeginUpload("uploads/a.jpg") // a second upload of the key
+	b, err := d.BeginUpload("uploads/a.jpg", nil) // a second upload of the key
 	if err != nil || a == b {
 		t.Fatalf("second note %q, %v", b, err)
 	}
-	if _, err := d.BeginUpload("../x"); err == nil {
+	if _, err := d.BeginUpload("../x", nil); err == nil {
 		t.Error("a note of a key no store takes")
 	}
 	objs, err := d.List(t.Context(), "", 0)
@@ -36,14 +36,20 @@ func TestDirUploadNotes(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, pendingDir, "torn"), nil, 0o644)
 	os.WriteFile(filepath.Join(dir, pendingDir, "planted"), []byte("../../etc/passwd"), 0o644)
 	os.Symlink("/etc/hostname", filepath.Join(dir, pendingDir, "link"))
+	os.WriteFile(filepath.Join(dir, pendingDir, "old"), []byte("uploads/old.jpg"), 0o644) // an older server's: the key alone
+	os.WriteFile(filepath.Join(dir, pendingDir, "badtag"), []byte("uploads/b.jpg\nnot an etag"), 0o644)
 	d, err = NewDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	notes, err := d.PendingUploads()
-	if err != nil || len(notes) != 2 || notes[a] != "uploads/a.jpg" || notes[b] != "uploads/a.jpg" {
+	if err != nil || len(notes) != 3 || notes[a] != (PendingUpload{"uploads/a.jpg", `"f97c5d29941bfb1b2fdab0874906ab82"`}) ||
+		notes[b] != (PendingUpload{"uploads/a.jpg", `"d41d8cd98f00b204e9800998ecf8427e"`}) || notes["old"] != (PendingUpload{Key: "uploads/old.jpg"}) {
 		t.Fatalf("notes %v, %v", notes, err)
+	}
+	if err := d.EndUpload("old"); err != nil {
+		t.Fatal(err)
 	}
 	if err := d.EndUpload(a); err != nil {
 		t.Fatal(err)
@@ -51,10 +57,10 @@ func TestDirUploadNotes(t *testing.T) {
 	if err := d.EndUpload(a); err != nil {
 		t.Errorf("ending a note twice: %v", err)
 	}
-	if notes, err = d.PendingUploads(); err != nil || len(notes) != 1 || notes[b] == "" {
+	if notes, err = d.PendingUploads(); err != nil || len(notes) != 1 || notes[b].Key == "" {
 		t.Fatalf("after one ended: %v, %v", notes, err)
 	}
-	for _, name := range []string{"torn", "planted"} {
+	for _, name := range []string{"torn", "planted", "badtag"} {
 		if _, err := os.Lstat(filepath.Join(dir, pendingDir, name)); !os.IsNotExist(err) {
 			t.Errorf("%s: still there (%v)", name, err)
 		}
