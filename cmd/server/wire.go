@@ -176,12 +176,7 @@ func newHandler(ctx context.Context, s settings, st *stores, proc *imageproc.Pro
 	// Uploads that a crash cut short (the local directory's: S3's events
 	// finish those) are finished before anything is served.
 	done, err := pl.Recover(ctx)
-	for _, key := range done {
-		log.Warn().Str("key", key).Msg("upload cut short by a crash: the key's outputs made to match its original")
-	}
-	if err != nil {
-		log.Error().Err(err).Msg("an upload cut short by a crash not finished; the next start tries again")
-	}
+	logRecovered(log, done, err)
 	if err := checkWatermarks(ctx, s, pl, st.checks, log); err != nil {
 		return nil, err
 	}
@@ -238,5 +233,26 @@ func newServer(s settings, h http.Handler, log zerolog.Logger) *http.Server {
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       newStdLogger(log),
+	}
+}
+
+// maxRecoveredLogged bounds the keys that logRecovered names one by one:
+// thousands of notes left (a disk that refused their removal) are one
+// line more, not thousands.
+const maxRecoveredLogged = 20
+
+// logRecovered logs what Recover finished: each key, up to
+// maxRecoveredLogged, then how many more, and the error.
+func logRecovered(log zerolog.Logger, done []string, err error) {
+	for i, key := range done {
+		if i == maxRecoveredLogged {
+			log.Warn().Int("more", len(done)-i).Int("total", len(done)).
+				Msg("more uploads cut short by a crash: their keys' outputs made to match their originals")
+			break
+		}
+		log.Warn().Str("key", key).Msg("upload cut short by a crash: the key's outputs made to match its original")
+	}
+	if err != nil {
+		log.Error().Err(err).Msg("an upload cut short by a crash not finished; the next start tries again")
 	}
 }

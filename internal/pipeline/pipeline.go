@@ -454,7 +454,8 @@ type Journal interface {
 // event (Run): replaced since (another upload, or its own rollback put
 // the original it replaced back) or gone, the key is settled, and the
 // outputs of the noted version at keys the original as it stands has
-// none at (another format's extension) are deleted with the rest. It returns the keys it finished. A key that fails keeps its
+// none at (another format's extension) are deleted with the rest. It
+// returns the keys it finished, each once. A key that fails keeps its
 // note, for the next start; the error names the first.
 func (p *Pipeline) Recover(ctx context.Context) ([]string, error) {
 	j, ok := p.in.(Journal)
@@ -467,18 +468,24 @@ func (p *Pipeline) Recover(ctx context.Context) ([]string, error) {
 	}
 	var done []string
 	var errs []error
+	// Notes of one version of one key (uploads of the same bytes cut
+	// short together, notes a failing EndUpload left) are done once.
+	finished := map[storage.PendingUpload]bool{}
 	for id, n := range notes {
 		key := n.Key
 		var err error
-		if n.ETag != "" {
+		switch {
+		case finished[n]:
+		case n.ETag != "":
 			_, err = p.Run(ctx, key, n.ETag)
-		} else {
+		default:
 			_, err = p.Remove(ctx, key)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("finish the upload of %q: %w", key, err))
 			continue
 		}
+		finished[n] = true
 		if err := j.EndUpload(id); err != nil {
 			errs = append(errs, err)
 			continue
@@ -486,6 +493,7 @@ func (p *Pipeline) Recover(ctx context.Context) ([]string, error) {
 		done = append(done, key)
 	}
 	slices.Sort(done)
+	done = slices.Compact(done)
 	if len(errs) > 0 {
 		return done, errs[0]
 	}

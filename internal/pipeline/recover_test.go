@@ -125,3 +125,28 @@ func TestRecoverAfterAKilledRollback(t *testing.T) {
 		t.Errorf("after Recover, a run finds %s (%v), want up to date", res.Status, err)
 	}
 }
+
+// Notes of one key (uploads of it cut short together, or notes that a
+// failing EndUpload left start after start) are one key finished, not
+// one per note: the start's log names each key once.
+func TestRecoverNamesAKeyOnce(t *testing.T) {
+	ctx := t.Context()
+	d := dirStore(t)
+	p, _ := New(testConfig(t), d, d, proc(t))
+	photo := imagetest.Photo(t)
+	if _, err := p.Upload(ctx, "uploads/a.jpg", photo, nil); err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if _, err := d.BeginUpload("uploads/a.jpg", photo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done, err := p.Recover(ctx)
+	if err != nil || len(done) != 1 || done[0] != "uploads/a.jpg" {
+		t.Fatalf("recover: %d keys %.80v, %v; want the one key once", len(done), done, err)
+	}
+	if notes, err := d.PendingUploads(); err != nil || len(notes) != 0 {
+		t.Errorf("%d notes left, %v", len(notes), err)
+	}
+}
