@@ -7,6 +7,7 @@ package s3test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -43,9 +44,14 @@ type Server struct {
 	addr      string
 	env       []string
 	cmd       *exec.Cmd
+	exited    chan struct{} // closed when cmd has exited
 	dir       string
 	logs      *os.File
 }
+
+// errExited: the MinIO started has exited before it was ready (most
+// often: its port was taken meanwhile, by a test package running beside).
+var errExited = errors.New("MinIO exited before it was ready")
 
 var (
 	mu      sync.Mutex
@@ -87,16 +93,25 @@ func Start(t testing.TB, env ...string) *Server {
 	if running != nil {
 		return running
 	}
-	addr, err := FreeAddr()
-	if err != nil {
-		t.Fatalf("s3test: %v", err)
+	// The port FreeAddr found free may be taken before MinIO binds it
+	// (packages' tests run at once): a MinIO that exits is started
+	// again on another.
+	for try := 1; ; try++ {
+		addr, err := FreeAddr()
+		if err != nil {
+			t.Fatalf("s3test: %v", err)
+		}
+		s, err := start(addr, env)
+		if errors.Is(err, errExited) && try < 3 {
+			os.RemoveAll(s.dir)
+			continue
+		}
+		if err != nil {
+			t.Fatalf("s3test: %v", err)
+		}
+		running = s
+		return s
 	}
-	s, err := start(addr, env)
-	if err != nil {
-		t.Fatalf("s3test: %v", err)
-	}
-	running = s
-	return s
 }
 
 // New starts a MinIO of the test's own on addr (see FreeAddr), with extra
@@ -121,13 +136,11 @@ func (s *Server) Stop() {
 		return
 	}
 	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-s.exited:
 	case <-time.After(10 * time.Second):
 		s.cmd.Process.Kill()
-		<-done
+		<-s.exited
 	}
 	s.logs.Close()
 	s.cmd = nil
@@ -189,6 +202,9 @@ func (s *Server) run() error {
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", bin, err)
 	}
+	exited := make(chan struct{})
+	s.exited = exited
+	go func() { s.cmd.Wait(); close(exited) }()
 	// Wait for what the tests need, a bucket operation that succeeds: MinIO
 	// answers its readiness probe before it takes requests
 	// (XMinioServerNotInitialized), which made tests fail one run in five.
@@ -198,7 +214,15 @@ func (s *Server) run() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_, err := client.ListBuckets(ctx, &s3.ListBucketsInput{})
 		cancel()
-		if err == nil {
+		select {
+		case <-exited:
+			// Whatever answered at the address, it was not this MinIO.
+			return fmt.Errorf("%w: %s", errExited, s.Logs())
+		default:
+		}
+		// This MinIO's own answer: it has set up its data directory
+		// (another server at the address would have answered too).
+		if _, serr := os.Stat(filepath.Join(s.dir, "data", ".minio.sys", "format.json")); err == nil && serr == nil {
 			return nil
 		}
 		if time.Now().After(deadline) {
