@@ -415,18 +415,14 @@ func (p *Pipeline) options(focus *imageproc.Point) []imageproc.Options {
 // output store checks keys (a key near the length limit has outputs over
 // it), before anything is written; the manifest's key is checked too.
 func (p *Pipeline) outputKeys(key string, results []*imageproc.Result) ([]string, error) {
-	check := storage.ValidateKey
-	if c, ok := p.out.(keyChecker); ok {
-		check = c.CheckKey
-	}
 	keys := make([]string, len(results))
 	for i, r := range results {
 		keys[i] = p.outputKey(key, p.cfg.Variants[i], r.Format)
-		if err := check(keys[i]); err != nil {
+		if err := p.checkOutputKey(keys[i]); err != nil {
 			return nil, fmt.Errorf("variant %s: %w", p.cfg.Variants[i].Name, err)
 		}
 	}
-	if err := check(p.ManifestKey(key)); err != nil {
+	if err := p.checkOutputKey(p.ManifestKey(key)); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
 	return keys, nil
@@ -506,6 +502,14 @@ type keyChecker interface {
 	CheckKey(key string) error
 }
 
+// checkOutputKey checks key as the output store checks keys.
+func (p *Pipeline) checkOutputKey(key string) error {
+	if c, ok := p.out.(keyChecker); ok {
+		return c.CheckKey(key)
+	}
+	return storage.ValidateKey(key)
+}
+
 // Run makes the variants of the stored source key at ETag etag (the
 // current one when etag is empty), with the focal point of its metadata.
 // A source outside the inputs is skipped (StatusLoopGuard); one whose
@@ -556,29 +560,14 @@ func (p *Pipeline) settle(ctx context.Context, key, etag string) error {
 	if etag = trimETag(etag); etag == "" {
 		return nil
 	}
-	var stray []string
-	var mu sync.Mutex
-	keys := p.everyOutputKey(key)
-	err := parallel(len(keys), func(i int) error {
-		obj, err := p.out.Head(ctx, keys[i])
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			return nil
-		case err != nil:
-			return err
-		}
-		if madeFrom(obj, key) && obj.Metadata[MetaSourceETag] == etag {
-			mu.Lock()
-			stray = append(stray, keys[i])
-			mu.Unlock()
-		}
-		return nil
+	stray, err := p.deleteIf(ctx, p.everyOutputKey(key), func(obj storage.Object) bool {
+		return madeFrom(obj, key) && obj.Metadata[MetaSourceETag] == etag
 	})
-	if err != nil || len(stray) == 0 {
-		return err
-	}
-	if _, err := p.deleteOwned(ctx, key, stray); err != nil {
+	if err != nil {
 		return fmt.Errorf("delete the outputs of a replaced version: %w", err)
+	}
+	if len(stray) == 0 {
+		return nil
 	}
 	// Stored again since (the same bytes, the same ETag), its run may
 	// have written them: made again, by a run of its own.
@@ -797,7 +786,13 @@ func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Re
 // has written names its original. Keys the store cannot hold (a long key
 // with a format's extension appended) hold nothing and are skipped.
 func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string) ([]string, error) {
-	owned := make([]bool, len(keys))
+	return p.deleteIf(ctx, keys, func(obj storage.Object) bool { return madeFrom(obj, source) })
+}
+
+// deleteIf deletes those of keys whose object, as a HEAD finds it, is
+// one that owned says it may delete, and returns them.
+func (p *Pipeline) deleteIf(ctx context.Context, keys []string, owned func(storage.Object) bool) ([]string, error) {
+	gone := make([]bool, len(keys))
 	err := parallel(len(keys), func(i int) error {
 		if storage.ValidateKey(keys[i]) != nil {
 			return nil
@@ -809,15 +804,15 @@ func (p *Pipeline) deleteOwned(ctx context.Context, source string, keys []string
 		case err != nil:
 			return err
 		}
-		if !madeFrom(obj, source) {
+		if !owned(obj) {
 			return nil // another original's, or not an output at all
 		}
-		owned[i] = true
+		gone[i] = true
 		return p.out.Delete(ctx, keys[i])
 	})
 	var deleted []string
 	for i, k := range keys {
-		if owned[i] {
+		if gone[i] {
 			deleted = append(deleted, k)
 		}
 	}

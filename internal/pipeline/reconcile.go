@@ -273,16 +273,12 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 // outputs and manifest are keys the stores take (a variant's key may
 // still gain a format's extension, which the run checks).
 func (p *Pipeline) keysPossible(key string) bool {
-	check := storage.ValidateKey
-	if c, ok := p.out.(keyChecker); ok {
-		check = c.CheckKey
-	}
-	if storage.ValidateKey(key) != nil || check(p.ManifestKey(key)) != nil {
+	if storage.ValidateKey(key) != nil || p.checkOutputKey(p.ManifestKey(key)) != nil {
 		return false
 	}
 	rel := strings.TrimPrefix(key, p.cfg.InputPrefix)
 	for _, v := range p.cfg.Variants {
-		if check(p.cfg.OutputPrefix+v.Name+"/"+rel) != nil {
+		if p.checkOutputKey(p.cfg.OutputPrefix+v.Name+"/"+rel) != nil {
 			return false
 		}
 	}
