@@ -141,8 +141,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 			d.root.Remove(tmp)
 		}
 	}()
-	sum := md5.Sum(data)
-	m := dirMeta{ETag: `"` + hex.EncodeToString(sum[:]) + `"`, ContentType: o.ContentType, CacheControl: o.CacheControl,
+	m := dirMeta{ETag: dirETag(data), ContentType: o.ContentType, CacheControl: o.CacheControl,
 		Metadata: lowerKeys(o.Metadata), Size: st.Size(), ModTime: st.ModTime()}
 	mb, err := json.Marshal(m)
 	if err != nil {
@@ -314,8 +313,14 @@ func (d *Dir) stored(key string, st fs.FileInfo) (dirMeta, bool) {
 // fileMeta is what the file itself says when its metadata are missing or
 // stale: its size, time and ETag.
 func fileMeta(data []byte, st fs.FileInfo) dirMeta {
+	return dirMeta{ETag: dirETag(data), Size: st.Size(), ModTime: st.ModTime()}
+}
+
+// dirETag is the ETag Dir gives data: its MD5 in hex, quoted, as S3's of
+// a single-part upload.
+func dirETag(data []byte) string {
 	sum := md5.Sum(data)
-	return dirMeta{ETag: `"` + hex.EncodeToString(sum[:]) + `"`, Size: st.Size(), ModTime: st.ModTime()}
+	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
 // Delete removes the object; a missing one is not an error, as in S3.

@@ -94,12 +94,7 @@ func (c *UploadClaim) Use() error {
 	}
 	c.used = true
 	// The rename survives a crash only once its directory is synced.
-	f, err := d.root.Open(usedDir)
-	if err != nil {
-		return fmt.Errorf("record upload URL use: %w", fsError(err))
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
+	if err := d.syncDir(usedDir); err != nil {
 		return fmt.Errorf("record upload URL use: %w", fsError(err))
 	}
 	return nil

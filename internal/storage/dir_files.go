@@ -194,3 +194,14 @@ func fsError(err error) error {
 	}
 	return err
 }
+
+// syncDir syncs the directory name, so that a file created or renamed in
+// it survives a crash of the machine.
+func (d *Dir) syncDir(name string) error {
+	f, err := d.root.Open(name)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

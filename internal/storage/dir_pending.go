@@ -2,13 +2,12 @@ package storage
 
 import (
 	"crypto/md5"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
+	"path"
 	"strings"
 )
 
@@ -38,23 +37,18 @@ func (d *Dir) BeginUpload(key string, data []byte) (string, error) {
 	if err := ValidateKey(key); err != nil {
 		return "", err
 	}
-	sum := md5.Sum(data)
-	id := strings.ToLower(rand.Text())
-	f, err := d.root.OpenFile(pendingDir+"/"+id, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	// Written aside and synced, then renamed into place: a note is whole
+	// or absent.
+	tmp, _, err := d.writeTemp([]byte(key+"\n"+dirETag(data)), true)
 	if err != nil {
-		return "", fmt.Errorf("note upload: %w", fsError(err))
+		return "", fmt.Errorf("note upload: %w", err)
 	}
-	_, err = f.WriteString(key + "\n" + `"` + hex.EncodeToString(sum[:]) + `"`)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
+	id := path.Base(tmp)
+	if err = d.root.Rename(tmp, pendingDir+"/"+id); err == nil {
 		err = d.syncDir(pendingDir)
 	}
 	if err != nil {
+		d.root.Remove(tmp)
 		d.root.Remove(pendingDir + "/" + id)
 		return "", fmt.Errorf("note upload: %w", fsError(err))
 	}
@@ -70,8 +64,8 @@ func (d *Dir) EndUpload(id string) error {
 }
 
 // PendingUploads returns the notes left, by id: the uploads that a crash
-// cut short. A note that cannot be read as a key (torn by a crash before
-// its sync) is removed: its upload had written nothing yet.
+// cut short. A file that cannot be read as a note (empty, planted: notes
+// are renamed into place whole) is removed.
 func (d *Dir) PendingUploads() (map[string]PendingUpload, error) {
 	ents, err := fs.ReadDir(d.root.FS(), pendingDir)
 	if err != nil {
@@ -124,15 +118,4 @@ func (d *Dir) readNote(name string) ([]byte, error) {
 		return nil, nil
 	}
 	return b, nil
-}
-
-// syncDir syncs the directory name, so that a file created or renamed in
-// it survives a crash of the machine.
-func (d *Dir) syncDir(name string) error {
-	f, err := d.root.Open(name)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
 }
