@@ -292,7 +292,7 @@ func (f *Forwarder) post(ctx context.Context, log zerolog.Logger, body []byte) e
 			// would otherwise hold the invocation past its deadline,
 			// and Lambda would bring back the whole batch, the
 			// messages delivered with it.
-			rctx, cancel := context.WithCancel(ctx)
+			rctx, cancel := ctx, context.CancelFunc(func() {})
 			if hasDeadline {
 				rctx, cancel = context.WithDeadline(ctx, budget)
 			}
