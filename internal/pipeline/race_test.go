@@ -1,30 +1,11 @@
 package pipeline
 
 import (
-	"context"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/resizer/resizer/internal/storage"
 )
-
-// hooked calls before ahead of the first Put of an output (its own Puts
-// go through).
-type hooked struct {
-	Store
-	fired  atomic.Bool
-	before func()
-}
-
-func (h *hooked) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
-	if strings.HasPrefix(key, "resized/thumb/") && o.Metadata[MetaSourceETag] != "" {
-		if h.fired.CompareAndSwap(false, true) {
-			h.before()
-		}
-	}
-	return h.Store.Put(ctx, key, data, o)
-}
 
 // An upload of a new version lands while reconcile is writing the
 // variants of the version it planned: whatever the order of their
@@ -33,14 +14,14 @@ func TestReconcileBesideAnUpload(t *testing.T) {
 	for name, st := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			ctx := t.Context()
-			h := &hooked{Store: st}
+			h := &writeMeddling{Store: st, prefix: "resized/thumb/"}
 			p := withVariants(t, h, "thumb:50x50:cover,medium:80x0")
 			v1, err := st.Put(ctx, "uploads/x.jpg", grey(t, 120, 80), storage.PutOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			var v2 Result
-			h.before = func() {
+			h.meddle = func() {
 				var err error
 				if v2, err = p.Upload(ctx, "uploads/x.jpg", grey(t, 90, 160), nil); err != nil {
 					t.Errorf("upload: %v", err)
