@@ -296,13 +296,7 @@ func (s *source) animationTrim(threshold float64, l limits) (rect, error) {
 	fh := all.pageHeight()
 	var box rect
 	for i := 0; i < all.height()/fh; i++ {
-		f, err := all.ref().crop(0, i*fh, all.width(), fh)
-		if err == nil {
-			f, err = f.frame()
-		}
-		if err == nil {
-			f, err = upright8(f, s.h.Orientation)
-		}
+		f, err := s.uprightFrame(all, i, fh)
 		if err != nil {
 			return rect{}, err
 		}
@@ -322,6 +316,19 @@ func (s *source) animationTrim(threshold float64, l limits) (rect, error) {
 		}
 	}
 	return box, nil
+}
+
+// uprightFrame is frame i of all, the source's frames stacked fh high, as
+// an image of its own, turned upright; all stays the caller's.
+func (s *source) uprightFrame(all vimage, i, fh int) (vimage, error) {
+	f, err := all.ref().crop(0, i*fh, all.width(), fh)
+	if err == nil {
+		f, err = f.frame()
+	}
+	if err != nil {
+		return vimage{}, err
+	}
+	return upright8(f, s.h.Orientation)
 }
 
 // shareDecode decodes the source once for all outputs when there are
@@ -548,15 +555,8 @@ func (s *source) animation(p plan) (vimage, error) {
 		return vimage{}, err
 	}
 	for i := 0; i < n; i++ {
-		C.g_object_ref(C.gpointer(all.p))
-		f, err := all.crop(0, i*fh, all.width(), fh)
-		if err == nil {
-			f, err = f.frame()
-		}
+		f, err := s.uprightFrame(all, i, fh)
 		if err != nil {
-			return fail(err)
-		}
-		if f, err = upright8(f, s.h.Orientation); err != nil {
 			return fail(err)
 		}
 		r := p.region
