@@ -763,15 +763,16 @@ func setAsideWarnings() {
 	C.vips_error_clear()
 }
 
-// markWarnings fails with ErrBadWatermark when the decoding of the
-// watermark in, of format f, since setAsideWarnings met pixel data cut
-// short, and clears the buffer. It asks libjpeg itself as decodeWarnings
-// does: a cut scan behind a harmless first warning is as cut in a
-// watermark as in an input.
+// markWarnings fails as decodeWarnings does (ErrUndecodable) when the
+// decoding of the watermark in, of format f, since setAsideWarnings met
+// pixel data cut short, and clears the buffer: a cut scan behind a
+// harmless first warning is as cut in a watermark as in an input. The
+// watermark step makes every failure of a watermark the option's
+// (ErrBadWatermark), as it does its other decoding errors.
 func markWarnings(in cbuf, f Format) error {
 	msg := C.GoString(C.vips_error_buffer())
 	C.vips_error_clear()
-	return endedEarly(msg, in, f, ErrBadWatermark)
+	return endedEarly(msg, in, f, ErrUndecodable)
 }
 
 // cutShort is kind when msg holds a warning of jpegCutShort.

@@ -2,7 +2,6 @@ package imageproc
 
 import (
 	"fmt"
-	"strings"
 )
 
 // markSet is the watermarks of one job in a worker: their bytes, and each
@@ -68,11 +67,7 @@ func (ms *markSet) apply(im vimage, w *Watermark) (vimage, error) {
 // mark returns w decoded for an output of W x H, and where it goes. The
 // image stays the set's.
 func (ms *markSet) mark(w *Watermark, W, H int) (vimage, rect, error) {
-	bad := func(err error) error {
-		// One that already says so (markWarnings) says it once.
-		msg := strings.TrimPrefix(err.Error(), ErrBadWatermark.Error()+": ")
-		return fmt.Errorf("%w: watermark %q: %s", ErrBadWatermark, w.Key, msg)
-	}
+	bad := func(err error) error { return fmt.Errorf("%w: watermark %q: %v", ErrBadWatermark, w.Key, err) }
 	in, ok := ms.bufs[w.Key]
 	if !ok {
 		return vimage{}, rect{}, fmt.Errorf("watermark %q was not sent with the job", w.Key)
