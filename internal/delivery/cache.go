@@ -189,7 +189,9 @@ func digestETag(b []byte) string {
 // A marker written is remembered for recordedTTL with the object it was
 // served from (when it was written, or rendered): an image written again
 // (after a purge, which deleted the markers too) is recorded again.
-// Requests recording the same at once write once.
+// Requests recording the same at once write once: the write is theirs
+// together, so the end of the one that started it ends neither the write
+// nor the others' wait (each leaves when its own request ends).
 func (s *Service) record(ctx context.Context, r Request, e entry, img Image) error {
 	if s.d.Invalidator == nil {
 		return nil
@@ -200,7 +202,9 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 	if _, ok := s.recorded.Get(seen); ok {
 		return nil
 	}
-	_, err, _ := s.markers.Do(seen, func() (any, error) {
+	written := s.markers.DoChan(seen, func() (any, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RenderTimeout)
+		defer cancel()
 		opts := storage.PutOptions{ContentType: "text/plain"}
 		if !r.Expires.IsZero() {
 			opts.Metadata = map[string]string{metaExpires: strconv.FormatInt(r.Expires.Unix(), 10)}
@@ -211,5 +215,10 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 		s.recorded.Put(seen, struct{}{})
 		return nil, nil
 	})
-	return err
+	select {
+	case res := <-written:
+		return res.Err
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }

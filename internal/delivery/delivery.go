@@ -207,7 +207,7 @@ type Image struct {
 // Errors: ErrNotServed; imageproc.ErrBadOption for an unknown preset;
 // storage.ErrNotFound for an original (or the pinned version of one) that
 // is not stored; storage's errors of reading; imageproc's of rendering,
-// ErrBusy among them.
+// ErrBusy among them; the request's own end (ctx's cause).
 func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 	img, e, err := s.serve(ctx, r)
 	if errors.Is(err, errSuperseded) {
@@ -226,6 +226,9 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 	s.metrics.served(img.Outcome)
 	img.CacheControl = cacheControl(s.cfg.CacheControl, r, time.Now())
 	if err := s.record(ctx, r, e, img); err != nil {
+		if ctx.Err() != nil {
+			return Image{}, context.Cause(ctx) // the request is gone: nobody to answer
+		}
 		// A path that purges could not find must not be kept by a CDN.
 		s.d.Logger.Warn().Err(err).Str("key", r.Key).Msg("served path not recorded: answered uncacheable")
 		img.CacheControl = "private, no-store"

@@ -1109,3 +1109,86 @@ func TestPurgeOfAKeyThatReadsLikeAMarker(t *testing.T) {
 		}
 	}
 }
+
+// markerGate holds the next write of a marker until it is released, or
+// its context ends: the moment several requests share that write.
+type markerGate struct {
+	Cache
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *markerGate) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
+	if strings.Contains(key, markerInfix) && g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return storage.Object{}, context.Cause(ctx)
+		}
+	}
+	return g.Cache.Put(ctx, key, data, o)
+}
+
+// The marker of a path is written once for every request serving that
+// path at the moment; the request that started the write going away ends
+// neither the write nor the others' answers, which stay cacheable (a
+// marker not written would make them "no-store"), and it is not held
+// until the write ends.
+func TestRecordOutlivesTheRequestThatStartedIt(t *testing.T) {
+	g := &markerGate{Cache: dirStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, g, 2, 4)
+	f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
+	r := req(t, "uploads/cats/tom.jpg", "width=120", "/img/x/width=120/uploads/cats/tom.jpg")
+	if _, err := f.svc.Serve(t.Context(), r); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+	// The hits that follow record the path again (served from the object
+	// written, not from the render): that write is held.
+	g.armed.Store(true)
+	leaving, leave := context.WithCancel(t.Context())
+	type answer struct {
+		img Image
+		err error
+	}
+	first, second := make(chan answer, 1), make(chan answer, 1)
+	go func() {
+		img, err := f.svc.Serve(leaving, r)
+		first <- answer{img, err}
+	}()
+	<-g.entered
+	go func() {
+		img, err := f.svc.Serve(t.Context(), r)
+		second <- answer{img, err}
+	}()
+	time.Sleep(200 * time.Millisecond) // the second joins the write under way
+	leave()
+	select {
+	case a := <-first:
+		if !errors.Is(a.err, context.Canceled) {
+			t.Fatalf("the request that left: %v %q, want its own end", a.err, a.img.CacheControl)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request that left waits for the write it started")
+	}
+	close(g.release)
+	a := <-second
+	if a.err != nil || a.img.CacheControl != "public, max-age=300" || a.img.Outcome != Hit {
+		t.Fatalf("the request that stayed: %v %q %s", a.err, a.img.CacheControl, a.img.Outcome)
+	}
+	objs, err := f.store.List(t.Context(), "resized/_cache/uploads/cats/tom.jpg/", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	markers := 0
+	for _, o := range objs {
+		if strings.Contains(o.Key, markerInfix) {
+			markers++
+		}
+	}
+	if markers != 1 {
+		t.Fatalf("%d markers, want 1: %v", markers, objs)
+	}
+}
