@@ -165,11 +165,17 @@ type Request struct {
 	Expires time.Time
 	// Path is the request's path, as a CDN caches it.
 	Path string
-	// DescribeOnly says the body is not needed (HEAD, or a conditional
-	// request that may end in 304): a stored image is then only looked
-	// up, not read.
+	// DescribeOnly says the body is not needed (HEAD): a stored image is
+	// then only looked up, not read.
 	DescribeOnly bool
+	// Holds, when set, says whether the client holds a copy with a given
+	// ETag (its If-None-Match): a stored image is then looked up first,
+	// and read only when the client does not hold it.
+	Holds func(etag string) bool
 }
+
+// describe says whether a stored image is only looked up, at first.
+func (r Request) describe() bool { return r.DescribeOnly || r.Holds != nil }
 
 // Outcome says where an image came from.
 type Outcome string
@@ -184,8 +190,8 @@ const (
 
 // Image is the answer to a Request.
 type Image struct {
-	// Data is the image; nil for a DescribeOnly request served from
-	// storage.
+	// Data is the image; nil for a stored image only looked up (for a
+	// DescribeOnly request, or one whose client Holds it).
 	Data         []byte
 	Size         int64
 	ContentType  string
@@ -209,16 +215,11 @@ type Image struct {
 // is not stored; storage's errors of reading; imageproc's of rendering,
 // ErrBusy among them; the request's own end (ctx's cause).
 func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
-	img, e, err := s.serve(ctx, r)
-	if errors.Is(err, errSuperseded) {
-		// The original changed since its ETag was remembered: once more,
-		// with the one it has now.
-		s.versions.Forget(r.Key)
-		img, e, err = s.serve(ctx, r)
-	}
-	if errors.Is(err, errSuperseded) {
-		// Changed again meanwhile: worth a retry, as a full gate is.
-		err = fmt.Errorf("%w: the original changed twice while it was served", imageproc.ErrBusy)
+	img, e, err := s.serveCurrent(ctx, r)
+	if err == nil && img.Data == nil && !r.DescribeOnly && r.Holds != nil && !r.Holds(img.ETag) {
+		// The client's copy is another: the body after all.
+		r.Holds = nil
+		img, e, err = s.serveCurrent(ctx, r)
 	}
 	if err != nil {
 		return Image{}, err
@@ -234,6 +235,23 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 		img.CacheControl = "private, no-store"
 	}
 	return img, nil
+}
+
+// serveCurrent is serve, once more when the original changed since its
+// ETag was remembered.
+func (s *Service) serveCurrent(ctx context.Context, r Request) (Image, entry, error) {
+	img, e, err := s.serve(ctx, r)
+	if errors.Is(err, errSuperseded) {
+		// The original changed since its ETag was remembered: once more,
+		// with the one it has now.
+		s.versions.Forget(r.Key)
+		img, e, err = s.serve(ctx, r)
+	}
+	if errors.Is(err, errSuperseded) {
+		// Changed again meanwhile: worth a retry, as a full gate is.
+		err = fmt.Errorf("%w: the original changed twice while it was served", imageproc.ErrBusy)
+	}
+	return img, e, err
 }
 
 // errSuperseded: the original's remembered ETag is no longer its own.
@@ -266,7 +284,7 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 			return img, e, err
 		}
 	}
-	img, err := s.fromCache(ctx, e, r.DescribeOnly)
+	img, err := s.fromCache(ctx, e, r.describe())
 	if errors.Is(err, storage.ErrNotFound) {
 		img, err = s.render(ctx, e, r.Version != "")
 	}
@@ -350,7 +368,7 @@ func (s *Service) look(ctx context.Context, key string) (version, error) {
 // that lies) where the original's manifest says it is.
 func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset, v version) (Image, bool, error) {
 	key := p.Stored
-	data, obj, err := s.read(ctx, key, r.DescribeOnly)
+	data, obj, err := s.read(ctx, key, r.describe())
 	if key == "" || errors.Is(err, storage.ErrNotFound) {
 		listed, lerr := s.d.Presets.StoredVariant(ctx, r.Key, r.Preset)
 		switch {
@@ -359,7 +377,7 @@ func (s *Service) fromVariant(ctx context.Context, r Request, p pipeline.Preset,
 		case listed == "" || listed == key:
 			return Image{}, false, nil
 		}
-		data, obj, err = s.read(ctx, listed, r.DescribeOnly)
+		data, obj, err = s.read(ctx, listed, r.describe())
 	}
 	switch {
 	case errors.Is(err, storage.ErrNotFound):

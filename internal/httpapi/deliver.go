@@ -83,13 +83,11 @@ func handleDeliver(d deliverDeps) http.Handler {
 				return
 			}
 		}
-		inm := r.Header.Get("If-None-Match")
-		req.DescribeOnly = r.Method == http.MethodHead || inm != ""
-		img, err := d.delivery.Serve(r.Context(), req)
-		if err == nil && img.Data == nil && r.Method == http.MethodGet && !matchesETag(inm, img.ETag) {
-			req.DescribeOnly = false // the client's copy is another: the body after all
-			img, err = d.delivery.Serve(r.Context(), req)
+		req.DescribeOnly = r.Method == http.MethodHead
+		if inm := r.Header.Get("If-None-Match"); inm != "" {
+			req.Holds = func(etag string) bool { return matchesETag(inm, etag) }
 		}
+		img, err := d.delivery.Serve(r.Context(), req)
 		if err != nil {
 			writeError(w, r, err)
 			return

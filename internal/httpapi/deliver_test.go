@@ -577,3 +577,53 @@ func TestDeliverUnsignedHasNoQuery(t *testing.T) {
 		t.Errorf("signed, with a query: %d %s", resp.StatusCode, body)
 	}
 }
+
+// answered counts the images delivery served, from its own metrics.
+func answered(t *testing.T, s *testServer) float64 {
+	t.Helper()
+	mfs, err := s.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() == "resizer_delivery_images_total" {
+			for _, m := range mf.GetMetric() {
+				n += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return n
+}
+
+// Every answer with an image, or a 304 for one, counts once among the
+// images served, however it was asked for: GET or HEAD, with or without
+// an If-None-Match that names it or another copy, from the derived cache
+// or a stored variant.
+func TestDeliverCountsEachAnswerOnce(t *testing.T) {
+	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.UnsignedPresets = true })
+	if resp, body := s.do(t, "POST", "/uploads?key=cats/tom.jpg", testdata(t, "ladybird.jpg"), nil); resp.StatusCode != 201 {
+		t.Fatalf("upload: %d %s", resp.StatusCode, body)
+	}
+	signed := sign(t, testSigningKey, imageurl.Request{Key: "uploads/cats/tom.jpg", Options: opts("width", "120")})
+	variant, _ := imageurl.UnsignedPath(imageurl.Request{Key: "uploads/cats/tom.jpg", Preset: "medium"})
+	s.do(t, "GET", signed, nil, nil)
+	s.settled(t, signed)
+	for _, path := range []string{signed, variant} {
+		resp, _ := s.do(t, "HEAD", path, nil, nil)
+		etag := resp.Header.Get("ETag")
+		for _, method := range []string{"GET", "HEAD"} {
+			for _, inm := range []string{"", etag, `"another"`, `W/"another", ` + etag, "*"} {
+				h := http.Header{}
+				if inm != "" {
+					h.Set("If-None-Match", inm)
+				}
+				before := answered(t, s)
+				resp, _ := s.do(t, method, path, nil, h)
+				if n := answered(t, s) - before; resp.StatusCode/100 > 3 || n != 1 {
+					t.Errorf("%s %s If-None-Match %q: %d, counted %v times", method, path, inm, resp.StatusCode, n)
+				}
+			}
+		}
+	}
+}
