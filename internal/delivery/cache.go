@@ -151,6 +151,14 @@ func (s *Service) fromCache(ctx context.Context, e entry, describeOnly bool) (Im
 		// is still in flight, and is joined.
 		return Image{}, fmt.Errorf("derived image %q without its metadata: %w", e.key, storage.ErrNotFound)
 	}
+	if data != nil && digestETag(data) != `"`+d+`"` {
+		// Not the bytes the render made: a file a power loss left its size
+		// but not its data (it is written without waiting for the disk),
+		// or something else written in its place. Never served under the
+		// ETag that names other bytes: a miss, made again and written over.
+		s.d.Logger.Warn().Str("key", e.key).Msg("derived image does not match its digest: made again")
+		return Image{}, fmt.Errorf("derived image %q does not match its digest: %w", e.key, storage.ErrNotFound)
+	}
 	// The ETag is the one the render gave, whatever ETags the store makes
 	// (S3's are not an MD5 under KMS encryption).
 	img := Image{Data: data, Size: obj.Size, ContentType: obj.ContentType, ETag: `"` + d + `"`, LastModified: obj.LastModified,
