@@ -329,12 +329,13 @@ func (s *Service) version(ctx context.Context, r Request) (version, error) {
 }
 
 // current is the original's current version, remembered for ETagTTL;
-// concurrent look-ups of one key make one request to the store.
+// concurrent look-ups of one key make one request to the store, which
+// each leaves when its own request ends.
 func (s *Service) current(ctx context.Context, key string) (version, error) {
 	if v, ok := s.versions.Get(key); ok {
 		return v, nil
 	}
-	v, err, _ := s.heads.Do(key, func() (any, error) {
+	looked := s.heads.DoChan(key, func() (any, error) {
 		// Shared by every request asking now: not ended by the first one's
 		// end.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RenderTimeout)
@@ -346,7 +347,12 @@ func (s *Service) current(ctx context.Context, key string) (version, error) {
 		s.versions.Put(key, v)
 		return v, nil
 	})
-	return v.(version), err
+	select {
+	case res := <-looked:
+		return res.Val.(version), res.Err
+	case <-ctx.Done():
+		return version{}, context.Cause(ctx)
+	}
 }
 
 // look is the version of the original key stored now, asked of the store

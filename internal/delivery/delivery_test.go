@@ -1261,3 +1261,65 @@ func TestEntryNotItsDigestIsAMiss(t *testing.T) {
 		})
 	}
 }
+
+// headGate holds the next look at an original until it is released, or
+// its context ends.
+type headGate struct {
+	Cache
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (g *headGate) Head(ctx context.Context, key string) (storage.Object, error) {
+	if strings.HasPrefix(key, "uploads/") && g.armed.CompareAndSwap(true, false) {
+		close(g.entered)
+		select {
+		case <-g.release:
+		case <-ctx.Done():
+			return storage.Object{}, context.Cause(ctx)
+		}
+	}
+	return g.Cache.Head(ctx, key)
+}
+
+// The look at an original's version is shared by the requests asking at
+// the moment and outlives the one that started it; a request that goes
+// away stops waiting for it at once (a slow store would otherwise hold
+// every abandoned request until it answered), and the others are served.
+func TestLookOutlivesTheRequestThatStartedIt(t *testing.T) {
+	g := &headGate{Cache: dirStore(t), entered: make(chan struct{}), release: make(chan struct{})}
+	f := newFixture(t, g, 2, 4)
+	f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
+	r := req(t, "uploads/cats/tom.jpg", "width=130", "/l")
+	g.armed.Store(true)
+	leaving, leave := context.WithCancel(t.Context())
+	left, stayed := make(chan error, 1), make(chan error, 1)
+	go func() {
+		_, err := f.svc.Serve(leaving, r)
+		left <- err
+	}()
+	<-g.entered
+	go func() {
+		img, err := f.svc.Serve(t.Context(), r)
+		if err == nil && width(t, img.Data) != 130 {
+			err = errors.New("wrong width")
+		}
+		stayed <- err
+	}()
+	time.Sleep(100 * time.Millisecond) // the second joins the look under way
+	leave()
+	select {
+	case err := <-left:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the request that left: %v", err)
+		}
+	case <-time.After(2 * time.Second):
+		close(g.release)
+		t.Fatal("the request that left waits for the look it started")
+	}
+	close(g.release)
+	if err := <-stayed; err != nil {
+		t.Fatalf("the request that stayed: %v", err)
+	}
+}
