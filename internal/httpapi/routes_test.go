@@ -125,3 +125,21 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 		t.Fatalf("405: %d Allow=%q %s", resp.StatusCode, resp.Header.Get("Allow"), body)
 	}
 }
+
+// A 405 names the methods of the route the request's path was routed to,
+// also when a key in it spells its slashes %2F (as every key under a
+// prefix does): the route is found by the escaped path, and so is the
+// Allow header.
+func TestMethodNotAllowedOnEscapedKeys(t *testing.T) {
+	s := newTestServer(t, nil)
+	for _, key := range []string{"x.jpg", "uploads%2Fx.jpg", "uploads%2Fcats%2Ftom%20cat.jpg"} {
+		for route, want := range map[string]string{"/objects/": "GET, HEAD", "/uploads/": "PUT"} {
+			for _, m := range []string{"POST", "PATCH", "DELETE"} {
+				resp, _ := s.do(t, m, route+key, nil, nil)
+				if resp.StatusCode != 405 || resp.Header.Get("Allow") != want {
+					t.Errorf("%s %s%s: %d Allow=%q, want %q", m, route, key, resp.StatusCode, resp.Header.Get("Allow"), want)
+				}
+			}
+		}
+	}
+}

@@ -140,7 +140,7 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		writeError(w, r, fmt.Errorf("%w: %s", errNotFound, r.URL.Path))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", strings.Join(allowed(r, req.URL.Path), ", "))
+		w.Header().Set("Allow", strings.Join(allowed(r, routingPath(req)), ", "))
 		writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, req.URL.Path))
 	})
 	wm, err := newWebhookMetrics(d.Registry)
@@ -155,6 +155,16 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	}
 	addRoutes(r, cfg, d, newUploadDeps(cfg, d, in), wd, newDeliverDeps(cfg, d))
 	return r, nil
+}
+
+// routingPath is the path chi routes r by: the escaped path when it
+// differs from the decoded one (a key's %2F is one segment's slash, not
+// two segments), else the decoded one.
+func routingPath(r *http.Request) string {
+	if r.URL.RawPath != "" {
+		return r.URL.RawPath
+	}
+	return r.URL.Path
 }
 
 // allowed lists the methods routed for path, for the Allow header that a
