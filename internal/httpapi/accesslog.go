@@ -38,18 +38,22 @@ func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 	}
 }
 
-// logPath is the path as the access log writes it: an image URL's
-// signature is a capability (an expiring URL may be the only way to a
-// private image), so it becomes "-"; the options and key stay, for
-// whoever reads the log to find the image.
+// logPath is the path as the log writes it, in the access line and in
+// the errors of routes not found or not allowed: an image URL's signature
+// is a capability (an expiring URL may be the only way to a private
+// image), so it becomes "-", whatever follows it and whatever the method;
+// the options and key stay, for whoever reads the log to find the image.
 func logPath(p string) string {
 	rest, ok := strings.CutPrefix(p, imageurl.Prefix)
-	if !ok {
+	if !ok || rest == "" {
 		return p
 	}
-	sig, after, ok := strings.Cut(rest, "/")
-	if !ok || sig == imageurl.Unsigned {
+	sig, after, slash := strings.Cut(rest, "/")
+	if sig == imageurl.Unsigned || sig == "-" {
 		return p
+	}
+	if !slash {
+		return imageurl.Prefix + "-"
 	}
 	return imageurl.Prefix + "-/" + after
 }

@@ -137,11 +137,11 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 	// the body. openapi.yaml says so once rather than per route.
 	r.Use(withRequestID, withLogging(d.Logger), m.withMetrics, withRecover, withSecurityHeaders, middleware.GetHead)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, r, fmt.Errorf("%w: %s", errNotFound, r.URL.Path))
+		writeError(w, r, fmt.Errorf("%w: %s", errNotFound, logPath(r.URL.Path)))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
 		w.Header().Set("Allow", strings.Join(allowed(r, routingPath(req)), ", "))
-		writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, req.URL.Path))
+		writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, logPath(req.URL.Path)))
 	})
 	wm, err := newWebhookMetrics(d.Registry)
 	if err != nil {
