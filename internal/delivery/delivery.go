@@ -108,7 +108,9 @@ type Deps struct {
 	// Invalidator, when not nil, is told the paths of what Purge deletes;
 	// every path served is then recorded (see cache.go).
 	Invalidator Invalidator
-	Logger      zerolog.Logger
+	// Logger logs what happens outside a request; inside one, the
+	// request's own logger (zerolog.Ctx: its id) is used.
+	Logger zerolog.Logger
 	// Registry takes the metrics; nil records none.
 	Registry prometheus.Registerer
 }
@@ -231,7 +233,7 @@ func (s *Service) Serve(ctx context.Context, r Request) (Image, error) {
 			return Image{}, context.Cause(ctx) // the request is gone: nobody to answer
 		}
 		// A path that purges could not find must not be kept by a CDN.
-		s.d.Logger.Warn().Err(err).Str("key", r.Key).Msg("served path not recorded: answered uncacheable")
+		s.log(ctx).Warn().Err(err).Str("key", r.Key).Msg("served path not recorded: answered uncacheable")
 		img.CacheControl = "private, no-store"
 	}
 	return img, nil
@@ -417,4 +419,13 @@ func (s *Service) read(ctx context.Context, key string, describeOnly bool) ([]by
 		return nil, obj, err
 	}
 	return s.d.Cache.Get(ctx, key, storage.GetOptions{})
+}
+
+// log is the logger of ctx, the request's (with its id), or Deps.Logger
+// when ctx carries none.
+func (s *Service) log(ctx context.Context) *zerolog.Logger {
+	if l := zerolog.Ctx(ctx); l.GetLevel() != zerolog.Disabled {
+		return l
+	}
+	return &s.d.Logger
 }

@@ -144,7 +144,7 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	}
 	if err := s.keep(ctx, e, fl.img); err != nil {
 		// The answer stands; the next request renders again.
-		s.d.Logger.Warn().Err(err).Str("key", e.key).Msg("derived image not kept")
+		s.log(ctx).Warn().Err(err).Str("key", e.key).Msg("derived image not kept")
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/contract"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // No credential a request carries, in its path, its query or its headers,
@@ -88,5 +89,46 @@ func TestNoCredentialReachesLogsProblemsOrMetrics(t *testing.T) {
 	}
 	if sent < 500 {
 		t.Fatalf("only %d requests sent", sent)
+	}
+}
+
+// Every line logged while a request is served carries its request id,
+// the lines of the work it starts beside its answer too: here the
+// delivery's, when the cache it writes to refuses the writes (a file
+// stands where its folder should be), so that the image is served but
+// neither kept nor its path recorded.
+func TestEveryLineOfARequestCarriesItsID(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/x.jpg", testJPEG(t, 32, 32))
+	if _, err := s.local.Put(t.Context(), "resized/_cache", []byte("in the way"), storage.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for i, w := range []string{"8", "9", "10"} {
+		id := fmt.Sprintf("req-%d", i)
+		ids[id] = true
+		p := sign(t, testSigningKey, imageurl.Request{Key: "uploads/x.jpg", Options: opts("width", w)})
+		resp, body := s.do(t, "GET", p, nil, http.Header{"X-Request-Id": {id}})
+		if resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "private, no-store" {
+			t.Fatalf("%d %s %s", resp.StatusCode, resp.Header.Get("Cache-Control"), body)
+		}
+	}
+	s.deps.Delivery.Wait()
+	seen := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%v: %s", err, l)
+		}
+		id, _ := m["req_id"].(string)
+		if !ids[id] {
+			t.Errorf("a line without its request's id: %s", l)
+		}
+		seen[m["message"].(string)] = true
+	}
+	for _, msg := range []string{"request", "derived image not kept", "served path not recorded: answered uncacheable"} {
+		if !seen[msg] {
+			t.Errorf("no line %q in %s", msg, s.logs.String())
+		}
 	}
 }
