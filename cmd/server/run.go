@@ -33,6 +33,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	log := newLogger(cfg, stdout)
+	// What the start does through ctx (the uploads a crash cut short,
+	// finished before anything is served) logs as a request's work does.
+	ctx = log.WithContext(ctx)
 	if getenv("GOGC") == "" {
 		// Request bodies are large (MiBs), short-lived and pointer-free.
 		// At the default of 100 the heap grows to twice the bodies in
