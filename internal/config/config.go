@@ -436,11 +436,20 @@ var secrets = map[string]bool{
 	"AWS_SECRET_ACCESS_KEY": true, "AWS_SESSION_TOKEN": true,
 }
 
+// tokenURLs are the variables whose URLs may hold a credential past
+// their host: a receiver of callbacks often takes its token in the path
+// or the query (hooks.example.com/T0/B0/XXXX, ?token=).
+var tokenURLs = map[string]bool{"READY_CALLBACK_URL": true}
+
 // shown is a variable's value as an error quotes it: hidden for a secret,
-// and a URL's password (https://user:password@host) masked.
+// a URL's password (https://user:password@host) masked, and a token URL
+// cut after its host.
 func shown(name, val string) string {
 	if secrets[name] {
 		return "(hidden)"
+	}
+	if tokenURLs[name] {
+		val = beforePath(val)
 	}
 	if i := strings.LastIndex(val, "@"); i >= 0 {
 		if u, err := url.Parse(val); err == nil && u.User != nil {
@@ -452,6 +461,24 @@ func shown(name, val string) string {
 		}
 	}
 	return strconv.Quote(val)
+}
+
+// beforePath is v up to the end of its host, with "…" for what follows
+// (a path, a query, a fragment), whether or not v parses as a URL; without
+// a scheme's "://", what comes before an "@" is hidden too (a password
+// after the "://" is shown's to mask).
+func beforePath(v string) string {
+	start := 0
+	if i := strings.Index(v, "://"); i >= 0 {
+		start = i + 3
+	}
+	if i := strings.IndexAny(v[start:], "/?#"); i >= 0 {
+		v = v[:start+i] + "…"
+	}
+	if i := strings.LastIndex(v, "@"); i >= 0 && start == 0 {
+		v = "(hidden)" + v[i:]
+	}
+	return v
 }
 
 // Usage returns the help text: every variable with its default.

@@ -405,3 +405,31 @@ func TestErrorsKeepSecrets(t *testing.T) {
 		}
 	}
 }
+
+// A READY_CALLBACK_URL that is refused is quoted up to its host only: a
+// receiver's token in its path, query or fragment stays out of the error,
+// whichever way the URL is wrong.
+func TestCallbackURLErrorsKeepTokens(t *testing.T) {
+	const token = "T0KEN-b7e1"
+	for _, v := range []string{
+		"hooks.example.com/services/T0/B0/" + token,
+		"hooks.example.com?token=" + token,
+		"ftp://hooks.example.com/ready/" + token,
+		"ftp://hooks.example.com?token=" + token,
+		"mailto:" + token + "@example.com",
+		"https://hooks.example.com/%zz/" + token,
+		"https:///" + token,
+		"ftp://hook:" + token + "@hooks.example.com/ready",
+		"https://hooks example.com/" + token,
+		"https://hooks.example.com:port?token=" + token,
+	} {
+		_, err := Load(env(map[string]string{"READY_CALLBACK_URL": v, "WEBHOOK_SECRETS": "w"}))
+		if err == nil {
+			t.Errorf("%q taken", v)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, token) || !strings.Contains(msg, "READY_CALLBACK_URL=") {
+			t.Errorf("%q: %v", v, msg)
+		}
+	}
+}
