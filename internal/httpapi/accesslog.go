@@ -24,13 +24,19 @@ func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 			l := log.With().Str("req_id", requestID(r.Context())).Logger()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 			next.ServeHTTP(ww, r.WithContext(l.WithContext(r.Context())))
+			out := ww.BytesWritten()
+			if r.Method == http.MethodHead {
+				// The GET handler wrote its body (GetHead), and net/http
+				// dropped it: nothing went out.
+				out = 0
+			}
 			l.Info().
 				Str("method", r.Method).
 				Str("path", logPath(r.URL.Path)).
 				Str("route", routePattern(r)).
 				Int("status", status(ww)).
 				Int64("bytes_in", r.ContentLength).
-				Int("bytes_out", ww.BytesWritten()).
+				Int("bytes_out", out).
 				Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
 				Str("remote", r.RemoteAddr).
 				Msg("request")

@@ -3,9 +3,12 @@ package httpapi
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/resizer/resizer/imageurl"
 )
 
 func TestRequestID(t *testing.T) {
@@ -95,5 +98,49 @@ func TestPanicBecomesProblem(t *testing.T) {
 	}
 	if !strings.Contains(s.logs.String(), `"level":"error"`) || !strings.Contains(s.logs.String(), "boom") {
 		t.Fatalf("panic not logged: %s", s.logs.String())
+	}
+}
+
+// bytes_out is what the body sent: nothing for a HEAD, on every GET
+// route (net/http drops what the handler writes), nothing for a 304; for
+// the GET the length of the body received (asked for as it is, not
+// compressed).
+func TestAccessLogBytesOut(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/x.jpg", testJPEG(t, 64, 64))
+	img := sign(t, testSigningKey, imageurl.Request{Key: "uploads/x.jpg", Options: opts("width", "8")})
+	paths := []string{"/healthz", "/readyz", "/openapi.yaml", "/metrics", "/", "/docs", "/nowhere", img}
+	want := map[string]int{}
+	etag := ""
+	for i, p := range paths {
+		for _, m := range []string{"GET", "HEAD"} {
+			id := fmt.Sprintf("%s-%d", m, i)
+			resp, body := s.do(t, m, p, nil, http.Header{"X-Request-Id": {id}, "Accept-Encoding": {"identity"}})
+			want[id] = len(body)
+			if p == img {
+				etag = resp.Header.Get("ETag")
+			}
+		}
+	}
+	s.do(t, "GET", img, nil, http.Header{"X-Request-Id": {"not-modified"}, "If-None-Match": {etag}})
+	want["not-modified"] = 0
+	got := map[string]int{}
+	for _, l := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
+		var m struct {
+			ReqID    string  `json:"req_id"`
+			Message  string  `json:"message"`
+			BytesOut float64 `json:"bytes_out"`
+		}
+		if json.Unmarshal([]byte(l), &m) == nil && m.Message == "request" {
+			got[m.ReqID] = int(m.BytesOut)
+		}
+	}
+	for id, n := range want {
+		if g, ok := got[id]; !ok || g != n {
+			t.Errorf("%s: bytes_out %d (logged: %v), %d sent", id, g, ok, n)
+		}
+		if strings.HasPrefix(id, "GET-") && n == 0 {
+			t.Errorf("%s: an empty body", id)
+		}
 	}
 }
