@@ -132,3 +132,45 @@ func TestEveryLineOfARequestCarriesItsID(t *testing.T) {
 		}
 	}
 }
+
+// /metrics does not grow with what clients choose: thousands of distinct
+// paths, keys, methods and request ids add no series once each kind of
+// answer has been counted.
+func TestMetricsDoNotGrowWithClientChoices(t *testing.T) {
+	s := newTestServer(t, nil)
+	series := func() int {
+		mfs, err := s.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			n += len(mf.GetMetric())
+		}
+		return n
+	}
+	send := func(i int) {
+		m := []string{"GET", "POST", "PUT", "DELETE", fmt.Sprintf("M%d", i)}[i%5]
+		p := []string{"/nowhere/%d", "/objects/uploads%%2F%d.jpg", "/img/%d/width=8/uploads/x.jpg", "/uploads/k%d.jpg", "/healthz/%d"}[i/5%5]
+		req, err := http.NewRequest(m, s.URL+fmt.Sprintf(p, i), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Request-Id", fmt.Sprintf("id-%d", i))
+		resp, err := s.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for i := range 50 {
+		send(i)
+	}
+	before := series()
+	for i := 50; i < 3000; i++ {
+		send(i)
+	}
+	if after := series(); after != before {
+		t.Fatalf("%d series after 50 requests, %d after 3000", before, after)
+	}
+}
