@@ -156,7 +156,7 @@ func (s *Service) fromCache(ctx context.Context, e entry, describeOnly bool) (Im
 		// but not its data (it is written without waiting for the disk),
 		// or something else written in its place. Never served under the
 		// ETag that names other bytes: a miss, made again and written over.
-		s.d.Logger.Warn().Str("key", e.key).Msg("derived image does not match its digest: made again")
+		s.log(ctx).Warn().Str("key", e.key).Msg("derived image does not match its digest: made again")
 		return Image{}, fmt.Errorf("derived image %q does not match its digest: %w", e.key, storage.ErrNotFound)
 	}
 	// The ETag is the one the render gave, whatever ETags the store makes
