@@ -338,6 +338,19 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 			failed++
 			lastError = fmt.Errorf("%s: %w", t.Key, err)
 		}
+		// Each original not made, named with its reason on a line of its
+		// own (whatever LOG_LEVEL says): the counts alone leave the
+		// operator to guess which to look at.
+		if err != nil || r.Status == pipeline.StatusRejected {
+			if bar != nil {
+				_ = bar.Clear() // redrawn by the next Add
+			}
+			if err != nil {
+				fmt.Fprintf(stdout, "failed: %q: %v\n", t.Key, err)
+			} else {
+				fmt.Fprintf(stdout, "rejected: %q: %s\n", t.Key, r.Reason)
+			}
+		}
 		if bar != nil {
 			_ = bar.Add(1) // a terminal that fails to draw is no reason to stop
 			if err != nil {
