@@ -158,6 +158,17 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	if !f.enqueue {
 		s.QueueTimeout = slotWait(f.concurrency, s)
 	}
+	if !s.S3Mode() {
+		// Made, it would hold no original: run from another folder than
+		// the server's, a reconcile would make a ./data of its own and
+		// find it in line.
+		if _, err := os.Stat(s.DataDir); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("reconcile: DATA_DIR %s does not exist: run it where the server runs, or set DATA_DIR as the server has it", s.DataDir)
+		}
+	}
+	// A dry run changes nothing in the store, not even the local
+	// directory's own files.
+	s.readOnly = f.dryRun
 	b, err := openBase(ctx, s, newRegistry())
 	if err != nil {
 		return err

@@ -20,6 +20,9 @@ type settings struct {
 	formats    []imageproc.Format
 	pipeline   pipeline.Config
 	watermarks watermark.Config // Prefix "": none
+	// readOnly opens the local directory to read it only (server
+	// reconcile --dry-run): nothing in it is made, changed or removed.
+	readOnly bool
 }
 
 // settle checks the configuration and what the packages make of it, and

@@ -112,7 +112,11 @@ func (b *base) close() {
 func openStores(ctx context.Context, s settings) (*stores, error) {
 	st := &stores{checks: map[string]httpapi.Check{}, close: func() {}}
 	if !s.S3Mode() {
-		d, err := storage.NewDir(s.DataDir)
+		open := storage.NewDir
+		if s.readOnly {
+			open = storage.OpenDirReadOnly
+		}
+		d, err := open(s.DataDir)
 		if err != nil {
 			return nil, err
 		}

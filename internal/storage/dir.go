@@ -32,6 +32,8 @@ type Dir struct {
 	dir     string // absolute path, for messages
 	root    *os.Root
 	signKey []byte
+	// readOnly: opened by OpenDirReadOnly; every write is refused.
+	readOnly bool
 
 	// writes serializes the writes and deletions of a key (striped by its
 	// hash), so that a conditional write's look at the key and its write
@@ -68,25 +70,42 @@ type dirMeta struct {
 // NewDir returns a store in dir, creating it when missing. It fails when
 // dir cannot be created or opened, or when one of the store's own
 // directories in it is not a directory (a symbolic link, for one).
-func NewDir(dir string) (*Dir, error) {
+func NewDir(dir string) (*Dir, error) { return openDir(dir, false) }
+
+// OpenDirReadOnly opens the store in dir, which must exist, to read it
+// and nothing else (server reconcile --dry-run): unlike NewDir it makes
+// nothing and removes nothing, neither the store's own directories and
+// signing key nor a sweep of old temporary files, and every write,
+// deletion or signature fails with ErrUnsupported.
+func OpenDirReadOnly(dir string) (*Dir, error) { return openDir(dir, true) }
+
+func openDir(dir string, readOnly bool) (*Dir, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("storage dir %q: %w", dir, err)
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
-		return nil, fmt.Errorf("storage dir: %w", err)
+	if !readOnly {
+		if err := os.MkdirAll(abs, 0o755); err != nil {
+			return nil, fmt.Errorf("storage dir: %w", err)
+		}
 	}
 	root, err := os.OpenRoot(abs)
 	if err != nil {
 		return nil, fmt.Errorf("storage dir: %w", err)
 	}
-	d := &Dir{dir: abs, root: root, inflight: map[string]bool{}}
+	d := &Dir{dir: abs, root: root, inflight: map[string]bool{}, readOnly: readOnly}
+	if readOnly {
+		return d, nil
+	}
 	if err := d.init(); err != nil {
 		root.Close()
 		return nil, fmt.Errorf("storage dir %s: %w", abs, err)
 	}
 	return d, nil
 }
+
+// errReadOnly is every write to a store opened by OpenDirReadOnly.
+var errReadOnly = fmt.Errorf("%w: the directory is open to read only", ErrUnsupported)
 
 func (d *Dir) init() error {
 	for _, sub := range []string{metaDir, tmpDir, usedDir, pendingDir} {
@@ -124,6 +143,9 @@ func (d *Dir) metaPath(key string) string { return metaDir + "/" + key + metaExt
 func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (Object, error) {
 	if err := checkKey(key); err != nil {
 		return Object{}, err
+	}
+	if d.readOnly {
+		return Object{}, fmt.Errorf("put %q: %w", key, errReadOnly)
 	}
 	p, mp := key, d.metaPath(key)
 	for _, rel := range []string{p, mp} {
@@ -331,6 +353,9 @@ func dirETag(data []byte) string {
 func (d *Dir) Delete(ctx context.Context, key string) error {
 	if err := checkKey(key); err != nil {
 		return err
+	}
+	if d.readOnly {
+		return fmt.Errorf("delete %q: %w", key, errReadOnly)
 	}
 	unlock := d.lock(key)
 	defer unlock()

@@ -123,6 +123,9 @@ func (d *Dir) sweepTemp(now time.Time) {
 // to the disk when sync is set, and returns its name and description. The
 // file is removed on failure.
 func (d *Dir) writeTemp(data []byte, sync bool) (string, fs.FileInfo, error) {
+	if d.readOnly {
+		return "", nil, errReadOnly
+	}
 	name := tmpDir + "/" + strings.ToLower(rand.Text())
 	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {

@@ -83,7 +83,9 @@ func (d *Dir) PendingUploads() (map[string]PendingUpload, error) {
 			notes[e.Name()] = PendingUpload{Key: key, ETag: etag}
 			continue
 		}
-		d.root.Remove(name)
+		if !d.readOnly {
+			d.root.Remove(name)
+		}
 	}
 	return notes, nil
 }

@@ -61,6 +61,9 @@ func (d *Dir) SignUpload(key, contentType string, size int64, meta map[string]st
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
+	if d.signKey == nil {
+		return nil, fmt.Errorf("sign upload %q: %w", key, errReadOnly)
+	}
 	if err := checkMetadata(meta); err != nil {
 		return nil, fmt.Errorf("sign upload %q: %w", key, err)
 	}
@@ -84,6 +87,9 @@ func (d *Dir) SignUpload(key, contentType string, size int64, meta map[string]st
 // the ones signed. The error wraps ErrBadSignature and says which check
 // failed.
 func (d *Dir) VerifyUpload(key string, q url.Values, contentType string, size int64, now time.Time) error {
+	if d.signKey == nil {
+		return fmt.Errorf("%w: %w", ErrBadSignature, errReadOnly) // no key: no signature is good
+	}
 	exp, n, typ := q.Get("expires"), q.Get("size"), q.Get("type")
 	got, err := hex.DecodeString(q.Get("sig"))
 	if err != nil || len(got) == 0 || exp == "" || n == "" {
@@ -197,6 +203,9 @@ func (d *Dir) URLSigningKey() (string, error) {
 	b, err := d.root.ReadFile(urlKeyFile)
 	if err == nil && len(b) == 64 {
 		return string(b), nil
+	}
+	if d.readOnly {
+		return "", fmt.Errorf("URL signing key: %w", errReadOnly)
 	}
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("URL signing key: %w", err)
