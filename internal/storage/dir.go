@@ -380,6 +380,11 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 func (d *Dir) List(ctx context.Context, prefix string, limit int) ([]Object, error) {
 	var out []Object
 	err := fs.WalkDir(d.root.FS(), ".", func(p string, e fs.DirEntry, err error) error {
+		if err != nil && p != "." && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
+			// Removed under the walk (its last key deleted, and the
+			// folder pruned): it holds nothing.
+			return nil
+		}
 		if err != nil {
 			return err
 		}
