@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -334,7 +335,7 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 		fmt.Fprintf(stdout, "progress: %d/%d (%.0f%%) in %s, %.1f originals/s", done, total, 100*float64(done)/float64(max(1, total)),
 			el.Round(time.Second), float64(done)/max(el.Seconds(), 1e-3))
 		if failed > 0 {
-			fmt.Fprintf(stdout, ", %d failed (last: %v)", failed, lastError)
+			fmt.Fprintf(stdout, ", %d failed (last: %s)", failed, oneLine(lastError.Error()))
 		}
 		if final {
 			fmt.Fprint(stdout, ", finished")
@@ -357,9 +358,9 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 				_ = bar.Clear() // redrawn by the next Add
 			}
 			if err != nil {
-				fmt.Fprintf(stdout, "failed: %q: %v\n", t.Key, err)
+				fmt.Fprintf(stdout, "failed: %q: %s\n", t.Key, oneLine(err.Error()))
 			} else {
-				fmt.Fprintf(stdout, "rejected: %q: %s\n", t.Key, r.Reason)
+				fmt.Fprintf(stdout, "rejected: %q: %s\n", t.Key, oneLine(r.Reason))
 			}
 		}
 		if bar != nil {
@@ -387,6 +388,13 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 		return errors.New("reconcile: stopped; run it again to finish")
 	}
 	return err
+}
+
+// oneLine is s on one line: an error of several parts (errors.Join's, a
+// line each) would otherwise spread a record over several lines, which a
+// log collector takes for as many records.
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\r", ""), "\n", "; ")
 }
 
 // isTerminal reports whether w is a terminal.

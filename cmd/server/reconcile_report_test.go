@@ -15,6 +15,7 @@ import (
 var (
 	summaryLine = regexp.MustCompile(`done: (\d+) processed, \d+ enqueued, \d+ already current, \d+ superseded, (\d+) rejected, (\d+) failed`)
 	namedLine   = regexp.MustCompile(`^(rejected|failed): ("(?:[^"\\]|\\.)*"): (.+)$`)
+	recordLine  = regexp.MustCompile(`^(listed \d+ originals|plan \(|checked: |rejected: "|failed: "|progress: \d+/\d+|done: \d+ processed)`)
 )
 
 // Every original that a run does not make is named, with its reason, on
@@ -22,10 +23,11 @@ var (
 // leave the operator to guess which of a million originals to look at.
 // Originals put in the directory by hand (no metadata), some that can
 // never be made (empty, not an image, over MAX_BODY_BYTES) and one whose
-// outputs cannot be written (a file where a variant's folder must be)
+// outputs cannot be written (files where two variants' folders must be)
 // beside good ones with plain and odd names: the good ones are made, each
-// other one is named once with its reason, the counts agree, and the exit
-// status says whether any failed.
+// other one is named once with its reason, the counts agree, the exit
+// status says whether any failed, and each line of the output is one
+// record.
 func TestReconcileNamesWhatItDoesNotMake(t *testing.T) {
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -38,6 +40,7 @@ func TestReconcileNamesWhatItDoesNotMake(t *testing.T) {
 		"uploads/big.jpg":               imagetest.Photo(t),
 		"uploads/blocked/x.jpg":         photo,
 		"resized/thumb/blocked":         []byte("a file where a folder must be"),
+		"resized/small/blocked":         []byte("another"),
 	}
 	for k, b := range files {
 		p := filepath.Join(dir, filepath.FromSlash(k))
@@ -56,9 +59,16 @@ func TestReconcileNamesWhatItDoesNotMake(t *testing.T) {
 		t.Fatal("the large photo is not over MAX_BODY_BYTES")
 	}
 	for run := range 2 {
-		out, err := reconcileRun(ctx, env, "--concurrency", "2")
+		out, err := reconcileRun(ctx, env, "--concurrency", "2", "--progress", "1ns")
 		if err == nil {
 			t.Errorf("run %d: exit status 0 with an original failed\n%s", run, out)
+		}
+		// One record a line, as a log collector reads them: an error of
+		// several parts (two variants failing) stays on its line.
+		for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if !recordLine.MatchString(line) {
+				t.Errorf("run %d: a line that is no record of its own: %q", run, line)
+			}
 		}
 		m := summaryLine.FindStringSubmatch(out)
 		if m == nil {
@@ -90,8 +100,10 @@ func TestReconcileNamesWhatItDoesNotMake(t *testing.T) {
 	}
 	// Without the failing one, the run succeeds, and still names the
 	// rejected ones.
-	if err := os.Remove(filepath.Join(dir, "resized", "thumb", "blocked")); err != nil {
-		t.Fatal(err)
+	for _, v := range []string{"thumb", "small"} {
+		if err := os.Remove(filepath.Join(dir, "resized", v, "blocked")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	out, err := reconcileRun(ctx, env)
 	if err != nil || strings.Contains(out, "failed: ") || strings.Count(out, "\nrejected: ") != len(wantRejected) {
