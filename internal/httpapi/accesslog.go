@@ -23,23 +23,38 @@ func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 			start := time.Now()
 			l := log.With().Str("req_id", requestID(r.Context())).Logger()
 			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+			defer func() {
+				// Written whatever way the request ends: a connection
+				// aborted (http.ErrAbortHandler, withRecover's answer to a
+				// panic after the response began) is logged too, and says
+				// so, then goes on aborting.
+				v := recover()
+				out := ww.BytesWritten()
+				if r.Method == http.MethodHead {
+					// The GET handler wrote its body (GetHead), and net/http
+					// dropped it: nothing went out.
+					out = 0
+				}
+				level := zerolog.InfoLevel
+				if v != nil {
+					level = zerolog.WarnLevel
+				}
+				l.WithLevel(level).
+					Bool("aborted", v != nil).
+					Str("method", r.Method).
+					Str("path", logPath(r.URL.Path)).
+					Str("route", routePattern(r)).
+					Int("status", status(ww)).
+					Int64("bytes_in", r.ContentLength).
+					Int("bytes_out", out).
+					Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
+					Str("remote", r.RemoteAddr).
+					Msg("request")
+				if v != nil {
+					panic(v)
+				}
+			}()
 			next.ServeHTTP(ww, r.WithContext(l.WithContext(r.Context())))
-			out := ww.BytesWritten()
-			if r.Method == http.MethodHead {
-				// The GET handler wrote its body (GetHead), and net/http
-				// dropped it: nothing went out.
-				out = 0
-			}
-			l.Info().
-				Str("method", r.Method).
-				Str("path", logPath(r.URL.Path)).
-				Str("route", routePattern(r)).
-				Int("status", status(ww)).
-				Int64("bytes_in", r.ContentLength).
-				Int("bytes_out", out).
-				Float64("duration_ms", float64(time.Since(start).Microseconds())/1000).
-				Str("remote", r.RemoteAddr).
-				Msg("request")
 		})
 	}
 }

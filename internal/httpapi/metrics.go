@@ -40,10 +40,18 @@ func (m *httpMetrics) withMetrics(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		defer func() {
+			// Counted however the request ends, an aborted one too (its
+			// panic goes on once counted).
+			v := recover()
+			route, code := routePattern(r), strconv.Itoa(status(ww))
+			m.requests.WithLabelValues(route, metricMethod(r.Method), code).Inc()
+			m.duration.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
+			if v != nil {
+				panic(v)
+			}
+		}()
 		next.ServeHTTP(ww, r)
-		route, code := routePattern(r), strconv.Itoa(status(ww))
-		m.requests.WithLabelValues(route, metricMethod(r.Method), code).Inc()
-		m.duration.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
 	})
 }
 

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/resizer/resizer/imageurl"
 )
@@ -142,5 +145,75 @@ func TestAccessLogBytesOut(t *testing.T) {
 		if strings.HasPrefix(id, "GET-") && n == 0 {
 			t.Errorf("%s: an empty body", id)
 		}
+	}
+}
+
+// A panic after the response began cuts the connection: the client
+// reads an error, never a body that looks whole (nor a problem appended
+// to it), whether the body was chunked or had its length declared; the
+// access line says it was aborted, and the request is counted.
+func TestPanicAfterResponseBeganAborts(t *testing.T) {
+	for _, declared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("length declared %v", declared), func(t *testing.T) {
+			s := newTestServer(t, nil)
+			reg := prometheus.NewRegistry()
+			m, err := newHTTPMetrics(reg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = &testServer{Server: serveWith(t, withRequestID(withLogging(zerologFor(s))(m.withMetrics(withRecover(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if declared {
+					w.Header().Set("Content-Length", "100")
+				}
+				w.WriteHeader(http.StatusOK)
+				_, _ = w.Write([]byte("part of an image"))
+				w.(http.Flusher).Flush()
+				panic("boom mid-body")
+			}))))), nil), logs: s.logs}
+			resp, err := s.Client().Get(s.URL + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				t.Fatalf("body read whole after a panic: %q", body)
+			}
+			if strings.Contains(string(body), "problem") || strings.Contains(string(body), "internal error") {
+				t.Fatalf("problem appended to a begun body: %q", body)
+			}
+			var line struct {
+				Level   string `json:"level"`
+				Status  int    `json:"status"`
+				Aborted bool   `json:"aborted"`
+			}
+			found := false
+			for _, l := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
+				if strings.Contains(l, `"message":"request"`) {
+					found = json.Unmarshal([]byte(l), &line) == nil
+				}
+			}
+			if !found || !line.Aborted || line.Status != 200 || line.Level != "warn" {
+				t.Fatalf("access line %+v (found %v): %s", line, found, s.logs.String())
+			}
+			if !strings.Contains(s.logs.String(), "boom mid-body") {
+				t.Fatalf("panic not logged: %s", s.logs.String())
+			}
+			families, err := reg.Gather()
+			if err != nil {
+				t.Fatal(err)
+			}
+			counted := 0.0
+			for _, f := range families {
+				if f.GetName() == "resizer_http_requests_total" {
+					for _, c := range f.GetMetric() {
+						counted += c.GetCounter().GetValue()
+					}
+				}
+			}
+			if counted != 1 {
+				t.Fatalf("%v requests counted, want 1", counted)
+			}
+		})
 	}
 }
