@@ -615,7 +615,7 @@ func (p *Pipeline) runOnce(ctx context.Context, key, etag string) (Result, error
 		p.timedOut.Forget(timeoutKey(key, etag))
 	}
 	if err != nil && IsPermanent(err) {
-		return p.reject(ctx, key, etag, err), nil
+		return p.reject(ctx, key, etag, err)
 	}
 	return res, err
 }
@@ -753,11 +753,28 @@ func IsPermanent(err error) bool {
 // reject reports a source that cannot be processed and, with a rejected
 // prefix, moves it there, so that it neither sits among the inputs nor is
 // tried again. The move is best effort: the rejection stands either way.
-func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Result {
+// Then, unless its name is at fault, what other versions of the key left
+// is deleted (dropReplaced); a failure to look or delete is an error,
+// which may pass.
+func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) (Result, error) {
 	res := Result{Status: StatusRejected, Key: key, Reason: cause.Error()}
-	if p.cfg.RejectedPrefix == "" || errors.Is(cause, storage.ErrInvalidKey) || errors.Is(cause, ErrKeyTaken) {
-		return res // its name is at fault, not its content: left where it is
+	if errors.Is(cause, storage.ErrInvalidKey) || errors.Is(cause, ErrKeyTaken) {
+		return res, nil // its name is at fault, not its content: left where it is
 	}
+	if p.cfg.RejectedPrefix != "" {
+		p.moveAside(ctx, key, etag, cause, &res)
+	}
+	stale, err := p.dropReplaced(ctx, key, etag)
+	if err != nil {
+		return Result{}, fmt.Errorf("rejected (%v), and the outputs of the version it replaced not deleted: %w", cause, err)
+	}
+	res.Stale = stale
+	return res, nil
+}
+
+// moveAside moves version etag of key (the stored one when etag is empty)
+// under the rejected prefix, and says in res's reason when it could not.
+func (p *Pipeline) moveAside(ctx context.Context, key, etag string, cause error, res *Result) {
 	// The version that failed, and no other: one stored since is its own
 	// event's to judge (a precondition failure leaves it in place).
 	o := storage.GetOptions{MaxBytes: p.cfg.MaxSourceBytes}
@@ -775,7 +792,68 @@ func (p *Pipeline) reject(ctx context.Context, key, etag string, cause error) Re
 	if err != nil {
 		res.Reason += " (not moved: " + err.Error() + ")"
 	}
-	return res
+}
+
+// dropReplaced deletes, once version etag of key has been rejected (the
+// stored one when etag is empty), what other versions of key left: their
+// variants and manifest would otherwise stand for an original that can
+// have none, served and listed as its own, and a manifest whose etag is
+// the old version's. Outputs of the rejected version itself (made under
+// other variant definitions, before one could not be made) are kept, as
+// is everything when the key holds another version by now (its own event
+// judges it). An original moved aside or deleted meanwhile has its
+// outputs removed as its removal would (remove). As remove does, it looks
+// at the original again after deleting, and makes the outputs of a
+// version stored meanwhile again. It returns the keys it deleted.
+func (p *Pipeline) dropReplaced(ctx context.Context, key, etag string) ([]string, error) {
+	head, err := p.in.Head(ctx, key)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		res, err := p.remove(ctx, key)
+		return res.Stale, err
+	case err != nil:
+		return nil, fmt.Errorf("look at the original: %w", err)
+	}
+	if etag = trimETag(etag); etag == "" {
+		etag = trimETag(head.ETag)
+	}
+	if trimETag(head.ETag) != etag {
+		return nil, nil
+	}
+	keys := p.everyOutputKey(key)
+	m, mobj, listed, err := p.readManifestObject(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	for _, v := range m.Variants {
+		if p.isPrunable(v.Key) && !slices.Contains(keys, v.Key) {
+			keys = append(keys, v.Key)
+		}
+	}
+	deleted, err := p.deleteIf(ctx, keys, func(obj storage.Object) bool {
+		return madeFrom(obj, key) && obj.Metadata[MetaSourceETag] != etag
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delete the outputs of the version replaced: %w", err)
+	}
+	if (listed || mobj.ETag != "") && mobj.Metadata[MetaSourceETag] != etag {
+		if err := p.out.Delete(ctx, p.ManifestKey(key)); err != nil {
+			return nil, fmt.Errorf("delete the manifest of the version replaced: %w", err)
+		}
+	}
+	switch head, err := p.in.Head(ctx, key); {
+	case errors.Is(err, storage.ErrNotFound):
+		res, err := p.remove(ctx, key)
+		return append(deleted, res.Stale...), err
+	case err != nil:
+		return nil, fmt.Errorf("look at the original after deleting: %w", err)
+	case trimETag(head.ETag) != etag:
+		// Stored since: its run may have finished before these deletions.
+		if _, err := p.runOnce(ctx, key, head.ETag); err != nil {
+			return nil, err
+		}
+	}
+	return deleted, nil
 }
 
 // deleteOwned deletes those of the outputs keys that are source's, and

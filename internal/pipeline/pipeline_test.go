@@ -1020,9 +1020,9 @@ func TestRejectMovesOnlyTheFailedVersion(t *testing.T) {
 	if _, err := d.Put(ctx, "uploads/a.jpg", imagetest.Photo(t), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
 		t.Fatal(err)
 	}
-	res := pl.reject(ctx, "uploads/a.jpg", old.ETag, imageproc.ErrUnsupported)
-	if res.Status != StatusRejected || !strings.Contains(res.Reason, "not moved") {
-		t.Fatalf("%+v", res)
+	res, err := pl.reject(ctx, "uploads/a.jpg", old.ETag, imageproc.ErrUnsupported)
+	if err != nil || res.Status != StatusRejected || !strings.Contains(res.Reason, "not moved") {
+		t.Fatalf("%+v %v", res, err)
 	}
 	if _, err := d.Head(ctx, "uploads/a.jpg"); err != nil {
 		t.Fatalf("the newer version was moved: %v", err)
