@@ -24,6 +24,7 @@ import (
 type uploader interface {
 	Upload(ctx context.Context, key string, data []byte, meta map[string]string) (pipeline.Result, error)
 	InputKey(name string) (string, error)
+	CheckUpload(key string, f imageproc.Format) error
 	NewKey(f imageproc.Format, now time.Time) string
 }
 
@@ -217,13 +218,21 @@ func handlePresign(d uploadDeps) http.Handler {
 			writeError(w, r, err)
 			return
 		}
-		key := d.pipeline.NewKey(imageproc.FormatOfType(ct), time.Now())
+		format := imageproc.FormatOfType(ct)
+		key := d.pipeline.NewKey(format, time.Now())
 		if req.Key != nil {
 			var err error
 			if key, err = d.pipeline.InputKey(*req.Key); err != nil {
 				writeError(w, r, err)
 				return
 			}
+		}
+		// The upload goes straight to the store: a key whose outputs the
+		// store cannot hold is refused now, as POST /uploads refuses it,
+		// not rejected by its event once stored.
+		if err := d.pipeline.CheckUpload(key, format); err != nil {
+			writeError(w, r, err)
+			return
 		}
 		var method string
 		if req.Method != nil {

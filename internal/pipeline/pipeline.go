@@ -232,6 +232,33 @@ func (p *Pipeline) InputKey(name string) (string, error) {
 	return key, storage.ValidateKey(key)
 }
 
+// CheckUpload checks, before an original of format f is uploaded to key
+// straight to the store (a presigned upload, whose variants are made only
+// when its event comes), what Upload checks before it stores anything:
+// that every output it would have, and its manifest, has a key the
+// output store takes. Such a key is longer than the original's (the
+// output prefix, the variant's name, another format's extension), and an
+// original stored without room for them would be rejected by its event,
+// for good. The error wraps storage.ErrInvalidKey.
+func (p *Pipeline) CheckUpload(key string, f imageproc.Format) error {
+	for _, v := range p.cfg.Variants {
+		formats := []imageproc.Format{v.Options.Format}
+		if v.Options.Format == imageproc.FormatUnknown {
+			// The original's, as either kind of image makes it.
+			formats = append(slices.Clone(v.Options.Prefer), imageproc.OutputFormatFor(f, false), imageproc.OutputFormatFor(f, true))
+		}
+		for _, of := range formats {
+			if err := p.checkOutputKey(p.outputKey(key, v, of)); err != nil {
+				return fmt.Errorf("variant %s: %w", v.Name, err)
+			}
+		}
+	}
+	if err := p.checkOutputKey(p.ManifestKey(key)); err != nil {
+		return fmt.Errorf("manifest: %w", err)
+	}
+	return nil
+}
+
 // NewKey returns a fresh key under the input prefix for an upload of
 // format f: the date, a random id and the format's extension.
 func (p *Pipeline) NewKey(f imageproc.Format, now time.Time) string {
