@@ -581,8 +581,10 @@ func TestPresignS3(t *testing.T) {
 		t.Fatalf("form upload to S3: %v %v", r, err)
 	}
 	r.Body.Close()
-	if h, err := st.Head(t.Context(), "uploads/post.jpg"); err != nil || h.Size != int64(len(photo)) {
-		t.Fatalf("uploaded: %+v %v", h, err)
+	// The answer's ETag is what a browser waits for in the manifest
+	// (docs/s3-flow.md).
+	if h, err := st.Head(t.Context(), "uploads/post.jpg"); err != nil || h.Size != int64(len(photo)) || h.ETag != r.Header.Get("ETag") {
+		t.Fatalf("uploaded: %+v %v, the form's answer said ETag %q", h, err, r.Header.Get("ETag"))
 	}
 
 	resp, body = presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "method": "PUT"}, nil)
