@@ -197,14 +197,17 @@ func (b *body) readImage(w http.ResponseWriter, r *http.Request, paced *pacedBod
 	return nil
 }
 
-// readFilePart reads a multipart body whose first part must be the field
+// readFilePart reads a multipart body whose one part must be the field
 // "file": options belong in the query string, so any other field is a
-// mistake worth reporting, and nothing past the file is read.
+// mistake worth reporting, and so is a second file, which would otherwise
+// go unread while the first is taken, as if both were. The form is read
+// to its end (within MAX_BODY_BYTES, as a whole).
 func (b *body) readFilePart(src io.Reader, boundary string, paced *pacedBody) error {
 	if boundary == "" {
 		return fmt.Errorf("%w: multipart body without a boundary", errBadRequest)
 	}
-	part, err := multipart.NewReader(src, boundary).NextPart()
+	mr := multipart.NewReader(src, boundary)
+	part, err := mr.NextPart()
 	if err == io.EOF {
 		return fmt.Errorf("%w: the form has no field \"file\"", errBadRequest)
 	}
@@ -214,7 +217,18 @@ func (b *body) readFilePart(src io.Reader, boundary string, paced *pacedBody) er
 	if part.FormName() != "file" {
 		return fmt.Errorf("%w: unexpected form field %q before \"file\": options go in the query string", errBadRequest, part.FormName())
 	}
-	return b.readAll(part, -1, paced)
+	if err := b.readAll(part, -1, paced); err != nil {
+		return err
+	}
+	switch next, err := mr.NextPart(); {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return readError(err, paced)
+	default:
+		return fmt.Errorf("%w: the form holds one file, and then field %q: send one file a request, options in the query string",
+			errBadRequest, next.FormName())
+	}
 }
 
 // readAll reads src to its end, growing the buffer a class at a time as
