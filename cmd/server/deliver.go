@@ -50,6 +50,7 @@ func newDelivery(ctx context.Context, s settings, st *stores, proc *imageproc.Pr
 		// A render waits at the gate, reads its original and is processed;
 		// its write to the cache follows.
 		RenderTimeout:      s.QueueTimeout + s.ProcessTimeout + 30*time.Second,
+		Qualities:          s.qualities(),
 		InvalidateVariants: s.CloudFrontVariants,
 	}, d)
 }

@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +98,34 @@ func (s *Service) entry(key, etag string, o imageproc.Options) entry {
 		}
 		c += "\nprefer=" + strings.Join(names, ",")
 	}
+	c += s.made(o)
 	return entry{source: key, etag: etag, options: o, key: s.place(key, etag, c)}
+}
+
+// made is what, besides its options, decides the image an entry holds:
+// the default quality of each format it may be written in, when o sets
+// none, and the way this program writes images (pipeline.EncoderVersion).
+// Each is named only where it is not the first: a default quality that is
+// the format's own, and the first encoder version, name nothing, so the
+// entries made before either was part of the name are still found.
+func (s *Service) made(o imageproc.Options) string {
+	var b strings.Builder
+	if v := pipeline.EncoderVersion; v != "1" {
+		b.WriteString("\nencoder=" + v)
+	}
+	if o.Quality != 0 {
+		return b.String()
+	}
+	for _, f := range slices.Sorted(maps.Keys(s.cfg.Qualities)) {
+		q := s.cfg.Qualities[f]
+		if q == 0 || q == f.DefaultQuality() {
+			continue
+		}
+		if o.Format == imageproc.FormatUnknown || o.Format == f {
+			fmt.Fprintf(&b, "\nquality.%s=%d", f, q)
+		}
+	}
+	return b.String()
 }
 
 // place is where the image named by form (its canonical options, or its

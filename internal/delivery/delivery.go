@@ -93,6 +93,11 @@ type Config struct {
 	// belongs to every request waiting on it, so no one request's end
 	// stops it.
 	RenderTimeout time.Duration
+	// Qualities are the default qualities by format that the renderer
+	// applies where a URL sets none (JPEG_QUALITY, WEBP_QUALITY,
+	// AVIF_QUALITY): part of a derived image's name, since another default
+	// makes another image of the same options.
+	Qualities map[imageproc.Format]int
 	// InvalidateVariants says that the CDN also serves the outputs, at
 	// the paths of their public URLs (Presets.PublicURL): Settle then
 	// invalidates the paths of variants written over or deleted.

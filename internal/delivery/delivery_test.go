@@ -96,9 +96,17 @@ func newFixture(t *testing.T, st Cache, concurrency, queue int) *fixture {
 // newFixtureTimeout is newFixture with PROCESS_TIMEOUT set to timeout.
 func newFixtureTimeout(t *testing.T, st Cache, concurrency, queue int, timeout time.Duration) *fixture {
 	t.Helper()
+	return newFixtureQualities(t, st, concurrency, queue, timeout, nil)
+}
+
+// newFixtureQualities is newFixtureTimeout with default qualities (the
+// JPEG_QUALITY settings) given to the processor and to delivery, as the
+// server gives them.
+func newFixtureQualities(t *testing.T, st Cache, concurrency, queue int, timeout time.Duration, qualities map[imageproc.Format]int) *fixture {
+	t.Helper()
 	p, err := imageproc.New(imageproc.Config{Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000,
 		MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500, Concurrency: concurrency, QueueSize: queue,
-		QueueTimeout: 10 * time.Second, Timeout: timeout}, nil)
+		QueueTimeout: 10 * time.Second, Timeout: timeout, Qualities: qualities}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +122,7 @@ func newFixtureTimeout(t *testing.T, st Cache, concurrency, queue int, timeout t
 	}
 	f := &fixture{store: st, proc: &counting{Processor: p}, pl: pl, cdn: &invalidations{}}
 	f.svc, err = New(Config{Prefixes: []string{"uploads/"}, CachePrefix: "resized/_cache/", CacheControl: "public, max-age=300",
-		ETagTTL: time.Minute, FailureTTL: time.Minute, MaxSourceBytes: 32 << 20, RenderTimeout: time.Minute},
+		ETagTTL: time.Minute, FailureTTL: time.Minute, MaxSourceBytes: 32 << 20, RenderTimeout: time.Minute, Qualities: qualities},
 		Deps{Sources: st, Cache: st, Renderer: f.proc, Presets: pl, Invalidator: f.cdn, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -221,6 +229,49 @@ func TestHitAndMiss(t *testing.T) {
 				t.Fatalf("describe only: %v %d bytes %s", err, len(head.Data), head.ETag)
 			}
 		})
+	}
+}
+
+// A derived image is the image of its options under the default quality
+// that applies to them (JPEG_QUALITY, WEBP_QUALITY, AVIF_QUALITY): with
+// another default, the same URL is another image, rendered anew rather
+// than the old one served from the cache, and going back to the first
+// default finds the first image again. A URL that sets its quality, or
+// whose format has none, is the same image under either default.
+func TestDefaultQualityNamesTheImage(t *testing.T) {
+	st := dirStore(t)
+	key := "uploads/cats/tom.jpg"
+	fixtures := map[int]*fixture{}
+	for _, q := range []int{80, 30} {
+		fixtures[q] = newFixtureQualities(t, st, 1, 4, 30*time.Second,
+			map[imageproc.Format]int{imageproc.FormatJPEG: q, imageproc.FormatWebP: q, imageproc.FormatAVIF: 60})
+	}
+	fixtures[80].put(t, key, imagetest.Photo(t))
+	serve := func(q int, query string) Image {
+		t.Helper()
+		f := fixtures[q]
+		img, err := f.svc.Serve(t.Context(), req(t, key, query, "/"+query))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.svc.Wait()
+		return img
+	}
+	for _, query := range []string{"width=320", "width=320&format=webp"} {
+		at80 := serve(80, query)
+		at30 := serve(30, query)
+		if at30.Outcome != Rendered || at30.ETag == at80.ETag || len(at30.Data) >= len(at80.Data) {
+			t.Errorf("%s with the default quality 30 after 80: %s, %d bytes (%d at 80)", query, at30.Outcome, len(at30.Data), len(at80.Data))
+		}
+		if back := serve(80, query); back.Outcome != Hit || back.ETag != at80.ETag {
+			t.Errorf("%s back at 80: %s %s, want a hit on %s", query, back.Outcome, back.ETag, at80.ETag)
+		}
+	}
+	for _, query := range []string{"width=320&quality=50", "width=320&format=png"} {
+		first := serve(80, query)
+		if other := serve(30, query); other.Outcome != Hit || other.ETag != first.ETag {
+			t.Errorf("%s under another default: %s, want a hit on the same image", query, other.Outcome)
+		}
 	}
 }
 
