@@ -1,9 +1,13 @@
 package imageproc
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
+	"image/gif"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -450,4 +454,143 @@ func (m stepModel) expected(pic blockPicture, ox, oy int) (int, bool) {
 	}
 	c, d := pic.at(x, y)
 	return paletteIndex(c), d >= 1.5*span+2
+}
+
+// The same over animated GIFs that stay animated: each frame a picture of
+// its own coloured blocks, placed in a border of its own (the border all
+// frames have is what trim cuts, what is left of any frame stays), with
+// random trim, crop, fit, gravity, rotate, flip, pad and dpr. Every frame
+// of the output has the promised size, and each of its pixels shows what
+// the documented steps put there from that frame.
+func TestAnimationPixelsFollowTheSteps(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) { c.Timeout = time.Minute })
+	seed := optionsSeed(t)
+	r := rand.New(rand.NewPCG(seed, 3))
+	n := 30
+	if testing.Short() {
+		n = 12
+	}
+	palette := color.Palette{borderGrey}
+	for _, c := range blockPalette {
+		palette = append(palette, c)
+	}
+	checked := 0
+	for i := range n {
+		bs, bw, bh := 6+r.IntN(10), 3+r.IntN(4), 3+r.IntN(4)
+		bx, by := 1+r.IntN(8), 1+r.IntN(8) // each frame's left and right (top and bottom) borders add up to these
+		frames := make([]blockPicture, 2+r.IntN(3))
+		anim := &gif.GIF{}
+		for f := range frames {
+			pic := blockPicture{bs: bs, bw: bw, bh: bh}
+			l, tp := 1+r.IntN(bx), 1+r.IntN(by) // the top-left pixel is the border's
+			pic.border = [4]int{tp, bx - l, by - tp, l}
+			pic.colour = make([][]int, bh)
+			for y := range pic.colour {
+				pic.colour[y] = make([]int, bw)
+				for x := range pic.colour[y] {
+					pic.colour[y][x] = r.IntN(len(blockPalette))
+				}
+			}
+			frames[f] = pic
+			img := pic.stored(1)
+			fr := image.NewPaletted(img.Bounds(), palette)
+			draw.Draw(fr, fr.Bounds(), img, image.Point{}, draw.Src)
+			anim.Image = append(anim.Image, fr)
+			anim.Delay = append(anim.Delay, 10)
+		}
+		var buf bytes.Buffer
+		if err := gif.EncodeAll(&buf, anim); err != nil {
+			t.Fatal(err)
+		}
+		sw, sh := frames[0].size()
+
+		o := Options{Fit: []Fit{FitInside, FitCover, FitCover, FitContain, FitFill}[r.IntN(5)], Enlarge: r.IntN(2) == 0,
+			Rotate: 90 * r.IntN(4), Flip: Flip(r.IntN(4)), Background: &padGrey, Format: FormatGIF}
+		side := func() int {
+			if r.IntN(4) == 0 {
+				return 0
+			}
+			return 8 + r.IntN(100)
+		}
+		o.Width, o.Height = side(), side()
+		if g := Gravity(r.IntN(14)); g >= GravityFocus {
+			o.Gravity, o.Focus = GravityFocus, &Point{r.Float64(), r.Float64()}
+		} else if g != GravitySmart {
+			o.Gravity = g
+		}
+		rx, ry, rw, rh := 0, 0, sw, sh
+		if r.IntN(2) == 0 {
+			th := 10.0
+			o.Trim = &th
+			x0, y0, x1, y1 := sw, sh, 0, 0
+			for _, pic := range frames {
+				x0, y0 = min(x0, pic.border[3]), min(y0, pic.border[0])
+				x1, y1 = max(x1, pic.border[3]+bs*bw), max(y1, pic.border[0]+bs*bh)
+			}
+			rx, ry, rw, rh = x0, y0, x1-x0, y1-y0
+		}
+		if r.IntN(2) == 0 {
+			cw, ch := 1+r.IntN(sw), 1+r.IntN(sh)
+			c := Region{r.IntN(sw - cw + 1), r.IntN(sh - ch + 1), cw, ch}
+			o.Crop = &c
+			x0, y0 := max(rx, c.X), max(ry, c.Y)
+			x1, y1 := min(rx+rw, c.X+c.W), min(ry+rh, c.Y+c.H)
+			rx, ry, rw, rh = x0, y0, x1-x0, y1-y0
+		}
+		if r.IntN(3) == 0 {
+			o.Pad = [4]int{r.IntN(5), r.IntN(5), r.IntN(5), r.IntN(5)}
+		}
+		if r.IntN(3) == 0 {
+			o.DPR = []float64{1.5, 2}[r.IntN(2)]
+		}
+		what := fmt.Sprintf("seed %d #%d: %d frames of %dx%d, %s", seed, i, len(frames), sw, sh, o.Canonical())
+		res, err := p.Process(t.Context(), buf.Bytes(), o)
+		if rw <= 0 || rh <= 0 {
+			if !errors.Is(err, ErrBadOption) {
+				t.Errorf("%s: a crop outside what the trim leaves: %v, want ErrBadOption", what, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+			continue
+		}
+		m := modelSteps(sw, sh, rx, ry, rw, rh, o)
+		what += fmt.Sprintf(" (region %d,%d,%d,%d)", rx, ry, rw, rh)
+		screens := gifScreens(t, res.Data)
+		if len(screens) != len(frames) || res.Width != m.w || res.Height != m.h || screens[0].Bounds().Dx() != m.w || screens[0].Bounds().Dy() != m.h {
+			t.Errorf("%s: %d frames of %v (reported %dx%d), want %d of %dx%d", what, len(screens), screens[0].Bounds(),
+				res.Width, res.Height, len(frames), m.w, m.h)
+			continue
+		}
+		for f, screen := range screens {
+			wrong, sum := 0, 0
+			var first string
+			for range min(1500, m.w*m.h) {
+				ox, oy := r.IntN(m.w), r.IntN(m.h)
+				want, ok := m.expected(frames[f], ox, oy)
+				for dy := -2; ok && dy <= 2; dy++ {
+					for dx := -2; ok && dx <= 2; dx++ {
+						c, sure := m.expected(frames[f], ox+dx, oy+dy)
+						ok = sure && c == want
+					}
+				}
+				if !ok {
+					continue
+				}
+				sum++
+				if got := nearestPaletteColour(rgbAt(screen, ox, oy)); got != want {
+					wrong++
+					if first == "" {
+						first = fmt.Sprintf("pixel %d,%d is colour %d %v, want %d", ox, oy, got, rgbAt(screen, ox, oy), want)
+					}
+				}
+			}
+			if wrong > 0 {
+				t.Errorf("%s: frame %d: %d of %d pixels checked are wrong: first %s", what, f, wrong, sum, first)
+			}
+			checked += sum
+		}
+	}
+	t.Logf("%d pixels checked", checked)
 }
