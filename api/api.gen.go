@@ -1082,7 +1082,7 @@ type ResizeImageParams struct {
 	// Background Hex colour (`ff8800`, `f80`, `%23ff8800`) for `contain` padding, `pad`, and for transparency in formats without alpha (white by default).
 	Background *Background `form:"background,omitempty" json:"background,omitempty"`
 
-	// Crop A region `x,y,w,h` of the upright source, in pixels, cut before the resize; a region outside the image is a 400.
+	// Crop A region `x,y,w,h` of the upright source, in pixels, cut before the resize (with `trim`, what both leave is kept); a region outside the image, or outside what `trim` leaves, is a 400.
 	Crop *Crop `form:"crop,omitempty" json:"crop,omitempty"`
 
 	// Trim Cut away a uniform border, the colour of the top-left pixel within this threshold (0..255), before the crop and the resize; an image that is all border is a 422. An animation that stays animated loses the border every frame has (each frame's own top-left colour), and keeps what is left of any frame.
