@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	_ "golang.org/x/image/webp" // decode WebP answers in assertions
 
 	"github.com/resizer/resizer/imageurl"
@@ -146,15 +147,27 @@ func TestDeliverSignedURL(t *testing.T) {
 // renders counts the images processed, from imageproc's own metrics.
 func renders(t *testing.T, s *testServer) float64 {
 	t.Helper()
-	mfs, err := s.reg.Gather()
+	return metricTotal(t, s.reg, "resizer_image_process_seconds")
+}
+
+// metricTotal is the sum over a metric's series of their counts: a
+// counter's value, a histogram's observations.
+func metricTotal(t *testing.T, g prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := g.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0.0
 	for _, mf := range mfs {
-		if mf.GetName() == "resizer_image_process_seconds" {
-			for _, m := range mf.GetMetric() {
-				n += float64(m.GetHistogram().GetSampleCount())
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if h := m.GetHistogram(); h != nil {
+				n += float64(h.GetSampleCount())
+			} else {
+				n += m.GetCounter().GetValue()
 			}
 		}
 	}
@@ -581,19 +594,7 @@ func TestDeliverUnsignedHasNoQuery(t *testing.T) {
 // answered counts the images delivery served, from its own metrics.
 func answered(t *testing.T, s *testServer) float64 {
 	t.Helper()
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0.0
-	for _, mf := range mfs {
-		if mf.GetName() == "resizer_delivery_images_total" {
-			for _, m := range mf.GetMetric() {
-				n += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return n
+	return metricTotal(t, s.reg, "resizer_delivery_images_total")
 }
 
 // Every answer with an image, or a 304 for one, counts once among the

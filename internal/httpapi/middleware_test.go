@@ -199,18 +199,7 @@ func TestPanicAfterResponseBeganAborts(t *testing.T) {
 			if !strings.Contains(s.logs.String(), "boom mid-body") {
 				t.Fatalf("panic not logged: %s", s.logs.String())
 			}
-			families, err := reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
-			counted := 0.0
-			for _, f := range families {
-				if f.GetName() == "resizer_http_requests_total" {
-					for _, c := range f.GetMetric() {
-						counted += c.GetCounter().GetValue()
-					}
-				}
-			}
+			counted := metricTotal(t, reg, "resizer_http_requests_total")
 			if counted != 1 {
 				t.Fatalf("%v requests counted, want 1", counted)
 			}

@@ -367,16 +367,7 @@ func TestPixelsFollowTheSteps(t *testing.T) {
 			rx, ry = pic.border[3], pic.border[0]
 			rw, rh = sw-pic.border[1]-pic.border[3], sh-pic.border[0]-pic.border[2]
 		}
-		if r.IntN(2) == 0 {
-			// A crop in the upright source, the border included; with a
-			// trim, what both leave is kept.
-			cw, ch := 1+r.IntN(sw), 1+r.IntN(sh)
-			c := Region{r.IntN(sw - cw + 1), r.IntN(sh - ch + 1), cw, ch}
-			o.Crop = &c
-			x0, y0 := max(rx, c.X), max(ry, c.Y)
-			x1, y1 := min(rx+rw, c.X+c.W), min(ry+rh, c.Y+c.H)
-			rx, ry, rw, rh = x0, y0, x1-x0, y1-y0
-		}
+		rx, ry, rw, rh = drawCrop(r, &o, sw, sh, rx, ry, rw, rh)
 		if r.IntN(3) == 0 {
 			o.Pad = [4]int{r.IntN(6), r.IntN(6), r.IntN(6), r.IntN(6)}
 		}
@@ -529,14 +520,7 @@ func TestAnimationPixelsFollowTheSteps(t *testing.T) {
 			}
 			rx, ry, rw, rh = x0, y0, x1-x0, y1-y0
 		}
-		if r.IntN(2) == 0 {
-			cw, ch := 1+r.IntN(sw), 1+r.IntN(sh)
-			c := Region{r.IntN(sw - cw + 1), r.IntN(sh - ch + 1), cw, ch}
-			o.Crop = &c
-			x0, y0 := max(rx, c.X), max(ry, c.Y)
-			x1, y1 := min(rx+rw, c.X+c.W), min(ry+rh, c.Y+c.H)
-			rx, ry, rw, rh = x0, y0, x1-x0, y1-y0
-		}
+		rx, ry, rw, rh = drawCrop(r, &o, sw, sh, rx, ry, rw, rh)
 		if r.IntN(3) == 0 {
 			o.Pad = [4]int{r.IntN(5), r.IntN(5), r.IntN(5), r.IntN(5)}
 		}
@@ -593,4 +577,20 @@ func TestAnimationPixelsFollowTheSteps(t *testing.T) {
 		}
 	}
 	t.Logf("%d pixels checked", checked)
+}
+
+// drawCrop draws, one time in two, a crop of the upright sw x sh source
+// (its border included) into o, and returns the part of the region
+// rx,ry,rw,rh (what a trim left, or the whole) that the crop keeps: empty
+// when they do not meet.
+func drawCrop(r *rand.Rand, o *Options, sw, sh, rx, ry, rw, rh int) (int, int, int, int) {
+	if r.IntN(2) != 0 {
+		return rx, ry, rw, rh
+	}
+	cw, ch := 1+r.IntN(sw), 1+r.IntN(sh)
+	c := Region{r.IntN(sw - cw + 1), r.IntN(sh - ch + 1), cw, ch}
+	o.Crop = &c
+	x0, y0 := max(rx, c.X), max(ry, c.Y)
+	x1, y1 := min(rx+rw, c.X+c.W), min(ry+rh, c.Y+c.H)
+	return x0, y0, x1 - x0, y1 - y0
 }
