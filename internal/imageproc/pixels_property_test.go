@@ -402,29 +402,7 @@ func TestPixelsFollowTheSteps(t *testing.T) {
 		if o.Format != FormatPNG {
 			k = 6
 		}
-		checked, wrong := 0, 0
-		var first string
-		for range min(4000, m.w*m.h) {
-			ox, oy := r.IntN(m.w), r.IntN(m.h)
-			want, ok := m.expected(pic, ox, oy)
-			for dy := -k; ok && dy <= k; dy++ {
-				for dx := -k; ok && dx <= k; dx++ {
-					c, sure := m.expected(pic, ox+dx, oy+dy)
-					ok = sure && c == want
-				}
-			}
-			if !ok {
-				continue
-			}
-			checked++
-			if got := nearestPaletteColour(rgbAt(img, ox, oy)); got != want {
-				wrong++
-				if first == "" {
-					x, y, _, _ := m.source(ox, oy)
-					first = fmt.Sprintf("pixel %d,%d is colour %d %v, want %d (source %.1f,%.1f)", ox, oy, got, rgbAt(img, ox, oy), want, x, y)
-				}
-			}
-		}
+		checked, wrong, first := m.sample(r, pic, img, k, 4000)
 		if wrong > 0 {
 			t.Errorf("%s: %d of %d pixels checked are wrong: first %s", what, wrong, checked, first)
 		}
@@ -432,6 +410,35 @@ func TestPixelsFollowTheSteps(t *testing.T) {
 		pixels += checked
 	}
 	t.Logf("%d outputs, %d pixels checked", outputs, pixels)
+}
+
+// sample checks up to n output pixels drawn at random whose
+// neighbourhood (k pixels each way) the model is sure shows one colour of
+// pic: how many were checked, how many img shows in another colour, and
+// the first of those, told.
+func (m stepModel) sample(r *rand.Rand, pic blockPicture, img image.Image, k, n int) (checked, wrong int, first string) {
+	for range min(n, m.w*m.h) {
+		ox, oy := r.IntN(m.w), r.IntN(m.h)
+		want, ok := m.expected(pic, ox, oy)
+		for dy := -k; ok && dy <= k; dy++ {
+			for dx := -k; ok && dx <= k; dx++ {
+				c, sure := m.expected(pic, ox+dx, oy+dy)
+				ok = sure && c == want
+			}
+		}
+		if !ok {
+			continue
+		}
+		checked++
+		if got := nearestPaletteColour(rgbAt(img, ox, oy)); got != want {
+			wrong++
+			if first == "" {
+				x, y, _, _ := m.source(ox, oy)
+				first = fmt.Sprintf("pixel %d,%d is colour %d %v, want %d (source %.1f,%.1f)", ox, oy, got, rgbAt(img, ox, oy), want, x, y)
+			}
+		}
+	}
+	return checked, wrong, first
 }
 
 // expected is the colour output pixel ox, oy shows by the model, as
@@ -548,28 +555,7 @@ func TestAnimationPixelsFollowTheSteps(t *testing.T) {
 			continue
 		}
 		for f, screen := range screens {
-			wrong, sum := 0, 0
-			var first string
-			for range min(1500, m.w*m.h) {
-				ox, oy := r.IntN(m.w), r.IntN(m.h)
-				want, ok := m.expected(frames[f], ox, oy)
-				for dy := -2; ok && dy <= 2; dy++ {
-					for dx := -2; ok && dx <= 2; dx++ {
-						c, sure := m.expected(frames[f], ox+dx, oy+dy)
-						ok = sure && c == want
-					}
-				}
-				if !ok {
-					continue
-				}
-				sum++
-				if got := nearestPaletteColour(rgbAt(screen, ox, oy)); got != want {
-					wrong++
-					if first == "" {
-						first = fmt.Sprintf("pixel %d,%d is colour %d %v, want %d", ox, oy, got, rgbAt(screen, ox, oy), want)
-					}
-				}
-			}
+			sum, wrong, first := m.sample(r, frames[f], screen, 2, 1500)
 			if wrong > 0 {
 				t.Errorf("%s: frame %d: %d of %d pixels checked are wrong: first %s", what, f, wrong, sum, first)
 			}
