@@ -120,7 +120,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
-	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg, pdf and jxl may be added. jxl (JPEG XL) also enables format=jxl output; its decoder, libjxl 0.7 in Debian 12, is one libvips itself marks untrusted: enable it only if that risk is acceptable",
+	{"INPUT_FORMATS", "jpeg,png,webp,gif,avif,heif", "accepted input formats; tiff, svg, pdf and jxl may be added. jxl (JPEG XL) also enables format=jxl output; its decoder, libjxl 0.7 in Debian 12, is one libvips itself marks untrusted: enable it only if that risk is acceptable. An svg original is stored as uploaded, and an SVG may hold script: never serve the originals' prefix to browsers (only the variants, always raster)",
 		func(c *Config, v string) error { c.InputFormats = splitList(v); return checkFormats(c.InputFormats) }},
 	{"MAX_BODY_BYTES", "32MiB", "largest request body (bytes; KiB, MiB, GiB suffixes)",
 		func(c *Config, v string) (err error) { c.MaxBodyBytes, err = parseBytes(v); return err }},
