@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 )
 
@@ -202,14 +203,19 @@ func (s *S3) Delete(ctx context.Context, key string) error {
 // order (limit <= 0: all).
 func (s *S3) List(ctx context.Context, prefix string, limit int) ([]Object, error) {
 	var out []Object
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix)})
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(prefix),
+		EncodingType: types.EncodingTypeUrl})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list %q: %w", prefix, translate(err))
 		}
 		for _, o := range page.Contents {
-			out = append(out, Object{Key: aws.ToString(o.Key), Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag),
+			key, err := listedKey(o.Key)
+			if err != nil {
+				return nil, fmt.Errorf("list %q: %w", prefix, err)
+			}
+			out = append(out, Object{Key: key, Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag),
 				LastModified: aws.ToTime(o.LastModified)})
 			if limit > 0 && len(out) == limit {
 				return out, nil
@@ -225,17 +231,35 @@ func (s *S3) List(ctx context.Context, prefix string, limit int) ([]Object, erro
 func (s *S3) Folders(ctx context.Context, prefix string) ([]string, error) {
 	var out []string
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket),
-		Prefix: aws.String(prefix), Delimiter: aws.String("/")})
+		Prefix: aws.String(prefix), Delimiter: aws.String("/"), EncodingType: types.EncodingTypeUrl})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list folders of %q: %w", prefix, translate(err))
 		}
 		for _, c := range page.CommonPrefixes {
-			out = append(out, aws.ToString(c.Prefix))
+			folder, err := listedKey(c.Prefix)
+			if err != nil {
+				return nil, fmt.Errorf("list folders of %q: %w", prefix, err)
+			}
+			out = append(out, folder)
 		}
 	}
 	return out, nil
+}
+
+// listedKey decodes a key of a listing asked for with EncodingType url.
+// Without it, S3 writes keys into its XML answer as they are, and a key
+// with a character XML 1.0 cannot hold (a control character, which any
+// S3 client may store) makes the whole page, and so the whole listing,
+// unreadable. Encoded, keys come as a form value is (a space as "+", a
+// "+" as %2B), and the SDK leaves them so.
+func listedKey(k *string) (string, error) {
+	key, err := url.QueryUnescape(aws.ToString(k))
+	if err != nil {
+		return "", fmt.Errorf("key %q of the listing: %w", aws.ToString(k), err)
+	}
+	return key, nil
 }
 
 // Check reports whether the bucket answers, for readiness.
