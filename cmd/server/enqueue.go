@@ -44,6 +44,10 @@ type eventQueue struct {
 	mu      sync.Mutex
 	pending []*queued
 	linger  time.Duration // how long a batch waits for more before it goes
+	// stop, when set, is told of the first refusal that every call of
+	// the run would meet (see refusesAll), so that the run stops rather
+	// than fail each of the bucket's originals in turn.
+	stop func(error)
 }
 
 // queued is one message waiting for its batch's call.
@@ -142,11 +146,16 @@ func (q *eventQueue) flush(batch []*queued) {
 	for try := 0; len(left) > 0; try++ {
 		var retry []*queued
 		outcomes, err := q.sendBatch(ctx, left)
+		var qe *queueError
+		final := errors.As(err, &qe) && qe.refusesAll()
+		if final && q.stop != nil {
+			q.stop(err)
+		}
 		for i, m := range left {
 			switch o := outcomes[i]; {
 			case err == nil && o.sent:
 				m.done <- nil
-			case try+1 < flushTries && (err != nil || o.retry):
+			case try+1 < flushTries && !final && (err != nil || o.retry):
 				retry = append(retry, m)
 			case err != nil:
 				m.done <- err
@@ -244,7 +253,52 @@ func (q *eventQueue) call(ctx context.Context, params url.Values) ([]byte, error
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("SQS answered %d: %s", resp.StatusCode, bytes.TrimSpace(b))
+		return nil, newQueueError(resp.StatusCode, b)
 	}
 	return b, nil
 }
+
+// queueError is SQS's refusal of a whole call: its HTTP status, and the
+// code and message of its ErrorResponse when it has one.
+type queueError struct {
+	status        int
+	code, message string
+}
+
+func newQueueError(status int, body []byte) *queueError {
+	var res struct {
+		Code    string `xml:"Error>Code"`
+		Message string `xml:"Error>Message"`
+	}
+	e := &queueError{status: status}
+	if xml.Unmarshal(body, &res) == nil && res.Code != "" {
+		e.code, e.message = strings.TrimSpace(res.Code), strings.TrimSpace(res.Message)
+	} else {
+		e.message = strings.Join(strings.Fields(string(body)), " ")
+	}
+	return e
+}
+
+func (e *queueError) Error() string {
+	if e.code == "" {
+		return fmt.Sprintf("SQS answered %d: %s", e.status, e.message)
+	}
+	return fmt.Sprintf("SQS answered %d: %s: %s", e.status, e.code, e.message)
+}
+
+// everyCallRefused are the codes of SQS's refusals that no retry and no
+// other message changes: the queue does not exist (a mistyped
+// EVENT_QUEUE_URL), the credentials are not valid or may not send to it,
+// or its KMS key cannot be used. Throttling and SQS's own failures pass.
+var everyCallRefused = map[string]bool{
+	"AWS.SimpleQueueService.NonExistentQueue": true, "QueueDoesNotExist": true,
+	"AccessDenied": true, "AccessDeniedException": true, "InvalidClientTokenId": true,
+	"SignatureDoesNotMatch": true, "MissingAuthenticationToken": true, "UnrecognizedClientException": true,
+	"ExpiredToken": true, "InvalidAddress": true,
+	"KmsAccessDenied": true, "KmsDisabled": true, "KmsNotFound": true, "KmsInvalidState": true,
+	"KmsInvalidKeyUsage": true, "KmsOptInRequired": true,
+}
+
+// refusesAll reports whether every call of the run would be refused as
+// this one was.
+func (e *queueError) refusesAll() bool { return everyCallRefused[e.code] }

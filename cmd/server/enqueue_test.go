@@ -89,3 +89,52 @@ func TestEnqueueBatchFailures(t *testing.T) {
 		t.Errorf("%d calls: the failed one and the refused entry were not tried again", calls)
 	}
 }
+
+// A call SQS refuses for a reason every other call would meet (the queue
+// does not exist, the credentials may not send to it) is not made again,
+// and the queue tells its stop so, once per refused call; a call refused
+// for SQS's own reasons (its failures, throttling) is made again and
+// stops nothing. The error names SQS's code, not its XML.
+func TestEnqueueRefusedForGood(t *testing.T) {
+	for _, tt := range []struct {
+		status   int
+		code     string
+		forGood  bool
+		minCalls int
+	}{
+		{403, "AccessDenied", true, 1},
+		{400, "AWS.SimpleQueueService.NonExistentQueue", true, 1},
+		{400, "InvalidClientTokenId", true, 1},
+		{400, "KmsAccessDenied", true, 1},
+		{500, "InternalError", false, flushTries},
+		{400, "ThrottlingException", false, flushTries},
+		{403, "RequestThrottled", false, flushTries},
+	} {
+		var (
+			mu    sync.Mutex
+			calls int
+		)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			calls++
+			mu.Unlock()
+			w.WriteHeader(tt.status)
+			fmt.Fprintf(w, "<ErrorResponse xmlns=\"http://queue.amazonaws.com/doc/2012-11-05/\">\n  <Error>\n    <Type>Sender</Type>\n    <Code>%s</Code>\n    <Message>no</Message>\n  </Error>\n  <RequestId>r</RequestId>\n</ErrorResponse>", tt.code)
+		}))
+		var stops []error
+		q := &eventQueue{url: srv.URL + "/000000000000/events", aws: aws.Config{Region: "us-east-1",
+			Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}, signer: v4.NewSigner(),
+			client: &http.Client{Timeout: 5 * time.Second}, linger: time.Millisecond,
+			stop: func(err error) { mu.Lock(); stops = append(stops, err); mu.Unlock() }}
+		m := &queued{body: "a", done: make(chan error, 1)}
+		q.add(m)
+		err := <-m.done
+		srv.Close()
+		if err == nil || !strings.Contains(err.Error(), tt.code) || strings.Contains(err.Error(), "<") {
+			t.Errorf("%s: %v, want an error naming the code", tt.code, err)
+		}
+		if tt.forGood && (calls != 1 || len(stops) != 1) || !tt.forGood && (calls < tt.minCalls || len(stops) != 0) {
+			t.Errorf("%d %s: %d calls, %d stops (%v); want it made again: %v", tt.status, tt.code, calls, len(stops), stops, !tt.forGood)
+		}
+	}
+}

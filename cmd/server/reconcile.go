@@ -312,6 +312,14 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 			return err
 		}
 		o.Do = q.send
+		// A queue that refuses every call (it does not exist, the
+		// credentials may not send to it) stops the run at once: it
+		// would otherwise fail the bucket's originals one by one, for
+		// hours on a bucket of millions.
+		var stop context.CancelCauseFunc
+		ctx, stop = context.WithCancelCause(ctx)
+		defer stop(nil)
+		q.stop = func(err error) { stop(&queueRefusal{err}) }
 	}
 	var (
 		mu        sync.Mutex
@@ -384,11 +392,20 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 	mu.Unlock()
 	fmt.Fprintf(stdout, "done: %d processed, %d enqueued, %d already current, %d superseded, %d rejected, %d failed; %d retired variants deleted\n",
 		sum.Processed, sum.Enqueued, sum.UpToDate, sum.Superseded, sum.Rejected, sum.Failed, sum.Deleted)
+	if r := (*queueRefusal)(nil); errors.As(context.Cause(ctx), &r) {
+		return fmt.Errorf("reconcile: stopped: the event queue refuses every send (%w); check EVENT_QUEUE_URL and the credentials' sqs:SendMessage, then run it again", r.err)
+	}
 	if errors.Is(err, context.Canceled) {
 		return errors.New("reconcile: stopped; run it again to finish")
 	}
 	return err
 }
+
+// queueRefusal is why a run with --enqueue stopped early: the queue
+// refused a call as it will refuse every other.
+type queueRefusal struct{ err error }
+
+func (r *queueRefusal) Error() string { return r.err.Error() }
 
 // oneLine is s on one line: an error of several parts (errors.Join's, a
 // line each) would otherwise spread a record over several lines, which a
