@@ -78,3 +78,75 @@ func TestReconcileEnqueueQueueMissing(t *testing.T) {
 		t.Errorf("the real queue holds %d messages (%v)", c, err)
 	}
 }
+
+// bucketState is every object of the bucket: its key, ETag and size.
+func bucketState(t *testing.T, st *storage.S3) map[string]string {
+	t.Helper()
+	objs, err := st.List(t.Context(), "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, o := range objs {
+		m[o.Key] = fmt.Sprintf("%s %d", o.ETag, o.Size)
+	}
+	return m
+}
+
+// A dry run on S3 writes nothing to the bucket and sends nothing to the
+// queue, with --enqueue or not, EVENT_QUEUE_URL set or not, before any
+// run and after one with outputs to retire; a run with --enqueue then
+// sends each original to do once and writes nothing but deletions of
+// retired outputs.
+func TestReconcileEnqueueDryRunChangesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: run without -short (make test runs it)")
+	}
+	const n = 12
+	st, env, q, queue := enqueueBucket(t, n)
+	ctx := t.Context()
+	env["VARIANTS"] = "thumb:32x32:cover,small:100x0"
+	if out, err := reconcileRun(ctx, env); err != nil || processed(t, out) != n {
+		t.Fatalf("first run: %v\n%s", err, out)
+	}
+	env["VARIANTS"] = "thumb:40x40:cover,large:200x0" // one redefined, one added, one retired
+	before := bucketState(t, st)
+	for _, args := range [][]string{{"--dry-run", "--json"}, {"--dry-run", "--enqueue", "--json"}} {
+		for _, url := range []string{env["EVENT_QUEUE_URL"], ""} {
+			e := map[string]string{}
+			for k, v := range env {
+				e[k] = v
+			}
+			e["EVENT_QUEUE_URL"] = url
+			out, err := reconcileRun(ctx, e, args...)
+			if err != nil {
+				t.Fatalf("%v (queue %q): %v\n%s", args, url, err, out)
+			}
+			if p := lastJSON(t, out); p["regenerate"] != n || p["delete"] != n {
+				t.Errorf("%v: plan %v, want %d to regenerate and %d to delete", args, p, n, n)
+			}
+			if after := bucketState(t, st); fmt.Sprint(after) != fmt.Sprint(before) {
+				t.Errorf("%v (queue %q) changed the bucket: %d objects, were %d", args, url, len(after), len(before))
+			}
+			if c, err := q.Count(ctx, queue); err != nil || c != 0 {
+				t.Errorf("%v (queue %q): %d messages sent (%v)", args, url, c, err)
+			}
+		}
+	}
+	out, err := reconcileRun(ctx, env, "--enqueue")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("%d enqueued", n)) || !strings.Contains(out, fmt.Sprintf("%d retired variants deleted", n)) {
+		t.Fatalf("enqueue: %v\n%s", err, out)
+	}
+	if c, err := q.Count(ctx, queue); err != nil || c != n {
+		t.Errorf("%d messages after the run (%v), want %d", c, err, n)
+	}
+	after := bucketState(t, st)
+	for k, v := range after {
+		if before[k] != v {
+			t.Errorf("--enqueue wrote %s", k)
+		}
+	}
+	if len(before)-len(after) != n {
+		t.Errorf("%d objects deleted, want the %d retired", len(before)-len(after), n)
+	}
+}
