@@ -211,7 +211,7 @@ func (s *S3) List(ctx context.Context, prefix string, limit int) ([]Object, erro
 			return nil, fmt.Errorf("list %q: %w", prefix, translate(err))
 		}
 		for _, o := range page.Contents {
-			key, err := listedKey(o.Key)
+			key, err := listedKey(o.Key, page.EncodingType)
 			if err != nil {
 				return nil, fmt.Errorf("list %q: %w", prefix, err)
 			}
@@ -238,7 +238,7 @@ func (s *S3) Folders(ctx context.Context, prefix string) ([]string, error) {
 			return nil, fmt.Errorf("list folders of %q: %w", prefix, translate(err))
 		}
 		for _, c := range page.CommonPrefixes {
-			folder, err := listedKey(c.Prefix)
+			folder, err := listedKey(c.Prefix, page.EncodingType)
 			if err != nil {
 				return nil, fmt.Errorf("list folders of %q: %w", prefix, err)
 			}
@@ -253,8 +253,13 @@ func (s *S3) Folders(ctx context.Context, prefix string) ([]string, error) {
 // with a character XML 1.0 cannot hold (a control character, which any
 // S3 client may store) makes the whole page, and so the whole listing,
 // unreadable. Encoded, keys come as a form value is (a space as "+", a
-// "+" as %2B), and the SDK leaves them so.
-func listedKey(k *string) (string, error) {
+// "+" as %2B), and the SDK leaves them so. A server that ignores the
+// request (an S3-compatible one) says no encoding, and its keys are
+// taken as they are.
+func listedKey(k *string, enc types.EncodingType) (string, error) {
+	if enc != types.EncodingTypeUrl {
+		return aws.ToString(k), nil
+	}
 	key, err := url.QueryUnescape(aws.ToString(k))
 	if err != nil {
 		return "", fmt.Errorf("key %q of the listing: %w", aws.ToString(k), err)

@@ -2,12 +2,16 @@ package storage
 
 import (
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
@@ -109,4 +113,33 @@ func firstApart(got, want []string) string {
 		}
 	}
 	return ""
+}
+
+// A server that ignores EncodingType (an S3-compatible one) lists keys as
+// they are and says no encoding: they are taken as they are, not decoded
+// ("a+b%2B.jpg" stays itself); one that honours it has them decoded.
+func TestS3ListEncodingAnswered(t *testing.T) {
+	const stored = "uploads/a+b%2B c.jpg"
+	for _, honours := range []bool{false, true} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			key, enc := stored, ""
+			if honours && r.URL.Query().Get("encoding-type") == "url" {
+				key, enc = url.QueryEscape(stored), "<EncodingType>url</EncodingType>"
+			}
+			w.Header().Set("Content-Type", "application/xml")
+			fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">`+
+				`<Name>b</Name><Prefix>uploads/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys>%s<IsTruncated>false</IsTruncated>`+
+				`<Contents><Key>%s</Key><Size>1</Size><ETag>"e"</ETag></Contents></ListBucketResult>`, enc, key)
+		}))
+		s, err := NewS3(S3Config{Bucket: "b", Endpoint: srv.URL, PathStyle: true}, aws.Config{Region: "us-east-1",
+			Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := s.List(t.Context(), "uploads/", 0)
+		srv.Close()
+		if err != nil || len(objs) != 1 || objs[0].Key != stored {
+			t.Errorf("honours encoding %v: %+v %v, want %q", honours, objs, err, stored)
+		}
+	}
 }
