@@ -2,7 +2,9 @@ package webhook
 
 import (
 	"errors"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -182,6 +184,11 @@ func FuzzDecodeKey(f *testing.F) {
 		if !strings.ContainsAny(s, "+%") && got != s {
 			t.Fatalf("%q changed to %q without + or %%", s, got)
 		}
+		// Where every "%" starts an escape, the decoding is the standard
+		// one of a query value.
+		if want, err := url.QueryUnescape(s); err == nil && got != want {
+			t.Fatalf("%q decoded as %q, want %q", s, got, want)
+		}
 	})
 }
 
@@ -194,6 +201,18 @@ func FuzzVerify(f *testing.F) {
 		err := Verify(header, body, [][]byte{secret}, now)
 		if err == nil && Verify(header, append(body, 'x'), [][]byte{secret}, now) == nil {
 			t.Fatalf("a signature verified for two bodies: %q", header)
+		}
+		// Whatever the body, its own signature verifies, by either secret
+		// of a rotation, and no other body's or secret's does.
+		signed := SignAll([][]byte{[]byte("new"), secret}, body, now)
+		if err := Verify(signed, body, [][]byte{secret}, now); err != nil {
+			t.Fatalf("%q does not verify its own body: %v", signed, err)
+		}
+		if err := Verify(signed, body, [][]byte{[]byte("other")}, now); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("%q verified with a secret that did not sign it: %v", signed, err)
+		}
+		if err := Verify(Sign(secret, body, now), append(slices.Clone(body), 'x'), [][]byte{secret}, now); !errors.Is(err, ErrBadSignature) {
+			t.Fatalf("a signature verified another body: %v", err)
 		}
 	})
 }
