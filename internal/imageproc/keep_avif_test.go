@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"image"
 	"image/color"
+	"slices"
 	"testing"
 )
 
@@ -105,13 +106,20 @@ func FuzzWriteKept(f *testing.F) {
 		}
 		f.Add(r.Data)
 	}
-	exif := exifRights{Artist: []byte("Ada")}.exifBlock()
+	rights := exifRights{Artist: []byte("Ada")}
+	exif := rights.exifBlock()
 	icc := []byte("a profile")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, heifErr := readHeifMeta(b)
+		in, heifErr := readHeifMeta(b)
 		if out, err := avifWith(b, exif, icc); err == nil && heifErr == nil {
 			if _, err := readHeifMeta(out); err != nil {
 				t.Fatalf("avifWith made a file that does not parse: %v", err)
+			}
+			// The rights written are the ones read back, unless the
+			// file had an Exif item already (which is read first).
+			hadExif := slices.ContainsFunc(in.items, func(it heifInfo) bool { return it.typ == "Exif" })
+			if got := heifRights(out); !hadExif && !bytes.Equal(got.Artist, rights.Artist) {
+				t.Fatalf("avifWith wrote rights that read back as %q", got)
 			}
 		}
 		webpWith(b, exif, icc, 16, 8)
