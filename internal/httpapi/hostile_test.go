@@ -520,6 +520,16 @@ func TestSVGNeverFetches(t *testing.T) {
 	if resp, body := s.do(t, "POST", "/resize?width=50&format=png", []byte(entities), nil); resp.StatusCode != 415 {
 		t.Fatalf("svg with a DTD: %d %s", resp.StatusCode, body)
 	}
+	// A DOCTYPE naming an outer DTD, with no inner subset: taken as an
+	// SVG, drawn, and the DTD never fetched.
+	for _, doctype := range []string{`SYSTEM "%[1]s/outer.dtd"`, `PUBLIC "-//W3C//DTD SVG 1.1//EN" "%[1]s/public.dtd"`} {
+		outer := fmt.Sprintf(`<?xml version="1.0"?>
+<!DOCTYPE svg `+doctype+`>
+<svg xmlns="http://www.w3.org/2000/svg" width="100" height="50"><rect width="100" height="50" fill="red"/></svg>`, tracker.URL)
+		if resp, body := s.do(t, "POST", "/resize?width=50&format=png", []byte(outer), nil); resp.StatusCode != 200 {
+			t.Fatalf("svg naming an outer DTD: %d %s", resp.StatusCode, body)
+		}
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := hits.Load(); n != 0 {
 		t.Fatalf("the SVGs made %d requests", n)
