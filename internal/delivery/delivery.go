@@ -131,6 +131,7 @@ type Service struct {
 	recorded *memo.Memo[struct{}] // markers written (see record)
 	failures *memo.Memo[error]    // renders that failed for their original's sake (see render)
 	timedOut *memo.Memo[struct{}] // renders that ran into the timeout once (see remember)
+	verified *memo.Memo[struct{}] // derived images whose bytes were checked, as stored (see fromCache)
 	metrics  *metrics
 	// originals are the buffers misses read originals into: at most one
 	// per place at the gate is in use, and reusing them spares the
@@ -151,8 +152,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	return &Service{cfg: cfg, d: d, flights: flights{m: map[string]*flight{}},
 		versions: memo.New[version](cfg.ETagTTL), recorded: memo.New[struct{}](recordedTTL), failures: memo.New[error](cfg.FailureTTL),
-		timedOut: memo.New[struct{}](cfg.FailureTTL),
-		metrics:  m}, nil
+		timedOut: memo.New[struct{}](cfg.FailureTTL), verified: memo.New[struct{}](recordedTTL),
+		metrics: m}, nil
 }
 
 // Request is one image asked for by URL.
