@@ -143,3 +143,21 @@ func TestMethodNotAllowedOnEscapedKeys(t *testing.T) {
 		}
 	}
 }
+
+// A method no route has (FOO, or one such as TRACE) is a 405 naming the
+// path's methods where a route serves the path, and a 404 where none
+// does: never a 405 with nothing in Allow.
+func TestUnknownMethods(t *testing.T) {
+	s := newTestServer(t, nil)
+	for _, m := range []string{"FOO", "TRACE", "CONNECTX", "PROPFIND"} {
+		for path, want := range map[string]string{"/healthz": "GET, HEAD", "/resize": "POST", "/objects/uploads%2Fx.jpg": "GET, HEAD", "/nowhere": "", "/uploads/a/b/c": ""} {
+			resp, body := s.do(t, m, path, nil, nil)
+			switch {
+			case want == "" && resp.StatusCode != 404:
+				t.Errorf("%s %s: %d %s, want 404", m, path, resp.StatusCode, body)
+			case want != "" && (resp.StatusCode != 405 || resp.Header.Get("Allow") != want):
+				t.Errorf("%s %s: %d Allow=%q, want 405 Allow=%q", m, path, resp.StatusCode, resp.Header.Get("Allow"), want)
+			}
+		}
+	}
+}

@@ -140,7 +140,14 @@ func New(cfg Config, d Deps) (http.Handler, error) {
 		writeError(w, r, fmt.Errorf("%w: %s", errNotFound, logPath(r.URL.Path)))
 	})
 	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", strings.Join(allowed(r, routingPath(req)), ", "))
+		ms := allowed(r, routingPath(req))
+		if len(ms) == 0 {
+			// chi answers a method it has no route for at all (FOO) here,
+			// whatever the path: a path no route serves is not found.
+			writeError(w, req, fmt.Errorf("%w: %s", errNotFound, logPath(req.URL.Path)))
+			return
+		}
+		w.Header().Set("Allow", strings.Join(ms, ", "))
 		writeError(w, req, fmt.Errorf("%w: %s %s", errMethodNotAllowed, req.Method, logPath(req.URL.Path)))
 	})
 	wm, err := newWebhookMetrics(d.Registry)
