@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/url"
 	"slices"
 	"strconv"
@@ -101,8 +102,9 @@ func (s *Service) recordVariants(ctx context.Context, key string, keys []string)
 // the paths of presets served from version keep by a definition of the
 // preset since changed. The images go first, so that a CDN that asks
 // again once invalidated finds nothing old; the markers of their paths go
-// last, once the CDN has taken the invalidation, so that a Purge that
-// fails on the way leaves them for the next attempt to find. Renders of the key under way when it is
+// last, each once the CDN has taken the batch of its path (invalidate),
+// so that a Purge that fails on the way leaves the paths not yet taken,
+// and only those, for the next attempt to find. Renders of the key under way when it is
 // called are waited for first: one that read the old version would
 // otherwise write its image after the purge. A key that is never served
 // (outside the prefixes, or one the store cannot hold) has nothing to
@@ -154,16 +156,8 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 		return out, fmt.Errorf("delete derived images: %w", err)
 	}
 	out.Images = len(images)
-	if s.d.Invalidator != nil && len(markers) > 0 {
-		if out.Paths, err = s.paths(ctx, markers); err != nil {
-			return out, err
-		}
-		if err := s.d.Invalidator.Invalidate(ctx, out.Paths); err != nil {
-			return out, fmt.Errorf("invalidate %d paths: %w", len(out.Paths), err)
-		}
-	}
-	if err := each(len(markers), func(i int) error { return s.d.Cache.Delete(ctx, markers[i]) }); err != nil {
-		return out, fmt.Errorf("delete markers: %w", err)
+	if out.Paths, err = s.invalidate(ctx, markers); err != nil {
+		return out, err
 	}
 	s.versions.Forget(key)
 	s.recorded.ForgetPrefix(folder)
@@ -220,15 +214,63 @@ func (s *Service) stalePreset(key string, v version, objKey string) bool {
 	return !ok || s.presetEntry(key, v, name, p).key != folder+entryName
 }
 
+// invalidationBatch is the most paths one Purge asks the CDN to forget
+// at once: CloudFront holds at most 3,000 paths in progress per
+// distribution, so an original served under more is invalidated over
+// several attempts, each taking up where the last stopped.
+const invalidationBatch = 1000
+
+// invalidate tells the CDN to forget the paths the markers hold, in
+// batches, and deletes the markers of each batch once the CDN has taken
+// it, and those of no path to invalidate (expired, or no CDN): a batch
+// refused (CloudFront's limit on paths in progress) leaves its markers
+// and the following batches' for the next attempt, which sends only
+// those again. It returns the paths the CDN took.
+func (s *Service) invalidate(ctx context.Context, markers []string) ([]string, error) {
+	drop := func(ms []string) error {
+		if err := each(len(ms), func(i int) error { return s.d.Cache.Delete(ctx, ms[i]) }); err != nil {
+			return fmt.Errorf("delete markers: %w", err)
+		}
+		return nil
+	}
+	if s.d.Invalidator == nil || len(markers) == 0 {
+		return nil, drop(markers)
+	}
+	byPath, err := s.paths(ctx, markers)
+	if err != nil {
+		return nil, err
+	}
+	if err := drop(byPath[""]); err != nil {
+		return nil, err
+	}
+	delete(byPath, "")
+	paths := slices.Sorted(maps.Keys(byPath))
+	for start := 0; start < len(paths); start += invalidationBatch {
+		batch := paths[start:min(start+invalidationBatch, len(paths))]
+		if err := s.d.Invalidator.Invalidate(ctx, batch); err != nil {
+			return paths[:start], fmt.Errorf("invalidate %d of %d paths: %w", len(paths)-start, len(paths), err)
+		}
+		var ms []string
+		for _, p := range batch {
+			ms = append(ms, byPath[p]...)
+		}
+		if err := drop(ms); err != nil {
+			return paths[:start+len(batch)], err
+		}
+	}
+	return paths, nil
+}
+
 // expiryGrace is how long after its expiry a path is still invalidated:
 // a cache was told to keep it no longer than its expiry, by a clock that
 // may run behind the service's.
 const expiryGrace = 5 * time.Minute
 
-// paths reads the request paths the markers hold, each once, sorted, but
-// for those expired: no cache holds them, and invalidating them would cost
-// money for nothing (a page that signs a URL per view leaves many).
-func (s *Service) paths(ctx context.Context, markers []string) ([]string, error) {
+// paths reads the request paths the markers hold, with the markers that
+// hold each; under "" those of no path to invalidate: expired (no cache
+// holds them, and invalidating them would cost money for nothing: a page
+// that signs a URL per view leaves many), or deleted meanwhile.
+func (s *Service) paths(ctx context.Context, markers []string) (map[string][]string, error) {
 	paths := make([]string, len(markers))
 	deadline := time.Now().Add(-expiryGrace)
 	err := each(len(markers), func(i int) error {
@@ -245,12 +287,11 @@ func (s *Service) paths(ctx context.Context, markers []string) ([]string, error)
 	if err != nil {
 		return nil, fmt.Errorf("read markers: %w", err)
 	}
-	slices.Sort(paths)
-	paths = slices.Compact(paths)
-	if len(paths) > 0 && paths[0] == "" {
-		paths = paths[1:]
+	byPath := make(map[string][]string)
+	for i, p := range paths {
+		byPath[p] = append(byPath[p], markers[i])
 	}
-	return paths, nil
+	return byPath, nil
 }
 
 // parallelism bounds the requests one Purge makes to the store at once.
