@@ -109,3 +109,43 @@ func TestInvalidateErrors(t *testing.T) {
 		t.Errorf("unreachable: %v", err)
 	}
 }
+
+// A request CloudFront may have taken though its answer was lost (a 503,
+// a dropped connection) is retried with the same CallerReference, which
+// CloudFront answers with the invalidation it made rather than a second.
+func TestRetryKeepsTheReference(t *testing.T) {
+	var mu sync.Mutex
+	var refs []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var b invalidationBatch
+		if err := xml.Unmarshal(body, &b); err != nil {
+			t.Errorf("body %s: %v", body, err)
+		}
+		mu.Lock()
+		refs = append(refs, b.CallerReference)
+		first := len(refs) == 1
+		mu.Unlock()
+		if first {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprint(w, `<?xml version="1.0"?><ErrorResponse><Error><Type>Receiver</Type><Code>ServiceUnavailable</Code><Message>later</Message></Error></ErrorResponse>`)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `<?xml version="1.0"?><Invalidation><Id>I1</Id><Status>InProgress</Status><CreateTime>2026-12-01T00:00:00Z</CreateTime>`+
+			`<InvalidationBatch><CallerReference>%s</CallerReference><Paths><Quantity>1</Quantity></Paths></InvalidationBatch></Invalidation>`, b.CallerReference)
+	}))
+	t.Cleanup(srv.Close)
+	cfg := testConfig()
+	cfg.RetryMaxAttempts = 2
+	c, _ := NewCloudFront("E2EXAMPLE", cfg, srv.URL)
+	if err := c.Invalidate(t.Context(), []string{"/img/x/width=1/k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Invalidate(t.Context(), []string{"/img/x/width=1/k"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(refs) != 3 || refs[0] != refs[1] || refs[1] == refs[2] || refs[0] == "" {
+		t.Fatalf("references %q: want the retry's the same, the next call's another", refs)
+	}
+}
