@@ -35,12 +35,11 @@ func withLogging(log zerolog.Logger) func(http.Handler) http.Handler {
 					// dropped it: nothing went out.
 					out = 0
 				}
-				level := zerolog.InfoLevel
+				e := l.Info()
 				if v != nil {
-					level = zerolog.WarnLevel
+					e = l.Warn().Bool("aborted", true)
 				}
-				l.WithLevel(level).
-					Bool("aborted", v != nil).
+				e.
 					Str("method", r.Method).
 					Str("path", logPath(r.URL.Path)).
 					Str("route", routePattern(r)).
