@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/url"
@@ -232,6 +233,8 @@ func digestETag(b []byte) string {
 
 // record writes, before a path is answered, a marker that it was served,
 // so that Purge can invalidate it; only when there is a CDN to invalidate.
+// A marker written too late for the purge of its version to find fails
+// (recordedInTime): the answer is then made uncacheable.
 // A marker written is remembered for recordedTTL with the object it was
 // served from (when it was written, or rendered): an image written again
 // (after a purge, which deleted the markers too) is recorded again.
@@ -258,6 +261,9 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 		if _, err := s.d.Cache.Put(ctx, m, []byte(path), opts); err != nil {
 			return nil, fmt.Errorf("record path: %w", err)
 		}
+		if err := s.recordedInTime(ctx, e); err != nil {
+			return nil, err
+		}
 		s.recorded.Put(seen, struct{}{})
 		return nil, nil
 	})
@@ -267,4 +273,36 @@ func (s *Service) record(ctx context.Context, r Request, e entry, img Image) err
 	case <-ctx.Done():
 		return context.Cause(ctx)
 	}
+}
+
+// recordedInTime fails, once the marker of a path served from e is
+// written, when the original is no longer the version e was made from (or,
+// for a preset, no longer has its focal point), or cannot be looked at.
+//
+// A purge lists the markers of a version only after the original was
+// replaced (or deleted): the webhook, an upload and reconcile purge once
+// they have seen the change. A request that read the old image before the
+// purge deleted it may write its marker after the listing; that path would
+// be neither invalidated nor deleted, and the CDN would keep the old
+// picture under it for as long as s-maxage allows. The store is
+// read-after-write consistent (S3's list and head are), so looking at the
+// original after the marker is written closes it: if the original is
+// still e's version, the look came before the change, the write before
+// the look, and so before any listing of the purge that follows the
+// change, which then finds the marker; if it is not, the path is answered
+// uncacheable and no CDN keeps it. Listing again after a purge would not
+// do: a request that read the image before the delete may write its
+// marker after any listing. It costs one HEAD per marker written (at most
+// one per path a day, recordedTTL), none per hit.
+func (s *Service) recordedInTime(ctx context.Context, e entry) error {
+	v, err := s.look(ctx, e.source)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("record path: %w: deleted", errSuperseded)
+	case err != nil:
+		return fmt.Errorf("record path: look at the original: %w", err)
+	case v.etag != e.etag, !e.takes(v.meta):
+		return fmt.Errorf("record path: %w: version %s replaced", errSuperseded, e.etag)
+	}
+	return nil
 }

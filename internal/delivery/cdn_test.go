@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -135,5 +136,36 @@ func TestPurgeOfMorePathsThanCloudFrontTakesAtOnce(t *testing.T) {
 	}
 	if left, _ := f.store.List(ctx, f.svc.folder(key)+etagSegment(v1)+"/", 0); len(left) != 0 {
 		t.Fatalf("%d objects of the replaced version left, first %s", len(left), left[0].Key)
+	}
+}
+
+// A hit on a replaced version's image whose path is recorded after the
+// purge listed that version's folder, and before it deleted it, is either
+// invalidated by that purge or answered so that no CDN keeps it: else the
+// CDN serves the old picture under the path for as long as s-maxage
+// allows, with nothing left to purge it until the original changes again.
+func TestPathRecordedWhileItsVersionIsPurged(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 4)
+	ctx := t.Context()
+	const key = "uploads/race.jpg"
+	f.put(t, key, testJPEG(t, 64, 48))
+	if _, err := f.svc.Serve(ctx, req(t, key, "width=20", "/img/a/width=20/uploads/race.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+	v2 := f.put(t, key, testJPEG(t, 32, 24)) // still remembered as the first
+	late := req(t, key, "width=20", "/img/b/width=20/uploads/race.jpg")
+	var img Image
+	var serveErr error
+	f.svc.purgeListed = func() { img, serveErr = f.svc.Serve(ctx, late) }
+	if _, err := f.svc.Purge(ctx, key, v2); err != nil {
+		t.Fatal(err)
+	}
+	if serveErr != nil || img.Outcome != Hit {
+		t.Fatalf("the request during the purge: %v, %q, want a hit of the old version", serveErr, img.Outcome)
+	}
+	invalidated := f.cdn.take()
+	if !slices.Contains(invalidated, late.Path) && !strings.Contains(img.CacheControl, "no-store") {
+		t.Errorf("%s answered %q and not invalidated (invalidated: %q)", late.Path, img.CacheControl, invalidated)
 	}
 }

@@ -137,6 +137,9 @@ type Service struct {
 	// per place at the gate is in use, and reusing them spares the
 	// collector an original's worth of garbage per render.
 	originals sync.Pool
+	// purgeListed, when set (tests), runs in Purge once it has listed
+	// the derived images: what requests do meanwhile.
+	purgeListed func()
 }
 
 // New returns a Service. It fails when a part is missing, the cache

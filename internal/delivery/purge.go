@@ -122,6 +122,9 @@ func (s *Service) Purge(ctx context.Context, key, keep string) (Purged, error) {
 	if err != nil {
 		return Purged{}, fmt.Errorf("list derived images: %w", err)
 	}
+	if s.purgeListed != nil {
+		s.purgeListed()
+	}
 	keepSegment := ""
 	if keep = strings.Trim(keep, `"`); keep != "" {
 		keepSegment = etagSegment(keep)
