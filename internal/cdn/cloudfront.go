@@ -25,6 +25,9 @@ var (
 	// distribution (the task role lacks cloudfront:CreateInvalidation), or
 	// there is no such distribution.
 	ErrAccessDenied = errors.New("CDN access denied")
+	// ErrRefused: CloudFront refuses the paths sent (InvalidArgument: one
+	// or more of them it will never take); the same call fails again.
+	ErrRefused = errors.New("CDN refused the paths")
 )
 
 // batchSize is the most paths sent in one invalidation: CloudFront holds
@@ -56,7 +59,7 @@ func NewCloudFront(distribution string, awsCfg aws.Config, endpoint string) (*Cl
 // Invalidate asks CloudFront to forget paths (each from its leading slash,
 // escaped as requested), in batches. It returns once every batch is
 // accepted, not once CloudFront has finished (a minute or so). Errors wrap
-// ErrUnavailable or ErrAccessDenied, or carry CloudFront's own words.
+// ErrUnavailable, ErrAccessDenied or ErrRefused, or carry CloudFront's own words.
 func (c *CloudFront) Invalidate(ctx context.Context, paths []string) error {
 	for start := 0; start < len(paths); start += batchSize {
 		batch := paths[start:min(start+batchSize, len(paths))]
@@ -86,6 +89,8 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %s", ErrUnavailable, apiErr.ErrorCode())
 		case "AccessDenied", "NoSuchDistribution", "InvalidClientTokenId", "SignatureDoesNotMatch":
 			return fmt.Errorf("%w: %s", ErrAccessDenied, apiErr.ErrorCode())
+		case "InvalidArgument":
+			return fmt.Errorf("%w: %s: %s", ErrRefused, apiErr.ErrorCode(), apiErr.ErrorMessage())
 		}
 		return fmt.Errorf("%s: %s", apiErr.ErrorCode(), apiErr.ErrorMessage())
 	}

@@ -97,6 +97,7 @@ func TestInvalidateErrors(t *testing.T) {
 		"TooManyInvalidationsInProgress": ErrUnavailable,
 		"AccessDenied":                   ErrAccessDenied,
 		"NoSuchDistribution":             ErrAccessDenied,
+		"InvalidArgument":                ErrRefused,
 	} {
 		srv, _ := cloudFront(t, code)
 		c, _ := NewCloudFront("E2EXAMPLE", testConfig(), srv.URL)

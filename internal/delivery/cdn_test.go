@@ -28,6 +28,9 @@ type cloudFrontStandIn struct {
 	inProgress int
 	accepted   map[string]int // path -> times invalidated
 	refused    int
+	// invalid are paths CloudFront refuses for good: a request holding
+	// one is refused whole (InvalidArgument).
+	invalid map[string]bool
 }
 
 const standInLimit = 3000
@@ -50,6 +53,15 @@ func newCloudFrontStandIn(t *testing.T) (*cloudFrontStandIn, *cdn.CloudFront) {
 		}
 		cf.mu.Lock()
 		defer cf.mu.Unlock()
+		for _, p := range b.Items {
+			if cf.invalid[p] {
+				cf.refused++
+				w.WriteHeader(http.StatusBadRequest)
+				fmt.Fprint(w, `<?xml version="1.0"?><ErrorResponse><Error><Type>Sender</Type>`+
+					`<Code>InvalidArgument</Code><Message>Your request contains one or more invalid invalidation paths.</Message></Error></ErrorResponse>`)
+				return
+			}
+		}
 		if cf.inProgress+len(b.Items) > standInLimit {
 			cf.refused++
 			w.WriteHeader(http.StatusBadRequest)
@@ -167,5 +179,70 @@ func TestPathRecordedWhileItsVersionIsPurged(t *testing.T) {
 	invalidated := f.cdn.take()
 	if !slices.Contains(invalidated, late.Path) && !strings.Contains(img.CacheControl, "no-store") {
 		t.Errorf("%s answered %q and not invalidated (invalidated: %q)", late.Path, img.CacheControl, invalidated)
+	}
+}
+
+// A path CloudFront refuses for good (InvalidArgument) does not keep the
+// others from being invalidated: the batch holding it is split until it
+// is found, its marker is dropped, and the purge ends at its first
+// attempt, every other path invalidated once.
+func TestPurgeWithAPathCloudFrontRefuses(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 4)
+	cf, c := newCloudFrontStandIn(t)
+	f.svc.d.Invalidator = c
+	ctx := t.Context()
+	const key, n = "uploads/refused.jpg", 2500
+	v1 := f.put(t, key, testJPEG(t, 64, 48))
+	if _, err := f.svc.Serve(ctx, req(t, key, "width=20", "/img/s/width=20/uploads/refused.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+	e := f.svc.entry(key, v1, req(t, key, "width=20", "").Options)
+	bad := "/img/a-bad/width=20/uploads/refused.jpg" // first of the paths, in order
+	cf.invalid = map[string]bool{bad: true}
+	err := each(n, func(i int) error {
+		p := fmt.Sprintf("/img/s%d/width=20/uploads/refused.jpg", i)
+		if i == 0 {
+			p = bad
+		}
+		_, err := f.store.Put(ctx, marker(e.key, p, ""), []byte(p), storage.PutOptions{ContentType: "text/plain"})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := f.put(t, key, testJPEG(t, 32, 24))
+	out, err := f.svc.Purge(ctx, key, v2)
+	if err != nil {
+		t.Fatalf("purge: %v (%d paths invalidated)", err, len(cf.accepted))
+	}
+	twice := 0
+	for _, times := range cf.accepted {
+		if times > 1 {
+			twice++
+		}
+	}
+	if len(cf.accepted) != n || twice != 0 || cf.accepted[bad] != 0 || len(out.Paths) != n {
+		t.Fatalf("%d paths of %d invalidated (%d said), %d more than once, the refused one %d times",
+			len(cf.accepted), n, len(out.Paths), twice, cf.accepted[bad])
+	}
+	if left, _ := f.store.List(ctx, f.svc.folder(key)+etagSegment(v1)+"/", 0); len(left) != 0 {
+		t.Fatalf("%d objects of the replaced version left, first %s", len(left), left[0].Key)
+	}
+	// Transient refusals still leave the paths for the retry.
+	if _, err := f.svc.Serve(ctx, req(t, key, "width=20", "/img/t/width=20/uploads/refused.jpg")); err != nil {
+		t.Fatal(err)
+	}
+	f.svc.Wait()
+	cf.mu.Lock()
+	cf.inProgress = standInLimit
+	cf.mu.Unlock()
+	v3 := f.put(t, key, testJPEG(t, 40, 30))
+	if _, err := f.svc.Purge(ctx, key, v3); err == nil || !strings.Contains(err.Error(), "TooManyInvalidationsInProgress") {
+		t.Fatalf("purge while CloudFront is full: %v", err)
+	}
+	cf.done()
+	if out, err := f.svc.Purge(ctx, key, v3); err != nil || !slices.Equal(out.Paths, []string{"/img/t/width=20/uploads/refused.jpg"}) {
+		t.Fatalf("retry: %v, %q", err, out.Paths)
 	}
 }

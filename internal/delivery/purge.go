@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/resizer/resizer/internal/cdn"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -226,9 +227,14 @@ const invalidationBatch = 1000
 // invalidate tells the CDN to forget the paths the markers hold, in
 // batches, and deletes the markers of each batch once the CDN has taken
 // it, and those of no path to invalidate (expired, or no CDN): a batch
-// refused (CloudFront's limit on paths in progress) leaves its markers
-// and the following batches' for the next attempt, which sends only
-// those again. It returns the paths the CDN took.
+// refused for now (CloudFront's limit on paths in progress, throttling)
+// leaves its markers and the following batches' for the next attempt,
+// which sends only those again. A batch refused for good (cdn.ErrRefused:
+// a path CloudFront will never take) is split in halves until the paths
+// refused are alone; their markers are dropped, since no attempt would
+// ever invalidate them, and the rest go on, else that one path would fail
+// every attempt of the purge and keep every later batch stale at the CDN.
+// It returns the paths the CDN took.
 func (s *Service) invalidate(ctx context.Context, markers []string) ([]string, error) {
 	drop := func(ms []string) error {
 		if err := each(len(ms), func(i int) error { return s.d.Cache.Delete(ctx, ms[i]) }); err != nil {
@@ -248,20 +254,41 @@ func (s *Service) invalidate(ctx context.Context, markers []string) ([]string, e
 	}
 	delete(byPath, "")
 	paths := slices.Sorted(maps.Keys(byPath))
-	for start := 0; start < len(paths); start += invalidationBatch {
-		batch := paths[start:min(start+invalidationBatch, len(paths))]
-		if err := s.d.Invalidator.Invalidate(ctx, batch); err != nil {
-			return paths[:start], fmt.Errorf("invalidate %d of %d paths: %w", len(paths)-start, len(paths), err)
+	var taken []string
+	settled := 0 // paths taken or dropped
+	var send func(batch []string) error
+	send = func(batch []string) error {
+		err := s.d.Invalidator.Invalidate(ctx, batch)
+		switch {
+		case errors.Is(err, cdn.ErrRefused) && len(batch) > 1:
+			half := len(batch) / 2
+			if err := send(batch[:half]); err != nil {
+				return err
+			}
+			return send(batch[half:])
+		case errors.Is(err, cdn.ErrRefused):
+			s.log(ctx).Error().Err(err).Str("path", batch[0]).Msg("path refused by the CDN for good: not invalidated, its markers dropped")
+		case err != nil:
+			return fmt.Errorf("invalidate %d of %d paths: %w", len(paths)-settled, len(paths), err)
+		default:
+			taken = append(taken, batch...)
 		}
 		var ms []string
 		for _, p := range batch {
 			ms = append(ms, byPath[p]...)
 		}
 		if err := drop(ms); err != nil {
-			return paths[:start+len(batch)], err
+			return err
+		}
+		settled += len(batch)
+		return nil
+	}
+	for start := 0; start < len(paths); start += invalidationBatch {
+		if err := send(paths[start:min(start+invalidationBatch, len(paths))]); err != nil {
+			return taken, err
 		}
 	}
-	return paths, nil
+	return taken, nil
 }
 
 // expiryGrace is how long after its expiry a path is still invalidated:
