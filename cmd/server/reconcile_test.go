@@ -24,7 +24,6 @@ import (
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/s3test"
-	"github.com/resizer/resizer/internal/sqstest"
 	"github.com/resizer/resizer/internal/storage"
 	"github.com/resizer/resizer/internal/webhook"
 )
@@ -279,18 +278,9 @@ func TestReconcileEnqueue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: run without -short (make test runs it)")
 	}
-	srv := s3test.Start(t)
-	q := sqstest.Start(t)
 	ctx := t.Context()
-	queue, err := q.CreateQueue(ctx, "events", 30*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bucket := srv.Bucket(t)
-	st, err := storage.NewS3(storage.S3Config{Bucket: bucket, Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, env, q, queue := enqueueBucket(t, 0) // no API_KEYS: reconcile serves nothing
+	bucket := env["S3_BUCKET"]
 	etags := map[string]string{}
 	keys := []string{"uploads/a.jpg", "uploads/with space+plus.jpg", "uploads/dir/b.jpg"}
 	// Enough for batches of ten (SendMessageBatch's most) and one less.
@@ -303,11 +293,6 @@ func TestReconcileEnqueue(t *testing.T) {
 			t.Fatal(err)
 		}
 		etags[k] = strings.Trim(obj.ETag, `"`)
-	}
-	env := map[string]string{
-		"S3_BUCKET": bucket, "S3_ENDPOINT": srv.Endpoint, "S3_FORCE_PATH_STYLE": "true",
-		"AWS_REGION": srv.Region, "AWS_ACCESS_KEY_ID": srv.AccessKey, "AWS_SECRET_ACCESS_KEY": srv.SecretKey,
-		"LOG_LEVEL": "warn", "EVENT_QUEUE_URL": queue.URL, // no API_KEYS: reconcile serves nothing
 	}
 	out, err := reconcileRun(ctx, env, "--enqueue", "--json")
 	if err != nil || !strings.Contains(out, fmt.Sprintf("%d enqueued", len(keys))) {
