@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -44,6 +45,9 @@ type eventQueue struct {
 	mu      sync.Mutex
 	pending []*queued
 	linger  time.Duration // how long a batch waits for more before it goes
+	// backoff is the first wait before a batch's call is made again; it
+	// doubles with each try up to maxBackoff.
+	backoff time.Duration
 	// stop, when set, is told of the first refusal that every call of
 	// the run would meet (see refusesAll), so that the run stops rather
 	// than fail each of the bucket's originals in turn.
@@ -73,7 +77,8 @@ func newEventQueue(ctx context.Context, s settings) (*eventQueue, error) {
 		return nil, fmt.Errorf("EVENT_QUEUE_URL: no AWS region or credentials to sign with")
 	}
 	return &eventQueue{url: s.EventQueueURL, bucket: s.S3Bucket, aws: awsCfg, signer: v4.NewSigner(),
-		client: &http.Client{Timeout: 30 * time.Second}, linger: 20 * time.Millisecond}, nil
+		client: &http.Client{Timeout: 30 * time.Second}, linger: 20 * time.Millisecond,
+		backoff: 100 * time.Millisecond}, nil
 }
 
 // send enqueues t's original as an ObjectCreated event. Its key is encoded
@@ -130,8 +135,26 @@ func (q *eventQueue) add(m *queued) {
 // flushTries bounds the SendMessageBatch calls one batch gets: a call
 // that fails (a network error, SQS's 5xx or throttling) is made again, and
 // so are the entries SQS refused for its own reasons (not the sender's),
-// after a short wait that doubles.
-const flushTries = 4
+// after a wait that doubles from the queue's backoff up to maxBackoff,
+// less a random part of up to a half so that the batches refused together
+// do not come back together. With the default backoff a batch keeps
+// trying for about 11 s: long enough to ride out a burst of throttling
+// (SQS's or its KMS key's), short enough that a queue down for good is
+// reported while the run is watched.
+const (
+	flushTries = 8
+	maxBackoff = 5 * time.Second
+)
+
+// wait is how long a batch waits before its call is made again after
+// try failed tries.
+func (q *eventQueue) wait(try int) time.Duration {
+	d := q.backoff << try
+	if d > maxBackoff {
+		d = maxBackoff
+	}
+	return d - rand.N(d/2+1)
+}
 
 // flush sends batch in SendMessageBatch calls, and tells each message its
 // own outcome: SQS may refuse some entries of a batch it takes. An entry
@@ -140,7 +163,7 @@ const flushTries = 4
 // one look (the pipeline finds the original up to date), not a second
 // making of its variants.
 func (q *eventQueue) flush(batch []*queued) {
-	ctx, cancel := context.WithTimeout(context.Background(), flushTries*q.client.Timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), flushTries*(q.client.Timeout+maxBackoff))
 	defer cancel()
 	left := batch
 	for try := 0; len(left) > 0; try++ {
@@ -165,7 +188,7 @@ func (q *eventQueue) flush(batch []*queued) {
 		}
 		if len(retry) > 0 {
 			select {
-			case <-time.After(time.Duration(100<<try) * time.Millisecond):
+			case <-time.After(q.wait(try)):
 			case <-ctx.Done():
 				for _, m := range retry {
 					m.done <- context.Cause(ctx)

@@ -62,7 +62,7 @@ func TestEnqueueBatchFailures(t *testing.T) {
 	t.Cleanup(srv.Close)
 	q := &eventQueue{url: srv.URL + "/000000000000/events", aws: aws.Config{Region: "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}, signer: v4.NewSigner(),
-		client: &http.Client{Timeout: 5 * time.Second}, linger: 10 * time.Millisecond}
+		client: &http.Client{Timeout: 5 * time.Second}, linger: 10 * time.Millisecond, backoff: time.Millisecond}
 	bodies := []string{"a", "b", "transient", "refused", "forgotten", "c"}
 	errs := make([]error, len(bodies))
 	var wg sync.WaitGroup
@@ -124,7 +124,7 @@ func TestEnqueueRefusedForGood(t *testing.T) {
 		var stops []error
 		q := &eventQueue{url: srv.URL + "/000000000000/events", aws: aws.Config{Region: "us-east-1",
 			Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}, signer: v4.NewSigner(),
-			client: &http.Client{Timeout: 5 * time.Second}, linger: time.Millisecond,
+			client: &http.Client{Timeout: 5 * time.Second}, linger: time.Millisecond, backoff: time.Millisecond,
 			stop: func(err error) { mu.Lock(); stops = append(stops, err); mu.Unlock() }}
 		m := &queued{body: "a", done: make(chan error, 1)}
 		q.add(m)
@@ -135,6 +135,27 @@ func TestEnqueueRefusedForGood(t *testing.T) {
 		}
 		if tt.forGood && (calls != 1 || len(stops) != 1) || !tt.forGood && (calls < tt.minCalls || len(stops) != 0) {
 			t.Errorf("%d %s: %d calls, %d stops (%v); want it made again: %v", tt.status, tt.code, calls, len(stops), stops, !tt.forGood)
+		}
+	}
+}
+
+// A batch SQS keeps refusing for its own reasons is tried for seconds, not
+// a fraction of one: each wait doubles up to maxBackoff and keeps at
+// least half of it, whatever its random part.
+func TestEnqueueBackoff(t *testing.T) {
+	q := &eventQueue{backoff: 100 * time.Millisecond}
+	for range 200 {
+		var total time.Duration
+		for try := range flushTries - 1 {
+			full := min(q.backoff<<try, maxBackoff)
+			w := q.wait(try)
+			if w < full/2 || w > full {
+				t.Fatalf("try %d: waits %v, want between %v and %v", try, w, full/2, full)
+			}
+			total += w
+		}
+		if total < 5*time.Second || total > time.Duration(flushTries)*maxBackoff {
+			t.Fatalf("a refused batch is tried for %v in all", total)
 		}
 	}
 }
