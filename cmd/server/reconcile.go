@@ -306,19 +306,19 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 	if settle != nil {
 		o.Do = thenSettle(pl.Run, settle)
 	}
+	// A queue or a store that refuses every call stops the run: it would
+	// otherwise fail the bucket's originals one by one, for hours on a
+	// bucket of millions.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	if f.enqueue {
 		q, err := newEventQueue(ctx, s)
 		if err != nil {
 			return err
 		}
 		o.Do = q.send
-		// A queue that refuses every call (it does not exist, the
-		// credentials may not send to it) stops the run at once: it
-		// would otherwise fail the bucket's originals one by one, for
-		// hours on a bucket of millions.
-		var stop context.CancelCauseFunc
-		ctx, stop = context.WithCancelCause(ctx)
-		defer stop(nil)
+		// The queue does not exist, the credentials may not send to it:
+		// at once.
 		q.stop = func(err error) { stop(&queueRefusal{err}) }
 	}
 	var (
@@ -328,6 +328,7 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 		last      = start
 		failed    int
 		lastError error
+		refused   int // originals failed in a row by a store refusing every write
 	)
 	total := len(plan.Tasks)
 	// On a terminal, a bar that redraws itself; elsewhere (a log, a CI
@@ -357,6 +358,17 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 		if err != nil {
 			failed++
 			lastError = fmt.Errorf("%s: %w", t.Key, err)
+		}
+		// The store refusing writes (no permission, no bucket, a full
+		// disk) stops the run once refusalsToStop originals in a row met
+		// it: one key can be refused alone, a store refuses them all.
+		if storage.RefusesEveryWrite(err) {
+			refused++
+		} else {
+			refused = 0
+		}
+		if refused >= refusalsToStop {
+			stop(&storeRefusal{refused, err})
 		}
 		// Each original not made, named with its reason on a line of its
 		// own (whatever LOG_LEVEL says): the counts alone leave the
@@ -395,11 +407,27 @@ func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan
 	if r := (*queueRefusal)(nil); errors.As(context.Cause(ctx), &r) {
 		return fmt.Errorf("reconcile: stopped: the event queue refuses every send (%w); check EVENT_QUEUE_URL and the credentials' sqs:SendMessage, then run it again", r.err)
 	}
+	if r := (*storeRefusal)(nil); errors.As(context.Cause(ctx), &r) {
+		return fmt.Errorf("reconcile: stopped: %d originals in a row failed as the store refused them (last: %s); give the credentials their permissions or the disk its space, then run it again", r.n, oneLine(r.err.Error()))
+	}
 	if errors.Is(err, context.Canceled) {
 		return errors.New("reconcile: stopped; run it again to finish")
 	}
 	return err
 }
+
+// refusalsToStop is how many originals in a row a store's refusal of
+// every write (storage.RefusesEveryWrite) must fail before the run stops.
+const refusalsToStop = 20
+
+// storeRefusal is why a run stopped early: n originals in a row failed
+// as the store refused them, the last with err.
+type storeRefusal struct {
+	n   int
+	err error
+}
+
+func (r *storeRefusal) Error() string { return r.err.Error() }
 
 // queueRefusal is why a run with --enqueue stopped early: the queue
 // refused a call as it will refuse every other.

@@ -11,6 +11,7 @@ import (
 	"github.com/resizer/resizer/internal/imagetest"
 
 	"github.com/resizer/resizer/internal/disktest"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // A full DATA_DIR makes uploads 503 with Retry-After and /readyz say that
@@ -53,5 +54,38 @@ func TestRunFullDisk(t *testing.T) {
 	}
 	if resp, body := send(t, "PUT", p.URL, "image/jpeg", img); resp.StatusCode != 201 {
 		t.Errorf("the signed upload retried: %d %s", resp.StatusCode, body)
+	}
+}
+
+// Reconcile on a full DATA_DIR stops once refusalsToStop originals in a
+// row have failed for want of space, naming the cause, rather than fail
+// every original of the store in turn; run again with space, it finishes.
+func TestReconcileFullDiskStops(t *testing.T) {
+	mnt := disktest.Tmpfs(t, "8m")
+	env := map[string]string{"DATA_DIR": filepath.Join(mnt, "data"), "LOG_LEVEL": "error", "VARIANTS": "small:100x0"}
+	d, err := storage.NewDir(env["DATA_DIR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	const originals = 3 * refusalsToStop
+	for i := range originals {
+		if _, err := d.Put(t.Context(), fmt.Sprintf("uploads/%03d.jpg", i), small(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	disktest.Fill(t, filepath.Join(mnt, "filler"))
+	out, err := reconcileRun(t.Context(), env, "--concurrency", "2")
+	if err == nil || !strings.Contains(err.Error(), "in a row failed as the store refused them") || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("reconcile on a full disk: %v\n%s", err, out)
+	}
+	if n := strings.Count(out, "failed: \""); n < refusalsToStop || n >= originals {
+		t.Errorf("%d of %d originals failed before the run stopped, want from %d, and not all\n%s", n, originals, refusalsToStop, out)
+	}
+	if err := os.Remove(filepath.Join(mnt, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := reconcileRun(t.Context(), env); err != nil || processed(t, out) != originals {
+		t.Errorf("run again with space: %v\n%s", err, out)
 	}
 }

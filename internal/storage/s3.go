@@ -383,7 +383,7 @@ func translate(err error) error {
 			// refusals are.
 			return fmt.Errorf("%w: %s", ErrInvalidKey, apiErr.ErrorCode())
 		case "NoSuchBucket": // the configuration's fault, not a missing object
-			return fmt.Errorf("bucket does not exist: %w", err)
+			return fmt.Errorf("%w: %w", errNoBucket, err)
 		case "PreconditionFailed",
 			// A conditional write that met another write of the key
 			// under way: the key is no longer as it was looked at.

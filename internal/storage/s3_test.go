@@ -122,12 +122,18 @@ func TestS3Errors(t *testing.T) {
 	if err := missing.Check(ctx); err == nil || errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("missing bucket: %v", err)
 	}
+	if _, err := missing.Put(ctx, "k", []byte("x"), PutOptions{}); !RefusesEveryWrite(err) {
+		t.Errorf("put to a missing bucket: %v, not a refusal of every write", err)
+	}
 	cfg := srv.AWSConfig()
 	wrong := cfg.Copy()
 	wrong.Credentials = nil
 	bad, _ := NewS3(S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, wrong)
-	if _, err := bad.Put(ctx, "k", []byte("x"), PutOptions{}); !errors.Is(err, ErrAccessDenied) {
+	if _, err := bad.Put(ctx, "k", []byte("x"), PutOptions{}); !errors.Is(err, ErrAccessDenied) || !RefusesEveryWrite(err) {
 		t.Errorf("anonymous put: %v", err)
+	}
+	if _, _, err := newS3(t).Get(ctx, "nothing", GetOptions{}); RefusesEveryWrite(err) {
+		t.Errorf("a missing key counts as a refusal of every write: %v", err)
 	}
 	// A key that ValidateKey takes and the server will not name (MinIO:
 	// a segment over 255 bytes; S3: over 1,024 bytes) is an invalid key,

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -42,6 +43,21 @@ var (
 	// the local directory).
 	ErrUnsupported = errors.New("not supported by this store")
 )
+
+// errNoBucket: the configured bucket does not exist (the configuration's
+// fault, not a missing object).
+var errNoBucket = errors.New("bucket does not exist")
+
+// RefusesEveryWrite reports whether err is a refusal that every other
+// write to the store would meet as well, until its operator acts: the
+// credentials may not write, the bucket does not exist, the disk is full,
+// over its quota or read-only. One key can be refused on its own too (an
+// object under a KMS key the credentials may not use), so a caller that
+// stops on it waits for several in a row.
+func RefusesEveryWrite(err error) bool {
+	return errors.Is(err, ErrAccessDenied) || errors.Is(err, errNoBucket) ||
+		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
+}
 
 // Object describes a stored object.
 type Object struct {
