@@ -116,7 +116,7 @@ type variable struct {
 var vars = []variable{
 	{"ADDR", "127.0.0.1:8080", "listen address (the container image sets 0.0.0.0:8080)",
 		func(c *Config, v string) error { c.Addr = v; return checkAddr(v) }},
-	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>' on /resize, /uploads, /uploads/presign and /objects; several allow rotation; empty: no keys",
+	{"API_KEYS", "", "comma-separated keys accepted as 'Authorization: Bearer <key>' on /resize, /info, /uploads, /uploads/presign and /objects; several allow rotation; empty: no keys",
 		func(c *Config, v string) error { c.APIKeys = splitList(v); return nil }},
 	{"ALLOW_ANONYMOUS", "", "serve without API keys when API_KEYS is empty (default: true with local storage, false with S3)",
 		func(c *Config, v string) (err error) { c.AllowAnonymous, err = strconv.ParseBool(v); return err }},
