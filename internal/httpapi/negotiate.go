@@ -27,6 +27,16 @@ func optionsOf(q url.Values, accept string, maxDimension int) (o imageproc.Optio
 	if fs := q["format"]; len(fs) == 1 && fs[0] == "auto" {
 		auto = true
 		q.Del("format")
+	} else if len(fs) == 1 && fs[0] != "original" {
+		// imageproc's refusal names the formats VARIANTS may have; a
+		// request may also have auto.
+		if f, err := imageproc.ParseFormat(fs[0]); err != nil || !f.CanWrite() {
+			names := []string{"auto", "original"}
+			for _, f := range imageproc.OutputFormats {
+				names = append(names, f.String())
+			}
+			return o, false, fmt.Errorf("%w: format: %q is not one of %s", imageproc.ErrBadOption, fs[0], strings.Join(names, ", "))
+		}
 	}
 	if o, err = imageproc.ParseOptions(q, maxDimension); err != nil {
 		return o, false, err

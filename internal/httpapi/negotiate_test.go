@@ -3,6 +3,8 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -41,6 +43,25 @@ func TestNegotiate(t *testing.T) {
 		}
 		if got != tt.want {
 			t.Errorf("negotiate(%q) = %v, want %v", tt.accept, got, tt.want)
+		}
+	}
+}
+
+// A format the request may not have is refused naming every one it may,
+// auto included (imageproc's own refusal, for VARIANTS, has no auto);
+// every one it names is taken.
+func TestFormatRefusalNamesAuto(t *testing.T) {
+	for _, v := range []string{"foo", "heic", "pdf", "svg", "AUTO", "jpg2"} {
+		_, _, err := imageOptions("format="+v, "", 1000)
+		msg := fmt.Sprint(err)
+		if !errors.Is(err, imageproc.ErrBadOption) || !strings.Contains(msg, "auto, original, jpeg") {
+			t.Fatalf("format=%s: %v", v, err)
+		}
+		_, list, _ := strings.Cut(msg, "is not one of ")
+		for _, name := range strings.Split(list, ", ") {
+			if _, _, err := imageOptions("format="+name, "", 1000); err != nil {
+				t.Errorf("format=%s, named as allowed, refused: %v", name, err)
+			}
 		}
 	}
 }
