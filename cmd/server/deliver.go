@@ -14,10 +14,6 @@ import (
 	"github.com/resizer/resizer/internal/pipeline"
 )
 
-// cacheSegment is the reserved segment of OUTPUT_PREFIX that holds the
-// derived images of delivery by URL.
-const cacheSegment = "_cache/"
-
 // newDelivery is delivery by URL over the stores: originals from the input
 // store, derived images under OUTPUT_PREFIX's _cache/ in the output store,
 // presets from the pipeline's variants, and CloudFront told what to forget
@@ -42,7 +38,7 @@ func newDelivery(ctx context.Context, s settings, st *stores, proc *imageproc.Pr
 	}
 	return delivery.New(delivery.Config{
 		Prefixes:       s.DeliveryPrefixes,
-		CachePrefix:    s.OutputPrefix + cacheSegment,
+		CachePrefix:    s.OutputPrefix + pipeline.CacheSegment,
 		CacheControl:   s.DeliveryCacheControl,
 		ETagTTL:        s.DeliveryETagTTL,
 		FailureTTL:     s.FailureTTL,
