@@ -474,23 +474,6 @@ static int rz_strip(VipsImage *in, int frames, VipsImage **out) {
 	return 0;
 }
 
-// rz_count_fields counts the metadata items left on an image (for tests).
-static int rz_count_fields(VipsImage *in) {
-	gchar **fields = vips_image_get_fields(in);
-	int n = 0;
-	for (int i = 0; fields[i] != NULL; i++) {
-		if (vips_image_get_typeof(in, fields[i]) && !rz_frame_field(fields[i]) &&
-				strcmp(fields[i], "width") && strcmp(fields[i], "height") && strcmp(fields[i], "bands") &&
-				strcmp(fields[i], "format") && strcmp(fields[i], "coding") && strcmp(fields[i], "interpretation") &&
-				strcmp(fields[i], "xoffset") && strcmp(fields[i], "yoffset") && strcmp(fields[i], "xres") &&
-				strcmp(fields[i], "yres") && strcmp(fields[i], "filename")) {
-			n++;
-		}
-	}
-	g_strfreev(fields);
-	return n;
-}
-
 enum { RZ_JPEG = 1, RZ_PNG, RZ_WEBP, RZ_GIF, RZ_AVIF, RZ_JXL };
 
 // rz_jxl_distance is libvips 8.14's own mapping of a quality to a JPEG XL
@@ -686,9 +669,6 @@ func (im vimage) width() int  { return int(C.vips_image_get_width(im.p)) }
 func (im vimage) height() int { return int(C.vips_image_get_height(im.p)) }
 func (im vimage) bands() int  { return int(C.vips_image_get_bands(im.p)) }
 func (im vimage) alpha() bool { return C.vips_image_hasalpha(im.p) != 0 }
-
-// metadataCount is the number of metadata items on the image (for tests).
-func (im vimage) metadataCount() int { return int(C.rz_count_fields(im.p)) }
 
 // then runs op on im and frees im, so that a step reads as im = im.then(...).
 // libvips keeps what it needs of im through the new image's references.
