@@ -380,9 +380,3 @@ func clean(f Format, b []byte) (cleaned, error) {
 	}
 	return cleaned{parts: [][]byte{b}, size: len(b)}, nil
 }
-
-// isRetryable reports whether err is a passing condition (busy, timed out)
-// after which the same request may succeed.
-func isRetryable(err error) bool {
-	return errors.Is(err, ErrBusy) || errors.Is(err, ErrTimeout)
-}

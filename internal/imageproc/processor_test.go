@@ -368,14 +368,14 @@ func TestBusyAndTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Process(t.Context(), in, Options{Width: 10}); !errors.Is(err, ErrBusy) || !isRetryable(err) {
+	if _, err := p.Process(t.Context(), in, Options{Width: 10}); !errors.Is(err, ErrBusy) {
 		t.Fatalf("with the only slot taken: err = %v, want ErrBusy", err)
 	}
 	release()
 
 	p = newTestProcessor(t, func(c *Config) { c.Timeout = time.Millisecond })
 	_, err = p.Process(t.Context(), in, Options{Width: 2000, Format: FormatAVIF})
-	if !errors.Is(err, ErrTimeout) || !isRetryable(err) {
+	if !errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v, want ErrTimeout", err)
 	}
 
@@ -384,7 +384,7 @@ func TestBusyAndTimeout(t *testing.T) {
 	go func() { time.Sleep(5 * time.Millisecond); cancel() }()
 	p = newTestProcessor(t, nil)
 	_, err = p.Process(ctx, in, Options{Width: 2000, Format: FormatAVIF})
-	if !errors.Is(err, context.Canceled) || isRetryable(err) {
+	if !errors.Is(err, context.Canceled) || errors.Is(err, ErrBusy) || errors.Is(err, ErrTimeout) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }
