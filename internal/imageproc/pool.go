@@ -41,7 +41,7 @@ type worker struct {
 	replies *bufio.Reader // of the read end
 	rfile   *os.File
 	exited  chan struct{} // closed once the process is reaped
-	busy    atomic.Bool   // making an image (for tests and metrics)
+	busy    atomic.Bool   // making an image (for tests: pids)
 	killed  atomic.Bool   // the server sent SIGKILL (see kill)
 }
 
@@ -261,7 +261,7 @@ func (w *worker) roundTrip(j job, image [][]byte) (reply, [][]byte, error) {
 	return rep, outs, nil
 }
 
-// errStopped is a job cut short because its time was up or its context
+// stopped is a job cut short because its time was up or its context
 // ended; the cause says which.
 type stopped struct{ cause error }
 
