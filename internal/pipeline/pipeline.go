@@ -629,6 +629,19 @@ func (p *Pipeline) everyOutputKey(key string) []string {
 	return keys
 }
 
+// keysToDelete lists the keys the outputs of key may be at, for their
+// deletion: every key an output can have (everyOutputKey), and those m,
+// its manifest (none: zero), lists besides (variants since retired).
+func (p *Pipeline) keysToDelete(key string, m Manifest) []string {
+	keys := p.everyOutputKey(key)
+	for _, v := range m.Variants {
+		if p.isPrunable(v.Key) && !slices.Contains(keys, v.Key) {
+			keys = append(keys, v.Key)
+		}
+	}
+	return keys
+}
+
 // runOnce is Run's work, in a run of its own: it joins no run under way.
 // A run calls it, not Run, for work it must see done after its own writes
 // (overtaken, remove): a run of the same version under way may have
@@ -847,17 +860,11 @@ func (p *Pipeline) dropReplaced(ctx context.Context, key, etag string) ([]string
 	if trimETag(head.ETag) != etag {
 		return nil, nil
 	}
-	keys := p.everyOutputKey(key)
 	m, mobj, listed, err := p.readManifestObject(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	for _, v := range m.Variants {
-		if p.isPrunable(v.Key) && !slices.Contains(keys, v.Key) {
-			keys = append(keys, v.Key)
-		}
-	}
-	deleted, err := p.deleteIf(ctx, keys, func(obj storage.Object) bool {
+	deleted, err := p.deleteIf(ctx, p.keysToDelete(key, m), func(obj storage.Object) bool {
 		return madeFrom(obj, key) && obj.Metadata[MetaSourceETag] != etag
 	})
 	if err != nil {
@@ -1002,20 +1009,13 @@ func (p *Pipeline) remove(ctx context.Context, key string) (Result, error) {
 		return Result{}, err
 	}
 	// A variant kept the source's format, which is gone with it: every
-	// format it could have had is deleted (deleting nothing is no error).
-	keys := p.everyOutputKey(key)
-	// And what the manifest lists (variants since retired), then the
-	// manifest itself.
-	if m, ok, err := p.readManifest(ctx, key); err != nil {
+	// format it could have had is deleted (deleting nothing is no error),
+	// and what the manifest lists; then the manifest itself.
+	m, _, err := p.readManifest(ctx, key)
+	if err != nil {
 		return Result{}, err
-	} else if ok {
-		for _, v := range m.Variants {
-			if p.isPrunable(v.Key) && !slices.Contains(keys, v.Key) {
-				keys = append(keys, v.Key)
-			}
-		}
 	}
-	deleted, err := p.deleteOwned(ctx, key, keys)
+	deleted, err := p.deleteOwned(ctx, key, p.keysToDelete(key, m))
 	if err != nil {
 		return Result{}, fmt.Errorf("delete variants: %w", err)
 	}
