@@ -1186,7 +1186,7 @@ func (p *Pipeline) store(ctx context.Context, src storage.Object, data []byte, p
 			MetaSourceKey:  escapeKey(src.Key),
 			MetaVariant:    v.Name,
 			// The definition it was made under: a changed one makes
-			// it out of date (upToDate).
+			// it out of date (outputOf).
 			MetaVariantDigest: v.Digest(),
 			MetaEncoder:       EncoderVersion,
 		}
