@@ -75,10 +75,12 @@ type entry struct {
 	preset  *pipeline.Preset
 }
 
-// etagSegment is an ETag as a key segment: as it is when it is one an S3
-// store gives (hex, "-N" for a multipart upload), else a digest of it.
+// plainETag is an ETag that can be a key segment as it is: one an S3
+// store gives (hex, "-N" for a multipart upload).
 var plainETag = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
 
+// etagSegment is an ETag as a key segment: as it is when it is plain,
+// else a digest of it.
 func etagSegment(etag string) string {
 	if plainETag.MatchString(etag) {
 		return etag
@@ -158,8 +160,8 @@ func (s *Service) presetEntry(key string, v version, name string, p pipeline.Pre
 // that a marker of a definition since changed is found stale (Purge).
 const presetInfix = ".preset-"
 
-// marker is where the path of a request served from e is recorded, with
-// the name of the preset it asked for, if any.
+// marker is where the path of a request served from the entry at
+// entryKey is recorded, with the name of the preset it asked for, if any.
 func marker(entryKey, path, preset string) string {
 	sum := sha256.Sum256([]byte(path))
 	if preset != "" {
