@@ -361,13 +361,11 @@ func (p *pool) replace(w *worker) {
 				p.idle <- nw
 				return
 			}
-			p.mu.Lock()
-			closed := p.closed
-			p.mu.Unlock()
-			if closed {
-				return
+			select {
+			case <-time.After(backoff):
+			case <-p.quit:
+				return // closed, during the wait or before
 			}
-			time.Sleep(backoff)
 			backoff = min(2*backoff, 5*time.Second)
 		}
 	}()
