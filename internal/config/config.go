@@ -134,7 +134,7 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxJPEGScans, err = positiveInt(v); return err }},
 	// An animation stays one by default; a long one costs a decode and an
 	// encode of every frame.
-	{"MAX_FRAMES", "500", "most frames of an animated GIF or WebP that stays animated, counted before decoding; over it, 413 (animated=false takes the first frame)",
+	{"MAX_FRAMES", "500", "most frames of an animated GIF or WebP that stays animated, counted before decoding; over it, 413 (animated=false takes the first frame); an animated WebP over 10,000 frames (or MAX_FRAMES, if higher) is a 413 whatever the output (libvips reads its every frame in the header)",
 		func(c *Config, v string) (err error) { c.MaxFrames, err = positiveInt(v); return err }},
 	{"MAX_ANIMATION_PIXELS", "", "most pixels, frames x width x height, of an animation that stays animated, in and out (default: MAX_PIXELS)",
 		func(c *Config, v string) (err error) { c.MaxAnimationPixels, err = positiveInt64(v); return err }},

@@ -11,6 +11,7 @@ import (
 	"image/gif"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/resizer/resizer/internal/imagetest"
 )
@@ -523,5 +524,71 @@ func TestAnimationUndecodableFrame(t *testing.T) {
 				t.Errorf("frame %d broken, as a still (%s): %v, want the first frame, red", k+1, o.Canonical(), c)
 			}
 		}
+	}
+}
+
+// manyFramesWebP is an animated WebP of n frames of one pixel each, made of
+// the one-pixel WebP still.
+func manyFramesWebP(t testing.TB, still []byte, n int) []byte {
+	t.Helper()
+	var img []byte // the still's image chunk (VP8 or VP8L), whole
+	for i := 12; i+8 <= len(still); {
+		size := int(binary.LittleEndian.Uint32(still[i+4:]))
+		if c := string(still[i : i+4]); c == "VP8 " || c == "VP8L" {
+			img = still[i : i+8+size+size&1]
+		}
+		i += 8 + size + size&1
+	}
+	if img == nil {
+		t.Fatalf("no image chunk in %q", still[:min(len(still), 40)])
+	}
+	chunk := func(fourcc string, data []byte) []byte {
+		c := append([]byte(fourcc), binary.LittleEndian.AppendUint32(nil, uint32(len(data)))...)
+		c = append(c, data...)
+		if len(data)%2 == 1 {
+			c = append(c, 0)
+		}
+		return c
+	}
+	// At 0,0, 1x1 (stored minus one), 1 ms, no blending.
+	frame := chunk("ANMF", append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0x02}, img...))
+	body := bytes.NewBufferString("WEBP")
+	body.Write(chunk("VP8X", []byte{0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0}))
+	body.Write(chunk("ANIM", []byte{0, 0, 0, 0, 0, 0}))
+	body.Write(bytes.Repeat(frame, n))
+	return append(append([]byte("RIFF"), binary.LittleEndian.AppendUint32(nil, uint32(body.Len()))...), body.Bytes()...)
+}
+
+// An animated WebP of very many frames is refused before a slot is taken,
+// whatever the output: libvips reads every frame's delay in its header,
+// through libwebp's demuxer, which finds each frame by walking the list
+// from the first, so the header alone takes time quadratic in the frames
+// (40,000 one-pixel frames, 1.8 MB: 4.7 s; 150,000 in 6.9 MB held a slot
+// until PROCESS_TIMEOUT and were answered 503, to be retried), even for a
+// still output, which MAX_FRAMES does not bound.
+func TestWebPFramesBoundedForStills(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) { c.Timeout = 5 * time.Second })
+	px := image.NewNRGBA(image.Rect(0, 0, 1, 1))
+	px.Pix = []byte{200, 0, 0, 255}
+	still, err := p.Process(t.Context(), encodePNG(t, px), Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb := manyFramesWebP(t, still.Data, 80_000)
+	if n, err := frameCount(FormatWebP, bomb); n != 80_000 || err != nil {
+		t.Fatalf("frameCount = %d, %v", n, err)
+	}
+	for name, o := range map[string]Options{"animated=false": {Still: true}, "jpeg": {Format: FormatJPEG, Width: 10},
+		"png": {Format: FormatPNG}, "animated": {}} {
+		start := time.Now()
+		_, err := p.Process(t.Context(), bomb, o)
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("80,000 frames, %s: %v after %s, want ErrTooLarge", name, err, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	// An animation of a length real ones have is still served as a still.
+	r, err := p.Process(t.Context(), manyFramesWebP(t, still.Data, maxWebPFrames), Options{Still: true, Format: FormatPNG})
+	if err != nil || r.Width != 1 {
+		t.Fatalf("%d frames as a still: %v", maxWebPFrames, err)
 	}
 }

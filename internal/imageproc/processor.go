@@ -297,6 +297,11 @@ func (p *Processor) prepare(b []byte, opts []Options) (input, error) {
 	in.header.Orientation = c.orientation
 	frames, err := frameCount(f, b)
 	in.frames = frames
+	if limit := max(p.cfg.MaxFrames, maxWebPFrames); f == FormatWebP && frames > limit {
+		// Even for a still: libvips reads every frame in the header.
+		return in, fmt.Errorf("%w: an animated WebP of %d frames, over the %d whose header is read (libwebp takes time quadratic in the frames)",
+			ErrTooLarge, frames, limit)
+	}
 	if frames > 1 && animates(f, opts) {
 		if err != nil {
 			return in, err
