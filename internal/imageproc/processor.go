@@ -373,7 +373,8 @@ func outputFormat(f Format, alpha, animated bool, o Options) Format {
 }
 
 // clean removes the metadata of the formats that carry it in blocks the
-// service can drop in Go (see clean_*.go); other formats pass unchanged.
+// service can drop in Go (see clean_*.go), and refuses an SVG that embeds
+// files (checkSVG); other formats pass unchanged.
 func clean(f Format, b []byte) (cleaned, error) {
 	switch f {
 	case FormatJPEG:
@@ -382,6 +383,10 @@ func clean(f Format, b []byte) (cleaned, error) {
 		return cleanPNG(b)
 	case FormatWebP:
 		return cleanWebP(b)
+	case FormatSVG:
+		if err := checkSVG(b); err != nil {
+			return cleaned{}, err
+		}
 	}
 	return cleaned{parts: [][]byte{b}, size: len(b)}, nil
 }
