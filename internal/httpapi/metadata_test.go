@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/imagetest"
 )
@@ -31,7 +32,8 @@ func writableAll() (enabled, outputs []imageproc.Format) {
 
 // What reaches a client, from POST /resize in every format the service can
 // write (format=original and format=auto included) and from the variants
-// of POST /uploads, one in each such format, carries none of the
+// of POST /uploads, one in each such format, and from GET /img in each
+// (rendered, then from the derived cache), carries none of the
 // uploader's metadata: no EXIF (GPS, Artist, MakerNote), XMP, IPTC, ICC
 // profile, comment, or orientation tag. Every output is upright: the
 // input's orientation 6 is applied, not carried.
@@ -67,6 +69,24 @@ func TestResponsesCarryNoMetadata(t *testing.T) {
 			name := fmt.Sprintf("/resize?%s (Accept %q): %s", q, accept, resp.Header.Get("Content-Type"))
 			checkUpright(t, s, name, b, 80, 120)
 			outs[name] = b
+		}
+	}
+	// By URL, rendered and then from the derived cache.
+	s.putOriginal(t, "uploads/privacy/by-url.jpg", original)
+	for _, q := range queries {
+		f := strings.TrimPrefix(q, "format=")
+		path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/privacy/by-url.jpg", Options: opts("width", "80", "format", f)})
+		for i := range 2 {
+			resp, b := s.do(t, "GET", path, nil, http.Header{"Accept": {"image/avif,image/webp"}})
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+			}
+			name := fmt.Sprintf("GET /img %s (%s): %s", q, resp.Header.Get("Cache-Status"), resp.Header.Get("Content-Type"))
+			checkUpright(t, s, name, b, 80, 120)
+			outs[name] = b
+			if i == 0 {
+				s.settled(t, path)
+			}
 		}
 	}
 	resp, b := s.do(t, "POST", "/uploads?key=privacy/meta.jpg", original, nil)
