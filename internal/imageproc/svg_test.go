@@ -92,3 +92,28 @@ func TestSVGEmbeddedFilesRefused(t *testing.T) {
 		t.Errorf("UTF-7: %v, want ErrUnsupported", err)
 	}
 }
+
+// feTurbulence's octaves are bounded: a document asking for more than
+// maxSVGOctaves is refused at once, before a slot, rather than held until
+// PROCESS_TIMEOUT; one within the bound is drawn.
+func TestSVGTurbulenceBounded(t *testing.T) {
+	p := newTestProcessor(t, func(c *Config) {
+		c.Formats = append(append([]Format{}, DefaultInputFormats...), FormatSVG)
+	})
+	doc := func(octaves string) []byte {
+		return []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="400" height="400"><filter id="t"><feTurbulence baseFrequency="0.05" numOctaves="` +
+			octaves + `"/></filter><rect width="400" height="400" filter="url(#t)"/></svg>`)
+	}
+	for _, n := range []string{"100000", " 11 ", "1e6", "2147483647"} {
+		start := time.Now()
+		_, err := p.Process(t.Context(), doc(n), Options{Width: 100, Format: FormatPNG})
+		if !errors.Is(err, ErrUnsatisfiable) || !strings.Contains(err.Error(), "numOctaves") || time.Since(start) > time.Second {
+			t.Errorf("numOctaves=%q: %v after %s, want ErrUnsatisfiable at once", n, err, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	for _, n := range []string{"1", "4", "10"} {
+		if _, err := p.Process(t.Context(), doc(n), Options{Width: 100, Format: FormatPNG}); err != nil {
+			t.Errorf("numOctaves=%s: %v", n, err)
+		}
+	}
+}
