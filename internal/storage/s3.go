@@ -67,7 +67,7 @@ func NewS3(cfg S3Config, awsCfg aws.Config) (*S3, error) {
 // URL returns the object's https (or endpoint) URL. Reading it needs the
 // bucket's permission, or a CDN in front of it.
 func (s *S3) URL(key string) string {
-	k := (&url.URL{Path: key}).EscapedPath()
+	k := s3Path(key)
 	switch {
 	case s.endpoint != "" && s.pathStyle:
 		return s.endpoint + "/" + s.bucket + "/" + k
@@ -82,6 +82,23 @@ func (s *S3) URL(key string) string {
 		return "https://" + s.bucket + ".s3." + s.region + ".amazonaws.com/" + k
 	}
 	return "https://" + s.bucket + ".s3.amazonaws.com/" + k
+}
+
+// s3Path is key as S3 names it in a path: every byte but the unreserved
+// ones (RFC 3986) and "/" percent-encoded, as S3's signatures encode it. A
+// "+" left as it is would be read as a space, and a signed request for a
+// path spelled otherwise than S3 spells it is refused.
+func s3Path(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		switch c := key[i]; {
+		case 'A' <= c && c <= 'Z', 'a' <= c && c <= 'z', '0' <= c && c <= '9', c == '-', c == '.', c == '_', c == '~', c == '/':
+			b.WriteByte(c)
+		default:
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
 }
 
 // Bucket returns the bucket's name.
