@@ -3,6 +3,7 @@ package imageproc
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -48,7 +49,7 @@ func checkSVG(b []byte) error {
 			return nil
 		}
 		if err != nil {
-			if e := (*svgEncodingError)(nil); asSVGEncoding(err, &e) {
+			if e := (*svgEncodingError)(nil); errors.As(err, &e) {
 				return fmt.Errorf("%w: svg: encoding %q (UTF-8 and 8-bit encodings that keep ASCII are read)", ErrUnsupported, e.label)
 			}
 			return fmt.Errorf("%w: svg: %v", ErrUndecodable, err)
@@ -192,21 +193,6 @@ func hexValue(c byte) int {
 type svgEncodingError struct{ label string }
 
 func (e *svgEncodingError) Error() string { return "encoding " + e.label }
-
-func asSVGEncoding(err error, target **svgEncodingError) bool {
-	for err != nil {
-		if e, ok := err.(*svgEncodingError); ok {
-			*target = e
-			return true
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return false
-		}
-		err = u.Unwrap()
-	}
-	return false
-}
 
 // svgCharset reads the encodings whose ASCII bytes are ASCII characters
 // and whose other bytes never are (so that data: can be found in them):

@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/xml"
 	"errors"
 	"hash/crc32"
 	"strings"
@@ -114,6 +115,65 @@ func TestSVGTurbulenceBounded(t *testing.T) {
 	for _, n := range []string{"1", "4", "10"} {
 		if _, err := p.Process(t.Context(), doc(n), Options{Width: 100, Format: FormatPNG}); err != nil {
 			t.Errorf("numOctaves=%s: %v", n, err)
+		}
+	}
+}
+
+// FuzzCheckSVG checks that any document is accepted or refused with one
+// of checkSVG's three errors, never a panic; and that a document it
+// accepts is refused once a data: URL is added to it, in any of the
+// places librsvg reads one, however the attribute spells it.
+func FuzzCheckSVG(f *testing.F) {
+	for _, s := range []string{
+		`<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>`,
+		`<?xml version="1.0" encoding="ISO-8859-1"?><svg xmlns="http://www.w3.org/2000/svg"><title>caf` + "\xe9" + `</title></svg>`,
+		`<svg xmlns="http://www.w3.org/2000/svg"><style>rect { fill: url(#g) } /* data */</style><use href="#r"/></svg>`,
+		`<svg xmlns="http://www.w3.org/2000/svg"><filter id="t"><feTurbulence numOctaves="4"/></filter></svg>`,
+		`<svg xmlns="http://www.w3.org/2000/svg"><metadata>metadata: data:</metadata></svg>`,
+	} {
+		f.Add([]byte(s), uint8(0))
+	}
+	spellings := []string{`data:`, `DATA:`, `&#100;ata:`, `da&#x0A;ta:`, ` Data:`}
+	f.Fuzz(func(t *testing.T, b []byte, which uint8) {
+		err := checkSVG(b)
+		if err != nil {
+			if !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrUndecodable) && !errors.Is(err, ErrUnsatisfiable) {
+				t.Fatalf("error %v wraps none of checkSVG's errors", err)
+			}
+			return
+		}
+		end := bytes.LastIndex(b, []byte("</svg>"))
+		if end < 0 {
+			return
+		}
+		url := spellings[int(which)%len(spellings)] + "image/png;base64,AAAA"
+		with := append(append(append([]byte{}, b[:end]...), `<image href="`+url+`"/>`...), b[end:]...)
+		if !hasImageElement(with) {
+			return // the last </svg> was in a comment, a CDATA section, ...
+		}
+		if err := checkSVG(with); !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrUndecodable) {
+			t.Fatalf("a data: URL added (%s) to an accepted document: %v", url, err)
+		}
+	})
+}
+
+// hasImageElement reports whether doc, read as XML, holds an <image>
+// element with an href: FuzzCheckSVG's addition, where it became one.
+func hasImageElement(doc []byte) bool {
+	d := xml.NewDecoder(bytes.NewReader(doc))
+	d.Strict = true
+	d.CharsetReader = svgCharset
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		if e, ok := tok.(xml.StartElement); ok && e.Name.Local == "image" {
+			for _, a := range e.Attr {
+				if a.Name.Local == "href" && strings.Contains(a.Value, "image/png;base64,AAAA") {
+					return true
+				}
+			}
 		}
 	}
 }
