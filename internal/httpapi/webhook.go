@@ -54,6 +54,18 @@ func handleWebhook(d webhookDeps) http.Handler {
 			writeError(w, r, errNotConfigured)
 			return
 		}
+		// What the headers alone can refuse is refused before the body
+		// is read: this is the one route that reads a body before any
+		// key, and a stranger's body would otherwise cost up to
+		// WEBHOOK_MAX_BYTES, for up to READ_TIMEOUT when sent slowly.
+		// The connection is closed after the answer: net/http would
+		// otherwise read a body of up to 256 KiB before answering, to
+		// keep the connection open.
+		if err := d.precheck(r); err != nil {
+			w.Header().Set("Connection", "close")
+			writeError(w, r, err)
+			return
+		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, d.maxBytes))
 		if err != nil {
 			// A cut or slow body is the sender's (400, 408), as on every
@@ -91,12 +103,13 @@ func handleWebhook(d webhookDeps) http.Handler {
 	})
 }
 
-// authorize accepts a Resizer-Signature (the forwarder), or a bearer token
-// equal to one of the secrets (MinIO's webhook target sends its auth_token
-// that way). Anything else is errUnauthorized.
-func (d webhookDeps) authorize(r *http.Request, body []byte) error {
+// precheck refuses, from the headers alone, a request that authorize
+// would: neither a Resizer-Signature nor a bearer token, a signature that
+// is malformed or out of date, or a token that is none of the secrets.
+// Only a fresh signature is left for authorize to check against the body.
+func (d webhookDeps) precheck(r *http.Request) error {
 	if sig := r.Header.Get(webhook.Header); sig != "" {
-		if err := webhook.Verify(sig, body, d.secrets, time.Now()); err != nil {
+		if err := webhook.Precheck(sig, time.Now()); err != nil {
 			return fmt.Errorf("%w: %v", errUnauthorized, err)
 		}
 		return nil
@@ -109,6 +122,19 @@ func (d webhookDeps) authorize(r *http.Request, body []byte) error {
 		return fmt.Errorf("%w: wrong token", errUnauthorized)
 	}
 	return nil
+}
+
+// authorize accepts a Resizer-Signature (the forwarder) of body, or a
+// bearer token equal to one of the secrets (MinIO's webhook target sends
+// its auth_token that way). Anything else is errUnauthorized.
+func (d webhookDeps) authorize(r *http.Request, body []byte) error {
+	if sig := r.Header.Get(webhook.Header); sig != "" {
+		if err := webhook.Verify(sig, body, d.secrets, time.Now()); err != nil {
+			return fmt.Errorf("%w: %v", errUnauthorized, err)
+		}
+		return nil
+	}
+	return d.precheck(r)
 }
 
 // record handles one record. Only a failure that may pass is an error; one

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -448,5 +449,47 @@ func TestWebhookCutOrSlowBody(t *testing.T) {
 	}
 	if strings.Contains(base.logs.String(), `"level":"error"`) {
 		t.Fatalf("a sender's body logged as the service's fault: %s", base.logs.String())
+	}
+}
+
+// A request that cannot be the forwarder's or MinIO's, whatever its body
+// (no credentials, a token that is not a secret, a signature that is
+// malformed or out of date), is refused before its body is read: the
+// webhook is the one route that reads a body before any key, and a
+// stranger's bodies would otherwise cost up to WEBHOOK_MAX_BYTES each, for
+// up to READ_TIMEOUT each when sent slowly. The test sends the headers of
+// a large body and none of it: the answer comes at once.
+func TestWebhookRefusesBeforeReadingTheBody(t *testing.T) {
+	s := newTestServer(t, nil)
+	stale := strconv.FormatInt(time.Now().Add(-10*time.Minute).Unix(), 10)
+	future := strconv.FormatInt(time.Now().Add(10*time.Minute).Unix(), 10)
+	sig := strings.Repeat("ab", 32)
+	for _, tt := range []struct{ name, header string }{
+		{"no credentials", ""},
+		{"wrong token", "Authorization: Bearer nope\r\n"},
+		{"other scheme", "Authorization: Basic webhook-secret\r\n"},
+		{"malformed signature", webhook.Header + ": t=abc,v1=" + sig + "\r\n"},
+		{"signature without v1", webhook.Header + ": t=" + strconv.FormatInt(time.Now().Unix(), 10) + "\r\n"},
+		{"stale signature", webhook.Header + ": t=" + stale + ",v1=" + sig + "\r\n"},
+		{"future signature", webhook.Header + ": t=" + future + ",v1=" + sig + "\r\n"},
+	} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "POST /webhooks/s3 HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n%sContent-Length: 60000\r\n\r\n{\"Records\":[", tt.header)
+		conn.SetReadDeadline(time.Now().Add(3 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			conn.Close()
+			t.Errorf("%s: no answer before the body was sent: %v", tt.name, err)
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		if resp.StatusCode != 401 || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: %d %s %s, want a 401 problem", tt.name, resp.StatusCode, resp.Header.Get("Content-Type"), b)
+		}
 	}
 }

@@ -69,25 +69,9 @@ func mac(secret []byte, ts string, body []byte) string {
 // several v1 values. Comparisons are constant-time. The time must lie
 // within tolerance of now.
 func Verify(header string, body []byte, secrets [][]byte, now time.Time) error {
-	if header == "" {
-		return ErrNoSignature
-	}
-	var ts string
-	var sigs [][]byte
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			if b, err := hex.DecodeString(v); err == nil && len(b) == sha256.Size {
-				sigs = append(sigs, b)
-			}
-		}
-	}
-	t, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || len(sigs) == 0 {
-		return fmt.Errorf("%w: want t=<unix>,v1=<hex>", ErrBadSignature)
+	ts, sigs, err := parse(header, now)
+	if err != nil {
+		return err
 	}
 	match := false
 	for _, secret := range secrets {
@@ -101,8 +85,40 @@ func Verify(header string, body []byte, secrets [][]byte, now time.Time) error {
 	if !match {
 		return ErrBadSignature
 	}
-	if d := now.Sub(time.Unix(t, 0)); d > tolerance || d < -tolerance {
-		return fmt.Errorf("%w: %s off", ErrStale, d.Round(time.Second))
-	}
 	return nil
+}
+
+// Precheck is what Verify can tell of a header without the body: that it
+// is a signature at all, and of a time within tolerance of now. A verifier
+// calls it before reading the body, so that a request that can never pass
+// costs nothing to refuse; Verify checks it again.
+func Precheck(header string, now time.Time) error {
+	_, _, err := parse(header, now)
+	return err
+}
+
+// parse reads a header's time and v1 values, and checks the time.
+func parse(header string, now time.Time) (ts string, sigs [][]byte, err error) {
+	if header == "" {
+		return "", nil, ErrNoSignature
+	}
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			if b, err := hex.DecodeString(v); err == nil && len(b) == sha256.Size {
+				sigs = append(sigs, b)
+			}
+		}
+	}
+	t, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || len(sigs) == 0 {
+		return "", nil, fmt.Errorf("%w: want t=<unix>,v1=<hex>", ErrBadSignature)
+	}
+	if d := now.Sub(time.Unix(t, 0)); d > tolerance || d < -tolerance {
+		return "", nil, fmt.Errorf("%w: %s off", ErrStale, d.Round(time.Second))
+	}
+	return ts, sigs, nil
 }
