@@ -2,7 +2,9 @@ package deploy
 
 import (
 	"fmt"
+	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -1184,5 +1186,34 @@ func TestBrowserCanWaitForTheManifest(t *testing.T) {
 	errs := list(get(t, tpl, "Resources", "Distribution", "Properties", "DistributionConfig", "CustomErrorResponses"))
 	if len(errs) != 1 || fmt.Sprint(get(t, errs[0], "ErrorCode")) != "403" || fmt.Sprint(get(t, errs[0], "ErrorCachingMinTTL")) != "1" {
 		t.Errorf("the distribution's error caching: %v", errs)
+	}
+}
+
+// S3 matches a notification's prefix filter against the key as its events
+// spell it, URL-encoded (a space as +, other characters but a few as %XX),
+// so a prefix with any other character would be written into the filter
+// as it is and match no key at all: no event, and no variant, ever. The
+// parameter takes only the characters S3 leaves as they are.
+func TestInputPrefixMatchesTheKeysOfEvents(t *testing.T) {
+	tpl := load(t)
+	re, err := regexp.Compile(get(t, tpl, "Parameters", "InputPrefix", "AllowedPattern").(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := get(t, tpl, "Parameters", "InputPrefix", "Default").(string); !re.MatchString(d) {
+		t.Errorf("the default %q is refused", d)
+	}
+	for _, p := range []string{"uploads/", "in-box_2.0/", "a/b/", "Photos/2026/"} {
+		if !re.MatchString(p) {
+			t.Errorf("%q refused", p)
+		}
+		if enc := strings.ReplaceAll(url.QueryEscape(p), "%2F", "/"); enc != p {
+			t.Errorf("%q taken, but its events spell it %q", p, enc)
+		}
+	}
+	for _, p := range []string{"my uploads/", "a+b/", "téléchargements/", "dt=2026/", "(1)/", "a%20b/", "a:b/", "/uploads/", "uploads"} {
+		if re.MatchString(p) {
+			t.Errorf("%q taken: S3's events spell it %q, which its filter would not match", p, strings.ReplaceAll(url.QueryEscape(p), "%2F", "/"))
+		}
 	}
 }
