@@ -232,13 +232,19 @@ func (f *Forwarder) isOutput(bucket, key string) bool {
 }
 
 // forward drops records the service must not process, then posts the rest
-// as one S3 event notification.
+// as one S3 event notification. A record that names no bucket, no key or
+// no event is no change S3 reports: it fails the whole body, as a body
+// that is no event does, rather than being dropped as outside the input
+// prefix or answered as another bucket's or as a change to nothing.
 func (f *Forwarder) forward(ctx context.Context, log zerolog.Logger, raws []json.RawMessage, s *summary) error {
 	var keep []json.RawMessage
 	for _, raw := range raws {
 		var rec webhook.Record
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("%w: record: %v", ErrPermanent, err)
+		}
+		if rec.S3.Bucket.Name == "" || rec.S3.Object.Key == "" || rec.EventName == "" {
+			return fmt.Errorf("%w: a record without bucket, key or event name", ErrPermanent)
 		}
 		key := rec.Key()
 		rlog := log.With().Str("bucket", rec.S3.Bucket.Name).Str("key", key).Str("event", rec.Name()).Logger()

@@ -345,7 +345,16 @@ func TestUnknownBodiesFail(t *testing.T) {
 		"SNS of garbage":   `{"Type":"Notification","Message":"hello"}`,
 		"not JSON":         `secret-looking-value-not-json`,
 		"records a number": `{"Records":7}`,
-		"too deep":         strings.Repeat(`{"Type":"Notification","Message":`, 1) + strconv.Quote(strings.Repeat(`{"requestContext":{},"requestPayload":`, 6)+`{}`+strings.Repeat(`}`, 6)) + `}`,
+		// S3 records that name no object or no change: dropped as
+		// outside the input prefix, or forwarded and answered 200 as
+		// another bucket's or as an event that changes nothing, they
+		// were acknowledged.
+		"record without s3":     `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put"}]}`,
+		"record without key":    `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"photos"},"object":{}}}]}`,
+		"record without bucket": `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"object":{"key":"uploads/a.jpg"}}}]}`,
+		"record without event":  `{"Records":[{"eventSource":"aws:s3","s3":{"bucket":{"name":"photos"},"object":{"key":"uploads/a.jpg"}}}]}`,
+		"one record of two bad": `{"Records":[{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"photos"},"object":{"key":"uploads/b.jpg"}}},{"eventSource":"aws:s3","eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"photos"},"object":{}}}]}`,
+		"too deep":              strings.Repeat(`{"Type":"Notification","Message":`, 1) + strconv.Quote(strings.Repeat(`{"requestContext":{},"requestPayload":`, 6)+`{}`+strings.Repeat(`}`, 6)) + `}`,
 	}
 	out, err := f.Handle(lambdaCtx(t, 5*time.Second), sqsBatch(bad))
 	if err != nil {
