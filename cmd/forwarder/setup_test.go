@@ -70,3 +70,34 @@ func TestTransportConnectsElsewhereUnderTheSameName(t *testing.T) {
 		t.Fatal("a certificate for another name was accepted")
 	}
 }
+
+// A cold start that cannot read its secret (Secrets Manager unreachable
+// from the VPC, or answering errors) fails the start, naming the secret,
+// within Lambda's 10 s for a start: the batch then comes back whole after
+// the visibility timeout, and no handler runs that could acknowledge a
+// message it never delivered.
+func TestSetupFailsWithoutItsSecret(t *testing.T) {
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(503)
+		io.WriteString(w, `{"__type":"ServiceUnavailable","message":"try later"}`)
+	}))
+	defer failing.Close()
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closed.Close()
+	for name, endpoint := range map[string]string{"answering 503": failing.URL, "unreachable": closed.URL} {
+		t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint)
+		t.Setenv("AWS_REGION", "us-east-1")
+		t.Setenv("AWS_ACCESS_KEY_ID", "forwarder")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "forwarder-secret-key")
+		env := map[string]string{"RESIZER_URL": "http://127.0.0.1:1", "WEBHOOK_SECRET_ARN": "arn:aws:secretsmanager:us-east-1:111122223333:secret:webhook-Ab12Cd"}
+		start := time.Now()
+		h, err := setup(context.Background(), func(k string) string { return env[k] }, io.Discard)
+		if err == nil || h != nil || !strings.Contains(err.Error(), "WEBHOOK_SECRET_ARN") {
+			t.Errorf("%s: handler %v, err %v; want no handler and an error naming WEBHOOK_SECRET_ARN", name, h != nil, err)
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			t.Errorf("%s: failed after %v, past Lambda's 10 s for a start", name, d)
+		}
+	}
+}

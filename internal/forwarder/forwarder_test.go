@@ -141,6 +141,19 @@ func TestPermanentRefusal(t *testing.T) {
 	if !errors.Is(err, ErrPermanent) || len(r.received()) != 1 {
 		t.Fatalf("err = %v after %d attempts; want ErrPermanent after 1", err, len(r.received()))
 	}
+	// In a batch a refusal (a body over WEBHOOK_MAX_BYTES, too many
+	// records, a route that is not the webhook) is not retried, and not
+	// dropped either: its message alone is reported, so that it comes
+	// back and ends in the dead-letter queue, and the next one is sent.
+	for _, code := range []int{400, 404, 413, 422} {
+		r := newReceiver(t, code)
+		f := newForwarder(t, r.URL, nil)
+		out, err := f.Handle(lambdaCtx(t, 5*time.Second), sqsBatch(map[string]string{"only": string(s3Event("uploads/x.jpg", "uploads/y.jpg"))}))
+		resp, _ := out.(events.SQSEventResponse)
+		if err != nil || len(resp.BatchItemFailures) != 1 || len(r.received()) != 1 {
+			t.Errorf("%d in a batch: %v %+v after %d attempts; want the message reported after 1", code, err, out, len(r.received()))
+		}
+	}
 }
 
 // With the service down, the handler keeps trying until the margin before
