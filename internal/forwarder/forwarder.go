@@ -243,7 +243,7 @@ func (f *Forwarder) forward(ctx context.Context, log zerolog.Logger, raws []json
 		if err := json.Unmarshal(raw, &rec); err != nil {
 			return fmt.Errorf("%w: record: %v", ErrPermanent, err)
 		}
-		if rec.S3.Bucket.Name == "" || rec.S3.Object.Key == "" || rec.EventName == "" {
+		if err := rec.Check(); err != nil || rec.S3.Bucket.Name == "" {
 			return fmt.Errorf("%w: a record without bucket, key or event name", ErrPermanent)
 		}
 		key := rec.Key()

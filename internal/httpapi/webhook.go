@@ -87,6 +87,15 @@ func handleWebhook(d webhookDeps) http.Handler {
 			writeError(w, r, fmt.Errorf("%w: %d records, over the limit of %d", errTooLarge, len(ev.Records), d.maxRecords))
 			return
 		}
+		// A record that names nothing fails the whole event before any
+		// record is done: a 400, which the forwarder leaves to the
+		// dead-letter queue, not a 200 that acknowledges it.
+		for i, rec := range ev.Records {
+			if err := rec.Check(); err != nil {
+				writeError(w, r, fmt.Errorf("%w: record %d: %v", errBadRequest, i+1, err))
+				return
+			}
+		}
 		out := api.WebhookResult{Records: []api.WebhookRecord{}}
 		for _, rec := range ev.Records {
 			res, err := d.record(r.Context(), rec)

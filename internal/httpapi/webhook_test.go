@@ -312,6 +312,23 @@ func TestWebhookLimitsAndFailures(t *testing.T) {
 	if resp, _ := s.event(t, []byte("{not json"), nil); resp.StatusCode != 400 {
 		t.Errorf("bad json: %d", resp.StatusCode)
 	}
+	// A record that names no key or no event fails the event with 400
+	// (the forwarder leaves it to the dead-letter queue), before any of
+	// its records is done: not a 200 that acknowledges it as ignored or
+	// outside the inputs.
+	good := `{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":""},"object":{"key":"uploads/never.jpg"}}}`
+	for name, body := range map[string]string{
+		"no s3":    `{"Records":[{"eventName":"ObjectCreated:Put"}]}`,
+		"no key":   `{"Records":[{"eventName":"ObjectRemoved:Delete","s3":{"bucket":{"name":"b"},"object":{}}}]}`,
+		"no event": `{"Records":[{"s3":{"bucket":{"name":"b"},"object":{"key":"uploads/a.jpg"}}}]}`,
+		"second":   `{"Records":[` + good + `,{"eventName":"ObjectCreated:Put","s3":{"object":{"key":""}}}]}`,
+	} {
+		h := http.Header{webhook.Header: {webhook.Sign([]byte("webhook-secret"), []byte(body), time.Now())}, "Content-Type": {"application/json"}}
+		resp, answer := s.do(t, "POST", "/webhooks/s3", []byte(body), h)
+		if resp.StatusCode != 400 || !strings.Contains(string(answer), "without key or event name") {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, answer)
+		}
+	}
 
 	// No secrets: the webhook is closed.
 	closed := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.WebhookSecrets = nil })

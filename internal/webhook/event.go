@@ -7,6 +7,7 @@ package webhook
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -87,6 +88,17 @@ func (r Record) ETag() string {
 		return ""
 	}
 	return `"` + e + `"`
+}
+
+// Check refuses a record that names no key or no event: no change S3
+// reports, and nothing to do or to skip. (S3 and MinIO name the bucket
+// too; an event posted by hand to a service on its local directory may
+// not.)
+func (r Record) Check() error {
+	if r.S3.Object.Key == "" || r.EventName == "" {
+		return errors.New("a record without key or event name")
+	}
+	return nil
 }
 
 // Parse reads an event notification. S3's test event (sent when a
