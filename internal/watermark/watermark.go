@@ -186,6 +186,11 @@ func (c *Cache) fresh(name string) ([]byte, bool) {
 func (c *Cache) load(ctx context.Context, name string) ([]byte, error) {
 	key := c.cfg.Prefix + name
 	if old, ok := c.entry(name); ok {
+		// Read or checked by a load that finished between this request's
+		// look and its flight: nothing to ask the store.
+		if c.now().Sub(old.checked) < refreshAfter {
+			return old.data, nil
+		}
 		obj, err := c.st.Head(ctx, key)
 		switch {
 		case err == nil && obj.ETag == old.etag:
