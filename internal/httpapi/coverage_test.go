@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -124,6 +125,19 @@ func sendHead(t *testing.T, conn net.Conn, req *http.Request, part []byte) {
 	}
 }
 
+// heldAnswered reports whether the server has answered, or closed, the
+// request held open on conn.
+func heldAnswered(t *testing.T, conn net.Conn) bool {
+	t.Helper()
+	if err := conn.SetReadDeadline(time.Now().Add(time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	var b [1]byte
+	n, err := conn.Read(b[:])
+	var ne net.Error
+	return n > 0 || !(errors.As(err, &ne) && ne.Timeout())
+}
+
 // partial is a request for the raw exchanges: its body is said to be n
 // bytes long.
 func partial(t *testing.T, method, target, contentType string, n int) *http.Request {
@@ -235,16 +249,27 @@ func TestLoadRefusalsOnEveryRoute(t *testing.T) {
 	t.Run("429", func(t *testing.T) {
 		s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.MaxPerClient = 1 })
 		// One request of this address in flight, its body never finished.
-		conn, err := net.Dial("tcp", s.Listener.Addr().String())
-		if err != nil {
-			t.Fatal(err)
+		hold := func() net.Conn {
+			conn, err := net.Dial("tcp", s.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			sendHead(t, conn, partial(t, "POST", "/resize", "image/jpeg", len(img)), img[:10])
+			return conn
 		}
-		defer conn.Close()
-		sendHead(t, conn, partial(t, "POST", "/resize", "image/jpeg", len(img)), img[:10])
+		conn := hold()
+		defer func() { conn.Close() }()
 		for _, r := range routes(s) {
 			var resp *http.Response
 			var body []byte
 			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+				if heldAnswered(t, conn) {
+					// The held request reached the server while one of
+					// these was in flight, and was the one refused: hold
+					// another.
+					conn.Close()
+					conn = hold()
+				}
 				if resp, body = s.do(t, r.method, r.path, img, http.Header{"Content-Type": {r.ctype}}); resp.StatusCode == 429 {
 					break
 				}
