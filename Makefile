@@ -20,12 +20,14 @@ setup:
 # AWS's Lambda emulator, the queue's against goaws; scripts/tools.sh builds
 # them once (a few minutes) into ~/.cache/resizer. A package unchanged
 # since its last passing run answers from Go's test cache ("(cached)");
-# `make test TESTFLAGS=-count=1` runs every test again, as CI does.
+# `make test TESTFLAGS=-count=1` runs every test again, as CI does. The
+# slowest packages take 5 to 6 minutes on 2 busy cores with the race
+# detector, near go test's default limit of 10.
 TESTFLAGS ?=
 test:
 	@./scripts/setup.sh test
 	MINIO_BIN=$$(./scripts/tools.sh minio) RIE_BIN=$$(./scripts/tools.sh rie) GOAWS_BIN=$$(./scripts/tools.sh goaws) \
-		$(GO) test -race $(TESTFLAGS) ./...
+		$(GO) test -race -timeout 30m $(TESTFLAGS) ./...
 
 # Static checks, and that the generated files are up to date: api/ from
 # openapi.yaml, Swagger UI's files from npm at their pinned version.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/resizer/resizer/internal/forwarder"
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/sqstest"
 )
@@ -209,8 +210,11 @@ func TestRedriveTheDeadLetterQueue(t *testing.T) {
 	}
 	// The service is idle and each invocation takes milliseconds, so a
 	// visibility timeout of the function's timeout (not six times) is
-	// safe here, and brings the poison back quickly.
-	const timeout = 3 * time.Second
+	// safe here, and brings the poison back quickly. The forwarder keeps
+	// 2 s of it in hand: 3 s more are for the delivery, which a loaded
+	// machine (the race detector, other packages' tests) can stretch past
+	// a second.
+	const timeout = 5 * time.Second
 	p := newPath(t, timeout)
 	tk := startTask(t, p.srv, p.bucket, "redrive-secret")
 	p.forwarders(t, "http://"+tk.addr, timeout, 2, "WEBHOOK_SECRET=redrive-secret")
@@ -266,11 +270,21 @@ func TestRedriveTheDeadLetterQueue(t *testing.T) {
 	if err != nil || len(back) != 1 || back[0].Body != poison {
 		t.Fatalf("dead-letter queue holds %+v (%v), want the poison alone", back, err)
 	}
-	if st.Redriven != 1 || st.Reported != 2 || st.FunctionErrors != 0 {
-		t.Errorf("mapping %+v: want the poison reported twice, then redriven", st)
+	// A parked event may fail once as well, when its delivery outlasts
+	// the invocation on a slow machine; its retry is checked above (its
+	// variants are made, it is no dead letter).
+	failed := p.fns.count("message not delivered; SQS will retry it")
+	refused := 0
+	for _, line := range strings.Split(p.fns.logs(), "\n") {
+		if strings.Contains(line, `"message":"message not delivered; SQS will retry it"`) && strings.Contains(line, forwarder.ErrPermanent.Error()) {
+			refused++
+		}
 	}
-	if n := p.fns.count("message not delivered; SQS will retry it"); n != 2 {
-		t.Errorf("%d failures logged, want the poison's 2", n)
+	if st.Redriven != 1 || st.Reported != failed || st.FunctionErrors != 0 {
+		t.Errorf("mapping %+v, %d failures logged: want each failure reported, the poison redriven", st, failed)
+	}
+	if refused != 2 {
+		t.Errorf("%d failures of a body that is no event logged (%d in all), want the poison's 2", refused, failed)
 	}
 }
 
