@@ -78,13 +78,13 @@ func handleDeliver(d deliverDeps) http.Handler {
 		req := delivery.Request{Key: u.Key, Preset: u.Preset, Version: u.Version, Expires: u.Expires, Path: u.Path}
 		var auto bool
 		if u.Preset == "" {
-			if req.Options, auto, err = optionsOf(u.Options, r.Header.Get("Accept"), d.maxDimension); err != nil {
+			if req.Options, auto, err = optionsOf(u.Options, fieldList(r.Header, "Accept"), d.maxDimension); err != nil {
 				writeError(w, r, err)
 				return
 			}
 		}
 		req.DescribeOnly = r.Method == http.MethodHead
-		if inm := r.Header.Get("If-None-Match"); inm != "" {
+		if inm := fieldList(r.Header, "If-None-Match"); inm != "" {
 			req.Holds = func(etag string) bool { return matchesETag(inm, etag) }
 		}
 		img, err := d.delivery.Serve(r.Context(), req)
@@ -108,7 +108,7 @@ func writeImage(w http.ResponseWriter, r *http.Request, img delivery.Image, key 
 	if auto {
 		h.Set("Vary", "Accept")
 	}
-	if matchesETag(r.Header.Get("If-None-Match"), img.ETag) {
+	if matchesETag(fieldList(r.Header, "If-None-Match"), img.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}

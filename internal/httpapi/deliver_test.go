@@ -293,6 +293,37 @@ func TestDeliverNegotiated(t *testing.T) {
 	}
 }
 
+// Accept and If-None-Match are lists, which a client or a proxy may send
+// over several field lines (RFC 9110 5.3): they are read as one list
+// joined with commas, not as their first line alone, by GET /img/ and by
+// POST /resize.
+func TestDeliverListsOverSeveralLines(t *testing.T) {
+	s := newTestServer(t, nil)
+	s.putOriginal(t, "uploads/l.jpg", testJPEG(t, 64, 48))
+	path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/l.jpg", Options: opts("width", "32", "format", "auto")})
+	split := http.Header{"Accept": {"text/html", "image/webp"}}
+	resp, _ := s.do(t, "GET", path, nil, split)
+	etag := resp.Header.Get("ETag")
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "image/webp" {
+		t.Fatalf("Accept over two lines: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	refused := http.Header{"Accept": {"image/avif,image/webp", "image/avif;q=0"}}
+	if resp, _ := s.do(t, "GET", path, nil, refused); resp.Header.Get("Content-Type") != "image/webp" {
+		t.Errorf("AVIF refused on the second line: %s", resp.Header.Get("Content-Type"))
+	}
+	held := http.Header{"Accept": {"image/webp"}, "If-None-Match": {`"other"`, etag}}
+	if resp, b := s.do(t, "GET", path, nil, held); resp.StatusCode != 304 || len(b) != 0 || resp.Header.Get("ETag") != etag {
+		t.Errorf("If-None-Match over two lines: %d, %d bytes", resp.StatusCode, len(b))
+	}
+	if resp, _ := s.do(t, "HEAD", path, nil, held); resp.StatusCode != 304 {
+		t.Errorf("HEAD, If-None-Match over two lines: %d", resp.StatusCode)
+	}
+	resp, body := s.do(t, "POST", "/resize?width=32&format=auto", testJPEG(t, 64, 48), split)
+	if _, _, f := imageSize(t, body); resp.StatusCode != 200 || f != "webp" {
+		t.Errorf("POST /resize, Accept over two lines: %d %s", resp.StatusCode, f)
+	}
+}
+
 // A hundred requests at once for one URL that is not cached cause one
 // render (counted by imageproc's metrics).
 func TestDeliverOneRenderForAHundred(t *testing.T) {

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -75,4 +76,12 @@ func negotiate(accept string) []imageproc.Format {
 		}
 	}
 	return fs
+}
+
+// fieldList is the value of a list field of h (Accept, If-None-Match): a
+// client or a proxy may send it over several field lines, which mean the
+// one list they make joined with commas (RFC 9110 5.3), where Get would
+// read the first line alone.
+func fieldList(h http.Header, name string) string {
+	return strings.Join(h.Values(name), ",")
 }

@@ -71,7 +71,8 @@ func TestFormatRefusalNamesAuto(t *testing.T) {
 // cache holds few copies of a negotiated image: run under Node on
 // thousands of headers (real browsers' and random mixes of types and q
 // values), its reduction must negotiate exactly what the header itself
-// does, and be one of the four reductions.
+// does, and be one of the four reductions; a header sent over two field
+// lines is read as one list, as the service reads it.
 func TestCDNAcceptFunction(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -94,14 +95,29 @@ func TestCDNAcceptFunction(t *testing.T) {
 		}
 		headers = append(headers, strings.Join(parts, []string{",", ", "}[rng.IntN(2)]))
 	}
-	in, err := json.Marshal(headers)
+	// Each header as its field lines: one, or (some of the random ones)
+	// split over two, which CloudFront gives the function as multiValue.
+	lines := make([][]string, len(headers))
+	for i, a := range headers {
+		lines[i] = []string{a}
+		if parts := strings.Split(a, ","); len(parts) > 1 && rng.IntN(3) == 0 {
+			cut := 1 + rng.IntN(len(parts)-1)
+			lines[i] = []string{strings.Join(parts[:cut], ","), strings.Join(parts[cut:], ",")}
+		}
+	}
+	in, err := json.Marshal(lines)
 	if err != nil {
 		t.Fatal(err)
 	}
 	harness := code + `
 var input = JSON.parse(require("fs").readFileSync(0, "utf8"));
-console.log(JSON.stringify(input.map(function (a) {
-  var headers = a === "" ? {} : {accept: {value: a}};
+console.log(JSON.stringify(input.map(function (lines) {
+  var headers = {};
+  if (lines.length > 1) {
+    headers.accept = {value: lines[0], multiValue: lines.map(function (v) { return {value: v}; })};
+  } else if (lines[0] !== "") {
+    headers.accept = {value: lines[0]};
+  }
   return handler({request: {headers: headers}}).headers.accept.value; // the request, as CloudFront takes it
 })));
 `
@@ -129,7 +145,7 @@ console.log(JSON.stringify(input.map(function (a) {
 			t.Fatalf("Accept %q reduced to %q, not one of the four", a, r)
 		}
 		if got, want := negotiate(r), negotiate(a); !slices.Equal(got, want) {
-			t.Errorf("Accept %q reduced to %q: the service negotiates %v of it, %v of the header", a, r, got, want)
+			t.Errorf("Accept %q (lines %q) reduced to %q: the service negotiates %v of it, %v of the header", a, lines[i], r, got, want)
 		}
 	}
 	if len(seen) != 4 {

@@ -13,7 +13,7 @@ import (
 // time and admits it to processing only once it is complete.
 func handleResize(p *imageproc.Processor, in *intake, maxDimension int) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		opts, auto, err := imageOptions(r.URL.RawQuery, r.Header.Get("Accept"), maxDimension)
+		opts, auto, err := imageOptions(r.URL.RawQuery, fieldList(r.Header, "Accept"), maxDimension)
 		if err != nil {
 			writeError(w, r, err)
 			return
