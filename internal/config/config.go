@@ -224,7 +224,7 @@ var vars = []variable{
 			c.URLSigningKeys = splitList(v)
 			return checkSigningKeys(c.URLSigningKeys)
 		}},
-	{"DELIVERY_PREFIXES", "", "comma-separated key prefixes that GET /img/ may read originals from; '/' for every key (default: INPUT_PREFIX)",
+	{"DELIVERY_PREFIXES", "", "comma-separated key prefixes that GET /img/ may read originals from, matched as S3 matches prefixes, character by character ('public' also admits 'public-drafts/...'; 'public/' is the folder); '/' for every key (default: INPUT_PREFIX)",
 		func(c *Config, v string) error { c.DeliveryPrefixes = splitPrefixes(v); return nil }},
 	// Browsers cannot be told that an image changed; a CDN that the
 	// service invalidates can keep an answer as long as it likes.
