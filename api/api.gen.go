@@ -1085,7 +1085,7 @@ type ResizeImageParams struct {
 	// Crop A region `x,y,w,h` of the upright source, in pixels, cut before the resize (with `trim`, what both leave is kept); a region outside the image, or outside what `trim` leaves, is a 400.
 	Crop *Crop `form:"crop,omitempty" json:"crop,omitempty"`
 
-	// Trim Cut away a uniform border, the colour of the top-left pixel within this threshold (0..255), before the crop and the resize; an image that is all border is a 422. An animation that stays animated loses the border every frame has (each frame's own top-left colour), and keeps what is left of any frame.
+	// Trim Cut away a uniform border, the colour of the top-left pixel within this threshold (0..255; a transparent border is one colour, whatever its pixels hide), before the crop and the resize; an image that is all border is a 422. An animation that stays animated loses the border every frame has (each frame's own top-left colour), and keeps what is left of any frame.
 	Trim *Trim `form:"trim,omitempty" json:"trim,omitempty"`
 
 	// Rotate Turn the resized image clockwise (after its EXIF orientation).

@@ -148,6 +148,44 @@ func TestBlurAndSharpen(t *testing.T) {
 	}
 }
 
+// onHiddenColours is a w x h image, transparent but for an opaque red
+// square of side n in the middle (none when n is 0), whose transparent
+// pixels hide colours that change from pixel to pixel, as encoders
+// leave them: a transparent pixel shows nothing, whatever its RGB.
+func onHiddenColours(w, h, n int) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.SetNRGBA(x, y, color.NRGBA{uint8(x * 37), uint8(y * 53), uint8((x + y) * 11), 0})
+		}
+	}
+	x0, y0 := (w-n)/2, (h-n)/2
+	for y := y0; y < y0+n; y++ {
+		for x := x0; x < x0+n; x++ {
+			img.SetNRGBA(x, y, color.NRGBA{255, 0, 0, 255})
+		}
+	}
+	return img
+}
+
+// visibleColoursNear checks that every pixel of img that shows (alpha at
+// least 16) has colour c, within tol: a blur that mixes the colours of
+// transparent pixels into the visible ones makes a dark or coloured fringe.
+func visibleColoursNear(t *testing.T, what string, img image.Image, c [3]uint8, tol int) {
+	t.Helper()
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			n := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA) // rgbAt's are premultiplied
+			px := [4]uint8{n.R, n.G, n.B, n.A}
+			if px[3] >= 16 && !near([4]uint8{px[0], px[1], px[2], 255}, [4]uint8{c[0], c[1], c[2], 255}, tol) {
+				t.Errorf("%s: pixel %d,%d is %v, want the colour %v at any opacity", what, x, y, px, c)
+				return
+			}
+		}
+	}
+}
+
 // bordered is a red image of w x h inside a white border of the given
 // widths (top, right, bottom, left).
 func bordered(w, h int, border [4]int) *image.RGBA {
@@ -195,6 +233,31 @@ func TestTrim(t *testing.T) {
 	}
 	if _, err := p.Process(t.Context(), encodePNG(t, plain), Options{Trim: ptr(10.0)}); !errors.Is(err, ErrUnsatisfiable) {
 		t.Errorf("trim of a white image: err = %v, want ErrUnsatisfiable", err)
+	}
+}
+
+// A transparent border is uniform whatever colours its pixels hide: trim
+// cuts it, and an image transparent all over is all border.
+func TestTrimOfTransparency(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	img := process(t, p, encodePNG(t, onHiddenColours(60, 40, 20)), Options{Trim: ptr(10.0)})
+	if b := img.Bounds(); b.Dx() != 20 || b.Dy() != 20 {
+		t.Errorf("a red square on transparency: trimmed to %dx%d, want 20x20", b.Dx(), b.Dy())
+	}
+	visibleColoursNear(t, "trimmed", img, [3]uint8{255, 0, 0}, 2)
+	if _, err := p.Process(t.Context(), encodePNG(t, onHiddenColours(60, 40, 0)), Options{Trim: ptr(10.0)}); !errors.Is(err, ErrUnsatisfiable) {
+		t.Errorf("trim of an image transparent all over: err = %v, want ErrUnsatisfiable", err)
+	}
+	// Half-transparent content on a transparent border is content.
+	half := onHiddenColours(60, 40, 0)
+	for y := 5; y < 15; y++ {
+		for x := 10; x < 30; x++ {
+			half.SetNRGBA(x, y, color.NRGBA{0, 0, 255, 128})
+		}
+	}
+	img = process(t, p, encodePNG(t, half), Options{Trim: ptr(10.0)})
+	if b := img.Bounds(); b.Dx() != 20 || b.Dy() != 10 {
+		t.Errorf("half-transparent blue on transparency: trimmed to %dx%d, want 20x10", b.Dx(), b.Dy())
 	}
 }
 

@@ -307,9 +307,22 @@ static int rz_sharpen(VipsImage *in, double sigma, VipsImage **out) {
 // this takes about a tenth. The first non-zero pixel of every row and
 // column, from each side, gives the box.
 static int rz_find_trim(VipsImage *in, double threshold, int *left, int *top, int *width, int *height) {
+	VipsImage *base = vips_image_new();
+	VipsImage **t = (VipsImage **) vips_object_local_array(VIPS_OBJECT(base), 14);
+	// With alpha, colours are compared premultiplied: every transparent
+	// pixel is then the same, whatever colour it hides, and a transparent
+	// border is uniform.
+	if (vips_image_hasalpha(in)) {
+		if (vips_premultiply(in, &t[13], NULL)) {
+			g_object_unref(base);
+			return -1;
+		}
+		in = t[13];
+	}
 	double *px;
 	int n;
 	if (vips_getpoint(in, &px, &n, 0, 0, NULL)) {
+		g_object_unref(base);
 		return -1;
 	}
 	double *a = g_new(double, n), *b = g_new(double, n);
@@ -318,8 +331,6 @@ static int rz_find_trim(VipsImage *in, double threshold, int *left, int *top, in
 		b[i] = -px[i];
 	}
 	g_free(px);
-	VipsImage *base = vips_image_new();
-	VipsImage **t = (VipsImage **) vips_object_local_array(VIPS_OBJECT(base), 13);
 	t[0] = vips_image_new_matrixv(3, 3, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0);
 	vips_image_set_double(t[0], "scale", 255); // the mask is 0 or 255: a count
 	double top_off, left_off, bottom_off, right_off;
