@@ -1094,7 +1094,7 @@ type ResizeImageParams struct {
 	// Flip Mirror the image, after `rotate`.
 	Flip *ResizeImageParamsFlip `form:"flip,omitempty" json:"flip,omitempty"`
 
-	// Blur Gaussian blur of this sigma, in output pixels.
+	// Blur Gaussian blur of this sigma, in output pixels; colours mix by how much they show, so transparency fades an edge in its own colour.
 	Blur *Blur `form:"blur,omitempty" json:"blur,omitempty"`
 
 	// Sharpen Sharpen with a Gaussian of this sigma, in output pixels.

@@ -186,6 +186,35 @@ func visibleColoursNear(t *testing.T, what string, img image.Image, c [3]uint8, 
 	}
 }
 
+// A blur of an image with transparency blends colours by how much they
+// show: the edge of an opaque shape fades out in its own colour, whatever
+// colour its transparent neighbours hide, and a contain's transparent
+// canvas does not darken the picture's edges.
+func TestBlurOfTransparency(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	// PNG is exact; lossy WebP moves faint pixels' colours a little (a
+	// fringe moves them by more than a hundred).
+	for f, tol := range map[Format]int{FormatPNG: 2, FormatWebP: 30} {
+		img := process(t, p, encodePNG(t, onHiddenColours(60, 40, 20)), Options{Blur: 2, Format: f})
+		visibleColoursNear(t, f.String()+" red square blurred", img, [3]uint8{255, 0, 0}, tol)
+		if a := rgbAt(img, 30, 20)[3]; a != 255 {
+			t.Errorf("%s: the middle of the square has alpha %d after a blur of 2, want 255", f, a)
+		}
+		if a := rgbAt(img, 0, 0)[3]; a != 0 {
+			t.Errorf("%s: a corner far from the square has alpha %d, want 0", f, a)
+		}
+		white := encodePNG(t, solid(40, 20, color.NRGBA{255, 255, 255, 255}))
+		img = process(t, p, white, Options{Width: 40, Height: 40, Fit: FitContain, Blur: 3, Format: f})
+		visibleColoursNear(t, f.String()+" contain then blur", img, [3]uint8{255, 255, 255}, tol)
+	}
+	// With a background the canvas is opaque: the blur mixes it in.
+	img := process(t, p, encodePNG(t, solid(40, 20, color.NRGBA{255, 255, 255, 255})),
+		Options{Width: 40, Height: 40, Fit: FitContain, Blur: 3, Background: &Color{0, 0, 0}})
+	if c := rgbAt(img, 20, 10); c[3] != 255 || c[0] < 40 || c[0] > 215 {
+		t.Errorf("contain on black, blurred: the picture's edge is %v, want a grey between", c)
+	}
+}
+
 // bordered is a red image of w x h inside a white border of the given
 // widths (top, right, bottom, left).
 func bordered(w, h int, border [4]int) *image.RGBA {

@@ -279,9 +279,26 @@ static int rz_flip(VipsImage *in, int vertical, VipsImage **out) {
 
 // rz_blur blurs with a Gaussian of this sigma. The mask keeps weights down
 // to 1/1000 of the largest (libvips' default, 1/5, leaves a sigma under 1
-// with a mask of one pixel: no blur at all).
+// with a mask of one pixel: no blur at all). An image with alpha is
+// blurred premultiplied, so that colours mix by how much they show: a
+// transparent pixel's own colour (black on a contain's canvas, anything an
+// encoder left) would otherwise fringe the edges of what is visible.
 static int rz_blur(VipsImage *in, double sigma, VipsImage **out) {
-	return vips_gaussblur(in, out, sigma, "min_ampl", 0.001, NULL);
+	if (!vips_image_hasalpha(in)) {
+		return vips_gaussblur(in, out, sigma, "min_ampl", 0.001, NULL);
+	}
+	VipsImage *base = vips_image_new();
+	VipsImage **t = (VipsImage **) vips_object_local_array(VIPS_OBJECT(base), 4);
+	int rc = -1;
+	if (!vips_premultiply(in, &t[0], NULL) &&
+		!vips_gaussblur(t[0], &t[1], sigma, "min_ampl", 0.001, "precision", VIPS_PRECISION_FLOAT, NULL) &&
+		!vips_unpremultiply(t[1], &t[2], NULL) &&
+		!vips_round(t[2], &t[3], VIPS_OPERATION_ROUND_RINT, NULL) &&
+		!vips_cast(t[3], out, in->BandFmt, NULL)) {
+		rc = 0;
+	}
+	g_object_unref(base);
+	return rc;
 }
 
 // rz_sharpen sharpens the L channel with a Gaussian of this sigma, as
