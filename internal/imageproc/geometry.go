@@ -15,11 +15,16 @@ type rect struct{ x, y, w, h int }
 // strategy choose a crop of that size); pad onto a canvas of padW x padH at
 // padX, padY (contain); turn (Rotate, Flip); then add Pad around it. Every
 // size is exact: the output is Width x Height.
+//
+// A smart cover that enlarges is cut before the scale, so libvips chooses
+// where: smartIn is then the part of the source in which it places region
+// (whose size is fixed, its place not yet).
 type geometry struct {
 	region         rect
 	scaleW, scaleH int
 	crop           rect // in the scaled image; the whole of it when nothing is cut
 	smart          bool
+	smartIn        rect
 	contain        bool
 	padX, padY     int
 	padW, padH     int
@@ -151,6 +156,10 @@ func (g *geometry) fit(W, H int, o Options, sw, sh int) error {
 			// would be 100x1000000) to keep a box of it.
 			inv := ratio{s.den, s.num}
 			cw, ch := min(rw, inv.of(w)), min(rh, inv.of(h))
+			if g.smart && (cw < rw || ch < rh) {
+				// libvips places the cut in the source, before the scale.
+				g.smartIn, g.smart = g.region, false
+			}
 			x, y := cutOffset(o, g.region, sw, sh, rw, rh, cw, ch)
 			g.region = rect{g.region.x + x, g.region.y + y, cw, ch}
 			g.regionIsWhole = g.region == rect{0, 0, sw, sh}

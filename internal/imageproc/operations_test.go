@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/draw"
+	"image/gif"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -409,6 +411,90 @@ func TestCornersAndFocus(t *testing.T) {
 	img := process(t, p, in, Options{Width: 50, Height: 50, Fit: FitCover, Gravity: GravityFocus, Focus: &Point{0.95, 0.1}})
 	if c := rgbAt(img, 25, 10); !near(c, green, 30) {
 		t.Errorf("focus on the green quadrant: %v", c)
+	}
+}
+
+// featureAt is a w x h grey picture whose one interesting part, a
+// magenta and grey check, fills the band of a fifth of its width (or
+// height, when tall) at the left or top (first), or at the right or bottom.
+func featureAt(w, h int, first bool) *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			c := color.NRGBA{128, 128, 128, 255}
+			v, n := x, w
+			if h > w {
+				v, n = y, h
+			}
+			in := v >= n*4/5
+			if first {
+				in = v < n/5
+			}
+			if in && (x/3+y/3)%2 == 0 {
+				c = color.NRGBA{255, 0, 200, 255}
+			}
+			img.SetNRGBA(x, y, c)
+		}
+	}
+	return img
+}
+
+// magentaShare is the fraction of img's pixels that are the check's magenta.
+func magentaShare(img image.Image) float64 {
+	b := img.Bounds()
+	n := 0
+	for y := range b.Dy() {
+		for x := range b.Dx() {
+			if near(rgbAt(img, x, y), [4]uint8{255, 0, 200, 255}, 60) {
+				n++
+			}
+		}
+	}
+	return float64(n) / float64(b.Dx()*b.Dy())
+}
+
+// gravity=smart keeps the interesting part of a cover's cut whether the
+// cover shrinks the picture or enlarges it, and in every frame of an
+// animation that stays animated: a cut made in the middle would leave
+// only grey.
+func TestSmartCoverKeepsTheFeature(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	for _, tc := range []struct {
+		w, h, W, H int
+		enlarge    bool
+	}{
+		{500, 250, 100, 100, false}, {100, 50, 200, 200, true}, {400, 200, 300, 300, true},
+		{50, 100, 160, 160, true}, {90, 30, 40, 40, true},
+	} {
+		for _, first := range []bool{true, false} {
+			what := fmt.Sprintf("%dx%d, feature first %v, cover %dx%d enlarge %v", tc.w, tc.h, first, tc.W, tc.H, tc.enlarge)
+			o := Options{Width: tc.W, Height: tc.H, Fit: FitCover, Gravity: GravitySmart, Enlarge: tc.enlarge}
+			img := process(t, p, encodePNG(t, featureAt(tc.w, tc.h, first)), o)
+			if b := img.Bounds(); b.Dx() != tc.W || b.Dy() != tc.H {
+				t.Errorf("%s: %dx%d", what, b.Dx(), b.Dy())
+			}
+			if m := magentaShare(img); m < 0.1 {
+				t.Errorf("%s: %.0f%% of the output is the feature, want it kept", what, 100*m)
+			}
+			// An animation, each frame the same picture: every frame keeps it.
+			frame := featureAt(tc.w, tc.h, first)
+			pal := image.NewPaletted(frame.Bounds(), color.Palette{color.NRGBA{128, 128, 128, 255}, color.NRGBA{255, 0, 200, 255}})
+			draw.Draw(pal, pal.Bounds(), frame, image.Point{}, draw.Src)
+			var b bytes.Buffer
+			if err := gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{pal, pal}, Delay: []int{10, 20}}); err != nil {
+				t.Fatal(err)
+			}
+			o.Format = FormatGIF
+			r, err := p.Process(t.Context(), b.Bytes(), o)
+			if err != nil {
+				t.Fatalf("%s, animated: %v", what, err)
+			}
+			for i, f := range gifScreens(t, r.Data) {
+				if m := magentaShare(f); m < 0.1 {
+					t.Errorf("%s, animated: frame %d is %.0f%% the feature, want it kept", what, i, 100*m)
+				}
+			}
+		}
 	}
 }
 

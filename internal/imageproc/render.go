@@ -459,6 +459,16 @@ func (s *source) scaled(p plan) (vimage, error) {
 	r := p.region
 	var im vimage
 	var err error
+	if p.smartIn.w > 0 {
+		if im, err = s.full(); err != nil {
+			return vimage{}, err
+		}
+		r, err = smartRegion(im, p.smartIn, r.w, r.h)
+		im.free()
+		if err != nil {
+			return vimage{}, err
+		}
+	}
 	if n := regionShrink(s.h.Format, r, p.scaleW, p.scaleH); n > 1 && s.whole.p == nil {
 		// A region that will be scaled down by n or more is cut from a
 		// decode at 1/n of the size, as the loader shrinks for free: a
@@ -554,12 +564,19 @@ func (s *source) animation(p plan) (vimage, error) {
 		}
 		return vimage{}, err
 	}
+	r := p.region
 	for i := 0; i < n; i++ {
 		f, err := s.uprightFrame(all, i, fh)
 		if err != nil {
 			return fail(err)
 		}
-		r := p.region
+		if i == 0 && p.smartIn.w > 0 {
+			// One place for every frame, the first frame's, as below.
+			if r, err = smartRegion(f, p.smartIn, r.w, r.h); err != nil {
+				f.free()
+				return fail(err)
+			}
+		}
 		if !p.regionIsWhole {
 			if f, err = f.crop(r.x, r.y, r.w, r.h); err != nil {
 				return fail(err)
@@ -694,6 +711,22 @@ func smartPlace(im vimage, w, h int) (vimage, int, int, error) {
 	x, y := c.cutAt()
 	c.free()
 	return im, clamp(x, 0, im.width()-w), clamp(y, 0, im.height()-h), nil
+}
+
+// smartRegion is where libvips' attention strategy places a w x h cut
+// inside the part in of im (a smart cover that enlarges: see geometry), in
+// im's pixels; im stays the caller's.
+func smartRegion(im vimage, in rect, w, h int) (rect, error) {
+	part, err := im.ref().crop(in.x, in.y, in.w, in.h)
+	if err != nil {
+		return rect{}, err
+	}
+	part, x, y, err := smartPlace(part, w, h)
+	if err != nil {
+		return rect{}, err
+	}
+	part.free()
+	return rect{in.x + x, in.y + y, w, h}, nil
 }
 
 // backgroundColour is the colour of padding and of what replaces
