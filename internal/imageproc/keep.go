@@ -63,6 +63,16 @@ func (s *source) toOutputSpace(im vimage, p plan) (vimage, error) {
 	return im.to8bit() // through the profile the pixels still carry
 }
 
+// keptProfile is the profile whose space output p's pixels are in when it
+// keeps one, nil when they are sRGB: what a watermark over it is
+// converted into.
+func (s *source) keptProfile(p plan) []byte {
+	if s.keepsICC(p) {
+		return s.icc
+	}
+	return nil
+}
+
 // withProfile returns a new reference to im, carrying the kept profile
 // when the encoder is the one that writes it (JPEG XL).
 func (s *source) withProfile(im vimage, p plan) (vimage, error) {

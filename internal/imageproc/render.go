@@ -648,7 +648,7 @@ func (s *source) finish(im vimage, p plan) (vimage, error) {
 			}
 			return padTo(im, p, l, t, im.width()+l+r, im.height()+t+b)
 		},
-		func(im vimage) (vimage, error) { return s.marks.apply(im, p.options.Watermark) },
+		func(im vimage) (vimage, error) { return s.marks.apply(im, p.options.Watermark, s.keptProfile(p)) },
 	}
 	for _, step := range steps {
 		if im, err = step(im); err != nil {

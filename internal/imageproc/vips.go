@@ -264,6 +264,30 @@ static int rz_with_profile(VipsImage *in, const void *data, size_t len, VipsImag
 	return 0;
 }
 
+// rz_srgb_to_profile converts in, 8-bit sRGB (and maybe alpha), into the
+// space of the RGB profile data, in 8 bits: a watermark put over an
+// output whose pixels stay in a kept profile's space (keep=icc), whose
+// own sRGB values would otherwise be read in that space (a Display P3
+// output made a mid green a saturated one). libvips 8.14 takes an output
+// profile from a file only, or from the image: the profile is attached
+// to the image in PCS, and the export reads it there. Alpha passes
+// through. The data stay the caller's.
+static int rz_srgb_to_profile(VipsImage *in, const void *data, size_t len, VipsImage **out) {
+	VipsImage *pcs, *tagged;
+	if (vips_icc_import(in, &pcs, "input_profile", "srgb", "intent", VIPS_INTENT_RELATIVE, NULL)) {
+		return -1;
+	}
+	int rc = vips_copy(pcs, &tagged, NULL);
+	g_object_unref(pcs);
+	if (rc) {
+		return -1;
+	}
+	vips_image_set_blob_copy(tagged, VIPS_META_ICC_NAME, data, len);
+	rc = vips_icc_export(tagged, out, "depth", 8, "intent", VIPS_INTENT_RELATIVE, NULL);
+	g_object_unref(tagged);
+	return rc;
+}
+
 static int rz_to_srgb(VipsImage *in, VipsImage **out) {
 	return vips_colourspace(in, out, VIPS_INTERPRETATION_sRGB, NULL);
 }
@@ -848,6 +872,14 @@ func (im vimage) withProfile(icc []byte) (vimage, error) {
 		return vimage{}, vipsError()
 	}
 	return vimage{out}, nil
+}
+
+// toProfile converts im, 8-bit sRGB, into the space of the RGB profile
+// icc (see rz_srgb_to_profile), which it consumes.
+func (im vimage) toProfile(icc []byte) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int {
+		return C.rz_srgb_to_profile(in, unsafe.Pointer(&icc[0]), C.size_t(len(icc)), out)
+	})
 }
 
 // memoryCopy returns a copy of im in memory, for a step that reads the

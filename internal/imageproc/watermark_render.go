@@ -14,11 +14,14 @@ type markSet struct {
 	made    map[markKey]vimage
 }
 
-// markKey is one watermark decoded: its name, size and opacity.
+// markKey is one watermark decoded: its name, size and opacity, and
+// whether it is in the space of the job's kept profile (the one profile
+// of the source) or in sRGB.
 type markKey struct {
-	name    string
-	w, h    int
-	opacity float64
+	name     string
+	w, h     int
+	opacity  float64
+	profiled bool
 }
 
 func newMarkSet(j job) *markSet {
@@ -44,19 +47,21 @@ func (ms *markSet) free() {
 // consumes) at the place markBox gives, and returns the result, of the
 // same size and the same bands (an opaque frame stays opaque). A nil w
 // leaves im as it is. It is a function of one frame, so that the frames
-// of an animation can each go through it.
+// of an animation can each go through it. icc is the profile whose space
+// im's pixels are in, when the output keeps one (keep=icc), nil for sRGB:
+// the watermark is converted into it, as the output's pixels were not.
 //
 // Errors: ErrBadWatermark (an ErrBadOption) when the watermark cannot be
 // decoded or is over the pixel limit (the option's value is at fault, not
 // the image).
-func (ms *markSet) apply(im vimage, w *Watermark) (vimage, error) {
+func (ms *markSet) apply(im vimage, w *Watermark, icc []byte) (vimage, error) {
 	if w == nil {
 		return im, nil
 	}
 	if w.Opacity == 0 {
 		return im, nil // nothing would show
 	}
-	mark, box, err := ms.mark(w, im.width(), im.height())
+	mark, box, err := ms.mark(w, im.width(), im.height(), icc)
 	if err != nil {
 		im.free()
 		return vimage{}, err
@@ -64,9 +69,9 @@ func (ms *markSet) apply(im vimage, w *Watermark) (vimage, error) {
 	return im.composite(mark, box.x, box.y)
 }
 
-// mark returns w decoded for an output of W x H, and where it goes. The
-// image stays the set's.
-func (ms *markSet) mark(w *Watermark, W, H int) (vimage, rect, error) {
+// mark returns w decoded for an output of W x H in the space of icc (nil:
+// sRGB), and where it goes. The image stays the set's.
+func (ms *markSet) mark(w *Watermark, W, H int, icc []byte) (vimage, rect, error) {
 	bad := func(err error) error { return fmt.Errorf("%w: watermark %q: %v", ErrBadWatermark, w.Key, err) }
 	in, ok := ms.bufs[w.Key]
 	if !ok {
@@ -81,11 +86,11 @@ func (ms *markSet) mark(w *Watermark, W, H int) (vimage, rect, error) {
 		return vimage{}, rect{}, bad(err)
 	}
 	box := markBox(W, H, h.Width, h.Height, *w)
-	k := markKey{w.Key, box.w, box.h, w.Opacity}
+	k := markKey{w.Key, box.w, box.h, w.Opacity, icc != nil}
 	if im, ok := ms.made[k]; ok {
 		return im, box, nil
 	}
-	im, err := decodeMark(in, h, box.w, box.h, w.Opacity)
+	im, err := decodeMark(in, h, box.w, box.h, w.Opacity, icc)
 	if err != nil {
 		return vimage{}, rect{}, bad(err)
 	}
@@ -95,10 +100,11 @@ func (ms *markSet) mark(w *Watermark, W, H int) (vimage, rect, error) {
 
 // decodeMark decodes a watermark as an input is decoded (the same
 // loaders, fail_on, shrink on load, colour conversion and orientation),
-// scaled to w x h, then makes it sRGB with alpha and multiplies its alpha
-// by opacity. The result is in memory: a broken file fails here, not in
-// the encoder of the output it would have gone over.
-func decodeMark(in cbuf, h Header, w, ht int, opacity float64) (vimage, error) {
+// scaled to w x h, then makes it sRGB with alpha (in the space of the
+// profile icc instead, when it is not nil) and multiplies its alpha by
+// opacity. The result is in memory: a broken file fails here, not in the
+// encoder of the output it would have gone over.
+func decodeMark(in cbuf, h Header, w, ht int, opacity float64, icc []byte) (vimage, error) {
 	setAsideWarnings()
 	src := &source{in: in, h: h}
 	im, err := src.decode(w, ht)
@@ -112,6 +118,11 @@ func decodeMark(in cbuf, h Header, w, ht int, opacity float64) (vimage, error) {
 	}
 	if !im.alpha() {
 		if im, err = im.addAlpha(); err != nil {
+			return vimage{}, err
+		}
+	}
+	if icc != nil {
+		if im, err = im.toProfile(icc); err != nil {
 			return vimage{}, err
 		}
 	}

@@ -419,7 +419,7 @@ func TestWatermarkStepPerFrame(t *testing.T) {
 		in := toC(encodePNG(t, solid(100, 60, c)))
 		im, err := vipsLoad(in, "")
 		if err == nil {
-			im, err = ms.apply(im, wm("m", GravitySouthEast, 0))
+			im, err = ms.apply(im, wm("m", GravitySouthEast, 0), nil)
 		}
 		if err != nil {
 			in.free()
@@ -549,5 +549,50 @@ func TestWatermarkHostileCorpus(t *testing.T) {
 		case err != nil && strings.Count(err.Error(), ErrBadWatermark.Error()) != 1:
 			t.Errorf("%s: %q says %q more than once", name, err, ErrBadWatermark)
 		}
+	}
+}
+
+// Over an output that keeps the source's profile (keep=icc: its pixels
+// stay in Display P3), a watermark is converted into that space: seen
+// through the profile, it has its own colours, as over an sRGB output.
+// Its transparent pixels stay transparent, and one job's outputs that do
+// and do not keep the profile each get the watermark in their own space.
+func TestWatermarkKeptProfile(t *testing.T) {
+	green := color.NRGBA{60, 160, 60, 255}
+	mark := solid(40, 20, green)
+	for y := 0; y < 20; y++ {
+		for x := 20; x < 40; x++ {
+			mark.SetNRGBA(x, y, color.NRGBA{255, 0, 255, 0}) // the right half: transparent
+		}
+	}
+	p, _ := markProcessor(t, map[string][]byte{"g.png": encodePNG(t, mark)}, nil)
+	src := readTestdata(t, "p3.jpg") // 320x200
+	w := wm("g.png", GravityCenter, 0)
+	_, rs, err := p.Variants(t.Context(), src, []Options{
+		{Format: FormatPNG, Keep: KeepICC, Watermark: w},
+		{Format: FormatPNG, Watermark: w},
+		{Format: FormatPNG, Keep: KeepICC},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As a viewer sees them: in sRGB (keep=none converts through the
+	// profile the outputs carry).
+	seen := make([]image.Image, len(rs))
+	for i, r := range rs {
+		s, err := p.Process(t.Context(), r.Data, Options{Format: FormatPNG})
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[i] = decode(t, s.Data)
+	}
+	want := [4]uint8{green.R, green.G, green.B, 255}
+	for i, name := range []string{"keep=icc", "keep=none"} {
+		if got := rgbAt(seen[i], 150, 100); !near(got, want, 4) {
+			t.Errorf("%s: the watermark is seen as %v, want %v", name, got, want)
+		}
+	}
+	if got, bare := rgbAt(seen[0], 170, 100), rgbAt(seen[2], 170, 100); !near(got, bare, 3) {
+		t.Errorf("keep=icc: %v under the watermark's transparent half, want the image's own %v", got, bare)
 	}
 }
