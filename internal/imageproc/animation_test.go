@@ -592,3 +592,116 @@ func TestWebPFramesBoundedForStills(t *testing.T) {
 		t.Fatalf("%d frames as a still: %v", maxWebPFrames, err)
 	}
 }
+
+// withWebPDurations returns the animated WebP b with its frames' durations
+// (ms) set to d, in turn.
+func withWebPDurations(b []byte, d []int) []byte {
+	b = append([]byte(nil), b...)
+	k := 0
+	for i := 12; i+8 <= len(b); {
+		size := int(binary.LittleEndian.Uint32(b[i+4:]))
+		if string(b[i:i+4]) == "ANMF" {
+			v := d[k%len(d)]
+			b[i+20], b[i+21], b[i+22] = byte(v), byte(v>>8), byte(v>>16)
+			k++
+		}
+		i += 8 + size + size&1
+	}
+	return b
+}
+
+// webpLoopCount reads the loop count of an animated WebP's ANIM chunk (0:
+// forever), or -1 when it has none.
+func webpLoopCount(b []byte) int {
+	for i := 12; i+8 <= len(b); {
+		size := int(binary.LittleEndian.Uint32(b[i+4:]))
+		if string(b[i:i+4]) == "ANIM" && size >= 6 {
+			return int(binary.LittleEndian.Uint16(b[i+12:]))
+		}
+		i += 8 + size + size&1
+	}
+	return -1
+}
+
+// The timing of an animation survives every way between GIF and WebP: the
+// loop count (a GIF's counts the plays after the first, a WebP's every
+// play, 0 forever in both, and a GIF without one plays once), each frame's
+// delay, and a WebP frame longer than the 655.35 s a GIF delay can hold
+// comes out as long as a GIF can show it. libvips' GIF saver wrote such a
+// delay modulo 65,536 hundredths: a frame of 655.36 s came out with no
+// delay, which browsers show for 0.1 s, and one of 1,000 s lasted 344.64 s.
+func TestAnimationTiming(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	for _, loop := range []int{-1, 0, 1, 3} {
+		in := &gif.GIF{LoopCount: loop}
+		for i, d := range []int{2, 5, 10, 70} {
+			fr := image.NewPaletted(image.Rect(0, 0, 12, 8), rgbPalette)
+			for j := range fr.Pix {
+				fr.Pix[j] = uint8(i % 3)
+			}
+			in.Image, in.Delay = append(in.Image, fr), append(in.Delay, d)
+		}
+		var b bytes.Buffer
+		if err := gif.EncodeAll(&b, in); err != nil {
+			t.Fatal(err)
+		}
+		g, err := p.Process(t.Context(), b.Bytes(), Options{Width: 6})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := p.Process(t.Context(), b.Bytes(), Options{Width: 6, Format: FormatWebP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := p.Process(t.Context(), w.Data, Options{Format: FormatGIF})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantWebP := loop + 1 // the plays: 0 (forever) stays 0
+		switch loop {
+		case -1: // no loop extension: one play
+			wantWebP = 1
+		case 0:
+			wantWebP = 0
+		}
+		if n := webpLoopCount(w.Data); n != wantWebP {
+			t.Errorf("GIF loop count %d: the WebP's is %d, want %d", loop, n, wantWebP)
+		}
+		if d := webpFrameDurations(t, w.Data); fmt.Sprint(d) != "[20 50 100 700]" {
+			t.Errorf("GIF loop count %d: WebP durations %v, want [20 50 100 700]", loop, d)
+		}
+		for name, data := range map[string][]byte{"GIF": g.Data, "GIF from the WebP": back.Data} {
+			out, err := gif.DecodeAll(bytes.NewReader(data))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.LoopCount != loop || fmt.Sprint(out.Delay) != "[2 5 10 70]" {
+				t.Errorf("GIF loop count %d: %s loop count %d, delays %v, want %d, [2 5 10 70]", loop, name, out.LoopCount, out.Delay, loop)
+			}
+		}
+	}
+
+	webp, err := p.Process(t.Context(), animatedGIF(t, 5, 12, 8, rgbPalette, []int{10}), Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := withWebPDurations(webp.Data, []int{655_350, 655_355, 655_360, 1_000_000, 16_777_215})
+	g, err := p.Process(t.Context(), long, Options{Format: FormatGIF})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := gif.DecodeAll(bytes.NewReader(g.Data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(out.Delay) != "[65535 65535 65535 65535 65535]" {
+		t.Errorf("WebP frames of 655.35 s and more: GIF delays %v, want 65535 each", out.Delay)
+	}
+	w, err := p.Process(t.Context(), long, Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := webpFrameDurations(t, w.Data); fmt.Sprint(d) != "[655350 655355 655360 1000000 16777215]" {
+		t.Errorf("WebP frames of 655.35 s and more: WebP durations %v, want them kept", d)
+	}
+}

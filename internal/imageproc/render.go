@@ -544,8 +544,18 @@ func (s *source) output(p plan) (rendered, error) {
 	if im, err = im.strip(p.animate); err != nil {
 		return rendered{}, err
 	}
+	if p.animate && p.format == FormatGIF {
+		if im, err = im.capDelays(gifMaxDelay); err != nil {
+			return rendered{}, err
+		}
+	}
 	return s.encode(im, p)
 }
+
+// gifMaxDelay is the longest a GIF shows a frame, in milliseconds: 65,535
+// hundredths of a second. A WebP's frame may last longer; a GIF made of it
+// shows the frame as long as it can.
+const gifMaxDelay = 655_350
 
 // animation makes every frame of an animated source as one image would
 // be made, and stacks them again; the delays and the loop count stay.

@@ -526,6 +526,28 @@ static int rz_strip(VipsImage *in, int frames, VipsImage **out) {
 	return 0;
 }
 
+// rz_cap_delays returns a copy of in whose frame delays (ms) are at most
+// max. libvips' GIF saver writes a delay in hundredths of a second, the
+// 16 bits a GIF holds, without a bound: a longer delay (a WebP's frame
+// can last 4.6 hours) was written modulo 65,536, a frame of 655.36 s as
+// no delay at all.
+static int rz_cap_delays(VipsImage *in, int max, VipsImage **out) {
+	if (vips_copy(in, out, NULL)) {
+		return -1;
+	}
+	int *delay, n;
+	if (vips_image_get_typeof(*out, "delay") == 0 || vips_image_get_array_int(*out, "delay", &delay, &n)) {
+		return 0;
+	}
+	int *capped = g_new(int, n);
+	for (int i = 0; i < n; i++) {
+		capped[i] = delay[i] > max ? max : delay[i];
+	}
+	vips_image_set_array_int(*out, "delay", capped, n);
+	g_free(capped);
+	return 0;
+}
+
 enum { RZ_JPEG = 1, RZ_PNG, RZ_WEBP, RZ_GIF, RZ_AVIF, RZ_JXL };
 
 // rz_jxl_distance is libvips 8.14's own mapping of a quality to a JPEG XL
@@ -1021,6 +1043,12 @@ func (im vimage) strip(animation bool) (vimage, error) {
 		frames = 1
 	}
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_strip(in, frames, out) })
+}
+
+// capDelays caps every frame's delay at maxMS milliseconds (see
+// rz_cap_delays).
+func (im vimage) capDelays(maxMS int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_cap_delays(in, C.int(maxMS), out) })
 }
 
 // vipsSaveFormats are the output formats rz_save knows.
