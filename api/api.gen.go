@@ -1131,7 +1131,7 @@ type ResizeImageParams struct {
 	// Progressive A progressive JPEG or an interlaced PNG.
 	Progressive *Progressive `form:"progressive,omitempty" json:"progressive,omitempty"`
 
-	// Animated An animated GIF or WebP stays animated where the output can animate (GIF, WebP; `auto` picks WebP for an animated source); `false` takes the first frame. AVIF takes the first frame.
+	// Animated An animated GIF or WebP stays animated where the output can animate (GIF, WebP; `auto` picks WebP for an animated source); `false` takes the first frame, and so do the formats that cannot animate (JPEG, PNG, AVIF, JPEG XL).
 	Animated *Animated `form:"animated,omitempty" json:"animated,omitempty"`
 
 	// Watermark An image stored under `WATERMARK_PREFIX` (the name below it), put over the output after `pad`, in an output with or without alpha (converted into the kept profile's space under `keep=icc`); never another original, never a URL. A name that does not exist, a file that is not an image of an enabled input format or that is over `WATERMARK_MAX_BYTES` or `MAX_PIXELS` is a 400, as is any `watermark_*` without it.

@@ -56,8 +56,9 @@ func webpFrameDurations(t *testing.T, b []byte) []int {
 
 // An animated GIF stays animated: every frame resized, in order, with its
 // delay, as GIF (the same frame count) or WebP (the same total duration:
-// libwebp merges identical frames); animated=false and AVIF take the first
-// frame; format=auto picks WebP over AVIF for it.
+// libwebp merges identical frames); animated=false and the formats that
+// cannot animate take the first frame; format=auto picks WebP over AVIF
+// for it.
 func TestAnimation(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	in := animatedGIF(t, 12, 90, 60, rgbPalette, []int{10, 20, 30})
@@ -102,6 +103,7 @@ func TestAnimation(t *testing.T) {
 		"animated=false": {Width: 45, Still: true},
 		"avif":           {Width: 45, Format: FormatAVIF},
 		"png":            {Width: 45, Format: FormatPNG},
+		"jpeg":           {Width: 45, Format: FormatJPEG},
 	} {
 		r, err := p.Process(t.Context(), in, o)
 		if err != nil {
