@@ -112,6 +112,19 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 	}
 	fullBox := func(typ string, body ...[]byte) []byte { return box(typ, append([][]byte{{0, 0, 0, 0}}, body...)...) }
 
+	// rawGIF is a GIF of a screen sw x sh, red and blue, with the blocks
+	// ext after its palette and a frame at each of frames ({x, y, w, h}),
+	// each a clear code and an end: libnsgif fills what the data leaves.
+	rawGIF := func(sw, sh int, ext []byte, frames ...[4]int) []byte {
+		b := cat([]byte("GIF89a"), le16(sw), le16(sh), []byte{0x80, 0, 0, 200, 0, 0, 0, 0, 200}, ext)
+		for _, f := range frames {
+			b = cat(b, []byte{0x21, 0xF9, 4, 0, 10, 0, 0, 0, 0x2C}, le16(f[0]), le16(f[1]), le16(f[2]), le16(f[3]),
+				[]byte{0, 2, 2, 0x44, 0x01, 0})
+		}
+		return append(b, 0x3B)
+	}
+	netscape := func(sub ...byte) []byte { return cat([]byte{0x21, 0xFF, 11}, []byte("NETSCAPE2.0"), sub) }
+
 	// Many frames, each a different colour.
 	anim := &gif.GIF{}
 	pal := color.Palette{color.RGBA{200, 0, 0, 255}, color.RGBA{0, 0, 200, 255}}
@@ -291,6 +304,13 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		"422-animation-cut-in-last-frame.gif": cutAnimation,
 		"200-animation-turned-by-exif.webp":   turnedAnimation,
 		"422-animation-undecodable-frame.gif": badFrame,
+		// Animations whose later frames lie outside their 10x10 screen (far
+		// off it, or 65535x65535 over it), and one whose loop extension is
+		// garbage (its sub-block neither 3 bytes nor of ID 1): libvips keeps
+		// the screen, and plays the last animation once.
+		"200-animation-frame-far-off-screen.gif":   rawGIF(10, 10, nil, [4]int{0, 0, 10, 10}, [4]int{60000, 60000, 1, 1}),
+		"200-animation-frame-over-screen.gif":      rawGIF(10, 10, nil, [4]int{0, 0, 10, 10}, [4]int{0, 0, 65535, 65535}),
+		"200-animation-loop-extension-garbage.gif": rawGIF(10, 10, netscape(9, 0xFF, 5, 0, 1, 2, 3, 4, 5, 6, 0), [4]int{0, 0, 10, 10}, [4]int{2, 2, 4, 4}),
 		"415-external-entity.svg": []byte(`<?xml version="1.0"?>
 <!DOCTYPE svg [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>
 <svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="100" height="100">
