@@ -632,6 +632,8 @@ func webpLoopCount(b []byte) int {
 // comes out as long as a GIF can show it. libvips' GIF saver wrote such a
 // delay modulo 65,536 hundredths: a frame of 655.36 s came out with no
 // delay, which browsers show for 0.1 s, and one of 1,000 s lasted 344.64 s.
+// A frame just over 10 ms becomes 20 ms, not 10 ms, which browsers slow to
+// 100 ms.
 func TestAnimationTiming(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	for _, loop := range []int{-1, 0, 1, 3} {
@@ -705,5 +707,19 @@ func TestAnimationTiming(t *testing.T) {
 	}
 	if d := webpFrameDurations(t, w.Data); fmt.Sprint(d) != "[655350 655355 655360 1000000 16777215]" {
 		t.Errorf("WebP frames of 655.35 s and more: WebP durations %v, want them kept", d)
+	}
+
+	// Browsers show a frame of 10 ms or less for 100 ms. A WebP frame of
+	// 11 to 14 ms is shown for its time, and its GIF frame for 20 ms, the
+	// nearest a GIF has: rounded to 1 hundredth, it was shown for 100 ms.
+	short := withWebPDurations(webp.Data, []int{5, 10, 11, 14, 15})
+	if g, err = p.Process(t.Context(), short, Options{Format: FormatGIF}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err = gif.DecodeAll(bytes.NewReader(g.Data)); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(out.Delay) != "[0 1 2 2 2]" {
+		t.Errorf("WebP frames of 5, 10, 11, 14 and 15 ms: GIF delays %v, want [0 1 2 2 2]", out.Delay)
 	}
 }

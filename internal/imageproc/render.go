@@ -545,7 +545,7 @@ func (s *source) output(p plan) (rendered, error) {
 		return rendered{}, err
 	}
 	if p.animate && p.format == FormatGIF {
-		if im, err = im.capDelays(gifMaxDelay); err != nil {
+		if im, err = im.gifDelays(gifMaxDelay); err != nil {
 			return rendered{}, err
 		}
 	}
@@ -554,7 +554,8 @@ func (s *source) output(p plan) (rendered, error) {
 
 // gifMaxDelay is the longest a GIF shows a frame, in milliseconds: 65,535
 // hundredths of a second. A WebP's frame may last longer; a GIF made of it
-// shows the frame as long as it can.
+// shows the frame as long as it can (gifDelays, which also keeps a frame
+// of 11 to 14 ms from becoming one that browsers slow to 100 ms).
 const gifMaxDelay = 655_350
 
 // animation makes every frame of an animated source as one image would

@@ -526,12 +526,15 @@ static int rz_strip(VipsImage *in, int frames, VipsImage **out) {
 	return 0;
 }
 
-// rz_cap_delays returns a copy of in whose frame delays (ms) are at most
-// max. libvips' GIF saver writes a delay in hundredths of a second, the
-// 16 bits a GIF holds, without a bound: a longer delay (a WebP's frame
-// can last 4.6 hours) was written modulo 65,536, a frame of 655.36 s as
-// no delay at all.
-static int rz_cap_delays(VipsImage *in, int max, VipsImage **out) {
+// rz_gif_delays returns a copy of in whose frame delays (ms) a GIF can
+// hold as browsers show them. libvips' GIF saver writes a delay rounded
+// to hundredths of a second, in the 16 bits a GIF has, without a bound: a
+// longer delay than max (a WebP's frame can last 4.6 hours) was written
+// modulo 65,536, a frame of 655.36 s as no delay at all; it becomes max.
+// Browsers show a frame of 10 ms or less for 100 ms: a frame of 11 to
+// 14 ms, which they show for its time, became 10 ms and was slowed
+// tenfold; it becomes 20 ms.
+static int rz_gif_delays(VipsImage *in, int max, VipsImage **out) {
 	if (vips_copy(in, out, NULL)) {
 		return -1;
 	}
@@ -541,7 +544,7 @@ static int rz_cap_delays(VipsImage *in, int max, VipsImage **out) {
 	}
 	int *capped = g_new(int, n);
 	for (int i = 0; i < n; i++) {
-		capped[i] = delay[i] > max ? max : delay[i];
+		capped[i] = delay[i] > max ? max : delay[i] > 10 && delay[i] < 15 ? 20 : delay[i];
 	}
 	vips_image_set_array_int(*out, "delay", capped, n);
 	g_free(capped);
@@ -1045,10 +1048,10 @@ func (im vimage) strip(animation bool) (vimage, error) {
 	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_strip(in, frames, out) })
 }
 
-// capDelays caps every frame's delay at maxMS milliseconds (see
-// rz_cap_delays).
-func (im vimage) capDelays(maxMS int) (vimage, error) {
-	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_cap_delays(in, C.int(maxMS), out) })
+// gifDelays makes every frame's delay one a GIF shows as browsers show
+// it, at most maxMS milliseconds (see rz_gif_delays).
+func (im vimage) gifDelays(maxMS int) (vimage, error) {
+	return im.then(func(in *C.VipsImage, out **C.VipsImage) C.int { return C.rz_gif_delays(in, C.int(maxMS), out) })
 }
 
 // vipsSaveFormats are the output formats rz_save knows.
