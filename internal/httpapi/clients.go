@@ -85,7 +85,7 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) netip.Addr {
 	if !addr.IsValid() || !isTrusted(addr, trusted) {
 		return addr
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	hops := strings.Split(fieldList(r.Header, "X-Forwarded-For"), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
 		hop, ok := parseHop(hops[i])
 		if !ok {
