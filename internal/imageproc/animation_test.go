@@ -43,15 +43,22 @@ var rgbPalette = color.Palette{color.RGBA{255, 0, 0, 255}, color.RGBA{0, 255, 0,
 func webpFrameDurations(t *testing.T, b []byte) []int {
 	t.Helper()
 	var d []int
-	for i := 12; i+8 <= len(b); {
-		size := int(binary.LittleEndian.Uint32(b[i+4:]))
-		if string(b[i:i+4]) == "ANMF" {
-			p := b[i+8:]
-			d = append(d, int(p[12])|int(p[13])<<8|int(p[14])<<16)
-		}
-		i += 8 + size + size&1
-	}
+	eachANMF(t, b, func(p []byte) { d = append(d, int(p[12])|int(p[13])<<8|int(p[14])<<16) })
 	return d
+}
+
+// eachANMF calls fn with the payload of each ANMF chunk (a frame) of the
+// animated WebP b, in order; the payload is b's own bytes.
+func eachANMF(t *testing.T, b []byte, fn func(payload []byte)) {
+	t.Helper()
+	err := eachWebPChunk(b, len(b), func(fourcc, payload []byte, _, _ int) {
+		if string(fourcc) == "ANMF" {
+			fn(payload)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // An animated GIF stays animated: every frame resized, in order, with its
@@ -597,32 +604,32 @@ func TestWebPFramesBoundedForStills(t *testing.T) {
 
 // withWebPDurations returns the animated WebP b with its frames' durations
 // (ms) set to d, in turn.
-func withWebPDurations(b []byte, d []int) []byte {
+func withWebPDurations(t *testing.T, b []byte, d []int) []byte {
+	t.Helper()
 	b = append([]byte(nil), b...)
 	k := 0
-	for i := 12; i+8 <= len(b); {
-		size := int(binary.LittleEndian.Uint32(b[i+4:]))
-		if string(b[i:i+4]) == "ANMF" {
-			v := d[k%len(d)]
-			b[i+20], b[i+21], b[i+22] = byte(v), byte(v>>8), byte(v>>16)
-			k++
-		}
-		i += 8 + size + size&1
-	}
+	eachANMF(t, b, func(p []byte) {
+		v := d[k%len(d)]
+		p[12], p[13], p[14] = byte(v), byte(v>>8), byte(v>>16)
+		k++
+	})
 	return b
 }
 
 // webpLoopCount reads the loop count of an animated WebP's ANIM chunk (0:
 // forever), or -1 when it has none.
-func webpLoopCount(b []byte) int {
-	for i := 12; i+8 <= len(b); {
-		size := int(binary.LittleEndian.Uint32(b[i+4:]))
-		if string(b[i:i+4]) == "ANIM" && size >= 6 {
-			return int(binary.LittleEndian.Uint16(b[i+12:]))
+func webpLoopCount(t *testing.T, b []byte) int {
+	t.Helper()
+	n := -1
+	err := eachWebPChunk(b, len(b), func(fourcc, payload []byte, _, _ int) {
+		if string(fourcc) == "ANIM" && len(payload) >= 6 && n < 0 {
+			n = int(binary.LittleEndian.Uint16(payload[4:]))
 		}
-		i += 8 + size + size&1
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	return -1
+	return n
 }
 
 // The timing of an animation survives every way between GIF and WebP: the
@@ -668,7 +675,7 @@ func TestAnimationTiming(t *testing.T) {
 		case 0:
 			wantWebP = 0
 		}
-		if n := webpLoopCount(w.Data); n != wantWebP {
+		if n := webpLoopCount(t, w.Data); n != wantWebP {
 			t.Errorf("GIF loop count %d: the WebP's is %d, want %d", loop, n, wantWebP)
 		}
 		if d := webpFrameDurations(t, w.Data); fmt.Sprint(d) != "[20 50 100 700]" {
@@ -689,7 +696,7 @@ func TestAnimationTiming(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	long := withWebPDurations(webp.Data, []int{655_350, 655_355, 655_360, 1_000_000, 16_777_215})
+	long := withWebPDurations(t, webp.Data, []int{655_350, 655_355, 655_360, 1_000_000, 16_777_215})
 	g, err := p.Process(t.Context(), long, Options{Format: FormatGIF})
 	if err != nil {
 		t.Fatal(err)
@@ -712,7 +719,7 @@ func TestAnimationTiming(t *testing.T) {
 	// Browsers show a frame of 10 ms or less for 100 ms. A WebP frame of
 	// 11 to 14 ms is shown for its time, and its GIF frame for 20 ms, the
 	// nearest a GIF has: rounded to 1 hundredth, it was shown for 100 ms.
-	short := withWebPDurations(webp.Data, []int{5, 10, 11, 14, 15})
+	short := withWebPDurations(t, webp.Data, []int{5, 10, 11, 14, 15})
 	if g, err = p.Process(t.Context(), short, Options{Format: FormatGIF}); err != nil {
 		t.Fatal(err)
 	}
