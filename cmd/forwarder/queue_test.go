@@ -163,7 +163,10 @@ func TestBurstThroughTheQueue(t *testing.T) {
 	if err := p.sqs.Send(t.Context(), p.src, bodies...); err != nil {
 		t.Fatal(err)
 	}
-	took := p.run(t, 5*time.Minute, nil)
+	// A bound on the wait, not a speed: 2000 events under the race
+	// detector, beside other packages' tests on two cores, have taken over
+	// five minutes (1760 done after 5). The speed is docs/benchmarks.md's.
+	took := p.run(t, 12*time.Minute, nil)
 	st := p.mapping.Stats()
 	statuses := tk.webhookStatuses()
 	retries := p.fns.count("retrying")
