@@ -193,6 +193,11 @@ func handlePresign(d uploadDeps) http.Handler {
 		case errors.As(err, &tooLong):
 			writeError(w, r, fmt.Errorf("%w: presign request over %d bytes", errTooLarge, maxPresignBody))
 			return
+		case isTimeout(err):
+			// The body stalled past READ_TIMEOUT (http.Server's deadline):
+			// a 408 as on every route, not JSON the client got wrong.
+			writeError(w, r, fmt.Errorf("presign request: %w", readError(err, nil)))
+			return
 		case err != nil:
 			writeError(w, r, fmt.Errorf("%w: presign request: %v", errBadRequest, err))
 			return
