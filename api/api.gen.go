@@ -732,6 +732,7 @@ type PresignRequestMethod string
 
 // Presigned defines model for Presigned.
 type Presigned struct {
+	// ExpiresAt Until when the upload is taken (`PRESIGN_EXPIRY` from the presign); never later than the store's own expiry of the URL, which S3 counts in whole seconds.
 	ExpiresAt time.Time `json:"expires_at"`
 
 	// Fields For POST, the form fields to send before the file field (`file`), as they are (`x-amz-meta-focus` among them when the request had a `focus`).

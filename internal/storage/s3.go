@@ -307,13 +307,27 @@ func (s *S3) Presign(ctx context.Context, key string, r PresignRequest) (Presign
 	if err := checkMetadata(r.Metadata); err != nil {
 		return Presigned{}, fmt.Errorf("presign %q: %w", key, err)
 	}
+	// Taken before signing, and in whole seconds as S3 counts the
+	// expiry: S3 takes a PUT until X-Amz-Date (the signing time, its
+	// fraction of a second dropped) plus X-Amz-Expires (whole seconds),
+	// and a form until its policy's expiration (whole seconds too), so
+	// the time said is never later than the store's own.
+	expires := time.Now().Truncate(time.Second).Add(r.TTL.Truncate(time.Second))
+	var p Presigned
+	var err error
 	switch r.Method {
 	case "", http.MethodPost:
-		return s.presignPost(ctx, key, r)
+		p, err = s.presignPost(ctx, key, r)
 	case http.MethodPut:
-		return s.presignPut(ctx, key, r)
+		p, err = s.presignPut(ctx, key, r)
+	default:
+		return Presigned{}, fmt.Errorf("%w: %s uploads", ErrUnsupported, r.Method)
 	}
-	return Presigned{}, fmt.Errorf("%w: %s uploads", ErrUnsupported, r.Method)
+	if err != nil {
+		return Presigned{}, err
+	}
+	p.ExpiresAt = expires
+	return p, nil
 }
 
 // filenameVariable, in a form field, is replaced by S3 with the name of the
@@ -356,7 +370,7 @@ func (s *S3) presignPost(ctx context.Context, key string, r PresignRequest) (Pre
 	for k, v := range r.Metadata {
 		fields["x-amz-meta-"+k] = v
 	}
-	return Presigned{Method: http.MethodPost, URL: req.URL, Fields: fields, ExpiresAt: time.Now().Add(r.TTL)}, nil
+	return Presigned{Method: http.MethodPost, URL: req.URL, Fields: fields}, nil
 }
 
 // presignPut returns a PUT of key with exactly r.Size bytes of
@@ -379,7 +393,7 @@ func (s *S3) presignPut(ctx context.Context, key string, r PresignRequest) (Pres
 			headers[http.CanonicalHeaderKey(k)] = vs[0]
 		}
 	}
-	return Presigned{Method: http.MethodPut, URL: req.URL, Headers: headers, ExpiresAt: time.Now().Add(r.TTL)}, nil
+	return Presigned{Method: http.MethodPut, URL: req.URL, Headers: headers}, nil
 }
 
 // translate maps SDK errors to this package's. What it does not know keeps

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime/multipart"
@@ -9,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -113,6 +116,51 @@ func TestS3PresignedPut(t *testing.T) {
 	}
 	if h, err := s.Head(ctx, "uploads/put.png"); err != nil || h.Size != 500 || h.ContentType != "image/png" {
 		t.Fatalf("object %+v %v", h, err)
+	}
+}
+
+// The expires_at of a presign is a time the upload is still taken at: S3
+// holds a PUT to X-Amz-Date (the signing time, in whole seconds) plus
+// X-Amz-Expires, and a form to its policy's expiration (whole seconds
+// too). A time taken after signing, with its fraction of a second, named
+// up to a second past both, in which a client that trusted it was refused.
+func TestS3PresignExpiresAt(t *testing.T) {
+	s := newS3(t)
+	ctx := t.Context()
+	const ttl = 90 * time.Second
+	for i := 0; i < 3; i++ {
+		put, err := s.Presign(ctx, "uploads/e.jpg", PresignRequest{Method: http.MethodPut, ContentType: "image/jpeg", Size: 10, TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse(put.URL)
+		signed, err := time.Parse("20060102T150405Z", u.Query().Get("X-Amz-Date"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secs, _ := strconv.Atoi(u.Query().Get("X-Amz-Expires"))
+		checkExpiresAt(t, "PUT", put.ExpiresAt, signed.Add(time.Duration(secs)*time.Second))
+
+		post, err := s.Presign(ctx, "uploads/e.jpg", PresignRequest{ContentType: "image/jpeg", Size: 10, TTL: ttl})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := base64.StdEncoding.DecodeString(post.Fields["policy"])
+		var policy struct {
+			Expiration time.Time `json:"expiration"`
+		}
+		if err := json.Unmarshal(b, &policy); err != nil {
+			t.Fatalf("policy %s: %v", b, err)
+		}
+		checkExpiresAt(t, "POST", post.ExpiresAt, policy.Expiration)
+		time.Sleep(300 * time.Millisecond) // another fraction of a second
+	}
+}
+
+func checkExpiresAt(t *testing.T, method string, said, real time.Time) {
+	t.Helper()
+	if said.After(real) || real.Sub(said) >= time.Second {
+		t.Errorf("%s: expires_at %s, S3 takes the upload until %s", method, said.Format(time.RFC3339Nano), real.Format(time.RFC3339Nano))
 	}
 }
 

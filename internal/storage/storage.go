@@ -131,7 +131,9 @@ type Presigned struct {
 	// Fields are the form fields of a POST, to send before the file.
 	Fields map[string]string
 	// Headers must be sent as they are with a PUT.
-	Headers   map[string]string
+	Headers map[string]string
+	// ExpiresAt is when the store stops taking the upload, or a little
+	// before: never after.
 	ExpiresAt time.Time
 }
 
