@@ -750,10 +750,12 @@ type Presigned struct {
 	// ManifestUrl The manifest's URL, made as its variants' URLs are (`VARIANTS_BASE_URL` + `manifest_key`, escaped), or this server's own `GET /objects/` URL of it with local storage. Absent when the manifests' URLs are the keys themselves (S3 without `VARIANTS_BASE_URL`). Poll it, until it answers 200 with the upload's `etag`, to know that the variants are ready.
 	//
 	// Example: https://cdn.example.com/resized/_manifest/cats/tom.jpg.json
-	ManifestUrl *string         `json:"manifest_url,omitempty"`
-	MaxBytes    *int64          `json:"max_bytes,omitempty"`
-	Method      PresignedMethod `json:"method"`
-	Url         string          `json:"url"`
+	ManifestUrl *string `json:"manifest_url,omitempty"`
+
+	// MaxBytes The request's `size`, the most the upload may hold; a PUT sends exactly this many bytes, a form 1 to this many (S3 refuses more, EntityTooLarge).
+	MaxBytes *int64          `json:"max_bytes,omitempty"`
+	Method   PresignedMethod `json:"method"`
+	Url      string          `json:"url"`
 }
 
 // PresignedMethod defines model for Presigned.Method.
