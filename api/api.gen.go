@@ -766,7 +766,7 @@ type Problem struct {
 	// Detail What went wrong with this request. For a 5xx it says only "internal error"; the log has the rest.
 	Detail string `json:"detail"`
 
-	// Instance The path of the request.
+	// Instance The path of the request, as it was sent (a key's `%2F` and other escapes kept), a URI reference.
 	Instance *string `json:"instance,omitempty"`
 
 	// RequestId The id of the request, as in the logs and the X-Request-Id header.

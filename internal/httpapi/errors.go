@@ -152,7 +152,10 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	h.Set("Content-Type", "application/problem+json")
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(row.status)
-	path := r.URL.Path
+	// The path as it was sent, escapes kept: the decoded one is no URI
+	// reference (spaces, any byte) and, decoded, a key's %2F would make
+	// it name another resource.
+	path := r.URL.EscapedPath()
 	_ = json.NewEncoder(w).Encode(api.Problem{
 		Type:      "urn:resizer:problem:" + row.slug,
 		Title:     row.title,

@@ -110,6 +110,27 @@ func TestObjectKeysDecodedOnce(t *testing.T) {
 	}
 }
 
+// A problem's instance is the path of the request as it was sent: a
+// key's %2F (every key below a prefix) and escapes kept, so that it names
+// the resource the request did, as a URI reference (RFC 9457). The
+// decoded path named another key, or no route at all, and held spaces
+// and bytes no URI holds.
+func TestProblemInstanceIsTheRequestPath(t *testing.T) {
+	s := newTestServer(t, nil)
+	for _, tt := range []struct{ method, path string }{
+		{"GET", "/objects/lit%252Fnone.jpg"},
+		{"GET", "/objects/uploads%2Fnone%20here.jpg"},
+		{"PUT", "/uploads/uploads%2F%C3%BC%20b.jpg?expires=1&size=10&type=image%2Fjpeg&sig=00"},
+	} {
+		resp, body := s.do(t, tt.method, tt.path, []byte("0123456789"), http.Header{"Content-Type": {"image/jpeg"}})
+		p := decodeJSON[api.Problem](t, body)
+		want, _, _ := strings.Cut(tt.path, "?")
+		if resp.StatusCode/100 != 4 || p.Instance == nil || *p.Instance != want {
+			t.Errorf("%s %s: %d, instance %s, want %q", tt.method, tt.path, resp.StatusCode, body, want)
+		}
+	}
+}
+
 // GET /objects/ serves whatever the store holds at a key, not only the
 // images and manifests the service wrote: what delivery records of the
 // paths it served, a file put in the directory by hand. Its bytes go out
