@@ -108,7 +108,12 @@ func (p *pool) spawner() {
 	}
 }
 
-var errClosed = errors.New("image workers stopped")
+// errClosed is an image whose worker Close killed, or that came after
+// Close: the server is stopping, which says nothing of the image. It is an
+// ErrBusy, which callers retry (elsewhere), not the image's failure: taken
+// for a crash, it was tried on a spare worker that Close then killed too,
+// and refused as undecodable, which the S3 pipeline does for good.
+var errClosed = fmt.Errorf("%w: image workers stopped", ErrBusy)
 
 func (p *pool) spawn() (*worker, error) {
 	req := spawnRequest{reply: make(chan spawnResult, 1)}
@@ -261,8 +266,8 @@ func (w *worker) roundTrip(j job, image [][]byte) (reply, [][]byte, error) {
 	return rep, outs, nil
 }
 
-// stopped is a job cut short because its time was up or its context
-// ended; the cause says which.
+// stopped is a job cut short because its time was up, its context ended
+// or the pool closed; the cause says which.
 type stopped struct{ cause error }
 
 func (s stopped) Error() string { return s.cause.Error() }
@@ -288,6 +293,10 @@ func (p *pool) do(ctx context.Context, deadline time.Time, j job, image [][]byte
 			return reply{}, nil, stopped{fmt.Errorf("%w: no image worker free in %s", ErrBusy, time.Since(start).Round(time.Millisecond))}
 		case <-ctx.Done():
 			return reply{}, nil, stopped{context.Cause(ctx)}
+		case <-p.quit:
+			// No worker will come: the idle ones are killed, and none is
+			// started any more.
+			return reply{}, nil, stopped{errClosed}
 		}
 		select {
 		case <-w.exited: // died while idle
@@ -325,6 +334,14 @@ func (p *pool) roundTrip(ctx context.Context, t *time.Timer, w *worker, j job, i
 	select {
 	case r := <-done:
 		if r.err != nil {
+			select {
+			case <-p.quit:
+				// Close killed it (it closes quit first): no crash, and
+				// no retry of the image on a worker Close is killing.
+				p.replace(w)
+				return reply{}, nil, stopped{errClosed}
+			default:
+			}
 			died := errWorkerDied
 			if w.killedByKernel() {
 				died = errWorkerOutOfMemory

@@ -99,3 +99,50 @@ func TestWorkersDeadBeforeTheJob(t *testing.T) {
 		t.Fatalf("with no worker to be had: %v, want ErrBusy", err)
 	}
 }
+
+// Close, which the server calls when its drain runs out, kills the
+// workers of images in flight: that says nothing of those images. They
+// fail at once as busy (retry), never as an image that crashed its decoder
+// (ErrUndecodable, which the S3 pipeline rejects for good and moves under
+// REJECTED_PREFIX) nor as one that ran out of memory, and none waits for a
+// worker until its timeout. The spare workers make the old failure likely:
+// the image was tried again on an idle one that Close had not yet reached.
+func TestCloseIsNotTheImagesFault(t *testing.T) {
+	bomb := []byte(`<svg xmlns="http://www.w3.org/2000/svg" width="4000" height="4000">` +
+		`<filter id="f"><feGaussianBlur stdDeviation="400"/></filter>` +
+		`<rect width="4000" height="4000" fill="red" filter="url(#f)"/></svg>`)
+	for round := range 4 {
+		p := newTestProcessor(t, func(c *Config) {
+			c.Concurrency = 3
+			c.Formats = append(append([]Format{}, DefaultInputFormats...), FormatSVG)
+		})
+		failed := make(chan error, 1)
+		go func() {
+			_, err := p.Process(t.Context(), bomb, Options{Width: 4000, Height: 4000, Fit: FitFill, Enlarge: true})
+			failed <- err
+		}()
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if busy, _ := p.pool.pids(); len(busy) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the image never reached a worker")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(100 * time.Millisecond) // deep in librsvg
+		closed := time.Now()
+		p.Close()
+		select {
+		case err := <-failed:
+			if !errors.Is(err, ErrBusy) || errors.Is(err, ErrUndecodable) || errors.Is(err, ErrTooLarge) {
+				t.Fatalf("round %d: an image whose worker Close killed failed with %v, want ErrBusy", round, err)
+			}
+			if d := time.Since(closed); d > 2*time.Second {
+				t.Fatalf("round %d: failed %s after Close", round, d)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: still waiting for a worker 5 s after Close (Timeout 30 s)", round)
+		}
+	}
+}

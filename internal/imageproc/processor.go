@@ -140,7 +140,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Processor, error) {
 	return &Processor{cfg: cfg, gate: g, pool: pl, metrics: m}, nil
 }
 
-// Close kills the workers, whatever they are doing; images in flight fail.
+// Close kills the workers, whatever they are doing; images in flight fail
+// with ErrBusy, as do any sent after.
 func (p *Processor) Close() { p.pool.close() }
 
 // Gate returns the processor's gate, for callers that admit a request
@@ -181,8 +182,8 @@ func (p *Processor) Process(ctx context.Context, b []byte, o Options) (*Result, 
 // Errors: ErrUnsupported (not an enabled format), ErrUndecodable (a
 // broken or truncated file, or one the decoder crashed on twice),
 // ErrTooLarge (over a pixel, dimension or scan limit), ErrBusy (no slot in
-// time), ErrTimeout (the work took longer than Timeout: its worker was
-// killed), or ctx's error. When Variants returns, no worker reads b any
+// time, or the processor closed), ErrTimeout (the work took longer than
+// Timeout: its worker was killed), or ctx's error. When Variants returns, no worker reads b any
 // more: the caller may reuse its memory.
 func (p *Processor) Variants(ctx context.Context, b []byte, opts []Options) (Header, []*Result, error) {
 	start := time.Now()
