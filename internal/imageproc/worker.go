@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 )
 
 // workerArg is the argument with which the server runs its own binary as an
@@ -30,6 +32,13 @@ func ServeWorkerIfAsked() {
 		return
 	}
 	offerToOOMKiller()
+	// A worker stops when the server says so (its jobs pipe closed, or
+	// SIGKILL) or dies (Pdeathsig), never on a signal of its own: SIGINT
+	// and SIGTERM sent to the server's process group (Ctrl-C in a
+	// terminal, systemd's default KillMode) would otherwise kill every
+	// image in work as the server begins to drain, and it would make them
+	// again from the start.
+	signal.Ignore(os.Interrupt, syscall.SIGTERM)
 	jobs := os.NewFile(workerJobsFD, "jobs")
 	replies := os.NewFile(workerRepliesFD, "replies")
 	err := serveWorker(jobs, replies)
