@@ -70,7 +70,7 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	fs.BoolVar(&f.dryRun, "dry-run", false, "list and print the plan; change nothing")
 	fs.BoolVar(&f.json, "json", false, `end with one JSON line: {"current":N,"create":N,"regenerate":N,"delete":N}`)
 	fs.BoolVar(&f.enqueue, "enqueue", false, "send each original to do as an S3 event to EVENT_QUEUE_URL, for the fleet, instead of processing here")
-	fs.BoolVar(&f.keepRetired, "keep-retired", false, "leave the outputs of variants no longer configured in place")
+	fs.BoolVar(&f.keepRetired, "keep-retired", false, "leave the outputs of variants no longer configured in place (in process only, not with --enqueue)")
 	// 0, which flag's usage leaves unprinted, stands for "not given": the
 	// default depends on --enqueue, and a printed "(default 2)" beside the
 	// text below read as a second, contradicting one.
@@ -100,6 +100,11 @@ func parseReconcileFlags(args []string, cfg config.Config, out io.Writer) (recon
 	}
 	if f.inventory != "" && !cfg.S3Mode() {
 		return f, errors.New("reconcile: --inventory needs S3_BUCKET: an inventory lists an S3 bucket")
+	}
+	if f.enqueue && f.keepRetired {
+		// The fleet's runs delete the retired outputs that each
+		// original's previous manifest lists: nothing would be kept.
+		return f, errors.New("reconcile: --keep-retired works in process only: with --enqueue the fleet's runs delete the outputs of variants no longer configured")
 	}
 	if f.enqueue && cfg.EventQueueURL == "" && !f.dryRun {
 		return f, errors.New("reconcile: --enqueue needs EVENT_QUEUE_URL")
@@ -176,6 +181,7 @@ func reconcile(ctx context.Context, args []string, s settings, stdout io.Writer)
 	}
 	defer b.close()
 	s, st, proc := b.s, b.st, b.proc
+	s.pipeline.KeepRetired = f.keepRetired
 	pl, err := pipeline.New(s.pipeline, st.in, st.out, proc)
 	if err != nil {
 		return err
@@ -302,7 +308,7 @@ func thenSettle(run func(ctx context.Context, key, etag string) (pipeline.Result
 // execute carries the plan out, with a progress bar on a terminal and a
 // progress line every f.every elsewhere.
 func execute(ctx context.Context, pl *pipeline.Pipeline, settle settleFunc, plan pipeline.Plan, f reconcileFlags, s settings, stdout io.Writer) error {
-	o := pipeline.ReconcileOptions{Concurrency: f.concurrency, Rate: f.rate, KeepRetired: f.keepRetired}
+	o := pipeline.ReconcileOptions{Concurrency: f.concurrency, Rate: f.rate}
 	if settle != nil {
 		o.Do = thenSettle(pl.Run, settle)
 	}

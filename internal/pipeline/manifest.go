@@ -197,10 +197,15 @@ func (p *Pipeline) isPrunable(key string) bool {
 	return ok && rest != "" && !strings.HasPrefix(rest, "_") && storage.ValidateKey(key) == nil
 }
 
+// retired reports whether name is not the name of a configured variant.
+func (p *Pipeline) retired(name string) bool {
+	return !slices.ContainsFunc(p.cfg.Variants, func(v Variant) bool { return v.Name == name })
+}
+
 // finish completes a run whose outputs are written (or found current:
 // rewrite): it deletes the outputs the previous manifest lists that this
-// run did not write (variants no longer configured, or whose format and
-// so key changed), writes the new manifest, with the placeholder ph,
+// run did not write (variants no longer configured, unless KeepRetired,
+// or whose format and so key changed), writes the new manifest, with the placeholder ph,
 // which marks the run as finished, and announces it (Ready).
 func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) error {
 	old, ok, err := p.readManifest(ctx, res.Key)
@@ -215,7 +220,7 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) erro
 		}
 		var stale []string
 		for _, v := range old.Variants {
-			if !written[v.Key] && p.isPrunable(v.Key) {
+			if !written[v.Key] && p.isPrunable(v.Key) && !(p.cfg.KeepRetired && p.retired(v.Name)) {
 				stale = append(stale, v.Key)
 			}
 		}

@@ -65,6 +65,12 @@ type Config struct {
 	// into the processor's timeout is remembered: a second timeout within
 	// it is permanent (ErrTimedOutAgain). 0 remembers none.
 	FailureTTL time.Duration
+	// KeepRetired leaves in place the outputs of variants no longer
+	// configured (server reconcile --keep-retired): a run does not delete
+	// those its original's previous manifest lists, nor Reconcile those
+	// its plan found. Outputs of a configured variant at a key it no
+	// longer writes (its format changed) are deleted all the same.
+	KeepRetired bool
 }
 
 // Notifier announces that an original's variants are written. Its error

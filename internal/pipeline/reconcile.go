@@ -340,8 +340,6 @@ type ReconcileOptions struct {
 	// Rate, when positive, is the most originals started per second (one
 	// so high that its interval is under a nanosecond: no limit).
 	Rate float64
-	// KeepRetired leaves the outputs of retired variants in place.
-	KeepRetired bool
 	// Do makes an original's variants; nil: Run, in this process. The
 	// server's --enqueue sends an event instead.
 	Do func(ctx context.Context, t Task) (Result, error)
@@ -359,7 +357,7 @@ type Summary struct {
 // done); a second run plans again and finds the done ones current. Each
 // original is done by Do (Run: it checks again whether the original is
 // current, so that one done meanwhile by an event is not done twice), and
-// its retired outputs deleted. The error counts the originals that failed;
+// its retired outputs deleted, unless Config.KeepRetired. The error counts the originals that failed;
 // each one's own error went to Progress.
 func (p *Pipeline) Reconcile(ctx context.Context, plan Plan, o ReconcileOptions) (Summary, error) {
 	do := o.Do
@@ -395,7 +393,7 @@ func (p *Pipeline) Reconcile(ctx context.Context, plan Plan, o ReconcileOptions)
 			res.Status = StatusUpToDate
 		}
 		deleted := 0
-		if err == nil && !o.KeepRetired && len(t.Retired) > 0 && res.Status != StatusSuperseded {
+		if err == nil && !p.cfg.KeepRetired && len(t.Retired) > 0 && res.Status != StatusSuperseded {
 			// Those the run pruned itself (its previous manifest listed
 			// them) are done; the others are looked at again, so that an
 			// object stored there since the plan is deleted only if it
