@@ -448,3 +448,31 @@ func TestReconcileConcurrencyDefault(t *testing.T) {
 		t.Errorf("help: %q", line)
 	}
 }
+
+// An OUTPUT_PREFIX that does not end in "/" (the outputs "out-thumb/...",
+// the manifests "out-_manifest/...") is one S3 takes, and so does the
+// local directory: a reconcile there plans, makes and then finds current.
+func TestReconcileOutputPrefixInsideAName(t *testing.T) {
+	ctx := t.Context()
+	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "OUTPUT_PREFIX": "out-",
+		"VARIANTS": "thumb:32x32:cover,small:100x0,old:60x0"}
+	d, err := storage.NewDir(env["DATA_DIR"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "uploads/a.jpg", small(t, 1), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+	if out, err := reconcileRun(ctx, env, "--json"); err != nil || lastJSON(t, out)["create"] != 1 || processed(t, out) != 1 {
+		t.Fatalf("reconcile: %v\n%s", err, out)
+	}
+	env["VARIANTS"] = "thumb:32x32:cover,small:100x0"
+	out, err := reconcileRun(ctx, env, "--json")
+	if want := map[string]int{"current": 0, "create": 0, "regenerate": 1, "delete": 1}; err != nil || fmt.Sprint(lastJSON(t, out)) != fmt.Sprint(want) {
+		t.Fatalf("after a variant removed: %v, want %v\n%s", err, want, out)
+	}
+	if out, err := reconcileRun(ctx, env, "--dry-run", "--json"); err != nil || lastJSON(t, out)["current"] != 1 {
+		t.Fatalf("after: %v\n%s", err, out)
+	}
+}

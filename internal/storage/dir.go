@@ -412,15 +412,21 @@ func (d *Dir) List(ctx context.Context, prefix string, limit int) ([]Object, err
 	return out, nil
 }
 
-// Folders lists the folders directly under prefix, which ends in "/" (or
-// is empty), as S3 does with a delimiter: each "prefix/name/", in key
-// order, for a directory that can hold keys. A prefix that is not a
-// directory has none.
+// Folders lists the folders of the keys under prefix, as S3 does with a
+// delimiter: each "prefix/name/", in key order, for a directory that can
+// hold keys. A prefix that is not a directory has none. As in S3, a
+// prefix may end inside a name (OUTPUT_PREFIX "resized-", whose folders
+// are "resized-thumb/", "resized-_manifest/"): the folders are then those
+// of its directory whose names start with that part.
 func (d *Dir) Folders(ctx context.Context, prefix string) ([]string, error) {
-	dir := strings.TrimSuffix(prefix, "/")
+	parent, part := "", prefix
+	if i := strings.LastIndex(prefix, "/"); i >= 0 {
+		parent, part = prefix[:i+1], prefix[i+1:]
+	}
+	dir := strings.TrimSuffix(parent, "/")
 	if dir == "" {
 		dir = "."
-	} else if err := checkKey(dir); err != nil || !strings.HasSuffix(prefix, "/") {
+	} else if err := checkKey(dir); err != nil {
 		return nil, fmt.Errorf("list folders of %q: %w", prefix, ErrInvalidKey)
 	}
 	// No folder where an object or a symbolic link stands on the way.
@@ -438,8 +444,8 @@ func (d *Dir) Folders(ctx context.Context, prefix string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if e.IsDir() && ValidateKey(prefix+e.Name()) == nil {
-			out = append(out, prefix+e.Name()+"/")
+		if e.IsDir() && strings.HasPrefix(e.Name(), part) && ValidateKey(parent+e.Name()) == nil {
+			out = append(out, parent+e.Name()+"/")
 		}
 	}
 	sort.Strings(out) // in key order, as S3 gives them ("a-b/" before "a/")

@@ -120,6 +120,10 @@ func TestStores(t *testing.T) {
 			for prefix, want := range map[string]string{
 				"uploads/": "uploads/a-b/,uploads/a/", "": "resized/,uploads/", "uploads/a-b/": "uploads/a-b/c/",
 				"uploads/a/": "", "uploads/b.png/": "", "missing/": "",
+				// A prefix that ends inside a name, as OUTPUT_PREFIX
+				// may ("resized-"): its folders are those of the keys
+				// that start with it.
+				"upl": "uploads/", "uploads/a": "uploads/a-b/,uploads/a/", "uploads/a-": "uploads/a-b/", "uploads/b": "",
 			} {
 				folders, err := s.Folders(ctx, prefix)
 				if got := strings.Join(folders, ","); err != nil || got != want {
