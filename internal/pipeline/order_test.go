@@ -559,3 +559,71 @@ func TestStraysOfAFailedRun(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// A delivery that failed after deleting some outputs (a removal that
+// found the original gone, which was then stored again with the same
+// bytes) is sent again; its second try finds the original there and runs
+// it: that run must not join a run of the same version that looked before
+// the deletion, which finds every output current and ends the event with
+// the deleted output missing for good. Before, it did (1 of 1 here; round
+// 13 or 24 of TestEventsInAnyOrder/fail-every-25 on a loaded machine).
+func TestRetryAfterADeletionRunsAfresh(t *testing.T) {
+	const key = "uploads/again.jpg"
+	s, p, direct, d := scriptedPipeline(t)
+	ctx := t.Context()
+	pic := grey(t, 120, 80)
+	v1, err := d.Put(ctx, key, pic, storage.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Run(ctx, key, v1.ETag); err != nil || res.Status != StatusProcessed {
+		t.Fatalf("v1: %+v %v", res, err)
+	}
+	if err := d.Delete(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	var once, once2, once3 sync.Once
+	looking, release := make(chan struct{}), make(chan struct{})
+	c := make(chan outcome, 1)
+	s.hook = func(hc context.Context, op, k string) error {
+		switch who := actor(hc); {
+		case who == "R" && op == "get" && k == p.ManifestKey(key):
+			// The removal has found the original gone: it is stored
+			// again, the same bytes, and its event's run looks at the
+			// outputs, all there, before the removal deletes them.
+			once.Do(func() {
+				if _, err := d.Put(ctx, key, pic, storage.PutOptions{}); err != nil {
+					panic(err)
+				}
+				go func() {
+					res, err := p.Run(as(ctx, "C"), key, v1.ETag)
+					c <- outcome{res, err}
+				}()
+				waitFor(looking)
+				time.Sleep(100 * time.Millisecond) // its HEADs of the variants done
+			})
+		case who == "R" && op == "delete" && strings.Contains(k, "/medium/"):
+			return fmt.Errorf("delete %q: %w", k, storage.ErrUnavailable)
+		case who == "C" && op == "head" && k == p.ManifestKey(key):
+			once2.Do(func() { close(looking) })
+			waitFor(release)
+		case who == "R2" && op == "head" && k == key:
+			// The removal sent again: a moment after it has looked, the
+			// creation's run, joined or not, goes on.
+			once3.Do(func() { go func() { time.Sleep(200 * time.Millisecond); close(release) }() })
+		}
+		return nil
+	}
+	if _, err := p.Remove(as(ctx, "R"), key); !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("first try of the removal: %v, want its deletion failed", err)
+	}
+	if _, err := p.Remove(as(ctx, "R2"), key); err != nil {
+		t.Fatalf("removal sent again: %v", err)
+	}
+	if o := <-c; o.err != nil {
+		t.Fatalf("creation: %v", o.err)
+	}
+	if err := settled(ctx, direct, d, key); err != nil {
+		t.Error(err)
+	}
+}

@@ -11,11 +11,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -173,6 +176,11 @@ type Pipeline struct {
 	// flights makes concurrent runs for one version of one source (a
 	// duplicate delivery) share the first one's work.
 	flights singleflight.Group
+	// deletions counts the deletions of outputs, by stripe of source keys
+	// (deletionStripe), and names the flights with it: a run that starts
+	// after some of its source's outputs were deleted joins no run that
+	// may have looked at them before (see Run).
+	deletions [64]atomic.Uint64
 	// timedOut are the versions of sources whose processing ran into the
 	// timeout, by key and ETag.
 	timedOut *memo.Memo[struct{}]
@@ -558,7 +566,13 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 	if !p.isInput(key) {
 		return Result{Status: StatusLoopGuard, Key: key}, nil
 	}
-	v, err, _ := p.flights.Do(key+"\x00"+etag, func() (any, error) { return p.runOnce(ctx, key, etag) })
+	// A run under way may have found the outputs current before some of
+	// them were deleted (a removal beside a new upload of the same bytes,
+	// which failed after deleting and is sent again): it would report them
+	// current. Only a run that started since the last such deletion is
+	// joined.
+	flight := key + "\x00" + etag + "\x00" + strconv.FormatUint(p.deletions[deletionStripe(key)].Load(), 10)
+	v, err, _ := p.flights.Do(flight, func() (any, error) { return p.runOnce(ctx, key, etag) })
 	if err != nil {
 		return Result{}, err
 	}
@@ -572,6 +586,24 @@ func (p *Pipeline) Run(ctx context.Context, key, etag string) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// deletionStripe is the stripe of deletions that counts those of the
+// outputs of the source key: a fixed number of counters, whatever the
+// number of keys (two keys that share one only share fewer runs).
+func deletionStripe(key string) int {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(Pipeline{}.deletions)))
+}
+
+// deleted records that outputs of the source key, of the version it may
+// hold again, were deleted, or may have been (a deletion that failed
+// midway): runs of key that start from now on join none that started
+// before (Run). A run's own pruning of outputs its version no longer
+// makes need not: no run of the version looks at them.
+func (p *Pipeline) deleted(key string) {
+	p.deletions[deletionStripe(key)].Add(1)
 }
 
 // settle brings the outputs of key to what the original as it stands
@@ -596,6 +628,7 @@ func (p *Pipeline) settle(ctx context.Context, key, etag string) error {
 	stray, err := p.deleteIf(ctx, p.everyOutputKey(key), func(obj storage.Object) bool {
 		return madeFrom(obj, key) && obj.Metadata[MetaSourceETag] == etag
 	})
+	p.deleted(key) // outputs of the version stored again, perhaps
 	if err != nil {
 		return fmt.Errorf("delete the outputs of a replaced version: %w", err)
 	}
@@ -873,6 +906,7 @@ func (p *Pipeline) dropReplaced(ctx context.Context, key, etag string) ([]string
 	deleted, err := p.deleteIf(ctx, p.keysToDelete(key, m), func(obj storage.Object) bool {
 		return madeFrom(obj, key) && obj.Metadata[MetaSourceETag] != etag
 	})
+	p.deleted(key)
 	if err != nil {
 		return nil, fmt.Errorf("delete the outputs of the version replaced: %w", err)
 	}
@@ -1022,6 +1056,7 @@ func (p *Pipeline) remove(ctx context.Context, key string) (Result, error) {
 		return Result{}, err
 	}
 	deleted, err := p.deleteOwned(ctx, key, p.keysToDelete(key, m))
+	p.deleted(key) // done or failed, some may be gone
 	if err != nil {
 		return Result{}, fmt.Errorf("delete variants: %w", err)
 	}
