@@ -394,6 +394,19 @@ func (e *emulators) logs() string {
 	return b.String()
 }
 
+// failures returns the forwarders' log lines at warn or error level but
+// the retries, and the invocations that failed a message.
+func (e *emulators) failures() string {
+	var b strings.Builder
+	for _, l := range strings.Split(e.logs(), "\n") {
+		if (strings.Contains(l, `"level":"warn"`) || strings.Contains(l, `"level":"error"`)) && !strings.Contains(l, `"message":"retrying"`) ||
+			strings.Contains(l, `"message":"invocation"`) && !strings.Contains(l, `"failed":0`) {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
 // count counts the forwarders' log lines with the message msg.
 func (e *emulators) count(msg string) int {
 	return strings.Count(e.logs(), `"message":"`+msg+`"`)
