@@ -763,7 +763,7 @@ type PresignedMethod string
 
 // Problem An RFC 9457 problem document.
 type Problem struct {
-	// Detail What went wrong with this request. For a 5xx it says only "internal error"; the log has the rest.
+	// Detail What went wrong with this request. For a 500 it says only "internal error", and for a 503 `misconfigured` only its title; the log has the rest.
 	Detail string `json:"detail"`
 
 	// Instance The path of the request, as it was sent (a key's `%2F` and other escapes kept), a URI reference.
