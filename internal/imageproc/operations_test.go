@@ -636,3 +636,47 @@ func meanAbsDiff(a, b image.Image) float64 {
 	}
 	return sum / float64(3*bd.Dx()*bd.Dy())
 }
+
+// Sharpening an image with transparency sharpens what shows: a uniform
+// shape keeps its colour to its edge, whatever colours its transparent
+// neighbours hide (they are no edge anyone sees), while a visible edge
+// inside it is still sharpened.
+func TestSharpenOfTransparency(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	grey := func(w, h, n int, hidden func(x, y int) color.NRGBA) *image.NRGBA {
+		img := image.NewNRGBA(image.Rect(0, 0, w, h))
+		x0, y0 := (w-n)/2, (h-n)/2
+		for y := range h {
+			for x := range w {
+				c := hidden(x, y)
+				if x >= x0 && x < x0+n && y >= y0 && y < y0+n {
+					c = color.NRGBA{128, 128, 128, 255}
+				}
+				img.SetNRGBA(x, y, c)
+			}
+		}
+		return img
+	}
+	for name, hidden := range map[string]func(x, y int) color.NRGBA{
+		"black":  func(x, y int) color.NRGBA { return color.NRGBA{0, 0, 0, 0} },
+		"white":  func(x, y int) color.NRGBA { return color.NRGBA{255, 255, 255, 0} },
+		"varied": func(x, y int) color.NRGBA { return color.NRGBA{uint8(x * 37), uint8(y * 53), uint8((x + y) * 11), 0} },
+	} {
+		for _, sigma := range []float64{0.5, 1, 3} {
+			img := process(t, p, encodePNG(t, grey(60, 40, 20, hidden)), Options{Sharpen: sigma, Format: FormatPNG})
+			visibleColoursNear(t, fmt.Sprintf("grey square on hidden %s, sharpen %g", name, sigma), img, [3]uint8{128, 128, 128}, 2)
+		}
+	}
+	// A visible edge is still sharpened: a grey square inside an opaque
+	// lighter one gets a darker rim.
+	in := grey(60, 40, 20, func(x, y int) color.NRGBA {
+		if x >= 10 && x < 50 && y >= 5 && y < 35 {
+			return color.NRGBA{200, 200, 200, 255}
+		}
+		return color.NRGBA{0, 0, 0, 0}
+	})
+	img := process(t, p, encodePNG(t, in), Options{Sharpen: 1, Format: FormatPNG})
+	if c := rgbAt(img, 20, 20); c[0] >= 124 {
+		t.Errorf("the inner square's edge next to lighter grey is %v after sharpen 1, want darker than its 128", c)
+	}
+}
