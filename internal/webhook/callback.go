@@ -47,6 +47,14 @@ func NewCallback(rawURL string, secrets [][]byte, client *http.Client) (*Callbac
 		// that does not is tried again rather than waited for.
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
+	// A redirect is never followed, as the forwarder follows none: only
+	// the receiver's own 2xx is a delivery. Go's client turns a POST
+	// into a GET on a 301, 302 or 303, so a login page or an index
+	// answering that GET 200 would pass for a signal delivered, and a
+	// 307 or 308 would post the signed body wherever Location says.
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	client = &c
 	// Four tries over some seven seconds: a receiver that restarts is
 	// waited for, one that is down does not hold the run of an original.
 	return &Callback{url: rawURL, origin: u.Scheme + "://" + u.Host, secrets: secrets, client: client,
@@ -73,7 +81,14 @@ func (c *Callback) Post(ctx context.Context, body []byte) error {
 // statusError is an answer other than 2xx.
 type statusError struct{ code int }
 
-func (e statusError) Error() string { return fmt.Sprintf("callback answered %d", e.code) }
+func (e statusError) Error() string {
+	if e.code/100 == 3 {
+		// Where it points is left out: a login page's query, or a
+		// receiver's token, is no business of the log.
+		return fmt.Sprintf("callback answered %d, a redirect, not followed: READY_CALLBACK_URL must name the receiver itself", e.code)
+	}
+	return fmt.Sprintf("callback answered %d", e.code)
+}
 
 func retryable(err error) bool {
 	var s statusError

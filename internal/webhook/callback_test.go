@@ -104,3 +104,34 @@ func TestCallbackErrorsKeepTheURLsToken(t *testing.T) {
 		t.Fatalf("bad URL: %v", err)
 	}
 }
+
+// A receiver's redirect is not followed: only the receiver's own 2xx is a
+// delivery. Followed, a 301, 302 or 303 became a GET without the signal,
+// which a login page or an index answered 200, and the signal was taken
+// for delivered; a 307 or 308 posted the signed body wherever Location
+// pointed.
+func TestCallbackRedirectIsNoDelivery(t *testing.T) {
+	for _, code := range []int{301, 302, 303, 307, 308} {
+		var elsewhere atomic.Int32
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/hooks" {
+				http.Redirect(w, r, "/login?state=LOGIN-STATE", code)
+				return
+			}
+			elsewhere.Add(1)
+			io.WriteString(w, "<html>sign in</html>")
+		}))
+		c, err := NewCallback(srv.URL+"/hooks", [][]byte{[]byte("s")}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.backoff = []time.Duration{time.Millisecond}
+		err = c.Post(t.Context(), []byte(`{"a":1}`))
+		if err == nil || elsewhere.Load() != 0 {
+			t.Errorf("HTTP %d: %v, %d requests to where it pointed; want an error, none followed", code, err, elsewhere.Load())
+		} else if strings.Contains(err.Error(), "LOGIN-STATE") {
+			t.Errorf("HTTP %d: the error quotes the Location's query: %v", code, err)
+		}
+		srv.Close()
+	}
+}
