@@ -26,6 +26,7 @@ type uploader interface {
 	InputKey(name string) (string, error)
 	CheckUpload(key string, f imageproc.Format) error
 	NewKey(f imageproc.Format, now time.Time) string
+	Announce(ctx context.Context, res pipeline.Result)
 }
 
 // manifests says where the manifest of an original is (pipeline's), for a
@@ -138,6 +139,14 @@ func (d uploadDeps) store(w http.ResponseWriter, r *http.Request, name string, r
 	}
 	w.Header().Set("Location", d.objects.URL(res.Key))
 	writeJSON(w, http.StatusCreated, uploadJSON(res))
+	// The ready signal goes after the answer, and once the gate place
+	// and the client's count are given back: its receiver, slow or down,
+	// may take its retries' whole bound (15 s), in which an upload that
+	// held them would shut out other images (503) while no image is
+	// being made.
+	body.close()
+	_ = http.NewResponseController(w).Flush()
+	d.pipeline.Announce(r.Context(), res)
 }
 
 // uploadJSON is the answer to an upload: the manifest the pipeline wrote,

@@ -251,21 +251,32 @@ func (p *Pipeline) finish(ctx context.Context, res *Result, ph placeholder) erro
 		return fmt.Errorf("store manifest: %w", err)
 	}
 	res.Manifest = &m
-	if p.cfg.Ready != nil {
-		// The outputs are written and stay written: a signal that cannot
-		// be delivered (after the notifier's own retries) is logged, not
-		// a reason to make the variants again. It goes out even when the
-		// request that made them has ended (the client gone is no reason
-		// to keep it from the receiver), within a bound of its own, so
-		// that a receiver that hangs holds a webhook delivery for
-		// readyTimeout at most.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
-		defer cancel()
-		if err := p.cfg.Ready.Ready(rctx, m); err != nil {
-			zerolog.Ctx(ctx).Error().Err(err).Str("key", res.Key).Msg("ready signal not delivered")
-		}
+	if res.upload {
+		// An upload's caller sends it (Announce), once it holds nothing
+		// that other requests wait for.
+		res.ready = &m
+		return nil
 	}
+	p.announce(ctx, res.Key, m)
 	return nil
+}
+
+// announce sends the ready signal of key's manifest m. The outputs are
+// written and stay written: a signal that cannot be delivered (after the
+// notifier's own retries) is logged, not a reason to make the variants
+// again. It goes out even when the request that made them has ended (the
+// client gone is no reason to keep it from the receiver), within a bound
+// of its own, so that a receiver that hangs holds a webhook delivery for
+// readyTimeout at most.
+func (p *Pipeline) announce(ctx context.Context, key string, m Manifest) {
+	if p.cfg.Ready == nil {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), readyTimeout)
+	defer cancel()
+	if err := p.cfg.Ready.Ready(rctx, m); err != nil {
+		zerolog.Ctx(ctx).Error().Err(err).Str("key", key).Msg("ready signal not delivered")
+	}
 }
 
 // readyTimeout bounds a ready signal, its retries included: well within

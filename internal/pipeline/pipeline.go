@@ -166,6 +166,8 @@ type Result struct {
 	// settle: the run found its version replaced or gone before it
 	// wrote anything, and made nothing again (see settle).
 	settle bool
+	// ready is an upload's ready signal, not yet sent: Announce sends it.
+	ready *Manifest
 }
 
 // Pipeline makes and stores the variants of originals.
@@ -300,6 +302,11 @@ func (p *Pipeline) outputKey(key string, v Variant, f imageproc.Format) string {
 // when a write fails, what was written is undone: a new original and its
 // outputs are deleted; an original it replaced is put back and its
 // variants made again (see rollback).
+//
+// Its ready signal is not sent: the caller sends it with Announce once it
+// has given back what it held for the upload (a place at the gate, the
+// body's memory), which a receiver that is slow or down would otherwise
+// hold for as long as the signal's retries take.
 func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map[string]string) (Result, error) {
 	pr, err := p.prepare(ctx, key, data, meta)
 	if err != nil {
@@ -347,6 +354,15 @@ func (p *Pipeline) Upload(ctx context.Context, key string, data []byte, meta map
 		zerolog.Ctx(ctx).Info().Str("key", key).Msg("upload overtaken while its variants were written; the current original's made again")
 	}
 	return res, nil
+}
+
+// Announce sends the ready signal of an upload's result, which Upload
+// leaves to its caller; it does nothing for any other result, or when no
+// signal is configured.
+func (p *Pipeline) Announce(ctx context.Context, res Result) {
+	if res.ready != nil {
+		p.announce(ctx, res.Key, *res.ready)
+	}
 }
 
 // original is an original as it was stored, to be put back; unheld when
