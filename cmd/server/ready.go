@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -48,11 +49,16 @@ func (r readyCallback) Ready(ctx context.Context, m pipeline.Manifest) error {
 // readyAll tells every notifier, and reports each failure.
 type readyAll []pipeline.Notifier
 
+// Ready tells them all at once: ctx bounds the whole signal, and told in
+// turn, a receiver that does not answer would take all of it with its
+// tries, leaving the next target an ended context every time.
 func (all readyAll) Ready(ctx context.Context, m pipeline.Manifest) error {
-	var errs []error
-	for _, n := range all {
-		errs = append(errs, n.Ready(ctx, m))
+	errs := make([]error, len(all))
+	var wg sync.WaitGroup
+	for i, n := range all {
+		wg.Go(func() { errs[i] = n.Ready(ctx, m) })
 	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 
