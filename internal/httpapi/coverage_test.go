@@ -125,6 +125,38 @@ func sendHead(t *testing.T, conn net.Conn, req *http.Request, part []byte) {
 	}
 }
 
+// cutAndStalled posts to path, with header, a body of 500 bytes of which
+// only part comes: once cut there (the sender's side shut), once stalled
+// past READ_TIMEOUT (http.Server's ReadTimeout, as cmd/server sets it).
+// Both are the sender's fault, on every route: 400 and 408 with a problem
+// document naming cut and stalled, and neither logged as the service's
+// fault.
+func cutAndStalled(t *testing.T, path string, header http.Header, part []byte, cut, stalled string) {
+	t.Helper()
+	base := newTestServer(t, nil)
+	srv := serveWith(t, base.Config.Handler, func(c *http.Server) { c.ReadTimeout = 300 * time.Millisecond })
+	for _, tt := range []struct {
+		name   string
+		shut   bool
+		status int
+		detail string
+	}{
+		{"cut", true, 400, cut},
+		{"stalled", false, 408, stalled},
+	} {
+		req := partial(t, "POST", srv.URL+path, "", 500)
+		req.Header = header.Clone()
+		resp, body := rawExchange(t, srv.Listener.Addr().String(), req, part, tt.shut)
+		if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/problem+json" ||
+			!strings.Contains(string(body), tt.detail) {
+			t.Errorf("%s %s: %d %s %s, want %d naming %q", path, tt.name, resp.StatusCode, resp.Header.Get("Content-Type"), body, tt.status, tt.detail)
+		}
+	}
+	if strings.Contains(base.logs.String(), `"level":"error"`) {
+		t.Fatalf("%s: a sender's body logged as the service's fault: %s", path, base.logs.String())
+	}
+}
+
 // heldAnswered reports whether the server has answered, or closed, the
 // request held open on conn.
 func heldAnswered(t *testing.T, conn net.Conn) bool {
