@@ -7,8 +7,6 @@ import (
 	"image/jpeg"
 	"strings"
 	"testing"
-
-	"github.com/resizer/resizer/internal/storage"
 )
 
 // Every flag that counts or paces is checked before anything is done:
@@ -19,14 +17,7 @@ import (
 func TestReconcileFlagBounds(t *testing.T) {
 	ctx := t.Context()
 	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "VARIANTS": "thumb:32x32:cover", "CONCURRENCY": "2"}
-	d, err := storage.NewDir(env["DATA_DIR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Put(ctx, "uploads/a.jpg", small(t, 1), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
+	putOriginals(t, env["DATA_DIR"], func(t *testing.T, _ int) []byte { return small(t, 1) }, "uploads/a.jpg")
 	for _, tt := range []struct {
 		args []string
 		flag string
@@ -47,6 +38,7 @@ func TestReconcileFlagBounds(t *testing.T) {
 		{[]string{"--progress", "-1s"}, "--progress"},
 	} {
 		var out string
+		var err error
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
@@ -93,16 +85,11 @@ func TestReconcileMoreInHandThanSlots(t *testing.T) {
 	const n = 8
 	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "VARIANTS": "a:1600x0,b:1200x0,c:800x0",
 		"CONCURRENCY": "1", "QUEUE_TIMEOUT": "50ms"}
-	d, err := storage.NewDir(env["DATA_DIR"])
-	if err != nil {
-		t.Fatal(err)
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("uploads/%d.jpg", i)
 	}
-	for i := range n {
-		if _, err := d.Put(ctx, fmt.Sprintf("uploads/%d.jpg", i), big(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Close()
+	putOriginals(t, env["DATA_DIR"], big, keys...)
 	out, err := reconcileRun(ctx, env, "--concurrency", fmt.Sprint(n), "--json")
 	if err != nil || processed(t, out) != n {
 		t.Fatalf("reconcile: %v\n%s", err, out)

@@ -16,17 +16,8 @@ import (
 func TestReconcileKeepRetired(t *testing.T) {
 	ctx := t.Context()
 	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "VARIANTS": "thumb:32x32:cover,small:100x0,old:60x0"}
-	d, err := storage.NewDir(env["DATA_DIR"])
-	if err != nil {
-		t.Fatal(err)
-	}
 	keys := []string{"uploads/a.jpg", "uploads/b/c.jpg"}
-	for i, k := range keys {
-		if _, err := d.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Close()
+	putOriginals(t, env["DATA_DIR"], small, keys...)
 	if out, err := reconcileRun(ctx, env); err != nil || processed(t, out) != 2 {
 		t.Fatalf("first run: %v\n%s", err, out)
 	}

@@ -79,6 +79,23 @@ func small(t *testing.T, i int) []byte {
 }
 
 // reconcileRun calls run as main does for server reconcile with args,
+
+// putOriginals stores keys in the local directory dir as JPEG originals
+// for a reconcile to find, the i-th made by img(t, i).
+func putOriginals(t *testing.T, dir string, img func(*testing.T, int) []byte, keys ...string) {
+	t.Helper()
+	d, err := storage.NewDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for i, k := range keys {
+		if _, err := d.Put(t.Context(), k, img(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // and returns its output.
 func reconcileRun(ctx context.Context, env map[string]string, args ...string) (string, error) {
 	var out bytes.Buffer
@@ -328,16 +345,7 @@ func TestReconcileEnqueue(t *testing.T) {
 func TestReconcileLocal(t *testing.T) {
 	ctx := t.Context()
 	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "VARIANTS": "thumb:32x32:cover,small:100x0"}
-	d, err := storage.NewDir(env["DATA_DIR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, k := range []string{"uploads/a.jpg", "uploads/b/c.jpg"} {
-		if _, err := d.Put(ctx, k, small(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	d.Close()
+	putOriginals(t, env["DATA_DIR"], small, "uploads/a.jpg", "uploads/b/c.jpg")
 	out, err := reconcileRun(ctx, env, "--json", "--rate", "50")
 	if err != nil || lastJSON(t, out)["create"] != 2 || processed(t, out) != 2 {
 		t.Fatalf("reconcile: %v\n%s", err, out)
@@ -365,7 +373,7 @@ func TestReconcileLocal(t *testing.T) {
 	if out, err = reconcileRun(ctx, env, "--dry-run", "--json"); err != nil || lastJSON(t, out)["current"] != 2 {
 		t.Fatalf("after the manifests: %v\n%s", err, out)
 	}
-	d, err = storage.NewDir(env["DATA_DIR"])
+	d, err := storage.NewDir(env["DATA_DIR"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -456,14 +464,7 @@ func TestReconcileOutputPrefixInsideAName(t *testing.T) {
 	ctx := t.Context()
 	env := map[string]string{"DATA_DIR": t.TempDir(), "LOG_LEVEL": "warn", "OUTPUT_PREFIX": "out-",
 		"VARIANTS": "thumb:32x32:cover,small:100x0,old:60x0"}
-	d, err := storage.NewDir(env["DATA_DIR"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := d.Put(ctx, "uploads/a.jpg", small(t, 1), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
-		t.Fatal(err)
-	}
-	d.Close()
+	putOriginals(t, env["DATA_DIR"], func(t *testing.T, _ int) []byte { return small(t, 1) }, "uploads/a.jpg")
 	if out, err := reconcileRun(ctx, env, "--json"); err != nil || lastJSON(t, out)["create"] != 1 || processed(t, out) != 1 {
 		t.Fatalf("reconcile: %v\n%s", err, out)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/resizer/resizer/internal/imagetest"
 
 	"github.com/resizer/resizer/internal/disktest"
-	"github.com/resizer/resizer/internal/storage"
 )
 
 // A full DATA_DIR makes uploads 503 with Retry-After and /readyz say that
@@ -63,17 +62,12 @@ func TestRunFullDisk(t *testing.T) {
 func TestReconcileFullDiskStops(t *testing.T) {
 	mnt := disktest.Tmpfs(t, "8m")
 	env := map[string]string{"DATA_DIR": filepath.Join(mnt, "data"), "LOG_LEVEL": "error", "VARIANTS": "small:100x0"}
-	d, err := storage.NewDir(env["DATA_DIR"])
-	if err != nil {
-		t.Fatal(err)
-	}
 	const originals = 3 * refusalsToStop
-	for i := range originals {
-		if _, err := d.Put(t.Context(), fmt.Sprintf("uploads/%03d.jpg", i), small(t, i), storage.PutOptions{ContentType: "image/jpeg"}); err != nil {
-			t.Fatal(err)
-		}
+	keys := make([]string, originals)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("uploads/%03d.jpg", i)
 	}
-	d.Close()
+	putOriginals(t, env["DATA_DIR"], small, keys...)
 	disktest.Fill(t, filepath.Join(mnt, "filler"))
 	out, err := reconcileRun(t.Context(), env, "--concurrency", "2")
 	if err == nil || !strings.Contains(err.Error(), "in a row failed as the store refused them") || !strings.Contains(err.Error(), "no space left") {
