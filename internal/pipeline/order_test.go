@@ -310,6 +310,25 @@ func (s *scripted) Delete(ctx context.Context, key string) error {
 }
 
 // scriptedPipeline is a pipeline on a directory through s, and one that
+
+// processedThenDeleted stores pic as key, runs it (its outputs made) and
+// deletes it again, the original gone with its outputs left: the start of
+// a removal's story. It returns the version that was stored.
+func processedThenDeleted(t *testing.T, p *Pipeline, d *storage.Dir, key string, pic []byte) storage.Object {
+	t.Helper()
+	v1, err := d.Put(t.Context(), key, pic, storage.PutOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res, err := p.Run(t.Context(), key, v1.ETag); err != nil || res.Status != StatusProcessed {
+		t.Fatalf("v1: %+v %v", res, err)
+	}
+	if err := d.Delete(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	return v1
+}
+
 // looks at the same directory directly.
 func scriptedPipeline(t *testing.T) (s *scripted, p, direct *Pipeline, d *storage.Dir) {
 	d = dirStore(t)
@@ -440,16 +459,7 @@ func TestRemoveBesideARecreation(t *testing.T) {
 	const key = "uploads/back.jpg"
 	s, p, direct, d := scriptedPipeline(t)
 	ctx := t.Context()
-	v1, err := d.Put(ctx, key, grey(t, 120, 80), storage.PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := p.Run(ctx, key, v1.ETag); err != nil || res.Status != StatusProcessed {
-		t.Fatalf("v1: %+v %v", res, err)
-	}
-	if err := d.Delete(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	processedThenDeleted(t, p, d, key, grey(t, 120, 80))
 	var once sync.Once
 	s.hook = func(c context.Context, op, k string) error {
 		if actor(c) == "R" && op == "get" && k == p.ManifestKey(key) {
@@ -572,16 +582,7 @@ func TestRetryAfterADeletionRunsAfresh(t *testing.T) {
 	s, p, direct, d := scriptedPipeline(t)
 	ctx := t.Context()
 	pic := grey(t, 120, 80)
-	v1, err := d.Put(ctx, key, pic, storage.PutOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res, err := p.Run(ctx, key, v1.ETag); err != nil || res.Status != StatusProcessed {
-		t.Fatalf("v1: %+v %v", res, err)
-	}
-	if err := d.Delete(ctx, key); err != nil {
-		t.Fatal(err)
-	}
+	v1 := processedThenDeleted(t, p, d, key, pic)
 	var once, once2, once3 sync.Once
 	looking, release := make(chan struct{}), make(chan struct{})
 	c := make(chan outcome, 1)
