@@ -148,10 +148,6 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 		byRel[strings.TrimPrefix(o.Key, p.cfg.InputPrefix)] = len(plan.Tasks)
 		plan.Tasks = append(plan.Tasks, Task{Key: o.Key, ETag: o.ETag, Size: o.Size})
 	}
-	configured := map[string]bool{}
-	for _, v := range p.cfg.Variants {
-		configured[v.Name] = true
-	}
 	hasOutputs := make([]bool, len(plan.Tasks))
 	// The objects under folders of retired variants named as outputs of
 	// an original, by that original, to be checked with it.
@@ -163,6 +159,7 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 	for _, f := range folders {
 		name := strings.TrimSuffix(strings.TrimPrefix(f, p.cfg.OutputPrefix), "/")
 		manifests := f == p.cfg.OutputPrefix+ManifestSegment
+		retired := p.retired(name)
 		if strings.HasPrefix(name, "_") && !manifests {
 			continue // the derived cache, or a reserved folder yet to come
 		}
@@ -192,10 +189,10 @@ func (p *Pipeline) Plan(ctx context.Context, in Lister, out OutputLister, opts P
 			}
 			switch {
 			case !ok:
-				if !configured[name] {
+				if retired {
 					plan.Orphans++
 				}
-			case configured[name]:
+			case !retired:
 				hasOutputs[i] = true
 			default:
 				cands[i] = append(cands[i], retiredCandidate{key: o.Key, alt: alt})
