@@ -706,7 +706,7 @@ type ImageInfoFormat string
 
 // PresignRequest defines model for PresignRequest.
 type PresignRequest struct {
-	// ContentType One of the media types of `INPUT_FORMATS` (image/jpeg, image/png, ...).
+	// ContentType One of the media types of `INPUT_FORMATS` (image/jpeg, image/png, ...), in any letter case; the URL is signed for, and `headers` give, its lower-case spelling.
 	ContentType string `json:"content_type"`
 
 	// Filename The client's file name; informative only, the key comes from `key` or is generated.
@@ -1039,6 +1039,12 @@ type ImageInfoMultipartBody struct {
 	File openapi_types.File `json:"file"`
 }
 
+// GetObjectParams defines parameters for GetObject.
+type GetObjectParams struct {
+	// IfNoneMatch ETags of copies the client holds; a match is a 304.
+	IfNoneMatch *string `json:"If-None-Match,omitempty"`
+}
+
 // ResizeImageMultipartBody defines parameters for ResizeImage.
 type ResizeImageMultipartBody struct {
 	File openapi_types.File `json:"file"`
@@ -1184,7 +1190,7 @@ type UploadImageMultipartBody struct {
 
 // UploadImageParams defines parameters for UploadImage.
 type UploadImageParams struct {
-	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`). Given at most once and never empty (either is a 400); left out, a new key is made.
+	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`). Given at most once and never empty (either is a 400), with no control character, bidirectional ones (U+202E) included; left out, a new key is made.
 	Key *string `form:"key,omitempty" json:"key,omitempty"`
 
 	// Focus The original's focal point, as fractions 0..1 of the upright image's

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"net/url"
+	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/resizer/resizer/internal/s3test"
 	"github.com/resizer/resizer/internal/storage"
@@ -68,6 +70,38 @@ func TestPresignRefusesWhatAnUploadWould(t *testing.T) {
 		}
 		if taken == 0 || refused == 0 {
 			t.Errorf("%s: %d names taken, %d refused: the range misses the limit", tt.store, taken, refused)
+		}
+	}
+}
+
+// A name a client chooses holds no bidirectional control, which would
+// make "tom\u202Egpj.exe" read as "tomexe.jpg" wherever the name is shown:
+// every such character is refused by an upload and by a presign alike,
+// while names of other scripts and of emoji (with their joiners) are
+// taken.
+func TestChosenNamesHoldNoBidiControl(t *testing.T) {
+	s := newTestServer(t, nil)
+	photo := testdata(t, "ladybird.jpg")
+	n := 0
+	for _, rt := range unicode.Bidi_Control.R16 {
+		for r := rt.Lo; r <= rt.Hi; r += rt.Stride {
+			n++
+			name := "tom" + string(rune(r)) + "gpj.exe.jpg"
+			if resp, body := s.do(t, "POST", "/uploads?key="+url.QueryEscape(name), photo, nil); resp.StatusCode != 400 ||
+				!strings.Contains(string(body), "bidirectional") {
+				t.Errorf("upload of %+q: %d %.200s", name, resp.StatusCode, body)
+			}
+			if resp, body := presign(t, s, map[string]any{"content_type": "image/jpeg", "size": len(photo), "key": name}, nil); resp.StatusCode != 400 {
+				t.Errorf("presign of %+q: %d %.200s", name, resp.StatusCode, body)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("%d bidirectional controls: the table is not the one meant", n)
+	}
+	for _, name := range []string{"日本/猫.jpg", "عربي/قطة.jpg", "family 👨\u200d👩\u200d👧.jpg", "café.jpg"} {
+		if resp, body := s.do(t, "POST", "/uploads?key="+url.QueryEscape(name), photo, nil); resp.StatusCode != 201 {
+			t.Errorf("upload of %q: %d %.200s", name, resp.StatusCode, body)
 		}
 	}
 }

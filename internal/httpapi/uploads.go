@@ -211,7 +211,10 @@ func handlePresign(d uploadDeps) http.Handler {
 			writeError(w, r, fmt.Errorf("%w: presign request: %v", errBadRequest, err))
 			return
 		}
-		ct := req.ContentType
+		// Media types are case-insensitive (RFC 9110, 8.3.1): the URL is
+		// signed for the lower-case spelling, which the answer's headers
+		// give back to send.
+		ct := strings.ToLower(req.ContentType)
 		switch {
 		case ct == "":
 			// Left out (null, {}): a malformed request, not a type refused.
@@ -314,7 +317,8 @@ func handlePutUpload(d uploadDeps) http.Handler {
 	})
 }
 
-// handleGetObject serves GET /objects/{key} from the local store.
+// handleGetObject serves GET /objects/{key} from the local store: a 304
+// when the client's If-None-Match names the stored object.
 func handleGetObject(local LocalStore) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key, err := pathKey(r)
@@ -336,12 +340,21 @@ func handleGetObject(local LocalStore) http.Handler {
 			ct = "application/json"
 		}
 		h := w.Header()
-		h.Set("Content-Type", ct)
-		h.Set("Content-Length", strconv.Itoa(len(data)))
 		h.Set("ETag", obj.ETag)
 		if obj.CacheControl != "" {
 			h.Set("Cache-Control", obj.CacheControl)
 		}
+		if !obj.LastModified.IsZero() {
+			h.Set("Last-Modified", obj.LastModified.UTC().Format(http.TimeFormat))
+		}
+		// A browser revisiting a page of variants asks whether its copy
+		// is still the stored one, as it does of delivery's images.
+		if matchesETag(fieldList(r.Header, "If-None-Match"), obj.ETag) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		h.Set("Content-Type", ct)
+		h.Set("Content-Length", strconv.Itoa(len(data)))
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write(data)
 	})

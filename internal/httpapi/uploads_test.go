@@ -65,6 +65,18 @@ func TestUploadLocal(t *testing.T) {
 	if resp.StatusCode != 200 || imageproc.Sniff(got) != imageproc.FormatWebP || resp.Header.Get("Cache-Control") != "public, max-age=60" {
 		t.Fatalf("variant: %d %s", resp.StatusCode, resp.Header)
 	}
+	// A browser's copy of it is confirmed without its bytes; another
+	// ETag is not a match.
+	etag := resp.Header.Get("ETag")
+	if _, err := http.ParseTime(resp.Header.Get("Last-Modified")); err != nil || etag == "" {
+		t.Fatalf("variant: ETag %q, Last-Modified: %v", etag, err)
+	}
+	for inm, want := range map[string]int{etag: 304, `"other", ` + etag: 304, "W/" + etag: 304, "*": 304, `"other"`: 200} {
+		resp, got := s.do(t, "GET", "/objects/"+url.PathEscape(u.Variants[1].Key), nil, http.Header{"If-None-Match": {inm}})
+		if resp.StatusCode != want || (want == 304 && (len(got) != 0 || resp.Header.Get("ETag") != etag)) {
+			t.Errorf("If-None-Match %s: %d (%d bytes) %s, want %d", inm, resp.StatusCode, len(got), resp.Header, want)
+		}
+	}
 	if resp, _ := s.do(t, "GET", "/objects/"+url.PathEscape("uploads/none.jpg"), nil, nil); resp.StatusCode != 404 {
 		t.Fatalf("missing object: %d", resp.StatusCode)
 	}
@@ -283,6 +295,18 @@ func TestPresignLocal(t *testing.T) {
 	if resp, body := s.do(t, "GET", strings.TrimPrefix(*p.ManifestUrl, s.URL), nil, nil); resp.StatusCode != 200 ||
 		decodeJSON[api.Upload](t, body).Etag != up.Etag {
 		t.Fatalf("manifest: %d %s", resp.StatusCode, body)
+	}
+
+	// A media type is case-insensitive: the URL is signed for its
+	// lower-case spelling, which the answer says to send.
+	resp, body = presign(t, s, map[string]any{"content_type": "Image/JPEG", "size": len(photo)}, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("Image/JPEG: %d %s", resp.StatusCode, body)
+	}
+	if up := decodeJSON[api.Presigned](t, body); (*up.Headers)["Content-Type"] != "image/jpeg" || !strings.HasSuffix(up.Key, ".jpg") {
+		t.Fatalf("Image/JPEG: headers %v, key %q", *up.Headers, up.Key)
+	} else if resp, body := put(up.Url, photo, "image/jpeg"); resp.StatusCode != 201 {
+		t.Fatalf("upload to the URL presigned for Image/JPEG: %d %s", resp.StatusCode, body)
 	}
 
 	// An expired URL is refused.

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sync/singleflight"
 
@@ -240,10 +242,20 @@ func (p *Pipeline) isInput(key string) bool {
 
 // InputKey returns the key for a name a client chose, under the input
 // prefix. The error wraps storage.ErrInvalidKey.
+//
+// A chosen name holds no bidirectional control (U+202E and its kin):
+// the name is shown to people (a download's file name, a manifest, a
+// listing), where such a character reorders what follows it, so that
+// "tom\u202Egpj.exe" reads as "tomexe.jpg". Objects stored by other
+// means keep their names; only a name a client asks for is refused.
 func (p *Pipeline) InputKey(name string) (string, error) {
 	key := p.cfg.InputPrefix + name
 	if err := storage.ValidateKey(name); err != nil {
 		return "", err
+	}
+	if i := strings.IndexFunc(name, func(r rune) bool { return unicode.Is(unicode.Bidi_Control, r) }); i >= 0 {
+		r, _ := utf8.DecodeRuneInString(name[i:])
+		return "", fmt.Errorf("%w %q: bidirectional control character %U", storage.ErrInvalidKey, name, r)
 	}
 	return key, storage.ValidateKey(key)
 }
