@@ -55,7 +55,7 @@ func handleDeliver(d deliverDeps) http.Handler {
 			w.Header().Set("Access-Control-Allow-Origin", d.allowOrigin)
 		}
 		// The path as the client wrote it: the signature covers its bytes.
-		u, err := imageurl.Parse(r.URL.EscapedPath())
+		u, err := imageurl.Parse(sentPath(r))
 		if err != nil {
 			writeError(w, r, err)
 			return
@@ -94,6 +94,29 @@ func handleDeliver(d deliverDeps) http.Handler {
 		}
 		writeImage(w, r, img, u.Key, auto)
 	})
+}
+
+// sentPath is the request's path as the client sent it, every byte as it
+// came: the signature covers those bytes, and a CDN keeps its copy under
+// them. net/url's EscapedPath is not always that: a path holding a byte
+// that must be escaped but came bare (a raw é, a bare ") is given escaped,
+// so the bare spelling passed for the escaped one, signed or unsigned,
+// though a CDN keeps it apart and no purge invalidates it (the markers
+// hold the escaped one).
+func sentPath(r *http.Request) string {
+	p := r.RequestURI
+	if !strings.HasPrefix(p, "/") {
+		// The absolute form (http://host/path), as a proxy is sent, or no
+		// request line at all (a request made in a test).
+		_, rest, ok := strings.Cut(p, "://")
+		i := strings.IndexByte(rest, '/')
+		if !ok || i < 0 {
+			return r.URL.EscapedPath()
+		}
+		p = rest[i:]
+	}
+	p, _, _ = strings.Cut(p, "?")
+	return p
 }
 
 // writeImage answers with img, the image of the original key: a 304 when

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -104,6 +105,72 @@ func TestDeliverServesTheKeyItSigns(t *testing.T) {
 		got := rec.take()
 		if resp.StatusCode != 200 || len(got) != 1 || got[0] != key {
 			t.Errorf("key %q as %s: %d, delivery asked for %q", key, p, resp.StatusCode, got)
+		}
+	}
+}
+
+// A path holding bare a byte that the signers escape (a letter beyond
+// ASCII, whole or one of its bytes, a quote, a brace), as a client that
+// does not escape may send it, is another spelling of the URL: a CDN
+// keeps a copy under it, which no purge invalidates (the markers hold
+// the escaped spelling). Signed, it does not verify, since the signature
+// covers the bytes as sent; unsigned, it is moved to the one spelling.
+// The escaped spelling is served.
+func TestDeliverBareBytesAreAnotherSpelling(t *testing.T) {
+	rec := &keyRecorder{}
+	r := chi.NewRouter()
+	r.Method("GET", "/img/{signature}/{options}/*", handleDeliver(deliverDeps{delivery: rec,
+		keys: [][]byte{[]byte(testSigningKey)}, unsignedPresets: true, maxDimension: 8192}))
+	srv := httptest.NewServer(r)
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	get := func(target string) (*http.Response, []string) {
+		t.Helper()
+		// Written as it is: net/http's client would escape the bare bytes.
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", target, err)
+		}
+		resp.Body.Close()
+		return resp, rec.take()
+	}
+	signer := imageurl.NewSigner(testSigningKey)
+	for _, c := range []struct{ bare, escaped string }{
+		{"é", "%C3%A9"}, {"\xc3%A9", "%C3%A9"}, {`"`, "%22"}, {"{", "%7B"}, {"|", "%7C"}, {"^", "%5E"}, {"`", "%60"},
+	} {
+		key := "uploads/a" + c.escaped + "b.jpg"
+		key, _ = url.PathUnescape(key)
+		signed, err := signer.Path(imageurl.Request{Key: key, Options: url.Values{"width": {"16"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unsigned, err := imageurl.UnsignedPath(imageurl.Request{Key: key, Preset: "thumb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, canonical := range []string{signed, unsigned} {
+			if resp, got := get(canonical); resp.StatusCode != 200 || len(got) != 1 || got[0] != key {
+				t.Fatalf("%s: %d, delivery asked for %q", canonical, resp.StatusCode, got)
+			}
+			spelled := strings.Replace(canonical, c.escaped, c.bare, 1)
+			if spelled == canonical {
+				t.Fatalf("%s holds no %s", canonical, c.escaped)
+			}
+			resp, got := get(spelled)
+			switch {
+			case len(got) != 0:
+				t.Errorf("%q: served, delivery asked for %q", spelled, got)
+			case canonical == signed && resp.StatusCode != http.StatusForbidden:
+				t.Errorf("%q: %d, want 403", spelled, resp.StatusCode)
+			case canonical == unsigned && (resp.StatusCode != http.StatusMovedPermanently || resp.Header.Get("Location") != canonical):
+				t.Errorf("%q: %d to %q, want a 301 to %s", spelled, resp.StatusCode, resp.Header.Get("Location"), canonical)
+			}
 		}
 	}
 }
