@@ -741,6 +741,102 @@ func TestOriginalReplacedDuringARender(t *testing.T) {
 	}
 }
 
+// putHook runs a function once, just before the next derived image (not
+// a marker) is written: what another task does while that write is on
+// its way.
+type putHook struct {
+	Cache
+	before atomic.Pointer[func()]
+}
+
+func (p *putHook) Put(ctx context.Context, key string, data []byte, o storage.PutOptions) (storage.Object, error) {
+	if strings.HasPrefix(key, "resized/_cache/") && !strings.Contains(key, markerInfix) {
+		if fn := p.before.Swap(nil); fn != nil {
+			(*fn)()
+		}
+	}
+	return p.Cache.Put(ctx, key, data, o)
+}
+
+// An original replaced or deleted, and purged by another task (which
+// cannot wait for this one's renders), while a render of its old version
+// is being written to the cache: the image is not left where the purge
+// has already looked, to be served to the URLs pinned to that version (a
+// deleted picture among them) until the cache expires it. It is deleted
+// once written, and the pinned URL is a 404 as the purge promises.
+func TestRenderWrittenAfterAPurgeElsewhere(t *testing.T) {
+	for name, st := range map[string]func(*testing.T) Cache{"dir": dirStore, "s3": s3Store} {
+		t.Run(name, func(t *testing.T) {
+			hooked := &putHook{Cache: st(t)}
+			f := newFixture(t, hooked, 2, 4)
+			elsewhere := newFixture(t, hooked.Cache, 1, 2) // another task, on the same store
+			ctx := t.Context()
+			for _, c := range []struct {
+				name            string
+				pinned, deleted bool
+			}{
+				{"pinned-deleted", true, true},
+				{"pinned-replaced", true, false},
+				{"unpinned-deleted", false, true},
+				{"unpinned-replaced", false, false},
+			} {
+				key := "uploads/" + c.name + ".jpg"
+				old := f.put(t, key, testJPEG(t, 200, 100))
+				change := func() {
+					keep := ""
+					if c.deleted {
+						if err := hooked.Cache.Delete(ctx, key); err != nil {
+							t.Error(err)
+						}
+					} else {
+						keep = f.put(t, key, testJPEG(t, 120, 80))
+					}
+					if _, err := elsewhere.svc.Purge(ctx, key, keep); err != nil {
+						t.Error(err)
+					}
+				}
+				hooked.before.Store(&change)
+				r := req(t, key, "width=50", "/"+c.name)
+				if c.pinned {
+					r.Version = old
+				}
+				if _, err := f.svc.Serve(ctx, r); err != nil {
+					t.Fatalf("%s: the render: %v", c.name, err)
+				}
+				f.svc.Wait()
+				if hooked.before.Load() != nil {
+					t.Fatalf("%s: the render wrote nothing", c.name)
+				}
+				objs, err := hooked.Cache.List(ctx, "resized/_cache/"+key+"/"+etagSegment(old)+"/", 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range objs {
+					if !strings.Contains(o.Key, markerInfix) {
+						t.Errorf("%s: an image of the version purged elsewhere is kept: %s", c.name, o.Key)
+					}
+				}
+				// Asked again (this task still remembers the old ETag as
+				// the current one): the old picture is served no more.
+				img, err := f.svc.Serve(ctx, r)
+				f.svc.Wait()
+				switch {
+				case c.pinned || c.deleted:
+					if !errors.Is(err, storage.ErrNotFound) {
+						t.Errorf("%s: asked again: %v %s, want not found", c.name, err, img.Outcome)
+					}
+				case err != nil:
+					t.Errorf("%s: asked again: %v", c.name, err)
+				default:
+					if cfg, _, err := image.DecodeConfig(bytes.NewReader(img.Data)); err != nil || cfg.Height != 33 {
+						t.Errorf("%s: asked again: %v, %d high (%s), want the new version's 33", c.name, err, cfg.Height, img.Outcome)
+					}
+				}
+			}
+		})
+	}
+}
+
 // With a CDN in front of the outputs too, settling an original replaced
 // invalidates exactly the paths of the variants written over (a new one's
 // none), at their public URLs' paths, "+" escaped as the URLs have it;

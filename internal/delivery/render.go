@@ -145,7 +145,43 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 	if err := s.keep(ctx, e, fl.img); err != nil {
 		// The answer stands; the next request renders again.
 		s.log(ctx).Warn().Err(err).Str("key", e.key).Msg("derived image not kept")
+		return
 	}
+	if err := s.keptInTime(ctx, e); err != nil {
+		s.log(ctx).Info().Err(err).Str("key", e.key).Msg("derived image written after its version changed: deleted")
+		if err := s.d.Cache.Delete(ctx, e.key); err != nil {
+			s.log(ctx).Warn().Err(err).Str("key", e.key).Msg("derived image of a changed version not deleted")
+		}
+	}
+}
+
+// keptInTime fails, once e's image is written to the cache, when the
+// original is no longer the version e was made from, or cannot be looked
+// at.
+//
+// A purge waits for the renders of its own task only. On another task, a
+// render of the old version (a pinned URL's, which skips stillCurrent, or
+// any whose write lands just after its last look) may write its image
+// after the purge that followed a replacement or a deletion listed that
+// version's folder: nothing would ever look there again, and the image
+// would stay until the cache's lifecycle rule expired it (30 days; on the
+// local directory, for good), served to every URL pinned to that version,
+// a deleted picture among them, where a purge promises a 404. The store
+// is read-after-write consistent, so a look after the write closes it, as
+// recordedInTime does for markers: if the original is still e's version,
+// the change comes after the write, and the purge that follows it lists
+// the image; if not, the image is deleted here. A failed look counts as a
+// change: one render more is cheaper than a month of a stale image. It
+// costs one HEAD per render.
+func (s *Service) keptInTime(ctx context.Context, e entry) error {
+	v, err := s.look(ctx, e.source)
+	switch {
+	case err != nil:
+		return fmt.Errorf("look at the original: %w", err)
+	case v.etag != e.etag:
+		return fmt.Errorf("%w: version %s replaced by %s", errSuperseded, e.etag, v.etag)
+	}
+	return nil
 }
 
 // stillCurrent fails with errSuperseded when the original is no longer
