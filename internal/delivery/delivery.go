@@ -291,6 +291,11 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 		e = s.entry(r.Key, v.etag, r.Options)
 	} else {
 		e = s.presetEntry(r.Key, v, r.Preset, preset)
+	}
+	if err := s.fits(e, r); err != nil {
+		return Image{}, entry{}, err
+	}
+	if r.Preset != "" {
 		if img, ok, err := s.fromVariant(ctx, r, preset, v); ok || err != nil {
 			return img, e, err
 		}
@@ -300,6 +305,26 @@ func (s *Service) serve(ctx context.Context, r Request) (Image, entry, error) {
 		img, err = s.render(ctx, e, r.Version != "")
 	}
 	return img, e, err
+}
+
+// fits refuses, before anything is read or made, a request whose derived
+// keys the store cannot hold (storage.ErrInvalidKey): the image's place
+// and, with a CDN, the marker of its path, which is longer by a suffix
+// (and a preset's name). An original whose key leaves room for the one
+// but not the other would otherwise be rendered and served with no
+// marker written, each answer uncacheable and a warning logged, where a
+// key too long for the image's place is a 400; and a preset's stored
+// variant, whose key is shorter, would be served where its options
+// spelled out are a 400.
+func (s *Service) fits(e entry, r Request) error {
+	k := e.key
+	if s.d.Invalidator != nil {
+		k = marker(e.key, r.Path, r.Preset)
+	}
+	if err := storage.ValidateKey(k); err != nil {
+		return fmt.Errorf("the derived images of %q: %w", r.Key, err)
+	}
+	return nil
 }
 
 // served refuses keys outside the prefixes, and the cache's own.

@@ -930,6 +930,44 @@ func TestNotServed(t *testing.T) {
 	}
 }
 
+// An original whose key leaves room in the store for its derived image's
+// key, but not for the longer key of the marker of its path (with a CDN),
+// is refused as a key too long for its derived images is, before any
+// render: served, each answer would be uncacheable, no marker written.
+// Its presets too. A key a little shorter is served, and cacheable.
+func TestKeyTooLongForItsMarkers(t *testing.T) {
+	f := newFixture(t, dirStore(t), 2, 4)
+	ctx := t.Context()
+	folders := strings.Repeat(strings.Repeat("a", 200)+"/", 4)
+	for _, c := range []struct {
+		name  string // 116 + ".jpg" bytes: a key of 932, whose image's key is 1,013 and its marker's 1,035
+		fits  bool
+		query string
+	}{
+		{strings.Repeat("b", 116), false, "width=32"},
+		{strings.Repeat("b", 116), false, "preset=thumb"},
+		{strings.Repeat("b", 90), true, "width=32"},
+		{strings.Repeat("b", 90), true, "preset=thumb"},
+	} {
+		key := "uploads/" + folders + c.name + ".jpg"
+		f.put(t, key, testJPEG(t, 64, 48))
+		r := req(t, key, "width=32", "/img/s/"+c.query+"/"+key)
+		if c.query == "preset=thumb" {
+			r.Options, r.Preset = imageproc.Options{}, "thumb"
+		}
+		before := f.proc.renders.Load()
+		img, err := f.svc.Serve(ctx, r)
+		f.svc.Wait()
+		renders := f.proc.renders.Load() - before
+		switch {
+		case !c.fits && (!errors.Is(err, storage.ErrInvalidKey) || renders != 0):
+			t.Errorf("a key of %d bytes, %s: %v, %d renders (Cache-Control %q), want refused before a render", len(key), c.query, err, renders, img.CacheControl)
+		case c.fits && (err != nil || img.CacheControl != "public, max-age=300"):
+			t.Errorf("a key of %d bytes, %s: %v, Cache-Control %q", len(key), c.query, err, img.CacheControl)
+		}
+	}
+}
+
 // A pinned URL serves its version only, immutable; once the original is
 // replaced, the old version is gone (404) and the unpinned URL shows the
 // new one; Purge deletes the old version's images and invalidates exactly
