@@ -66,6 +66,13 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("options: %w", err)
 	}
+	for _, w := range []string{"preset", "v"} {
+		// Get would take the first and drop the others, signing another
+		// image than asked for; the options proper are refused so too.
+		if n := len(q[w]); n > 1 {
+			return fmt.Errorf("options: %s given %d times", w, n)
+		}
+	}
 	r := imageurl.Request{Key: fs.Arg(0), Preset: q.Get("preset"), Version: q.Get("v")}
 	q.Del("preset")
 	q.Del("v")

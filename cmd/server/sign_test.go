@@ -85,6 +85,8 @@ func TestSignArguments(t *testing.T) {
 		{"uploads/a.jpg", "width=800&width=900"},
 		{"uploads//a.jpg", "width=800"},
 		{"uploads/a.jpg", "exp=1"},
+		{"uploads/a.jpg", "preset=thumb&preset=large"},
+		{"uploads/a.jpg", "width=80&v=0123abcd&v=4567ef01"},
 		// Options the server would refuse: the path could only fail.
 		{"uploads/a.jpg", "width=100&foo=1"},
 		{"uploads/a.jpg", "width=-5"},
