@@ -156,8 +156,8 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 }
 
 // keptInTime fails, once e's image is written to the cache, when the
-// original is no longer the version e was made from, or cannot be looked
-// at.
+// original is no longer the version e was made from (replaced, or
+// deleted).
 //
 // A purge waits for the renders of its own task only. On another task, a
 // render of the old version (a pinned URL's, which skips stillCurrent, or
@@ -170,14 +170,19 @@ func (s *Service) fly(ctx context.Context, e entry, pinned bool, fl *flight) {
 // is read-after-write consistent, so a look after the write closes it, as
 // recordedInTime does for markers: if the original is still e's version,
 // the change comes after the write, and the purge that follows it lists
-// the image; if not, the image is deleted here. A failed look counts as a
-// change: one render more is cheaper than a month of a stale image. It
-// costs one HEAD per render.
+// the image; if not, the image is deleted here. A failed look leaves the
+// image, as it leaves a render (stillCurrent): the race it guards is a
+// few milliseconds wide, and deleting every image written while the store
+// refuses looks (throttled) would make each request of the moment render
+// again. It costs one HEAD per render.
 func (s *Service) keptInTime(ctx context.Context, e entry) error {
 	v, err := s.look(ctx, e.source)
 	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("%w: deleted", errSuperseded)
 	case err != nil:
-		return fmt.Errorf("look at the original: %w", err)
+		s.log(ctx).Warn().Err(err).Str("key", e.key).Msg("original not looked at after its derived image was written: kept")
+		return nil
 	case v.etag != e.etag:
 		return fmt.Errorf("%w: version %s replaced by %s", errSuperseded, e.etag, v.etag)
 	}
