@@ -61,8 +61,9 @@ type geometry struct {
 // pixel, and never below 1 (a 10000x1 strip at width 100 is 100x1).
 //
 // It fails with ErrBadOption for a crop outside the source, and with
-// ErrTooLarge when the output grows past maxDimension on a side or past
-// maxPixels in all.
+// ErrTooLarge when the output grows past maxDimension on a side (grows:
+// its region scaled up, or a side, padding included, longer than that
+// side of the source turned as the output is) or past maxPixels in all.
 func fitGeometry(sw, sh int, o Options, maxDimension int, maxPixels int64, trim *rect) (geometry, error) {
 	o = o.scaledBy()
 	g := geometry{region: rect{0, 0, sw, sh}, rotate: o.Rotate, flip: o.Flip, pad: o.Pad}
@@ -96,7 +97,14 @@ func fitGeometry(sw, sh int, o Options, maxDimension int, maxPixels int64, trim 
 	}
 	g.Width, g.Height = w+g.pad[1]+g.pad[3], h+g.pad[0]+g.pad[2]
 	rw, rh := g.region.w, g.region.h
-	g.enlarges = g.scaleW > rw || g.scaleH > rh || g.Width > sw || g.Height > sh
+	// The output is compared with the source turned as it is: a quarter
+	// turn alone enlarges nothing (a 9000x3000 photo turned is 3000x9000,
+	// and was refused as an enlargement past a limit of 8192).
+	tw, th := sw, sh
+	if g.rotate == 90 || g.rotate == 270 {
+		tw, th = sh, sw
+	}
+	g.enlarges = g.scaleW > rw || g.scaleH > rh || g.Width > tw || g.Height > th
 	if g.enlarges && (g.Width > maxDimension || g.Height > maxDimension) {
 		return g, fmt.Errorf("%w: output %dx%d is over the limit of %d pixels a side", ErrTooLarge, g.Width, g.Height, maxDimension)
 	}
