@@ -139,6 +139,8 @@ func TestResizeErrors(t *testing.T) {
 		{"pixel flood", "width=10", testdata(t, "flood.png"), nil, 413, "too-large"},
 		{"body over the limit", "", bytes.Repeat([]byte{0xFF}, 1<<20+1), nil, 413, "too-large"},
 		{"enlarge past the limit", "width=8000&enlarge=true", testJPEG(t, 10, 2000), nil, 413, "too-large"},
+		// 8040x8030: no side past MAX_DIMENSION, but 64 M pixels, over MAX_OUTPUT_PIXELS
+		{"pad past the output limit", "pad=4000,4000,4000,4000", small, nil, 413, "too-large"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
