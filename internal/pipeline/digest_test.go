@@ -182,9 +182,33 @@ func TestSrcset(t *testing.T) {
 		{[]ManifestVariant{v("t", 7, 5)}, 1000, 666, "t 7w"},                                  // rounding at small sizes
 		{[]ManifestVariant{v("sq", 200, 200), v("x", 100, 100)}, 300, 200, "x 100w, sq 200w"}, // no whole picture: all
 	} {
-		if got := srcset(tc.vs, tc.w, tc.h); got != tc.want {
+		if got := srcset(tc.vs, nil, tc.w, tc.h); got != tc.want {
 			t.Errorf("%v of %dx%d: %q, want %q", tc.vs, tc.w, tc.h, got, tc.want)
 		}
+	}
+	// A variant of the original's aspect that does not show the whole
+	// picture as it is (a crop of its middle, the picture upside down or
+	// mirrored, a trim of its border, a pad, a blur) is no candidate: a
+	// browser would show it at the widths it picks that one for.
+	vs, err := ParseVariants("m:800x0;l:1600x0;"+
+		"zoom:850x0?crop=640,400,1280,800;"+ // the middle half, of the aspect of the whole
+		"upside:400x0?rotate=180;mirror:500x0?flip=horizontal;"+
+		"trimmed:600x0?trim=10;padded:700x0?pad=1,1,1,1;soft:200x0?blur=20;"+
+		"marked:900x0?watermark=logo.png&sharpen=1&format=webp&background=fff", 8192)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mv []ManifestVariant
+	var opts []imageproc.Options
+	for _, v := range vs {
+		w, h := v.Options.Width, v.Options.Width*1000/1600
+		if v.Options.Height > 0 {
+			h = v.Options.Height
+		}
+		mv, opts = append(mv, ManifestVariant{URL: v.Name, Width: w, Height: h}), append(opts, v.Options)
+	}
+	if got, want := srcset(mv, opts, 2560, 1600), "m 800w, marked 900w, l 1600w"; got != want {
+		t.Errorf("srcset %q, want %q", got, want)
 	}
 }
 

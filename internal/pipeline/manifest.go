@@ -127,7 +127,11 @@ func (p *Pipeline) manifest(res Result, ph placeholder) Manifest {
 		m.Variants[i] = ManifestVariant{Name: o.Variant, Key: o.Key, URL: p.PublicURL(o.Key), Width: o.Width, Height: o.Height,
 			Bytes: o.Bytes, Format: o.Format.String(), Digest: p.cfg.Variants[i].Digest()}
 	}
-	m.Srcset = srcset(m.Variants, m.Width, m.Height)
+	opts := make([]imageproc.Options, len(p.cfg.Variants))
+	for i, v := range p.cfg.Variants {
+		opts[i] = v.Options
+	}
+	m.Srcset = srcset(m.Variants, opts, m.Width, m.Height)
 	return m
 }
 
@@ -136,10 +140,15 @@ func (p *Pipeline) manifest(res Result, ph placeholder) Manifest {
 // several sizes, so a square crop among them would be wrong), by width,
 // one URL per width (the first variant of a width wins), as an <img
 // srcset> reads them. When no variant shows the whole original, it lists
-// them all.
-func srcset(all []ManifestVariant, w, h int) string {
+// them all. opts, when given, are the variants' options: one that shows
+// the picture otherwise than as it is, whatever its aspect (see
+// showsAsItIs), is no candidate.
+func srcset(all []ManifestVariant, opts []imageproc.Options, w, h int) string {
 	var vs []ManifestVariant
-	for _, v := range all {
+	for i, v := range all {
+		if i < len(opts) && !showsAsItIs(opts[i]) {
+			continue
+		}
 		// The height the original's aspect gives this width, within 2 %
 		// or the pixel that rounding may take.
 		want := float64(v.Width) * float64(h) / float64(max(w, 1))
@@ -162,6 +171,17 @@ func srcset(all []ManifestVariant, w, h int) string {
 		parts = append(parts, v.URL+" "+strconv.Itoa(v.Width)+"w")
 	}
 	return strings.Join(parts, ", ")
+}
+
+// showsAsItIs reports whether a variant of options o shows the whole
+// original as it is, at some size: not a part of it (crop, trim), not
+// turned or mirrored (rotate, flip; EXIF orientation is always applied),
+// without borders of its own (pad) and not blurred. A crop of the middle
+// half, or the picture upside down, has the original's aspect, and a
+// browser would show it at whichever widths srcset gives it.
+func showsAsItIs(o imageproc.Options) bool {
+	return o.Crop == nil && o.Trim == nil && o.Rotate == 0 && o.Flip == imageproc.FlipNone &&
+		o.Pad == [4]int{} && o.Blur == 0
 }
 
 // readManifest reads the manifest of the original key: ok false when there
