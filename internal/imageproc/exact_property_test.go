@@ -459,7 +459,8 @@ func withFormat(o Options, f Format) Options {
 
 // The same over animated GIFs that stay animated, each frame its own
 // random pixels: every frame of the output shows, pixel for pixel, what
-// the documented steps put there from that frame.
+// the documented steps put there from that frame; with animated=false (in
+// GIF or PNG), the first frame does.
 func TestUnscaledAnimationIsPixelExact(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	seed := optionsSeed(t)
@@ -498,13 +499,29 @@ func TestUnscaledAnimationIsPixelExact(t *testing.T) {
 		if !ok {
 			continue
 		}
+		o.Format, o.Still = FormatGIF, r.IntN(4) == 0
+		if o.Still && r.IntN(2) == 0 {
+			o.Format = FormatPNG
+		}
 		what := fmt.Sprintf("seed %d #%d: %d frames of %dx%d, %s", seed, i, len(frames), uw, uh, o.Canonical())
-		res, err := p.Process(t.Context(), encodeAnimation(t, anim), withFormat(o, FormatGIF))
+		res, err := p.Process(t.Context(), encodeAnimation(t, anim), o)
 		if err != nil {
 			t.Errorf("%s: %v", what, err)
 			continue
 		}
-		screens := gifScreens(t, res.Data)
+		if o.Still {
+			// animated=false: the first frame, as a still is made.
+			frames = frames[:1]
+		}
+		var screens []*image.RGBA
+		if o.Format == FormatPNG {
+			img := decode(t, res.Data)
+			screen := image.NewRGBA(img.Bounds())
+			draw.Draw(screen, screen.Bounds(), img, img.Bounds().Min, draw.Src)
+			screens = []*image.RGBA{screen}
+		} else {
+			screens = gifScreens(t, res.Data)
+		}
 		if len(screens) != len(frames) || res.Width != u.w || res.Height != u.h ||
 			screens[0].Bounds() != image.Rect(0, 0, u.w, u.h) {
 			t.Errorf("%s: %d frames of %v (reported %dx%d), want %d of %dx%d", what, len(screens), screens[0].Bounds(),
