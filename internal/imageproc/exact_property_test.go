@@ -67,16 +67,27 @@ type unscaled struct {
 	w, h           int // of the output
 }
 
-// planUnscaled works out unscaled for o over an upright uw x uh source.
-// ok is false when the crop reaches outside the source or when o scales
-// the region (its output is another test's business).
-func planUnscaled(uw, uh int, o Options) (u unscaled, ok bool) {
+// planUnscaled works out unscaled for o over an upright uw x uh source,
+// of which trim (when not nil) is what a trim of its border leaves. ok is
+// false when the crop reaches outside the source or outside what the trim
+// leaves, or when o scales the region (its output is another test's
+// business).
+func planUnscaled(uw, uh int, o Options, trim *rect) (u unscaled, ok bool) {
 	u = unscaled{rw: uw, rh: uh, rotate: o.Rotate, flip: o.Flip}
+	if trim != nil {
+		u.rx, u.ry, u.rw, u.rh = trim.x, trim.y, trim.w, trim.h
+	}
 	if c := o.Crop; c != nil {
 		if c.X+c.W > uw || c.Y+c.H > uh {
 			return u, false
 		}
-		u.rx, u.ry, u.rw, u.rh = c.X, c.Y, c.W, c.H
+		// What both the trim and the crop leave.
+		x0, y0 := max(u.rx, c.X), max(u.ry, c.Y)
+		x1, y1 := min(u.rx+u.rw, c.X+c.W), min(u.ry+u.rh, c.Y+c.H)
+		if x1 <= x0 || y1 <= y0 {
+			return u, false
+		}
+		u.rx, u.ry, u.rw, u.rh = x0, y0, x1-x0, y1-y0
 	}
 	d := o.DPR
 	if d == 0 {
@@ -367,7 +378,8 @@ func uprightSide(r *rand.Rand) int {
 // side of the region's, inside or fill that cannot grow, with rotate, flip,
 // pad and dpr) over a lossless picture of random pixels stored with each
 // of the 8 EXIF orientations, sizes down to 1xN, Nx1 and a crop of one
-// pixel, alone or three at a time from one decode (a source's variants):
+// pixel, a border trimmed or not, alone or three at a time from one
+// decode (a source's variants):
 // every output pixel is exactly the pixel of the upright source that the
 // documented steps put there, or the background (transparent when none
 // is asked for). A picture turned the
@@ -389,6 +401,19 @@ func TestUnscaledStepsArePixelExact(t *testing.T) {
 			uh = 1 + r.IntN(3) // a strip, not a large picture
 		}
 		up := pixelPicture(r, uw, uh)
+		var trim *rect
+		if r.IntN(4) == 0 {
+			// A border to trim, whatever the orientation the file is
+			// stored with, around a picture of at least 3x3 pixels (trim
+			// takes a line or two a pixel wide for specks).
+			inner := pixelPicture(r, max(uw, 3), max(uh, 3))
+			top, right, bottom, left := 1+r.IntN(4), r.IntN(5), r.IntN(5), 1+r.IntN(4)
+			trim = &rect{left, top, inner.Rect.Dx(), inner.Rect.Dy()}
+			uw, uh = left+trim.w+right, top+trim.h+bottom
+			up = image.NewRGBA(image.Rect(0, 0, uw, uh))
+			draw.Draw(up, up.Rect, image.NewUniform(borderGrey), image.Point{}, draw.Src)
+			draw.Draw(up, image.Rect(left, top, left+trim.w, top+trim.h), inner, image.Point{}, draw.Src)
+		}
 		orientation := 1 + r.IntN(8)
 		in := pngWithOrientation(t, up, orientation)
 		var opts []Options
@@ -396,7 +421,10 @@ func TestUnscaledStepsArePixelExact(t *testing.T) {
 		for k := range 1 + 2*r.IntN(2) {
 			for range 200 {
 				o := drawUnscaled(r, uw, uh)
-				if u, ok := planUnscaled(uw, uh, o); ok {
+				if trim != nil {
+					o.Trim = ptr(10.0)
+				}
+				if u, ok := planUnscaled(uw, uh, o, trim); ok {
 					if r.IntN(3) == 0 {
 						o.Background = nil // padding transparent
 					}
@@ -446,7 +474,7 @@ func TestUnscaledStepsArePixelExact(t *testing.T) {
 				t.Errorf("%s: %d of %d pixels wrong: first %s", what, wrong, u.w*u.h, first)
 			}
 			made++
-			fits[fmt.Sprintf("%s canvas=%v cut=%v", o.Fit, u.canvas, u.kw != u.rw || u.kh != u.rh)]++
+			fits[fmt.Sprintf("%s canvas=%v cut=%v trim=%v", o.Fit, u.canvas, u.kw != u.rw || u.kh != u.rh, o.Trim != nil)]++
 		}
 	}
 	t.Logf("%d outputs checked pixel by pixel: %v", made, fits)
@@ -492,7 +520,7 @@ func TestUnscaledAnimationIsPixelExact(t *testing.T) {
 		ok := false
 		for range 200 {
 			o = drawUnscaled(r, uw, uh)
-			if u, ok = planUnscaled(uw, uh, o); ok {
+			if u, ok = planUnscaled(uw, uh, o, nil); ok {
 				break
 			}
 		}
