@@ -51,6 +51,10 @@ type formatInfo struct {
 	// photographs at web sizes (AVIF reaches the same look at a lower
 	// number); 0 where quality means nothing.
 	quality int
+	// maxSide is the longest side the format, or its encoder, holds: a
+	// WebP's 14 bits, a GIF's 16, libjpeg's 65,500; 0 where the service
+	// meets none (PNG, AVIF and JPEG XL write a 70,000-pixel strip).
+	maxSide int
 	// byDefault: accepted as input when INPUT_FORMATS is not set: the
 	// formats browsers and cameras produce, each decoded by a library built
 	// for untrusted input. TIFF, SVG, PDF and JPEG XL must be asked for.
@@ -60,13 +64,14 @@ type formatInfo struct {
 var formatTable = [numFormats]formatInfo{
 	FormatJPEG: {name: "jpeg", names: []string{"jpg"}, types: []string{"image/jpeg", "image/jpg", "image/pjpeg"},
 		exts: []string{"jpg", "jpeg", "jpe"}, loader: "VipsForeignLoadJpeg", write: true, keeps: true, quality: 80,
-		byDefault: true},
+		maxSide: 65500, byDefault: true},
 	FormatPNG: {name: "png", types: []string{"image/png"}, exts: []string{"png"},
 		loader: "VipsForeignLoadPng", write: true, alpha: true, keeps: true, byDefault: true},
 	FormatWebP: {name: "webp", types: []string{"image/webp"}, exts: []string{"webp"},
-		loader: "VipsForeignLoadWebp", write: true, alpha: true, keeps: true, animate: true, quality: 80, byDefault: true},
+		loader: "VipsForeignLoadWebp", write: true, alpha: true, keeps: true, animate: true, quality: 80, maxSide: 16383,
+		byDefault: true},
 	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
-		loader: "VipsForeignLoadNsgif", write: true, alpha: true, animate: true, byDefault: true},
+		loader: "VipsForeignLoadNsgif", write: true, alpha: true, animate: true, maxSide: 65535, byDefault: true},
 	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
 		loader: "VipsForeignLoadHeif", write: true, alpha: true, keeps: true, quality: 60, byDefault: true},
 	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
@@ -157,6 +162,13 @@ func (f Format) HasAlpha() bool { return f.info().alpha }
 // DefaultQuality is the quality written when none is asked for; 0 for
 // formats without one.
 func (f Format) DefaultQuality() int { return f.info().quality }
+
+// holds reports whether an image of w x h can be written in f: its sides
+// are within what the format holds.
+func (f Format) holds(w, h int) bool {
+	m := f.info().maxSide
+	return m == 0 || w <= m && h <= m
+}
 
 // find returns the first format for which match is true, or FormatUnknown.
 func find(match func(formatInfo) bool) Format {

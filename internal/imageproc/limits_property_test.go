@@ -3,6 +3,7 @@ package imageproc
 import (
 	"errors"
 	"fmt"
+	"image"
 	"math"
 	"math/big"
 	"math/rand/v2"
@@ -129,4 +130,72 @@ func TestOutputLimitsProperty(t *testing.T) {
 		}
 	}
 	t.Logf("%d made, %d refused", made, refused)
+}
+
+// Strips around each format's longest side (a WebP's 16,383, libjpeg's
+// 65,500, a GIF's 65,535), turned or cropped there or not: an output the
+// format asked for cannot hold is ErrTooLarge (a 413), never the encoder's
+// failure (a 500: "webpsave: image too large"), and one it holds is made;
+// format=auto takes the next format the client accepts (else the source's)
+// for an output that the first cannot hold.
+func TestFormatSideLimits(t *testing.T) {
+	p := newTestProcessor(t, nil)
+	r := rand.New(rand.NewPCG(optionsSeed(t), 19))
+	limits := map[Format]int{FormatWebP: 16383, FormatJPEG: 65500, FormatGIF: 65535}
+	checked := 0
+	for _, f := range []Format{FormatWebP, FormatJPEG, FormatGIF} {
+		for _, d := range []int{-1, 0, 1, 2} {
+			side := limits[f] + d
+			// The long side comes from the source, turned or not, or from
+			// a crop of a longer one.
+			sw, o := side, Options{Format: f}
+			switch r.IntN(3) {
+			case 1:
+				o.Rotate = 90 // a source side-on, turned
+			case 2:
+				sw += 1 + r.IntN(40)
+				o.Crop = &Region{sw - side, 0, side, 1}
+			}
+			src := image.NewGray(image.Rect(0, 0, sw, 1))
+			if o.Rotate == 90 {
+				src = image.NewGray(image.Rect(0, 0, 1, sw))
+			}
+			in := encodePNG(t, src)
+			what := fmt.Sprintf("%dx%d, %s", src.Rect.Dx(), src.Rect.Dy(), o.Canonical())
+			res, err := p.Process(t.Context(), in, o)
+			switch {
+			case side > limits[f]:
+				if !errors.Is(err, ErrTooLarge) {
+					t.Errorf("%s: %d pixels long: %v, want ErrTooLarge", what, side, err)
+				}
+			case err != nil:
+				t.Errorf("%s: %v", what, err)
+			case max(res.Width, res.Height) != side || res.Format != f:
+				t.Errorf("%s: made %s %dx%d, want %d long", what, res.Format, res.Width, res.Height, side)
+			}
+			checked++
+		}
+	}
+	// format=auto: the first format accepted that holds the output.
+	wide := encodePNG(t, image.NewGray(image.Rect(0, 0, 20000, 1)))
+	for _, tt := range []struct {
+		prefer []Format
+		want   Format
+	}{
+		{[]Format{FormatWebP}, FormatPNG}, // the source's own
+		{[]Format{FormatWebP, FormatJPEG}, FormatJPEG},
+		{[]Format{FormatAVIF, FormatWebP}, FormatAVIF},
+	} {
+		res, err := p.Process(t.Context(), wide, Options{Prefer: tt.prefer})
+		if err != nil || res.Format != tt.want || res.Width != 20000 {
+			t.Errorf("20000x1, prefer %v: %v %v, want %s", tt.prefer, res, err, tt.want)
+		}
+	}
+	// An animation too wide for a WebP stays one, in its own GIF.
+	anim := animatedGIF(t, 2, 17000, 1, rgbPalette, []int{10})
+	if res, err := p.Process(t.Context(), anim, Options{Prefer: []Format{FormatAVIF, FormatWebP}}); err != nil ||
+		res.Format != FormatGIF || res.Width != 17000 {
+		t.Errorf("a 17000x1 animation, prefer avif, webp: %v %v, want GIF", res, err)
+	}
+	t.Logf("%d strips checked", checked)
 }

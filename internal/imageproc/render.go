@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // Several outputs of one source share one decode, kept in memory at the
@@ -143,6 +144,18 @@ func planOutput(h Header, alpha bool, o Options, l limits, trim *rect) (plan, er
 	}
 	p := plan{geometry: g, options: o, quality: o.Quality, background: o.Background}
 	p.format, p.animate = outputOf(h, alpha, o)
+	// format=auto takes the next format the client accepts when one
+	// cannot hold the output (a panorama 20,000 wide is no WebP); a format
+	// asked for, or the source's, that cannot is the caller's to change.
+	for o.Format == FormatUnknown && !p.format.holds(g.Width, g.Height) && slices.Contains(o.Prefer, p.format) {
+		f := p.format
+		o.Prefer = slices.DeleteFunc(slices.Clone(o.Prefer), func(p Format) bool { return p == f })
+		p.format, p.animate = outputOf(h, alpha, o)
+	}
+	if !p.format.holds(g.Width, g.Height) {
+		return plan{}, fmt.Errorf("%w: output %dx%d: a %s holds at most %d pixels a side", ErrTooLarge,
+			g.Width, g.Height, p.format, p.format.info().maxSide)
+	}
 	if p.quality == 0 {
 		p.quality = l.Qualities[p.format]
 	}
