@@ -52,8 +52,9 @@ type formatInfo struct {
 	// number); 0 where quality means nothing.
 	quality int
 	// maxSide is the longest side the format, or its encoder, holds: a
-	// WebP's 14 bits, a GIF's 16, libjpeg's 65,500; 0 where the service
-	// meets none (PNG, AVIF and JPEG XL write a 70,000-pixel strip).
+	// WebP's 14 bits, a GIF's 16, libjpeg's 65,500, AV1's 65,536 (past it
+	// libheif writes an AVIF without its image); 0 where the service
+	// meets none (PNG and JPEG XL write and read a 1,000,001-pixel strip).
 	maxSide int
 	// byDefault: accepted as input when INPUT_FORMATS is not set: the
 	// formats browsers and cameras produce, each decoded by a library built
@@ -73,7 +74,8 @@ var formatTable = [numFormats]formatInfo{
 	FormatGIF: {name: "gif", types: []string{"image/gif"}, exts: []string{"gif"},
 		loader: "VipsForeignLoadNsgif", write: true, alpha: true, animate: true, maxSide: 65535, byDefault: true},
 	FormatAVIF: {name: "avif", types: []string{"image/avif"}, exts: []string{"avif"},
-		loader: "VipsForeignLoadHeif", write: true, alpha: true, keeps: true, quality: 60, byDefault: true},
+		loader: "VipsForeignLoadHeif", write: true, alpha: true, keeps: true, quality: 60, maxSide: 65536,
+		byDefault: true},
 	FormatHEIF: {name: "heif", names: []string{"heic"}, types: []string{"image/heif", "image/heic"},
 		exts: []string{"heic", "heif"}, loader: "VipsForeignLoadHeif", byDefault: true},
 	FormatTIFF: {name: "tiff", names: []string{"tif"}, types: []string{"image/tiff"}, exts: []string{"tif", "tiff"},

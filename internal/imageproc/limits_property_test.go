@@ -133,17 +133,19 @@ func TestOutputLimitsProperty(t *testing.T) {
 }
 
 // Strips around each format's longest side (a WebP's 16,383, libjpeg's
-// 65,500, a GIF's 65,535), turned or cropped there or not: an output the
-// format asked for cannot hold is ErrTooLarge (a 413), never the encoder's
-// failure (a 500: "webpsave: image too large"), and one it holds is made;
+// 65,500, a GIF's 65,535, AV1's 65,536), turned or cropped there or not:
+// an output the format asked for cannot hold is ErrTooLarge (a 413),
+// never the encoder's failure (a 500: "webpsave: image too large") nor a
+// broken file (an AVIF without its image), and one it holds is made, a
+// file of its size;
 // format=auto takes the next format the client accepts (else the source's)
 // for an output that the first cannot hold.
 func TestFormatSideLimits(t *testing.T) {
 	p := newTestProcessor(t, nil)
 	r := rand.New(rand.NewPCG(optionsSeed(t), 19))
-	limits := map[Format]int{FormatWebP: 16383, FormatJPEG: 65500, FormatGIF: 65535}
+	limits := map[Format]int{FormatWebP: 16383, FormatJPEG: 65500, FormatGIF: 65535, FormatAVIF: 65536}
 	checked := 0
-	for _, f := range []Format{FormatWebP, FormatJPEG, FormatGIF} {
+	for _, f := range []Format{FormatWebP, FormatJPEG, FormatGIF, FormatAVIF} {
 		for _, d := range []int{-1, 0, 1, 2} {
 			side := limits[f] + d
 			// The long side comes from the source, turned or not, or from
@@ -172,6 +174,10 @@ func TestFormatSideLimits(t *testing.T) {
 				t.Errorf("%s: %v", what, err)
 			case max(res.Width, res.Height) != side || res.Format != f:
 				t.Errorf("%s: made %s %dx%d, want %d long", what, res.Format, res.Width, res.Height, side)
+			default:
+				if w, h := outputSize(t, f, res.Data); w != res.Width || h != res.Height {
+					t.Errorf("%s: the file is %dx%d, reported %dx%d", what, w, h, res.Width, res.Height)
+				}
 			}
 			checked++
 		}
