@@ -41,11 +41,12 @@ func (s *source) keepsICC(p plan) bool {
 
 // to8bit is the last conversion of a decode: to 8-bit sRGB, or, when an
 // output keeps the profile and the source has an RGB one, to 8 bits in
-// the profile's own space, with the profile kept for the encoder (s.icc).
-// CMYK and grey profiles are always converted.
+// the profile's own space, with the profile kept for the encoder (s.icc):
+// the profile alone, without the bytes a file can hide in and around it
+// (iccProfileOnly). CMYK and grey profiles are always converted.
 func (s *source) to8bit(im vimage) (vimage, error) {
 	if s.tagged {
-		if icc := im.rgbProfile(); icc != nil {
+		if icc := iccProfileOnly(im.rgbProfile()); icc != nil {
 			s.icc = icc
 			return im.to8bitAsIs()
 		}

@@ -285,6 +285,79 @@ func TestKeepICCBrokenProfile(t *testing.T) {
 	}
 }
 
+// keep=icc keeps the profile and only the profile: a source whose profile
+// hides the uploader's metadata (a marker in its ID and reserved bytes, an
+// EXIF block with a GPS position between its tags and its declared end,
+// and again past that end), in JPEG, PNG and WebP, gives in every format
+// that carries a profile, alone, among variants, watermarked and under a
+// max_bytes budget, the profile without a byte of it, still kept (the
+// pixels not converted). The profile was copied as libvips read it, every
+// byte of the APP2, iCCP or ICCP data, and all of it reached the outputs.
+func TestKeepICCOnlyTheProfile(t *testing.T) {
+	p, _ := markProcessor(t, map[string][]byte{"m.png": encodePNG(t, solid(20, 10, opaqueRed))}, withJXL)
+	icc := imagetest.JPEGICC(readTestdata(t, "p3.jpg"))
+	hiding := imagetest.ICCHiding(icc)
+	want := iccProfileOnly(hiding)
+	stored := quadrants(120, 80)
+	pngBase := encodePNG(t, stored)
+	webpBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inputs := map[string][]byte{
+		"jpeg": imagetest.JPEG(encodeJPEG(t, stored), 1, hiding),
+		"png":  imagetest.PNG(pngBase, 1, hiding),
+		"webp": imagetest.WebP(webpBase.Data, 120, 80, 1, hiding),
+	}
+	for name, in := range inputs {
+		// (libpng's reader, for a PNG, stops at the declared size.)
+		if got := vipsProfile(t, in); !bytes.Contains(got, []byte(imagetest.Markers[10])) || !bytes.Contains(got, imagetest.GPSBytes()) {
+			t.Fatalf("%s input: libvips reads a profile of %d bytes without the hidden metadata: the test proves nothing", name, len(got))
+		}
+	}
+	outs := map[string][]byte{}
+	for name, in := range inputs {
+		var opts []Options
+		for _, f := range keepFormats {
+			opts = append(opts,
+				Options{Width: 60, Format: f, Keep: KeepICC},
+				Options{Width: 40, Format: f, Keep: KeepICC, Watermark: wm("m.png", GravityCenter, 0)},
+				Options{Width: 50, Format: f, Keep: KeepICC, MaxBytes: 20000},
+				Options{Width: 30, Format: f}, // a variant that converts, sharing the decode
+			)
+		}
+		_, rs, err := p.Variants(t.Context(), in, opts)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		alone, err := p.Process(t.Context(), in, Options{Width: 60, Keep: KeepICC})
+		if err != nil {
+			t.Fatalf("%s alone: %v", name, err)
+		}
+		rs = append(rs, alone)
+		opts = append(opts, Options{Width: 60, Keep: KeepICC})
+		for i, r := range rs {
+			what := fmt.Sprintf("%s to %s (%s)", name, r.Format, opts[i].Canonical())
+			outs[what] = r.Data
+			got := vipsProfile(t, r.Data)
+			switch {
+			case opts[i].Keep != KeepICC:
+				if got != nil && r.Format != FormatJXL { // libjxl's decoder makes one for every file
+					t.Errorf("%s: a profile of %d bytes, want none", what, len(got))
+				}
+			case r.Format == FormatJXL:
+				// libjxl writes a profile of its own making (TestKeepICC)
+				if got == nil || iccPrimaries(got) != iccPrimaries(icc) {
+					t.Errorf("%s: primaries %v, want p3.jpg's", what, iccPrimaries(got))
+				}
+			case !bytes.Equal(got, want):
+				t.Errorf("%s: a profile of %d bytes, want the %d of the profile alone", what, len(got), len(want))
+			}
+		}
+	}
+	imagetest.CheckCleanBut(t, outs, "ICC-header:*", "ICC_Profile:*")
+}
+
 // Outputs of one source that keep the profile and outputs that do not
 // share a decode (in the profile's space, each output that does not keep
 // it converted as its first step): each is what it is in a job of outputs

@@ -32,6 +32,7 @@ var Markers = []string{
 	"RZ-ZTXT-1e1e",       // PNG zTXt (compressed: the marker is checked decompressed too)
 	"RZ-THUMBNAIL-EXIF",  // inside the EXIF thumbnail's bytes
 	"RZ-UNKNOWN-CHUNK-9", // an unknown WebP chunk
+	"RZ-ICC-HIDDEN-3e",   // an ICC profile's ID and reserved header bytes (ICCHiding)
 }
 
 // gpsLatitude is 48°51'29.6" as EXIF rationals: its bytes must not survive
@@ -267,6 +268,28 @@ func JXL(codestream []byte, o int) []byte {
 	out = append(out, box("Exif", append([]byte{0, 0, 0, 0}, Exif(o)...))...)
 	out = append(out, box("xml ", XMP())...)
 	return append(out, box("jxlc", codestream)...)
+}
+
+// ICCHiding returns the ICC profile icc (whole, its tag table intact)
+// with the uploader's metadata hidden where no colour manager looks: a
+// marker in its profile ID and in its reserved header bytes, an EXIF
+// block (every marker of Exif, the GPS position) between its last tag
+// and the end its header declares, and the same block again past that
+// end. lcms, libvips and exiftool still read it as the profile it was.
+func ICCHiding(icc []byte) []byte {
+	hidden := []byte(Markers[10])
+	p := append([]byte{}, icc...)
+	copy(p[84:100], hidden)  // profile ID
+	copy(p[100:128], hidden) // reserved, zero
+	for len(p)%4 != 0 {
+		p = append(p, 0)
+	}
+	p = append(p, Exif(1)...) // inside the declared size, outside every tag
+	for len(p)%4 != 0 {
+		p = append(p, 0)
+	}
+	binary.BigEndian.PutUint32(p, uint32(len(p)))
+	return append(p, Exif(1)...) // past the declared size
 }
 
 // JPEGICC returns the ICC profile embedded in a JPEG (its APP2 segments
