@@ -280,18 +280,22 @@ func hostileCorpus(t *testing.T) map[string][]byte {
 		// truncation, refuses the PNG, whose deflate stream breaks; libjpeg
 		// meets a marker in the JPEG's garbage before the scan's end, warns
 		// that its data ended early, and the service refuses it as cut.
-		"422-corrupt-pixels.png":              cat(pngb[:8], ihdr(64, 64, 8, 2), chunk("IDAT", noise(3000)), chunk("IEND", nil)),
-		"422-corrupt-pixels.jpg":              cat(jpg[:len(jpg)/3], noise(3000), []byte{0xFF, 0xD9}),
-		"413-flood.jpg":                       cat([]byte{0xFF, 0xD8}, sof(60000, 60000), []byte{0xFF, 0xD9}),
-		"413-flood.png":                       cat(pngb[:8], ihdr(20000, 20000, 8, 0), chunk("IDAT", noise(100)), chunk("IEND", nil)),
-		"413-flood-16bit.png":                 cat(pngb[:8], ihdr(100000, 100000, 16, 6), chunk("IEND", nil)),
-		"413-flood.webp":                      riff("VP8X", cat([]byte{0, 0, 0, 0}, []byte{0xFF, 0x3F, 0}, []byte{0xFF, 0x3F, 0})),
-		"413-flood-screen.gif":                cat([]byte("GIF89a"), le16(65535), le16(65535), gifb[10:]),
-		"413-flood.avif":                      testdata(t, "heif/bomb-8192-ispe100.avif"),
-		"422-meta-without-items.avif":         cat(box("ftyp", []byte("avif"), []byte{0, 0, 0, 0}, []byte("mif1avif")), fullBox("meta", box("iprp", box("ipco", fullBox("ispe", binary.BigEndian.AppendUint32(nil, 40000), binary.BigEndian.AppendUint32(nil, 40000)))))),
-		"413-flood-real.png":                  testdata(t, "flood.png"),
-		"200-huge-exif.jpg":                   hugeExif,
-		"200-polyglot.jpg":                    cat(small, []byte("<html><body><script>alert(document.cookie)</script></body></html>")),
+		"422-corrupt-pixels.png":      cat(pngb[:8], ihdr(64, 64, 8, 2), chunk("IDAT", noise(3000)), chunk("IEND", nil)),
+		"422-corrupt-pixels.jpg":      cat(jpg[:len(jpg)/3], noise(3000), []byte{0xFF, 0xD9}),
+		"413-flood.jpg":               cat([]byte{0xFF, 0xD8}, sof(60000, 60000), []byte{0xFF, 0xD9}),
+		"413-flood.png":               cat(pngb[:8], ihdr(20000, 20000, 8, 0), chunk("IDAT", noise(100)), chunk("IEND", nil)),
+		"413-flood-16bit.png":         cat(pngb[:8], ihdr(100000, 100000, 16, 6), chunk("IEND", nil)),
+		"413-flood.webp":              riff("VP8X", cat([]byte{0, 0, 0, 0}, []byte{0xFF, 0x3F, 0}, []byte{0xFF, 0x3F, 0})),
+		"413-flood-screen.gif":        cat([]byte("GIF89a"), le16(65535), le16(65535), gifb[10:]),
+		"413-flood.avif":              testdata(t, "heif/bomb-8192-ispe100.avif"),
+		"422-meta-without-items.avif": cat(box("ftyp", []byte("avif"), []byte{0, 0, 0, 0}, []byte("mif1avif")), fullBox("meta", box("iprp", box("ipco", fullBox("ispe", binary.BigEndian.AppendUint32(nil, 40000), binary.BigEndian.AppendUint32(nil, 40000)))))),
+		"413-flood-real.png":          testdata(t, "flood.png"),
+		"200-huge-exif.jpg":           hugeExif,
+		"200-polyglot.jpg":            cat(small, []byte("<html><body><script>alert(document.cookie)</script></body></html>")),
+		// A Display P3 profile that hides EXIF (GPS, Artist, MakerNote)
+		// between its last tag and its declared end, and past that end:
+		// keep=icc copied it whole into every output.
+		"200-icc-hiding-exif.jpg":             imagetest.JPEG(small, 1, imagetest.ICCHiding(imagetest.JPEGICC(testdata(t, "p3.jpg")))),
 		"413-thousands-of-frames.gif":         enc(func(b *bytes.Buffer) error { return gif.EncodeAll(b, anim) }),
 		"200-16-bit.png":                      enc(func(b *bytes.Buffer) error { return png.Encode(b, rgb16) }),
 		"200-grey-alpha.png":                  greyAlpha,
@@ -374,7 +378,8 @@ func rss(t *testing.T) int64 {
 
 // Every file of the corpus gets its status and a problem document when
 // refused, nothing is ever a 500, the server keeps serving, and memory
-// stays bounded.
+// stays bounded. Each file served carries none of its metadata, and, asked
+// to keep the profile or the rights, nothing but those.
 func TestHostileCorpus(t *testing.T) {
 	corpus := hostileCorpus(t)
 	if *generateHostile {
@@ -395,6 +400,7 @@ func TestHostileCorpus(t *testing.T) {
 	s := newTestServer(t, func(c *Config, _ *imageproc.Config) { c.MaxBodyBytes = 8 << 20 })
 	before := rss(t)
 	seen := 0
+	kept := map[string]map[string][]byte{"icc": {}, "copyright": {}}
 	for round := 0; round < 3; round++ { // three rounds: memory must not grow with repetition
 		for _, f := range files {
 			name := f.Name()
@@ -428,8 +434,19 @@ func TestHostileCorpus(t *testing.T) {
 				continue
 			}
 			checkCleanImage(t, name, out)
+			if round == 0 {
+				for keep, outs := range kept {
+					if resp, out := s.do(t, "POST", "/resize?width=100&keep="+keep, body, nil); resp.StatusCode == 200 {
+						outs[name] = out
+					} else {
+						t.Errorf("%s, keep=%s: status %d: %.200s", name, keep, resp.StatusCode, out)
+					}
+				}
+			}
 		}
 	}
+	imagetest.CheckCleanBut(t, kept["icc"], "ICC-header:*", "ICC_Profile:*")
+	imagetest.CheckCleanBut(t, kept["copyright"], "IFD0:Artist", "IFD0:Copyright")
 	if missing := len(corpus)*3 - seen; missing != 0 {
 		t.Errorf("%d corpus files missing on disk: run with -generate-hostile", missing/3)
 	}

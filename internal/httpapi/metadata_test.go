@@ -140,3 +140,73 @@ func checkUpright(t *testing.T, s *testServer, name string, out []byte, w, h int
 	}
 	return info
 }
+
+// keep=icc keeps the colour profile and nothing hidden in or around it,
+// on every path that makes an image: POST /resize, GET /img (rendered,
+// then from the derived cache) and the variants of POST /uploads, in
+// every format that carries a profile. The original's profile hides the
+// uploader's EXIF (GPS position, Artist, MakerNote) between its tags and
+// past its declared end, and a marker in its ID and reserved bytes; the
+// profile was copied whole into every output that kept it.
+func TestKeptProfileCarriesNothingElse(t *testing.T) {
+	enabled, formats := writableAll()
+	var keeping []imageproc.Format
+	var variants []string
+	for _, f := range formats {
+		if f != imageproc.FormatGIF { // a GIF carries no profile
+			keeping = append(keeping, f)
+			variants = append(variants, fmt.Sprintf("icc-%s:100x0:%s?keep=icc", f, f))
+		}
+	}
+	s := newTestServerVariants(t, nil, strings.Join(variants, ";"), func(_ *Config, p *imageproc.Config) {
+		p.Formats = enabled
+	}, nil)
+	icc := imagetest.JPEGICC(testdata(t, "p3.jpg"))
+	original := imagetest.JPEG(testJPEG(t, 300, 200), 1, imagetest.ICCHiding(icc))
+	outs := map[string][]byte{}
+	for _, f := range keeping {
+		q := "/resize?width=80&keep=icc&format=" + f.String()
+		resp, b := s.do(t, "POST", q, original, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d %s", q, resp.StatusCode, b)
+		}
+		outs[q] = b
+	}
+	s.putOriginal(t, "uploads/privacy/icc.jpg", original)
+	for _, f := range keeping {
+		path := sign(t, testSigningKey, imageurl.Request{Key: "uploads/privacy/icc.jpg", Options: opts("width", "80", "keep", "icc", "format", f.String())})
+		for i := range 2 {
+			resp, b := s.do(t, "GET", path, nil, nil)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+			}
+			outs[fmt.Sprintf("GET %s (%s)", path, resp.Header.Get("Cache-Status"))] = b
+			if i == 0 {
+				s.settled(t, path)
+			}
+		}
+	}
+	resp, b := s.do(t, "POST", "/uploads?key=privacy/icc-upload.jpg", original, nil)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.StatusCode, b)
+	}
+	var up struct{ Variants []struct{ Key string } }
+	if err := json.Unmarshal(b, &up); err != nil || len(up.Variants) != len(keeping) {
+		t.Fatalf("upload answer %s: %v", b, err)
+	}
+	for _, v := range up.Variants {
+		resp, b := s.do(t, "GET", "/objects/"+url.PathEscape(v.Key), nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", v.Key, resp.StatusCode)
+		}
+		outs["variant "+v.Key] = b
+	}
+	imagetest.CheckCleanBut(t, outs, "ICC-header:*", "ICC_Profile:*")
+	// The profile is kept, all the same (exiftool reads none in JPEG XL's
+	// codestream).
+	for name, tags := range imagetest.Exiftool(t, outs) {
+		if tags["ICC_Profile:ProfileDescription"] == nil && !strings.Contains(name, "jxl") {
+			t.Errorf("%s: no profile kept", name)
+		}
+	}
+}
