@@ -12,6 +12,8 @@ import (
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/imagetest"
+	"github.com/resizer/resizer/internal/s3test"
+	"github.com/resizer/resizer/internal/storage"
 )
 
 // writableAll returns the input formats that make every format the
@@ -143,8 +145,8 @@ func checkUpright(t *testing.T, s *testServer, name string, out []byte, w, h int
 
 // keep=icc keeps the colour profile and nothing hidden in or around it,
 // on every path that makes an image: POST /resize, GET /img (rendered,
-// then from the derived cache) and the variants of POST /uploads, in
-// every format that carries a profile. The original's profile hides the
+// then from the derived cache), the variants of POST /uploads, and those
+// an S3 event makes (MinIO), in every format that carries a profile. The original's profile hides the
 // uploader's EXIF (GPS position, Artist, MakerNote) between its tags and
 // past its declared end, and a marker in its ID and reserved bytes; the
 // profile was copied whole into every output that kept it.
@@ -200,6 +202,30 @@ func TestKeptProfileCarriesNothingElse(t *testing.T) {
 			t.Fatalf("%s: %d", v.Key, resp.StatusCode)
 		}
 		outs["variant "+v.Key] = b
+	}
+	// An original dropped into S3: its event's variants.
+	srv := s3test.Start(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3s := newTestServerVariants(t, st, strings.Join(variants, ";"), func(_ *Config, p *imageproc.Config) {
+		p.Formats = enabled
+	}, nil)
+	obj, err := st.Put(t.Context(), "uploads/privacy/icc-event.jpg", original, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, r := s3s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), "uploads/privacy/icc-event.jpg", obj.ETag), nil)
+	if resp.StatusCode != http.StatusOK || len(r.Records) != 1 || len(r.Records[0].Outputs) != len(keeping) {
+		t.Fatalf("event: %d %+v", resp.StatusCode, r)
+	}
+	for _, o := range r.Records[0].Outputs {
+		b, _, err := st.Get(t.Context(), o.Key, storage.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", o.Key, err)
+		}
+		outs["event variant "+o.Key] = b
 	}
 	imagetest.CheckCleanBut(t, outs, "ICC-header:*", "ICC_Profile:*")
 	// The profile is kept, all the same (exiftool reads none in JPEG XL's
