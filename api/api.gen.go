@@ -1131,7 +1131,9 @@ type ResizeImageParams struct {
 	// and JPEG XL outputs; the pixels are in sRGB. `icc` keeps an RGB
 	// colour profile of the source (Display P3, Adobe RGB) instead of
 	// converting to sRGB: the pixels stay in its space and the profile is
-	// embedded (JPEG, PNG, WebP, AVIF, JPEG XL; a GIF, and an animation
+	// embedded, alone: its header, tag table and tags, nothing a file
+	// holds past its declared size or between its tags (JPEG, PNG,
+	// WebP, AVIF, JPEG XL; a GIF, and an animation
 	// that stays animated, are converted to sRGB). A CMYK or grey
 	// profile is still converted to sRGB, and `background` and padding
 	// colours are then taken in the kept profile's space.
