@@ -562,7 +562,7 @@ func TestUnscaledAnimationIsPixelExact(t *testing.T) {
 					return nearestPaletteColour(got) == -1
 				}
 				c := frames[f].RGBAAt(x, y)
-				return nearestPaletteColour(got) == paletteIndex(color.NRGBA{c.R, c.G, c.B, c.A})
+				return nearestPaletteColour(got) == paletteIndex(color.NRGBA(c))
 			})
 			if wrong > 0 {
 				t.Errorf("%s: frame %d: %d of %d pixels wrong: first %s", what, f, wrong, u.w*u.h, first)
