@@ -70,17 +70,7 @@ func randomKey(rng *rand.Rand) string {
 // slash, no path cleaned by the router on the way).
 func TestDeliverServesTheKeyItSigns(t *testing.T) {
 	rec := &keyRecorder{}
-	r := chi.NewRouter()
-	r.Method("GET", "/img/{signature}/{options}/*", handleDeliver(deliverDeps{delivery: rec,
-		keys: [][]byte{[]byte(testSigningKey)}, maxDimension: 8192}))
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	br := bufio.NewReader(conn)
+	get := rawDeliver(t, deliverDeps{delivery: rec, keys: [][]byte{[]byte(testSigningKey)}, maxDimension: 8192})
 	signer := imageurl.NewSigner(testSigningKey)
 	rng := rand.New(rand.NewPCG(7, 11))
 	sent := 0
@@ -96,12 +86,7 @@ func TestDeliverServesTheKeyItSigns(t *testing.T) {
 		}
 		sent++
 		// The request line as a browser or CDN sends the path: as it is.
-		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", p)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%q: %v", p, err)
-		}
-		resp.Body.Close()
+		resp := get(p)
 		got := rec.take()
 		if resp.StatusCode != 200 || len(got) != 1 || got[0] != key {
 			t.Errorf("key %q as %s: %d, delivery asked for %q", key, p, resp.StatusCode, got)
@@ -118,27 +103,10 @@ func TestDeliverServesTheKeyItSigns(t *testing.T) {
 // The escaped spelling is served.
 func TestDeliverBareBytesAreAnotherSpelling(t *testing.T) {
 	rec := &keyRecorder{}
-	r := chi.NewRouter()
-	r.Method("GET", "/img/{signature}/{options}/*", handleDeliver(deliverDeps{delivery: rec,
-		keys: [][]byte{[]byte(testSigningKey)}, unsignedPresets: true, maxDimension: 8192}))
-	srv := httptest.NewServer(r)
-	defer srv.Close()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	br := bufio.NewReader(conn)
+	send := rawDeliver(t, deliverDeps{delivery: rec, keys: [][]byte{[]byte(testSigningKey)}, unsignedPresets: true, maxDimension: 8192})
 	get := func(target string) (*http.Response, []string) {
 		t.Helper()
-		// Written as it is: net/http's client would escape the bare bytes.
-		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target)
-		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("%q: %v", target, err)
-		}
-		resp.Body.Close()
-		return resp, rec.take()
+		return send(target), rec.take()
 	}
 	signer := imageurl.NewSigner(testSigningKey)
 	for _, c := range []struct{ bare, escaped string }{
@@ -172,5 +140,32 @@ func TestDeliverBareBytesAreAnotherSpelling(t *testing.T) {
 				t.Errorf("%q: %d to %q, want a 301 to %s", spelled, resp.StatusCode, resp.Header.Get("Location"), canonical)
 			}
 		}
+	}
+}
+
+// rawDeliver serves the image route with d and returns a function that
+// sends GET target on one connection, its request line written as it is
+// (net/http's client would escape bare bytes), and reads the answer.
+func rawDeliver(t *testing.T, d deliverDeps) func(target string) *http.Response {
+	t.Helper()
+	r := chi.NewRouter()
+	r.Method("GET", "/img/{signature}/{options}/*", handleDeliver(d))
+	srv := httptest.NewServer(r)
+	t.Cleanup(srv.Close)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	br := bufio.NewReader(conn)
+	return func(target string) *http.Response {
+		t.Helper()
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", target)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("%q: %v", target, err)
+		}
+		resp.Body.Close()
+		return resp
 	}
 }
