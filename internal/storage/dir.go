@@ -55,9 +55,10 @@ const (
 	metaExt = ".json"
 )
 
-// dirMeta is what Dir keeps beside an object. Size and ModTime are the
-// file's at the time the metadata was written: a crash between the two
-// renames of a Put leaves them different, and the metadata is then ignored.
+// dirMeta is what Dir keeps beside an object. Size, ModTime and Ino are
+// the file's at the time the metadata was written: a crash between the
+// two renames of a Put leaves the new file beside the metadata of the
+// version it replaced, which must not be taken for its own (see stored).
 type dirMeta struct {
 	ETag         string            `json:"etag"`
 	ContentType  string            `json:"content_type,omitempty"`
@@ -65,7 +66,24 @@ type dirMeta struct {
 	Metadata     map[string]string `json:"metadata,omitempty"`
 	Size         int64             `json:"size"`
 	ModTime      time.Time         `json:"mod_time"`
+	// Ino is the file's inode number (0: unknown, or metadata written
+	// before it was kept). A new version's file is written while the old
+	// one still stands, so the two never share one, whereas their times
+	// may be equal: Linux stamps files from a clock of a few milliseconds.
+	Ino uint64 `json:"ino,omitempty"`
 }
+
+// How far the metadata kept for an object can be trusted (stored).
+type metaState int
+
+const (
+	metaStale   metaState = iota // none, or another file's: ignored
+	metaCurrent                  // written with this very file
+	// metaUnsure: of a file of this size, but perhaps not this one (the
+	// directory copied elsewhere, a crash on a coarse clock): current only
+	// when the file's bytes have the metadata's ETag.
+	metaUnsure
+)
 
 // NewDir returns a store in dir, creating it when missing. It fails when
 // dir cannot be created or opened, or when one of the store's own
@@ -164,7 +182,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 		}
 	}()
 	m := dirMeta{ETag: dirETag(data), ContentType: o.ContentType, CacheControl: o.CacheControl,
-		Metadata: lowerKeys(o.Metadata), Size: st.Size(), ModTime: st.ModTime()}
+		Metadata: lowerKeys(o.Metadata), Size: st.Size(), ModTime: st.ModTime(), Ino: fileID(st)}
 	mb, err := json.Marshal(m)
 	if err != nil {
 		return Object{}, fmt.Errorf("put %q: %w", key, err)
@@ -226,8 +244,8 @@ func (d *Dir) Head(ctx context.Context, key string) (Object, error) {
 		return Object{}, fmt.Errorf("head %q: %w", key, err)
 	}
 	defer f.Close()
-	m, ok := d.stored(key, st)
-	if !ok {
+	m, state := d.stored(key, st)
+	if state != metaCurrent {
 		// Hashed as it is read: a file put here by hand (an original
 		// copied in) may be of any size, and a HEAD or a listing holds
 		// none of it.
@@ -235,7 +253,9 @@ func (d *Dir) Head(ctx context.Context, key string) (Object, error) {
 		if _, err := io.Copy(h, f); err != nil {
 			return Object{}, fmt.Errorf("head %q: %w", key, fsError(err))
 		}
-		m = dirMeta{ETag: `"` + hex.EncodeToString(h.Sum(nil)) + `"`, Size: st.Size(), ModTime: st.ModTime()}
+		if etag := `"` + hex.EncodeToString(h.Sum(nil)) + `"`; state == metaStale || etag != m.ETag {
+			m = dirMeta{ETag: etag, Size: st.Size(), ModTime: st.ModTime()}
+		}
 	}
 	return m.object(key), nil
 }
@@ -249,15 +269,17 @@ func (d *Dir) Get(ctx context.Context, key string, o GetOptions) ([]byte, Object
 	defer f.Close()
 	tooLarge := o.MaxBytes > 0 && st.Size() > o.MaxBytes
 	var data []byte
-	m, ok := d.stored(key, st)
-	if !ok {
+	m, state := d.stored(key, st)
+	if state != metaCurrent {
 		if tooLarge {
 			return nil, Object{}, fmt.Errorf("get %q: %d bytes: %w", key, st.Size(), ErrTooLarge)
 		}
 		if data, err = readFile(f, st.Size(), o.Into); err != nil {
 			return nil, Object{}, fmt.Errorf("get %q: %w", key, fsError(err))
 		}
-		m = fileMeta(data, st)
+		if fm := fileMeta(data, st); state == metaStale || fm.ETag != m.ETag {
+			m = fm
+		}
 	}
 	if o.IfMatch != "" && o.IfMatch != m.ETag {
 		return nil, Object{}, fmt.Errorf("get %q: ETag %s, want %s: %w", key, m.ETag, o.IfMatch, ErrPreconditionFailed)
@@ -324,15 +346,24 @@ func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 	return f, st, nil
 }
 
-// stored returns the metadata kept for the object whose file is st, when
-// they are current.
-func (d *Dir) stored(key string, st fs.FileInfo) (dirMeta, bool) {
+// stored returns the metadata kept for the object whose file is st, and
+// how far they can be trusted. Of a file of another size they are stale.
+// Of a file of their size, time and inode they are current. Of a file of
+// their size whose time or inode is not theirs they are unsure: the
+// directory copied or restored elsewhere (new inodes, times perhaps cut
+// to the second), or a crash between a Put's renames that left the new
+// version, written in the same tick of the clock, beside the metadata of
+// the old; the caller compares the file's ETag with theirs.
+func (d *Dir) stored(key string, st fs.FileInfo) (dirMeta, metaState) {
 	var m dirMeta
 	b, err := d.root.ReadFile(d.metaPath(key))
-	if err != nil || json.Unmarshal(b, &m) != nil || m.Size != st.Size() || !m.ModTime.Equal(st.ModTime()) {
-		return dirMeta{}, false
+	if err != nil || json.Unmarshal(b, &m) != nil || m.Size != st.Size() {
+		return dirMeta{}, metaStale
 	}
-	return m, true
+	if !m.ModTime.Equal(st.ModTime()) || (m.Ino != 0 && m.Ino != fileID(st)) {
+		return m, metaUnsure
+	}
+	return m, metaCurrent
 }
 
 // fileMeta is what the file itself says when its metadata are missing or

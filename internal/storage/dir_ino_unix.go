@@ -1,0 +1,16 @@
+//go:build unix
+
+package storage
+
+import (
+	"io/fs"
+	"syscall"
+)
+
+// fileID returns the inode number of the file st describes, or 0.
+func fileID(st fs.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Ino)
+	}
+	return 0
+}
