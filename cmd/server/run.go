@@ -50,6 +50,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer b.close()
 	s, st, proc := b.s, b.st, b.proc
+	if st.local != nil {
+		// Before the uploads cut short are finished (Recover): on a
+		// directory another server writes, they are that server's
+		// uploads under way.
+		if err := st.local.LockServer(); err != nil {
+			return fmt.Errorf("DATA_DIR: %w", err)
+		}
+	}
 	// Listen before the handler is made: its upload URLs name the address
 	// the listener got (the real port when ADDR asks for port 0).
 	ln, err := net.Listen("tcp", cfg.Addr)

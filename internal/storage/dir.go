@@ -34,6 +34,8 @@ type Dir struct {
 	signKey []byte
 	// readOnly: opened by OpenDirReadOnly; every write is refused.
 	readOnly bool
+	// serverLock: the locked file of LockServer (dir_server.go), or nil.
+	serverLock *os.File
 
 	// writes serializes the writes and deletions of a key (striped by its
 	// hash), so that a conditional write's look at the key and its write
@@ -143,8 +145,14 @@ func (d *Dir) init() error {
 	return nil
 }
 
-// Close releases the directory.
-func (d *Dir) Close() error { return d.root.Close() }
+// Close releases the directory, and the server's lock of it.
+func (d *Dir) Close() error {
+	if d.serverLock != nil {
+		d.serverLock.Close()
+		d.serverLock = nil
+	}
+	return d.root.Close()
+}
 
 // metaPath is the file of key's metadata, relative to the root; the
 // object's own file is the key itself.
