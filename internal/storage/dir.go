@@ -325,7 +325,8 @@ func readFile(f *os.File, size int64, into *bytes.Buffer) ([]byte, error) {
 
 // open opens the object's file, or fails with ErrNotFound when there is
 // no regular file at key inside the directory (a symbolic link that leads
-// outside, too), or with ErrUnavailable.
+// outside, too), with ErrAccessDenied when the process may not read it or
+// its folder, or with ErrUnavailable.
 func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 	if err := checkKey(key); err != nil {
 		return nil, nil, err
@@ -346,7 +347,7 @@ func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 		}
 	}
 	if err != nil {
-		if err = fsError(err); !errors.Is(err, ErrUnavailable) {
+		if err = fsError(err); !errors.Is(err, ErrUnavailable) && !errors.Is(err, ErrAccessDenied) {
 			err = ErrNotFound
 		}
 		return nil, nil, err
@@ -435,8 +436,14 @@ func (d *Dir) List(ctx context.Context, prefix string, limit int) ([]Object, err
 		}
 		if strings.HasPrefix(p, prefix) && ValidateKey(p) == nil {
 			obj, err := d.Head(ctx, p)
-			if err == nil {
+			switch {
+			case err == nil:
 				out = append(out, obj)
+			case !errors.Is(err, ErrNotFound):
+				// Unreadable, or a failing disk: a listing without it
+				// would say it is not there (reconcile would leave it
+				// without variants, and say all is in line).
+				return err
 			}
 		}
 		return nil

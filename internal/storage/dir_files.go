@@ -180,8 +180,11 @@ func (d *Dir) prune(rel string) {
 }
 
 // fsError translates a filesystem error into the store's: a full or
-// failing disk is ErrUnavailable, a file in the way ErrConflict, a name
-// too long ErrInvalidKey; the original error stays wrapped.
+// failing disk is ErrUnavailable, a file or folder the process may not
+// read or write ErrAccessDenied (copied in by another user: not a missing
+// object, which would have its outputs removed), a file in the way
+// ErrConflict, a name too long ErrInvalidKey; the original error stays
+// wrapped.
 func fsError(err error) error {
 	var errno syscall.Errno
 	if err == nil || !errors.As(err, &errno) {
@@ -190,6 +193,8 @@ func fsError(err error) error {
 	switch errno {
 	case syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM:
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	case syscall.EACCES, syscall.EPERM:
+		return fmt.Errorf("%w: %w", ErrAccessDenied, err)
 	case syscall.ENOTDIR, syscall.EISDIR, syscall.EEXIST, syscall.ENOTEMPTY:
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case syscall.ENAMETOOLONG:
