@@ -137,7 +137,7 @@ func (d *Dir) init() error {
 		}
 	}
 	d.sweepTemp(time.Now())
-	key, err := loadSigningKey(d.root)
+	key, err := d.loadSigningKey()
 	if err != nil {
 		return err
 	}

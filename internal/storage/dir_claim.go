@@ -76,7 +76,9 @@ func (d *Dir) ClaimUpload(key string, q url.Values, contentType string, size int
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("claim upload: %w", fsError(err))
 	}
-	f, err := d.root.OpenFile(usedDir+"/"+name+claimExt, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// Made, never truncated: a marker is empty, and a file planted in
+	// its place (a hard link to one outside) is left as it is.
+	f, err := d.root.OpenFile(usedDir+"/"+name+claimExt, os.O_WRONLY|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("claim upload: %w", fsError(err))
 	}

@@ -123,11 +123,31 @@ func (d *Dir) sweepTemp(now time.Time) {
 // to the disk when sync is set, and returns its name and description. The
 // file is removed on failure.
 func (d *Dir) writeTemp(data []byte, sync bool) (string, fs.FileInfo, error) {
+	return d.writeTempMode(data, sync, 0o644) // objects are for reading
+}
+
+// writeOwn replaces the store's own file name (relative to the root) with
+// one of data and mode perm, synced: written aside and renamed over it,
+// never through it, so that a hard link planted in its place to a file
+// outside the directory leads nowhere.
+func (d *Dir) writeOwn(name string, data []byte, perm fs.FileMode) error {
+	tmp, _, err := d.writeTempMode(data, true, perm)
+	if err != nil {
+		return err
+	}
+	if err := d.root.Rename(tmp, name); err != nil {
+		d.root.Remove(tmp)
+		return fsError(err)
+	}
+	return nil
+}
+
+func (d *Dir) writeTempMode(data []byte, sync bool, perm fs.FileMode) (string, fs.FileInfo, error) {
 	if d.readOnly {
 		return "", nil, errReadOnly
 	}
 	name := tmpDir + "/" + strings.ToLower(rand.Text())
-	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := d.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm&0o600)
 	if err != nil {
 		return "", nil, fsError(err)
 	}
@@ -137,7 +157,7 @@ func (d *Dir) writeTemp(data []byte, sync bool) (string, fs.FileInfo, error) {
 		err = f.Sync()
 	}
 	if err == nil {
-		err = f.Chmod(0o644) // whatever the umask: objects are for reading
+		err = f.Chmod(perm) // whatever the umask
 	}
 	if err == nil {
 		st, err = f.Stat()

@@ -14,3 +14,12 @@ func fileID(st fs.FileInfo) uint64 {
 	}
 	return 0
 }
+
+// fileLinks returns the number of names of the file st describes (hard
+// links), or 1.
+func fileLinks(st fs.FileInfo) uint64 {
+	if s, ok := st.Sys().(*syscall.Stat_t); ok {
+		return uint64(s.Nlink)
+	}
+	return 1
+}

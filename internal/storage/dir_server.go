@@ -35,9 +35,19 @@ func (d *Dir) LockServer() error {
 	if d.readOnly {
 		return fmt.Errorf("lock %s: %w", d.dir, errReadOnly)
 	}
+	// The file is written (the process id), so it must be the store's
+	// own: not a link to another file, inside the directory or out.
+	notOwn := fmt.Errorf("lock %s: %s is not a file of its own (a link?): remove it", d.dir, serverLockFile)
+	if st, err := d.root.Lstat(serverLockFile); err == nil && !st.Mode().IsRegular() {
+		return notOwn
+	}
 	f, err := d.root.OpenFile(serverLockFile, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", d.dir, fsError(err))
+	}
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() || fileLinks(st) > 1 {
+		f.Close()
+		return notOwn
 	}
 	held, err := flock(f)
 	if errors.Is(err, errLockUnsupported) {

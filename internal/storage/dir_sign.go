@@ -12,7 +12,6 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,8 +33,8 @@ const signingKeyFile = ".signing-key"
 
 // loadSigningKey reads the key from the store's root, creating it on first
 // use.
-func loadSigningKey(root *os.Root) ([]byte, error) {
-	b, err := root.ReadFile(signingKeyFile)
+func (d *Dir) loadSigningKey() ([]byte, error) {
+	b, err := d.root.ReadFile(signingKeyFile)
 	if err == nil && len(b) == 32 {
 		return b, nil
 	}
@@ -46,7 +45,7 @@ func loadSigningKey(root *os.Root) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	if err := root.WriteFile(signingKeyFile, b, 0o600); err != nil {
+	if err := d.writeOwn(signingKeyFile, b, 0o600); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -215,7 +214,7 @@ func (d *Dir) URLSigningKey() (string, error) {
 		return "", err
 	}
 	key := hex.EncodeToString(raw)
-	if err := d.root.WriteFile(urlKeyFile, []byte(key), 0o600); err != nil {
+	if err := d.writeOwn(urlKeyFile, []byte(key), 0o600); err != nil {
 		return "", fmt.Errorf("URL signing key: %w", err)
 	}
 	return key, nil
