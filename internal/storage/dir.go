@@ -175,7 +175,7 @@ func (d *Dir) Put(ctx context.Context, key string, data []byte, o PutOptions) (O
 	}
 	p, mp := key, d.metaPath(key)
 	for _, rel := range []string{p, mp} {
-		if err := d.place(rel); err != nil {
+		if err := d.place(rel, true); err != nil {
 			return Object{}, fmt.Errorf("put %q: %w", key, err)
 		}
 	}
@@ -400,7 +400,7 @@ func (d *Dir) Delete(ctx context.Context, key string) error {
 	unlock := d.lock(key)
 	defer unlock()
 	for _, p := range []string{key, d.metaPath(key)} {
-		err := d.place(p)
+		err := d.place(p, true)
 		if errors.Is(err, ErrConflict) {
 			continue // a folder of other keys, or below an object: no object here
 		}
@@ -476,7 +476,7 @@ func (d *Dir) Folders(ctx context.Context, prefix string) ([]string, error) {
 		return nil, fmt.Errorf("list folders of %q: %w", prefix, ErrInvalidKey)
 	}
 	// No folder where an object or a symbolic link stands on the way.
-	if err := d.place(dir + "/x"); errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidKey) {
+	if err := d.place(dir+"/x", false); errors.Is(err, ErrConflict) || errors.Is(err, ErrInvalidKey) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("list folders of %q: %w", prefix, err)

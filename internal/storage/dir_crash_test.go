@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
@@ -98,4 +99,34 @@ func TestDirMetadataSurviveACopy(t *testing.T) {
 	if h, err := d.Head(ctx, key); err != nil || h.ETag == put.ETag || h.Metadata != nil {
 		t.Errorf("head of other bytes: %+v, %v; want no metadata", h, err)
 	}
+}
+
+// Folders without a file in them, which a crash leaves between the
+// removal of a folder's last key and the removal of the folder (or
+// between a write's making of its folders and its rename), keep no key
+// from being written, as in S3 no key is there; a folder that holds a
+// key still does.
+func TestDirEmptyFoldersLeftByACrash(t *testing.T) {
+	d := newDir(t)
+	ctx := t.Context()
+	for _, p := range []string{"a", "b/c/d", ".meta/e.json/f"} {
+		if err := os.MkdirAll(filepath.Join(d.dir, filepath.FromSlash(p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range []string{"a", "b", "e"} {
+		if _, err := d.Put(ctx, k, []byte("x"), PutOptions{}); err != nil {
+			t.Errorf("put %s over empty folders: %v", k, err)
+		}
+		if b, _, err := d.Get(ctx, k, GetOptions{}); err != nil || string(b) != "x" {
+			t.Errorf("get %s: %q, %v", k, b, err)
+		}
+	}
+	if _, err := d.Put(ctx, "g/h.jpg", []byte("x"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "g", []byte("x"), PutOptions{}); !errors.Is(err, ErrConflict) {
+		t.Errorf("put over a folder with a key: %v, want ErrConflict", err)
+	}
+	assertWhole(t, d)
 }

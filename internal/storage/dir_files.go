@@ -49,9 +49,10 @@ func checkKey(key string) error {
 // a real directory, neither an object (ErrConflict: "a" is a file, so
 // "a/b" cannot be one) nor a symbolic link (ErrInvalidKey: the file would
 // not be where the key says, and perhaps outside the store), and rel
-// itself must not be a directory (ErrConflict: "a" holds "a/b"). A
+// itself must not be a directory (ErrConflict: "a" holds "a/b"), unless
+// clear is set and it holds no file, when it is removed (removeEmpty). A
 // symbolic link at rel itself is replaced by the file, never followed.
-func (d *Dir) place(rel string) error {
+func (d *Dir) place(rel string, clear bool) error {
 	// One directory at a time, each opened from its parent, so that the
 	// walk costs a few system calls per segment rather than a walk from
 	// the root for each.
@@ -73,6 +74,12 @@ func (d *Dir) place(rel string) error {
 		last := i == len(segs)-1
 		p := func() string { return strings.Join(segs[:i+1], "/") } // for messages only
 		switch mode := st.Mode(); {
+		case last && mode.IsDir() && clear && removeEmpty(r, seg):
+			// Folders without a file, which a crash between a
+			// deletion and its prune leaves (or between a write's
+			// making of its folders and its rename): no key is there,
+			// as in S3, and none may be kept from being written.
+			return nil
 		case last && mode.IsDir():
 			return fmt.Errorf("%w: %s is a folder of other keys", ErrConflict, p())
 		case last:
@@ -95,6 +102,23 @@ func (d *Dir) place(rel string) error {
 		r = sub
 	}
 	return nil
+}
+
+// removeEmpty removes the folder name of r when it holds no file, only
+// folders that hold none (at most a few levels: a key's), and reports
+// whether it is gone.
+func removeEmpty(r *os.Root, name string) bool {
+	ents, err := fs.ReadDir(r.FS(), name)
+	if err != nil || len(ents) > 16 {
+		return false
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !removeEmpty(r, name+"/"+e.Name()) {
+			return false
+		}
+	}
+	err = r.Remove(name)
+	return err == nil || errors.Is(err, fs.ErrNotExist)
 }
 
 // tempMaxAge is the age past which a file in the temporary directory is
