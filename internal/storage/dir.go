@@ -27,7 +27,8 @@ import (
 // Every file is reached through an os.Root opened on the directory, so
 // that no key, and no symbolic link planted inside, can lead a read, a
 // write or a deletion outside it; writes and deletions do not go through
-// symbolic links at all.
+// symbolic links at all, and a link is no object, even one that stays
+// inside (it could name the store's own files).
 type Dir struct {
 	dir     string // absolute path, for messages
 	root    *os.Root
@@ -324,25 +325,30 @@ func readFile(f *os.File, size int64, into *bytes.Buffer) ([]byte, error) {
 }
 
 // open opens the object's file, or fails with ErrNotFound when there is
-// no regular file at key inside the directory (a symbolic link that leads
-// outside, too), with ErrAccessDenied when the process may not read it or
+// no regular file at key inside the directory (a symbolic link, too), with ErrAccessDenied when the process may not read it or
 // its folder, or with ErrUnavailable.
 func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 	if err := checkKey(key); err != nil {
 		return nil, nil, err
 	}
 	// Stat before opening: opening a FIFO or a device would block or
-	// worse.
-	st, err := d.root.Stat(key)
+	// worse. A symbolic link is no object, even one that stays inside
+	// the directory: it would give a file the store keeps for itself
+	// (its signing key), which no key may name, or another key's bytes.
+	// Lstat sees it; O_NOFOLLOW refuses one put there since.
+	st, err := d.root.Lstat(key)
 	if err == nil && !st.Mode().IsRegular() {
 		err = fs.ErrNotExist
 	}
 	var f *os.File
 	if err == nil {
-		f, err = d.root.Open(key)
+		f, err = d.root.OpenFile(key, os.O_RDONLY|oNoFollow, 0)
 	}
 	if err == nil {
-		if st, err = f.Stat(); err != nil {
+		if st, err = f.Stat(); err == nil && !st.Mode().IsRegular() {
+			err = fs.ErrNotExist
+		}
+		if err != nil {
 			f.Close()
 		}
 	}

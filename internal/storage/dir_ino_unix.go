@@ -23,3 +23,6 @@ func fileLinks(st fs.FileInfo) uint64 {
 	}
 	return 1
 }
+
+// oNoFollow makes an open fail on a symbolic link.
+const oNoFollow = syscall.O_NOFOLLOW
