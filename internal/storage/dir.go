@@ -325,7 +325,8 @@ func readFile(f *os.File, size int64, into *bytes.Buffer) ([]byte, error) {
 }
 
 // open opens the object's file, or fails with ErrNotFound when there is
-// no regular file at key inside the directory (a symbolic link, too), with ErrAccessDenied when the process may not read it or
+// no regular file at key inside the directory (a symbolic link, or a hard
+// link to one of the store's signing keys, too), with ErrAccessDenied when the process may not read it or
 // its folder, or with ErrUnavailable.
 func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 	if err := checkKey(key); err != nil {
@@ -345,7 +346,7 @@ func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 		f, err = d.root.OpenFile(key, os.O_RDONLY|oNoFollow, 0)
 	}
 	if err == nil {
-		if st, err = f.Stat(); err == nil && !st.Mode().IsRegular() {
+		if st, err = f.Stat(); err == nil && (!st.Mode().IsRegular() || d.isOwnFile(st)) {
 			err = fs.ErrNotExist
 		}
 		if err != nil {
@@ -359,6 +360,21 @@ func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 		return nil, nil, err
 	}
 	return f, st, nil
+}
+
+// isOwnFile reports whether st is one of the store's secret files under
+// another name: a hard link planted at a key. Only a file of several
+// names is looked at, which an object seldom is.
+func (d *Dir) isOwnFile(st fs.FileInfo) bool {
+	if fileLinks(st) < 2 {
+		return false
+	}
+	for _, own := range []string{signingKeyFile, urlKeyFile} {
+		if o, err := d.root.Lstat(own); err == nil && os.SameFile(o, st) {
+			return true
+		}
+	}
+	return false
 }
 
 // stored returns the metadata kept for the object whose file is st, and

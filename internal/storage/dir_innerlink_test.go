@@ -36,3 +36,38 @@ func TestDirInnerLinksAreNoObjects(t *testing.T) {
 		t.Errorf("list: %s, %v; want uploads/real.jpg alone", objKeys(objs), err)
 	}
 }
+
+// A hard link to one of the store's own files (an archive of originals
+// unpacked in the directory may hold one: its entry names a path, which
+// need not be in the archive) is no object either; a hard link between
+// two objects (originals copied in with cp -l) is one.
+func TestDirHardLinkToOwnFileIsNoObject(t *testing.T) {
+	d := newDir(t)
+	ctx := t.Context()
+	if _, err := d.URLSigningKey(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "uploads/real.jpg", []byte("pretend jpeg"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for name, target := range map[string]string{
+		"uploads/key.jpg":  signingKeyFile,
+		"uploads/url.jpg":  urlKeyFile,
+		"uploads/copy.jpg": "uploads/real.jpg",
+	} {
+		if err := os.Link(filepath.Join(d.dir, filepath.FromSlash(target)), filepath.Join(d.dir, filepath.FromSlash(name))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"uploads/key.jpg", "uploads/url.jpg"} {
+		if b, _, err := d.Get(ctx, name, GetOptions{}); !errors.Is(err, ErrNotFound) {
+			t.Errorf("get %s: %q, %v; want ErrNotFound", name, b, err)
+		}
+	}
+	if b, _, err := d.Get(ctx, "uploads/copy.jpg", GetOptions{}); err != nil || string(b) != "pretend jpeg" {
+		t.Errorf("a hard link between objects: %q, %v", b, err)
+	}
+	if objs, err := d.List(ctx, "", 0); err != nil || objKeys(objs) != "uploads/copy.jpg,uploads/real.jpg" {
+		t.Errorf("list: %s, %v", objKeys(objs), err)
+	}
+}
