@@ -189,7 +189,7 @@ var vars = []variable{
 		func(c *Config, v string) error { c.LogLevel = v; return oneOf(v, "debug", "info", "warn", "error") }},
 	{"LOG_FORMAT", "json", "json, or console for humans",
 		func(c *Config, v string) error { c.LogFormat = v; return oneOf(v, "json", "console") }},
-	{"DATA_DIR", "./data", "local-directory store, used when S3_BUCKET is empty",
+	{"DATA_DIR", "./data", "local-directory store, used when S3_BUCKET is empty; one server's: a second one started on it is refused",
 		func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"S3_BUCKET", "", "S3 bucket of the originals (and of the outputs); S3 mode when set",
 		func(c *Config, v string) error { c.S3Bucket = v; return nil }},
