@@ -2,6 +2,9 @@
 
 package storage
 
+// What the local store learns of a file from the system: its inode, its
+// names, and whether an open may refuse a link.
+
 import (
 	"io/fs"
 	"syscall"
