@@ -130,3 +130,34 @@ func TestDirEmptyFoldersLeftByACrash(t *testing.T) {
 	}
 	assertWhole(t, d)
 }
+
+// A crash between a deletion's removal of an object and of its metadata
+// leaves the metadata alone, which keep no key from being written: the
+// keys beneath their name ("a.json/b", whose metadata need .meta/a.json as
+// a folder) are stored, as in S3, where nothing is at "a".
+func TestDirMetadataLeftByACrash(t *testing.T) {
+	d := newDir(t)
+	ctx := t.Context()
+	if _, err := d.Put(ctx, "a", []byte("x"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// What Delete does up to the crash: the object removed, not its
+	// metadata.
+	if err := os.Remove(filepath.Join(d.dir, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "a.json/b", []byte("y"), PutOptions{}); err != nil {
+		t.Fatalf("put a.json/b beside the metadata of a deleted a: %v", err)
+	}
+	if b, _, err := d.Get(ctx, "a.json/b", GetOptions{}); err != nil || string(b) != "y" {
+		t.Fatalf("get a.json/b: %q, %v", b, err)
+	}
+	// Metadata whose object stands still keep such keys out.
+	if _, err := d.Put(ctx, "c", []byte("x"), PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Put(ctx, "c.json/d", []byte("y"), PutOptions{}); !errors.Is(err, ErrConflict) {
+		t.Errorf("put c.json/d beside c: %v, want ErrConflict", err)
+	}
+	assertWhole(t, d)
+}

@@ -86,6 +86,8 @@ func (d *Dir) place(rel string, clear bool) error {
 			return nil
 		case mode&fs.ModeSymlink != 0:
 			return fmt.Errorf("%w: %s is a symbolic link", ErrInvalidKey, p())
+		case !mode.IsDir() && clear && d.removeOrphan(segs[:i+1], r, seg):
+			return nil // nothing was beneath it
 		case !mode.IsDir():
 			return fmt.Errorf("%w: %s is an object, not a folder", ErrConflict, p())
 		}
@@ -102,6 +104,26 @@ func (d *Dir) place(rel string, clear bool) error {
 		r = sub
 	}
 	return nil
+}
+
+// removeOrphan removes the file name of r, at the path segs, when it is
+// the metadata of an object that is not there (a crash between a
+// deletion's removal of the object and of its metadata leaves them), and
+// reports whether it is gone: it would keep the keys beneath its name
+// ("a.json/b", whose metadata need .meta/a.json as a folder) from ever
+// being written. The object is written before its metadata, so metadata
+// without their object are never a write's under way.
+func (d *Dir) removeOrphan(segs []string, r *os.Root, name string) bool {
+	key, ok := strings.CutSuffix(strings.Join(segs, "/"), metaExt)
+	key, inMeta := strings.CutPrefix(key, metaDir+"/")
+	if !ok || !inMeta || ValidateKey(key) != nil {
+		return false
+	}
+	if _, err := d.root.Lstat(key); !errors.Is(err, fs.ErrNotExist) {
+		return false
+	}
+	err := r.Remove(name)
+	return err == nil || errors.Is(err, fs.ErrNotExist)
 }
 
 // removeEmpty removes the folder name of r when it holds no file, only
