@@ -326,8 +326,8 @@ func readFile(f *os.File, size int64, into *bytes.Buffer) ([]byte, error) {
 
 // open opens the object's file, or fails with ErrNotFound when there is
 // no regular file at key inside the directory (a symbolic link, or a hard
-// link to one of the store's signing keys, too), with ErrAccessDenied when the process may not read it or
-// its folder, or with ErrUnavailable.
+// link to one of the store's signing keys, too), with ErrAccessDenied
+// when the process may not read it or its folder, or with ErrUnavailable.
 func (d *Dir) open(key string) (*os.File, fs.FileInfo, error) {
 	if err := checkKey(key); err != nil {
 		return nil, nil, err
