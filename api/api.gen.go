@@ -282,6 +282,7 @@ const (
 	FormatAvif     Format = "avif"
 	FormatGif      Format = "gif"
 	FormatJpeg     Format = "jpeg"
+	FormatJpg      Format = "jpg"
 	FormatJxl      Format = "jxl"
 	FormatOriginal Format = "original"
 	FormatPng      Format = "png"
@@ -298,6 +299,8 @@ func (e Format) Valid() bool {
 	case FormatGif:
 		return true
 	case FormatJpeg:
+		return true
+	case FormatJpg:
 		return true
 	case FormatJxl:
 		return true
@@ -516,6 +519,7 @@ const (
 	ResizeImageParamsFormatAvif     ResizeImageParamsFormat = "avif"
 	ResizeImageParamsFormatGif      ResizeImageParamsFormat = "gif"
 	ResizeImageParamsFormatJpeg     ResizeImageParamsFormat = "jpeg"
+	ResizeImageParamsFormatJpg      ResizeImageParamsFormat = "jpg"
 	ResizeImageParamsFormatJxl      ResizeImageParamsFormat = "jxl"
 	ResizeImageParamsFormatOriginal ResizeImageParamsFormat = "original"
 	ResizeImageParamsFormatPng      ResizeImageParamsFormat = "png"
@@ -532,6 +536,8 @@ func (e ResizeImageParamsFormat) Valid() bool {
 	case ResizeImageParamsFormatGif:
 		return true
 	case ResizeImageParamsFormatJpeg:
+		return true
+	case ResizeImageParamsFormatJpg:
 		return true
 	case ResizeImageParamsFormatJxl:
 		return true
@@ -717,7 +723,7 @@ type PresignRequest struct {
 	// Example: 0.3,0.25
 	Focus *string `json:"focus,omitempty"`
 
-	// Key The key below `INPUT_PREFIX` (default a new one).
+	// Key The key below `INPUT_PREFIX` (default a new one), as the `key` of `POST /uploads`.
 	Key *string `json:"key,omitempty"`
 
 	// Method POST (a form; the default with S3) or PUT (the only one with local storage).
@@ -1052,10 +1058,10 @@ type ResizeImageMultipartBody struct {
 
 // ResizeImageParams defines parameters for ResizeImage.
 type ResizeImageParams struct {
-	// Width Width of the box in pixels (of the image after `rotate`).
+	// Width Width of the box in pixels (of the image after `rotate`), 1 to `MAX_DIMENSION` (8192 by default); more is a 400.
 	Width *Width `form:"width,omitempty" json:"width,omitempty"`
 
-	// Height Height of the box in pixels (of the image after `rotate`).
+	// Height Height of the box in pixels (of the image after `rotate`), 1 to `MAX_DIMENSION` (8192 by default); more is a 400.
 	Height *Height `form:"height,omitempty" json:"height,omitempty"`
 
 	// Fit How the image goes into a box of width x height. `inside`: scaled to
@@ -1082,7 +1088,7 @@ type ResizeImageParams struct {
 	// become JPEG, or PNG when they have alpha); `auto` picks AVIF or
 	// WebP when the `Accept` header allows them and answers with
 	// `Vary: Accept`. `jxl` (JPEG XL) only where `INPUT_FORMATS` enables
-	// `jxl`, else a 400.
+	// `jxl`, else a 400. `jpg` is `jpeg`.
 	Format *ResizeImageParamsFormat `form:"format,omitempty" json:"format,omitempty"`
 
 	// Quality Quality of lossy formats (JPEG 80, WebP 80, AVIF 60, JPEG XL 80 by default; `JPEG_QUALITY`, `WEBP_QUALITY`, `AVIF_QUALITY` set other defaults). With `max_bytes`, the highest quality tried.
@@ -1192,7 +1198,7 @@ type UploadImageMultipartBody struct {
 
 // UploadImageParams defines parameters for UploadImage.
 type UploadImageParams struct {
-	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`). Given at most once and never empty (either is a 400), with no control character, bidirectional ones (U+202E) included; left out, a new key is made.
+	// Key The original's key below `INPUT_PREFIX` (default a new one, `YYYY/MM/DD/<random>.<ext>`). Given at most once and never empty (either is a 400), with no control character, bidirectional ones (U+202E) included; left out, a new key is made. The whole key, `INPUT_PREFIX` included, is at most 1,024 bytes, and its variants' and manifest's keys must fit the store too (else a 400).
 	Key *string `form:"key,omitempty" json:"key,omitempty"`
 
 	// Focus The original's focal point, as fractions 0..1 of the upright image's
