@@ -2,9 +2,11 @@ package contract
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -122,4 +124,45 @@ func wasChecked(a Answer) bool {
 	checkedMu.Lock()
 	defer checkedMu.Unlock()
 	return checked[a]
+}
+
+// Check must catch a request the document calls invalid that the service
+// took all the same, and only that: refusing it is what the document
+// asks.
+func TestCheckCatchesAcceptedInvalidRequests(t *testing.T) {
+	problem := `{"type":"urn:resizer:problem:bad-option","title":"t","status":400,"detail":"d","request_id":"x"}`
+	presign := func(body string) *http.Request {
+		r := httptest.NewRequest("POST", "/uploads/presign", nil)
+		r.Header.Set("Content-Type", "application/json")
+		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+		return r
+	}
+	presigned := `{"method":"PUT","url":"/u","key":"k","expires_at":"2026-12-01T00:00:00Z","manifest_key":"m"}`
+	tests := []struct {
+		name   string
+		req    *http.Request
+		status int
+		ctype  string
+		body   string
+		ok     bool
+	}{
+		{"valid option taken", httptest.NewRequest("POST", "/resize?format=webp&width=10", nil), 200, "image/webp", "x", true},
+		{"unknown format taken", httptest.NewRequest("POST", "/resize?format=bmp", nil), 200, "image/webp", "x", false},
+		{"width of 0 taken", httptest.NewRequest("POST", "/resize?width=0", nil), 200, "image/webp", "x", false},
+		{"unknown format refused", httptest.NewRequest("POST", "/resize?format=bmp", nil), 400, "application/problem+json", problem, true},
+		{"presign taken", presign(`{"content_type":"image/png","size":1}`), 200, "application/json", presigned, true},
+		{"presign of 0 bytes taken", presign(`{"content_type":"image/png","size":0}`), 200, "application/json", presigned, false},
+		{"presign with an unknown field taken", presign(`{"content_type":"image/png","size":1,"x":1}`), 200, "application/json", presigned, false},
+	}
+	for _, tt := range tests {
+		resp := &http.Response{StatusCode: tt.status, Header: http.Header{"Content-Type": {tt.ctype}, "X-Request-Id": {"x"}}}
+		if tt.ctype == "application/problem+json" {
+			resp.Header.Set("Cache-Control", "no-store")
+		}
+		r := &recorder{TB: t}
+		Check(r, tt.req, resp, []byte(tt.body))
+		if r.failed == tt.ok {
+			t.Errorf("%s: failed=%v (%s), want ok=%v", tt.name, r.failed, r.msg, tt.ok)
+		}
+	}
 }

@@ -232,3 +232,24 @@ func TestConcurrentRequests(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A box is bounded by MAX_DIMENSION, whatever it is set to, not by its
+// default: a server set higher takes wider boxes, and the document must
+// call them valid (the contract check fails a request it calls invalid
+// that the server took).
+func TestBoxUpToMaxDimension(t *testing.T) {
+	s := newTestServer(t, func(c *Config, p *imageproc.Config) { c.MaxDimension, p.MaxDimension = 10000, 10000 })
+	img := testJPEG(t, 40, 30)
+	for _, tt := range []struct {
+		query  string
+		status int
+	}{
+		{"width=9000", 200},
+		{"height=10000", 200},
+		{"width=10001", 400},
+	} {
+		if resp, body := s.do(t, "POST", "/resize?"+tt.query, img, nil); resp.StatusCode != tt.status {
+			t.Errorf("%s: %d %s, want %d", tt.query, resp.StatusCode, body, tt.status)
+		}
+	}
+}
