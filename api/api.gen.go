@@ -1004,9 +1004,6 @@ type Conflict = Problem
 // Forbidden An RFC 9457 problem document.
 type Forbidden = Problem
 
-// ImageForbidden An RFC 9457 problem document.
-type ImageForbidden = Problem
-
 // Internal An RFC 9457 problem document.
 type Internal = Problem
 

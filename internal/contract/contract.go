@@ -49,7 +49,7 @@ func SpecPath() string {
 
 func load() {
 	once.Do(func() {
-		for _, t := range []string{"image/jpeg", "image/png", "image/webp", "image/avif", "image/gif"} {
+		for _, t := range []string{"image/jpeg", "image/png", "image/webp", "image/avif", "image/gif", "application/vnd.google.protobuf"} {
 			openapi3filter.RegisterBodyDecoder(t, openapi3filter.FileBodyDecoder)
 		}
 		for _, t := range []string{"text/html", "text/css", "text/javascript"} {
@@ -163,6 +163,7 @@ func Check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 			resp.StatusCode, resp.Header.Get("Content-Type"), verr)
 		return
 	}
+	checkDeclared(t, req, resp, route.Operation.Responses.Status(resp.StatusCode))
 	// The path as the document writes it: the router's copy spells a
 	// rest-of-path parameter in gorilla/mux's way.
 	path := strings.Replace(route.Path, ":.+}", "}", 1)
@@ -234,6 +235,9 @@ func checkAccepted(t testing.TB, req *http.Request, in *openapi3filter.RequestVa
 	}
 	r := in.Request.Clone(context.Background())
 	in.Request = r
+	// The body was sent, and may be a reader that a raw exchange left
+	// part-read: nothing here may read it but a fresh copy of it.
+	r.Body = http.NoBody
 	if ct := req.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") && req.GetBody != nil {
 		if body, gerr := req.GetBody(); gerr == nil {
 			r.Body = body
@@ -242,5 +246,38 @@ func checkAccepted(t testing.TB, req *http.Request, in *openapi3filter.RequestVa
 	}
 	if verr := openapi3filter.ValidateRequest(context.Background(), in); verr != nil {
 		t.Errorf("%s %s -> %d, though openapi.yaml calls the request invalid: %v", req.Method, req.URL.Path, status, verr)
+	}
+}
+
+// declared are the response headers that tell a client or a cache what to
+// do with the answer. Each one the service sends must be one the document
+// lists for the answer's route and status, or a client written from the
+// document, and a CDN configured from it, would not know to honour it.
+// (X-Request-Id is on every answer, and the document says so once; the
+// headers every answer carries for browsers' safety are not the API's.)
+var declared = []string{
+	"Access-Control-Allow-Origin", "Cache-Control", "Cache-Status", "Content-Disposition", "ETag",
+	"Last-Modified", "Location", "Retry-After", "Vary", "WWW-Authenticate",
+}
+
+// checkDeclared fails the test when resp carries one of the declared
+// headers that the document's response ref does not list.
+func checkDeclared(t testing.TB, req *http.Request, resp *http.Response, ref *openapi3.ResponseRef) {
+	t.Helper()
+	if ref == nil || ref.Value == nil {
+		return // ValidateResponse has said so already
+	}
+	for _, name := range declared {
+		if _, sent := resp.Header[http.CanonicalHeaderKey(name)]; !sent {
+			continue
+		}
+		listed := false
+		for h := range ref.Value.Headers {
+			listed = listed || strings.EqualFold(h, name)
+		}
+		if !listed {
+			t.Errorf("%s %s -> %d sends %s: %q, which openapi.yaml does not list for it",
+				req.Method, req.URL.Path, resp.StatusCode, name, resp.Header.Get(name))
+		}
 	}
 }

@@ -63,8 +63,8 @@ func TestCheckCatchesViolations(t *testing.T) {
 		if tt.method == "DELETE" {
 			resp.Header.Set("Allow", "GET, HEAD")
 		}
-		if tt.ctype == "application/problem+json" {
-			resp.Header.Set("Cache-Control", "no-store") // required of every documented problem
+		if strings.HasPrefix(tt.ctype, "application/") {
+			resp.Header.Set("Cache-Control", "no-store") // required of every documented problem and JSON answer
 		}
 		r := &recorder{TB: t}
 		Check(r, req, resp, []byte(tt.body))
@@ -79,6 +79,15 @@ func TestCheckCatchesViolations(t *testing.T) {
 	Check(r, req, resp, []byte(`{"type":"urn:resizer:problem:bad-option","title":"t","status":400,"detail":"d","request_id":"x"}`))
 	if !r.failed {
 		t.Error("a problem without Cache-Control: no-store passed")
+	}
+	// An answer with a header that tells a client or a cache what to do,
+	// which the document does not list for it.
+	resp = &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"},
+		"Retry-After": {"1"}}}
+	r = &recorder{TB: t}
+	Check(r, httptest.NewRequest("GET", "/healthz", nil), resp, []byte(`{"status":"ok"}`))
+	if !r.failed {
+		t.Error("an answer with an undocumented Retry-After passed")
 	}
 }
 
@@ -96,7 +105,7 @@ func TestCheckRecordsAnswers(t *testing.T) {
 	}
 	checkedMu.Unlock()
 	Check(t, httptest.NewRequest("GET", "/readyz", nil),
-		&http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"application/json"}}},
+		&http.Response{StatusCode: 503, Header: http.Header{"Content-Type": {"application/json"}, "Cache-Control": {"no-store"}}},
 		[]byte(`{"status":"draining","checks":{}}`))
 	r := &recorder{TB: t}
 	Check(r, httptest.NewRequest("GET", "/metrics", nil),
@@ -156,7 +165,7 @@ func TestCheckCatchesAcceptedInvalidRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		resp := &http.Response{StatusCode: tt.status, Header: http.Header{"Content-Type": {tt.ctype}, "X-Request-Id": {"x"}}}
-		if tt.ctype == "application/problem+json" {
+		if strings.HasPrefix(tt.ctype, "application/") {
 			resp.Header.Set("Cache-Control", "no-store")
 		}
 		r := &recorder{TB: t}

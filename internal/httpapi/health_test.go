@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -77,7 +78,13 @@ func TestMetricsAndSpec(t *testing.T) {
 	if want := `resizer_http_requests_total{method="other"`; !strings.Contains(string(body), want) {
 		t.Errorf("metrics lack %s", want)
 	}
-	resp, body := s.do(t, "GET", "/openapi.yaml", nil, nil)
+	// A Prometheus server that asks for the protocol buffer format gets
+	// it, as the document says.
+	resp, _ := s.do(t, "GET", "/metrics", nil, http.Header{"Accept": {"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited"}})
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/vnd.google.protobuf") || resp.Header.Get("Vary") != "Accept" {
+		t.Errorf("a protocol buffer scrape: %s, Vary %q", ct, resp.Header.Get("Vary"))
+	}
+	resp, body = s.do(t, "GET", "/openapi.yaml", nil, nil)
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), "openapi: 3.0.3") {
 		t.Fatalf("openapi.yaml: %d %.40s", resp.StatusCode, body)
 	}
