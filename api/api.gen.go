@@ -784,7 +784,18 @@ type Problem struct {
 	// Title A short summary of the kind of problem.
 	Title string `json:"title"`
 
-	// Type A URI naming the kind of problem, such as `urn:resizer:problem:too-large`.
+	// Type A URN naming the kind of problem, `urn:resizer:problem:` and one of:
+	// `bad-option`, `bad-request`, `bad-key` (400); `unauthorized`
+	// (401); `bad-signature`, `not-served` (403); `not-found` (404);
+	// `method-not-allowed` (405); `request-timeout` (408); `conflict`
+	// (409); `length-required` (411); `too-large` (413);
+	// `unsupported-format` (415); `undecodable`, `unsatisfiable` (422);
+	// `too-many-requests` (429); `busy`, `timeout`,
+	// `storage-unavailable`, `misconfigured`, `not-configured` (503);
+	// `internal` (500).
+	//
+	//
+	// Example: urn:resizer:problem:too-large
 	Type string `json:"type"`
 }
 
