@@ -144,12 +144,13 @@ func TestMethodNotAllowedOnEscapedKeys(t *testing.T) {
 	}
 }
 
-// A method no route has (FOO, or one such as TRACE) is a 405 naming the
-// path's methods where a route serves the path, and a 404 where none
-// does: never a 405 with nothing in Allow.
+// A method no route has (FOO, or one such as TRACE, or OPTIONS: no route
+// answers a CORS preflight, and a GET of an image needs none) is a 405
+// naming the path's methods where a route serves the path, and a 404
+// where none does: never a 405 with nothing in Allow.
 func TestUnknownMethods(t *testing.T) {
 	s := newTestServer(t, nil)
-	for _, m := range []string{"FOO", "TRACE", "CONNECTX", "PROPFIND"} {
+	for _, m := range []string{"FOO", "TRACE", "OPTIONS", "CONNECTX", "PROPFIND"} {
 		for path, want := range map[string]string{"/healthz": "GET, HEAD", "/resize": "POST", "/objects/uploads%2Fx.jpg": "GET, HEAD", "/nowhere": "", "/uploads/a/b/c": ""} {
 			resp, body := s.do(t, m, path, nil, nil)
 			switch {
