@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -246,6 +247,17 @@ func checkAccepted(t testing.TB, req *http.Request, in *openapi3filter.RequestVa
 	}
 	if verr := openapi3filter.ValidateRequest(context.Background(), in); verr != nil {
 		t.Errorf("%s %s -> %d, though openapi.yaml calls the request invalid: %v", req.Method, req.URL.Path, status, verr)
+	}
+	// The body's declared type, even where its bytes are not read again:
+	// a type the document does not list is one a client written from it
+	// would never send.
+	if rb := in.Route.Operation.RequestBody; rb != nil && rb.Value != nil {
+		if ct := req.Header.Get("Content-Type"); ct != "" {
+			mt, _, perr := mime.ParseMediaType(ct)
+			if perr != nil || rb.Value.Content.Get(mt) == nil {
+				t.Errorf("%s %s -> %d, though openapi.yaml lists no body of type %q for it", req.Method, req.URL.Path, status, ct)
+			}
+		}
 	}
 }
 

@@ -146,6 +146,11 @@ func TestCheckCatchesAcceptedInvalidRequests(t *testing.T) {
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
 		return r
 	}
+	typed := func(method, target, ctype string) *http.Request {
+		r := httptest.NewRequest(method, target, nil)
+		r.Header.Set("Content-Type", ctype)
+		return r
+	}
 	presigned := `{"method":"PUT","url":"/u","key":"k","expires_at":"2026-12-01T00:00:00Z","manifest_key":"m"}`
 	tests := []struct {
 		name   string
@@ -162,6 +167,9 @@ func TestCheckCatchesAcceptedInvalidRequests(t *testing.T) {
 		{"presign taken", presign(`{"content_type":"image/png","size":1}`), 200, "application/json", presigned, true},
 		{"presign of 0 bytes taken", presign(`{"content_type":"image/png","size":0}`), 200, "application/json", presigned, false},
 		{"presign with an unknown field taken", presign(`{"content_type":"image/png","size":1,"x":1}`), 200, "application/json", presigned, false},
+		{"presign of a form taken", typed("POST", "/uploads/presign", "application/x-www-form-urlencoded"), 200, "application/json", presigned, false},
+		{"webhook of text taken", typed("POST", "/webhooks/s3", "text/plain"), 200, "application/json", `{"records":[]}`, false},
+		{"resize of any type taken", typed("POST", "/resize", "application/x-www-form-urlencoded"), 200, "image/webp", "x", true},
 	}
 	for _, tt := range tests {
 		resp := &http.Response{StatusCode: tt.status, Header: http.Header{"Content-Type": {tt.ctype}, "X-Request-Id": {"x"}}}
