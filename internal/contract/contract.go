@@ -104,8 +104,11 @@ func RestOfPath(item *openapi3.PathItem) string {
 
 // Check fails the test unless the response to req, with the given body, is
 // one that openapi.yaml documents for req's route: status, headers, content
-// type and body schema. A HEAD is checked as the GET that the document says
-// it answers like: the same status and headers, and no body.
+// type and body schema, and no header of the declared list the document
+// does not name for it. An answer below 400 also requires req to be one
+// the document calls valid (checkAccepted). A HEAD is checked as the GET
+// that the document says it answers like: the same status and headers,
+// and no body.
 func Check(t testing.TB, req *http.Request, resp *http.Response, body []byte) {
 	t.Helper()
 	load()
