@@ -188,6 +188,9 @@ func (d *Dir) writeOwn(name string, data []byte, perm fs.FileMode) error {
 	return nil
 }
 
+// writeTempMode is writeTemp for a file of mode perm. The file is made
+// readable by its owner alone and given perm once written, so that no
+// one else can read a secret (a signing key) while it is being written.
 func (d *Dir) writeTempMode(data []byte, sync bool, perm fs.FileMode) (string, fs.FileInfo, error) {
 	if d.readOnly {
 		return "", nil, errReadOnly
