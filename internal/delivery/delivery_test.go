@@ -1561,3 +1561,98 @@ func TestEntryLostByTheDiskIsAMissAfterAStart(t *testing.T) {
 		t.Fatalf("after the start: %v %s, %d bytes, ETag %s (the render's %s)", err, img.Outcome, len(img.Data), img.ETag, first.ETag)
 	}
 }
+
+// lookCounter counts the store's looks at originals (keys under uploads/).
+type lookCounter struct {
+	Cache
+	looks atomic.Int64
+}
+
+func (c *lookCounter) Head(ctx context.Context, key string) (storage.Object, error) {
+	if strings.HasPrefix(key, "uploads/") {
+		c.looks.Add(1)
+	}
+	return c.Cache.Head(ctx, key)
+}
+
+func (c *lookCounter) Get(ctx context.Context, key string, o storage.GetOptions) ([]byte, storage.Object, error) {
+	if strings.HasPrefix(key, "uploads/") {
+		c.looks.Add(1)
+	}
+	return c.Cache.Get(ctx, key, o)
+}
+
+// A hit of a URL that pins the original's version asks the store nothing
+// about the original; an unpinned one asks once per ETagTTL, however many
+// hits there are, and again once it has passed.
+func TestHitsLookAtTheOriginalOnlyWhenUnpinned(t *testing.T) {
+	const ttl = 500 * time.Millisecond
+	c := &lookCounter{Cache: dirStore(t)}
+	f := newFixture(t, c, 2, 4)
+	svc, err := New(Config{Prefixes: []string{"uploads/"}, CachePrefix: "resized/_cache/", CacheControl: "public, max-age=300",
+		ETagTTL: ttl, FailureTTL: time.Minute, MaxSourceBytes: 32 << 20, RenderTimeout: time.Minute},
+		Deps{Sources: c, Cache: c, Renderer: f.proc, Presets: f.pl, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Wait)
+	etag := f.put(t, "uploads/cats/tom.jpg", imagetest.Photo(t))
+	ctx := t.Context()
+	hits := func(r Request, n int) int64 {
+		t.Helper()
+		before := c.looks.Load()
+		for range n {
+			if img, err := svc.Serve(ctx, r); err != nil || img.Outcome != Hit {
+				t.Fatalf("%+v: %v %s, not a hit", r, err, img.Outcome)
+			}
+		}
+		return c.looks.Load() - before
+	}
+
+	pinned := req(t, "uploads/cats/tom.jpg", "width=120", "/p")
+	pinned.Version = etag
+	if _, err := svc.Serve(ctx, pinned); err != nil { // the miss that makes it
+		t.Fatal(err)
+	}
+	svc.Wait()
+	if n := hits(pinned, 50); n != 0 {
+		t.Errorf("50 hits of a pinned URL looked at the original %d times; want 0", n)
+	}
+	time.Sleep(2 * ttl)
+	if n := hits(pinned, 5); n != 0 {
+		t.Errorf("pinned hits after the TTL looked at the original %d times; want 0", n)
+	}
+
+	unpinned := req(t, "uploads/cats/tom.jpg", "width=140", "/u")
+	if _, err := svc.Serve(ctx, unpinned); err != nil {
+		t.Fatal(err)
+	}
+	svc.Wait()
+	time.Sleep(2 * ttl) // what the miss remembered has passed
+	start := time.Now()
+	n := hits(unpinned, 50)
+	// One look, and one more for each TTL the hits took (a slow machine).
+	if most := 1 + int64(time.Since(start)/ttl); n < 1 || n > most {
+		t.Errorf("50 hits of an unpinned URL looked at the original %d times; want 1 (at most %d in %s)", n, most, time.Since(start))
+	}
+	time.Sleep(2 * ttl)
+	if n := hits(unpinned, 5); n != 1 {
+		t.Errorf("hits once the TTL passed looked at the original %d times; want 1", n)
+	}
+}
+
+// New names every part it lacks.
+func TestNewNamesWhatIsMissing(t *testing.T) {
+	_, err := New(Config{CachePrefix: "resized/_cache", MaxSourceBytes: 1}, Deps{})
+	if err == nil {
+		t.Fatal("New accepted an empty configuration")
+	}
+	for _, name := range []string{"Deps.Sources", "Deps.Cache", "Deps.Renderer", "Deps.Presets", "CachePrefix", "RenderTimeout"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s: %v", name, err)
+		}
+	}
+	if strings.Contains(err.Error(), "MaxSourceBytes") {
+		t.Errorf("the error names a field that is in range: %v", err)
+	}
+}
