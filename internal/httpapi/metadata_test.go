@@ -34,8 +34,8 @@ func writableAll() (enabled, outputs []imageproc.Format) {
 
 // What reaches a client, from POST /resize in every format the service can
 // write (format=original and format=auto included) and from the variants
-// of POST /uploads, one in each such format, and from GET /img in each
-// (rendered, then from the derived cache), carries none of the
+// of POST /uploads and of an S3 event, one in each such format, and from
+// GET /img in each (rendered, then from the derived cache), carries none of the
 // uploader's metadata: no EXIF (GPS, Artist, MakerNote), XMP, IPTC, ICC
 // profile, comment, or orientation tag. Every output is upright: the
 // input's orientation 6 is applied, not carried.
@@ -125,6 +125,32 @@ func TestResponsesCarryNoMetadata(t *testing.T) {
 			t.Errorf("no variant in %s: the upload answered %s", f, b)
 		}
 	}
+	// An original dropped into S3 (MinIO): the variants its event makes.
+	srv := s3test.Start(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3s := newTestServerVariants(t, st, strings.Join(variants, ","), func(_ *Config, p *imageproc.Config) {
+		p.Formats = enabled
+	}, nil)
+	obj, err := st.Put(t.Context(), "uploads/privacy/event.jpg", original, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, r := s3s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), "uploads/privacy/event.jpg", obj.ETag), nil)
+	if resp.StatusCode != http.StatusOK || len(r.Records) != 1 || len(r.Records[0].Outputs) != len(formats) {
+		t.Fatalf("event: %d %+v", resp.StatusCode, r)
+	}
+	for _, o := range r.Records[0].Outputs {
+		b, _, err := st.Get(t.Context(), o.Key, storage.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", o.Key, err)
+		}
+		name := "event variant " + o.Key
+		checkUpright(t, s3s, name, b, 100, 150)
+		outs[name] = b
+	}
 	imagetest.CheckClean(t, outs)
 }
 
@@ -146,7 +172,8 @@ func checkUpright(t *testing.T, s *testServer, name string, out []byte, w, h int
 // keep=icc keeps the colour profile and nothing hidden in or around it,
 // on every path that makes an image: POST /resize, GET /img (rendered,
 // then from the derived cache), the variants of POST /uploads, and those
-// an S3 event makes (MinIO), in every format that carries a profile. The original's profile hides the
+// an S3 event makes (MinIO), in every format that carries a profile. The
+// original's profile hides the
 // uploader's EXIF (GPS position, Artist, MakerNote) between its tags and
 // past its declared end, and a marker in its ID and reserved bytes; the
 // profile was copied whole into every output that kept it.
