@@ -145,9 +145,21 @@ type Service struct {
 // New returns a Service. It fails when a part is missing, the cache
 // prefix is not a folder, or the registry refuses the metrics.
 func New(cfg Config, d Deps) (*Service, error) {
-	if d.Sources == nil || d.Cache == nil || d.Renderer == nil || d.Presets == nil ||
-		!strings.HasSuffix(cfg.CachePrefix, "/") || cfg.RenderTimeout <= 0 || cfg.MaxSourceBytes <= 0 {
-		return nil, errors.New("delivery: incomplete configuration")
+	var bad []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Deps.Sources", d.Sources != nil}, {"Deps.Cache", d.Cache != nil}, {"Deps.Renderer", d.Renderer != nil},
+		{"Deps.Presets", d.Presets != nil}, {"CachePrefix (a folder, ending in /)", strings.HasSuffix(cfg.CachePrefix, "/")},
+		{"RenderTimeout", cfg.RenderTimeout > 0}, {"MaxSourceBytes", cfg.MaxSourceBytes > 0},
+	} {
+		if !f.ok {
+			bad = append(bad, f.name)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("delivery: missing or out of range: %s", strings.Join(bad, ", "))
 	}
 	m, err := newMetrics(d.Registry)
 	if err != nil {

@@ -121,11 +121,25 @@ type LocalStore interface {
 // or the metrics cannot be registered.
 func New(cfg Config, d Deps) (http.Handler, error) {
 	_, local := d.Store.(LocalStore)
-	if d.Processor == nil || d.Registry == nil || d.Draining == nil || cfg.MaxBodyBytes <= 0 ||
-		d.Pipeline == nil || d.Store == nil || d.Delivery == nil || cfg.WebhookMaxBytes <= 0 || cfg.WebhookMaxRecords <= 0 ||
-		(local && cfg.PublicURL == "" && cfg.ListenAddr == "") || cfg.BodyMemory < 2*cfg.MaxBodyBytes ||
-		cfg.MinBodyRate < 0 || (cfg.MinBodyRate > 0 && cfg.MinBodyRateGrace <= 0) || cfg.MaxPerClient < 0 {
-		return nil, fmt.Errorf("httpapi: incomplete configuration")
+	var bad []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Deps.Processor", d.Processor != nil}, {"Deps.Registry", d.Registry != nil}, {"Deps.Draining", d.Draining != nil},
+		{"Deps.Pipeline", d.Pipeline != nil}, {"Deps.Store", d.Store != nil}, {"Deps.Delivery", d.Delivery != nil},
+		{"MaxBodyBytes", cfg.MaxBodyBytes > 0}, {"BodyMemory (at least twice MaxBodyBytes)", cfg.BodyMemory >= 2*cfg.MaxBodyBytes},
+		{"WebhookMaxBytes", cfg.WebhookMaxBytes > 0}, {"WebhookMaxRecords", cfg.WebhookMaxRecords > 0},
+		{"PublicURL or ListenAddr (a local store's URLs)", !local || cfg.PublicURL != "" || cfg.ListenAddr != ""},
+		{"MinBodyRate", cfg.MinBodyRate >= 0}, {"MinBodyRateGrace", cfg.MinBodyRate <= 0 || cfg.MinBodyRateGrace > 0},
+		{"MaxPerClient", cfg.MaxPerClient >= 0},
+	} {
+		if !f.ok {
+			bad = append(bad, f.name)
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("httpapi: missing or out of range: %s", strings.Join(bad, ", "))
 	}
 	m, err := newHTTPMetrics(d.Registry)
 	if err != nil {

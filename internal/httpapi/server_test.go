@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -237,5 +238,23 @@ func testProcConfig() imageproc.Config {
 	return imageproc.Config{ // a test's own limits: the service's defaults are internal/config's
 		Formats: imageproc.DefaultInputFormats, MaxPixels: 50_000_000, MaxDimension: 8192, MaxJPEGScans: 64, MaxFrames: 500,
 		Concurrency: 2, QueueSize: 16, QueueTimeout: 5 * time.Second, Timeout: 30 * time.Second,
+	}
+}
+
+// A constructor given an empty configuration names every part it lacks,
+// so that a wiring mistake says what to fix.
+func TestNewNamesWhatIsMissing(t *testing.T) {
+	_, err := New(Config{MaxBodyBytes: 1, BodyMemory: 1, MinBodyRate: -1}, Deps{})
+	if err == nil {
+		t.Fatal("New accepted an empty configuration")
+	}
+	for _, name := range []string{"Deps.Processor", "Deps.Registry", "Deps.Draining", "Deps.Pipeline", "Deps.Store",
+		"Deps.Delivery", "BodyMemory", "WebhookMaxBytes", "WebhookMaxRecords", "MinBodyRate,"} {
+		if !strings.Contains(err.Error()+",", name) {
+			t.Errorf("the error does not name %s: %v", strings.TrimSuffix(name, ","), err)
+		}
+	}
+	if strings.Contains(err.Error(), "MaxBodyBytes,") || strings.Contains(err.Error(), "MaxPerClient") {
+		t.Errorf("the error names a field that is in range: %v", err)
 	}
 }

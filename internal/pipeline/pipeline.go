@@ -196,8 +196,17 @@ func New(cfg Config, in, out Store, proc *imageproc.Processor) (*Pipeline, error
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if len(cfg.Variants) == 0 || in == nil || out == nil || proc == nil {
-		return nil, errors.New("pipeline: incomplete configuration")
+	var missing []string
+	for _, part := range []struct {
+		name string
+		ok   bool
+	}{{"Variants", len(cfg.Variants) > 0}, {"input store", in != nil}, {"output store", out != nil}, {"processor", proc != nil}} {
+		if !part.ok {
+			missing = append(missing, part.name)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("pipeline: missing %s", strings.Join(missing, ", "))
 	}
 	return &Pipeline{cfg: cfg, in: in, out: out, proc: proc, timedOut: memo.New[struct{}](cfg.FailureTTL)}, nil
 }

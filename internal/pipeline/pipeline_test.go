@@ -1348,3 +1348,16 @@ func encodePNGImage(t *testing.T, img image.Image) []byte {
 	}
 	return b.Bytes()
 }
+
+// New names every part it lacks.
+func TestNewNamesWhatIsMissing(t *testing.T) {
+	_, err := New(Config{InputPrefix: "uploads/", OutputPrefix: "resized/"}, nil, nil, nil)
+	if err == nil {
+		t.Fatal("New accepted no parts")
+	}
+	for _, name := range []string{"Variants", "input store", "output store", "processor"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("the error does not name %s: %v", name, err)
+		}
+	}
+}
