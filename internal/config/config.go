@@ -128,7 +128,7 @@ var vars = []variable{
 		func(c *Config, v string) (err error) { c.MaxPixels, err = positiveInt64(v); return err }},
 	{"MAX_DIMENSION", "8192", "largest width or height that may be asked for",
 		func(c *Config, v string) (err error) { c.MaxDimension, err = positiveInt(v); return err }},
-	{"MAX_OUTPUT_PIXELS", "", "largest output, width x height, padding and enlarging included (default: MAX_PIXELS)",
+	{"MAX_OUTPUT_PIXELS", "", "largest output, width x height, padding, enlarging and dpr included; over it, 413 (default: MAX_PIXELS)",
 		func(c *Config, v string) (err error) { c.MaxOutputPixels, err = positiveInt64(v); return err }},
 	{"MAX_JPEG_SCANS", "64", "most scans in a progressive JPEG, counted before decoding (real encoders write about 10)",
 		func(c *Config, v string) (err error) { c.MaxJPEGScans, err = positiveInt(v); return err }},
