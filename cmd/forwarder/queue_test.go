@@ -21,8 +21,9 @@ import (
 // The production event path, simulated: S3 events in an SQS queue
 // (goaws), the event source mapping (sqstest.Mapping) invoking at most
 // maxConcurrency forwarders at once, each under AWS's Lambda emulator,
-// posting to the service (CONCURRENCY=2, a queue of one) which writes the
-// variants into MinIO.
+// posting to the service (CONCURRENCY=2, shedding after 100 ms in its
+// queue; the burst's has one slot and no queue) which writes the variants
+// into MinIO.
 const (
 	burstEvents    = 2000
 	maxReported    = burstEvents / 200 // 0.5 %: see TestBurstThroughTheQueue
