@@ -183,6 +183,25 @@ func TestReconcileProof(t *testing.T) {
 	if rr.total != 0 {
 		t.Fatalf("the dry run made %d signals", rr.total)
 	}
+	// It says what it would read, and how long it would take: at the
+	// measured throughput per CPU over CONCURRENCY's 2, or at --rate.
+	var size int64
+	for i := range n {
+		size += int64(len(small(t, i)))
+	}
+	for _, c := range []struct {
+		args []string
+		rate float64
+	}{{nil, 2 * measuredThroughput}, {[]string{"--rate", "2"}, 2}, {[]string{"--throughput", "0.5"}, 1}} {
+		out, err := reconcileRun(ctx, env, append([]string{"--dry-run"}, c.args...)...)
+		took := time.Duration(float64(n) / c.rate * float64(time.Second)).Round(time.Second)
+		if want := fmt.Sprintf("(%s to read)", bytesText(size)); err != nil || !strings.Contains(out, want) {
+			t.Errorf("dry run %v: %v, no %q in\n%s", c.args, err, want, out)
+		}
+		if want := fmt.Sprintf("about %s at %.1f originals/s", took, c.rate); !strings.Contains(out, want) {
+			t.Errorf("dry run %v: no %q in\n%s", c.args, want, out)
+		}
+	}
 	// With --keep-retired, the count is of what it would delete: none.
 	out, err = reconcileRun(ctx, env, "--dry-run", "--json", "--keep-retired")
 	if got := lastJSON(t, out); err != nil || got["regenerate"] != n || got["delete"] != 0 {

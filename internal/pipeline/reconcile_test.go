@@ -3,10 +3,14 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/resizer/resizer/internal/storage"
 )
@@ -138,6 +142,44 @@ func TestReconcileRateTooHighToPace(t *testing.T) {
 		sum, err := p.Reconcile(t.Context(), plan, ReconcileOptions{Concurrency: 1, Rate: rate, Do: do})
 		if err != nil || sum.Processed != 2 {
 			t.Errorf("rate %g: %+v %v", rate, sum, err)
+		}
+	}
+}
+
+// --rate paces the starts of originals, whatever the concurrency: the
+// k-th start comes no sooner than k intervals after the first; originals
+// already current take no turn.
+func TestReconcileRatePaces(t *testing.T) {
+	p, err := New(testConfig(t), dirStore(t), dirStore(t), proc(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, rate = 12, 40.0
+	var plan Plan
+	for i := range n {
+		plan.Tasks = append(plan.Tasks, Task{Key: fmt.Sprintf("uploads/%02d.jpg", i), Action: ActionCreate},
+			Task{Key: fmt.Sprintf("uploads/%02d-current.jpg", i), Action: ActionCurrent})
+	}
+	var (
+		mu     sync.Mutex
+		starts []time.Time
+	)
+	do := func(ctx context.Context, task Task) (Result, error) {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return Result{Status: StatusProcessed, Key: task.Key}, nil
+	}
+	sum, err := p.Reconcile(t.Context(), plan, ReconcileOptions{Concurrency: 4, Rate: rate, Do: do})
+	if err != nil || sum.Processed != n || sum.UpToDate != n {
+		t.Fatalf("%+v %v", sum, err)
+	}
+	slices.SortFunc(starts, func(a, b time.Time) int { return a.Compare(b) })
+	every := time.Duration(float64(time.Second) / rate)
+	for k := 1; k < len(starts); k++ {
+		// A ticker's ticks may come a little early, never bunched.
+		if got, least := starts[k].Sub(starts[0]), time.Duration(k)*every*9/10; got < least {
+			t.Fatalf("start %d came %s after the first; at %g a second, not before %s", k, got, rate, least)
 		}
 	}
 }
