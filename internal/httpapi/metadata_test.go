@@ -126,28 +126,12 @@ func TestResponsesCarryNoMetadata(t *testing.T) {
 		}
 	}
 	// An original dropped into S3 (MinIO): the variants its event makes.
-	srv := s3test.Start(t)
-	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
-	if err != nil {
-		t.Fatal(err)
+	s3s, fromEvent := eventVariants(t, strings.Join(variants, ","), enabled, original)
+	if len(fromEvent) != len(formats) {
+		t.Errorf("the event made %d variants, want %d", len(fromEvent), len(formats))
 	}
-	s3s := newTestServerVariants(t, st, strings.Join(variants, ","), func(_ *Config, p *imageproc.Config) {
-		p.Formats = enabled
-	}, nil)
-	obj, err := st.Put(t.Context(), "uploads/privacy/event.jpg", original, storage.PutOptions{ContentType: "image/jpeg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, r := s3s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), "uploads/privacy/event.jpg", obj.ETag), nil)
-	if resp.StatusCode != http.StatusOK || len(r.Records) != 1 || len(r.Records[0].Outputs) != len(formats) {
-		t.Fatalf("event: %d %+v", resp.StatusCode, r)
-	}
-	for _, o := range r.Records[0].Outputs {
-		b, _, err := st.Get(t.Context(), o.Key, storage.GetOptions{})
-		if err != nil {
-			t.Fatalf("%s: %v", o.Key, err)
-		}
-		name := "event variant " + o.Key
+	for key, b := range fromEvent {
+		name := "event variant " + key
 		checkUpright(t, s3s, name, b, 100, 150)
 		outs[name] = b
 	}
@@ -230,29 +214,13 @@ func TestKeptProfileCarriesNothingElse(t *testing.T) {
 		}
 		outs["variant "+v.Key] = b
 	}
-	// An original dropped into S3: its event's variants.
-	srv := s3test.Start(t)
-	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
-	if err != nil {
-		t.Fatal(err)
+	// An original dropped into S3 (MinIO): the variants its event makes.
+	_, made := eventVariants(t, strings.Join(variants, ";"), enabled, original)
+	if len(made) != len(keeping) {
+		t.Errorf("the event made %d variants, want %d", len(made), len(keeping))
 	}
-	s3s := newTestServerVariants(t, st, strings.Join(variants, ";"), func(_ *Config, p *imageproc.Config) {
-		p.Formats = enabled
-	}, nil)
-	obj, err := st.Put(t.Context(), "uploads/privacy/icc-event.jpg", original, storage.PutOptions{ContentType: "image/jpeg"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, r := s3s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), "uploads/privacy/icc-event.jpg", obj.ETag), nil)
-	if resp.StatusCode != http.StatusOK || len(r.Records) != 1 || len(r.Records[0].Outputs) != len(keeping) {
-		t.Fatalf("event: %d %+v", resp.StatusCode, r)
-	}
-	for _, o := range r.Records[0].Outputs {
-		b, _, err := st.Get(t.Context(), o.Key, storage.GetOptions{})
-		if err != nil {
-			t.Fatalf("%s: %v", o.Key, err)
-		}
-		outs["event variant "+o.Key] = b
+	for key, b := range made {
+		outs["event variant "+key] = b
 	}
 	imagetest.CheckCleanBut(t, outs, "ICC-header:*", "ICC_Profile:*")
 	// The profile is kept, all the same (exiftool reads none in JPEG XL's
@@ -262,4 +230,37 @@ func TestKeptProfileCarriesNothingElse(t *testing.T) {
 			t.Errorf("%s: no profile kept", name)
 		}
 	}
+}
+
+// eventVariants stores original in a fresh MinIO bucket, sends its
+// ObjectCreated event to a server of these variants and formats, and
+// returns the server and the variants the event made, by key.
+func eventVariants(t *testing.T, variants string, formats []imageproc.Format, original []byte) (*testServer, map[string][]byte) {
+	t.Helper()
+	srv := s3test.Start(t)
+	st, err := storage.NewS3(storage.S3Config{Bucket: srv.Bucket(t), Endpoint: srv.Endpoint, PathStyle: true}, srv.AWSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServerVariants(t, st, variants, func(_ *Config, p *imageproc.Config) {
+		p.Formats = formats
+	}, nil)
+	const key = "uploads/privacy/event.jpg"
+	obj, err := st.Put(t.Context(), key, original, storage.PutOptions{ContentType: "image/jpeg"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, r := s.event(t, s3Event("ObjectCreated:Put", st.Bucket(), key, obj.ETag), nil)
+	if resp.StatusCode != http.StatusOK || len(r.Records) != 1 {
+		t.Fatalf("event: %d %+v", resp.StatusCode, r)
+	}
+	made := map[string][]byte{}
+	for _, o := range r.Records[0].Outputs {
+		b, _, err := st.Get(t.Context(), o.Key, storage.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s: %v", o.Key, err)
+		}
+		made[o.Key] = b
+	}
+	return s, made
 }
