@@ -8,11 +8,14 @@ import (
 	"maps"
 	"net/url"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/imageproc"
+	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
 )
 
@@ -24,12 +27,15 @@ stored original KEY (the store's full key, such as uploads/cats/tom.jpg)
 as OPTIONS ask, in the words of POST /resize ('width=800&format=webp'),
 signed with the first of URL_SIGNING_KEYS (with local storage and none
 set: the key kept in DATA_DIR). OPTIONS may also be preset=NAME (a
-variant of VARIANTS) and v=ETAG (pins the original's version).
+variant of VARIANTS) and v=ETAG (pins the original's version). KEY must
+lie under DELIVERY_PREFIXES, and NAME be a variant, as the server has
+them: a path the server would refuse is not printed.
 `
 
 // signSettings are the variables `server sign` reads: it serves nothing,
 // so the rest of the configuration (API keys among it) is not asked for.
-var signSettings = map[string]bool{"URL_SIGNING_KEYS": true, "DATA_DIR": true, "S3_BUCKET": true, "MAX_DIMENSION": true}
+var signSettings = map[string]bool{"URL_SIGNING_KEYS": true, "DATA_DIR": true, "S3_BUCKET": true, "MAX_DIMENSION": true,
+	"INPUT_PREFIX": true, "OUTPUT_PREFIX": true, "DELIVERY_PREFIXES": true, "VARIANTS": true}
 
 // sign is `server sign`: it writes the signed path of one image URL to
 // stdout. It fails on bad arguments or settings, and without a key to
@@ -74,6 +80,9 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 		}
 	}
 	r := imageurl.Request{Key: fs.Arg(0), Preset: q.Get("preset"), Version: q.Get("v")}
+	if err := servable(cfg, r); err != nil {
+		return err
+	}
 	q.Del("preset")
 	q.Del("v")
 	if len(q) > 0 {
@@ -95,6 +104,33 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 	}
 	_, err = fmt.Fprintln(stdout, p)
 	return err
+}
+
+// servable refuses a request the server would answer 403 or 404 whatever
+// is stored: a key outside DELIVERY_PREFIXES or among the derived images,
+// a preset that VARIANTS does not define.
+func servable(cfg config.Config, r imageurl.Request) error {
+	if strings.HasPrefix(r.Key, cfg.OutputPrefix+pipeline.CacheSegment) {
+		return fmt.Errorf("sign: %s is a derived image, never served by its key", r.Key)
+	}
+	if !slices.ContainsFunc(cfg.DeliveryPrefixes, func(p string) bool { return strings.HasPrefix(r.Key, p) }) {
+		return fmt.Errorf("sign: %s lies outside DELIVERY_PREFIXES (%s): the server would refuse it", r.Key, strings.Join(cfg.DeliveryPrefixes, ", "))
+	}
+	if r.Preset == "" {
+		return nil
+	}
+	variants, err := pipeline.ParseVariants(cfg.Variants, cfg.MaxDimension)
+	if err != nil {
+		return fmt.Errorf("VARIANTS: %w", err)
+	}
+	var names []string
+	for _, v := range variants {
+		if v.Name == r.Preset {
+			return nil
+		}
+		names = append(names, v.Name)
+	}
+	return fmt.Errorf("sign: preset %q is not a variant of VARIANTS (%s)", r.Preset, strings.Join(names, ", "))
 }
 
 // checkOptions refuses options the server would answer with a 400, as

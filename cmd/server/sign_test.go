@@ -127,3 +127,38 @@ func TestSignArguments(t *testing.T) {
 		}
 	}
 }
+
+// server sign prints no path the server would refuse whatever is stored:
+// a key outside DELIVERY_PREFIXES or among the derived images, or a
+// preset VARIANTS does not define; each refusal names the setting.
+func TestSignOnlyServablePaths(t *testing.T) {
+	env := map[string]string{"DATA_DIR": t.TempDir(), "URL_SIGNING_KEYS": "0123456789abcdef0123456789abcdef"}
+	refused := func(want string, args ...string) {
+		t.Helper()
+		if p, err := signPath(t, env, args...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: printed %q, %v; want a refusal naming %s", args, p, err, want)
+		}
+	}
+	accepted := func(args ...string) {
+		t.Helper()
+		if p, err := signPath(t, env, args...); err != nil || !strings.HasPrefix(p, "/img/") {
+			t.Errorf("%q: %q %v", args, p, err)
+		}
+	}
+	// The defaults: uploads/ served, the default variants.
+	accepted("uploads/a.jpg", "width=80")
+	accepted("uploads/a.jpg", "preset=medium")
+	refused("DELIVERY_PREFIXES", "photos/a.jpg", "width=80")
+	refused("DELIVERY_PREFIXES", "resized/thumb/a.jpg", "width=80")
+	refused("VARIANTS", "uploads/a.jpg", "preset=huge")
+	// As the server is configured.
+	env["DELIVERY_PREFIXES"], env["VARIANTS"] = "photos/,resized/", "huge:3000x0,tiny:20x20:cover"
+	accepted("photos/a.jpg", "width=80")
+	accepted("resized/thumb/a.jpg", "width=80")
+	accepted("photos/a.jpg", "preset=huge")
+	refused("DELIVERY_PREFIXES", "uploads/a.jpg", "width=80")
+	refused("derived image", "resized/_cache/ab/cd.jpg", "width=80")
+	refused("VARIANTS", "photos/a.jpg", "preset=medium")
+	env["VARIANTS"] = "bad"
+	refused("VARIANTS", "photos/a.jpg", "preset=huge")
+}
