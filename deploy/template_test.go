@@ -491,6 +491,7 @@ func TestEveryAlarmNotifies(t *testing.T) {
 	tpl := load(t)
 	topic := fmt.Sprint([]any{map[string]any{"Ref": "AlarmTopic"}})
 	watched := map[string]bool{}
+	balancers := map[string]bool{} // those whose own 5xx have an alarm
 	alarms := resources(t, tpl, "AWS::CloudWatch::Alarm")
 	for name, a := range alarms {
 		p := get(t, a, "Properties")
@@ -499,6 +500,13 @@ func TestEveryAlarmNotifies(t *testing.T) {
 		}
 		if m, ok := get(t, p, "MetricName").(string); ok {
 			watched[m] = true
+			if m == "HTTPCode_ELB_5XX_Count" {
+				for _, d := range get(t, p, "Dimensions").([]any) {
+					if get(t, d, "Name") == "LoadBalancer" {
+						balancers[fmt.Sprint(get(t, d, "Value"))] = true
+					}
+				}
+			}
 		}
 		metrics, _ := get(t, p, "Metrics").([]any)
 		for _, m := range metrics {
@@ -511,6 +519,12 @@ func TestEveryAlarmNotifies(t *testing.T) {
 		"HTTPCode_Target_5XX_Count", "UnHealthyHostCount", "Errors", "Throttles", "MemoryUtilization"} {
 		if !watched[m] {
 			t.Errorf("no alarm on %s", m)
+		}
+	}
+	// Both ways in: the public one, and the forwarder's internal one.
+	for _, lb := range []string{"LoadBalancer", "InternalLoadBalancer"} {
+		if !balancers[fmt.Sprint(map[string]any{"Fn::GetAtt": lb + ".LoadBalancerFullName"})] {
+			t.Errorf("no alarm on %s's own 5xx (alarms on %v)", lb, balancers)
 		}
 	}
 	if get(t, tpl, "Resources", "AlarmSubscription", "Properties", "Protocol") != "email" {
