@@ -1,10 +1,5 @@
 package imageproc
 
-/*
-#include <vips/vips.h>
-*/
-import "C"
-
 import (
 	"errors"
 	"fmt"
@@ -243,8 +238,7 @@ func (s *source) frames() (vimage, error) {
 		}
 		s.anim = im
 	}
-	C.g_object_ref(C.gpointer(s.anim.p))
-	return s.anim, nil
+	return s.anim.ref(), nil
 }
 
 // full returns a new reference to the whole source, upright, in 8 bits,
@@ -264,8 +258,7 @@ func (s *source) full() (vimage, error) {
 		}
 		s.whole = im
 	}
-	C.g_object_ref(C.gpointer(s.whole.p))
-	return s.whole, nil
+	return s.whole.ref(), nil
 }
 
 // trim finds what a trim of the source's border leaves: of its first
@@ -532,8 +525,7 @@ func shrinkRect(r rect, n, w, h int) rect {
 // shared returns a new reference to the shared decode, for a step that
 // consumes it.
 func (s *source) shared() vimage {
-	C.g_object_ref(C.gpointer(s.mid.p))
-	return s.mid
+	return s.mid.ref()
 }
 
 // output makes one output from the source: its region scaled (every
