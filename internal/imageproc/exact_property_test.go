@@ -2,10 +2,8 @@ package imageproc
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"image"
 	"image/color"
 	"image/draw"
@@ -13,7 +11,6 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
-	"slices"
 	"testing"
 )
 
@@ -37,15 +34,11 @@ func pixelPicture(r *rand.Rand, w, h int) *image.RGBA {
 // chunk, before the image data as the PNG specification asks, that says o.
 func pngWithOrientation(t *testing.T, up *image.RGBA, o int) []byte {
 	t.Helper()
-	b := encodePNG(t, storeAs(up, o))
-	tiff := []byte{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint16(tiff[18:], uint16(o))
-	body := append([]byte("eXIf"), tiff...)
-	chunk := binary.BigEndian.AppendUint32(nil, uint32(len(tiff)))
-	chunk = append(chunk, body...)
-	chunk = binary.BigEndian.AppendUint32(chunk, crc32.ChecksumIEEE(body))
-	const afterIHDR = 8 + 4 + 4 + 13 + 4 // signature, then IHDR's length, type, data and CRC
-	return slices.Concat(b[:afterIHDR], chunk, b[afterIHDR:])
+	b, err := pngWith(encodePNG(t, storeAs(up, o)), orientationTIFF(uint16(o)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // unscaled is what docs/api.md says options that scale nothing make of an

@@ -65,12 +65,18 @@ func encodeGIF(t testing.TB, img image.Image) []byte {
 	return b.Bytes()
 }
 
+// orientationTIFF is an EXIF block (TIFF, big-endian) holding only the
+// given orientation tag.
+func orientationTIFF(orientation uint16) []byte {
+	tiff := []byte{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint16(tiff[18:], orientation)
+	return tiff
+}
+
 // withOrientation inserts an EXIF APP1 segment holding only the given
 // orientation tag right after a JPEG's SOI marker.
 func withOrientation(jpg []byte, orientation uint16) []byte {
-	tiff := []byte{'M', 'M', 0, 42, 0, 0, 0, 8, 0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}
-	binary.BigEndian.PutUint16(tiff[18:], orientation)
-	seg := append([]byte("Exif\x00\x00"), tiff...)
+	seg := append([]byte("Exif\x00\x00"), orientationTIFF(orientation)...)
 	app1 := []byte{0xFF, 0xE1, 0, 0}
 	binary.BigEndian.PutUint16(app1[2:], uint16(len(seg)+2))
 	out := append([]byte{}, jpg[:2]...)
