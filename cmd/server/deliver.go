@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/resizer/resizer/internal/cdn"
+	"github.com/resizer/resizer/internal/config"
 	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
@@ -38,7 +39,7 @@ func newDelivery(ctx context.Context, s settings, st *stores, proc *imageproc.Pr
 	}
 	return delivery.New(delivery.Config{
 		Prefixes:       s.DeliveryPrefixes,
-		CachePrefix:    s.OutputPrefix + pipeline.CacheSegment,
+		CachePrefix:    cachePrefix(s.Config),
 		CacheControl:   s.DeliveryCacheControl,
 		ETagTTL:        s.DeliveryETagTTL,
 		FailureTTL:     s.FailureTTL,
@@ -68,3 +69,7 @@ func urlSigningKeys(s settings, st *stores) ([]string, error) {
 
 // errNoSigningKey: `server sign` has no key to sign with.
 var errNoSigningKey = errors.New("no URL_SIGNING_KEYS to sign with")
+
+// cachePrefix is where delivery keeps its derived images: the reserved
+// segment of the output prefix.
+func cachePrefix(cfg config.Config) string { return cfg.OutputPrefix + pipeline.CacheSegment }

@@ -8,12 +8,12 @@ import (
 	"maps"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/resizer/resizer/imageurl"
 	"github.com/resizer/resizer/internal/config"
+	"github.com/resizer/resizer/internal/delivery"
 	"github.com/resizer/resizer/internal/imageproc"
 	"github.com/resizer/resizer/internal/pipeline"
 	"github.com/resizer/resizer/internal/storage"
@@ -110,11 +110,8 @@ func sign(getenv func(string) string, args []string, stdout io.Writer) error {
 // is stored: a key outside DELIVERY_PREFIXES or among the derived images,
 // a preset that VARIANTS does not define.
 func servable(cfg config.Config, r imageurl.Request) error {
-	if strings.HasPrefix(r.Key, cfg.OutputPrefix+pipeline.CacheSegment) {
-		return fmt.Errorf("sign: %s is a derived image, never served by its key", r.Key)
-	}
-	if !slices.ContainsFunc(cfg.DeliveryPrefixes, func(p string) bool { return strings.HasPrefix(r.Key, p) }) {
-		return fmt.Errorf("sign: %s lies outside DELIVERY_PREFIXES (%s): the server would refuse it", r.Key, strings.Join(cfg.DeliveryPrefixes, ", "))
+	if err := delivery.Served(r.Key, cfg.DeliveryPrefixes, cachePrefix(cfg)); err != nil {
+		return fmt.Errorf("sign: %w: the server would refuse it (see DELIVERY_PREFIXES)", err)
 	}
 	if r.Preset == "" {
 		return nil

@@ -340,16 +340,21 @@ func (s *Service) fits(e entry, r Request) error {
 }
 
 // served refuses keys outside the prefixes, and the cache's own.
-func (s *Service) served(key string) error {
-	if strings.HasPrefix(key, s.cfg.CachePrefix) {
+func (s *Service) served(key string) error { return Served(key, s.cfg.Prefixes, s.cfg.CachePrefix) }
+
+// Served refuses, with ErrNotServed, what a Service of these Prefixes and
+// CachePrefix never serves whatever is stored: a key outside the
+// prefixes, or a derived image. server sign asks it before it signs.
+func Served(key string, prefixes []string, cachePrefix string) error {
+	if strings.HasPrefix(key, cachePrefix) {
 		return fmt.Errorf("%w: %q is a derived image", ErrNotServed, key)
 	}
-	for _, p := range s.cfg.Prefixes {
+	for _, p := range prefixes {
 		if strings.HasPrefix(key, p) {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: %q is outside %s", ErrNotServed, key, strings.Join(s.cfg.Prefixes, ", "))
+	return fmt.Errorf("%w: %q is outside %s", ErrNotServed, key, strings.Join(prefixes, ", "))
 }
 
 // version is a version of an original: its ETag, unquoted, and, when
