@@ -41,7 +41,9 @@ func (d *Dir) LockServer() error {
 	if st, err := d.root.Lstat(serverLockFile); err == nil && !st.Mode().IsRegular() {
 		return notOwn
 	}
-	f, err := d.root.OpenFile(serverLockFile, os.O_RDWR|os.O_CREATE, 0o644)
+	// O_NOFOLLOW: a link planted after that look is refused too, as open
+	// refuses one at a key.
+	f, err := d.root.OpenFile(serverLockFile, os.O_RDWR|os.O_CREATE|oNoFollow, 0o644)
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", d.dir, fsError(err))
 	}
