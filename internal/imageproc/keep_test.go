@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"image"
 	"math"
 	"slices"
 	"testing"
@@ -22,18 +23,7 @@ var keepFormats = []Format{FormatJPEG, FormatPNG, FormatWebP, FormatAVIF, Format
 // their EXIF in an Exif item, as libvips writes it when not stripping.
 func metadataInputs(t *testing.T, p *Processor) map[string][]byte {
 	t.Helper()
-	icc := imagetest.JPEGICC(readTestdata(t, "p3.jpg"))
-	stored := quadrants(300, 200)
-	pngBase := encodePNG(t, stored)
-	webpBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatWebP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := map[string][]byte{
-		"jpeg": imagetest.JPEG(encodeJPEG(t, stored), 6, icc),
-		"png":  imagetest.PNG(pngBase, 6, icc),
-		"webp": imagetest.WebP(webpBase.Data, 300, 200, 6, icc),
-	}
+	in := withMetadata(t, p, quadrants(300, 200), 6, imagetest.JPEGICC(readTestdata(t, "p3.jpg")))
 	for name, typ := range map[string]bimg.ImageType{"avif": bimg.AVIF, "heic": bimg.HEIF} {
 		b, err := bimg.NewImage(in["jpeg"]).Process(bimg.Options{Type: typ, Quality: 50, Speed: 8, NoAutoRotate: true})
 		if err != nil {
@@ -47,6 +37,24 @@ func metadataInputs(t *testing.T, p *Processor) map[string][]byte {
 		}
 	}
 	return in
+}
+
+// withMetadata is the picture stored as a JPEG, a PNG and a WebP, each
+// carrying every kind of metadata imagetest plants: EXIF orientation o,
+// the ICC profile icc, XMP, IPTC, comments.
+func withMetadata(t *testing.T, p *Processor, stored *image.RGBA, o int, icc []byte) map[string][]byte {
+	t.Helper()
+	pngBase := encodePNG(t, stored)
+	webpBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatWebP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, h := stored.Bounds().Dx(), stored.Bounds().Dy()
+	return map[string][]byte{
+		"jpeg": imagetest.JPEG(encodeJPEG(t, stored), o, icc),
+		"png":  imagetest.PNG(pngBase, o, icc),
+		"webp": imagetest.WebP(webpBase.Data, w, h, o, icc),
+	}
 }
 
 // keep=copyright writes the source's Artist and Copyright, and nothing
@@ -298,17 +306,7 @@ func TestKeepICCOnlyTheProfile(t *testing.T) {
 	icc := imagetest.JPEGICC(readTestdata(t, "p3.jpg"))
 	hiding := imagetest.ICCHiding(icc)
 	want := iccProfileOnly(hiding)
-	stored := quadrants(120, 80)
-	pngBase := encodePNG(t, stored)
-	webpBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatWebP})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs := map[string][]byte{
-		"jpeg": imagetest.JPEG(encodeJPEG(t, stored), 1, hiding),
-		"png":  imagetest.PNG(pngBase, 1, hiding),
-		"webp": imagetest.WebP(webpBase.Data, 120, 80, 1, hiding),
-	}
+	inputs := withMetadata(t, p, quadrants(120, 80), 1, hiding)
 	for name, in := range inputs {
 		// (libpng's reader, for a PNG, stops at the declared size.)
 		if got := vipsProfile(t, in); !bytes.Contains(got, []byte(imagetest.Markers[10])) || !bytes.Contains(got, imagetest.GPSBytes()) {

@@ -22,21 +22,12 @@ func TestNoMetadataSurvives(t *testing.T) {
 		t.Fatal("p3.jpg has no ICC profile")
 	}
 	stored := quadrants(300, 200) // stored sideways: orientation 6 shows it 200x300
-	pngBase := encodePNG(t, stored)
-	webpBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatWebP})
+	inputs := withMetadata(t, p, stored, 6, icc)
+	jxlBase, err := p.Process(t.Context(), encodePNG(t, stored), Options{Format: FormatJXL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	jxlBase, err := p.Process(t.Context(), pngBase, Options{Format: FormatJXL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	inputs := map[string][]byte{
-		"jpeg": imagetest.JPEG(encodeJPEG(t, stored), 6, icc),
-		"png":  imagetest.PNG(pngBase, 6, icc),
-		"webp": imagetest.WebP(webpBase.Data, 300, 200, 6, icc),
-		"jxl":  imagetest.JXL(jxlBase.Data, 6),
-	}
+	inputs["jxl"] = imagetest.JXL(jxlBase.Data, 6)
 	// The inputs do carry what the outputs must not: the check can see it.
 	for name, tags := range imagetest.Exiftool(t, inputs) {
 		if tags["IFD0:Artist"] == nil || tags["GPS:GPSLatitude"] == nil || tags["XMP-dc:Creator"] == nil {
